@@ -1,0 +1,310 @@
+//! The configuration contract of DESIGN.md: one global TOML file, profiles (plans), NSS
+//! group -> profile, and per-user files `users/<user>.toml` next to the global file.
+//! Unknown keys are refused; every error names the file, line, column and key.
+
+mod error;
+mod file;
+mod policy;
+mod resolve;
+mod user;
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::limits::{parse_limit, Limit, LimitKey, RawValue};
+
+pub use error::{line_col, ConfigError};
+pub use file::{read_secure, Follow, MAX_CONFIG_BYTES};
+pub use policy::{OnError, Policy};
+pub use resolve::{EffectiveLimits, LimitSource, ResolvedLimit};
+pub use user::UserFile;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pam_cgroup/config.toml";
+/// Name of the tree root inside the cgroup2 mount when the config does not set one.
+pub const DEFAULT_ROOT_NAME: &str = "pam_cgroup";
+pub const DEFAULT_MAX_DESCENDANTS: u32 = 512;
+pub const DEFAULT_MAX_DEPTH: u32 = 4;
+
+/// `[tree]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeConfig {
+    /// Absolute path inside a cgroup2 mount; `None`: `<cgroup2 mount>/pam_cgroup`.
+    pub root: Option<PathBuf>,
+    /// cgroup.max.descendants of each user cgroup (sessions and services together).
+    pub max_descendants: u32,
+    /// cgroup.max.depth of each user cgroup.
+    pub max_depth: u32,
+}
+
+/// `[private_ip]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateIpConfig {
+    pub enabled: bool,
+    pub min_gid: u32,
+    pub ports: RangeInclusive<u16>,
+}
+
+impl Default for PrivateIpConfig {
+    fn default() -> Self {
+        PrivateIpConfig {
+            enabled: false,
+            min_gid: 2000,
+            ports: 8000..=8299,
+        }
+    }
+}
+
+/// A validated global configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub path: PathBuf,
+    pub tree: TreeConfig,
+    pub policy: Policy,
+    /// `[limits]`: defaults for every confined user.
+    pub limits: BTreeMap<LimitKey, Limit>,
+    /// `[profiles.NAME]`
+    pub profiles: BTreeMap<String, BTreeMap<LimitKey, Limit>>,
+    /// `[groups]`: NSS group -> profile, in file order (the first matching line wins).
+    pub groups: Vec<(String, String)>,
+    pub private_ip: PrivateIpConfig,
+}
+
+// ---- the file's shape, as serde sees it -------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    tree: RawTree,
+    #[serde(default)]
+    policy: policy::RawPolicy,
+    #[serde(default)]
+    limits: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    profiles: BTreeMap<String, BTreeMap<String, Spanned<toml::Value>>>,
+    #[serde(default)]
+    groups: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    private_ip: RawPrivateIp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTree {
+    root: Option<Spanned<String>>,
+    max_descendants: Option<Spanned<i64>>,
+    max_depth: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivateIp {
+    #[serde(default)]
+    enabled: bool,
+    min_gid: Option<Spanned<i64>>,
+    ports: Option<Spanned<String>>,
+}
+
+/// Context for errors: the file and its text.
+pub(crate) struct Source<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+}
+
+impl Source<'_> {
+    pub(crate) fn error<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Result<T, ConfigError> {
+        Err(ConfigError::at(
+            self.path,
+            self.text,
+            Some(span),
+            Some(key.into()),
+            reason,
+        ))
+    }
+
+    /// Validates a table of limit keys -> values.
+    pub(crate) fn limits(
+        &self,
+        section: &str,
+        table: &BTreeMap<String, Spanned<toml::Value>>,
+    ) -> Result<BTreeMap<LimitKey, Limit>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for (key, value) in table {
+            let dotted = if section.is_empty() {
+                key.clone()
+            } else {
+                format!("{section}.{key}")
+            };
+            let raw = match RawValue::from_toml(value.get_ref()) {
+                Ok(raw) => raw,
+                Err(reason) => return self.error(value.span(), dotted, reason),
+            };
+            match parse_limit(key, &raw) {
+                Ok(limit) => {
+                    out.insert(limit.key, limit);
+                }
+                Err(e) => return self.error(value.span(), dotted, e.reason),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn bounded_u32(
+    src: &Source<'_>,
+    value: &Spanned<i64>,
+    key: &str,
+    range: RangeInclusive<i64>,
+) -> Result<u32, ConfigError> {
+    let v = *value.get_ref();
+    if !range.contains(&v) {
+        return src.error(
+            value.span(),
+            key,
+            format!("must be from {} to {}", range.start(), range.end()),
+        );
+    }
+    u32::try_from(v).or_else(|_| src.error(value.span(), key, "out of range"))
+}
+
+/// Parses `"8000-8299"` or `"8080"`.
+pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let port = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{s:?} is not a port (1-65535)"))
+    };
+    let (first, last) = match text.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => {
+            let p = port(text)?;
+            (p, p)
+        }
+    };
+    if first > last {
+        return Err(format!("{text:?}: the first port is above the last"));
+    }
+    Ok(first..=last)
+}
+
+impl Config {
+    /// Parses and validates config text; `path` is used in errors and to find user files.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        let src = Source { path, text };
+
+        let root = match &raw.tree.root {
+            None => None,
+            Some(r) => {
+                let p = PathBuf::from(r.get_ref());
+                if let Err(reason) = crate::tree::check_root_syntax(&p) {
+                    return src.error(r.span(), "tree.root", reason);
+                }
+                Some(p)
+            }
+        };
+        let max_descendants = match &raw.tree.max_descendants {
+            Some(v) => bounded_u32(&src, v, "tree.max_descendants", 2..=1_000_000)?,
+            None => DEFAULT_MAX_DESCENDANTS,
+        };
+        let max_depth = match &raw.tree.max_depth {
+            Some(v) => bounded_u32(&src, v, "tree.max_depth", 1..=64)?,
+            None => DEFAULT_MAX_DEPTH,
+        };
+
+        let policy = raw.policy.validate(&src)?;
+        let limits = src.limits("limits", &raw.limits)?;
+        let mut profiles = BTreeMap::new();
+        for (name, table) in &raw.profiles {
+            profiles.insert(name.clone(), src.limits(&format!("profiles.{name}"), table)?);
+        }
+        let mut groups = Vec::new();
+        for (group, profile) in &raw.groups {
+            if !profiles.contains_key(profile.get_ref()) {
+                return src.error(
+                    profile.span(),
+                    format!("groups.{group}"),
+                    format!("no profile named {:?} ([profiles.{}] is missing)", profile.get_ref(), profile.get_ref()),
+                );
+            }
+            groups.push((group.clone(), profile.get_ref().clone()));
+        }
+
+        let mut private_ip = PrivateIpConfig {
+            enabled: raw.private_ip.enabled,
+            ..PrivateIpConfig::default()
+        };
+        if let Some(v) = &raw.private_ip.min_gid {
+            // The address is 127.0.0.0 | gid: the gid must fit in the low 24 bits.
+            private_ip.min_gid = bounded_u32(&src, v, "private_ip.min_gid", 1..=0xff_ffff)?;
+        }
+        if let Some(p) = &raw.private_ip.ports {
+            private_ip.ports = match parse_port_range(p.get_ref()) {
+                Ok(r) => r,
+                Err(reason) => return src.error(p.span(), "private_ip.ports", reason),
+            };
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            tree: TreeConfig {
+                root,
+                max_descendants,
+                max_depth,
+            },
+            policy,
+            limits,
+            profiles,
+            groups,
+            private_ip,
+        })
+    }
+
+    /// Reads and validates the global file (root-owned, not group/world-writable).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = read_secure(path, Follow::Symlinks, false)?
+            .ok_or_else(|| ConfigError::file(path, "does not exist"))?;
+        Self::parse(path, &text)
+    }
+
+    /// The directory of per-user files: `<config dir>/users`.
+    pub fn users_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .unwrap_or_else(|| Path::new("/"))
+            .join("users")
+    }
+
+    /// Path of one user's file. The name must have been validated.
+    pub fn user_file_path(&self, user: &str) -> PathBuf {
+        self.users_dir().join(format!("{user}.toml"))
+    }
+
+    /// Reads `users/<user>.toml` if it exists.
+    pub fn load_user_file(&self, user: &str) -> Result<Option<UserFile>, ConfigError> {
+        crate::names::validate_user_name(user).map_err(|e| {
+            ConfigError::file(&self.user_file_path("_"), format!("refused: {e}"))
+        })?;
+        let path = self.user_file_path(user);
+        match read_secure(&path, Follow::NoSymlinks, true)? {
+            None => Ok(None),
+            Some(text) => UserFile::parse(&path, &text, self).map(Some),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+//! `[policy]`: what happens on failure and who is never confined.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ConfigError, Source};
+
+/// What a failure does to the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Log and let the session in (unconfined): availability first.
+    #[default]
+    Open,
+    /// Refuse the session: isolation first. Root and exempt users still get in.
+    Closed,
+}
+
+impl FromStr for OnError {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(OnError::Open),
+            "closed" => Ok(OnError::Closed),
+            other => Err(format!("{other:?}: expected \"open\" or \"closed\"")),
+        }
+    }
+}
+
+impl fmt::Display for OnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OnError::Open => "open",
+            OnError::Closed => "closed",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub on_error: OnError,
+    pub exempt_users: Vec<String>,
+    pub exempt_groups: Vec<String>,
+    /// Users with a uid below are not confined (system accounts).
+    pub min_uid: u32,
+}
+
+pub const DEFAULT_MIN_UID: u32 = 1000;
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            on_error: OnError::Open,
+            exempt_users: vec!["root".to_string()],
+            exempt_groups: Vec::new(),
+            min_uid: DEFAULT_MIN_UID,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    on_error: Option<Spanned<String>>,
+    exempt_users: Option<Vec<String>>,
+    exempt_groups: Option<Vec<String>>,
+    min_uid: Option<Spanned<i64>>,
+}
+
+impl RawPolicy {
+    pub(super) fn validate(&self, src: &Source<'_>) -> Result<Policy, ConfigError> {
+        let mut policy = Policy::default();
+        if let Some(v) = &self.on_error {
+            policy.on_error = match v.get_ref().parse() {
+                Ok(o) => o,
+                Err(reason) => return src.error(v.span(), "policy.on_error", reason),
+            };
+        }
+        if let Some(users) = &self.exempt_users {
+            policy.exempt_users = users.clone();
+        }
+        if let Some(groups) = &self.exempt_groups {
+            policy.exempt_groups = groups.clone();
+        }
+        if let Some(v) = &self.min_uid {
+            policy.min_uid = match u32::try_from(*v.get_ref()) {
+                Ok(uid) => uid,
+                Err(_) => {
+                    return src.error(v.span(), "policy.min_uid", "must be from 0 to 4294967295")
+                }
+            };
+        }
+        Ok(policy)
+    }
+}
+
+impl Policy {
+    /// The policy to follow when the config file is broken: whatever of `[policy]` can still
+    /// be read from it (so exempt users listed there keep their access and `on_error` is the
+    /// administrator's), and the defaults for the rest (root exempt, uid < 1000 exempt).
+    pub fn fallback(text: Option<&str>) -> Policy {
+        let mut policy = Policy::default();
+        let Some(table) = text.and_then(|t| t.parse::<toml::Table>().ok()) else {
+            return policy;
+        };
+        let Some(section) = table.get("policy").and_then(|p| p.as_table()) else {
+            return policy;
+        };
+        if let Some(o) = section
+            .get("on_error")
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse().ok())
+        {
+            policy.on_error = o;
+        }
+        let strings = |key: &str| -> Option<Vec<String>> {
+            section.get(key)?.as_array().map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_string))
+                    .collect()
+            })
+        };
+        if let Some(users) = strings("exempt_users") {
+            policy.exempt_users.extend(users);
+        }
+        if let Some(groups) = strings("exempt_groups") {
+            policy.exempt_groups = groups;
+        }
+        if let Some(uid) = section
+            .get("min_uid")
+            .and_then(|v| v.as_integer())
+            .and_then(|v| u32::try_from(v).ok())
+        {
+            // A broken file never lowers the floor below the default: fail towards exempting.
+            policy.min_uid = uid.max(DEFAULT_MIN_UID);
+        }
+        policy
+    }
+}

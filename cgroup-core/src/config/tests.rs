@@ -1,0 +1,236 @@
+use std::path::Path;
+
+use super::*;
+use crate::limits::LimitKey;
+
+const FULL: &str = r#"
+[tree]
+root = "/sys/fs/cgroup/unified/pam_cgroup"
+max_descendants = 100
+max_depth = 3
+
+[policy]
+on_error = "closed"
+exempt_users = ["root", "backup"]
+exempt_groups = ["admins"]
+min_uid = 1000
+
+[limits]
+"memory.max" = "1G"
+"pids.max" = 512
+"cpu.max" = "100%"
+
+[profiles.pro]
+"memory.max" = "4G"
+"cpu.max" = "200%"
+
+[profiles.gold]
+"memory.max" = "8G"
+
+[groups]
+plan-pro = "pro"
+plan-gold = "gold"
+
+[private_ip]
+enabled = true
+min_gid = 2000
+ports = "8000-8299"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/etc/pam_cgroup/config.toml"), text)
+}
+
+fn value(c: &EffectiveLimits, key: LimitKey) -> (&str, String) {
+    let r = &c.limits[&key];
+    (r.limit.lines[0].as_str(), r.source.to_string())
+}
+
+#[test]
+fn full_example_parses() {
+    let c = parse(FULL).unwrap();
+    assert_eq!(c.policy.on_error, OnError::Closed);
+    assert_eq!(c.tree.max_descendants, 100);
+    assert_eq!(c.limits[&LimitKey::MemoryMax].lines, vec!["1073741824"]);
+    assert_eq!(c.profiles["pro"][&LimitKey::CpuMax].lines, vec!["200000 100000"]);
+    assert_eq!(c.groups[0], ("plan-pro".to_string(), "pro".to_string()));
+    assert_eq!(c.private_ip.ports, 8000..=8299);
+    assert!(c.private_ip.enabled);
+}
+
+#[test]
+fn empty_file_gives_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.policy, Policy::default());
+    assert!(c.limits.is_empty());
+    assert_eq!(c.tree.max_depth, DEFAULT_MAX_DEPTH);
+    assert!(!c.private_ip.enabled);
+}
+
+#[test]
+fn precedence_default_profile_user() {
+    let c = parse(FULL).unwrap();
+    // No plan group, no user file: defaults.
+    let e = c.effective_limits(&[], None);
+    assert_eq!(value(&e, LimitKey::MemoryMax), ("1073741824", "default".into()));
+    // Plan group: profile beats defaults, defaults fill the rest.
+    let e = c.effective_limits(&["users".into(), "plan-pro".into()], None);
+    assert_eq!(e.profile.as_deref(), Some("pro"));
+    assert_eq!(
+        value(&e, LimitKey::MemoryMax),
+        ("4294967296", "profile pro (group plan-pro)".into())
+    );
+    assert_eq!(value(&e, LimitKey::PidsMax), ("512", "default".into()));
+    // User file: its keys beat the profile; its profile beats the group's.
+    let uf = UserFile::parse(
+        Path::new("/etc/pam_cgroup/users/alice.toml"),
+        "profile = \"gold\"\n\"pids.max\" = 64\n",
+        &c,
+    )
+    .unwrap();
+    let e = c.effective_limits(&["plan-pro".into()], Some(&uf));
+    assert_eq!(e.profile.as_deref(), Some("gold"));
+    assert_eq!(
+        value(&e, LimitKey::MemoryMax),
+        ("8589934592", "profile gold (user file)".into())
+    );
+    assert_eq!(value(&e, LimitKey::PidsMax), ("64", "user file".into()));
+    assert_eq!(value(&e, LimitKey::CpuMax), ("100000 100000", "default".into()));
+}
+
+#[test]
+fn two_plan_groups_first_line_of_groups_wins() {
+    let c = parse(FULL).unwrap();
+    // NSS order must not matter: plan-pro is listed first in [groups].
+    for groups in [
+        vec!["plan-gold".to_string(), "plan-pro".to_string()],
+        vec!["plan-pro".to_string(), "plan-gold".to_string()],
+    ] {
+        assert_eq!(c.effective_limits(&groups, None).profile.as_deref(), Some("pro"));
+    }
+}
+
+fn err(text: &str) -> ConfigError {
+    parse(text).unwrap_err()
+}
+
+#[test]
+fn unknown_keys_are_refused_with_place() {
+    let e = err("[policy]\nonerror = \"open\"\n");
+    assert_eq!(e.line, Some(2));
+    assert!(e.reason.contains("onerror"), "{e}");
+    let e = err("[limitz]\n");
+    assert!(e.reason.contains("limitz"), "{e}");
+    let e = err("[tree]\nroot = \"/sys/fs/cgroup/x\"\nfoo = 1\n");
+    assert_eq!(e.line, Some(3));
+}
+
+#[test]
+fn bad_limit_names_file_line_column_key() {
+    let e = err("[limits]\n\"memory.max\" = \"1G\"\n\"pids.max\" = 0\n");
+    assert_eq!(e.line, Some(3));
+    assert_eq!(e.column, Some(14));
+    assert_eq!(e.key.as_deref(), Some("limits.pids.max"));
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("/etc/pam_cgroup/config.toml:3:14: limits.pids.max: "),
+        "{shown}"
+    );
+    let e = err("[profiles.pro]\n\"cpu.max\" = \"fast\"\n");
+    assert_eq!(e.key.as_deref(), Some("profiles.pro.cpu.max"));
+    let e = err("[limits]\n\"memory.maximum\" = \"1G\"\n");
+    assert_eq!(e.key.as_deref(), Some("limits.memory.maximum"));
+    assert!(e.reason.contains("unknown limit key"), "{e}");
+}
+
+#[test]
+fn wrong_types_and_values() {
+    for (text, key) in [
+        ("[policy]\non_error = \"maybe\"\n", "policy.on_error"),
+        ("[policy]\nmin_uid = -1\n", "policy.min_uid"),
+        ("[policy]\nmin_uid = \"1000\"\n", "policy.min_uid"),
+        ("[tree]\nroot = \"relative\"\n", "tree.root"),
+        ("[tree]\nroot = \"/a/../b\"\n", "tree.root"),
+        ("[tree]\nmax_depth = 0\n", "tree.max_depth"),
+        ("[private_ip]\nports = \"9000-8000\"\n", "private_ip.ports"),
+        ("[private_ip]\nports = \"x\"\n", "private_ip.ports"),
+        ("[private_ip]\nmin_gid = 16777216\n", "private_ip.min_gid"),
+        ("[limits]\n\"memory.max\" = true\n", "limits.memory.max"),
+        ("[groups]\nplan = \"nope\"\n", "groups.plan"),
+    ] {
+        let e = err(text);
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        assert_eq!(e.line, Some(2), "{text}: {e}");
+    }
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let e = err("[limits]\n\"memory.max\" = \n");
+    assert_eq!(e.line, Some(2), "{e}");
+    let e = err("[limits\n");
+    assert_eq!(e.line, Some(1), "{e}");
+}
+
+#[test]
+fn user_file_errors() {
+    let c = parse(FULL).unwrap();
+    let p = Path::new("/etc/pam_cgroup/users/alice.toml");
+    let e = UserFile::parse(p, "profile = \"platinum\"\n", &c).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("profile"));
+    assert_eq!(e.file, p);
+    let e = UserFile::parse(p, "\"memory.max\" = \"lots\"\n", &c).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("memory.max"));
+    assert_eq!(e.line, Some(1));
+    let e = UserFile::parse(p, "color = \"blue\"\n", &c).unwrap_err();
+    assert!(e.reason.contains("unknown limit key"), "{e}");
+}
+
+#[test]
+fn fallback_policy_reads_what_it_can() {
+    // Broken limits, valid policy: the admin's exemptions and on_error still hold.
+    let text = "[policy]\non_error = \"closed\"\nexempt_users = [\"ops\"]\nmin_uid = 500\n[limits]\n\"pids.max\" = 0\n";
+    assert!(parse(text).is_err());
+    let p = Policy::fallback(Some(text));
+    assert_eq!(p.on_error, OnError::Closed);
+    assert!(p.exempt_users.contains(&"ops".to_string()));
+    assert!(p.exempt_users.contains(&"root".to_string()));
+    // Never lower than the default floor.
+    assert_eq!(p.min_uid, 1000);
+    // Unparseable: defaults.
+    assert_eq!(Policy::fallback(Some("[[[")), Policy::default());
+    assert_eq!(Policy::fallback(None), Policy::default());
+}
+
+#[test]
+fn port_ranges() {
+    assert_eq!(parse_port_range("8080"), Ok(8080..=8080));
+    assert_eq!(parse_port_range("1-65535"), Ok(1..=65535));
+    assert!(parse_port_range("0-10").is_err());
+    assert!(parse_port_range("70000").is_err());
+}
+
+#[test]
+fn secure_read_refuses_writable_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.toml");
+    std::fs::write(&f, "").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let running_as_root = nix::unistd::geteuid().is_root();
+    let e = read_secure(&f, Follow::Symlinks, false).unwrap_err();
+    if running_as_root {
+        assert!(e.reason.contains("writable by group or others"), "{e}");
+    } else {
+        assert!(e.reason.contains("not root"), "{e}");
+    }
+    // A missing optional file is fine; a symlinked user file is not.
+    assert_eq!(
+        read_secure(&dir.path().join("none.toml"), Follow::NoSymlinks, true).unwrap(),
+        None
+    );
+    let link = dir.path().join("l.toml");
+    std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+    let e = read_secure(&link, Follow::NoSymlinks, true).unwrap_err();
+    assert!(e.reason.contains("symbolic link"), "{e}");
+}

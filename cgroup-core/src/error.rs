@@ -1,0 +1,85 @@
+//! Typed errors of cgroup-core. Every variant carries what an administrator needs to act:
+//! the file, the user, the value, and the reason.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+
+    #[error("invalid {what} {name:?}: {reason}")]
+    InvalidName {
+        what: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+
+    #[error("{key}: {reason}")]
+    InvalidLimit { key: String, reason: String },
+
+    #[error("no cgroup2 filesystem is mounted (read {mountinfo})")]
+    NoCgroup2 { mountinfo: PathBuf },
+
+    #[error("tree root {root} is not inside a cgroup2 mount ({mounts})")]
+    RootOutsideCgroup2 { root: PathBuf, mounts: String },
+
+    #[error("tree root {root} must be an absolute, normalized path: {reason}")]
+    BadRoot { root: PathBuf, reason: &'static str },
+
+    #[error("user {user:?} not found: {reason}")]
+    UnknownUser { user: String, reason: String },
+
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("write {data:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        data: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("private IPs are enabled but no policy program is attached at {root} (run `cgroupctl init`)")]
+    PrivateIpNotAttached { root: PathBuf },
+
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// The OS error number behind an I/O failure, if any.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Io { source, .. } | Error::Write { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Attaches the operation and path to an `io::Error` in one call at the call site
+/// (youki's `WrapIoResult` habit).
+pub trait IoContext<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            op,
+            path: path.into(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,56 @@
+//! User and group resolution through NSS (local files, LDAP, SSSD alike), via nix's wrappers
+//! of getpwnam_r, getgrouplist and getgrgid_r.
+
+use std::ffi::CString;
+
+use nix::unistd::{getgrouplist, Gid, Group, User};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Looks a user up by name. The name must have been validated.
+pub fn lookup_user(name: &str) -> Result<UserInfo> {
+    match User::from_name(name) {
+        Ok(Some(u)) => Ok(UserInfo {
+            name: u.name,
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        }),
+        Ok(None) => Err(Error::UnknownUser {
+            user: name.to_string(),
+            reason: "no such user in the passwd database".to_string(),
+        }),
+        Err(e) => Err(Error::UnknownUser {
+            user: name.to_string(),
+            reason: format!("NSS lookup failed: {e}"),
+        }),
+    }
+}
+
+/// Names of every group of the user (primary and supplementary). Groups without a name in
+/// NSS are skipped: they cannot match a configured name anyway.
+pub fn group_names(user: &UserInfo) -> Result<Vec<String>> {
+    let cname = CString::new(user.name.as_bytes()).map_err(|_| Error::UnknownUser {
+        user: user.name.clone(),
+        reason: "name contains NUL".to_string(),
+    })?;
+    let gids = getgrouplist(&cname, Gid::from_raw(user.gid)).map_err(|e| Error::UnknownUser {
+        user: user.name.clone(),
+        reason: format!("getgrouplist failed: {e}"),
+    })?;
+    let mut names = Vec::with_capacity(gids.len());
+    for gid in gids {
+        if let Ok(Some(group)) = Group::from_gid(gid) {
+            if !names.contains(&group.name) {
+                names.push(group.name);
+            }
+        }
+    }
+    Ok(names)
+}

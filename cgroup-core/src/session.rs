@@ -1,0 +1,360 @@
+//! The PAM session life cycle of DESIGN.md, independent of libpam so it can be tested and
+//! reused by `cgroupctl run`:
+//!
+//! - open: resolve the user, decide exemption, compute the effective limits, create or update
+//!   `users/<user>`, create a session leaf, move the calling process into it.
+//! - close: move the process back to where it came from (if it is still in our leaf), then
+//!   remove the leaf if it is empty.
+//!
+//! Root and exempt users are decided before anything can fail on the config: a broken file
+//! never locks them out.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, ConfigError, EffectiveLimits, Follow, OnError, Policy};
+use crate::error::{Error, Result};
+use crate::limits::{Controller, LimitKey};
+use crate::names::validate_user_name;
+use crate::nss::{group_names, lookup_user, UserInfo};
+use crate::tree::{self, fs, Created, Removed, Tree};
+
+/// What a session needs to be undone at close (kept with pam_set_data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub user: String,
+    pub leaf: PathBuf,
+    /// The cgroup the process was in before open.
+    pub previous: PathBuf,
+    /// Where to go when `previous` no longer exists: the cgroup2 mount's top.
+    pub fallback: PathBuf,
+}
+
+/// Severity of a notice for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warning,
+    Notice,
+    Info,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub level: Level,
+    pub text: String,
+}
+
+/// What open did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// The process is in `users/<user>/session-*`.
+    Confined {
+        record: SessionRecord,
+        limits: EffectiveLimits,
+        /// Limits not written because their controller is not available here.
+        skipped: Vec<LimitKey>,
+    },
+    /// Not confined: root, an exempt user or group, or a uid below min_uid. When the caller
+    /// was inside a user's fence (su/sudo from a customer's shell), it was moved to an
+    /// unconfined leaf and `record` says how to undo that.
+    Exempt {
+        reason: String,
+        record: Option<SessionRecord>,
+    },
+}
+
+/// The full answer to an open request: the placement or the error, the on_error rule that
+/// applies, and the lines to log.
+#[derive(Debug)]
+pub struct OpenReport {
+    pub outcome: Result<Placement>,
+    pub on_error: OnError,
+    pub notices: Vec<Notice>,
+}
+
+/// An open request as the PAM module sees it.
+#[derive(Debug, Clone)]
+pub struct OpenRequest<'a> {
+    pub config_path: &'a Path,
+    /// The module argument `on_error=`, which overrides the file.
+    pub on_error: Option<OnError>,
+    pub user: &'a str,
+    pub pid: u32,
+}
+
+/// Loads the config; on failure also returns the policy to follow (from whatever of a
+/// root-owned file can still be read, or the defaults).
+pub fn load_config(path: &Path) -> std::result::Result<Config, (ConfigError, Policy)> {
+    match crate::config::read_secure(path, Follow::Symlinks, false) {
+        Ok(Some(text)) => Config::parse(path, &text).map_err(|e| (e, Policy::fallback(Some(&text)))),
+        Ok(None) => Err((
+            ConfigError::file(path, "does not exist"),
+            Policy::fallback(None),
+        )),
+        // Not trusted (permissions, size): nothing from it may exempt anybody.
+        Err(e) => Err((e, Policy::fallback(None))),
+    }
+}
+
+/// Why a user is exempt, if it is. Group membership is only looked up when a rule needs it.
+pub fn exemption(policy: &Policy, user: &UserInfo, groups: Option<&[String]>) -> Option<String> {
+    if user.uid == 0 {
+        return Some("uid 0 is never confined".to_string());
+    }
+    if policy.exempt_users.iter().any(|u| u == &user.name) {
+        return Some("listed in policy.exempt_users".to_string());
+    }
+    if user.uid < policy.min_uid {
+        return Some(format!("uid {} is below policy.min_uid {}", user.uid, policy.min_uid));
+    }
+    let groups = groups?;
+    policy
+        .exempt_groups
+        .iter()
+        .find(|g| groups.contains(g))
+        .map(|g| format!("member of exempt group {g}"))
+}
+
+/// Opens a session. Never panics; every failure is in `outcome` with `on_error` beside it.
+pub fn open_session(req: &OpenRequest<'_>) -> OpenReport {
+    let mut notices = Vec::new();
+    let (config, policy) = match load_config(req.config_path) {
+        Ok(c) => {
+            let p = c.policy.clone();
+            (Some(c), p)
+        }
+        Err((e, fallback)) => {
+            notices.push(Notice {
+                level: Level::Error,
+                text: format!("config: {e}"),
+            });
+            (None, fallback)
+        }
+    };
+    let on_error = req.on_error.unwrap_or(policy.on_error);
+    let outcome = open_with(config.as_ref(), &policy, req, &mut notices);
+    OpenReport {
+        outcome,
+        on_error,
+        notices,
+    }
+}
+
+fn open_with(
+    config: Option<&Config>,
+    policy: &Policy,
+    req: &OpenRequest<'_>,
+    notices: &mut Vec<Notice>,
+) -> Result<Placement> {
+    // Root by name first: nothing below (NSS, the config, cgroupfs) may stand in its way.
+    if req.user == "root" {
+        return Ok(exempt_placement(config, req, "root is never confined".into(), notices));
+    }
+    validate_user_name(req.user)?;
+    let user = lookup_user(req.user)?;
+    if let Some(reason) = exemption(policy, &user, None) {
+        return Ok(exempt_placement(config, req, reason, notices));
+    }
+    let needs_groups = !policy.exempt_groups.is_empty()
+        || config.map(|c| !c.groups.is_empty()).unwrap_or(false);
+    let groups = if needs_groups {
+        group_names(&user)?
+    } else {
+        Vec::new()
+    };
+    if let Some(reason) = exemption(policy, &user, Some(&groups)) {
+        return Ok(exempt_placement(config, req, reason, notices));
+    }
+    // A confined user with a broken config: that error decides (on_error).
+    let Some(config) = config else {
+        return Err(Error::Other(format!(
+            "user {}: cannot be confined without a valid config",
+            user.name
+        )));
+    };
+    confine(config, &user, &groups, req.pid, notices)
+}
+
+/// The exempt path: untouched, unless the caller sits in a user's fence (`su -` from a
+/// customer's shell), in which case it moves to `unconfined/`. A failure here is logged and
+/// never refuses the session.
+fn exempt_placement(
+    config: Option<&Config>,
+    req: &OpenRequest<'_>,
+    reason: String,
+    notices: &mut Vec<Notice>,
+) -> Placement {
+    let record = match leave_fence(config, req.pid) {
+        Ok(r) => r,
+        Err(e) => {
+            notices.push(Notice {
+                level: Level::Warning,
+                text: format!("user {}: exempt, but could not leave the confining cgroup: {e}", req.user),
+            });
+            None
+        }
+    };
+    Placement::Exempt { reason, record }
+}
+
+fn leave_fence(config: Option<&Config>, pid: u32) -> Result<Option<SessionRecord>> {
+    let root = config.and_then(|c| c.tree.root.as_deref());
+    let tree = Tree::locate_in(&crate::mount::cgroup2_mounts()?, root)?;
+    let previous = tree.cgroup_of(pid)?;
+    if !tree.is_in_users(&previous) {
+        return Ok(None);
+    }
+    let unconfined = tree.unconfined_dir();
+    fs::create_dir(&unconfined)?;
+    let leaf = tree.create_leaf(&unconfined, pid)?;
+    enter(&leaf, pid)?;
+    Ok(Some(SessionRecord {
+        user: String::new(),
+        leaf,
+        previous,
+        fallback: tree.mount.mount_point.clone(),
+    }))
+}
+
+/// Moves `pid` into `leaf`; on failure removes the leaf again so nothing is left behind.
+fn enter(leaf: &Path, pid: u32) -> Result<()> {
+    if let Err(e) = fs::move_pid(leaf, pid) {
+        let _ = fs::remove_dir(leaf);
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn confine(
+    config: &Config,
+    user: &UserInfo,
+    groups: &[String],
+    pid: u32,
+    notices: &mut Vec<Notice>,
+) -> Result<Placement> {
+    let tree = Tree::locate(config)?;
+    let user_file = config.load_user_file(&user.name)?;
+    let limits = config.effective_limits(groups, user_file.as_ref());
+
+    let user_dir = tree.user_dir(&user.name)?;
+    let unavailable = prepare_user_cgroup(&tree, config, user, &user_dir)?;
+
+    let available = tree::available_controllers(&user_dir)?;
+    let skipped: Vec<LimitKey> =
+        tree::write_limits(&user_dir, limits.limits.values().map(|r| &r.limit), &available)?
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
+    if !skipped.is_empty() {
+        let names: Vec<&str> = skipped.iter().map(|k| k.file_name()).collect();
+        let missing: Vec<&str> = unavailable.iter().map(|c| c.name()).collect();
+        let text = format!(
+            "limits {} not applied: controllers {} are not available in the cgroup2 tree {}",
+            names.join(", "),
+            if missing.is_empty() { "needed".to_string() } else { missing.join(", ") },
+            tree.root.display()
+        );
+        let level = if crate::report_once::should_report("unavailable-controllers", &text) {
+            Level::Warning
+        } else {
+            Level::Info
+        };
+        notices.push(Notice { level, text });
+    }
+
+    let previous = tree.cgroup_of(pid)?;
+    let leaf = tree.create_leaf(&user_dir, pid)?;
+    enter(&leaf, pid)?;
+    Ok(Placement::Confined {
+        record: SessionRecord {
+            user: user.name.clone(),
+            leaf,
+            previous,
+            fallback: tree.mount.mount_point.clone(),
+        },
+        limits,
+        skipped,
+    })
+}
+
+/// Creates or updates `users/<user>`: controllers, delegation, subtree caps. Cheap when
+/// nothing changed (two reads and a stat). Returns the wanted controllers the kernel lacks.
+pub fn prepare_user_cgroup(
+    tree: &Tree,
+    config: &Config,
+    user: &UserInfo,
+    user_dir: &Path,
+) -> Result<Vec<Controller>> {
+    tree.ensure_base()?;
+    let created = fs::create_dir(user_dir)? == Created::Created;
+    let offered = tree::offered(&tree.mount.mount_point)?;
+    let unavailable: Vec<Controller> = Controller::ALL
+        .into_iter()
+        .filter(|c| !offered.contains(c))
+        .collect();
+    let mut changed = created;
+    if !offered.is_empty() && (created || !tree::already_enabled(user_dir, &offered)?) {
+        let report = tree::enable_down(&tree.chain_to(user_dir), &offered)?;
+        if let Some((c, dir, why)) = report.failed.first() {
+            return Err(Error::Other(format!(
+                "cannot enable controller {c} in {}: {why}",
+                dir.display()
+            )));
+        }
+        changed = true;
+    }
+    let owner = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata(user_dir).map_err(|e| Error::Io {
+            op: "stat",
+            path: user_dir.to_path_buf(),
+            source: e,
+        })?,
+    );
+    if changed || owner != user.uid {
+        tree::delegate(user_dir, user.uid, user.gid)?;
+    }
+    tree.write_caps(user_dir, config)?;
+    Ok(unavailable)
+}
+
+/// What close did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReport {
+    /// The process was moved back to `previous` (false: something else had moved it).
+    pub moved_back: bool,
+    pub leaf: Removed,
+}
+
+/// Closes a session: back to where the process came from, then the leaf goes if empty.
+pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
+    let current = current_cgroup_path(record, pid)?;
+    let mut moved_back = false;
+    if current.as_deref() == Some(record.leaf.as_path()) {
+        let target = if record.previous.is_dir() {
+            &record.previous
+        } else {
+            &record.fallback
+        };
+        if let Err(e) = fs::move_pid(target, pid) {
+            // The previous cgroup may have gained controllers and children meanwhile (EBUSY):
+            // the top of the mount always accepts processes.
+            if target == &record.fallback {
+                return Err(e);
+            }
+            fs::move_pid(&record.fallback, pid)?;
+        }
+        moved_back = true;
+    }
+    let leaf = fs::remove_dir(&record.leaf)?;
+    Ok(CloseReport { moved_back, leaf })
+}
+
+/// The process's cgroup as a path under the same mount as the record's leaf.
+fn current_cgroup_path(record: &SessionRecord, pid: u32) -> Result<Option<PathBuf>> {
+    let path = format!("/proc/{pid}/cgroup");
+    let text = fs::read_file(Path::new(&path))?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|rel| record.fallback.join(rel.trim().trim_start_matches('/'))))
+}

@@ -1,0 +1,63 @@
+//! Enabling controllers down the tree. A controller is enabled in every ancestor's
+//! `cgroup.subtree_control` from the cgroup2 mount down to `users/<user>`, never in a leaf's
+//! (its `cgroup.procs` write would then fail with EBUSY: the "no internal processes" rule).
+//! Only controllers the kernel offers are asked for; the rest are reported, never fatal.
+
+use std::path::{Path, PathBuf};
+
+use super::fs::{read_controllers, write_file};
+use crate::error::Result;
+use crate::limits::Controller;
+
+/// What enabling found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControllerReport {
+    /// Wanted controllers the kernel does not offer at the mount (absent or bound to v1).
+    pub unavailable: Vec<Controller>,
+    /// Controllers that could not be enabled at some level, and why.
+    pub failed: Vec<(Controller, PathBuf, String)>,
+}
+
+/// Controllers the kernel offers at the top of the mount.
+pub fn offered(mount_point: &Path) -> Result<Vec<Controller>> {
+    Ok(read_controllers(&mount_point.join("cgroup.controllers"))?
+        .iter()
+        .filter_map(|c| Controller::from_name(c))
+        .collect())
+}
+
+/// Is every offered controller already enabled in `dir`'s subtree_control?
+pub fn already_enabled(dir: &Path, wanted: &[Controller]) -> Result<bool> {
+    let enabled = read_controllers(&dir.join("cgroup.subtree_control"))?;
+    Ok(wanted.iter().all(|c| enabled.iter().any(|e| e == c.name())))
+}
+
+/// Enables `wanted` in the subtree_control of each directory of `chain` (top first). A
+/// controller that fails at one level is not asked for further down.
+pub fn enable_down(chain: &[PathBuf], wanted: &[Controller]) -> Result<ControllerReport> {
+    let mut report = ControllerReport::default();
+    let mut remaining: Vec<Controller> = wanted.to_vec();
+    for dir in chain {
+        let enabled = read_controllers(&dir.join("cgroup.subtree_control"))?;
+        let available = read_controllers(&dir.join("cgroup.controllers"))?;
+        let mut still = Vec::new();
+        for c in remaining {
+            if enabled.iter().any(|e| e == c.name()) {
+                still.push(c);
+                continue;
+            }
+            if !available.iter().any(|a| a == c.name()) {
+                report
+                    .failed
+                    .push((c, dir.clone(), "not offered by the parent".to_string()));
+                continue;
+            }
+            match write_file(&dir.join("cgroup.subtree_control"), &format!("+{}", c.name())) {
+                Ok(()) => still.push(c),
+                Err(e) => report.failed.push((c, dir.clone(), e.to_string())),
+            }
+        }
+        remaining = still;
+    }
+    Ok(report)
+}

@@ -1,0 +1,103 @@
+//! cgroupfs primitives. cgroupfs is plain files, so std::fs with care: a control file is never
+//! created (a typo is an error, not a stray file), PIDs are written as "PID\n", and EEXIST /
+//! ENOENT / EBUSY are tolerated where they mean "already done" (systemd's cgroup-setup habit).
+
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use crate::error::{Error, IoContext, Result};
+
+/// What `create_dir` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    Existed,
+}
+
+/// What `remove_dir` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    Removed,
+    /// Somebody removed it first.
+    AlreadyGone,
+    /// Still holds processes or child cgroups: left in place.
+    Busy,
+}
+
+/// mkdir that treats "already exists" as success: concurrent logins race here.
+pub fn create_dir(path: &Path) -> Result<Created> {
+    match std::fs::DirBuilder::new().mode(0o755).create(path) {
+        Ok(()) => Ok(Created::Created),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(Created::Existed),
+        Err(e) => Err(e).ctx("mkdir", path),
+    }
+}
+
+/// mkdir that fails when the directory exists (a leaf must be ours alone).
+pub fn create_new_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().mode(0o755).create(path)
+}
+
+/// rmdir that tolerates "gone already" and "still in use".
+pub fn remove_dir(path: &Path) -> Result<Removed> {
+    match std::fs::remove_dir(path) {
+        Ok(()) => Ok(Removed::Removed),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Removed::AlreadyGone),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EBUSY) | Some(libc::ENOTEMPTY)
+            ) =>
+        {
+            Ok(Removed::Busy)
+        }
+        Err(e) => Err(e).ctx("rmdir", path),
+    }
+}
+
+/// Writes one value to an existing control file in a single write(2), as the kernel expects.
+pub fn write_file(path: &Path, data: &str) -> Result<()> {
+    let wrap = |source| Error::Write {
+        path: path.to_path_buf(),
+        data: data.to_string(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(false)
+        .truncate(false)
+        .open(path)
+        .map_err(wrap)?;
+    file.write_all(data.as_bytes()).map_err(wrap)
+}
+
+pub fn read_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).ctx("read", path)
+}
+
+/// Moves a process (all its threads) into the cgroup at `dir`.
+pub fn move_pid(dir: &Path, pid: u32) -> Result<()> {
+    write_file(&dir.join("cgroup.procs"), &format!("{pid}\n"))
+}
+
+/// PIDs in a cgroup (not its descendants).
+pub fn procs(dir: &Path) -> Result<Vec<u32>> {
+    Ok(read_file(&dir.join("cgroup.procs"))?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect())
+}
+
+pub fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).ctx("chown", path)
+}
+
+/// Space-separated controller list of a `cgroup.controllers` / `cgroup.subtree_control` file.
+pub fn read_controllers(path: &Path) -> Result<Vec<String>> {
+    Ok(read_file(path)?
+        .split_whitespace()
+        .map(str::to_string)
+        .collect())
+}

@@ -1,0 +1,335 @@
+//! The cgroup tree of DESIGN.md:
+//!
+//! ```text
+//! <root>/
+//!   users/<user>/                 aggregate limits; delegated to the user
+//!     session-<pid>[-<n>]/        one leaf per PAM session
+//!     <service>/...               the user's own sub-cgroups
+//!   unconfined/session-<pid>/     exempt sessions started from inside a fence (su - root)
+//! ```
+//!
+//! Nothing is ever created outside `<root>`: every component below it is a validated name.
+
+mod controllers;
+mod delegation;
+pub mod fs;
+
+use std::path::{Component, Path, PathBuf};
+
+pub use controllers::{already_enabled, enable_down, offered, ControllerReport};
+pub use delegation::{delegate, delegate_files, DELEGATE_LIST};
+pub use fs::{Created, Removed};
+
+use crate::config::{Config, DEFAULT_ROOT_NAME};
+use crate::error::{Error, Result};
+use crate::limits::{Controller, Limit};
+use crate::mount::{cgroup2_mounts, mount_containing, Cgroup2Mount};
+use crate::names::validate_user_name;
+
+pub const USERS_DIR: &str = "users";
+pub const UNCONFINED_DIR: &str = "unconfined";
+pub const SESSION_PREFIX: &str = "session-";
+
+/// Syntax check of a configured root: absolute, no `.`/`..`, not `/`.
+pub fn check_root_syntax(root: &Path) -> std::result::Result<(), &'static str> {
+    if !root.is_absolute() {
+        return Err("must be an absolute path");
+    }
+    // Path::components() silently drops "." and "//": check the text itself.
+    let text = root.to_string_lossy();
+    if text.split('/').skip(1).any(|seg| seg == "." || seg == ".." || seg.is_empty()) && text != "/" {
+        return Err("must not contain '.', '..' or empty components");
+    }
+    let mut normal = 0;
+    for c in root.components() {
+        match c {
+            Component::RootDir => {}
+            Component::Normal(_) => normal += 1,
+            _ => return Err("must not contain '.' or '..'"),
+        }
+    }
+    if normal == 0 {
+        return Err("must not be '/'");
+    }
+    Ok(())
+}
+
+/// A located tree: its cgroup2 mount and its root directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tree {
+    pub mount: Cgroup2Mount,
+    pub root: PathBuf,
+}
+
+impl Tree {
+    /// Finds the tree of a config: the configured root, checked to be strictly inside a
+    /// cgroup2 mount, or `<first cgroup2 mount>/pam_cgroup`.
+    pub fn locate(config: &Config) -> Result<Tree> {
+        let mounts = cgroup2_mounts()?;
+        Self::locate_in(&mounts, config.tree.root.as_deref())
+    }
+
+    pub fn locate_in(mounts: &[Cgroup2Mount], root: Option<&Path>) -> Result<Tree> {
+        let Some(first) = mounts.first() else {
+            return Err(Error::NoCgroup2 {
+                mountinfo: PathBuf::from(crate::mount::MOUNTINFO),
+            });
+        };
+        let root = match root {
+            Some(r) => r.to_path_buf(),
+            None => first.mount_point.join(DEFAULT_ROOT_NAME),
+        };
+        check_root_syntax(&root).map_err(|reason| Error::BadRoot {
+            root: root.clone(),
+            reason,
+        })?;
+        let mount = mount_containing(mounts, &root)
+            .filter(|m| m.mount_point != root)
+            .ok_or_else(|| Error::RootOutsideCgroup2 {
+                root: root.clone(),
+                mounts: mounts
+                    .iter()
+                    .map(|m| m.mount_point.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        Ok(Tree {
+            mount: mount.clone(),
+            root,
+        })
+    }
+
+    pub fn users_dir(&self) -> PathBuf {
+        self.root.join(USERS_DIR)
+    }
+
+    pub fn unconfined_dir(&self) -> PathBuf {
+        self.root.join(UNCONFINED_DIR)
+    }
+
+    /// `users/<user>`, after validating the name.
+    pub fn user_dir(&self, user: &str) -> Result<PathBuf> {
+        validate_user_name(user)?;
+        Ok(self.users_dir().join(user))
+    }
+
+    /// Directories from the mount point down to `dir` (inclusive), top first.
+    pub fn chain_to(&self, dir: &Path) -> Vec<PathBuf> {
+        let mut chain = Vec::new();
+        let mut current = Some(dir);
+        while let Some(d) = current {
+            if !d.starts_with(&self.mount.mount_point) {
+                break;
+            }
+            chain.push(d.to_path_buf());
+            if d == self.mount.mount_point {
+                break;
+            }
+            current = d.parent();
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// Creates `<root>` and `<root>/users` (and the root's ancestors inside the mount).
+    pub fn ensure_base(&self) -> Result<()> {
+        // Ancestors between the mount point and the root (e.g. a configured nested root).
+        for dir in self.chain_to(&self.root).iter().skip(1) {
+            fs::create_dir(dir)?;
+        }
+        fs::create_dir(&self.users_dir())?;
+        Ok(())
+    }
+
+    /// The cgroup of a process, as a path under this tree's mount, from /proc/PID/cgroup.
+    pub fn cgroup_of(&self, pid: u32) -> Result<PathBuf> {
+        let path = format!("/proc/{pid}/cgroup");
+        let text = fs::read_file(Path::new(&path))?;
+        let rel = text
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or_else(|| Error::Other(format!("{path}: no cgroup v2 entry")))?;
+        Ok(self.path_of(rel))
+    }
+
+    /// Turns a cgroup path as the kernel shows it (`/a/b`) into a filesystem path.
+    pub fn path_of(&self, cgroup: &str) -> PathBuf {
+        let rel = cgroup.trim().trim_start_matches('/');
+        let mount_root = self.mount.root.to_string_lossy();
+        let rel = rel
+            .strip_prefix(mount_root.trim_start_matches('/'))
+            .unwrap_or(rel)
+            .trim_start_matches('/');
+        if rel.is_empty() {
+            self.mount.mount_point.clone()
+        } else {
+            self.mount.mount_point.join(rel)
+        }
+    }
+
+    /// Is `path` inside `<root>/users`?
+    pub fn is_in_users(&self, path: &Path) -> bool {
+        path.starts_with(self.users_dir()) && path != self.users_dir()
+    }
+
+    /// Creates a fresh session leaf in `parent`: `session-<pid>`, or with a suffix when that
+    /// name is taken (a stale leaf of a recycled pid, or a name a user created in its subtree).
+    pub fn create_leaf(&self, parent: &Path, pid: u32) -> Result<PathBuf> {
+        let mut last_err = None;
+        for attempt in 0..8u32 {
+            let name = if attempt == 0 {
+                format!("{SESSION_PREFIX}{pid}")
+            } else {
+                format!("{SESSION_PREFIX}{pid}-{}", random_suffix())
+            };
+            let leaf = parent.join(&name);
+            match fs::create_new_dir(&leaf) {
+                Ok(()) => return Ok(leaf),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    last_err = Some(e);
+                }
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "mkdir",
+                        path: leaf,
+                        source: e,
+                    })
+                }
+            }
+        }
+        Err(Error::Io {
+            op: "mkdir",
+            path: parent.join(format!("{SESSION_PREFIX}{pid}-*")),
+            source: last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
+        })
+    }
+
+    /// Writes the subtree caps of a user cgroup (root-owned files).
+    pub fn write_caps(&self, user_dir: &Path, config: &Config) -> Result<()> {
+        fs::write_file(
+            &user_dir.join("cgroup.max.descendants"),
+            &config.tree.max_descendants.to_string(),
+        )?;
+        fs::write_file(
+            &user_dir.join("cgroup.max.depth"),
+            &config.tree.max_depth.to_string(),
+        )
+    }
+}
+
+/// Writes limits to a cgroup, skipping those whose controller is not enabled there.
+/// Returns the limits skipped for that reason.
+pub fn write_limits<'a>(
+    dir: &Path,
+    limits: impl IntoIterator<Item = &'a Limit>,
+    available: &[Controller],
+) -> Result<Vec<&'a Limit>> {
+    let mut skipped = Vec::new();
+    for limit in limits {
+        if !available.contains(&limit.key.controller()) {
+            skipped.push(limit);
+            continue;
+        }
+        let path = dir.join(limit.key.file_name());
+        for line in &limit.lines {
+            fs::write_file(&path, line)?;
+        }
+    }
+    Ok(skipped)
+}
+
+/// Controllers enabled for `dir` (its cgroup.controllers).
+pub fn available_controllers(dir: &Path) -> Result<Vec<Controller>> {
+    Ok(fs::read_controllers(&dir.join("cgroup.controllers"))?
+        .iter()
+        .filter_map(|c| Controller::from_name(c))
+        .collect())
+}
+
+/// A short random hex string (from getrandom; never blocks after boot).
+fn random_suffix() -> String {
+    let mut buf = [0u8; 4];
+    // SAFETY: buf is a valid, writable buffer of buf.len() bytes.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), libc::GRND_NONBLOCK) };
+    if n != buf.len() as isize {
+        // Entropy not available: fall back to the clock, good enough for a name suffix.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        buf = nanos.to_le_bytes();
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mounts() -> Vec<Cgroup2Mount> {
+        vec![Cgroup2Mount {
+            mount_point: "/sys/fs/cgroup/unified".into(),
+            root: "/".into(),
+        }]
+    }
+
+    #[test]
+    fn default_root_is_in_first_mount() {
+        let t = Tree::locate_in(&mounts(), None).unwrap();
+        assert_eq!(t.root, PathBuf::from("/sys/fs/cgroup/unified/pam_cgroup"));
+    }
+
+    #[test]
+    fn root_outside_cgroup2_is_refused() {
+        for bad in ["/sys/fs/cgroup/memory/x", "/etc/x", "/sys/fs/cgroup/unified"] {
+            let e = Tree::locate_in(&mounts(), Some(Path::new(bad))).unwrap_err();
+            assert!(matches!(e, Error::RootOutsideCgroup2 { .. }), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn root_syntax() {
+        assert!(check_root_syntax(Path::new("relative/x")).is_err());
+        assert!(check_root_syntax(Path::new("/a/../b")).is_err());
+        assert!(check_root_syntax(Path::new("/a/./b")).is_err());
+        assert!(check_root_syntax(Path::new("/")).is_err());
+        assert!(check_root_syntax(Path::new("/sys/fs/cgroup/x")).is_ok());
+    }
+
+    #[test]
+    fn no_mount_is_an_error() {
+        assert!(matches!(
+            Tree::locate_in(&[], None),
+            Err(Error::NoCgroup2 { .. })
+        ));
+    }
+
+    #[test]
+    fn kernel_paths_map_under_the_mount() {
+        let t = Tree::locate_in(&mounts(), None).unwrap();
+        assert_eq!(t.path_of("/"), PathBuf::from("/sys/fs/cgroup/unified"));
+        assert_eq!(
+            t.path_of("/pam_cgroup/users/a"),
+            PathBuf::from("/sys/fs/cgroup/unified/pam_cgroup/users/a")
+        );
+        assert!(t.is_in_users(&t.users_dir().join("a/session-1")));
+        assert!(!t.is_in_users(&t.users_dir()));
+        assert!(!t.is_in_users(&t.unconfined_dir()));
+    }
+
+    #[test]
+    fn chain_runs_from_the_mount_down() {
+        let t = Tree::locate_in(&mounts(), None).unwrap();
+        let chain = t.chain_to(&t.users_dir().join("alice"));
+        assert_eq!(chain.first().unwrap(), &PathBuf::from("/sys/fs/cgroup/unified"));
+        assert_eq!(chain.last().unwrap(), &t.users_dir().join("alice"));
+        assert_eq!(chain.len(), 4);
+    }
+
+    #[test]
+    fn user_dir_validates() {
+        let t = Tree::locate_in(&mounts(), None).unwrap();
+        assert!(t.user_dir("../x").is_err());
+        assert!(t.user_dir("alice").is_ok());
+    }
+}
