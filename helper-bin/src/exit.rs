@@ -1,0 +1,28 @@
+//! Exit codes and one-line error reports.
+
+use std::process::ExitCode;
+
+use cgroup_core::Error;
+
+pub const CONFIG_ERROR: u8 = 3;
+pub const SYSTEM_ERROR: u8 = 4;
+
+/// The whole error chain on one line: `outer: inner: cause`.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+pub fn code_for(err: &anyhow::Error) -> ExitCode {
+    let config = err.chain().any(|c| {
+        c.downcast_ref::<cgroup_core::config::ConfigError>().is_some()
+            || matches!(c.downcast_ref::<Error>(), Some(Error::Config(_)))
+    });
+    ExitCode::from(if config { CONFIG_ERROR } else { SYSTEM_ERROR })
+}
