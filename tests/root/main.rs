@@ -1,1 +1,6 @@
+//! Root integration tests on this machine's real kernel: real libpam (pam_start_confdir with a
+//! temporary conf dir), the real cgroup2 mount, real users. Each test makes its own uniquely
+//! named tree root, users and conf dir, and removes them even when it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod session;

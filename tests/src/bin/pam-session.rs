@@ -1,1 +1,144 @@
-fn main() {}
+//! pam-session: opens one real PAM session through libpam, like sshd or cron would, and reports
+//! where the process (and a child it forks) landed, as JSON.
+//!
+//! ```text
+//! pam-session --confdir DIR --service SVC --user U [--capture-syslog] [--hold-ms N]
+//!             [--as-user] [-- CMD ARGS...]
+//! ```
+//! The child runs CMD (default: `cat /proc/self/cgroup`), as the user with --as-user (the way a
+//! login program drops privileges after pam_open_session).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+use clap::Parser;
+use serde::Serialize;
+
+use pam_cgroup_tests::pam_client::{PamTransaction, PAM_SUCCESS};
+use pam_cgroup_tests::syslog_capture::SyslogCapture;
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long)]
+    confdir: PathBuf,
+    #[arg(long)]
+    service: String,
+    #[arg(long)]
+    user: String,
+    /// Listen on a private /dev/log and report what the module logged.
+    #[arg(long)]
+    capture_syslog: bool,
+    /// Stay in the session this long before closing (to overlap concurrent sessions).
+    #[arg(long, default_value_t = 0)]
+    hold_ms: u64,
+    /// Run the child with the user's uid, gid and groups.
+    #[arg(long)]
+    as_user: bool,
+    /// Do not close the session (to test what close would have cleaned).
+    #[arg(long)]
+    no_close: bool,
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    pid: u32,
+    cgroup_before: String,
+    open_rc: i32,
+    open_error: String,
+    cgroup_after_open: String,
+    child_status: Option<i32>,
+    child_stdout: String,
+    child_stderr: String,
+    close_rc: Option<i32>,
+    cgroup_after_close: String,
+    syslog: Vec<String>,
+}
+
+fn own_cgroup() -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("")
+        .to_string()
+}
+
+fn main() {
+    let args = Args::parse();
+    let capture = if args.capture_syslog {
+        match SyslogCapture::install() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("pam-session: cannot capture syslog: {e}");
+                std::process::exit(2);
+            }
+        }
+    } else {
+        None
+    };
+    let mut report = Report {
+        pid: std::process::id(),
+        cgroup_before: own_cgroup(),
+        ..Report::default()
+    };
+    let mut pam = match PamTransaction::start(&args.service, &args.user, &args.confdir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("pam-session: {e}");
+            std::process::exit(2);
+        }
+    };
+    report.open_rc = pam.open_session();
+    report.open_error = pam.strerror(report.open_rc);
+    report.cgroup_after_open = own_cgroup();
+    if report.open_rc == PAM_SUCCESS {
+        let command = if args.command.is_empty() {
+            vec!["cat".to_string(), "/proc/self/cgroup".to_string()]
+        } else {
+            args.command.clone()
+        };
+        let mut child = Command::new(&command[0]);
+        child.args(&command[1..]);
+        if args.as_user {
+            if let Ok(Some(user)) = nix::unistd::User::from_name(&args.user) {
+                child.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+                let groups = nix::unistd::getgrouplist(
+                    &std::ffi::CString::new(args.user.clone()).unwrap(),
+                    user.gid,
+                )
+                .unwrap_or_default();
+                // SAFETY: setgroups(2) is async-signal-safe; `groups` is owned by the closure.
+                unsafe {
+                    child.pre_exec(move || {
+                        nix::unistd::setgroups(&groups).map_err(std::io::Error::from)
+                    });
+                }
+                child.env("HOME", &user.dir).env("USER", &args.user);
+            }
+        }
+        match child.output() {
+            Ok(out) => {
+                report.child_status = out.status.code();
+                report.child_stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                report.child_stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            }
+            Err(e) => report.child_stderr = format!("spawn {}: {e}", command[0]),
+        }
+        if args.hold_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(args.hold_ms));
+        }
+        if !args.no_close {
+            report.close_rc = Some(pam.close_session());
+        }
+    }
+    report.cgroup_after_close = own_cgroup();
+    drop(pam);
+    if let Some(c) = &capture {
+        report.syslog = c.drain();
+    }
+    println!("{}", serde_json::to_string(&report).unwrap());
+}

@@ -1,0 +1,74 @@
+//! Logging to syslog, facility authpriv, in the pam_syslog style:
+//! `sshd[1234]: pam_cgroup(sshd:session): <what>: <why>`.
+//!
+//! The syslog crate writes to /dev/log with its own connection, so the host process's openlog()
+//! state is left alone. When no syslog socket exists the line is dropped: a PAM module must
+//! never fall back to stderr (it is the user's terminal).
+
+use syslog::{Facility, Formatter3164};
+
+use cgroup_core::session::Level;
+
+pub struct Logger {
+    service: String,
+    debug: bool,
+    backend: Option<syslog::Logger<syslog::LoggerBackend, Formatter3164>>,
+}
+
+/// The host program's name, as pam_syslog shows it (sshd, su, cron).
+fn process_name() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "pam_cgroup".to_string())
+}
+
+impl Logger {
+    pub fn new(service: &str, debug: bool) -> Logger {
+        let formatter = Formatter3164 {
+            facility: Facility::LOG_AUTHPRIV,
+            hostname: None,
+            process: process_name(),
+            pid: std::process::id(),
+        };
+        Logger {
+            service: sanitize(service),
+            debug,
+            backend: syslog::unix(formatter).ok(),
+        }
+    }
+
+    pub fn log(&mut self, level: Level, message: &str) {
+        let line = format!("pam_cgroup({}:session): {}", self.service, sanitize(message));
+        let Some(backend) = self.backend.as_mut() else {
+            return;
+        };
+        // A failed log write is not a reason to fail a login.
+        let _ = match level {
+            Level::Error => backend.err(line),
+            Level::Warning => backend.warning(line),
+            Level::Notice => backend.notice(line),
+            Level::Info => backend.info(line),
+        };
+    }
+
+    pub fn error(&mut self, message: &str) {
+        self.log(Level::Error, message);
+    }
+
+    /// Only with the `debug` argument.
+    pub fn debug(&mut self, message: &str) {
+        if self.debug {
+            if let Some(backend) = self.backend.as_mut() {
+                let line = format!("pam_cgroup({}:session): {}", self.service, sanitize(message));
+                let _ = backend.debug(line);
+            }
+        }
+    }
+}
+
+/// Control characters (a hostile user name with a newline) never reach the log as such.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}

@@ -1,0 +1,81 @@
+//! A uniquely named tree root inside the real cgroup2 mount, removed (bottom-up, processes
+//! moved out first) on drop.
+
+use std::path::{Path, PathBuf};
+
+use cgroup_core::mount::primary_cgroup2;
+
+pub struct TestTree {
+    pub mount_point: PathBuf,
+    pub root: PathBuf,
+}
+
+impl TestTree {
+    /// A name for a new root; the directory itself is created by the code under test.
+    pub fn new() -> TestTree {
+        let mount = primary_cgroup2().expect("a cgroup2 mount");
+        let root = mount
+            .mount_point
+            .join(super::unique_name("pct-"));
+        TestTree {
+            mount_point: mount.mount_point,
+            root,
+        }
+    }
+
+    pub fn users(&self) -> PathBuf {
+        self.root.join("users")
+    }
+
+    pub fn user(&self, name: &str) -> PathBuf {
+        self.users().join(name)
+    }
+
+    /// Session leaves (directories named session-*) of a user.
+    pub fn session_leaves(&self, user: &str) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.user(user)) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("session-"))
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// The filesystem path of a cgroup as /proc/PID/cgroup shows it.
+    pub fn path_of(&self, cgroup: &str) -> PathBuf {
+        self.mount_point.join(cgroup.trim().trim_start_matches('/'))
+    }
+}
+
+impl Default for TestTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn remove_tree(dir: &Path, mount_point: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            remove_tree(&entry.path(), mount_point);
+        }
+    }
+    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in procs.lines() {
+            let _ = std::fs::write(mount_point.join("cgroup.procs"), format!("{pid}\n"));
+        }
+    }
+    if let Err(e) = std::fs::remove_dir(dir) {
+        eprintln!("cleanup: rmdir {}: {e}", dir.display());
+    }
+}
+
+impl Drop for TestTree {
+    fn drop(&mut self) {
+        remove_tree(&self.root, &self.mount_point);
+    }
+}

@@ -1,0 +1,88 @@
+//! A temporary config dir (root-owned, 0700) and PAM conf dir for one test, with the module
+//! line pointing at the built libpam_cgroup.so.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::TestTree;
+
+pub const SERVICE: &str = "pamcgroup-test";
+
+/// The module under test: $PAM_CGROUP_SO, or target/debug/libpam_cgroup.so.
+pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("PAM_CGROUP_SO") {
+        return PathBuf::from(p);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("../target"));
+    let so = target.join("debug/libpam_cgroup.so");
+    assert!(
+        so.exists(),
+        "{} is missing: run `cargo build -p pam_cgroup` first (tests/run does)",
+        so.display()
+    );
+    so.canonicalize().unwrap()
+}
+
+/// A test's config and PAM stack. Removed on drop (the tempdir).
+pub struct TestSetup {
+    pub dir: tempfile::TempDir,
+    pub tree: TestTree,
+}
+
+impl TestSetup {
+    /// `config_body` is appended after a `[tree] root = ...` section pointing at a fresh
+    /// test root; `module_args` are added to the module line.
+    pub fn new(config_body: &str, module_args: &str) -> TestSetup {
+        let tree = TestTree::new();
+        let text = format!("[tree]\nroot = \"{}\"\n{config_body}", tree.root.display());
+        Self::with_raw_config(tree, &text, module_args)
+    }
+
+    /// The config file is exactly `text` (for broken-config tests).
+    pub fn with_raw_config(tree: TestTree, text: &str, module_args: &str) -> TestSetup {
+        let dir = tempfile::Builder::new().prefix("pct-conf-").tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let setup = TestSetup { dir, tree };
+        std::fs::create_dir(setup.users_dir()).unwrap();
+        std::fs::create_dir(setup.pam_dir()).unwrap();
+        setup.write_config(text);
+        setup.write_pam_stack(&format!(
+            "session required {} config={} {module_args}\n",
+            module_path().display(),
+            setup.config_path().display()
+        ));
+        setup
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    pub fn users_dir(&self) -> PathBuf {
+        self.dir.path().join("users")
+    }
+
+    pub fn pam_dir(&self) -> PathBuf {
+        self.dir.path().join("pam.d")
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).unwrap();
+        std::fs::set_permissions(self.config_path(), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+    }
+
+    pub fn write_user_file(&self, user: &str, text: &str) {
+        let p = self.users_dir().join(format!("{user}.toml"));
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    /// Replaces the whole PAM stack of the test service.
+    pub fn write_pam_stack(&self, text: &str) {
+        std::fs::write(self.pam_dir().join(SERVICE), text).unwrap();
+    }
+}

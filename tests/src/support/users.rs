@@ -1,0 +1,113 @@
+//! Throwaway users and groups, created with useradd/groupadd and removed on drop.
+
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// useradd/groupadd take /etc/passwd's lock and fail when it is busy: one at a time in this
+/// process, and retry when another process holds it.
+static NSS_EDIT: Mutex<()> = Mutex::new(());
+
+fn run_locked(program: &str, args: &[&str]) {
+    let _guard = NSS_EDIT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = String::new();
+    for _ in 0..50 {
+        let out = Command::new(program).args(args).output().unwrap();
+        if out.status.success() {
+            return;
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        // Exit 10 (useradd) / 10 (groupadd): cannot lock; anything else is a real error.
+        if out.status.code() != Some(10) && !last.contains("lock") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{program} {args:?} failed: {last}");
+}
+
+fn try_run_locked(program: &str, args: &[&str]) -> Result<(), String> {
+    let _guard = NSS_EDIT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = String::new();
+    for _ in 0..50 {
+        let out = Command::new(program).args(args).output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            return Ok(());
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.code() != Some(10) && !last.contains("lock") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(last)
+}
+
+/// A local group, removed on drop.
+pub struct TestGroup {
+    pub name: String,
+    pub gid: u32,
+}
+
+impl TestGroup {
+    pub fn new(prefix: &str) -> TestGroup {
+        let name = super::unique_name(prefix);
+        run_locked("groupadd", &["-K", "GID_MIN=20000", "-K", "GID_MAX=59999", &name]);
+        let gid = nix::unistd::Group::from_name(&name).unwrap().unwrap().gid.as_raw();
+        TestGroup { name, gid }
+    }
+}
+
+impl Drop for TestGroup {
+    fn drop(&mut self) {
+        if let Err(e) = try_run_locked("groupdel", &[&self.name]) {
+            eprintln!("cleanup: groupdel {}: {e}", self.name);
+        }
+    }
+}
+
+/// A local user (uid and user-group gid >= 20000, no home), removed on drop.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl TestUser {
+    pub fn new(prefix: &str) -> TestUser {
+        Self::with_groups(prefix, &[])
+    }
+
+    /// A user that is also a member of `groups`.
+    pub fn with_groups(prefix: &str, groups: &[&TestGroup]) -> TestUser {
+        let name = super::unique_name(prefix);
+        let list: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        let joined = list.join(",");
+        let mut args = vec![
+            "-M", "-U", "-s", "/bin/sh", "-d", "/nonexistent",
+            "-K", "UID_MIN=20000", "-K", "UID_MAX=59999",
+            "-K", "GID_MIN=20000", "-K", "GID_MAX=59999",
+        ];
+        if !list.is_empty() {
+            args.push("-G");
+            args.push(&joined);
+        }
+        args.push(&name);
+        run_locked("useradd", &args);
+        let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
+        TestUser {
+            name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // userdel also removes the user's private group (USERGROUPS_ENAB).
+        if let Err(e) = try_run_locked("userdel", &[&self.name]) {
+            eprintln!("cleanup: userdel {}: {e}", self.name);
+        }
+    }
+}
