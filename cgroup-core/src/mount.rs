@@ -136,7 +136,8 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_skipped() {
-        let text = "garbage\n1 2 - cgroup2\n\n - cgroup2 x\n41 31 0:38 / /cg rw - cgroup2 cgroup2 rw\n";
+        let text =
+            "garbage\n1 2 - cgroup2\n\n - cgroup2 x\n41 31 0:38 / /cg rw - cgroup2 cgroup2 rw\n";
         let mounts = parse_cgroup2_mounts(text);
         assert_eq!(mounts.len(), 1);
         assert_eq!(mounts[0].mount_point, PathBuf::from("/cg"));

@@ -76,7 +76,9 @@ mod tests {
 
     #[test]
     fn ordinary_names_pass() {
-        for name in ["alice", "bob_2", "web-01", "_svc", "a.b", "host$", "0user", "x"] {
+        for name in [
+            "alice", "bob_2", "web-01", "_svc", "a.b", "host$", "0user", "x",
+        ] {
             assert!(validate_user_name(name).is_ok(), "{name}");
         }
     }
@@ -106,12 +108,12 @@ mod tests {
             ".hidden",
             "$",
             "a$b",
-            "al\u{0456}ce",       // Cyrillic i look-alike
-            "\u{0430}lice",       // Cyrillic a
-            "alice\u{200b}",      // zero-width space
-            "ａlice",             // fullwidth a
-            "alice\u{202e}",      // right-to-left override
-            "caf\u{e9}",          // é
+            "al\u{0456}ce",  // Cyrillic i look-alike
+            "\u{0430}lice",  // Cyrillic a
+            "alice\u{200b}", // zero-width space
+            "ａlice",        // fullwidth a
+            "alice\u{202e}", // right-to-left override
+            "caf\u{e9}",     // é
             "a*b",
             "a?b",
             "a;b",

@@ -82,17 +82,27 @@ pub struct OpenRequest<'a> {
     pub pid: u32,
 }
 
-/// Loads the config; on failure also returns the policy to follow (from whatever of a
+/// A config that could not be loaded, and the policy to follow instead (from whatever of a
 /// root-owned file can still be read, or the defaults).
-pub fn load_config(path: &Path) -> std::result::Result<Config, (ConfigError, Policy)> {
+#[derive(Debug)]
+pub struct ConfigFailure {
+    pub error: ConfigError,
+    pub fallback: Policy,
+}
+
+/// Loads the config; on failure also says which policy to follow.
+pub fn load_config(path: &Path) -> std::result::Result<Config, Box<ConfigFailure>> {
+    let fail = |error, fallback| Box::new(ConfigFailure { error, fallback });
     match crate::config::read_secure(path, Follow::Symlinks, false) {
-        Ok(Some(text)) => Config::parse(path, &text).map_err(|e| (e, Policy::fallback(Some(&text)))),
-        Ok(None) => Err((
+        Ok(Some(text)) => {
+            Config::parse(path, &text).map_err(|e| fail(e, Policy::fallback(Some(&text))))
+        }
+        Ok(None) => Err(fail(
             ConfigError::file(path, "does not exist"),
             Policy::fallback(None),
         )),
         // Not trusted (permissions, size): nothing from it may exempt anybody.
-        Err(e) => Err((e, Policy::fallback(None))),
+        Err(e) => Err(fail(e, Policy::fallback(None))),
     }
 }
 
@@ -105,7 +115,10 @@ pub fn exemption(policy: &Policy, user: &UserInfo, groups: Option<&[String]>) ->
         return Some("listed in policy.exempt_users".to_string());
     }
     if user.uid < policy.min_uid {
-        return Some(format!("uid {} is below policy.min_uid {}", user.uid, policy.min_uid));
+        return Some(format!(
+            "uid {} is below policy.min_uid {}",
+            user.uid, policy.min_uid
+        ));
     }
     let groups = groups?;
     policy
@@ -123,12 +136,12 @@ pub fn open_session(req: &OpenRequest<'_>) -> OpenReport {
             let p = c.policy.clone();
             (Some(c), p)
         }
-        Err((e, fallback)) => {
+        Err(failure) => {
             notices.push(Notice {
                 level: Level::Error,
-                text: format!("config: {e}"),
+                text: format!("config: {}", failure.error),
             });
-            (None, fallback)
+            (None, failure.fallback)
         }
     };
     let on_error = req.on_error.unwrap_or(policy.on_error);
@@ -148,15 +161,20 @@ fn open_with(
 ) -> Result<Placement> {
     // Root by name first: nothing below (NSS, the config, cgroupfs) may stand in its way.
     if req.user == "root" {
-        return Ok(exempt_placement(config, req, "root is never confined".into(), notices));
+        return Ok(exempt_placement(
+            config,
+            req,
+            "root is never confined".into(),
+            notices,
+        ));
     }
     validate_user_name(req.user)?;
     let user = lookup_user(req.user)?;
     if let Some(reason) = exemption(policy, &user, None) {
         return Ok(exempt_placement(config, req, reason, notices));
     }
-    let needs_groups = !policy.exempt_groups.is_empty()
-        || config.map(|c| !c.groups.is_empty()).unwrap_or(false);
+    let needs_groups =
+        !policy.exempt_groups.is_empty() || config.map(|c| !c.groups.is_empty()).unwrap_or(false);
     let groups = if needs_groups {
         group_names(&user)?
     } else {
@@ -189,7 +207,10 @@ fn exempt_placement(
         Err(e) => {
             notices.push(Notice {
                 level: Level::Warning,
-                text: format!("user {}: exempt, but could not leave the confining cgroup: {e}", req.user),
+                text: format!(
+                    "user {}: exempt, but could not leave the confining cgroup: {e}",
+                    req.user
+                ),
             });
             None
         }
@@ -240,18 +261,25 @@ fn confine(
     let unavailable = prepare_user_cgroup(&tree, config, user, &user_dir)?;
 
     let available = tree::available_controllers(&user_dir)?;
-    let skipped: Vec<LimitKey> =
-        tree::write_limits(&user_dir, limits.limits.values().map(|r| &r.limit), &available)?
-            .into_iter()
-            .map(|l| l.key)
-            .collect();
+    let skipped: Vec<LimitKey> = tree::write_limits(
+        &user_dir,
+        limits.limits.values().map(|r| &r.limit),
+        &available,
+    )?
+    .into_iter()
+    .map(|l| l.key)
+    .collect();
     if !skipped.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|k| k.file_name()).collect();
         let missing: Vec<&str> = unavailable.iter().map(|c| c.name()).collect();
         let text = format!(
             "limits {} not applied: controllers {} are not available in the cgroup2 tree {}",
             names.join(", "),
-            if missing.is_empty() { "needed".to_string() } else { missing.join(", ") },
+            if missing.is_empty() {
+                "needed".to_string()
+            } else {
+                missing.join(", ")
+            },
             tree.root.display()
         );
         let level = if crate::report_once::should_report("unavailable-controllers", &text) {
@@ -303,13 +331,13 @@ pub fn prepare_user_cgroup(
         }
         changed = true;
     }
-    let owner = std::os::unix::fs::MetadataExt::uid(
-        &std::fs::metadata(user_dir).map_err(|e| Error::Io {
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(user_dir).map_err(|e| {
+        Error::Io {
             op: "stat",
             path: user_dir.to_path_buf(),
             source: e,
-        })?,
-    );
+        }
+    })?);
     if changed || owner != user.uid {
         tree::delegate(user_dir, user.uid, user.gid)?;
     }

@@ -21,7 +21,8 @@ pub fn one_line(err: &anyhow::Error) -> String {
 
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
     let config = err.chain().any(|c| {
-        c.downcast_ref::<cgroup_core::config::ConfigError>().is_some()
+        c.downcast_ref::<cgroup_core::config::ConfigError>()
+            .is_some()
             || matches!(c.downcast_ref::<Error>(), Some(Error::Config(_)))
     });
     ExitCode::from(if config { CONFIG_ERROR } else { SYSTEM_ERROR })

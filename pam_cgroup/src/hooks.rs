@@ -34,8 +34,7 @@ impl PamHooks for PamCgroup {
             &on_error,
             |on_error| open(pamh, &args, on_error, &mut log),
             |policy, panic| {
-                Logger::new("pam_cgroup", false)
-                    .error(&format!("internal error (panic): {panic}"));
+                Logger::new("pam_cgroup", false).error(&format!("internal error (panic): {panic}"));
                 failure_code(policy, None)
             },
         )
@@ -68,7 +67,10 @@ fn parse_args(args: &[&CStr]) -> ModuleArgs {
 
 fn warn_unknown(log: &mut Logger, args: &ModuleArgs) {
     for arg in &args.unknown {
-        log.log(Level::Warning, &format!("ignoring unknown module argument {arg:?}"));
+        log.log(
+            Level::Warning,
+            &format!("ignoring unknown module argument {arg:?}"),
+        );
     }
 }
 
@@ -99,7 +101,10 @@ fn open(
     let user = match pamh.get_user(None) {
         Ok(u) => u,
         Err(code) => {
-            log.error(&format!("cannot get the user name: PAM error {}", code as i32));
+            log.error(&format!(
+                "cannot get the user name: PAM error {}",
+                code as i32
+            ));
             return failure_code(on_error.get(), None);
         }
     };
@@ -114,7 +119,9 @@ fn open(
         log.log(notice.level, &format!("user {user}: {}", notice.text));
     }
     match report.outcome {
-        Ok(Placement::Confined { record, skipped, .. }) => {
+        Ok(Placement::Confined {
+            record, skipped, ..
+        }) => {
             log.debug(&format!(
                 "user {user}: session in {} ({} limits not applicable here)",
                 record.leaf.display(),

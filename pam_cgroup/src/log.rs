@@ -37,8 +37,16 @@ impl Logger {
         }
     }
 
+    /// Logs a line; `Level::Info` lines (things already reported once) only with `debug`.
     pub fn log(&mut self, level: Level, message: &str) {
-        let line = format!("pam_cgroup({}:session): {}", self.service, sanitize(message));
+        if level == Level::Info && !self.debug {
+            return;
+        }
+        let line = format!(
+            "pam_cgroup({}:session): {}",
+            self.service,
+            sanitize(message)
+        );
         let Some(backend) = self.backend.as_mut() else {
             return;
         };
@@ -59,7 +67,11 @@ impl Logger {
     pub fn debug(&mut self, message: &str) {
         if self.debug {
             if let Some(backend) = self.backend.as_mut() {
-                let line = format!("pam_cgroup({}:session): {}", self.service, sanitize(message));
+                let line = format!(
+                    "pam_cgroup({}:session): {}",
+                    self.service,
+                    sanitize(message)
+                );
                 let _ = backend.debug(line);
             }
         }

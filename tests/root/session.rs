@@ -1,1 +1,513 @@
+//! The PAM session life cycle through real libpam on the real cgroup2 mount (issue: core).
 
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+use pam_cgroup_tests::support::{
+    require_root, run_session, SessionOptions, TestGroup, TestSetup, TestTree, TestUser,
+};
+
+const PAM_SUCCESS: i32 = 0;
+
+fn owner(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .uid()
+}
+
+/// The kernel path (as in /proc/PID/cgroup) of a directory under the mount.
+fn kernel_path(setup: &TestSetup, dir: &Path) -> String {
+    format!(
+        "/{}",
+        dir.strip_prefix(&setup.tree.mount_point).unwrap().display()
+    )
+}
+
+#[test]
+fn session_lands_in_its_leaf_child_inherits_and_close_cleans_up() {
+    require_root();
+    let setup = TestSetup::new("[limits]\n\"memory.max\" = \"1G\"\n", "");
+    let alice = TestUser::new("pca");
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    let leaf = format!(
+        "{}/session-{}",
+        kernel_path(&setup, &setup.tree.user(&alice.name)),
+        r.pid
+    );
+    assert_eq!(r.cgroup_after_open, leaf, "{r:?}");
+    assert_eq!(
+        r.child_cgroup().as_deref(),
+        Some(leaf.as_str()),
+        "child inherits"
+    );
+    assert_eq!(r.close_rc, Some(PAM_SUCCESS));
+    assert_eq!(
+        r.cgroup_after_close, r.cgroup_before,
+        "moved back out at close"
+    );
+    assert!(
+        setup.tree.session_leaves(&alice.name).is_empty(),
+        "empty leaf removed"
+    );
+    assert!(
+        setup.tree.user(&alice.name).is_dir(),
+        "the user cgroup stays (it holds limits)"
+    );
+}
+
+#[test]
+fn delegated_files_are_the_users_and_resource_files_roots() {
+    require_root();
+    let setup = TestSetup::new("[tree]\n", "");
+    // The [tree] above would be a duplicate table: write the config by hand instead.
+    setup.write_config(&format!(
+        "[tree]\nroot = \"{}\"\nmax_descendants = 77\nmax_depth = 3\n",
+        setup.tree.root.display()
+    ));
+    let alice = TestUser::new("pca");
+    let r = run_session(
+        &setup.pam_dir(),
+        &alice.name,
+        &SessionOptions {
+            no_close: true,
+            ..SessionOptions::default()
+        },
+    );
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    let user_dir = setup.tree.user(&alice.name);
+    assert_eq!(owner(&user_dir), alice.uid, "the directory is delegated");
+    for file in ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"] {
+        assert_eq!(owner(&user_dir.join(file)), alice.uid, "{file} delegated");
+    }
+    let delegated: Vec<String> = std::fs::read_to_string("/sys/kernel/cgroup/delegate")
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    for entry in std::fs::read_dir(&user_dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_dir() {
+            continue;
+        }
+        let expected = if delegated.contains(&name) {
+            alice.uid
+        } else {
+            0
+        };
+        assert_eq!(owner(&entry.path()), expected, "{name}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(user_dir.join("cgroup.max.descendants"))
+            .unwrap()
+            .trim(),
+        "77"
+    );
+    assert_eq!(
+        std::fs::read_to_string(user_dir.join("cgroup.max.depth"))
+            .unwrap()
+            .trim(),
+        "3"
+    );
+    // The tree above the user stays root's.
+    assert_eq!(owner(&setup.tree.users()), 0);
+    assert_eq!(owner(&setup.tree.root), 0);
+}
+
+#[test]
+fn root_is_untouched_even_with_a_broken_config_and_on_error_closed() {
+    require_root();
+    let setup = TestSetup::new("[limits]\n\"pids.max\" = 0\n", "on_error=closed");
+    let r = run_session(&setup.pam_dir(), "root", &SessionOptions::default());
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    assert_eq!(r.cgroup_after_open, r.cgroup_before);
+    assert!(!setup.tree.user("root").exists());
+}
+
+#[test]
+fn exempt_users_groups_and_low_uids_are_untouched() {
+    require_root();
+    let admins = TestGroup::new("pcg");
+    let listed = TestUser::new("pcl");
+    let in_group = TestUser::with_groups("pcm", &[&admins]);
+    let setup = TestSetup::new(
+        &format!(
+            "[policy]\non_error = \"closed\"\nexempt_users = [\"root\", \"{}\"]\nexempt_groups = [\"{}\"]\n",
+            listed.name, admins.name
+        ),
+        "",
+    );
+    for user in [&listed.name, &in_group.name] {
+        let r = run_session(&setup.pam_dir(), user, &SessionOptions::default());
+        assert_eq!(r.open_rc, PAM_SUCCESS, "{user}: {r:?}");
+        assert_eq!(r.cgroup_after_open, r.cgroup_before, "{user} untouched");
+    }
+    // min_uid above the test users' uids: not confined either.
+    let low = TestSetup::new("[policy]\nmin_uid = 60000\n", "");
+    let r = run_session(&low.pam_dir(), &listed.name, &SessionOptions::default());
+    assert_eq!(r.open_rc, PAM_SUCCESS);
+    assert_eq!(r.cgroup_after_open, r.cgroup_before);
+    assert!(!setup.tree.users().exists() || setup.tree.session_leaves(&listed.name).is_empty());
+}
+
+const HOSTILE: &[&str] = &[
+    "..",
+    ".",
+    "../../etc",
+    "a/b",
+    "/root",
+    "x\ny",
+    "-rf",
+    "cgroup.procs",
+    "al\u{0456}ce",
+    " root",
+    "root ",
+    "",
+];
+
+#[test]
+fn unknown_and_hostile_names_are_refused_and_create_nothing() {
+    require_root();
+    let setup = TestSetup::new("[policy]\non_error = \"closed\"\n", "");
+    let mut names: Vec<&str> = HOSTILE.to_vec();
+    names.push("pcnosuchuser");
+    for name in &names {
+        let r = run_session(&setup.pam_dir(), name, &SessionOptions::default());
+        assert_ne!(r.open_rc, PAM_SUCCESS, "{name:?} was let in: {r:?}");
+        assert_eq!(r.cgroup_after_open, r.cgroup_before);
+        assert!(
+            r.syslog_text().contains("pam_cgroup("),
+            "{name:?}: the refusal is logged: {r:?}"
+        );
+    }
+    // Nothing was created: not the tree, not anything beside it.
+    assert!(
+        !setup.tree.root.exists(),
+        "tree root created for refused users"
+    );
+    for stray in ["etc", "root", "b", "x"] {
+        assert!(
+            !setup.tree.mount_point.join(stray).exists(),
+            "{stray} created"
+        );
+    }
+    // With on_error=open the same names get in, unconfined, and nothing is created either.
+    let open = TestSetup::new("", "on_error=open");
+    for name in &names {
+        let r = run_session(&open.pam_dir(), name, &SessionOptions::default());
+        assert_eq!(r.open_rc, PAM_SUCCESS, "{name:?}: {r:?}");
+        assert_eq!(r.cgroup_after_open, r.cgroup_before);
+    }
+    assert!(!open.tree.root.exists());
+}
+
+#[test]
+fn broken_config_open_logs_file_line_key_and_closed_refuses() {
+    require_root();
+    let alice = TestUser::new("pca");
+    let body = "[limits]\n\"memory.max\" = \"1G\"\n\"pids.max\" = 0\n";
+    let setup = TestSetup::new(body, "");
+    // Line 1-2 are the [tree] header and root, so pids.max is on line 5.
+    let needle = format!("{}:5:14: limits.pids.max", setup.config_path().display());
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    assert_eq!(r.open_rc, PAM_SUCCESS, "on_error defaults to open: {r:?}");
+    assert_eq!(r.cgroup_after_open, r.cgroup_before, "unconfined");
+    assert!(
+        r.syslog_text().contains(&needle),
+        "{needle} not in {:?}",
+        r.syslog
+    );
+    assert!(r.syslog_text().contains("on_error=open"), "{:?}", r.syslog);
+
+    setup.write_pam_stack(&format!(
+        "session required {} config={} on_error=closed\n",
+        pam_cgroup_tests::support::pamconf::module_path().display(),
+        setup.config_path().display()
+    ));
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    assert_ne!(r.open_rc, PAM_SUCCESS, "on_error=closed refuses: {r:?}");
+    assert!(r.syslog_text().contains(&needle), "{:?}", r.syslog);
+    assert!(!setup.tree.root.exists());
+}
+
+#[test]
+fn config_writable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    require_root();
+    let alice = TestUser::new("pca");
+    let setup = TestSetup::new("[policy]\non_error = \"closed\"\n", "");
+    std::fs::set_permissions(setup.config_path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    // Untrusted file: its on_error is not read either; the default (open) applies.
+    assert_eq!(r.open_rc, PAM_SUCCESS);
+    assert_eq!(r.cgroup_after_open, r.cgroup_before);
+    assert!(
+        r.syslog_text().contains("writable by group or others"),
+        "{:?}",
+        r.syslog
+    );
+}
+
+#[test]
+fn missing_controllers_are_reported_once_and_never_fail_the_login() {
+    require_root();
+    let alice = TestUser::new("pca");
+    let setup = TestSetup::new(
+        "[policy]\non_error = \"closed\"\n[limits]\n\"memory.max\" = \"1G\"\n\"pids.max\" = 100\n",
+        "",
+    );
+    let offered =
+        std::fs::read_to_string(setup.tree.mount_point.join("cgroup.controllers")).unwrap();
+    if offered.contains("memory") && offered.contains("pids") {
+        eprintln!("memory and pids are available here: the unavailable path is not reachable");
+        return;
+    }
+    let first = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    assert_eq!(first.open_rc, PAM_SUCCESS, "{first:?}");
+    assert!(first.cgroup_after_open.contains("/session-"));
+    assert!(
+        first.syslog_text().contains("not applied: controllers"),
+        "{:?}",
+        first.syslog
+    );
+    let second = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    assert_eq!(second.open_rc, PAM_SUCCESS);
+    assert!(
+        !second.syslog_text().contains("not applied"),
+        "reported once: {:?}",
+        second.syslog
+    );
+}
+
+#[test]
+fn profiles_and_user_files_resolve_through_nss_groups() {
+    require_root();
+    let plan = TestGroup::new("pcp");
+    let alice = TestUser::with_groups("pca", &[&plan]);
+    let setup = TestSetup::new(
+        &format!(
+            "[policy]\non_error = \"closed\"\n[profiles.pro]\n\"pids.max\" = 300\n[groups]\n{} = \"pro\"\n",
+            plan.name
+        ),
+        "",
+    );
+    setup.write_user_file(&alice.name, "\"memory.max\" = \"2G\"\n");
+    let out = Command::new(cgroupctl())
+        .args(["--config"])
+        .arg(setup.config_path())
+        .args(["check", "--json", "--user", &alice.name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["user"]["profile"], "pro");
+    let limits = v["user"]["limits"].as_array().unwrap();
+    let find = |k: &str| limits.iter().find(|l| l["key"] == k).unwrap().clone();
+    assert_eq!(find("pids.max")["value"], "300");
+    assert_eq!(
+        find("pids.max")["source"],
+        format!("profile pro (group {})", plan.name)
+    );
+    assert_eq!(find("memory.max")["value"], "2147483648");
+    assert_eq!(find("memory.max")["source"], "user file");
+    // And a login with that config opens fine.
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+}
+
+#[test]
+fn a_symlinked_user_file_is_refused() {
+    require_root();
+    let alice = TestUser::new("pca");
+    let setup = TestSetup::new("[policy]\non_error = \"closed\"\n", "");
+    std::os::unix::fs::symlink(
+        "/etc/passwd",
+        setup.users_dir().join(format!("{}.toml", alice.name)),
+    )
+    .unwrap();
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    assert_ne!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    assert!(r.syslog_text().contains("symbolic link"), "{:?}", r.syslog);
+}
+
+#[test]
+fn exempt_login_from_inside_a_fence_leaves_it_and_returns() {
+    require_root();
+    let alice = TestUser::new("pca");
+    let setup = TestSetup::new("", "");
+    // Alice's session first, so her cgroup exists; then a "su -" to root from inside it.
+    let r = run_session(
+        &setup.pam_dir(),
+        &alice.name,
+        &SessionOptions {
+            no_close: true,
+            ..SessionOptions::default()
+        },
+    );
+    assert_eq!(r.open_rc, PAM_SUCCESS);
+    let alice_leaf = setup.tree.path_of(&r.cgroup_after_open);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec {} --confdir {} --service pamcgroup-test --user root",
+            alice_leaf.display(),
+            pam_cgroup_tests::support::driver::driver().display(),
+            setup.pam_dir().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root_session: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let before = root_session["cgroup_before"].as_str().unwrap();
+    let during = root_session["cgroup_after_open"].as_str().unwrap();
+    let after = root_session["cgroup_after_close"].as_str().unwrap();
+    assert_eq!(before, r.cgroup_after_open);
+    assert!(
+        during.starts_with(&kernel_path(
+            &setup,
+            &setup.tree.root.join("unconfined/session-")
+        )),
+        "root's session left alice's fence: {during}"
+    );
+    assert_eq!(after, before, "back in alice's leaf at close");
+    let unconfined = setup.tree.root.join("unconfined");
+    let leftover: Vec<_> = std::fs::read_dir(&unconfined)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert!(leftover.is_empty(), "unconfined leaf removed");
+}
+
+fn concurrent(setup: &TestSetup, users: &[String], sessions_per_user: usize) {
+    let driver = pam_cgroup_tests::support::driver::driver();
+    let mut children = Vec::new();
+    for user in users {
+        for _ in 0..sessions_per_user {
+            children.push(
+                Command::new(&driver)
+                    .arg("--confdir")
+                    .arg(setup.pam_dir())
+                    .args([
+                        "--service",
+                        "pamcgroup-test",
+                        "--user",
+                        user,
+                        "--hold-ms",
+                        "300",
+                    ])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+    }
+    let mut leaves = std::collections::HashSet::new();
+    let mut failures = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let v: serde_json::Value = match serde_json::from_slice(&out.stdout) {
+            Ok(v) => v,
+            Err(e) => {
+                failures.push(format!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+                continue;
+            }
+        };
+        if v["open_rc"] != 0 || v["close_rc"] != 0 {
+            failures.push(v.to_string());
+        }
+        let leaf = v["cgroup_after_open"].as_str().unwrap_or("").to_string();
+        if !leaf.contains("/session-") || !leaves.insert(leaf.clone()) {
+            failures.push(format!("not in a unique leaf: {leaf}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures: {failures:#?}",
+        failures.len()
+    );
+    for user in users {
+        assert!(
+            setup.tree.session_leaves(user).is_empty(),
+            "leaf left for {user}"
+        );
+    }
+}
+
+#[test]
+fn fifty_concurrent_sessions_of_one_user() {
+    require_root();
+    let alice = TestUser::new("pca");
+    let setup = TestSetup::new(
+        "[policy]\non_error = \"closed\"\n[limits]\n\"pids.max\" = 500\n",
+        "",
+    );
+    concurrent(&setup, std::slice::from_ref(&alice.name), 50);
+}
+
+#[test]
+fn fifty_sessions_of_fifty_users() {
+    require_root();
+    let users: Vec<TestUser> = (0..50).map(|_| TestUser::new("pcu")).collect();
+    let names: Vec<String> = users.iter().map(|u| u.name.clone()).collect();
+    let setup = TestSetup::new("[policy]\non_error = \"closed\"\n", "");
+    concurrent(&setup, &names, 1);
+}
+
+#[test]
+fn a_leaf_still_holding_a_daemon_stays_after_close() {
+    require_root();
+    let alice = TestUser::new("pca");
+    let setup = TestSetup::new("", "");
+    // The child leaves a background process behind (nohup-style) in the session leaf.
+    let r = run_session(
+        &setup.pam_dir(),
+        &alice.name,
+        &SessionOptions {
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                "sleep 30 >/dev/null 2>&1 & echo $!".into(),
+            ],
+            ..SessionOptions::default()
+        },
+    );
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    let daemon: i32 = r.child_stdout.trim().parse().unwrap();
+    let leaves = setup.tree.session_leaves(&alice.name);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert_eq!(leaves.len(), 1, "the busy leaf stays: {leaves:?}");
+    let procs = std::fs::read_to_string(leaves[0].join("cgroup.procs")).unwrap_or_default();
+    assert!(
+        procs.contains(&daemon.to_string()) || procs.is_empty(),
+        "{procs}"
+    );
+}
+
+fn cgroupctl() -> std::path::PathBuf {
+    pam_cgroup_tests::support::driver::driver().with_file_name("cgroupctl")
+}
+
+#[test]
+fn test_tree_guard_removes_everything() {
+    require_root();
+    let tree = TestTree::new();
+    std::fs::create_dir_all(tree.root.join("users/x/session-1")).unwrap();
+    let root = tree.root.clone();
+    drop(tree);
+    assert!(!root.exists());
+}

@@ -79,11 +79,18 @@ impl PamTransaction {
     pub fn start(service: &str, user: &str, confdir: &Path) -> Result<Self, String> {
         let service = CString::new(service).map_err(|e| e.to_string())?;
         let user = CString::new(user).map_err(|e| e.to_string())?;
-        let confdir = CString::new(confdir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        let confdir =
+            CString::new(confdir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
         let mut handle = ptr::null_mut();
         // SAFETY: all pointers are valid NUL-terminated strings / a static conv struct.
         let rc = unsafe {
-            pam_start_confdir(service.as_ptr(), user.as_ptr(), &CONV, confdir.as_ptr(), &mut handle)
+            pam_start_confdir(
+                service.as_ptr(),
+                user.as_ptr(),
+                &CONV,
+                confdir.as_ptr(),
+                &mut handle,
+            )
         };
         if rc != PAM_SUCCESS || handle.is_null() {
             return Err(format!("pam_start_confdir failed: {rc}"));
@@ -110,7 +117,9 @@ impl PamTransaction {
             return code.to_string();
         }
         // SAFETY: non-null, NUL-terminated static string.
-        unsafe { std::ffi::CStr::from_ptr(s) }.to_string_lossy().into_owned()
+        unsafe { std::ffi::CStr::from_ptr(s) }
+            .to_string_lossy()
+            .into_owned()
     }
 }
 

@@ -20,8 +20,14 @@ impl SyslogCapture {
     /// Must be called before any thread is started (unshare(CLONE_NEWNS) is per thread).
     pub fn install() -> Result<Self, String> {
         unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-            .map_err(|e| format!("make / private: {e}"))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| format!("make / private: {e}"))?;
         // Keep handles on the real device nodes before /dev is covered.
         let handles: Vec<(&str, std::fs::File)> = DEVICES
             .iter()
@@ -34,14 +40,26 @@ impl SyslogCapture {
                     .map(|f| (*d, f))
             })
             .collect();
-        mount(Some("tmpfs"), "/dev", Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755"))
-            .map_err(|e| format!("mount tmpfs on /dev: {e}"))?;
+        mount(
+            Some("tmpfs"),
+            "/dev",
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID,
+            Some("mode=755"),
+        )
+        .map_err(|e| format!("mount tmpfs on /dev: {e}"))?;
         for (name, file) in &handles {
             let target = Path::new("/dev").join(name);
             std::fs::write(&target, b"").map_err(|e| format!("{}: {e}", target.display()))?;
             let source = format!("/proc/self/fd/{}", file.as_raw_fd());
-            mount(Some(source.as_str()), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(|e| format!("bind {name}: {e}"))?;
+            mount(
+                Some(source.as_str()),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("bind {name}: {e}"))?;
         }
         let socket = UnixDatagram::bind("/dev/log").map_err(|e| format!("bind /dev/log: {e}"))?;
         socket

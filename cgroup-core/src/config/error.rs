@@ -82,7 +82,11 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let column = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let column = before
+        .get(line_start..)
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, column)
 }
 
@@ -101,7 +105,12 @@ fn key_on_line(text: &str, line: usize) -> Option<String> {
     if current.starts_with('[') {
         return section;
     }
-    let key = current.split_once('=')?.0.trim().trim_matches('"').to_string();
+    let key = current
+        .split_once('=')?
+        .0
+        .trim()
+        .trim_matches('"')
+        .to_string();
     if key.is_empty() || key.starts_with('#') {
         return section;
     }

@@ -37,17 +37,16 @@ pub fn read_secure(
         flags |= libc::O_NOFOLLOW;
     }
     options.custom_flags(flags);
-    let mut file = match options.open(path) {
-        Ok(f) => f,
-        Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(ConfigError::file(
+    let mut file =
+        match options.open(path) {
+            Ok(f) => f,
+            Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(ConfigError::file(
                 path,
                 "is a symbolic link; per-user files must be regular files in the config directory",
-            ))
-        }
-        Err(e) => return Err(ConfigError::file(path, format!("cannot open: {e}"))),
-    };
+            )),
+            Err(e) => return Err(ConfigError::file(path, format!("cannot open: {e}"))),
+        };
     check_file(path, &file)?;
     if let Some(dir) = path.parent() {
         check_dir(dir)?;
@@ -86,7 +85,10 @@ fn check_owner_mode(path: &Path, uid: u32, mode: u32, what: &str) -> Result<(), 
     if uid != 0 {
         return Err(ConfigError::file(
             path,
-            format!("{what} is owned by uid {uid}, not root: refused (chown root {})", path.display()),
+            format!(
+                "{what} is owned by uid {uid}, not root: refused (chown root {})",
+                path.display()
+            ),
         ));
     }
     if mode & 0o022 != 0 {

@@ -229,7 +229,10 @@ impl Config {
         let limits = src.limits("limits", &raw.limits)?;
         let mut profiles = BTreeMap::new();
         for (name, table) in &raw.profiles {
-            profiles.insert(name.clone(), src.limits(&format!("profiles.{name}"), table)?);
+            profiles.insert(
+                name.clone(),
+                src.limits(&format!("profiles.{name}"), table)?,
+            );
         }
         let mut groups = Vec::new();
         for (group, profile) in &raw.groups {
@@ -237,7 +240,11 @@ impl Config {
                 return src.error(
                     profile.span(),
                     format!("groups.{group}"),
-                    format!("no profile named {:?} ([profiles.{}] is missing)", profile.get_ref(), profile.get_ref()),
+                    format!(
+                        "no profile named {:?} ([profiles.{}] is missing)",
+                        profile.get_ref(),
+                        profile.get_ref()
+                    ),
                 );
             }
             groups.push((group.clone(), profile.get_ref().clone()));
@@ -295,9 +302,8 @@ impl Config {
 
     /// Reads `users/<user>.toml` if it exists.
     pub fn load_user_file(&self, user: &str) -> Result<Option<UserFile>, ConfigError> {
-        crate::names::validate_user_name(user).map_err(|e| {
-            ConfigError::file(&self.user_file_path("_"), format!("refused: {e}"))
-        })?;
+        crate::names::validate_user_name(user)
+            .map_err(|e| ConfigError::file(&self.user_file_path("_"), format!("refused: {e}")))?;
         let path = self.user_file_path(user);
         match read_secure(&path, Follow::NoSymlinks, true)? {
             None => Ok(None),

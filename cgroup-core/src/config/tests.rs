@@ -52,7 +52,10 @@ fn full_example_parses() {
     assert_eq!(c.policy.on_error, OnError::Closed);
     assert_eq!(c.tree.max_descendants, 100);
     assert_eq!(c.limits[&LimitKey::MemoryMax].lines, vec!["1073741824"]);
-    assert_eq!(c.profiles["pro"][&LimitKey::CpuMax].lines, vec!["200000 100000"]);
+    assert_eq!(
+        c.profiles["pro"][&LimitKey::CpuMax].lines,
+        vec!["200000 100000"]
+    );
     assert_eq!(c.groups[0], ("plan-pro".to_string(), "pro".to_string()));
     assert_eq!(c.private_ip.ports, 8000..=8299);
     assert!(c.private_ip.enabled);
@@ -72,7 +75,10 @@ fn precedence_default_profile_user() {
     let c = parse(FULL).unwrap();
     // No plan group, no user file: defaults.
     let e = c.effective_limits(&[], None);
-    assert_eq!(value(&e, LimitKey::MemoryMax), ("1073741824", "default".into()));
+    assert_eq!(
+        value(&e, LimitKey::MemoryMax),
+        ("1073741824", "default".into())
+    );
     // Plan group: profile beats defaults, defaults fill the rest.
     let e = c.effective_limits(&["users".into(), "plan-pro".into()], None);
     assert_eq!(e.profile.as_deref(), Some("pro"));
@@ -95,7 +101,10 @@ fn precedence_default_profile_user() {
         ("8589934592", "profile gold (user file)".into())
     );
     assert_eq!(value(&e, LimitKey::PidsMax), ("64", "user file".into()));
-    assert_eq!(value(&e, LimitKey::CpuMax), ("100000 100000", "default".into()));
+    assert_eq!(
+        value(&e, LimitKey::CpuMax),
+        ("100000 100000", "default".into())
+    );
 }
 
 #[test]
@@ -106,7 +115,10 @@ fn two_plan_groups_first_line_of_groups_wins() {
         vec!["plan-gold".to_string(), "plan-pro".to_string()],
         vec!["plan-pro".to_string(), "plan-gold".to_string()],
     ] {
-        assert_eq!(c.effective_limits(&groups, None).profile.as_deref(), Some("pro"));
+        assert_eq!(
+            c.effective_limits(&groups, None).profile.as_deref(),
+            Some("pro")
+        );
     }
 }
 

@@ -29,10 +29,7 @@ impl UserFile {
                     return src.error(
                         v.span(),
                         "profile",
-                        format!(
-                            "no profile named {name:?} in {}",
-                            config.path.display()
-                        ),
+                        format!("no profile named {name:?} in {}", config.path.display()),
                     )
                 }
                 None => return src.error(v.span(), "profile", "must be a string"),

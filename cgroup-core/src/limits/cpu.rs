@@ -28,10 +28,7 @@ pub(super) fn parse_max(value: &str) -> Result<String, String> {
     let fields: Vec<&str> = value.split_whitespace().collect();
     let (quota, period) = match fields.as_slice() {
         [quota] => (*quota, DEFAULT_PERIOD_US),
-        [quota, period] => (
-            *quota,
-            period.parse::<u64>().map_err(|_| syntax())?,
-        ),
+        [quota, period] => (*quota, period.parse::<u64>().map_err(|_| syntax())?),
         _ => return Err(syntax()),
     };
     if !(MIN_PERIOD_US..=MAX_PERIOD_US).contains(&period) {
@@ -44,7 +41,9 @@ pub(super) fn parse_max(value: &str) -> Result<String, String> {
     }
     let quota: u64 = quota.parse().map_err(|_| syntax())?;
     if quota < MIN_QUOTA_US {
-        return Err(format!("quota {quota} must be at least {MIN_QUOTA_US} microseconds"));
+        return Err(format!(
+            "quota {quota} must be at least {MIN_QUOTA_US} microseconds"
+        ));
     }
     Ok(format!("{quota} {period}"))
 }

@@ -58,7 +58,9 @@ pub(super) fn parse_max_line(line: &str) -> Result<String, String> {
         count += 1;
     }
     if count == 0 {
-        return Err(format!("{line:?}: give at least one of rbps, wbps, riops, wiops"));
+        return Err(format!(
+            "{line:?}: give at least one of rbps, wbps, riops, wiops"
+        ));
     }
     Ok(out)
 }

@@ -10,7 +10,9 @@ pub(super) fn parse(value: &str) -> Result<String, String> {
         return Ok("max".to_string());
     }
     if value.starts_with('-') {
-        return Err(format!("{value:?}: expected a non-negative number of bytes or \"max\""));
+        return Err(format!(
+            "{value:?}: expected a non-negative number of bytes or \"max\""
+        ));
     }
     let bytes = parse_size(value)?;
     if bytes > MAX_BYTES {

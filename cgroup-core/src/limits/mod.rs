@@ -204,7 +204,9 @@ pub fn parse_limit(key: &str, value: &RawValue) -> Result<Limit, LimitError> {
         LimitKey::MemoryMax
         | LimitKey::MemoryHigh
         | LimitKey::MemoryLow
-        | LimitKey::MemorySwapMax => vec![memory::parse(&value.single().map_err(err)?).map_err(err)?],
+        | LimitKey::MemorySwapMax => {
+            vec![memory::parse(&value.single().map_err(err)?).map_err(err)?]
+        }
         LimitKey::CpuMax => vec![cpu::parse_max(&value.single().map_err(err)?).map_err(err)?],
         LimitKey::CpuWeight => vec![cpu::parse_weight(&value.single().map_err(err)?).map_err(err)?],
         LimitKey::PidsMax => vec![pids::parse(&value.single().map_err(err)?).map_err(err)?],
@@ -279,7 +281,11 @@ mod tests {
             ("cpu.weight", RawValue::Integer(100), &["100"]),
             ("io.weight", RawValue::Integer(200), &["default 200"]),
             ("io.weight", text("8:0 300"), &["8:0 300"]),
-            ("io.max", text("8:0 rbps=10M wiops=100"), &["8:0 rbps=10485760 wiops=100"]),
+            (
+                "io.max",
+                text("8:0 rbps=10M wiops=100"),
+                &["8:0 rbps=10485760 wiops=100"],
+            ),
             (
                 "io.max",
                 RawValue::List(vec!["8:0 rbps=1M".into(), "8:16 wbps=max".into()]),
@@ -300,7 +306,11 @@ mod tests {
             ("memory.max", text("-1G"), "number"),
             ("memory.max", RawValue::Integer(-5), "number"),
             ("memory.max", text("99999999999T"), "too large"),
-            ("memory.max", RawValue::List(vec!["1G".into()]), "single value"),
+            (
+                "memory.max",
+                RawValue::List(vec!["1G".into()]),
+                "single value",
+            ),
             ("pids.max", RawValue::Integer(0), "at least 1"),
             ("pids.max", text("many"), "whole number"),
             ("cpu.max", text("0%"), "at least"),
@@ -315,7 +325,11 @@ mod tests {
             ("io.max", text("8:0 rbps"), "key=value"),
             ("io.max", text("8:0 foo=1"), "rbps"),
             ("io.max", text("sda rbps=1"), "device"),
-            ("io.max", text("/nonexistent/dev rbps=1"), "/nonexistent/dev"),
+            (
+                "io.max",
+                text("/nonexistent/dev rbps=1"),
+                "/nonexistent/dev",
+            ),
         ];
         for (key, value, needle) in cases {
             let e = parse_limit(key, value)

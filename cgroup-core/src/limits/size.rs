@@ -53,7 +53,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         let frac_value: u64 = if frac_digits == 0 {
             0
         } else {
-            frac[..frac_digits].parse().map_err(|_| format!("{text:?} is not a number"))?
+            frac[..frac_digits]
+                .parse()
+                .map_err(|_| format!("{text:?} is not a number"))?
         };
         let scale = 10u64.pow(u32::try_from(frac_digits).map_err(|_| too_large())?);
         let whole_bytes = whole.checked_mul(multiplier).ok_or_else(too_large)?;

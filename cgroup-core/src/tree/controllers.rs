@@ -52,7 +52,10 @@ pub fn enable_down(chain: &[PathBuf], wanted: &[Controller]) -> Result<Controlle
                     .push((c, dir.clone(), "not offered by the parent".to_string()));
                 continue;
             }
-            match write_file(&dir.join("cgroup.subtree_control"), &format!("+{}", c.name())) {
+            match write_file(
+                &dir.join("cgroup.subtree_control"),
+                &format!("+{}", c.name()),
+            ) {
                 Ok(()) => still.push(c),
                 Err(e) => report.failed.push((c, dir.clone(), e.to_string())),
             }

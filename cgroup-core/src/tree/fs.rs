@@ -45,12 +45,7 @@ pub fn remove_dir(path: &Path) -> Result<Removed> {
     match std::fs::remove_dir(path) {
         Ok(()) => Ok(Removed::Removed),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Removed::AlreadyGone),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EBUSY) | Some(libc::ENOTEMPTY)
-            ) =>
-        {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::ENOTEMPTY)) => {
             Ok(Removed::Busy)
         }
         Err(e) => Err(e).ctx("rmdir", path),

@@ -37,7 +37,12 @@ pub fn check_root_syntax(root: &Path) -> std::result::Result<(), &'static str> {
     }
     // Path::components() silently drops "." and "//": check the text itself.
     let text = root.to_string_lossy();
-    if text.split('/').skip(1).any(|seg| seg == "." || seg == ".." || seg.is_empty()) && text != "/" {
+    if text
+        .split('/')
+        .skip(1)
+        .any(|seg| seg == "." || seg == ".." || seg.is_empty())
+        && text != "/"
+    {
         return Err("must not contain '.', '..' or empty components");
     }
     let mut normal = 0;
@@ -281,7 +286,11 @@ mod tests {
 
     #[test]
     fn root_outside_cgroup2_is_refused() {
-        for bad in ["/sys/fs/cgroup/memory/x", "/etc/x", "/sys/fs/cgroup/unified"] {
+        for bad in [
+            "/sys/fs/cgroup/memory/x",
+            "/etc/x",
+            "/sys/fs/cgroup/unified",
+        ] {
             let e = Tree::locate_in(&mounts(), Some(Path::new(bad))).unwrap_err();
             assert!(matches!(e, Error::RootOutsideCgroup2 { .. }), "{bad}: {e}");
         }
@@ -321,7 +330,10 @@ mod tests {
     fn chain_runs_from_the_mount_down() {
         let t = Tree::locate_in(&mounts(), None).unwrap();
         let chain = t.chain_to(&t.users_dir().join("alice"));
-        assert_eq!(chain.first().unwrap(), &PathBuf::from("/sys/fs/cgroup/unified"));
+        assert_eq!(
+            chain.first().unwrap(),
+            &PathBuf::from("/sys/fs/cgroup/unified")
+        );
         assert_eq!(chain.last().unwrap(), &t.users_dir().join("alice"));
         assert_eq!(chain.len(), 4);
     }

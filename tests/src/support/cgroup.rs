@@ -14,9 +14,7 @@ impl TestTree {
     /// A name for a new root; the directory itself is created by the code under test.
     pub fn new() -> TestTree {
         let mount = primary_cgroup2().expect("a cgroup2 mount");
-        let root = mount
-            .mount_point
-            .join(super::unique_name("pct-"));
+        let root = mount.mount_point.join(super::unique_name("pct-"));
         TestTree {
             mount_point: mount.mount_point,
             root,

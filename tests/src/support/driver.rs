@@ -62,7 +62,8 @@ pub fn run_session(pam_dir: &Path, user: &str, opts: &SessionOptions) -> Session
     let mut cmd = Command::new(driver());
     cmd.arg("--confdir")
         .arg(pam_dir)
-        .args(["--service", SERVICE, "--user", user, "--capture-syslog"])
+        .args(["--service", SERVICE, "--capture-syslog"])
+        .arg(format!("--user={user}"))
         .args(["--hold-ms", &opts.hold_ms.to_string()]);
     if opts.as_user {
         cmd.arg("--as-user");
@@ -80,10 +81,6 @@ pub fn run_session(pam_dir: &Path, user: &str, opts: &SessionOptions) -> Session
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bad report {e}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad report {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }

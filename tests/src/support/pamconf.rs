@@ -43,7 +43,10 @@ impl TestSetup {
 
     /// The config file is exactly `text` (for broken-config tests).
     pub fn with_raw_config(tree: TestTree, text: &str, module_args: &str) -> TestSetup {
-        let dir = tempfile::Builder::new().prefix("pct-conf-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("pct-conf-")
+            .tempdir()
+            .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let setup = TestSetup { dir, tree };
         std::fs::create_dir(setup.users_dir()).unwrap();

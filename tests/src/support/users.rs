@@ -30,7 +30,10 @@ fn try_run_locked(program: &str, args: &[&str]) -> Result<(), String> {
     let _guard = NSS_EDIT.lock().unwrap_or_else(|e| e.into_inner());
     let mut last = String::new();
     for _ in 0..50 {
-        let out = Command::new(program).args(args).output().map_err(|e| e.to_string())?;
+        let out = Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
         if out.status.success() {
             return Ok(());
         }
@@ -52,8 +55,15 @@ pub struct TestGroup {
 impl TestGroup {
     pub fn new(prefix: &str) -> TestGroup {
         let name = super::unique_name(prefix);
-        run_locked("groupadd", &["-K", "GID_MIN=20000", "-K", "GID_MAX=59999", &name]);
-        let gid = nix::unistd::Group::from_name(&name).unwrap().unwrap().gid.as_raw();
+        run_locked(
+            "groupadd",
+            &["-K", "GID_MIN=20000", "-K", "GID_MAX=59999", &name],
+        );
+        let gid = nix::unistd::Group::from_name(&name)
+            .unwrap()
+            .unwrap()
+            .gid
+            .as_raw();
         TestGroup { name, gid }
     }
 }
@@ -84,9 +94,20 @@ impl TestUser {
         let list: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
         let joined = list.join(",");
         let mut args = vec![
-            "-M", "-U", "-s", "/bin/sh", "-d", "/nonexistent",
-            "-K", "UID_MIN=20000", "-K", "UID_MAX=59999",
-            "-K", "GID_MIN=20000", "-K", "GID_MAX=59999",
+            "-M",
+            "-U",
+            "-s",
+            "/bin/sh",
+            "-d",
+            "/nonexistent",
+            "-K",
+            "UID_MIN=20000",
+            "-K",
+            "UID_MAX=59999",
+            "-K",
+            "GID_MIN=20000",
+            "-K",
+            "GID_MAX=59999",
         ];
         if !list.is_empty() {
             args.push("-G");
