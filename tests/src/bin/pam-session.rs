@@ -39,6 +39,9 @@ struct Args {
     /// Do not close the session (to test what close would have cleaned).
     #[arg(long)]
     no_close: bool,
+    /// For people: the child writes to this terminal, and a short summary replaces the JSON.
+    #[arg(long)]
+    human: bool,
     #[arg(last = true)]
     command: Vec<String>,
 }
@@ -120,6 +123,11 @@ fn main() {
                 child.env("HOME", &user.dir).env("USER", &args.user);
             }
         }
+        if args.human {
+            child
+                .stdout(std::process::Stdio::inherit())
+                .stderr(std::process::Stdio::inherit());
+        }
         match child.output() {
             Ok(out) => {
                 report.child_status = out.status.code();
@@ -139,6 +147,22 @@ fn main() {
     drop(pam);
     if let Some(c) = &capture {
         report.syslog = c.drain();
+    }
+    if args.human {
+        println!(
+            "pam_open_session:  {} ({})",
+            report.open_rc, report.open_error
+        );
+        println!("cgroup before:     {}", report.cgroup_before);
+        println!("cgroup in session: {}", report.cgroup_after_open);
+        if let Some(rc) = report.close_rc {
+            println!("pam_close_session: {rc}");
+        }
+        println!("cgroup after:      {}", report.cgroup_after_close);
+        for line in &report.syslog {
+            println!("syslog: {line}");
+        }
+        std::process::exit(if report.open_rc == PAM_SUCCESS { 0 } else { 1 });
     }
     println!("{}", serde_json::to_string(&report).unwrap());
 }
