@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Prints the benchmark table and the goal ratios from target/bench/results.json."""
+import json
+import sys
+
+r = json.load(open(sys.argv[1]))
+
+
+def oc(key):
+    x = r[key]
+    return x["open"]["median_us"], x["close"]["median_us"]
+
+
+rows = [("floor A: pam_permit.so alone", "floor_a"), ("floor B: raw syscalls", "floor_b")]
+rows += [(f"pam_cgroup.so, {n} users", f"ours_users_{n}") for n in (10, 1000, 10000)]
+print(f"{'configuration':34} {'open med':>9} {'p90':>8} {'p99':>8} {'close med':>10} {'p90':>8} {'p99':>8} {'start+end':>10}")
+for label, key in rows:
+    x = r[key]
+    se = x.get("start_end")
+    print(f"{label:34} {x['open']['median_us']:9.1f} {x['open']['p90_us']:8.1f} {x['open']['p99_us']:8.1f} "
+          f"{x['close']['median_us']:10.1f} {x['close']['p90_us']:8.1f} {x['close']['p99_us']:8.1f} "
+          f"{(se['median_us'] if se else float('nan')):10.1f}")
+print("(microseconds; medians over the iterations, warm-up excluded)")
+print()
+
+goals = []
+a_open, a_close = oc("floor_a")
+b_open, b_close = oc("floor_b")
+o_open, o_close = oc("ours_users_10")
+above_a = (o_open + o_close) - (a_open + a_close)
+goals.append(("(ours - floor A) / floor B, open+close", above_a / (b_open + b_close), 2.0))
+goals.append(("pam_start+pam_end: ours / pam_permit",
+              r["ours_users_10"]["start_end"]["median_us"] / r["floor_a"]["start_end"]["median_us"], 1.5))
+goals.append(("open at 10,000 users / at 10 users",
+              r["ours_users_10000"]["open"]["median_us"] / o_open, 1.2))
+c = r["concurrent_200"]
+goals.append(("200 concurrent logins: failures", c["failures"], 0))
+for verb in ("stats", "list"):
+    key = f"cgroupctl_{verb}_10000_s"
+    if key in r:
+        goals.append((f"cgroupctl {verb} at 10,000 users (s)", r[key], 2.0))
+bpf = r.get("bpf")
+if isinstance(bpf, dict):
+    for k in ("bind_ratio", "connect_ratio"):
+        if k in bpf:
+            goals.append((f"private IP {k.replace('_', ' ')} with/without", bpf[k], 1.10))
+print(f"{'goal':44} {'measured':>10} {'target':>8}  met")
+for name, value, target in goals:
+    ok = value <= target
+    print(f"{name:44} {value:10.3f} {'<= ' + str(target):>8}  {'yes' if ok else 'NO'}")
+print(f"200 concurrent logins: open p99 (worst process) {c['open_p99_us_max']:.0f} us")
