@@ -258,18 +258,10 @@ fn confine(
     let limits = config.effective_limits(groups, user_file.as_ref());
 
     let user_dir = tree.user_dir(&user.name)?;
-    let unavailable = prepare_user_cgroup(&tree, config, user, &user_dir)?;
-
-    let available = tree::available_controllers(&user_dir)?;
-    let skipped: Vec<LimitKey> = tree::write_limits(
-        &user_dir,
-        limits.limits.values().map(|r| &r.limit),
-        &available,
-    )?
-    .into_iter()
-    .map(|l| l.key)
-    .collect();
-    if !skipped.is_empty() {
+    let applied = apply_user_cgroup(&tree, config, user, &user_dir, &limits)?;
+    let skipped = applied.skipped;
+    let unavailable = applied.unavailable;
+    if applied.fresh && !skipped.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|k| k.file_name()).collect();
         let missing: Vec<&str> = unavailable.iter().map(|c| c.name()).collect();
         let text = format!(
@@ -305,6 +297,76 @@ fn confine(
     })
 }
 
+/// What applying a user cgroup did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Limits not written because their controller is not available.
+    pub skipped: Vec<LimitKey>,
+    /// Wanted controllers the kernel lacks (only known when `fresh`).
+    pub unavailable: Vec<Controller>,
+    /// False when the stamp showed everything already applied and nothing was written.
+    pub fresh: bool,
+}
+
+/// Creates or updates `users/<user>` with its delegation, caps and limits, unless its stamp
+/// says exactly this was applied already (then: one mkdir and one getxattr).
+pub fn apply_user_cgroup(
+    tree: &Tree,
+    config: &Config,
+    user: &UserInfo,
+    user_dir: &Path,
+    limits: &EffectiveLimits,
+) -> Result<Applied> {
+    let mut desired = format!(
+        "v1 uid={} gid={} max_descendants={} max_depth={}",
+        user.uid, user.gid, config.tree.max_descendants, config.tree.max_depth
+    );
+    for resolved in limits.limits.values() {
+        desired.push_str(&format!(
+            " {}={}",
+            resolved.limit.key,
+            resolved.limit.lines.join("|")
+        ));
+    }
+    let fingerprint = tree::stamp::fingerprint(&desired);
+    if let Some(stamp) = tree::stamp::read(user_dir) {
+        if let Some(rest) = stamp.strip_prefix(&fingerprint) {
+            let skipped = rest
+                .trim()
+                .strip_prefix("skipped=")
+                .unwrap_or("")
+                .split(',')
+                .filter_map(LimitKey::from_file_name)
+                .collect();
+            return Ok(Applied {
+                skipped,
+                unavailable: Vec::new(),
+                fresh: false,
+            });
+        }
+    }
+    let unavailable = prepare_user_cgroup(tree, config, user, user_dir)?;
+    let available = tree::available_controllers(user_dir)?;
+    let skipped: Vec<LimitKey> = tree::write_limits(
+        user_dir,
+        limits.limits.values().map(|r| &r.limit),
+        &available,
+    )?
+    .into_iter()
+    .map(|l| l.key)
+    .collect();
+    let names: Vec<&str> = skipped.iter().map(|k| k.file_name()).collect();
+    tree::stamp::write(
+        user_dir,
+        &format!("{fingerprint} skipped={}", names.join(",")),
+    );
+    Ok(Applied {
+        skipped,
+        unavailable,
+        fresh: true,
+    })
+}
+
 /// Creates or updates `users/<user>`: controllers, delegation, subtree caps. Cheap when
 /// nothing changed (two reads and a stat). Returns the wanted controllers the kernel lacks.
 pub fn prepare_user_cgroup(
@@ -313,8 +375,15 @@ pub fn prepare_user_cgroup(
     user: &UserInfo,
     user_dir: &Path,
 ) -> Result<Vec<Controller>> {
-    tree.ensure_base()?;
-    let created = fs::create_dir(user_dir)? == Created::Created;
+    // The common case is a user cgroup that exists: try it first, build the base on ENOENT.
+    let created = match fs::create_dir(user_dir) {
+        Ok(c) => c == Created::Created,
+        Err(e) if e.errno() == Some(libc::ENOENT) => {
+            tree.ensure_base()?;
+            fs::create_dir(user_dir)? == Created::Created
+        }
+        Err(e) => return Err(e),
+    };
     let offered = tree::offered(&tree.mount.mount_point)?;
     let unavailable: Vec<Controller> = Controller::ALL
         .into_iter()

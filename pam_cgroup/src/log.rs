@@ -9,10 +9,14 @@ use syslog::{Facility, Formatter3164};
 
 use cgroup_core::session::Level;
 
+type Backend = syslog::Logger<syslog::LoggerBackend, Formatter3164>;
+
+/// Connects to syslog on the first line logged: most sessions log nothing, and connecting
+/// costs a dozen syscalls on every login.
 pub struct Logger {
     service: String,
     debug: bool,
-    backend: Option<syslog::Logger<syslog::LoggerBackend, Formatter3164>>,
+    backend: Option<Option<Backend>>,
 }
 
 /// The host program's name, as pam_syslog shows it (sshd, su, cron).
@@ -24,17 +28,25 @@ fn process_name() -> String {
 
 impl Logger {
     pub fn new(service: &str, debug: bool) -> Logger {
-        let formatter = Formatter3164 {
-            facility: Facility::LOG_AUTHPRIV,
-            hostname: None,
-            process: process_name(),
-            pid: std::process::id(),
-        };
         Logger {
             service: sanitize(service),
             debug,
-            backend: syslog::unix(formatter).ok(),
+            backend: None,
         }
+    }
+
+    fn backend(&mut self) -> Option<&mut Backend> {
+        self.backend
+            .get_or_insert_with(|| {
+                let formatter = Formatter3164 {
+                    facility: Facility::LOG_AUTHPRIV,
+                    hostname: None,
+                    process: process_name(),
+                    pid: std::process::id(),
+                };
+                syslog::unix(formatter).ok()
+            })
+            .as_mut()
     }
 
     /// Logs a line; `Level::Info` lines (things already reported once) only with `debug`.
@@ -47,7 +59,7 @@ impl Logger {
             self.service,
             sanitize(message)
         );
-        let Some(backend) = self.backend.as_mut() else {
+        let Some(backend) = self.backend() else {
             return;
         };
         // A failed log write is not a reason to fail a login.
@@ -66,12 +78,12 @@ impl Logger {
     /// Only with the `debug` argument.
     pub fn debug(&mut self, message: &str) {
         if self.debug {
-            if let Some(backend) = self.backend.as_mut() {
-                let line = format!(
-                    "pam_cgroup({}:session): {}",
-                    self.service,
-                    sanitize(message)
-                );
+            let line = format!(
+                "pam_cgroup({}:session): {}",
+                self.service,
+                sanitize(message)
+            );
+            if let Some(backend) = self.backend() {
                 let _ = backend.debug(line);
             }
         }

@@ -511,3 +511,41 @@ fn test_tree_guard_removes_everything() {
     drop(tree);
     assert!(!root.exists());
 }
+
+#[test]
+fn a_config_change_reaches_the_next_login_and_an_unchanged_one_writes_nothing() {
+    require_root();
+    let alice = TestUser::new("pca");
+    let setup = TestSetup::new("", "");
+    let write = |descendants: u32| {
+        setup.write_config(&format!(
+            "[tree]\nroot = \"{}\"\nmax_descendants = {descendants}\n",
+            setup.tree.root.display()
+        ))
+    };
+    let caps = || {
+        std::fs::read_to_string(setup.tree.user(&alice.name).join("cgroup.max.descendants"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    write(77);
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    assert_eq!(caps(), "77");
+    // An admin writes the file by hand; an unchanged config leaves it alone (the stamp says
+    // the config's values were applied already)...
+    std::fs::write(
+        setup.tree.user(&alice.name).join("cgroup.max.descendants"),
+        "60",
+    )
+    .unwrap();
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    assert_eq!(r.open_rc, PAM_SUCCESS);
+    assert_eq!(caps(), "60");
+    // ...and a changed config is applied at the next login.
+    write(88);
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    assert_eq!(r.open_rc, PAM_SUCCESS);
+    assert_eq!(caps(), "88");
+}

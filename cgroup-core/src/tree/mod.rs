@@ -13,6 +13,7 @@
 mod controllers;
 mod delegation;
 pub mod fs;
+pub mod stamp;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -70,8 +71,70 @@ impl Tree {
     /// Finds the tree of a config: the configured root, checked to be strictly inside a
     /// cgroup2 mount, or `<first cgroup2 mount>/pam_cgroup`.
     pub fn locate(config: &Config) -> Result<Tree> {
+        if let Some(root) = config.tree.root.as_deref() {
+            // The login path: a few statfs(2) calls instead of reading all of mountinfo.
+            return Self::locate_by_statfs(root);
+        }
         let mounts = cgroup2_mounts()?;
-        Self::locate_in(&mounts, config.tree.root.as_deref())
+        Self::locate_in(&mounts, None)
+    }
+
+    /// Finds the cgroup2 mount of a configured root with statfs(2): the root (or its deepest
+    /// existing ancestor) must be on cgroup2, and the mount point is the highest ancestor
+    /// still on cgroup2. Assumes the mount shows the hierarchy's (or the cgroup namespace's)
+    /// root, as every normal mount does; `locate_in` reads mountinfo for the general case.
+    pub fn locate_by_statfs(root: &Path) -> Result<Tree> {
+        use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+        check_root_syntax(root).map_err(|reason| Error::BadRoot {
+            root: root.to_path_buf(),
+            reason,
+        })?;
+        let on_cgroup2 = |p: &Path| match statfs(p) {
+            Ok(s) => Ok(s.filesystem_type() == CGROUP2_SUPER_MAGIC),
+            Err(e) => Err(e),
+        };
+        let outside = || Error::RootOutsideCgroup2 {
+            root: root.to_path_buf(),
+            mounts: "statfs found no cgroup2 filesystem there".to_string(),
+        };
+        // The deepest existing directory on the way to the root.
+        let mut probe = Some(root);
+        let mut existing = None;
+        while let Some(p) = probe {
+            match on_cgroup2(p) {
+                Ok(true) => {
+                    existing = Some(p);
+                    break;
+                }
+                Ok(false) => return Err(outside()),
+                Err(nix::errno::Errno::ENOENT) => probe = p.parent(),
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "statfs",
+                        path: p.to_path_buf(),
+                        source: std::io::Error::from(e),
+                    })
+                }
+            }
+        }
+        let mut mount_point = existing.ok_or_else(outside)?;
+        while let Some(parent) = mount_point.parent() {
+            if on_cgroup2(parent).unwrap_or(false) {
+                mount_point = parent;
+            } else {
+                break;
+            }
+        }
+        if mount_point == root {
+            return Err(outside());
+        }
+        Ok(Tree {
+            mount: Cgroup2Mount {
+                mount_point: mount_point.to_path_buf(),
+                root: PathBuf::from("/"),
+            },
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn locate_in(mounts: &[Cgroup2Mount], root: Option<&Path>) -> Result<Tree> {
