@@ -52,6 +52,22 @@ pub enum Error {
     #[error("private IPs are enabled but no policy program is attached at {root} (run `cgroupctl init`)")]
     PrivateIpNotAttached { root: PathBuf },
 
+    /// A BPF operation (load, attach, pin, update, query) failed.
+    #[error("BPF {op} {target}: {reason}")]
+    Bpf {
+        op: &'static str,
+        target: String,
+        reason: String,
+    },
+
+    /// A user whose gid cannot be turned into a private address.
+    #[error("user {user:?} has no private address: gid {gid} {reason}")]
+    NoPrivateAddress {
+        user: String,
+        gid: u32,
+        reason: String,
+    },
+
     #[error("{0}")]
     Other(String),
 }

@@ -1,14 +1,22 @@
 //! cgroup-core: all the logic of pam_cgroup. The PAM module and `cgroupctl` are thin shells
 //! around this crate: config, the cgroup v2 tree, limits, delegation, NSS, sessions.
 
+pub mod apply;
 pub mod config;
+pub mod doctor;
 pub mod error;
+pub mod gc;
+pub mod inventory;
 pub mod limits;
 pub mod mount;
 pub mod names;
 pub mod nss;
+pub mod private_ip;
 pub mod report_once;
+pub mod service;
 pub mod session;
+pub mod stats;
 pub mod tree;
+pub mod userfile_edit;
 
 pub use error::{Error, Result};

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use cgroup_core::Error;
 
+/// A value or name given on the command line is invalid (like clap's own usage errors).
+pub const USAGE_ERROR: u8 = 2;
 pub const CONFIG_ERROR: u8 = 3;
 pub const SYSTEM_ERROR: u8 = 4;
 
@@ -25,5 +27,17 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             .is_some()
             || matches!(c.downcast_ref::<Error>(), Some(Error::Config(_)))
     });
-    ExitCode::from(if config { CONFIG_ERROR } else { SYSTEM_ERROR })
+    let usage = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<Error>(),
+            Some(Error::InvalidLimit { .. } | Error::InvalidName { .. })
+        )
+    });
+    ExitCode::from(if config {
+        CONFIG_ERROR
+    } else if usage {
+        USAGE_ERROR
+    } else {
+        SYSTEM_ERROR
+    })
 }

@@ -36,12 +36,61 @@ pub enum Command {
     /// Validate the configuration (like `sshd -t`); with --user, print that user's effective
     /// limits and where each comes from.
     Check(commands::check::CheckArgs),
+    /// List every user cgroup: profile, memory, cpu, pids, sessions, services.
+    List(commands::list::ListArgs),
+    /// Show one user in depth: limits (configured and live), usage, leaves and processes.
+    Show(commands::show::ShowArgs),
+    /// Change a user's limits or plan: validate, rewrite users/<user>.toml atomically
+    /// (comments kept), apply to the live cgroup.
+    Set(commands::set::SetArgs),
+    /// Re-read the config and apply it to every live user cgroup; print what changed.
+    Reload(commands::reload::ReloadArgs),
+    /// Run a command as a user inside users/<user>/<service>/run-<pid> (like cgexec).
+    Run(commands::run::RunArgs),
+    /// Move a running process into users/<user>/<service>/pid-<pid> (like cgclassify).
+    Classify(commands::classify::ClassifyArgs),
+    /// Per-user usage and fault counters; --prometheus for the text exposition format.
+    Stats(commands::stats::StatsArgs),
+    /// Remove empty session and service leaves; say what was removed.
+    Gc(commands::gc::GcArgs),
+    /// Check the kernel, config, tree, private IPs, /proc, PAM stacks and logind: OK/WARN/FAIL
+    /// with why and how to fix (exit 1 on any FAIL).
+    Doctor(commands::doctor::DoctorArgs),
+    /// Supervise the tree: reap empty leaves as they empty, reload on SIGHUP, serve metrics.
+    Daemon(commands::daemon::DaemonArgs),
+    /// Create the tree and attach the private-IP programs at its root (idempotent; a changed
+    /// [private_ip] swaps the programs in place).
+    Init(commands::init::InitArgs),
+    /// Detach and unpin the private-IP programs; remove the tree if no user remains.
+    Deinit(commands::deinit::DeinitArgs),
+    /// Print a user's private loopback address (127.0.0.0 | primary gid).
+    Ip(commands::ip::IpArgs),
+    /// Remount /proc with the [proc] section's hidepid= and gid= (run by pam-cgroup.service).
+    ProcApply(commands::proc_apply::ProcApplyArgs),
+    /// Write the manual pages (used by the package build).
+    #[command(hide = true)]
+    Man(commands::man::ManArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Check(args) => commands::check::run(&cli, args),
+        Command::List(args) => commands::list::run(&cli, args),
+        Command::Show(args) => commands::show::run(&cli, args),
+        Command::Set(args) => commands::set::run(&cli, args),
+        Command::Reload(args) => commands::reload::run(&cli, args),
+        Command::Run(args) => commands::run::run(&cli, args),
+        Command::Classify(args) => commands::classify::run(&cli, args),
+        Command::Stats(args) => commands::stats::run(&cli, args),
+        Command::Gc(args) => commands::gc::run(&cli, args),
+        Command::Doctor(args) => commands::doctor::run(&cli, args),
+        Command::Daemon(args) => commands::daemon::run(&cli, args),
+        Command::Init(args) => commands::init::run(&cli, args),
+        Command::Deinit(args) => commands::deinit::run(&cli, args),
+        Command::Ip(args) => commands::ip::run(&cli, args),
+        Command::ProcApply(args) => commands::proc_apply::run(&cli, args),
+        Command::Man(args) => commands::man::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,4 +3,8 @@
 //! named tree root, users and conf dir, and removes them even when it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cgroupctl;
+mod cgroupctl_daemon;
+mod cgroupctl_doctor;
+mod private_ip;
 mod session;

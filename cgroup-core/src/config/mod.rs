@@ -5,6 +5,7 @@
 mod error;
 mod file;
 mod policy;
+mod proc;
 mod resolve;
 mod user;
 
@@ -21,6 +22,7 @@ use crate::limits::{parse_limit, Limit, LimitKey, RawValue};
 pub use error::{line_col, ConfigError};
 pub use file::{read_secure, Follow, MAX_CONFIG_BYTES};
 pub use policy::{OnError, Policy};
+pub use proc::{AdminGroup, HidePid, ProcConfig};
 pub use resolve::{EffectiveLimits, LimitSource, ResolvedLimit};
 pub use user::UserFile;
 
@@ -72,6 +74,8 @@ pub struct Config {
     /// `[groups]`: NSS group -> profile, in file order (the first matching line wins).
     pub groups: Vec<(String, String)>,
     pub private_ip: PrivateIpConfig,
+    /// `[proc]`: hidepid for /proc, applied by `cgroupctl proc-apply`.
+    pub proc: ProcConfig,
 }
 
 // ---- the file's shape, as serde sees it -------------------------------------------------
@@ -91,6 +95,8 @@ struct RawConfig {
     groups: IndexMap<String, Spanned<String>>,
     #[serde(default)]
     private_ip: RawPrivateIp,
+    #[serde(default)]
+    proc: proc::RawProc,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -265,6 +271,8 @@ impl Config {
             };
         }
 
+        let proc = raw.proc.validate(&src)?;
+
         Ok(Config {
             path: path.to_path_buf(),
             tree: TreeConfig {
@@ -277,6 +285,7 @@ impl Config {
             profiles,
             groups,
             private_ip,
+            proc,
         })
     }
 

@@ -1,3 +1,20 @@
 //! One module per verb.
 
 pub mod check;
+pub mod classify;
+pub mod daemon;
+pub mod deinit;
+pub mod doctor;
+pub mod gc;
+pub mod init;
+pub mod ip;
+pub mod list;
+pub mod man;
+pub mod proc_apply;
+pub mod reload;
+pub mod run;
+pub mod set;
+pub mod show;
+pub mod stats;
+pub mod table;
+pub mod view;

@@ -4,6 +4,8 @@
 pub mod cgroup;
 pub mod driver;
 pub mod pamconf;
+pub mod pip_tree;
+pub mod probe;
 pub mod users;
 
 pub use cgroup::TestTree;

@@ -1,0 +1,227 @@
+//! Applying the configuration to a live user cgroup without a new login: what `cgroupctl set`,
+//! `reload` and the daemon's SIGHUP do. It runs the same preparation as a login
+//! (`session::prepare_user_cgroup`: controllers, delegation, subtree caps), writes the
+//! effective limits, resets limits the config no longer sets to the kernel's defaults (the
+//! config is the single source of truth), and reports every file whose value changed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::limits::{Controller, LimitKey};
+use crate::nss::{group_names, UserInfo};
+use crate::session::{exemption, prepare_user_cgroup};
+use crate::stats::read_optional;
+use crate::tree::{self, fs, Tree};
+
+/// Files a reload may change besides the limits: the root-owned subtree caps.
+const CAP_FILES: &[&str] = &["cgroup.max.descendants", "cgroup.max.depth"];
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeStatus {
+    /// Written, and the value differs from before.
+    Changed,
+    /// Written (or already right), same value.
+    Unchanged,
+    /// The config sets it, but its controller is not enabled here: not applied.
+    Unavailable,
+    /// The config no longer sets it: back to the kernel's default.
+    Reset,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileChange {
+    pub file: String,
+    /// Value before (`None`: the file does not exist here).
+    pub old: Option<String>,
+    /// Value after; for `Unavailable`, the value the config asks for.
+    pub new: Option<String>,
+    pub status: ChangeStatus,
+    /// The controller a limit needs, for `Unavailable`.
+    pub controller: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApplyReport {
+    pub user: String,
+    pub path: PathBuf,
+    /// Why the user is not confined, when it is not (nothing was touched then).
+    pub exempt: Option<String>,
+    /// The user had no live cgroup and `create` was false: nothing was touched.
+    pub live: bool,
+    pub profile: Option<String>,
+    pub files: Vec<FileChange>,
+}
+
+impl ApplyReport {
+    pub fn changed(&self) -> impl Iterator<Item = &FileChange> {
+        self.files
+            .iter()
+            .filter(|f| matches!(f.status, ChangeStatus::Changed | ChangeStatus::Reset))
+    }
+}
+
+/// The kernel's value of a limit file in a fresh cgroup, written to undo a limit the config no
+/// longer sets. io.max is per device: see `reset_lines`.
+fn default_value(key: LimitKey) -> Option<&'static str> {
+    match key {
+        LimitKey::MemoryMax | LimitKey::MemoryHigh | LimitKey::MemorySwapMax => Some("max"),
+        LimitKey::MemoryLow => Some("0"),
+        LimitKey::CpuMax => Some("max 100000"),
+        LimitKey::CpuWeight => Some("100"),
+        LimitKey::PidsMax => Some("max"),
+        LimitKey::IoWeight => Some("default 100"),
+        LimitKey::IoMax => None,
+    }
+}
+
+/// Lines that bring a limit file from `current` back to the kernel default.
+fn reset_lines(key: LimitKey, current: &str) -> Vec<String> {
+    match default_value(key) {
+        Some(v) => vec![v.to_string()],
+        // io.max shows one line per limited device; "MAJ:MIN rbps=max ..." lifts them.
+        None => current
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|dev| format!("{dev} rbps=max wbps=max riops=max wiops=max"))
+            .collect(),
+    }
+}
+
+/// Normalized text of a file for comparison and display (lines joined by "; ").
+fn normalize(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn snapshot(dir: &Path) -> Result<BTreeMap<String, Option<String>>> {
+    let mut out = BTreeMap::new();
+    let names = LimitKey::ALL
+        .iter()
+        .map(|k| k.file_name())
+        .chain(CAP_FILES.iter().copied());
+    for name in names {
+        out.insert(
+            name.to_string(),
+            read_optional(&dir.join(name))?.map(|t| normalize(&t)),
+        );
+    }
+    Ok(out)
+}
+
+/// Applies `config` to the cgroup of `user`. With `create` false a user without a live cgroup
+/// is left alone (its next login applies the config).
+pub fn apply_user(
+    tree: &Tree,
+    config: &Config,
+    user: &UserInfo,
+    create: bool,
+) -> Result<ApplyReport> {
+    let dir = tree.user_dir(&user.name)?;
+    let groups = group_names(user)?;
+    let user_file = config.load_user_file(&user.name)?;
+    let effective = config.effective_limits(&groups, user_file.as_ref());
+    let mut report = ApplyReport {
+        user: user.name.clone(),
+        path: dir.clone(),
+        exempt: exemption(&config.policy, user, Some(&groups)),
+        live: dir.is_dir(),
+        profile: effective.profile.clone(),
+        files: Vec::new(),
+    };
+    if report.exempt.is_some() || (!report.live && !create) {
+        return Ok(report);
+    }
+    let before = snapshot(&dir)?;
+    prepare_user_cgroup(tree, config, user, &dir)?;
+    report.live = true;
+    let available = tree::available_controllers(&dir)?;
+    let mut unavailable = Vec::new();
+    for key in LimitKey::ALL {
+        let controller: Controller = key.controller();
+        let wanted = effective.limits.get(&key).map(|r| &r.limit);
+        if !available.contains(&controller) {
+            if let Some(limit) = wanted {
+                unavailable.push(FileChange {
+                    file: key.file_name().to_string(),
+                    old: before.get(key.file_name()).cloned().flatten(),
+                    new: Some(limit.lines.join("; ")),
+                    status: ChangeStatus::Unavailable,
+                    controller: Some(controller.name().to_string()),
+                });
+            }
+            continue;
+        }
+        let path = dir.join(key.file_name());
+        let lines = match wanted {
+            Some(limit) => limit.lines.clone(),
+            None => {
+                let current = fs::read_file(&path)?;
+                reset_lines(key, &current)
+            }
+        };
+        for line in &lines {
+            fs::write_file(&path, line)?;
+        }
+    }
+    let after = snapshot(&dir)?;
+    for (file, new) in &after {
+        let old = before.get(file).cloned().flatten();
+        let key = LimitKey::from_file_name(file);
+        if key
+            .map(|k| !available.contains(&k.controller()))
+            .unwrap_or(false)
+        {
+            continue;
+        }
+        let status = if old == *new {
+            ChangeStatus::Unchanged
+        } else if key
+            .map(|k| !effective.limits.contains_key(&k))
+            .unwrap_or(false)
+        {
+            ChangeStatus::Reset
+        } else {
+            ChangeStatus::Changed
+        };
+        report.files.push(FileChange {
+            file: file.clone(),
+            old,
+            new: new.clone(),
+            status,
+            controller: None,
+        });
+    }
+    report.files.extend(unavailable);
+    report.files.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resets() {
+        assert_eq!(reset_lines(LimitKey::MemoryMax, "1024\n"), vec!["max"]);
+        assert_eq!(
+            reset_lines(LimitKey::IoMax, "8:0 rbps=1 wbps=max riops=max wiops=max\n"),
+            vec!["8:0 rbps=max wbps=max riops=max wiops=max"]
+        );
+        assert!(reset_lines(LimitKey::IoMax, "").is_empty());
+    }
+
+    #[test]
+    fn normalized_text() {
+        assert_eq!(normalize("8:0 a\n8:16 b\n"), "8:0 a; 8:16 b");
+        assert_eq!(normalize("max\n"), "max");
+    }
+}

@@ -1,0 +1,238 @@
+//! Config checks: validity, file permissions, user files; then the tree it names: the root,
+//! delegation of each user cgroup, and the private-IP programs.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::{Finding, Inputs};
+use crate::config::Config;
+use crate::inventory::user_cgroups;
+use crate::limits::LimitKey;
+use crate::mount::Cgroup2Mount;
+use crate::names::validate_user_name;
+use crate::tree::{delegate_files, Tree};
+
+/// Owner and mode problems of a config file or directory (what `read_secure` would refuse).
+fn permission_problem(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.uid() != 0 {
+        return Some(format!(
+            "{} is owned by uid {}, not root",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "{} is writable by group or others (mode {:o})",
+            path.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    None
+}
+
+pub(super) fn check_config(inputs: &Inputs, out: &mut Vec<Finding>) -> Option<Config> {
+    let path = &inputs.config;
+    let dir = path.parent().unwrap_or_else(|| Path::new("/"));
+    let problems: Vec<String> = [path.as_path(), dir]
+        .iter()
+        .filter_map(|p| permission_problem(p))
+        .collect();
+    if problems.is_empty() {
+        if path.exists() {
+            out.push(Finding::ok(
+                "config-permissions",
+                format!(
+                    "{} and its directory are root-owned, not group/world-writable",
+                    path.display()
+                ),
+            ));
+        }
+    } else {
+        out.push(Finding::fail(
+            "config-permissions",
+            problems.join("; "),
+            "the config decides every login's limits and exemptions: the module refuses a file others could have written, so confined logins follow on_error",
+            format!("chown root:root {0} {1}; chmod go-w {0} {1}", path.display(), dir.display()),
+        ));
+    }
+    let config = match Config::load(path) {
+        Ok(c) => {
+            out.push(Finding::ok(
+                "config",
+                format!("{} is valid", path.display()),
+            ));
+            c
+        }
+        Err(e) => {
+            out.push(Finding::fail(
+                "config",
+                e.to_string(),
+                "confined logins cannot be confined: they get in unconfined (on_error=open) or are refused (closed)",
+                format!("correct {}, then check it with `cgroupctl check`", path.display()),
+            ));
+            return None;
+        }
+    };
+    check_user_files(&config, out);
+    Some(config)
+}
+
+fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
+    let dir = config.users_dir();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut bad = Vec::new();
+    let mut count = 0;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml") && !n.starts_with('.'))
+        .collect();
+    names.sort();
+    for name in names {
+        let user = name.trim_end_matches(".toml");
+        if validate_user_name(user).is_err() {
+            bad.push(format!("{name}: not a valid user name, ignored"));
+            continue;
+        }
+        count += 1;
+        if let Err(e) = config.load_user_file(user) {
+            bad.push(e.to_string());
+        }
+    }
+    if bad.is_empty() {
+        out.push(Finding::ok(
+            "user-files",
+            format!("{count} user files in {} are valid", dir.display()),
+        ));
+    } else {
+        out.push(Finding::fail(
+            "user-files",
+            bad.join("; "),
+            "a user whose file is refused is not confined as planned (the login follows on_error)",
+            "correct the file (or `cgroupctl set USER KEY=VALUE`, which validates), and keep it root-owned 0644",
+        ));
+    }
+}
+
+pub(super) fn check_tree(config: &Config, mounts: &[Cgroup2Mount], out: &mut Vec<Finding>) {
+    if mounts.is_empty() {
+        return;
+    }
+    let tree = match Tree::locate_in(mounts, config.tree.root.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(Finding::fail(
+                "tree",
+                e.to_string(),
+                "no login can be placed in a cgroup",
+                "set [tree] root to a path inside the cgroup2 mount",
+            ));
+            return;
+        }
+    };
+    if !tree.root.is_dir() {
+        out.push(Finding::warn(
+            "tree",
+            format!("tree root {} does not exist yet", tree.root.display()),
+            "it is created at the first confined login; until then `cgroupctl init` (private IPs) has nothing to attach to",
+            "start `cgroupctl daemon` (the packaged unit) or log in once as a confined user",
+        ));
+    } else {
+        out.push(Finding::ok(
+            "tree",
+            format!("tree root {}", tree.root.display()),
+        ));
+        check_delegation(&tree, out);
+    }
+    check_private_ip(config, &tree, out);
+}
+
+/// Each user cgroup: the directory and delegated files owned by the user, the resource files
+/// by root (else the user raises its own limits).
+fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
+    let Ok(users) = user_cgroups(tree) else {
+        return;
+    };
+    let mut fails = Vec::new();
+    let mut warns = Vec::new();
+    for u in &users {
+        let Ok(Some(pw)) = nix::unistd::User::from_name(&u.name) else {
+            warns.push(format!("{}: no such user in NSS", u.name));
+            continue;
+        };
+        let uid = pw.uid.as_raw();
+        let owner = |name: &str| std::fs::metadata(u.path.join(name)).ok().map(|m| m.uid());
+        for key in LimitKey::ALL {
+            if owner(key.file_name()).is_some_and(|o| o != 0) {
+                fails.push(format!("{}/{} is not root-owned", u.name, key.file_name()));
+            }
+        }
+        for cap in ["cgroup.max.descendants", "cgroup.max.depth"] {
+            if owner(cap).is_some_and(|o| o != 0) {
+                fails.push(format!("{}/{cap} is not root-owned", u.name));
+            }
+        }
+        if owner("").is_some_and(|o| o != uid)
+            || delegate_files()
+                .iter()
+                .any(|f| owner(f).is_some_and(|o| o != uid))
+        {
+            warns.push(format!("{}: not delegated to uid {uid}", u.name));
+        }
+    }
+    if !fails.is_empty() {
+        out.push(Finding::fail(
+            "delegation",
+            fails.join("; "),
+            "a user owning its resource files can raise its own limits",
+            "chown root those files (`cgroupctl reload` re-applies the limits; the module never delegates them)",
+        ));
+    } else if !warns.is_empty() {
+        out.push(Finding::warn(
+            "delegation",
+            warns.join("; "),
+            "the user cannot manage its own sub-cgroups (services), or the cgroup belongs to a deleted user",
+            "`cgroupctl reload` re-delegates live cgroups; remove cgroups of deleted users with rmdir once empty",
+        ));
+    } else {
+        out.push(Finding::ok(
+            "delegation",
+            format!(
+                "{} user cgroups delegated, resource files root-owned",
+                users.len()
+            ),
+        ));
+    }
+}
+
+fn check_private_ip(config: &Config, tree: &Tree, out: &mut Vec<Finding>) {
+    if !config.private_ip.enabled {
+        out.push(Finding::ok(
+            "private-ip",
+            "private IPs are disabled in the config",
+        ));
+        return;
+    }
+    match crate::private_ip::missing_programs(&tree.root) {
+        Ok(missing) if missing.is_empty() => out.push(Finding::ok(
+            "private-ip",
+            format!("all policy programs attached at {}", tree.root.display()),
+        )),
+        Ok(missing) => out.push(Finding::fail(
+            "private-ip",
+            format!("private IPs are enabled but programs {} are not attached at {}", missing.join(", "), tree.root.display()),
+            "users' services can bind and reach each other's loopback addresses, and the module follows on_error at every login",
+            "run `cgroupctl init` (attaches and pins the programs)",
+        )),
+        Err(e) => out.push(Finding::fail(
+            "private-ip",
+            format!("cannot query the programs at {}: {e}", tree.root.display()),
+            "whether private IPs are enforced cannot be told",
+            "run doctor as root (BPF_PROG_QUERY needs CAP_NET_ADMIN)",
+        )),
+    }
+}

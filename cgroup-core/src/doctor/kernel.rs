@@ -1,0 +1,183 @@
+//! Kernel-side checks: the cgroup2 mount, its controllers, and /proc's hidepid.
+
+use std::path::{Path, PathBuf};
+
+use super::{Finding, Inputs};
+use crate::config::Config;
+use crate::limits::Controller;
+use crate::mount::{parse_cgroup2_mounts, Cgroup2Mount};
+
+fn mountinfo(inputs: &Inputs) -> (PathBuf, Option<String>) {
+    let path = inputs.proc_root.join("self/mountinfo");
+    let text = std::fs::read_to_string(&path).ok();
+    (path, text)
+}
+
+/// The cgroup2 mount and its controllers. Returns the mounts for the tree checks.
+pub(super) fn check_cgroup2(inputs: &Inputs, out: &mut Vec<Finding>) -> Vec<Cgroup2Mount> {
+    let (path, text) = mountinfo(inputs);
+    let Some(text) = text else {
+        out.push(Finding::fail(
+            "cgroup2",
+            format!("cannot read {}", path.display()),
+            "without the mount table nothing about cgroups can be checked",
+            "run doctor as root on the host (not in a container without /proc)",
+        ));
+        return Vec::new();
+    };
+    let mounts = parse_cgroup2_mounts(&text);
+    let Some(first) = mounts.first() else {
+        out.push(Finding::fail(
+            "cgroup2",
+            "no cgroup2 filesystem is mounted",
+            "pam_cgroup needs cgroup v2: every login is left unconfined (on_error=open) or refused (on_error=closed)",
+            "mount it (mount -t cgroup2 none /sys/fs/cgroup/unified) or boot with systemd.unified_cgroup_hierarchy=1",
+        ));
+        return mounts;
+    };
+    out.push(Finding::ok(
+        "cgroup2",
+        format!("mounted at {}", first.mount_point.display()),
+    ));
+    out.push(check_controllers(&first.mount_point, &text));
+    mounts
+}
+
+/// v1 hierarchies holding a controller (`cgroup` mounts whose options name it).
+fn bound_to_v1<'a>(mountinfo: &str, controllers: &[&'a str]) -> Vec<&'a str> {
+    controllers
+        .iter()
+        .copied()
+        .filter(|c| {
+            mountinfo.lines().any(|l| {
+                l.split_once(" - ").is_some_and(|(_, right)| {
+                    let f: Vec<&str> = right.split(' ').collect();
+                    f.first() == Some(&"cgroup")
+                        && f.get(2).is_some_and(|o| o.split(',').any(|x| x == *c))
+                })
+            })
+        })
+        .collect()
+}
+
+fn check_controllers(mount_point: &Path, mountinfo: &str) -> Finding {
+    let offered =
+        std::fs::read_to_string(mount_point.join("cgroup.controllers")).unwrap_or_default();
+    let missing: Vec<&str> = Controller::ALL
+        .iter()
+        .map(|c| c.name())
+        .filter(|c| !offered.split_whitespace().any(|o| o == *c))
+        .collect();
+    if missing.is_empty() {
+        return Finding::ok(
+            "controllers",
+            format!("cpu, io, memory, pids offered at {}", mount_point.display()),
+        );
+    }
+    let v1 = bound_to_v1(mountinfo, &missing);
+    let fix = if v1.is_empty() {
+        "enable them in the kernel (CONFIG_MEMCG, CONFIG_CGROUP_PIDS, CONFIG_CFS_BANDWIDTH, CONFIG_BLK_CGROUP)".to_string()
+    } else {
+        format!(
+            "{} are bound to cgroup v1 hierarchies on this hybrid host: boot with systemd.unified_cgroup_hierarchy=1 (or cgroup_no_v1={})",
+            v1.join(", "),
+            v1.join(",")
+        )
+    };
+    Finding::fail(
+        "controllers",
+        format!("controllers {} are not available in the cgroup2 hierarchy at {}", missing.join(", "), mount_point.display()),
+        "limits that need them (memory.*, cpu.*, pids.*, io.*) are not enforced: logins get in without them",
+        fix,
+    )
+}
+
+/// The `hidepid=` option of the /proc mount, from mountinfo's super options.
+pub fn proc_hidepid(mountinfo: &str) -> Option<(String, Option<String>)> {
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = left.split(' ').collect();
+        let fs: Vec<&str> = right.split(' ').collect();
+        if fields.get(4) != Some(&"/proc") || fs.first() != Some(&"proc") {
+            continue;
+        }
+        let opts: Vec<&str> = fs
+            .get(2)
+            .map(|o| o.split(',').collect())
+            .unwrap_or_default();
+        let hidepid = opts
+            .iter()
+            .find_map(|o| o.strip_prefix("hidepid="))
+            .unwrap_or("off")
+            .to_string();
+        let gid = opts
+            .iter()
+            .find_map(|o| o.strip_prefix("gid="))
+            .map(str::to_string);
+        return Some((hidepid, gid));
+    }
+    None
+}
+
+pub(super) fn check_hidepid(inputs: &Inputs, config: Option<&Config>, out: &mut Vec<Finding>) {
+    let (path, text) = mountinfo(inputs);
+    let Some((hidepid, gid)) = text.as_deref().and_then(proc_hidepid) else {
+        out.push(Finding::warn(
+            "hidepid",
+            format!("no /proc mount found in {}", path.display()),
+            "whether users can see each other's processes cannot be told",
+            "check `findmnt /proc`",
+        ));
+        return;
+    };
+    let fix = match config.map(|c| c.proc.hidepid.mount_value()) {
+        Some("off") | None => "set [proc] hidepid = \"invisible\" and group = \"<admins>\" in the config, then `cgroupctl proc-apply` (or mount -o remount,hidepid=invisible,gid=<admins> /proc)".to_string(),
+        Some(_) => "run `cgroupctl proc-apply` (the config asks for hidepid, /proc is not mounted with it)".to_string(),
+    };
+    match hidepid.as_str() {
+        "invisible" | "2" | "ptraceable" | "4" => out.push(Finding::ok(
+            "hidepid",
+            format!(
+                "/proc is mounted with hidepid={hidepid}{}",
+                gid.map(|g| format!(", gid={g} sees all")).unwrap_or_default()
+            ),
+        )),
+        "noaccess" | "1" => out.push(Finding::warn(
+            "hidepid",
+            format!("/proc is mounted with hidepid={hidepid}"),
+            "users cannot read each other's /proc/PID but still see which PIDs exist (and their owners)",
+            fix,
+        )),
+        _ => out.push(Finding::fail(
+            "hidepid",
+            "/proc is mounted without hidepid (every user sees every process)",
+            "customers see each other's processes, command lines and owners",
+            fix,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidepid_from_mountinfo() {
+        let on = "22 1 0:5 / /proc rw,nosuid - proc proc rw,hidepid=invisible,gid=4\n";
+        assert_eq!(
+            proc_hidepid(on),
+            Some(("invisible".into(), Some("4".into())))
+        );
+        let off = "22 1 0:5 / /proc rw,nosuid - proc proc rw\n";
+        assert_eq!(proc_hidepid(off), Some(("off".into(), None)));
+        assert_eq!(proc_hidepid("1 2 0:1 / /x rw - ext4 /dev/sda rw\n"), None);
+    }
+
+    #[test]
+    fn v1_bound_controllers() {
+        let mi = "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        assert_eq!(bound_to_v1(mi, &["memory", "pids"]), vec!["memory"]);
+    }
+}

@@ -1,0 +1,210 @@
+//! What lives in the tree right now: user cgroups, their leaves (sessions and service leaves)
+//! and the processes in them. Read-only; used by `cgroupctl list/show/stats/gc` and the daemon.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{IoContext, Result};
+use crate::names::validate_user_name;
+use crate::tree::{fs, Tree, SESSION_PREFIX};
+
+/// One `users/<user>` directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCgroup {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Child cgroup directories of `dir`, sorted by name. A directory that vanished meanwhile
+/// has no children.
+pub fn child_cgroups(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).ctx("read directory", dir),
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Every user cgroup under `<root>/users`, sorted by name. Directories whose name is not a
+/// valid user name (made by hand) are skipped: nothing we do may act on them.
+pub fn user_cgroups(tree: &Tree) -> Result<Vec<UserCgroup>> {
+    Ok(child_cgroups(&tree.users_dir())?
+        .into_iter()
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?.to_string();
+            validate_user_name(&name).ok()?;
+            Some(UserCgroup { name, path })
+        })
+        .collect())
+}
+
+/// What a leaf is, by where it sits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "service")]
+pub enum LeafKind {
+    /// `users/<u>/session-*`: a PAM session.
+    Session,
+    /// `users/<u>/<service>/...`: a service's cgroup.
+    Service(String),
+}
+
+/// A cgroup without child cgroups below a user cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaf {
+    pub path: PathBuf,
+    /// Path relative to the user cgroup (`session-42`, `web/run-7`).
+    pub rel: String,
+    pub kind: LeafKind,
+    pub pids: Vec<u32>,
+}
+
+/// The kind of the cgroup at `rel` (relative to its user cgroup).
+pub fn leaf_kind(rel: &Path) -> LeafKind {
+    let first = rel
+        .components()
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if first.starts_with(SESSION_PREFIX) && rel.components().count() == 1 {
+        LeafKind::Session
+    } else {
+        LeafKind::Service(first)
+    }
+}
+
+/// Every leaf below `user_dir` (not `user_dir` itself), sorted by path.
+pub fn leaves(user_dir: &Path) -> Result<Vec<Leaf>> {
+    let mut out = Vec::new();
+    collect_leaves(user_dir, user_dir, &mut out)?;
+    Ok(out)
+}
+
+fn collect_leaves(user_dir: &Path, dir: &Path, out: &mut Vec<Leaf>) -> Result<()> {
+    for child in child_cgroups(dir)? {
+        let grandchildren = child_cgroups(&child)?;
+        if grandchildren.is_empty() {
+            let rel = child.strip_prefix(user_dir).unwrap_or(&child).to_path_buf();
+            // A leaf removed between the listing and this read has no processes.
+            let pids = match fs::procs(&child) {
+                Ok(p) => p,
+                Err(e) if e.errno() == Some(libc::ENOENT) => continue,
+                Err(e) => return Err(e),
+            };
+            out.push(Leaf {
+                kind: leaf_kind(&rel),
+                rel: rel.to_string_lossy().into_owned(),
+                path: child,
+                pids,
+            });
+        } else {
+            collect_leaves(user_dir, &child, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Counts of a user cgroup's first-level children: sessions and distinct services.
+pub fn session_and_service_counts(user_dir: &Path) -> Result<(usize, usize)> {
+    let mut sessions = 0;
+    let mut services = 0;
+    for child in child_cgroups(user_dir)? {
+        let name = child
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with(SESSION_PREFIX) {
+            sessions += 1;
+        } else {
+            services += 1;
+        }
+    }
+    Ok((sessions, services))
+}
+
+/// A process as `show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcInfo {
+    pub pid: u32,
+    /// Real uid and gid; `None` when the process exited meanwhile.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// The command line, or `[comm]` for kernel-style processes without one.
+    pub command: String,
+}
+
+/// Real, effective, saved and filesystem ids from a /proc/PID/status `Uid:`/`Gid:` line.
+pub fn status_ids(status: &str, key: &str) -> Option<[u32; 4]> {
+    let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+    let ids: Vec<u32> = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    Some([*ids.first()?, *ids.get(1)?, *ids.get(2)?, *ids.get(3)?])
+}
+
+/// Reads what /proc says about a process; fields are empty when it exited meanwhile.
+pub fn proc_info(proc_root: &Path, pid: u32) -> ProcInfo {
+    let dir = proc_root.join(pid.to_string());
+    let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+    let uid = status_ids(&status, "Uid:").map(|ids| ids[0]);
+    let gid = status_ids(&status, "Gid:").map(|ids| ids[0]);
+    let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+    let command = if cmdline.is_empty() {
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        format!("[{}]", comm.trim())
+    } else {
+        cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    ProcInfo {
+        pid,
+        uid,
+        gid,
+        command,
+    }
+}
+
+/// Owner uid of a path (`None` when it is gone).
+pub fn owner_uid(path: &Path) -> Option<u32> {
+    std::fs::symlink_metadata(path).ok().map(|m| m.uid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_position() {
+        assert_eq!(leaf_kind(Path::new("session-12")), LeafKind::Session);
+        assert_eq!(
+            leaf_kind(Path::new("web/run-1")),
+            LeafKind::Service("web".into())
+        );
+        assert_eq!(
+            leaf_kind(Path::new("session-x/sub")),
+            LeafKind::Service("session-x".into())
+        );
+    }
+
+    #[test]
+    fn status_lines() {
+        let s = "Name:\tsh\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t5\t5\t5\n";
+        assert_eq!(status_ids(s, "Uid:"), Some([1000, 1001, 1002, 1003]));
+        assert_eq!(status_ids(s, "Gid:"), Some([5, 5, 5, 5]));
+        assert_eq!(status_ids(s, "Groups:"), None);
+    }
+}

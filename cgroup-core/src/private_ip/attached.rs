@@ -1,0 +1,99 @@
+//! "Are our programs attached at the tree root?" — the one cheap check pam_cgroup.so makes
+//! at login. Raw bpf(2) only (see sys.rs): BPF_PROG_QUERY on the root's directory for each of
+//! the six attach types, then each program's name, so a foreign program at the same hook
+//! does not count as ours. About two dozen syscalls, no allocation worth mentioning.
+
+use std::fs::File;
+use std::io::ErrorKind;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use super::{sys, Hook, HOOKS};
+use crate::error::{IoContext, Result};
+
+/// The programs attached directly at a cgroup for one hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedProgram {
+    pub hook: Hook,
+    /// Every program attached at this hook, ours or not.
+    pub ids: Vec<u32>,
+    /// Those whose kernel name is ours (`hook.prog_name`).
+    pub ours: Vec<u32>,
+}
+
+/// How many times a hook is queried again when one of its programs vanished between the
+/// query and the look-up: `cgroupctl init` swapping programs (bpf_link_update) frees the old
+/// one, and that must not read as "nothing attached".
+const RACE_RETRIES: usize = 3;
+
+fn open_dir(dir: &Path) -> Result<Option<File>> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx("open", dir),
+    }
+}
+
+fn query_hook(dir: &File, tree_root: &Path, hook: Hook) -> Result<AttachedProgram> {
+    let mut attempt = 0;
+    'again: loop {
+        let ids =
+            sys::prog_query(dir.as_fd(), hook.attach_type).ctx("BPF_PROG_QUERY", tree_root)?;
+        let mut ours = Vec::new();
+        for &id in &ids {
+            let fd = match sys::prog_fd_by_id(id) {
+                Ok(fd) => fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) && attempt < RACE_RETRIES => {
+                    attempt += 1;
+                    continue 'again;
+                }
+                Err(e) => return Err(e).ctx("BPF_PROG_GET_FD_BY_ID for a program at", tree_root),
+            };
+            let info = sys::prog_info(fd.as_fd())
+                .ctx("BPF_OBJ_GET_INFO_BY_FD for a program at", tree_root)?;
+            if info.name == hook.prog_name {
+                ours.push(id);
+            }
+        }
+        return Ok(AttachedProgram { hook, ids, ours });
+    }
+}
+
+/// What is attached at `tree_root` for each of our hooks. A missing root has nothing attached.
+pub fn attached_programs(tree_root: &Path) -> Result<Vec<AttachedProgram>> {
+    let Some(dir) = open_dir(tree_root)? else {
+        return Ok(HOOKS
+            .iter()
+            .map(|&hook| AttachedProgram {
+                hook,
+                ids: Vec::new(),
+                ours: Vec::new(),
+            })
+            .collect());
+    };
+    HOOKS
+        .iter()
+        .map(|&hook| query_hook(&dir, tree_root, hook))
+        .collect()
+}
+
+/// Names of our programs that are not attached at `tree_root` (empty: all six are).
+pub fn missing_programs(tree_root: &Path) -> Result<Vec<&'static str>> {
+    Ok(attached_programs(tree_root)?
+        .into_iter()
+        .filter(|a| a.ours.is_empty())
+        .map(|a| a.hook.prog_name)
+        .collect())
+}
+
+/// True when all six policy programs are attached at `tree_root` (the PAM module's check).
+/// A root that does not exist yet answers false, not an error. Errors: the root cannot be
+/// opened, or bpf(2) refuses (e.g. EPERM without CAP_NET_ADMIN / CAP_SYS_ADMIN).
+pub fn programs_attached(tree_root: &Path) -> Result<bool> {
+    Ok(missing_programs(tree_root)?.is_empty())
+}

@@ -1,0 +1,209 @@
+//! `cgroupctl init` / `deinit` for the private-IP programs: attach at the tree root with
+//! BPF_LINK_CREATE, pin the links in bpffs (a pinned link outlives cgroupctl; removing the pin
+//! detaches it), and on a later init swap programs in place with BPF_LINK_UPDATE, so there is
+//! never a moment with no program attached. Same code and same config: nothing changes.
+
+use std::fs::File;
+use std::io::ErrorKind;
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use libbpf_rs::query::LinkTypeInfo;
+use libbpf_rs::{Link, ProgramMut};
+use serde::Serialize;
+
+use super::loader::{self, bpf_err};
+use super::sys;
+use super::{Hook, HOOKS};
+use crate::config::PrivateIpConfig;
+use crate::error::{IoContext, Result};
+use crate::tree::fs::{create_dir, remove_dir, Removed};
+
+/// What `install` did for one hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Nothing was attached: attached and pinned.
+    Attached,
+    /// Another program (other config or code) was attached: swapped in place.
+    Updated,
+    /// The same program with the same config is attached: left alone.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgramReport {
+    pub program: &'static str,
+    pub action: Action,
+    /// The program attached now.
+    pub prog_id: u32,
+    /// The program it replaced (Updated only).
+    pub previous_id: Option<u32>,
+    pub pin: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstallReport {
+    pub tree_root: PathBuf,
+    pub pin_dir: PathBuf,
+    pub programs: Vec<ProgramReport>,
+}
+
+impl InstallReport {
+    pub fn changed(&self) -> bool {
+        self.programs.iter().any(|p| p.action != Action::Unchanged)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UninstallReport {
+    pub tree_root: PathBuf,
+    pub pin_dir: PathBuf,
+    /// Programs whose link was detached and unpinned.
+    pub detached: Vec<&'static str>,
+    /// Whether the pin directory existed and was removed.
+    pub pin_dir_removed: bool,
+}
+
+/// The cgroup ID of a cgroup2 directory: its inode number (kernfs node id).
+fn cgroup_id(dir: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(dir).ctx("stat", dir)?.ino())
+}
+
+/// The pinned link of a hook, if there is one that is still attached to `cgroup`.
+/// A pin whose link lost its cgroup (the tree root was removed and made again) is removed:
+/// it enforces nothing.
+fn live_link(pin: &Path, hook: Hook, cgroup: u64) -> Result<Option<Link>> {
+    if !pin.exists() {
+        return Ok(None);
+    }
+    let link =
+        Link::open(pin).map_err(|e| bpf_err("open pinned link", pin.display().to_string(), e))?;
+    let info = link
+        .info()
+        .map_err(|e| bpf_err("get info of link", pin.display().to_string(), e))?;
+    let live = matches!(&info.info, LinkTypeInfo::Cgroup(c)
+        if c.cgroup_id == cgroup && c.attach_type.clone() as u32 == hook.attach_type);
+    if live {
+        return Ok(Some(link));
+    }
+    std::fs::remove_file(pin).ctx("unpin stale link", pin)?;
+    Ok(None)
+}
+
+fn install_hook(
+    skel: &super::skel::PrivateIpSkel<'_>,
+    hook: Hook,
+    root_dir: &File,
+    cgroup: u64,
+    pin_dir: &Path,
+) -> Result<ProgramReport> {
+    let pin = pin_dir.join(hook.pin_name);
+    let prog: ProgramMut<'_> = loader::program(skel, hook.prog_name)?;
+    let new = loader::summary(&prog)?;
+    let report = |action, previous_id| ProgramReport {
+        program: hook.prog_name,
+        action,
+        prog_id: new.id,
+        previous_id,
+        pin: pin.clone(),
+    };
+    let Some(mut link) = live_link(&pin, hook, cgroup)? else {
+        let mut link = prog
+            .attach_cgroup(root_dir.as_raw_fd())
+            .map_err(|e| bpf_err("attach", hook.prog_name, e))?;
+        link.pin(&pin)
+            .map_err(|e| bpf_err("pin link at", pin.display().to_string(), e))?;
+        return Ok(report(Action::Attached, None));
+    };
+    let old_id = link
+        .info()
+        .map_err(|e| bpf_err("get info of link", pin.display().to_string(), e))?
+        .prog_id;
+    let old_fd = sys::prog_fd_by_id(old_id)
+        .map_err(|e| bpf_err("open program", format!("id {old_id}"), e))?;
+    let old = sys::prog_info(std::os::fd::AsFd::as_fd(&old_fd))
+        .map_err(|e| bpf_err("get info of program", format!("id {old_id}"), e))?;
+    if loader::same_program(&old, &new)? {
+        return Ok(ProgramReport {
+            prog_id: old_id,
+            ..report(Action::Unchanged, None)
+        });
+    }
+    link.update_prog(&prog)
+        .map_err(|e| bpf_err("update link", pin.display().to_string(), e))?;
+    Ok(report(Action::Updated, Some(old_id)))
+}
+
+/// Loads the programs with `policy`, then attaches (or swaps, or leaves) each one at
+/// `tree_root`, pinned under `pin_dir` (a directory in a mounted bpffs; created here).
+pub fn install(
+    tree_root: &Path,
+    pin_dir: &Path,
+    policy: &PrivateIpConfig,
+) -> Result<InstallReport> {
+    let root_dir = File::open(tree_root).ctx("open", tree_root)?;
+    let cgroup = cgroup_id(tree_root)?;
+    if let Some(base) = pin_dir.parent() {
+        create_dir(base)?;
+    }
+    create_dir(pin_dir)?;
+    let mut storage = MaybeUninit::uninit();
+    let skel = loader::load(&mut storage, policy)?;
+    let programs = HOOKS
+        .iter()
+        .map(|&hook| install_hook(&skel, hook, &root_dir, cgroup, pin_dir))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(InstallReport {
+        tree_root: tree_root.to_path_buf(),
+        pin_dir: pin_dir.to_path_buf(),
+        programs,
+    })
+}
+
+/// Detaches and unpins every pinned link of the tree, then removes its pin directory.
+/// Idempotent: nothing pinned is not an error.
+pub fn uninstall(tree_root: &Path, pin_dir: &Path) -> Result<UninstallReport> {
+    let mut detached = Vec::new();
+    for hook in HOOKS {
+        let pin = pin_dir.join(hook.pin_name);
+        // Checked first so that libbpf does not log a warning for every absent pin.
+        if !pin.exists() {
+            continue;
+        }
+        match Link::open(&pin) {
+            Ok(link) => {
+                // Detach explicitly: a process still holding the link's fd would otherwise
+                // keep it attached after the pin is gone.
+                link.detach()
+                    .map_err(|e| bpf_err("detach link", pin.display().to_string(), e))?;
+                detached.push(hook.prog_name);
+            }
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => continue,
+            Err(e) => return Err(bpf_err("open pinned link", pin.display().to_string(), e)),
+        }
+        match std::fs::remove_file(&pin) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e).ctx("unpin", &pin),
+        }
+    }
+    let pin_dir_removed = match remove_dir(pin_dir)? {
+        Removed::Removed => true,
+        Removed::AlreadyGone => false,
+        Removed::Busy => {
+            return Err(crate::error::Error::Other(format!(
+                "{} still holds files that are not ours: left in place",
+                pin_dir.display()
+            )))
+        }
+    };
+    Ok(UninstallReport {
+        tree_root: tree_root.to_path_buf(),
+        pin_dir: pin_dir.to_path_buf(),
+        detached,
+        pin_dir_removed,
+    })
+}

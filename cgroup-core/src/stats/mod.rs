@@ -1,0 +1,189 @@
+//! Usage and fault counters of one cgroup, read from its cgroup v2 files.
+//!
+//! A field is `None` when its file does not exist here (its controller is not enabled, or the
+//! kernel lacks it, or PSI is disabled): "absent" must never be reported as zero, because a
+//! zero oom_kill counter says "no OOM kills" while an absent one says "not measured".
+
+mod parse;
+pub mod prometheus;
+
+use std::io::ErrorKind;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+pub use parse::{parse_flat_keyed, parse_io_stat, parse_max, parse_pressure};
+
+/// A limit file's value: a number or the kernel's "max" (unlimited). JSON: the number, or the
+/// string "max" as the kernel writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxValue {
+    Value(u64),
+    Max,
+}
+
+impl Serialize for MaxValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            MaxValue::Value(v) => s.serialize_u64(*v),
+            MaxValue::Max => s.serialize_str("max"),
+        }
+    }
+}
+
+impl std::fmt::Display for MaxValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxValue::Value(v) => write!(f, "{v}"),
+            MaxValue::Max => f.write_str("max"),
+        }
+    }
+}
+
+/// memory.events: how often the cgroup hit memory.high / memory.max, and OOM events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryEvents {
+    pub high: u64,
+    pub max: u64,
+    pub oom: u64,
+    pub oom_kill: u64,
+}
+
+/// cpu.stat. `usage_usec`, `user_usec` and `system_usec` exist in every cgroup v2 (core
+/// accounting); the throttling fields only with the cpu controller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CpuStat {
+    pub usage_usec: u64,
+    pub user_usec: u64,
+    pub system_usec: u64,
+    pub nr_periods: Option<u64>,
+    pub nr_throttled: Option<u64>,
+    pub throttled_usec: Option<u64>,
+}
+
+/// io.stat summed over devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IoStat {
+    pub rbytes: u64,
+    pub wbytes: u64,
+    pub rios: u64,
+    pub wios: u64,
+}
+
+/// One line of a PSI file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PressureLine {
+    /// Share of wall time stalled over the last 10 s, in percent (as the kernel prints it).
+    pub avg10: f64,
+    /// Total stall time in microseconds.
+    pub total_usec: u64,
+}
+
+/// A PSI file (`cpu.pressure`, `memory.pressure`, `io.pressure`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Pressure {
+    pub some: Option<PressureLine>,
+    pub full: Option<PressureLine>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Psi {
+    pub cpu: Option<Pressure>,
+    pub memory: Option<Pressure>,
+    pub io: Option<Pressure>,
+}
+
+/// Everything `cgroupctl stats` reports about one cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CgroupStats {
+    pub memory_current: Option<u64>,
+    pub memory_peak: Option<u64>,
+    pub memory_max: Option<MaxValue>,
+    pub memory_events: Option<MemoryEvents>,
+    pub cpu: Option<CpuStat>,
+    pub pids_current: Option<u64>,
+    pub pids_max: Option<MaxValue>,
+    /// pids.events "max": forks refused because pids.max was reached.
+    pub pids_events_max: Option<u64>,
+    pub io: Option<IoStat>,
+    pub psi: Psi,
+}
+
+/// Reads a cgroup file; `None` when it does not exist or the kernel says it is not supported
+/// here (PSI disabled answers EOPNOTSUPP on read).
+pub fn read_optional(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e)
+            if e.kind() == ErrorKind::NotFound
+                || matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::ENODEV)
+                ) =>
+        {
+            Ok(None)
+        }
+        Err(source) => Err(Error::Io {
+            op: "read",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn read_u64(dir: &Path, name: &str) -> Result<Option<u64>> {
+    Ok(read_optional(&dir.join(name))?.and_then(|t| t.trim().parse().ok()))
+}
+
+fn read_max(dir: &Path, name: &str) -> Result<Option<MaxValue>> {
+    Ok(read_optional(&dir.join(name))?.and_then(|t| parse_max(&t)))
+}
+
+fn read_pressure(dir: &Path, name: &str) -> Result<Option<Pressure>> {
+    Ok(read_optional(&dir.join(name))?.map(|t| parse_pressure(&t)))
+}
+
+/// Reads the stats of the cgroup at `dir`.
+pub fn read_stats(dir: &Path) -> Result<CgroupStats> {
+    let memory_events = read_optional(&dir.join("memory.events"))?.map(|t| {
+        let kv = parse_flat_keyed(&t);
+        let get = |k: &str| kv.get(k).copied().unwrap_or(0);
+        MemoryEvents {
+            high: get("high"),
+            max: get("max"),
+            oom: get("oom"),
+            oom_kill: get("oom_kill"),
+        }
+    });
+    let cpu = read_optional(&dir.join("cpu.stat"))?.and_then(|t| {
+        let kv = parse_flat_keyed(&t);
+        Some(CpuStat {
+            usage_usec: *kv.get("usage_usec")?,
+            user_usec: kv.get("user_usec").copied().unwrap_or(0),
+            system_usec: kv.get("system_usec").copied().unwrap_or(0),
+            nr_periods: kv.get("nr_periods").copied(),
+            nr_throttled: kv.get("nr_throttled").copied(),
+            throttled_usec: kv.get("throttled_usec").copied(),
+        })
+    });
+    let pids_events_max = read_optional(&dir.join("pids.events"))?
+        .map(|t| parse_flat_keyed(&t).get("max").copied().unwrap_or(0));
+    Ok(CgroupStats {
+        memory_current: read_u64(dir, "memory.current")?,
+        memory_peak: read_u64(dir, "memory.peak")?,
+        memory_max: read_max(dir, "memory.max")?,
+        memory_events,
+        cpu,
+        pids_current: read_u64(dir, "pids.current")?,
+        pids_max: read_max(dir, "pids.max")?,
+        pids_events_max,
+        io: read_optional(&dir.join("io.stat"))?.map(|t| parse_io_stat(&t)),
+        psi: Psi {
+            cpu: read_pressure(dir, "cpu.pressure")?,
+            memory: read_pressure(dir, "memory.pressure")?,
+            io: read_pressure(dir, "io.pressure")?,
+        },
+    })
+}

@@ -1,0 +1,319 @@
+//! Prometheus text exposition format (version 0.0.4) of per-user stats.
+//!
+//! Hand-written on purpose: the format is a handful of rules (HELP/TYPE lines, one sample per
+//! line, label values escaped, +Inf for unlimited), and the `prometheus` crate would pull
+//! protobuf and a registry into a tool that only ever prints one snapshot.
+//!
+//! A family is written only when at least one user has a value for it: a metric whose file
+//! is absent here (no controller) is omitted, never reported as 0.
+
+use std::fmt::Write;
+
+use super::{CgroupStats, MaxValue, PressureLine};
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One user's snapshot.
+#[derive(Debug, Clone)]
+pub struct UserSample<'a> {
+    pub user: &'a str,
+    pub stats: &'a CgroupStats,
+    /// Session leaves (`session-*`) currently present.
+    pub sessions: u64,
+}
+
+/// A sample of a family: extra labels (besides `user`) and the value.
+type Point = (Vec<(&'static str, &'static str)>, f64);
+
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    points: fn(&UserSample<'_>) -> Vec<Point>,
+}
+
+fn one(v: Option<f64>) -> Vec<Point> {
+    v.map(|v| vec![(Vec::new(), v)]).unwrap_or_default()
+}
+
+fn max_value(v: Option<MaxValue>) -> Option<f64> {
+    v.map(|m| match m {
+        MaxValue::Value(n) => n as f64,
+        MaxValue::Max => f64::INFINITY,
+    })
+}
+
+fn usec(v: u64) -> f64 {
+    v as f64 / 1e6
+}
+
+/// One point per resource and kind (some/full) whose PSI line exists.
+fn pressure(s: &UserSample<'_>, value: fn(&PressureLine) -> f64) -> Vec<Point> {
+    let psi = &s.stats.psi;
+    let mut out = Vec::new();
+    for (resource, p) in [("cpu", psi.cpu), ("memory", psi.memory), ("io", psi.io)] {
+        let Some(p) = p else { continue };
+        for (kind, line) in [("some", p.some), ("full", p.full)] {
+            if let Some(line) = line {
+                out.push((vec![("resource", resource), ("kind", kind)], value(&line)));
+            }
+        }
+    }
+    out
+}
+
+fn pressure_avg10(s: &UserSample<'_>) -> Vec<Point> {
+    pressure(s, |l| l.avg10 / 100.0)
+}
+
+fn pressure_total(s: &UserSample<'_>) -> Vec<Point> {
+    pressure(s, |l| usec(l.total_usec))
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "pam_cgroup_sessions",
+        kind: "gauge",
+        help: "Session leaves (session-*) in the user's cgroup.",
+        points: |s| one(Some(s.sessions as f64)),
+    },
+    Family {
+        name: "pam_cgroup_memory_current_bytes",
+        kind: "gauge",
+        help: "memory.current: memory used by the user's cgroup.",
+        points: |s| one(s.stats.memory_current.map(|v| v as f64)),
+    },
+    Family {
+        name: "pam_cgroup_memory_peak_bytes",
+        kind: "gauge",
+        help: "memory.peak: highest memory use recorded for the user's cgroup.",
+        points: |s| one(s.stats.memory_peak.map(|v| v as f64)),
+    },
+    Family {
+        name: "pam_cgroup_memory_max_bytes",
+        kind: "gauge",
+        help: "memory.max: the user's hard memory limit (+Inf: unlimited).",
+        points: |s| one(max_value(s.stats.memory_max)),
+    },
+    Family {
+        name: "pam_cgroup_memory_events_total",
+        kind: "counter",
+        help: "memory.events: times the cgroup hit memory.high (high), memory.max (max), ran out of memory (oom), and processes OOM-killed (oom_kill).",
+        points: |s| {
+            s.stats
+                .memory_events
+                .map(|e| {
+                    vec![
+                        (vec![("event", "high")], e.high as f64),
+                        (vec![("event", "max")], e.max as f64),
+                        (vec![("event", "oom")], e.oom as f64),
+                        (vec![("event", "oom_kill")], e.oom_kill as f64),
+                    ]
+                })
+                .unwrap_or_default()
+        },
+    },
+    Family {
+        name: "pam_cgroup_cpu_usage_seconds_total",
+        kind: "counter",
+        help: "cpu.stat usage_usec: CPU time used by the user's cgroup, in seconds.",
+        points: |s| one(s.stats.cpu.map(|c| usec(c.usage_usec))),
+    },
+    Family {
+        name: "pam_cgroup_cpu_user_seconds_total",
+        kind: "counter",
+        help: "cpu.stat user_usec: user-mode CPU time, in seconds.",
+        points: |s| one(s.stats.cpu.map(|c| usec(c.user_usec))),
+    },
+    Family {
+        name: "pam_cgroup_cpu_system_seconds_total",
+        kind: "counter",
+        help: "cpu.stat system_usec: kernel-mode CPU time, in seconds.",
+        points: |s| one(s.stats.cpu.map(|c| usec(c.system_usec))),
+    },
+    Family {
+        name: "pam_cgroup_cpu_throttled_periods_total",
+        kind: "counter",
+        help: "cpu.stat nr_throttled: enforcement periods in which cpu.max throttled the user.",
+        points: |s| one(s.stats.cpu.and_then(|c| c.nr_throttled).map(|v| v as f64)),
+    },
+    Family {
+        name: "pam_cgroup_cpu_throttled_seconds_total",
+        kind: "counter",
+        help: "cpu.stat throttled_usec: time the user's processes were throttled by cpu.max, in seconds.",
+        points: |s| one(s.stats.cpu.and_then(|c| c.throttled_usec).map(usec)),
+    },
+    Family {
+        name: "pam_cgroup_pids_current",
+        kind: "gauge",
+        help: "pids.current: tasks in the user's cgroup.",
+        points: |s| one(s.stats.pids_current.map(|v| v as f64)),
+    },
+    Family {
+        name: "pam_cgroup_pids_max",
+        kind: "gauge",
+        help: "pids.max: the user's task limit (+Inf: unlimited).",
+        points: |s| one(max_value(s.stats.pids_max)),
+    },
+    Family {
+        name: "pam_cgroup_pids_max_events_total",
+        kind: "counter",
+        help: "pids.events max: forks refused because pids.max was reached.",
+        points: |s| one(s.stats.pids_events_max.map(|v| v as f64)),
+    },
+    Family {
+        name: "pam_cgroup_io_read_bytes_total",
+        kind: "counter",
+        help: "io.stat rbytes summed over devices.",
+        points: |s| one(s.stats.io.map(|i| i.rbytes as f64)),
+    },
+    Family {
+        name: "pam_cgroup_io_write_bytes_total",
+        kind: "counter",
+        help: "io.stat wbytes summed over devices.",
+        points: |s| one(s.stats.io.map(|i| i.wbytes as f64)),
+    },
+    Family {
+        name: "pam_cgroup_io_read_ops_total",
+        kind: "counter",
+        help: "io.stat rios summed over devices.",
+        points: |s| one(s.stats.io.map(|i| i.rios as f64)),
+    },
+    Family {
+        name: "pam_cgroup_io_write_ops_total",
+        kind: "counter",
+        help: "io.stat wios summed over devices.",
+        points: |s| one(s.stats.io.map(|i| i.wios as f64)),
+    },
+    Family {
+        name: "pam_cgroup_pressure_avg10_ratio",
+        kind: "gauge",
+        help: "PSI avg10: share of the last 10 s in which some (or all, kind=full) of the user's tasks stalled on the resource.",
+        points: pressure_avg10,
+    },
+    Family {
+        name: "pam_cgroup_pressure_stalled_seconds_total",
+        kind: "counter",
+        help: "PSI total: time some (or all, kind=full) of the user's tasks stalled on the resource, in seconds.",
+        points: pressure_total,
+    },
+];
+
+/// Escapes a label value (backslash, double quote, newline), as the format requires.
+pub fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn format_value(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else if v.is_nan() {
+        "NaN".to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Renders the snapshot of every user.
+pub fn render(samples: &[UserSample<'_>]) -> String {
+    let mut out = String::new();
+    for family in FAMILIES {
+        let mut lines = String::new();
+        for sample in samples {
+            for (labels, value) in (family.points)(sample) {
+                let mut label_text = format!("user=\"{}\"", escape_label(sample.user));
+                for (k, v) in labels {
+                    let _ = write!(label_text, ",{k}=\"{}\"", escape_label(v));
+                }
+                let _ = writeln!(
+                    lines,
+                    "{}{{{label_text}}} {}",
+                    family.name,
+                    format_value(value)
+                );
+            }
+        }
+        if lines.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+        let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
+        out.push_str(&lines);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{CpuStat, MemoryEvents, Pressure, Psi};
+
+    #[test]
+    fn absent_families_are_omitted_and_present_ones_typed() {
+        let stats = CgroupStats {
+            cpu: Some(CpuStat {
+                usage_usec: 1_500_000,
+                ..CpuStat::default()
+            }),
+            psi: Psi {
+                memory: Some(Pressure {
+                    some: Some(PressureLine {
+                        avg10: 12.5,
+                        total_usec: 2_000_000,
+                    }),
+                    full: None,
+                }),
+                ..Psi::default()
+            },
+            ..CgroupStats::default()
+        };
+        let text = render(&[UserSample {
+            user: "alice",
+            stats: &stats,
+            sessions: 2,
+        }]);
+        assert!(text.contains("# TYPE pam_cgroup_cpu_usage_seconds_total counter\n"));
+        assert!(text.contains("pam_cgroup_cpu_usage_seconds_total{user=\"alice\"} 1.5\n"));
+        assert!(text.contains("pam_cgroup_sessions{user=\"alice\"} 2\n"));
+        assert!(text.contains(
+            "pam_cgroup_pressure_avg10_ratio{user=\"alice\",resource=\"memory\",kind=\"some\"} 0.125\n"
+        ));
+        assert!(!text.contains("memory_current"), "{text}");
+        assert!(!text.contains("throttled"), "{text}");
+        assert!(!text.contains("kind=\"full\""), "{text}");
+    }
+
+    #[test]
+    fn unlimited_is_inf_and_events_are_labelled() {
+        let stats = CgroupStats {
+            memory_max: Some(MaxValue::Max),
+            memory_events: Some(MemoryEvents {
+                oom_kill: 3,
+                ..MemoryEvents::default()
+            }),
+            ..CgroupStats::default()
+        };
+        let text = render(&[UserSample {
+            user: "b\"x",
+            stats: &stats,
+            sessions: 0,
+        }]);
+        assert!(
+            text.contains("pam_cgroup_memory_max_bytes{user=\"b\\\"x\"} +Inf\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("{user=\"b\\\"x\",event=\"oom_kill\"} 3\n"),
+            "{text}"
+        );
+    }
+}

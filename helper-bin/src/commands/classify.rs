@@ -1,0 +1,79 @@
+//! `cgroupctl classify PID --user U [--service NAME]`: move a running process (all its
+//! threads) into a fresh leaf `users/<U>/<NAME>/pid-<PID>`, like cgclassify.
+//!
+//! The process must run as the user (real, effective and saved uid): a user controls the
+//! processes in its delegated subtree (it can move them between its own cgroups and limit
+//! them there), so another user's or root's process is only moved with --force.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use cgroup_core::inventory::status_ids;
+use cgroup_core::nss::lookup_user;
+use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
+use cgroup_core::tree::fs;
+
+use super::view::load;
+use crate::Cli;
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// The process to move (with all its threads).
+    pub pid: u32,
+    /// The user whose cgroup receives it.
+    #[arg(long, value_name = "NAME")]
+    pub user: String,
+    /// The service cgroup under the user's (created if needed).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_SERVICE)]
+    pub service: String,
+    /// Move the process even if it does not run as the user.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Moved {
+    pid: u32,
+    user: String,
+    cgroup: String,
+}
+
+pub fn run(cli: &Cli, args: &ClassifyArgs) -> Result<ExitCode> {
+    let (config, tree) = load(cli)?;
+    cgroup_core::names::validate_user_name(&args.user)?;
+    let info = lookup_user(&args.user)?;
+    let status_path = Path::new("/proc").join(args.pid.to_string()).join("status");
+    let status = std::fs::read_to_string(&status_path)
+        .with_context(|| format!("process {} (read {})", args.pid, status_path.display()))?;
+    let uids = status_ids(&status, "Uid:")
+        .with_context(|| format!("{}: no Uid line", status_path.display()))?;
+    if !args.force && uids[..3].iter().any(|u| *u != info.uid) {
+        bail!(
+            "process {} runs as uid {}/{}/{} (real/effective/saved), not {}'s uid {}: refusing (--force moves it anyway)",
+            args.pid, uids[0], uids[1], uids[2], info.name, info.uid
+        );
+    }
+    let (leaf, _) = prepare_service_leaf(&tree, &config, &info, &args.service, "pid", args.pid)?;
+    if let Err(e) = fs::move_pid(&leaf, args.pid) {
+        let _ = release_leaf(&tree, &leaf);
+        return Err(e).with_context(|| format!("move process {}", args.pid));
+    }
+    let report = Moved {
+        pid: args.pid,
+        user: info.name,
+        cgroup: leaf.display().to_string(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("moved {} to {}", report.pid, report.cgroup);
+    }
+    Ok(ExitCode::SUCCESS)
+}

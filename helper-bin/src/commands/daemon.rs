@@ -1,0 +1,344 @@
+//! `cgroupctl daemon`: the long-running supervisor of the packaged systemd unit.
+//!
+//! - creates the tree (root and users/) and applies the config to every live user cgroup;
+//! - watches the tree with inotify and removes a session or service leaf as soon as it empties
+//!   (watch.rs), with a periodic full gc pass for anything missed;
+//! - reloads on SIGHUP (a broken config is logged and the running one kept);
+//! - serves Prometheus metrics on a loopback TCP address (--listen) or a unix socket (--socket);
+//! - logs to stderr (the journal, with priorities) and exits cleanly on SIGTERM/SIGINT.
+//!
+//! The PAM module never depends on it: logins work the same with the daemon down; only the
+//! prompt removal of leaves outlived by background processes and the metrics stop.
+//!
+//! Signals arrive through a signalfd (blocked in every thread before the metrics thread
+//! starts), so the main loop polls one set of descriptors and no handler runs concurrently.
+
+mod log;
+mod metrics;
+mod watch;
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use cgroup_core::config::Config;
+use cgroup_core::gc::{collect, GcOptions, Reaped};
+use cgroup_core::tree::Tree;
+
+use super::reload::{describe, reload_all};
+use crate::Cli;
+use metrics::{Counters, Listener};
+use watch::Watcher;
+
+/// Parses --listen: a socket address on loopback only (the metrics name every customer).
+fn loopback_addr(s: &str) -> std::result::Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not an address:port ({e})"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{} is not a loopback address: the metrics name every customer, so they are served on 127.0.0.0/8 or ::1 only",
+            addr.ip()
+        ));
+    }
+    Ok(addr)
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Signals: SIGHUP reloads the config and re-applies it to every live user \
+    cgroup; SIGTERM or SIGINT stops the daemon.\n\
+    Metrics: curl http://127.0.0.1:9464/metrics, or curl --unix-socket PATH http://x/metrics"
+)]
+pub struct DaemonArgs {
+    /// Serve metrics over HTTP on this loopback address (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR", value_parser = loopback_addr)]
+    pub listen: Option<SocketAddr>,
+    /// Serve metrics over HTTP on this unix socket (mode 0600, root only).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Seconds between full gc passes (a safety net under the inotify watches).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub scan_interval: u64,
+    /// Empty leaves found by a full pass are kept until this old (a login may be between
+    /// creating its leaf and entering it).
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub min_age: u64,
+}
+
+struct Daemon {
+    config_path: PathBuf,
+    config: Config,
+    tree: Arc<RwLock<Tree>>,
+    counters: Arc<Counters>,
+    min_age: Duration,
+}
+
+impl Daemon {
+    fn current_tree(&self) -> Tree {
+        match self.tree.read() {
+            Ok(t) => t.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn log_reaped(&self, reaped: &[Reaped], why: &str) {
+        for r in reaped {
+            log::info(&format!("removed empty leaf {} ({why})", r.path.display()));
+        }
+        self.counters
+            .reaped
+            .fetch_add(reaped.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Applies the config to every live user cgroup and logs what changed.
+    fn apply(&self) {
+        let tree = self.current_tree();
+        if let Err(e) = tree.ensure_base() {
+            log::error(&format!("create the tree at {}: {e}", tree.root.display()));
+            return;
+        }
+        match reload_all(&self.config, &tree) {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    match (&o.report, &o.error) {
+                        (_, Some(e)) => log::error(&format!("{}: {e}", o.user)),
+                        (Some(r), None) => {
+                            for line in describe(r) {
+                                if !line.ends_with(": unchanged") {
+                                    log::info(&line);
+                                }
+                            }
+                        }
+                        (None, None) => {}
+                    }
+                }
+            }
+            Err(e) => log::error(&format!("list user cgroups: {e}")),
+        }
+        self.counters.reloads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// SIGHUP: a new config (if valid), re-applied; a moved root gets fresh watches.
+    fn reload(&mut self, watcher: &mut Watcher) {
+        let config = match Config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error(&format!("reload: {e}; keeping the running config"));
+                self.counters
+                    .reload_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let tree = match Tree::locate(&config) {
+            Ok(t) => t,
+            Err(e) => {
+                log::error(&format!("reload: {e}; keeping the running config"));
+                self.counters
+                    .reload_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let moved = tree != self.current_tree();
+        match self.tree.write() {
+            Ok(mut t) => *t = tree.clone(),
+            Err(p) => *p.into_inner() = tree.clone(),
+        }
+        self.config = config;
+        log::info(&format!("reloaded {}", self.config_path.display()));
+        self.apply();
+        if moved {
+            match Watcher::new(tree) {
+                Ok(w) => *watcher = w,
+                Err(e) => log::error(&format!("inotify: {e}")),
+            }
+        }
+        self.scan(watcher);
+    }
+
+    /// A full pass: gc with the minimum age, and watches for anything new.
+    fn scan(&self, watcher: &mut Watcher) {
+        match collect(
+            &self.current_tree(),
+            GcOptions {
+                min_age: self.min_age,
+                dry_run: false,
+            },
+        ) {
+            Ok(r) => self.log_reaped(&r, "found empty by a full pass"),
+            Err(e) => log::warn(&format!("gc pass: {e}")),
+        }
+        watcher.watch_all();
+    }
+}
+
+fn bind(args: &DaemonArgs) -> Result<Option<Listener>> {
+    if let Some(addr) = args.listen {
+        let l = TcpListener::bind(addr).with_context(|| format!("listen on {addr}"))?;
+        l.set_nonblocking(true)?;
+        return Ok(Some(Listener::Tcp(l)));
+    }
+    let Some(path) = &args.socket else {
+        return Ok(None);
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            bail!(
+                "{} exists and is not a socket: refusing to replace it",
+                path.display()
+            );
+        }
+        if UnixStream::connect(path).is_ok() {
+            bail!(
+                "{} is in use by another process (a running daemon?)",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path).with_context(|| format!("remove stale {}", path.display()))?;
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod 0600 {}", path.display()))?;
+    l.set_nonblocking(true)?;
+    Ok(Some(Listener::Unix(l, path.clone())))
+}
+
+fn remove_socket(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        log::warn(&format!("remove {}: {e}", path.display()));
+    }
+}
+
+pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
+    if args.listen.is_some() && args.socket.is_some() {
+        bail!("give --listen or --socket, not both");
+    }
+    let config_path = super::view::config_path(cli);
+    let config = Config::load(&config_path)?;
+    let tree = Tree::locate(&config).context("locate the cgroup tree")?;
+    tree.ensure_base()
+        .with_context(|| format!("create the tree at {}", tree.root.display()))?;
+
+    // Block the signals in this thread before any other starts, so every thread inherits the
+    // mask and they are only ever read from the signalfd.
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+        mask.add(s);
+    }
+    mask.thread_block().context("block signals")?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("signalfd")?;
+
+    let mut daemon = Daemon {
+        config_path,
+        config,
+        tree: Arc::new(RwLock::new(tree.clone())),
+        counters: Arc::new(Counters::default()),
+        min_age: Duration::from_secs(args.min_age),
+    };
+    let mut watcher = Watcher::new(tree.clone()).context("inotify")?;
+    daemon.apply();
+    daemon.scan(&mut watcher);
+
+    let listener = bind(args)?;
+    let socket_path = match &listener {
+        Some(Listener::Unix(_, p)) => Some(p.clone()),
+        _ => None,
+    };
+    let mut server = None;
+    if let Some(l) = listener {
+        let (stop_rx, stop_tx) = nix::unistd::pipe().context("pipe")?;
+        log::info(&format!("serving metrics on {}", l.describe()));
+        let handle = metrics::spawn(l, daemon.tree.clone(), daemon.counters.clone(), stop_rx)
+            .context("start the metrics thread")?;
+        server = Some((handle, stop_tx));
+    }
+    log::info(&format!("watching {}", tree.root.display()));
+
+    let interval = Duration::from_secs(args.scan_interval);
+    let mut next_scan = Instant::now() + interval;
+    let result = loop {
+        let wait = next_scan.saturating_duration_since(Instant::now());
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+        let mut fds = [
+            PollFd::new(watcher.inotify.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => break Err(anyhow::Error::from(e).context("poll")),
+        }
+        let (inotify_ready, signal_ready) =
+            (fds[0].any().unwrap_or(false), fds[1].any().unwrap_or(false));
+        if signal_ready {
+            let mut stop = false;
+            while let Ok(Some(info)) = signals.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGHUP) => daemon.reload(&mut watcher),
+                    Ok(s) => {
+                        log::info(&format!("{s}: stopping"));
+                        stop = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            if stop {
+                break Ok(());
+            }
+        }
+        if inotify_ready {
+            let outcome = watcher.handle();
+            daemon.log_reaped(&outcome.reaped, "emptied");
+            if outcome.overflow {
+                log::warn("inotify queue overflowed: rescanning");
+                daemon.scan(&mut watcher);
+            }
+        }
+        if Instant::now() >= next_scan {
+            daemon.scan(&mut watcher);
+            next_scan = Instant::now() + interval;
+        }
+    };
+
+    if let Some((handle, stop_tx)) = server {
+        // Closing the write end makes the pipe readable (EOF): the thread returns.
+        drop(stop_tx);
+        if handle.join().is_err() {
+            log::error("the metrics thread panicked");
+        }
+    }
+    if let Some(p) = socket_path {
+        remove_socket(&p);
+    }
+    result?;
+    log::info("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_is_loopback_only() {
+        assert!(loopback_addr("127.0.0.1:9464").is_ok());
+        assert!(loopback_addr("[::1]:9464").is_ok());
+        assert!(loopback_addr("0.0.0.0:9464").is_err());
+        assert!(loopback_addr("10.0.0.1:80").is_err());
+        assert!(loopback_addr("localhost").is_err());
+    }
+}

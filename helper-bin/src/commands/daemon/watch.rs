@@ -1,0 +1,142 @@
+//! Watching the tree with inotify: every cgroup directory below the root gets a watch for
+//! new child directories (IN_CREATE), and every cgroup below a user cgroup a watch on its
+//! `cgroup.events` (IN_MODIFY: the kernel signals each change of `populated` that way). When a
+//! leaf's `populated` drops to 0 it is removed at once (gc::reap_emptied), so leaves do not
+//! pile up under cron storms between periodic scans.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+
+use cgroup_core::gc::{reap_emptied, reap_position, Reaped};
+use cgroup_core::inventory::child_cgroups;
+use cgroup_core::tree::Tree;
+
+use super::log;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The directory itself: new children.
+    Dir,
+    /// Its cgroup.events: populated changes.
+    Events,
+}
+
+pub struct Watcher {
+    pub inotify: Inotify,
+    tree: Tree,
+    watches: HashMap<WatchDescriptor, (PathBuf, Kind)>,
+}
+
+/// What handling a batch of events found.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub reaped: Vec<Reaped>,
+    /// Events were lost (queue overflow): the caller should rescan.
+    pub overflow: bool,
+}
+
+impl Watcher {
+    pub fn new(tree: Tree) -> nix::Result<Watcher> {
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+        let mut w = Watcher {
+            inotify,
+            tree,
+            watches: HashMap::new(),
+        };
+        w.watch_all();
+        Ok(w)
+    }
+
+    /// Adds watches for the whole tree (idempotent: inotify returns the same descriptor for a
+    /// path already watched).
+    pub fn watch_all(&mut self) {
+        let root = self.tree.root.clone();
+        self.watch_subtree(&root);
+    }
+
+    fn add(&mut self, path: &Path, kind: Kind) {
+        let (target, flags) = match kind {
+            Kind::Dir => (
+                path.to_path_buf(),
+                AddWatchFlags::IN_CREATE | AddWatchFlags::IN_ONLYDIR,
+            ),
+            Kind::Events => (path.join("cgroup.events"), AddWatchFlags::IN_MODIFY),
+        };
+        match self.inotify.add_watch(&target, flags) {
+            Ok(wd) => {
+                self.watches.insert(wd, (path.to_path_buf(), kind));
+            }
+            // Removed meanwhile: nothing to watch.
+            Err(Errno::ENOENT) => {}
+            Err(e) => log::warn(&format!("inotify watch {}: {e}", target.display())),
+        }
+    }
+
+    /// Watches `dir` and everything below it that matters.
+    fn watch_subtree(&mut self, dir: &Path) {
+        if !dir.starts_with(&self.tree.root) {
+            return;
+        }
+        self.add(dir, Kind::Dir);
+        if reap_position(&self.tree, dir).is_some() {
+            self.add(dir, Kind::Events);
+        }
+        let children = match child_cgroups(dir) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn(&format!("list {}: {e}", dir.display()));
+                return;
+            }
+        };
+        for child in children {
+            self.watch_subtree(&child);
+        }
+    }
+
+    /// Reads and handles every pending event.
+    pub fn handle(&mut self) -> Outcome {
+        let mut out = Outcome::default();
+        loop {
+            let events = match self.inotify.read_events() {
+                Ok(e) => e,
+                Err(Errno::EAGAIN) => break,
+                Err(e) => {
+                    log::error(&format!("read inotify events: {e}"));
+                    break;
+                }
+            };
+            if events.is_empty() {
+                break;
+            }
+            for ev in events {
+                if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+                    out.overflow = true;
+                    continue;
+                }
+                if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
+                    self.watches.remove(&ev.wd);
+                    continue;
+                }
+                let Some((path, kind)) = self.watches.get(&ev.wd).cloned() else {
+                    continue;
+                };
+                match kind {
+                    Kind::Dir if ev.mask.contains(AddWatchFlags::IN_ISDIR) => {
+                        if let Some(name) = &ev.name {
+                            self.watch_subtree(&path.join(name));
+                        }
+                    }
+                    Kind::Dir => {}
+                    Kind::Events => match reap_emptied(&self.tree, &path) {
+                        Ok(r) => out.reaped.extend(r),
+                        Err(e) => log::warn(&format!("remove {}: {e}", path.display())),
+                    },
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,54 @@
+//! `cgroupctl gc [--dry-run] [--min-age SECS] [--json]`: remove empty session and service
+//! leaves pam_cgroup made (session leaves outlived by nohup processes that have since exited,
+//! leaves of finished `cgroupctl run`s), and say what was removed. Cgroups users made
+//! themselves, and user cgroups, are never removed.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+use cgroup_core::gc::{collect, GcOptions};
+
+use super::view::load;
+use crate::Cli;
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Show what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep empty leaves younger than this many seconds (a login may be between creating its
+    /// leaf and entering it).
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub min_age: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cli: &Cli, args: &GcArgs) -> Result<ExitCode> {
+    let (_config, tree) = load(cli)?;
+    let removed = collect(
+        &tree,
+        GcOptions {
+            min_age: Duration::from_secs(args.min_age),
+            dry_run: args.dry_run,
+        },
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&removed)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for r in &removed {
+        println!("{verb} {}", r.path.display());
+    }
+    println!("{} empty leaves {verb}", removed.len());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,110 @@
+//! `cgroupctl init [--json]`: makes the tree root and users/, enables the controllers the
+//! kernel offers, and attaches the private-IP programs at the root (pinned in bpffs), or
+//! detaches them when `[private_ip] enabled = false`. Safe to run again: the same config
+//! changes nothing; a changed `[private_ip]` swaps the programs in place.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use cgroup_core::config::Config;
+use cgroup_core::private_ip::{
+    ensure_bpffs, install, pin_dir, uninstall, Action, BpffsState, InstallReport, UninstallReport,
+    DEFAULT_BPFFS,
+};
+use cgroup_core::tree::{self, Tree};
+
+use crate::Cli;
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct InitReport {
+    tree_root: String,
+    /// Controllers that could not be enabled, and why (never fatal).
+    controllers_not_enabled: Vec<String>,
+    bpffs_mounted_now: bool,
+    private_ip_enabled: bool,
+    installed: Option<InstallReport>,
+    /// With private IPs disabled: what was detached.
+    removed: Option<UninstallReport>,
+}
+
+pub fn run(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
+    let config = Config::load(&cli.config)?;
+    let tree = Tree::locate(&config)?;
+    tree.ensure_base()?;
+    let offered = tree::offered(&tree.mount.mount_point)?;
+    let controllers = tree::enable_down(&tree.chain_to(&tree.users_dir()), &offered)?;
+    let bpffs = Path::new(DEFAULT_BPFFS);
+    let pins = pin_dir(bpffs, &tree.root)?;
+    let mut report = InitReport {
+        tree_root: tree.root.display().to_string(),
+        controllers_not_enabled: controllers
+            .failed
+            .iter()
+            .map(|(c, dir, why)| format!("{} at {}: {why}", c.name(), dir.display()))
+            .collect(),
+        bpffs_mounted_now: false,
+        private_ip_enabled: config.private_ip.enabled,
+        installed: None,
+        removed: None,
+    };
+    if config.private_ip.enabled {
+        report.bpffs_mounted_now = ensure_bpffs(bpffs)? == BpffsState::Mounted;
+        report.installed = Some(install(&tree.root, &pins, &config.private_ip)?);
+    } else {
+        report.removed = Some(uninstall(&tree.root, &pins)?);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_text(report: &InitReport) {
+    println!("tree {}: ready", report.tree_root);
+    for line in &report.controllers_not_enabled {
+        println!("  controller not enabled: {line}");
+    }
+    if report.bpffs_mounted_now {
+        println!("mounted bpffs at {DEFAULT_BPFFS}");
+    }
+    if let Some(installed) = &report.installed {
+        println!(
+            "private IPs: programs pinned in {}",
+            installed.pin_dir.display()
+        );
+        for p in &installed.programs {
+            let what = match (p.action, p.previous_id) {
+                (Action::Attached, _) => format!("attached (id {})", p.prog_id),
+                (Action::Updated, Some(old)) => {
+                    format!("updated in place (id {old} -> {})", p.prog_id)
+                }
+                (Action::Updated, None) => format!("updated in place (id {})", p.prog_id),
+                (Action::Unchanged, _) => format!("unchanged (id {})", p.prog_id),
+            };
+            println!("  {:<13} {what}", p.program);
+        }
+    }
+    if let Some(removed) = &report.removed {
+        if removed.detached.is_empty() {
+            println!("private IPs disabled in the config: no programs were attached");
+        } else {
+            println!(
+                "private IPs disabled in the config: detached and unpinned {}",
+                removed.detached.join(", ")
+            );
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! `cgroupctl list [--json]`: every user cgroup under the tree with its profile, usage,
+//! limits, sessions and services, sorted by user.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use cgroup_core::stats::MaxValue;
+
+use super::table::{self, opt};
+use super::view::{load, selected_users, summary};
+use crate::Cli;
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON (absent values are null, never 0).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn max_cell(v: Option<MaxValue>, f: fn(u64) -> String) -> String {
+    opt(v, |m| match m {
+        MaxValue::Max => "max".to_string(),
+        MaxValue::Value(n) => f(n),
+    })
+}
+
+pub fn run(cli: &Cli, args: &ListArgs) -> Result<ExitCode> {
+    let (config, tree) = load(cli)?;
+    let users = selected_users(&tree, None)?;
+    let summaries = users
+        .iter()
+        .map(|u| summary(&config, u))
+        .collect::<Result<Vec<_>>>()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summaries)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if summaries.is_empty() {
+        println!("no user cgroups under {}", tree.users_dir().display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = summaries
+        .iter()
+        .map(|s| {
+            vec![
+                s.user.clone(),
+                s.profile.clone().unwrap_or_else(|| "-".to_string()),
+                opt(s.memory_current, table::bytes),
+                max_cell(s.memory_max, table::bytes),
+                opt(s.cpu_usage_usec, table::usec),
+                opt(s.pids_current, |v| v.to_string()),
+                max_cell(s.pids_max, |v| v.to_string()),
+                s.sessions.to_string(),
+                s.services.to_string(),
+            ]
+        })
+        .collect();
+    table::print(
+        &[
+            "USER", "PROFILE", "MEM", "MEM.MAX", "CPU", "PIDS", "PIDS.MAX", "SESSIONS", "SERVICES",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,123 @@
+//! `cgroupctl reload [--json]`: re-read the config and apply it to every live user cgroup
+//! (limits, subtree caps, delegation), printing what changed. Limits the config no longer
+//! sets go back to the kernel's defaults; limits whose controller is missing are reported.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use cgroup_core::apply::{apply_user, ApplyReport, ChangeStatus};
+use cgroup_core::config::Config;
+use cgroup_core::inventory::user_cgroups;
+use cgroup_core::nss::lookup_user;
+use cgroup_core::tree::Tree;
+
+use super::view::load;
+use crate::exit::SYSTEM_ERROR;
+use crate::Cli;
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserOutcome {
+    pub user: String,
+    pub report: Option<ApplyReport>,
+    pub error: Option<String>,
+}
+
+/// Applies the config to every live user cgroup; one user's failure does not stop the rest.
+pub fn reload_all(config: &Config, tree: &Tree) -> Result<Vec<UserOutcome>> {
+    let mut out = Vec::new();
+    for u in user_cgroups(tree)? {
+        let result = lookup_user(&u.name).and_then(|info| apply_user(tree, config, &info, false));
+        out.push(match result {
+            Ok(report) => UserOutcome {
+                user: u.name,
+                report: Some(report),
+                error: None,
+            },
+            Err(e) => UserOutcome {
+                user: u.name,
+                report: None,
+                error: Some(e.to_string()),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Text lines describing one applied report (shared with `set`).
+pub fn describe(report: &ApplyReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(reason) = &report.exempt {
+        lines.push(format!("{}: exempt ({reason}): not touched", report.user));
+        return lines;
+    }
+    if !report.live {
+        lines.push(format!(
+            "{}: no live cgroup: applies at the next login",
+            report.user
+        ));
+        return lines;
+    }
+    let none = || "(absent)".to_string();
+    for f in &report.files {
+        let old = f.old.clone().unwrap_or_else(none);
+        let new = f.new.clone().unwrap_or_else(none);
+        match f.status {
+            ChangeStatus::Changed => {
+                lines.push(format!("{}: {} {old} -> {new}", report.user, f.file))
+            }
+            ChangeStatus::Reset => lines.push(format!(
+                "{}: {} {old} -> {new} (no longer configured: kernel default)",
+                report.user, f.file
+            )),
+            ChangeStatus::Unavailable => lines.push(format!(
+                "{}: {} = {new} not applied: controller {} is not available here",
+                report.user,
+                f.file,
+                f.controller.as_deref().unwrap_or("?")
+            )),
+            ChangeStatus::Unchanged => {}
+        }
+    }
+    if report.changed().next().is_none() {
+        lines.push(format!("{}: unchanged", report.user));
+    }
+    lines
+}
+
+pub fn run(cli: &Cli, args: &ReloadArgs) -> Result<ExitCode> {
+    let (config, tree) = load(cli)?;
+    let outcomes = reload_all(&config, &tree)?;
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+    } else {
+        if outcomes.is_empty() {
+            println!("no user cgroups under {}", tree.users_dir().display());
+        }
+        for o in &outcomes {
+            match (&o.report, &o.error) {
+                (_, Some(e)) => println!("{}: FAILED: {e}", o.user),
+                (Some(r), None) => describe(r).iter().for_each(|l| println!("{l}")),
+                (None, None) => {}
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!(
+            "cgroupctl: {failed} of {} users could not be updated",
+            outcomes.len()
+        );
+        return Ok(ExitCode::from(SYSTEM_ERROR));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,162 @@
+//! `cgroupctl run --user U [--service NAME] -- CMD [ARGS...]`: start a command as the user
+//! inside `users/<U>/<NAME>/run-<pid>` (like cgexec or systemd-run), with the user's uid, gid
+//! and supplementary groups, and a clean environment like `runuser -l` (HOME, SHELL, USER,
+//! LOGNAME, PATH, and TERM kept). cgroupctl waits for it, exits with its status, and removes
+//! the leaf if the command left nothing running in it.
+//!
+//! The child moves itself into the leaf before dropping privileges: once it is the user, it
+//! could no longer leave the caller's cgroup (moving needs write access to the common
+//! ancestor's cgroup.procs, which is root's).
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use nix::unistd::{getgrouplist, Gid, User};
+
+use cgroup_core::nss::UserInfo;
+use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
+
+use super::view::load;
+use crate::Cli;
+
+/// PATH of a non-root login on Debian (login.defs ENV_PATH).
+const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  cgroupctl run --user alice --service web -- /home/alice/bin/app --port 8000"
+)]
+pub struct RunArgs {
+    /// The user to run the command as (and whose cgroup it runs in).
+    #[arg(long, value_name = "NAME")]
+    pub user: String,
+    /// The service cgroup under the user's (created if needed).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_SERVICE)]
+    pub service: String,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Everything the child needs after fork, prepared before it (no allocation after fork).
+struct Credentials {
+    uid: u32,
+    gid: u32,
+    groups: Vec<libc::gid_t>,
+    procs: CString,
+}
+
+/// Runs in the child between fork and exec: only async-signal-safe calls (open, write,
+/// close, setgroups, setgid, setuid), on data prepared before fork.
+fn enter_and_drop(c: &Credentials) -> std::io::Result<()> {
+    let check = |r: libc::c_int| {
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: `procs` is a valid NUL-terminated path; the fd is closed on every path.
+    unsafe {
+        let fd = libc::open(c.procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        check(fd)?;
+        // "0" moves the writing process itself.
+        let written = libc::write(fd, b"0\n".as_ptr().cast(), 2);
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if written < 0 {
+            return Err(err);
+        }
+        check(libc::setgroups(c.groups.len(), c.groups.as_ptr()))?;
+        check(libc::setgid(c.gid))?;
+        check(libc::setuid(c.uid))?;
+    }
+    Ok(())
+}
+
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        (None, Some(sig)) => ExitCode::from(u8::try_from(128 + sig).unwrap_or(255)),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
+    let (config, tree) = load(cli)?;
+    cgroup_core::names::validate_user_name(&args.user)?;
+    let pw = User::from_name(&args.user)
+        .with_context(|| format!("look up user {}", args.user))?
+        .with_context(|| format!("user {} not found", args.user))?;
+    let info = UserInfo {
+        name: pw.name.clone(),
+        uid: pw.uid.as_raw(),
+        gid: pw.gid.as_raw(),
+    };
+    let cname = CString::new(pw.name.as_bytes()).context("user name contains NUL")?;
+    let groups: Vec<libc::gid_t> = getgrouplist(&cname, Gid::from_raw(info.gid))
+        .with_context(|| format!("getgrouplist({})", info.name))?
+        .into_iter()
+        .map(Gid::as_raw)
+        .collect();
+    let (leaf, _) = prepare_service_leaf(
+        &tree,
+        &config,
+        &info,
+        &args.service,
+        "run",
+        std::process::id(),
+    )?;
+    let procs = CString::new(leaf.join("cgroup.procs").as_os_str().as_bytes())
+        .context("cgroup path contains NUL")?;
+    let creds = Credentials {
+        uid: info.uid,
+        gid: info.gid,
+        groups,
+        procs,
+    };
+    let home: PathBuf = pw.dir.clone();
+    let cwd = if home.is_dir() {
+        home.as_path()
+    } else {
+        Path::new("/")
+    };
+    let mut cmd = Command::new(&args.command[0]);
+    cmd.args(&args.command[1..])
+        .env_clear()
+        .env("HOME", &home)
+        .env("SHELL", &pw.shell)
+        .env("USER", &pw.name)
+        .env("LOGNAME", &pw.name)
+        .env("PATH", USER_PATH)
+        .current_dir(cwd);
+    if let Some(term) = std::env::var_os("TERM") {
+        cmd.env("TERM", term);
+    }
+    // SAFETY: the closure only makes async-signal-safe calls on data prepared before fork.
+    unsafe {
+        cmd.pre_exec(move || enter_and_drop(&creds));
+    }
+    let spawned = cmd.spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = release_leaf(&tree, &leaf);
+            return Err(e).with_context(|| format!("start {} as {}", args.command[0], info.name));
+        }
+    };
+    let status = child.wait().context("wait for the command")?;
+    // Background processes keep the leaf; gc or the daemon removes it when they are gone.
+    if let Err(e) = release_leaf(&tree, &leaf) {
+        eprintln!(
+            "cgroupctl: warning: could not remove {}: {e}",
+            leaf.display()
+        );
+    }
+    Ok(exit_code(status))
+}

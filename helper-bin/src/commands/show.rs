@@ -1,0 +1,176 @@
+//! `cgroupctl show USER [--json]`: one user in depth: profile and effective limits (with
+//! where each comes from and the value live in the cgroup), usage and fault counters, and
+//! every leaf with its processes.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use cgroup_core::config::Config;
+use cgroup_core::inventory::{leaves, proc_info, LeafKind, ProcInfo};
+use cgroup_core::nss::{group_names, lookup_user};
+use cgroup_core::stats::{read_optional, CgroupStats};
+
+use super::list::max_cell;
+use super::table::{self, opt};
+use super::view::{load, selected_users, summary};
+use crate::Cli;
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The user.
+    pub user: String,
+    /// Print JSON (absent values are null, never 0).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct LimitRow {
+    key: String,
+    configured: String,
+    source: String,
+    /// The file's content now; `None` when its controller is not enabled here.
+    live: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct LeafRow {
+    path: String,
+    #[serde(flatten)]
+    kind: LeafKind,
+    processes: Vec<ProcInfo>,
+}
+
+#[derive(Debug, Serialize)]
+struct ShowReport {
+    user: String,
+    uid: Option<u32>,
+    profile: Option<String>,
+    path: String,
+    limits: Vec<LimitRow>,
+    stats: CgroupStats,
+    leaves: Vec<LeafRow>,
+}
+
+fn limit_rows(config: &Config, user: &str, dir: &Path) -> Result<Vec<LimitRow>> {
+    let info = lookup_user(user)?;
+    let groups = group_names(&info)?;
+    let file = config.load_user_file(user)?;
+    let effective = config.effective_limits(&groups, file.as_ref());
+    let mut rows = Vec::new();
+    for r in effective.limits.values() {
+        let live = read_optional(&dir.join(r.limit.key.file_name()))?
+            .map(|t| t.lines().map(str::trim).collect::<Vec<_>>().join("; "));
+        rows.push(LimitRow {
+            key: r.limit.key.file_name().to_string(),
+            configured: r.limit.lines.join("; "),
+            source: r.source.to_string(),
+            live,
+        });
+    }
+    Ok(rows)
+}
+
+pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
+    let (config, tree) = load(cli)?;
+    let users = selected_users(&tree, Some(&args.user))?;
+    let Some(user) = users.first() else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let s = summary(&config, user)?;
+    let proc_root = Path::new("/proc");
+    let leaf_rows: Vec<LeafRow> = leaves(&user.path)?
+        .into_iter()
+        .map(|l| LeafRow {
+            path: l.rel,
+            kind: l.kind,
+            processes: l.pids.iter().map(|p| proc_info(proc_root, *p)).collect(),
+        })
+        .collect();
+    let report = ShowReport {
+        user: s.user.clone(),
+        uid: s.uid,
+        profile: s.profile.clone(),
+        path: user.path.display().to_string(),
+        limits: limit_rows(&config, &user.name, &user.path)?,
+        stats: s.stats.clone(),
+        leaves: leaf_rows,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "user {} (uid {})",
+        report.user,
+        opt(report.uid, |u| u.to_string())
+    );
+    println!("  cgroup:   {}", report.path);
+    println!(
+        "  profile:  {}",
+        report.profile.as_deref().unwrap_or("(none)")
+    );
+    println!(
+        "  memory:   {} of {} (peak {})",
+        opt(s.memory_current, table::bytes),
+        max_cell(s.memory_max, table::bytes),
+        opt(s.stats.memory_peak, table::bytes)
+    );
+    println!("  cpu:      {}", opt(s.cpu_usage_usec, table::usec));
+    println!(
+        "  pids:     {} of {}",
+        opt(s.pids_current, |v| v.to_string()),
+        max_cell(s.pids_max, |v| v.to_string())
+    );
+    println!("\nlimits:");
+    if report.limits.is_empty() {
+        println!("  (none configured)");
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .limits
+            .iter()
+            .map(|l| {
+                vec![
+                    format!("  {}", l.key),
+                    l.configured.clone(),
+                    l.live
+                        .clone()
+                        .unwrap_or_else(|| "(controller not enabled)".into()),
+                    l.source.clone(),
+                ]
+            })
+            .collect();
+        table::print(&["  KEY", "CONFIGURED", "LIVE", "SOURCE"], &rows);
+    }
+    println!("\nleaves:");
+    if report.leaves.is_empty() {
+        println!("  (none)");
+    }
+    let mut rows = Vec::new();
+    for leaf in &report.leaves {
+        if leaf.processes.is_empty() {
+            rows.push(vec![
+                format!("  {}", leaf.path),
+                "-".into(),
+                "-".into(),
+                "(empty)".into(),
+            ]);
+        }
+        for p in &leaf.processes {
+            rows.push(vec![
+                format!("  {}", leaf.path),
+                p.pid.to_string(),
+                opt(p.uid, |u| u.to_string()),
+                p.command.clone(),
+            ]);
+        }
+    }
+    if !rows.is_empty() {
+        table::print(&["  LEAF", "PID", "UID", "COMMAND"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}

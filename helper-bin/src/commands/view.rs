@@ -1,0 +1,98 @@
+//! What `list`, `show` and `stats` share: the config and tree, and one user's summary.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use cgroup_core::config::Config;
+use cgroup_core::inventory::{session_and_service_counts, user_cgroups, UserCgroup};
+use cgroup_core::nss::{group_names, lookup_user};
+use cgroup_core::stats::{read_stats, CgroupStats, MaxValue};
+use cgroup_core::tree::Tree;
+
+use crate::Cli;
+
+/// The config path made absolute: user files are found next to it, and a bare `config.toml`
+/// has an empty parent directory that cannot be checked.
+pub fn config_path(cli: &Cli) -> PathBuf {
+    std::path::absolute(&cli.config).unwrap_or_else(|_| cli.config.clone())
+}
+
+/// Loads the config and locates its tree.
+pub fn load(cli: &Cli) -> Result<(Config, Tree)> {
+    let config = Config::load(&config_path(cli))?;
+    let tree = Tree::locate(&config).context("locate the cgroup tree")?;
+    Ok((config, tree))
+}
+
+/// The user cgroups to report: all, or the one named (which must exist).
+pub fn selected_users(tree: &Tree, only: Option<&str>) -> Result<Vec<UserCgroup>> {
+    let all = user_cgroups(tree)?;
+    match only {
+        None => Ok(all),
+        Some(name) => {
+            cgroup_core::names::validate_user_name(name)?;
+            let found: Vec<UserCgroup> = all.into_iter().filter(|u| u.name == name).collect();
+            if found.is_empty() {
+                anyhow::bail!(
+                    "user {name} has no cgroup under {} (not logged in since boot, or exempt)",
+                    tree.users_dir().display()
+                );
+            }
+            Ok(found)
+        }
+    }
+}
+
+/// One line of `list`.
+#[derive(Debug, Serialize)]
+pub struct UserSummary {
+    pub user: String,
+    pub uid: Option<u32>,
+    pub profile: Option<String>,
+    pub path: PathBuf,
+    pub memory_current: Option<u64>,
+    pub memory_max: Option<MaxValue>,
+    pub cpu_usage_usec: Option<u64>,
+    pub pids_current: Option<u64>,
+    pub pids_max: Option<MaxValue>,
+    pub sessions: usize,
+    pub services: usize,
+    #[serde(skip)]
+    pub stats: CgroupStats,
+}
+
+/// The profile that applies to a user now (from the config, not the live cgroup); `None`
+/// when the user is unknown to NSS or its file is broken (list must still show the rest).
+pub fn profile_of(config: &Config, user: &str) -> (Option<u32>, Option<String>) {
+    let Ok(info) = lookup_user(user) else {
+        return (None, None);
+    };
+    let groups = group_names(&info).unwrap_or_default();
+    let file = config.load_user_file(user).ok().flatten();
+    (
+        Some(info.uid),
+        config.effective_limits(&groups, file.as_ref()).profile,
+    )
+}
+
+pub fn summary(config: &Config, user: &UserCgroup) -> Result<UserSummary> {
+    let stats = read_stats(&user.path)?;
+    let (sessions, services) = session_and_service_counts(&user.path)?;
+    let (uid, profile) = profile_of(config, &user.name);
+    Ok(UserSummary {
+        user: user.name.clone(),
+        uid,
+        profile,
+        path: user.path.clone(),
+        memory_current: stats.memory_current,
+        memory_max: stats.memory_max,
+        cpu_usage_usec: stats.cpu.map(|c| c.usage_usec),
+        pids_current: stats.pids_current,
+        pids_max: stats.pids_max,
+        sessions,
+        services,
+        stats,
+    })
+}

@@ -1,0 +1,713 @@
+//! `cgroupctl` driven as an administrator would: the built binary, against sessions opened
+//! through real libpam, on the real cgroup2 mount. Stats fields whose controller this machine
+//! lacks must be absent (null / omitted), never 0.
+
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use pam_cgroup_tests::support::{
+    require_root, run_session, SessionOptions, TestGroup, TestSetup, TestUser,
+};
+
+/// The built cgroupctl, beside the test binary's directory (target/<profile>/cgroupctl).
+pub fn cgroupctl_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let bin = dir.join("cgroupctl");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p cgroupctl` first",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `cgroupctl --config <setup's config> ARGS`.
+pub fn ctl(setup: &TestSetup, args: &[&str]) -> Output {
+    Command::new(cgroupctl_bin())
+        .arg("--config")
+        .arg(setup.config_path())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn describe(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs and expects success.
+pub fn ctl_ok(setup: &TestSetup, args: &[&str]) -> String {
+    let o = ctl(setup, args);
+    assert!(o.status.success(), "cgroupctl {args:?}: {}", describe(&o));
+    stdout(&o)
+}
+
+pub fn ctl_json(setup: &TestSetup, args: &[&str]) -> Value {
+    let text = ctl_ok(setup, args);
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("cgroupctl {args:?}: bad JSON {e}: {text}"))
+}
+
+/// Is a controller offered at the top of the cgroup2 mount (not on this machine)?
+pub fn controller_available(mount_point: &Path, name: &str) -> bool {
+    std::fs::read_to_string(mount_point.join("cgroup.controllers"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|c| c == name)
+}
+
+/// Parses Prometheus text with the Python prometheus_client parser (the reference one);
+/// returns [[family, type, [[sample, labels, value]...]]...].
+pub fn parse_prometheus(text: &str) -> Value {
+    const SCRIPT: &str = r#"
+import json, sys
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    sys.exit("prometheus_client is not installed: pip install prometheus_client")
+out = []
+for f in text_string_to_metric_families(sys.stdin.read()):
+    out.append([f.name, f.type, [[s.name, s.labels, str(s.value)] for s in f.samples]])
+print(json.dumps(out))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused the text: {}\n---\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Kills the listed processes on drop (background processes tests leave in leaves).
+#[derive(Default)]
+pub struct Kill(pub Vec<u32>);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Opens a session that leaves a background `sleep` in its leaf (like a nohup'd daemon);
+/// returns the sleep's pid and the leaf's path.
+pub fn session_with_background(
+    setup: &TestSetup,
+    user: &TestUser,
+    kill: &mut Kill,
+) -> (u32, PathBuf) {
+    // setpriv rather than the driver's --as-user: that one calls setgroups after setuid
+    // (EPERM), so the child would never start.
+    let script = format!(
+        "setpriv --reuid={} --regid={} --init-groups sleep 120 >/dev/null 2>&1 </dev/null & echo $!",
+        user.uid, user.gid
+    );
+    let r = run_session(
+        &setup.pam_dir(),
+        &user.name,
+        &SessionOptions {
+            no_close: true,
+            command: vec!["sh".into(), "-c".into(), script],
+            ..SessionOptions::default()
+        },
+    );
+    assert_eq!(r.open_rc, 0, "{r:?}");
+    let pid: u32 = r
+        .child_stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{r:?}"));
+    kill.0.push(pid);
+    // setpriv execs sleep in place: wait until the pid runs as the user.
+    for _ in 0..200 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if status.lines().any(|l| {
+            l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&user.uid.to_string())
+        }) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (pid, setup.tree.path_of(&r.cgroup_after_open))
+}
+
+/// Opens a session and leaves its leaf behind, empty (the driver exits inside it).
+pub fn empty_session(setup: &TestSetup, user: &str) -> PathBuf {
+    let r = run_session(
+        &setup.pam_dir(),
+        user,
+        &SessionOptions {
+            no_close: true,
+            ..SessionOptions::default()
+        },
+    );
+    assert_eq!(r.open_rc, 0, "{r:?}");
+    setup.tree.path_of(&r.cgroup_after_open)
+}
+
+fn cgroup_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn list_show_stats_report_live_sessions_and_absent_fields() {
+    require_root();
+    let setup = TestSetup::new("[limits]\n\"pids.max\" = 100\n", "");
+    let user = TestUser::new("pcl");
+    let mut kill = Kill::default();
+    let (sleep_pid, busy_leaf) = session_with_background(&setup, &user, &mut kill);
+    let empty_leaf = empty_session(&setup, &user.name);
+    let mount = setup.tree.mount_point.clone();
+
+    let list = ctl_json(&setup, &["list", "--json"]);
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user"] == user.name.as_str())
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(row["sessions"], 2, "{row}");
+    assert_eq!(row["uid"], user.uid, "{row}");
+    if controller_available(&mount, "memory") {
+        assert!(row["memory_current"].is_u64(), "{row}");
+    } else {
+        assert!(
+            row["memory_current"].is_null(),
+            "absent must be null: {row}"
+        );
+        assert!(row["memory_max"].is_null(), "{row}");
+    }
+    if !controller_available(&mount, "pids") {
+        assert!(row["pids_current"].is_null(), "{row}");
+    }
+    let text = ctl_ok(&setup, &["list"]);
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.starts_with("USER") && header.contains("SESSIONS"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with(&user.name)), "{text}");
+
+    let show = ctl_json(&setup, &["show", &user.name, "--json"]);
+    let leaves = show["leaves"].as_array().unwrap();
+    assert_eq!(leaves.len(), 2, "{show}");
+    let busy_name = busy_leaf.file_name().unwrap().to_str().unwrap();
+    let busy = leaves
+        .iter()
+        .find(|l| l["path"] == busy_name)
+        .unwrap_or_else(|| panic!("{show}"));
+    assert_eq!(busy["kind"], "session");
+    let procs = busy["processes"].as_array().unwrap();
+    assert!(
+        procs
+            .iter()
+            .any(|p| p["pid"] == sleep_pid && p["uid"] == user.uid),
+        "{show}"
+    );
+    let empty_name = empty_leaf.file_name().unwrap().to_str().unwrap();
+    assert!(
+        leaves
+            .iter()
+            .any(|l| l["path"] == empty_name && l["processes"].as_array().unwrap().is_empty()),
+        "{show}"
+    );
+    let limits = show["limits"].as_array().unwrap();
+    assert!(
+        limits
+            .iter()
+            .any(|l| l["key"] == "pids.max" && l["source"] == "default"),
+        "{show}"
+    );
+    let show_text = ctl_ok(&setup, &["show", &user.name]);
+    assert!(show_text.contains(&sleep_pid.to_string()), "{show_text}");
+
+    let stats = ctl_json(&setup, &["stats", "--json", "--user", &user.name]);
+    let s = &stats[0];
+    assert_eq!(s["user"], user.name.as_str());
+    assert!(
+        s["cpu"]["usage_usec"].is_u64(),
+        "cpu.stat usage exists in every cgroup: {s}"
+    );
+    if !controller_available(&mount, "memory") {
+        assert!(s["memory_events"].is_null(), "{s}");
+        assert!(s["memory_peak"].is_null(), "{s}");
+    }
+    if !controller_available(&mount, "cpu") {
+        assert!(s["cpu"]["throttled_usec"].is_null(), "{s}");
+    }
+    if !controller_available(&mount, "pids") {
+        assert!(s["pids_events_max"].is_null(), "{s}");
+    }
+    if !controller_available(&mount, "io") {
+        assert!(s["io"].is_null(), "{s}");
+    }
+
+    let prom = ctl_ok(&setup, &["stats", "--prometheus"]);
+    let families = parse_prometheus(&prom);
+    let names: Vec<&str> = families
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f[0].as_str().unwrap())
+        .collect();
+    assert!(prom.contains("# HELP pam_cgroup_sessions "), "{prom}");
+    assert!(
+        prom.contains("# TYPE pam_cgroup_cpu_usage_seconds_total counter"),
+        "{prom}"
+    );
+    let sessions = families
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f[0] == "pam_cgroup_sessions")
+        .unwrap_or_else(|| panic!("{names:?}"));
+    assert!(
+        sessions[2]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s[1]["user"] == user.name.as_str()
+                && s[2].as_str().and_then(|v| v.parse::<f64>().ok()) == Some(2.0)),
+        "{sessions}"
+    );
+    if controller_available(&mount, "memory") {
+        assert!(
+            names.contains(&"pam_cgroup_memory_events"),
+            "fault counters: {names:?}"
+        );
+    } else {
+        assert!(
+            !prom.contains("pam_cgroup_memory_current_bytes"),
+            "absent must be omitted: {prom}"
+        );
+        assert!(!prom.contains("pam_cgroup_memory_events_total"), "{prom}");
+    }
+    drop(kill);
+}
+
+#[test]
+fn set_writes_the_user_file_atomically_and_applies_live() {
+    require_root();
+    let setup = TestSetup::new(
+        "[limits]\n\"pids.max\" = 100\n[profiles.pro]\n\"pids.max\" = 400\n",
+        "",
+    );
+    let user = TestUser::new("pcs");
+    setup.write_user_file(
+        &user.name,
+        "# customer 42, plan agreed 2024-05\n\"pids.max\" = 50 # burst\n",
+    );
+    empty_session(&setup, &user.name);
+    let mount = setup.tree.mount_point.clone();
+    let file = setup.users_dir().join(format!("{}.toml", user.name));
+
+    let out = ctl_ok(&setup, &["set", &user.name, "memory.max=2G", "pids.max=70"]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("# customer 42, plan agreed 2024-05"),
+        "{text}"
+    );
+    assert!(text.contains("\"pids.max\" = 70 # burst"), "{text}");
+    assert!(text.contains("\"memory.max\" = \"2G\""), "{text}");
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644));
+    let stray: Vec<_> = std::fs::read_dir(setup.users_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "temporary files left: {stray:?}");
+    let user_dir = setup.tree.user(&user.name);
+    if controller_available(&mount, "memory") {
+        assert_eq!(
+            std::fs::read_to_string(user_dir.join("memory.max"))
+                .unwrap()
+                .trim(),
+            "2147483648"
+        );
+    } else {
+        assert!(
+            out.contains("memory.max = 2147483648 not applied: controller memory is not available"),
+            "{out}"
+        );
+    }
+    if controller_available(&mount, "pids") {
+        assert_eq!(
+            std::fs::read_to_string(user_dir.join("pids.max"))
+                .unwrap()
+                .trim(),
+            "70"
+        );
+    }
+    // The module reads the file as written (check resolves it the same way).
+    let check = ctl_json(&setup, &["check", "--user", &user.name, "--json"]);
+    assert!(
+        check["user"]["limits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["key"] == "pids.max" && l["value"] == "70"),
+        "{check}"
+    );
+
+    // Refusals leave the file alone: bad value (usage, 2), unknown profile (config, 3).
+    let before = std::fs::read_to_string(&file).unwrap();
+    let bad = ctl(&setup, &["set", &user.name, "memory.max=1X"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", describe(&bad));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).lines().count(),
+        1,
+        "{}",
+        describe(&bad)
+    );
+    let bad = ctl(&setup, &["set", "--profile", "nosuch", &user.name]);
+    assert_eq!(bad.status.code(), Some(3), "{}", describe(&bad));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+
+    // A plan, then the key removed: the plan's value applies.
+    ctl_ok(
+        &setup,
+        &["set", "--profile", "pro", &user.name, "pids.max="],
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("profile = \"pro\"") && !text.contains("pids.max"),
+        "{text}"
+    );
+    assert!(text.contains("# customer 42"), "{text}");
+    let json = ctl_json(&setup, &["set", &user.name, "cpu.max=150%", "--json"]);
+    assert_eq!(json["applied"]["profile"], "pro", "{json}");
+}
+
+#[test]
+fn reload_applies_the_config_to_live_cgroups_and_says_what_changed() {
+    require_root();
+    let body = |desc: u32| {
+        format!("max_descendants = {desc}\n[limits]\n\"pids.max\" = 100\n\"memory.max\" = \"1G\"\n")
+    };
+    // TestSetup puts [tree] root first: max_descendants belongs to that table.
+    let setup = TestSetup::new(&body(40), "");
+    let user = TestUser::new("pcr");
+    empty_session(&setup, &user.name);
+    let user_dir = setup.tree.user(&user.name);
+    let read = |f: &str| {
+        std::fs::read_to_string(user_dir.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("cgroup.max.descendants"), "40");
+
+    let text = std::fs::read_to_string(setup.config_path()).unwrap();
+    setup.write_config(&text.replace("max_descendants = 40", "max_descendants = 30"));
+    let out = ctl_ok(&setup, &["reload"]);
+    assert_eq!(
+        read("cgroup.max.descendants"),
+        "30",
+        "live cgroup not changed: {out}"
+    );
+    assert!(
+        out.contains(&format!("{}: cgroup.max.descendants 40 -> 30", user.name)),
+        "{out}"
+    );
+    if !controller_available(&setup.tree.mount_point, "memory") {
+        assert!(
+            out.contains("memory.max = 1073741824 not applied: controller memory is not available"),
+            "{out}"
+        );
+    }
+    let json = ctl_json(&setup, &["reload", "--json"]);
+    let mine = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["user"] == user.name.as_str())
+        .unwrap();
+    let files = mine["report"]["files"].as_array().unwrap();
+    let caps = files
+        .iter()
+        .find(|f| f["file"] == "cgroup.max.descendants")
+        .unwrap();
+    assert_eq!(caps["status"], "unchanged", "{mine}");
+    let again = ctl_ok(&setup, &["reload"]);
+    assert!(
+        !again.contains("->"),
+        "a second reload changes nothing: {again}"
+    );
+}
+
+#[test]
+fn run_starts_commands_as_the_user_in_a_service_leaf() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let extra = TestGroup::new("pcg");
+    let user = TestUser::with_groups("pcu", &[&extra]);
+    let o = Command::new(cgroupctl_bin())
+        .arg("--config")
+        .arg(setup.config_path())
+        .args(["run", "--user", &user.name, "--service", "web", "--"])
+        .args([
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; id -u; id -g; id -G; env",
+        ])
+        .env("PCT_SECRET", "leak")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+    let out = stdout(&o);
+    let cg = out.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    let leaf = setup.tree.path_of(cg);
+    assert_eq!(
+        leaf.parent().unwrap(),
+        setup.tree.user(&user.name).join("web"),
+        "{out}"
+    );
+    assert!(
+        leaf.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("run-"),
+        "{out}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("0::")).unwrap();
+    assert_eq!(lines[at + 1], user.uid.to_string());
+    assert_eq!(lines[at + 2], user.gid.to_string());
+    let groups: Vec<u32> = lines[at + 3]
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    assert!(
+        groups.contains(&extra.gid) && groups.contains(&user.gid),
+        "{out}"
+    );
+    assert!(
+        !out.contains("PCT_SECRET"),
+        "environment not cleaned: {out}"
+    );
+    assert!(
+        out.contains(&format!("USER={}", user.name)) && out.contains("HOME=/nonexistent"),
+        "{out}"
+    );
+    // The finished run's leaf (and the then empty service dir) are gone.
+    assert!(
+        !leaf.exists() && !leaf.parent().unwrap().exists(),
+        "{}",
+        leaf.display()
+    );
+
+    let code = ctl(
+        &setup,
+        &["run", "--user", &user.name, "--", "sh", "-c", "exit 7"],
+    );
+    assert_eq!(code.status.code(), Some(7), "{}", describe(&code));
+    let bad = ctl(
+        &setup,
+        &[
+            "run",
+            "--user",
+            &user.name,
+            "--service",
+            "../x",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", describe(&bad));
+    let bad = ctl(&setup, &["run", "--user", "root", "--", "true"]);
+    assert!(!bad.status.success(), "root is exempt: {}", describe(&bad));
+}
+
+#[test]
+fn classify_moves_a_process_of_the_user_and_refuses_others() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let user = TestUser::new("pcc");
+    let mut child = Command::new("sleep")
+        .arg("120")
+        .uid(user.uid)
+        .gid(user.gid)
+        .spawn()
+        .unwrap();
+    let mut kill = Kill(vec![child.id()]);
+    let pid = child.id().to_string();
+    let json = ctl_json(
+        &setup,
+        &[
+            "classify",
+            &pid,
+            "--user",
+            &user.name,
+            "--service",
+            "bg",
+            "--json",
+        ],
+    );
+    let want = setup
+        .tree
+        .user(&user.name)
+        .join("bg")
+        .join(format!("pid-{pid}"));
+    assert_eq!(json["cgroup"], want.display().to_string());
+    assert_eq!(setup.tree.path_of(&cgroup_of(child.id())), want);
+
+    // A root process is not handed to a customer.
+    let mut root_child = Command::new("sleep").arg("120").spawn().unwrap();
+    kill.0.push(root_child.id());
+    let before = cgroup_of(root_child.id());
+    let o = ctl(
+        &setup,
+        &[
+            "classify",
+            &root_child.id().to_string(),
+            "--user",
+            &user.name,
+        ],
+    );
+    assert!(!o.status.success(), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("refusing"),
+        "{}",
+        describe(&o)
+    );
+    assert_eq!(cgroup_of(root_child.id()), before);
+    drop(kill);
+    let _ = child.wait();
+    let _ = root_child.wait();
+}
+
+#[test]
+fn gc_removes_exactly_the_empty_leaves_pam_cgroup_made() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let user = TestUser::new("pcgc");
+    let mut kill = Kill::default();
+    let (_, busy) = session_with_background(&setup, &user, &mut kill);
+    let empty = empty_session(&setup, &user.name);
+    let user_dir = setup.tree.user(&user.name);
+    // A cgroup the user made itself (delegated subtree): never ours to remove.
+    let mine = user_dir.join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::os::unix::fs::chown(&mine, Some(user.uid), Some(user.gid)).unwrap();
+    // A service leaf whose process has exited.
+    let short = Command::new("sleep")
+        .arg("0.2")
+        .uid(user.uid)
+        .gid(user.gid)
+        .spawn()
+        .unwrap();
+    let mut short = short;
+    ctl_ok(
+        &setup,
+        &[
+            "classify",
+            &short.id().to_string(),
+            "--user",
+            &user.name,
+            "--service",
+            "svc",
+        ],
+    );
+    let svc_leaf = user_dir.join("svc").join(format!("pid-{}", short.id()));
+    short.wait().unwrap();
+    assert!(svc_leaf.exists());
+
+    let dry = ctl_json(&setup, &["gc", "--dry-run", "--min-age", "0", "--json"]);
+    let mut would: Vec<String> = dry
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    would.sort();
+    let mut want = vec![
+        empty.display().to_string(),
+        svc_leaf.display().to_string(),
+        user_dir.join("svc").display().to_string(),
+    ];
+    want.sort();
+    assert_eq!(would, want);
+    assert!(
+        empty.exists() && svc_leaf.exists(),
+        "a dry run removes nothing"
+    );
+
+    // Leaves younger than the minimum age are kept (a login may be entering its leaf).
+    let out = ctl_ok(&setup, &["gc", "--min-age", "3600"]);
+    assert!(empty.exists() && svc_leaf.exists(), "{out}");
+
+    let out = ctl_ok(&setup, &["gc", "--min-age", "0"]);
+    for p in &want {
+        assert!(!Path::new(p).exists(), "{p} not removed: {out}");
+    }
+    assert!(
+        out.contains(&format!("removed {}", empty.display())),
+        "{out}"
+    );
+    assert!(busy.exists() && mine.exists() && user_dir.exists(), "{out}");
+    assert!(out.contains("empty leaves removed"), "{out}");
+    std::fs::remove_dir(&mine).unwrap();
+    drop(kill);
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+#[test]
+fn help_is_complete_and_usage_errors_exit_2() {
+    for verb in [
+        "list", "show", "set", "reload", "run", "classify", "stats", "gc", "doctor", "daemon",
+    ] {
+        let o = Command::new(cgroupctl_bin())
+            .args([verb, "--help"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{verb} --help: {}", describe(&o));
+        assert!(stdout(&o).contains("Usage: cgroupctl"), "{verb}");
+    }
+    let o = Command::new(cgroupctl_bin())
+        .args(["daemon", "--listen", "0.0.0.0:9464"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+}

@@ -1,0 +1,649 @@
+//! Socket probes run as another identity in a forked child: the child moves itself into a
+//! cgroup, drops to the given uid/gid (no supplementary groups), runs socket calls and reports
+//! each result through a pipe. The test process is multi-threaded, so the child does only raw
+//! syscalls on buffers allocated before fork(), closes every inherited fd it does not need
+//! (other tests' pipes), and leaves with _exit().
+
+use std::ffi::CString;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Instant;
+
+/// Who the child becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Identity {
+    pub const ROOT: Identity = Identity { uid: 0, gid: 0 };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// One socket call on a fresh socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// socket, [IPV6_V6ONLY], bind, getsockname.
+    Bind {
+        addr: SocketAddr,
+        proto: Proto,
+        v6only: bool,
+    },
+    /// TCP socket, connect.
+    Connect { addr: SocketAddr },
+    /// UDP socket, sendto (one byte).
+    SendTo { addr: SocketAddr },
+}
+
+impl Op {
+    pub fn bind(addr: &str, proto: Proto) -> Op {
+        Op::Bind {
+            addr: addr.parse().unwrap(),
+            proto,
+            v6only: false,
+        }
+    }
+    pub fn bind_v6only(addr: &str, proto: Proto) -> Op {
+        Op::Bind {
+            addr: addr.parse().unwrap(),
+            proto,
+            v6only: true,
+        }
+    }
+    pub fn connect(addr: &str) -> Op {
+        Op::Connect {
+            addr: addr.parse().unwrap(),
+        }
+    }
+    pub fn send_to(addr: &str) -> Op {
+        Op::SendTo {
+            addr: addr.parse().unwrap(),
+        }
+    }
+}
+
+/// Ok(bound address after a bind, None otherwise) or Err(errno).
+pub type Outcome = Result<Option<SocketAddr>, i32>;
+
+const RECORD: usize = 32;
+
+// ---- child side: raw syscalls only ------------------------------------------------------
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than sockaddr_in and suitably aligned.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: as above, for sockaddr_in6.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says this is a sockaddr_in.
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read((ss as *const libc::sockaddr_storage).cast()) };
+            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be(sin.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this is a sockaddr_in6.
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read((ss as *const libc::sockaddr_storage).cast()) };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::new(
+                IpAddr::V6(ip),
+                u16::from_be(sin6.sin6_port),
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn new_socket(addr: &SocketAddr, proto: Proto) -> Result<i32, i32> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let ty = match proto {
+        Proto::Tcp => libc::SOCK_STREAM,
+        Proto::Udp => libc::SOCK_DGRAM,
+    };
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        Err(errno())
+    } else {
+        Ok(fd)
+    }
+}
+
+fn set_v6only(fd: i32, on: bool) -> Result<(), i32> {
+    let v: libc::c_int = on.into();
+    // SAFETY: v is a valid c_int for the option's size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// socket + bind (+ getsockname); the fd stays open and is returned.
+fn bind_fd(
+    addr: &SocketAddr,
+    proto: Proto,
+    v6only: bool,
+) -> Result<(i32, Option<SocketAddr>), i32> {
+    let fd = new_socket(addr, proto)?;
+    let result = (|| {
+        if addr.is_ipv6() {
+            set_v6only(fd, v6only)?;
+        }
+        let (ss, len) = to_sockaddr(addr);
+        // SAFETY: ss holds a valid sockaddr of len bytes.
+        if unsafe { libc::bind(fd, (&ss as *const libc::sockaddr_storage).cast(), len) } < 0 {
+            return Err(errno());
+        }
+        // SAFETY: all-zero is valid for sockaddr_storage; len is its size.
+        let mut out: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut out_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: out is writable for out_len bytes.
+        if unsafe {
+            libc::getsockname(
+                fd,
+                (&mut out as *mut libc::sockaddr_storage).cast(),
+                &mut out_len,
+            )
+        } < 0
+        {
+            return Err(errno());
+        }
+        Ok(from_sockaddr(&out))
+    })();
+    match result {
+        Ok(bound) => Ok((fd, bound)),
+        Err(e) => {
+            // SAFETY: fd is ours.
+            unsafe { libc::close(fd) };
+            Err(e)
+        }
+    }
+}
+
+fn perform(op: &Op) -> Outcome {
+    match op {
+        Op::Bind {
+            addr,
+            proto,
+            v6only,
+        } => {
+            let (fd, bound) = bind_fd(addr, *proto, *v6only)?;
+            // SAFETY: fd is ours.
+            unsafe { libc::close(fd) };
+            Ok(bound)
+        }
+        Op::Connect { addr } => {
+            let fd = new_socket(addr, Proto::Tcp)?;
+            let (ss, len) = to_sockaddr(addr);
+            // SAFETY: ss holds a valid sockaddr of len bytes.
+            let r =
+                unsafe { libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) };
+            let e = errno();
+            // SAFETY: fd is ours.
+            unsafe { libc::close(fd) };
+            if r < 0 {
+                Err(e)
+            } else {
+                Ok(None)
+            }
+        }
+        Op::SendTo { addr } => {
+            let fd = new_socket(addr, Proto::Udp)?;
+            let (ss, len) = to_sockaddr(addr);
+            // SAFETY: one readable byte; ss holds a valid sockaddr of len bytes.
+            let r = unsafe {
+                libc::sendto(
+                    fd,
+                    b"x".as_ptr().cast(),
+                    1,
+                    0,
+                    (&ss as *const libc::sockaddr_storage).cast(),
+                    len,
+                )
+            };
+            let e = errno();
+            // SAFETY: fd is ours.
+            unsafe { libc::close(fd) };
+            if r < 0 {
+                Err(e)
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn encode(outcome: &Outcome, rec: &mut [u8]) {
+    rec.fill(0);
+    match outcome {
+        Err(e) => rec[0..4].copy_from_slice(&e.to_ne_bytes()),
+        Ok(None) => {}
+        Ok(Some(addr)) => {
+            rec[6..8].copy_from_slice(&addr.port().to_be_bytes());
+            match addr.ip() {
+                IpAddr::V4(ip) => {
+                    rec[4] = 4;
+                    rec[8..12].copy_from_slice(&ip.octets());
+                }
+                IpAddr::V6(ip) => {
+                    rec[4] = 6;
+                    rec[8..24].copy_from_slice(&ip.octets());
+                }
+            }
+        }
+    }
+}
+
+fn decode(rec: &[u8]) -> Outcome {
+    let e = i32::from_ne_bytes(rec[0..4].try_into().unwrap());
+    if e != 0 {
+        return Err(e);
+    }
+    let port = u16::from_be_bytes([rec[6], rec[7]]);
+    match rec[4] {
+        4 => Ok(Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(rec[8], rec[9], rec[10], rec[11])),
+            port,
+        ))),
+        6 => {
+            let octets: [u8; 16] = rec[8..24].try_into().unwrap();
+            Ok(Some(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(octets)),
+                port,
+            )))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn write_all(fd: i32, buf: &[u8]) -> bool {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the slice is readable from done to its end.
+        let n = unsafe { libc::write(fd, buf[done..].as_ptr().cast(), buf.len() - done) };
+        if n <= 0 {
+            return false;
+        }
+        done += n as usize;
+    }
+    true
+}
+
+/// The child's first steps: keep only `keep` (dup'ed to 3), enter the cgroup, drop privileges.
+/// Returns the fd to report on, or exits with a code naming the failed step.
+fn child_setup(keep: i32, procs: &CString, who: Identity) -> i32 {
+    // SAFETY: raw syscalls on values prepared before fork; _exit never returns.
+    unsafe {
+        if libc::dup2(keep, 3) < 0 {
+            libc::_exit(90);
+        }
+        libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 || libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2 {
+            libc::_exit(91);
+        }
+        libc::close(fd);
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(who.gid) != 0
+            || libc::setuid(who.uid) != 0
+        {
+            libc::_exit(92);
+        }
+    }
+    3
+}
+
+// ---- parent side ------------------------------------------------------------------------
+
+fn procs_path(cgroup: &Path) -> CString {
+    CString::new(cgroup.join("cgroup.procs").as_os_str().as_bytes()).unwrap()
+}
+
+fn pipe() -> (i32, i32) {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds has room for two fds.
+    assert_eq!(
+        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) },
+        0,
+        "pipe2"
+    );
+    (fds[0], fds[1])
+}
+
+fn read_exact(fd: i32, buf: &mut [u8]) -> usize {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the slice is writable from done to its end.
+        let n = unsafe { libc::read(fd, buf[done..].as_mut_ptr().cast(), buf.len() - done) };
+        if n <= 0 {
+            break;
+        }
+        done += n as usize;
+    }
+    done
+}
+
+fn wait(pid: i32) -> i32 {
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    status
+}
+
+fn exit_meaning(status: i32) -> String {
+    let code = libc::WEXITSTATUS(status);
+    match code {
+        91 => "could not enter the cgroup".to_string(),
+        92 => "could not drop privileges".to_string(),
+        _ => format!("wait status {status:#x}"),
+    }
+}
+
+/// Runs `ops` as `who` inside `cgroup`, each on a fresh socket, and returns their outcomes.
+pub fn run_as(cgroup: &Path, who: Identity, ops: &[Op]) -> Vec<Outcome> {
+    let procs = procs_path(cgroup);
+    let ops = ops.to_vec();
+    let mut buf = vec![0u8; ops.len() * RECORD];
+    let (r, w) = pipe();
+    // SAFETY: the child runs only raw syscalls on memory prepared above, then _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        let out = child_setup(w, &procs, who);
+        for (op, rec) in ops.iter().zip(buf.chunks_mut(RECORD)) {
+            encode(&perform(op), rec);
+        }
+        let ok = write_all(out, &buf);
+        // SAFETY: leaving the child without running the parent's destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 93 }) };
+    }
+    // SAFETY: closing our copy of the write end.
+    unsafe { libc::close(w) };
+    let got = read_exact(r, &mut buf);
+    // SAFETY: our fd.
+    unsafe { libc::close(r) };
+    let status = wait(pid);
+    assert!(
+        got == buf.len() && status == 0,
+        "probe child as {who:?} in {} failed: {}",
+        cgroup.display(),
+        exit_meaning(status)
+    );
+    buf.chunks(RECORD).map(decode).collect()
+}
+
+/// A socket bound (and listening, for TCP) by a child running as `who` in `cgroup`, kept open
+/// until the Server is dropped (the child is killed).
+pub struct Server {
+    pid: i32,
+    /// Where it is bound (getsockname), or the bind's errno.
+    pub bound: Outcome,
+}
+
+impl Server {
+    pub fn start(cgroup: &Path, who: Identity, op: Op) -> Server {
+        let Op::Bind {
+            addr,
+            proto,
+            v6only,
+        } = op
+        else {
+            panic!("a server binds: {op:?}");
+        };
+        let procs = procs_path(cgroup);
+        let mut rec = [0u8; RECORD];
+        let (r, w) = pipe();
+        // SAFETY: as in run_as.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            let out = child_setup(w, &procs, who);
+            let outcome = bind_fd(&addr, proto, v6only).and_then(|(fd, bound)| {
+                // SAFETY: fd is our bound socket.
+                if proto == Proto::Tcp && unsafe { libc::listen(fd, 64) } < 0 {
+                    return Err(errno());
+                }
+                Ok(bound)
+            });
+            encode(&outcome, &mut rec);
+            write_all(out, &rec);
+            // SAFETY: close our report fd, then wait to be killed.
+            unsafe {
+                libc::close(out);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        // SAFETY: our copy of the write end.
+        unsafe { libc::close(w) };
+        let got = read_exact(r, &mut rec);
+        // SAFETY: our fd.
+        unsafe { libc::close(r) };
+        let server = Server {
+            pid,
+            bound: decode(&rec),
+        };
+        assert_eq!(
+            got,
+            RECORD,
+            "server child as {who:?} in {} died",
+            cgroup.display()
+        );
+        server
+    }
+
+    /// The bound address; panics if the bind failed.
+    pub fn addr(&self) -> SocketAddr {
+        match self.bound {
+            Ok(Some(a)) => a,
+            other => panic!("server bind failed: {other:?}"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: our own child.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        wait(self.pid);
+    }
+}
+
+/// Timings of one bench run, in nanoseconds per operation.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchTimes {
+    /// TCP bind of 0.0.0.0 (rewritten when the programs are attached).
+    pub bind_tcp_ns: f64,
+    /// TCP bind of the private address itself (never rewritten): the hook's own cost.
+    pub bind_direct_ns: f64,
+    pub bind_udp_ns: f64,
+    pub connect_ns: f64,
+}
+
+/// socket + bind + close, `iterations` times; ns per iteration.
+fn bind_loop(bind: &SocketAddr, proto: Proto, iterations: u32) -> Result<f64, i32> {
+    let start = Instant::now();
+    for _ in 0..iterations {
+        let (fd, _) = bind_fd(bind, proto, false)?;
+        // SAFETY: fd is ours.
+        unsafe { libc::close(fd) };
+    }
+    Ok(start.elapsed().as_nanos() as f64 / f64::from(iterations))
+}
+
+fn bench_loops(bind: SocketAddr, direct: SocketAddr, iterations: u32) -> Result<BenchTimes, i32> {
+    let bind_tcp_ns = bind_loop(&bind, Proto::Tcp, iterations)?;
+    let bind_direct_ns = bind_loop(&direct, Proto::Tcp, iterations)?;
+    let bind_udp_ns = bind_loop(&bind, Proto::Udp, iterations)?;
+    // A listener on the same (possibly rewritten) address; then socket + connect + accept +
+    // close, the client closing with RST (linger 0) so no TIME_WAIT piles up.
+    let (listener, bound) = bind_fd(&bind, Proto::Tcp, false)?;
+    let target = bound.ok_or(libc::EINVAL)?;
+    // SAFETY: listener is our bound socket.
+    if unsafe { libc::listen(listener, 128) } < 0 {
+        return Err(errno());
+    }
+    let (ss, len) = to_sockaddr(&target);
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let start = Instant::now();
+    for _ in 0..iterations {
+        let fd = new_socket(&target, Proto::Tcp)?;
+        // SAFETY: valid fds and buffers of the stated sizes.
+        unsafe {
+            if libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) < 0 {
+                let e = errno();
+                libc::close(fd);
+                return Err(e);
+            }
+            let peer = libc::accept4(
+                listener,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            );
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+            libc::close(fd);
+            if peer >= 0 {
+                libc::close(peer);
+            }
+        }
+    }
+    let connect_ns = start.elapsed().as_nanos() as f64 / f64::from(iterations);
+    // SAFETY: our fd.
+    unsafe { libc::close(listener) };
+    Ok(BenchTimes {
+        bind_tcp_ns,
+        bind_direct_ns,
+        bind_udp_ns,
+        connect_ns,
+    })
+}
+
+/// Times `iterations` of socket+bind+close on `bind` (TCP and UDP) and on `direct` (TCP), and
+/// of socket+connect(+accept)+close to a listener bound on `bind`, as `who` in `cgroup`
+/// (forked child). Err: the child failed.
+pub fn bench_as(
+    cgroup: &Path,
+    who: Identity,
+    bind: SocketAddr,
+    direct: SocketAddr,
+    iterations: u32,
+) -> Result<BenchTimes, String> {
+    let procs = procs_path(cgroup);
+    let mut rec = [0u8; 36];
+    let (r, w) = pipe();
+    // SAFETY: as in run_as.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err("fork failed".to_string());
+    }
+    if pid == 0 {
+        let out = child_setup(w, &procs, who);
+        match bench_loops(bind, direct, iterations) {
+            Ok(t) => {
+                rec[0..4].copy_from_slice(&0i32.to_ne_bytes());
+                rec[4..12].copy_from_slice(&t.bind_tcp_ns.to_ne_bytes());
+                rec[12..20].copy_from_slice(&t.bind_udp_ns.to_ne_bytes());
+                rec[20..28].copy_from_slice(&t.connect_ns.to_ne_bytes());
+                rec[28..36].copy_from_slice(&t.bind_direct_ns.to_ne_bytes());
+            }
+            Err(e) => rec[0..4].copy_from_slice(&e.to_ne_bytes()),
+        }
+        let ok = write_all(out, &rec);
+        // SAFETY: leaving the child.
+        unsafe { libc::_exit(if ok { 0 } else { 93 }) };
+    }
+    // SAFETY: our copy of the write end.
+    unsafe { libc::close(w) };
+    let got = read_exact(r, &mut rec);
+    // SAFETY: our fd.
+    unsafe { libc::close(r) };
+    let status = wait(pid);
+    if got != rec.len() || status != 0 {
+        return Err(format!("bench child failed: {}", exit_meaning(status)));
+    }
+    let e = i32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]);
+    if e != 0 {
+        return Err(format!(
+            "bench child: {}",
+            std::io::Error::from_raw_os_error(e)
+        ));
+    }
+    let f = |b: &[u8]| f64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+    Ok(BenchTimes {
+        bind_tcp_ns: f(&rec[4..12]),
+        bind_udp_ns: f(&rec[12..20]),
+        connect_ns: f(&rec[20..28]),
+        bind_direct_ns: f(&rec[28..36]),
+    })
+}
