@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
             for r in resolved.limits.values() {
                 assert!(!r.limit.lines.is_empty());
                 for line in &r.limit.lines {
-                    assert!(!line.contains('\n'), "a limit line with a newline: {line:?}");
+                    assert!(
+                        !line.contains('\n'),
+                        "a limit line with a newline: {line:?}"
+                    );
                 }
             }
         }
@@ -42,6 +45,9 @@ fn check_place(e: &cgroup_core::config::ConfigError, text: &str) {
     let shown = e.to_string();
     assert!(!shown.is_empty());
     if let Some(line) = e.line {
-        assert!(line >= 1 && line <= text.lines().count().max(1) + 1, "line {line} outside the text");
+        assert!(
+            line >= 1 && line <= text.lines().count().max(1) + 1,
+            "line {line} outside the text"
+        );
     }
 }

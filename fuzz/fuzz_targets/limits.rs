@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(i) = value.trim().parse::<i64>() {
         values.push(RawValue::Integer(i));
     }
-    values.push(RawValue::List(value.split(';').map(str::to_string).collect()));
+    values.push(RawValue::List(
+        value.split(';').map(str::to_string).collect(),
+    ));
     for v in values {
         match parse_limit(key, &v) {
             Ok(limit) => {
