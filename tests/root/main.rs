@@ -3,5 +3,6 @@
 //! named tree root, users and conf dir, and removes them even when it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod escape;
 mod faults;
 mod session;
