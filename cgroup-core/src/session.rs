@@ -185,10 +185,9 @@ fn open_with(
     }
     // A confined user with a broken config: that error decides (on_error).
     let Some(config) = config else {
-        return Err(Error::Other(format!(
-            "user {}: cannot be confined without a valid config",
-            user.name
-        )));
+        return Err(Error::Other(
+            "cannot be confined without a valid config".to_string(),
+        ));
     };
     confine(config, &user, &groups, req.pid, notices)
 }

@@ -6,5 +6,7 @@
 mod cgroupctl;
 mod cgroupctl_daemon;
 mod cgroupctl_doctor;
+mod escape;
+mod faults;
 mod private_ip;
 mod session;

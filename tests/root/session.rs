@@ -58,6 +58,33 @@ fn session_lands_in_its_leaf_child_inherits_and_close_cleans_up() {
 }
 
 #[test]
+fn the_child_runs_as_the_user_inside_the_leaf() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let alice = TestUser::new("pca");
+    let r = run_session(
+        &setup.pam_dir(),
+        &alice.name,
+        &SessionOptions {
+            as_user: true,
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                "id -u; grep ^0:: /proc/self/cgroup".into(),
+            ],
+            ..SessionOptions::default()
+        },
+    );
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    let mut lines = r.child_stdout.lines();
+    assert_eq!(lines.next(), Some(alice.uid.to_string().as_str()), "{r:?}");
+    assert_eq!(
+        lines.next().and_then(|l| l.strip_prefix("0::")),
+        Some(r.cgroup_after_open.as_str())
+    );
+}
+
+#[test]
 fn delegated_files_are_the_users_and_resource_files_roots() {
     require_root();
     let setup = TestSetup::new("[tree]\n", "");

@@ -48,9 +48,12 @@ pub fn read_secure(
             Err(e) => return Err(ConfigError::file(path, format!("cannot open: {e}"))),
         };
     check_file(path, &file)?;
-    if let Some(dir) = path.parent() {
-        check_dir(dir)?;
-    }
+    // A bare file name ("config.toml") has an empty parent: that is the current directory.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    check_dir(dir)?;
     let mut text = String::new();
     (&mut file)
         .take(MAX_CONFIG_BYTES + 1)

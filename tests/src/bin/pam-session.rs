@@ -108,16 +108,21 @@ fn main() {
         child.args(&command[1..]);
         if args.as_user {
             if let Ok(Some(user)) = nix::unistd::User::from_name(&args.user) {
-                child.uid(user.uid.as_raw()).gid(user.gid.as_raw());
                 let groups = nix::unistd::getgrouplist(
                     &std::ffi::CString::new(args.user.clone()).unwrap(),
                     user.gid,
                 )
                 .unwrap_or_default();
-                // SAFETY: setgroups(2) is async-signal-safe; `groups` is owned by the closure.
+                let (uid, gid) = (user.uid, user.gid);
+                // std's Command::uid runs before pre_exec, and setgroups needs root: drop the
+                // privileges ourselves, in the order login programs do.
+                // SAFETY: setgroups/setgid/setuid are async-signal-safe; the closure owns its data.
                 unsafe {
                     child.pre_exec(move || {
-                        nix::unistd::setgroups(&groups).map_err(std::io::Error::from)
+                        nix::unistd::setgroups(&groups)?;
+                        nix::unistd::setgid(gid)?;
+                        nix::unistd::setuid(uid)?;
+                        Ok(())
                     });
                 }
                 child.env("HOME", &user.dir).env("USER", &args.user);

@@ -59,7 +59,30 @@ pub fn driver() -> PathBuf {
 /// Opens (and closes) one session of `user` with the PAM stack in `pam_dir`, with syslog
 /// captured.
 pub fn run_session(pam_dir: &Path, user: &str, opts: &SessionOptions) -> SessionReport {
-    let mut cmd = Command::new(driver());
+    run_command(Command::new(driver()), pam_dir, user, opts)
+}
+
+/// The same, inside a private mount namespace after a shell `prelude` changed it (unmount
+/// cgroup2, bind a broken nsswitch.conf...). The machine's own mounts are never touched.
+pub fn run_session_in_namespace(
+    prelude: &str,
+    pam_dir: &Path,
+    user: &str,
+    opts: &SessionOptions,
+) -> SessionReport {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-euc"])
+        .arg(format!("{prelude}\nexec \"$0\" \"$@\""))
+        .arg(driver());
+    run_command(cmd, pam_dir, user, opts)
+}
+
+fn run_command(
+    mut cmd: Command,
+    pam_dir: &Path,
+    user: &str,
+    opts: &SessionOptions,
+) -> SessionReport {
     cmd.arg("--confdir")
         .arg(pam_dir)
         .args(["--service", SERVICE, "--capture-syslog"])

@@ -9,7 +9,7 @@ pub mod probe;
 pub mod users;
 
 pub use cgroup::TestTree;
-pub use driver::{run_session, SessionOptions, SessionReport};
+pub use driver::{run_session, run_session_in_namespace, SessionOptions, SessionReport};
 pub use pamconf::TestSetup;
 pub use users::{TestGroup, TestUser};
 

@@ -1,0 +1,159 @@
+//! escape-probe: becomes an unprivileged user inside a cgroup and tries what a customer trying
+//! to leave its fence would try, reporting the errno of each attempt as JSON.
+//!
+//! ```text
+//! escape-probe --cgroup DIR --uid U --gid G  OP...
+//!   write:PATH=DATA   mkdir:PATH   rmdir:PATH   rename:FROM=TO   symlink:TARGET=PATH
+//!   chmod:PATH   chown:PATH   setxattr:PATH=NAME   mknod:PATH   join:DIR (own pid -> DIR/cgroup.procs)
+//!   mkdirs:BASE=N (N nested levels) mkwide:BASE=N (N siblings); the first failure is reported
+//!   movepid:DIR=PID (another process -> DIR/cgroup.procs)
+//! ```
+//! Root joins the cgroup first, then drops to uid/gid with no supplementary groups: the same
+//! state a confined login shell is in.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Attempt {
+    op: String,
+    errno: i32,
+    detail: String,
+}
+
+fn errno_of(r: std::io::Result<()>) -> (i32, String) {
+    match r {
+        Ok(()) => (0, String::new()),
+        Err(e) => (e.raw_os_error().unwrap_or(-1), e.to_string()),
+    }
+}
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+fn write_file(path: &Path, data: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all(data.as_bytes())
+}
+
+fn run(op: &str) -> (i32, String) {
+    let (verb, arg) = op.split_once(':').unwrap_or((op, ""));
+    let pair = || {
+        let (a, b) = arg.split_once('=').unwrap_or((arg, ""));
+        (PathBuf::from(a), b.to_string())
+    };
+    match verb {
+        "write" => {
+            let (p, d) = pair();
+            errno_of(write_file(&p, &d))
+        }
+        "join" => errno_of(write_file(
+            &Path::new(arg).join("cgroup.procs"),
+            &format!("{}\n", std::process::id()),
+        )),
+        "movepid" => {
+            let (dir, pid) = pair();
+            errno_of(write_file(&dir.join("cgroup.procs"), &format!("{pid}\n")))
+        }
+        "mkdir" => errno_of(std::fs::create_dir(arg)),
+        "mkdirs" | "mkwide" => {
+            // mkdirs: N nested levels below BASE; mkwide: N siblings in BASE.
+            let (base, n) = pair();
+            let n: usize = n.parse().unwrap();
+            let mut dir = base.clone();
+            for i in 0..n {
+                let next = if verb == "mkdirs" {
+                    dir.join(format!("d{i}"))
+                } else {
+                    base.join(format!("s{i}"))
+                };
+                if let Err(e) = std::fs::create_dir(&next) {
+                    return (e.raw_os_error().unwrap_or(-1), format!("after {i}: {e}"));
+                }
+                dir = next;
+            }
+            (0, format!("{n} made"))
+        }
+        "rmdir" => errno_of(std::fs::remove_dir(arg)),
+        "rename" => {
+            let (a, b) = pair();
+            errno_of(std::fs::rename(a, b))
+        }
+        "symlink" => {
+            let (target, link) = arg.split_once('=').unwrap();
+            errno_of(std::os::unix::fs::symlink(target, link))
+        }
+        "mknod" => errno_of(std::fs::write(arg, b"x")),
+        "chmod" => {
+            use std::os::unix::fs::PermissionsExt;
+            errno_of(std::fs::set_permissions(
+                arg,
+                std::fs::Permissions::from_mode(0o666),
+            ))
+        }
+        "chown" => errno_of(std::os::unix::fs::chown(
+            arg,
+            Some(nix::unistd::getuid().as_raw()),
+            None,
+        )),
+        "setxattr" => {
+            let (p, name) = pair();
+            let name = CString::new(name).unwrap();
+            let path = cstr(&p);
+            // SAFETY: NUL-terminated path and name, a 1-byte value.
+            let rc =
+                unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), b"x".as_ptr().cast(), 1, 0) };
+            if rc == 0 {
+                (0, String::new())
+            } else {
+                let e = std::io::Error::last_os_error();
+                (e.raw_os_error().unwrap_or(-1), e.to_string())
+            }
+        }
+        other => panic!("unknown op {other}"),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut cgroup = None;
+    let (mut uid, mut gid) = (None, None);
+    let mut ops = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--cgroup" => cgroup = it.next().cloned(),
+            "--uid" => uid = it.next().map(|v| v.parse::<u32>().unwrap()),
+            "--gid" => gid = it.next().map(|v| v.parse::<u32>().unwrap()),
+            op => ops.push(op.to_string()),
+        }
+    }
+    if let Some(dir) = cgroup {
+        write_file(
+            &Path::new(&dir).join("cgroup.procs"),
+            &format!("{}\n", std::process::id()),
+        )
+        .unwrap_or_else(|e| panic!("join {dir}: {e}"));
+    }
+    nix::unistd::setgroups(&[]).unwrap();
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(gid.expect("--gid"))).unwrap();
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(uid.expect("--uid"))).unwrap();
+    let results: Vec<Attempt> = ops
+        .iter()
+        .map(|op| {
+            let (errno, detail) = run(op);
+            Attempt {
+                op: op.clone(),
+                errno,
+                detail,
+            }
+        })
+        .collect();
+    println!("{}", serde_json::to_string(&results).unwrap());
+}
