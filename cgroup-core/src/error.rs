@@ -49,8 +49,8 @@ pub enum Error {
         source: io::Error,
     },
 
-    #[error("private IPs are enabled but no policy program is attached at {root} (run `cgroupctl init`)")]
-    PrivateIpNotAttached { root: PathBuf },
+    #[error("private IPs are enabled but the policy programs {missing} are not attached at {root} (run `cgroupctl init`)")]
+    PrivateIpNotAttached { root: PathBuf, missing: String },
 
     /// A BPF operation (load, attach, pin, update, query) failed.
     #[error("BPF {op} {target}: {reason}")]

@@ -253,6 +253,17 @@ fn confine(
     notices: &mut Vec<Notice>,
 ) -> Result<Placement> {
     let tree = Tree::locate(config)?;
+    if config.private_ip.enabled {
+        // The module never loads BPF (`cgroupctl init` does); it only checks the programs
+        // are there, so a confined user is never let in with a shared loopback.
+        let missing = crate::private_ip::missing_programs(&tree.root)?;
+        if !missing.is_empty() {
+            return Err(Error::PrivateIpNotAttached {
+                root: tree.root.clone(),
+                missing: missing.join(", "),
+            });
+        }
+    }
     let user_file = config.load_user_file(&user.name)?;
     let limits = config.effective_limits(groups, user_file.as_ref());
 

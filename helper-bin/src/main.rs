@@ -73,6 +73,11 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
+    // `cgroupctl list | head` must end quietly, like every Unix tool, not panic on EPIPE.
+    // SAFETY: called before any thread exists; SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Check(args) => commands::check::run(&cli, args),

@@ -9,4 +9,6 @@ mod cgroupctl_doctor;
 mod escape;
 mod faults;
 mod private_ip;
+mod private_ip_login;
 mod session;
+mod supervisor;

@@ -199,6 +199,23 @@ impl Tree {
         chain
     }
 
+    /// When this process sits in the tree root or one of its ancestors, controllers cannot be
+    /// enabled below it (the "no internal processes" rule). That is where systemd starts the
+    /// processes of a `Delegate=yes` unit whose cgroup holds the tree: move into a leaf
+    /// `<own cgroup>/<name>` first. The top of the mount is exempt from the rule: nothing to do
+    /// there. Returns the leaf moved into, if any.
+    pub fn step_aside(&self, name: &str) -> Result<Option<PathBuf>> {
+        crate::names::validate_service_name(name)?;
+        let own = self.cgroup_of(std::process::id())?;
+        if own == self.mount.mount_point || !self.root.starts_with(&own) {
+            return Ok(None);
+        }
+        let leaf = own.join(name);
+        fs::create_dir(&leaf)?;
+        fs::move_pid(&leaf, std::process::id())?;
+        Ok(Some(leaf))
+    }
+
     /// Creates `<root>` and `<root>/users` (and the root's ancestors inside the mount).
     pub fn ensure_base(&self) -> Result<()> {
         // Ancestors between the mount point and the root (e.g. a configured nested root).

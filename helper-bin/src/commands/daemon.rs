@@ -230,6 +230,15 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     let config_path = super::view::config_path(cli);
     let config = Config::load(&config_path)?;
     let tree = Tree::locate(&config).context("locate the cgroup tree")?;
+    if let Some(leaf) = tree
+        .step_aside("supervisor")
+        .context("move out of the tree's parent cgroup")?
+    {
+        log::info(&format!(
+            "moved into {} so controllers can be enabled below",
+            leaf.display()
+        ));
+    }
     tree.ensure_base()
         .with_context(|| format!("create the tree at {}", tree.root.display()))?;
 

@@ -41,6 +41,12 @@ struct InitReport {
 pub fn run(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
     let config = Config::load(&cli.config)?;
     let tree = Tree::locate(&config)?;
+    if let Some(leaf) = tree.step_aside("supervisor")? {
+        eprintln!(
+            "cgroupctl: moved out of the tree's parent cgroup into {}",
+            leaf.display()
+        );
+    }
     tree.ensure_base()?;
     let offered = tree::offered(&tree.mount.mount_point)?;
     let controllers = tree::enable_down(&tree.chain_to(&tree.users_dir()), &offered)?;
