@@ -41,12 +41,9 @@ struct InitReport {
 pub fn run(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
     let config = Config::load(&cli.config)?;
     let tree = Tree::locate(&config)?;
-    if let Some(leaf) = tree.step_aside("supervisor")? {
-        eprintln!(
-            "cgroupctl: moved out of the tree's parent cgroup into {}",
-            leaf.display()
-        );
-    }
+    // No step_aside here, unlike the daemon: under systemd < 254 this runs as ExecStartPre in
+    // the unit's own cgroup, and enabling controllers there would keep systemd from starting
+    // the next process of the unit (EBUSY). The daemon, the unit's last process, does it.
     tree.ensure_base()?;
     let offered = tree::offered(&tree.mount.mount_point)?;
     let controllers = tree::enable_down(&tree.chain_to(&tree.users_dir()), &offered)?;
