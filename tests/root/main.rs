@@ -11,4 +11,5 @@ mod faults;
 mod private_ip;
 mod private_ip_login;
 mod session;
+mod storm;
 mod supervisor;
