@@ -256,7 +256,7 @@ fn confine(
     if config.private_ip.enabled {
         // The module never loads BPF (`cgroupctl init` does); it only checks the programs
         // are there, so a confined user is never let in with a shared loopback.
-        let missing = crate::private_ip::missing_programs(&tree.root)?;
+        let missing = crate::private_ip::empty_hooks(&tree.root)?;
         if !missing.is_empty() {
             return Err(Error::PrivateIpNotAttached {
                 root: tree.root.clone(),

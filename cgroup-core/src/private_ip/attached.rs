@@ -91,6 +91,26 @@ pub fn missing_programs(tree_root: &Path) -> Result<Vec<&'static str>> {
         .collect())
 }
 
+/// The login-time check: the hooks with no program at all at `tree_root`. One
+/// BPF_PROG_QUERY per hook and nothing else (the full `missing_programs` also looks every
+/// program up by id to check its name: four times the syscalls, for `cgroupctl doctor`).
+/// `cgroupctl init` attaches all six together and `deinit` removes all six, so an empty hook
+/// is what "not initialised" looks like.
+pub fn empty_hooks(tree_root: &Path) -> Result<Vec<&'static str>> {
+    let Some(dir) = open_dir(tree_root)? else {
+        return Ok(HOOKS.iter().map(|h| h.prog_name).collect());
+    };
+    let mut empty = Vec::new();
+    for hook in HOOKS {
+        let ids =
+            sys::prog_query(dir.as_fd(), hook.attach_type).ctx("BPF_PROG_QUERY", tree_root)?;
+        if ids.is_empty() {
+            empty.push(hook.prog_name);
+        }
+    }
+    Ok(empty)
+}
+
 /// True when all six policy programs are attached at `tree_root` (the PAM module's check).
 /// A root that does not exist yet answers false, not an error. Errors: the root cannot be
 /// opened, or bpf(2) refuses (e.g. EPERM without CAP_NET_ADMIN / CAP_SYS_ADMIN).

@@ -19,7 +19,9 @@ mod loader;
 mod skel;
 
 pub use address::{private_address, private_address_of, MAX_PRIVATE_GID};
-pub use attached::{attached_programs, missing_programs, programs_attached, AttachedProgram};
+pub use attached::{
+    attached_programs, empty_hooks, missing_programs, programs_attached, AttachedProgram,
+};
 pub use bpffs::{ensure_bpffs, is_bpffs, BpffsState, DEFAULT_BPFFS};
 pub use pins::{pin_dir, pin_dir_name, PIN_BASE};
 

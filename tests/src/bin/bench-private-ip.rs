@@ -36,6 +36,9 @@ struct Args {
     /// Port bound by the loops (inside the configured range, so binds are rewritten).
     #[arg(long, default_value_t = 31310)]
     port: u16,
+    /// Print one JSON object (for tests/bench/run) instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The bench's tree and pins, removed on drop whatever happened.
@@ -165,6 +168,27 @@ fn main() -> Result<()> {
     let ns_per_run = |(t, n): (u64, u64)| (n > 0).then(|| t as f64 / n as f64);
     let per_run = |runs| ns_per_run(runs).map_or("-".to_string(), |ns| format!("{ns:.1}"));
     let (a, b) = (best(&without), best(&with));
+    if args.json {
+        let prog = |runs| ns_per_run(runs);
+        println!(
+            "{}",
+            serde_json::json!({
+                "iterations": args.iterations,
+                "rounds": args.rounds,
+                "bind_without_ns": a.bind_tcp_ns,
+                "bind_with_ns": b.bind_tcp_ns,
+                "bind_ratio": b.bind_tcp_ns / a.bind_tcp_ns,
+                "bind_direct_ratio": b.bind_direct_ns / a.bind_direct_ns,
+                "udp_bind_ratio": b.bind_udp_ns / a.bind_udp_ns,
+                "connect_without_ns": a.connect_ns,
+                "connect_with_ns": b.connect_ns,
+                "connect_ratio": b.connect_ns / a.connect_ns,
+                "bind_program_ns": prog(bind_runs),
+                "connect_program_ns": prog(connect_runs),
+            })
+        );
+        return Ok(());
+    }
     println!(
         "private-IP programs: {} iterations x {} rounds, best round, gid {} in {}",
         args.iterations,
