@@ -79,6 +79,8 @@ pub struct OpenRequest<'a> {
     /// The module argument `on_error=`, which overrides the file.
     pub on_error: Option<OnError>,
     pub user: &'a str,
+    /// The PAM service (sshd, su, cron, systemd-user...).
+    pub service: &'a str,
     pub pid: u32,
 }
 
@@ -165,6 +167,14 @@ fn open_with(
             config,
             req,
             "root is never confined".into(),
+            notices,
+        ));
+    }
+    if policy.exempt_services.iter().any(|s| s == req.service) {
+        return Ok(exempt_placement(
+            config,
+            req,
+            format!("PAM service {} is in policy.exempt_services", req.service),
             notices,
         ));
     }

@@ -108,10 +108,12 @@ fn open(
             return failure_code(on_error.get(), None);
         }
     };
+    let service = service_name(pamh);
     let report = session::open_session(&OpenRequest {
         config_path: &args.config,
         on_error: args.on_error,
         user: &user,
+        service: &service,
         pid: std::process::id(),
     });
     on_error.set(report.on_error);

@@ -50,3 +50,45 @@ fn a_login_without_the_programs_follows_on_error_and_says_why() {
     assert_eq!(r.open_rc, 0, "{r:?}");
     assert!(r.cgroup_after_open.contains("/session-"), "{r:?}");
 }
+
+#[test]
+fn a_tree_root_with_dots_gets_a_pin_directory_bpffs_accepts() {
+    require_root();
+    // The packaged root is .../system.slice/pam-cgroup.service/tree: bpffs refuses dots.
+    let mut tree = pam_cgroup_tests::support::TestTree::new();
+    tree.root = tree.root.with_file_name(format!(
+        "{}.service",
+        tree.root.file_name().unwrap().to_string_lossy()
+    ));
+    let conf = tempfile::tempdir().unwrap();
+    let config = conf.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tree]\nroot = \"{}\"\n[private_ip]\nenabled = true\nports = \"31990-31999\"\n",
+            tree.root.display()
+        ),
+    )
+    .unwrap();
+    let ctl = |verb: &str| {
+        std::process::Command::new(pam_cgroup_tests::support::pip_tree::cgroupctl_path())
+            .arg("--config")
+            .arg(&config)
+            .arg(verb)
+            .output()
+            .unwrap()
+    };
+    let init = ctl("init");
+    let deinit = ctl("deinit");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(
+        deinit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deinit.stderr)
+    );
+    assert!(!tree.root.exists(), "deinit removed the empty tree");
+}

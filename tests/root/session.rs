@@ -576,3 +576,27 @@ fn a_config_change_reaches_the_next_login_and_an_unchanged_one_writes_nothing() 
     assert_eq!(r.open_rc, PAM_SUCCESS);
     assert_eq!(caps(), "88");
 }
+
+#[test]
+fn the_user_managers_session_is_never_confined() {
+    require_root();
+    let alice = TestUser::new("pca");
+    let setup = TestSetup::new("[policy]\non_error = \"closed\"\n", "");
+    // systemd opens a PAM session "systemd-user" for user@UID.service, which includes
+    // common-session: the manager must keep the cgroup systemd delegated to it.
+    std::fs::copy(
+        setup.pam_dir().join("pamcgroup-test"),
+        setup.pam_dir().join("systemd-user"),
+    )
+    .unwrap();
+    let out = Command::new(pam_cgroup_tests::support::driver::driver())
+        .arg("--confdir")
+        .arg(setup.pam_dir())
+        .args(["--service", "systemd-user"])
+        .arg(format!("--user={}", alice.name))
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["open_rc"], 0, "{r}");
+    assert_eq!(r["cgroup_after_open"], r["cgroup_before"], "{r}");
+}

@@ -43,6 +43,10 @@ pub struct Policy {
     pub on_error: OnError,
     pub exempt_users: Vec<String>,
     pub exempt_groups: Vec<String>,
+    /// PAM services whose sessions are never confined. Default: `systemd-user`, the session
+    /// systemd opens for a user's service manager (user@UID.service): that manager must keep
+    /// the cgroup systemd delegated to it, and cannot work from a root-owned session leaf.
+    pub exempt_services: Vec<String>,
     /// Users with a uid below are not confined (system accounts).
     pub min_uid: u32,
 }
@@ -55,6 +59,7 @@ impl Default for Policy {
             on_error: OnError::Open,
             exempt_users: vec!["root".to_string()],
             exempt_groups: Vec::new(),
+            exempt_services: vec!["systemd-user".to_string()],
             min_uid: DEFAULT_MIN_UID,
         }
     }
@@ -66,6 +71,7 @@ pub(super) struct RawPolicy {
     on_error: Option<Spanned<String>>,
     exempt_users: Option<Vec<String>>,
     exempt_groups: Option<Vec<String>>,
+    exempt_services: Option<Vec<String>>,
     min_uid: Option<Spanned<i64>>,
 }
 
@@ -83,6 +89,9 @@ impl RawPolicy {
         }
         if let Some(groups) = &self.exempt_groups {
             policy.exempt_groups = groups.clone();
+        }
+        if let Some(services) = &self.exempt_services {
+            policy.exempt_services = services.clone();
         }
         if let Some(v) = &self.min_uid {
             policy.min_uid = match u32::try_from(*v.get_ref()) {
@@ -128,6 +137,9 @@ impl Policy {
         }
         if let Some(groups) = strings("exempt_groups") {
             policy.exempt_groups = groups;
+        }
+        if let Some(services) = strings("exempt_services") {
+            policy.exempt_services.extend(services);
         }
         if let Some(uid) = section
             .get("min_uid")

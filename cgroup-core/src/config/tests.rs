@@ -246,3 +246,17 @@ fn secure_read_refuses_writable_files() {
     let e = read_secure(&link, Follow::NoSymlinks, true).unwrap_err();
     assert!(e.reason.contains("symbolic link"), "{e}");
 }
+
+#[test]
+fn exempt_services_default_to_the_user_manager() {
+    let c = parse("").unwrap();
+    assert_eq!(c.policy.exempt_services, vec!["systemd-user".to_string()]);
+    let c = parse("[policy]\nexempt_services = [\"systemd-user\", \"lightdm\"]\n").unwrap();
+    assert_eq!(c.policy.exempt_services.len(), 2);
+    // A broken file keeps the default and adds what it names.
+    let p = Policy::fallback(Some(
+        "[policy]\nexempt_services = [\"x\"]\n[limits]\nbad = 1\n",
+    ));
+    assert!(p.exempt_services.contains(&"systemd-user".to_string()));
+    assert!(p.exempt_services.contains(&"x".to_string()));
+}

@@ -24,11 +24,12 @@ pub fn pin_dir_name(tree_root: &Path) -> Result<String> {
         return Err(bad("must not be '/'"));
     }
     let mut out = String::with_capacity(trimmed.len());
-    for (i, byte) in trimmed.bytes().enumerate() {
+    for byte in trimmed.bytes() {
         match byte {
             b'/' => out.push('-'),
-            b'.' if i == 0 => out.push_str("\\x2e"),
-            b if b.is_ascii_alphanumeric() || b == b'_' || b == b'.' => out.push(char::from(b)),
+            // bpffs refuses every name with a dot in it (EPERM: dots are reserved for its own
+            // files), so unlike systemd-escape a dot is always escaped.
+            b if b.is_ascii_alphanumeric() || b == b'_' => out.push(char::from(b)),
             b => out.push_str(&format!("\\x{b:02x}")),
         }
     }
@@ -69,7 +70,18 @@ mod tests {
 
     #[test]
     fn odd_bytes_and_root() {
-        assert_eq!(pin_dir_name(Path::new("/x/.h y")).unwrap(), "x-.h\\x20y");
+        assert_eq!(
+            pin_dir_name(Path::new("/x/.h y")).unwrap(),
+            "x-\\x2eh\\x20y"
+        );
+        // The packaged tree root: no dot may reach bpffs.
+        assert_eq!(
+            pin_dir_name(Path::new(
+                "/sys/fs/cgroup/system.slice/pam-cgroup.service/tree"
+            ))
+            .unwrap(),
+            "sys-fs-cgroup-system\\x2eslice-pam\\x2dcgroup\\x2eservice-tree"
+        );
         assert_eq!(pin_dir_name(Path::new("/.x")).unwrap(), "\\x2ex");
         assert!(pin_dir_name(Path::new("/")).is_err());
         let long = format!("/{}", "a".repeat(300));

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fs::{read_controllers, write_file};
+use super::fs::{self, read_controllers, write_file};
 use crate::error::Result;
 use crate::limits::Controller;
 
@@ -37,8 +37,29 @@ pub fn already_enabled(dir: &Path, wanted: &[Controller]) -> Result<bool> {
 pub fn enable_down(chain: &[PathBuf], wanted: &[Controller]) -> Result<ControllerReport> {
     let mut report = ControllerReport::default();
     let mut remaining: Vec<Controller> = wanted.to_vec();
-    for dir in chain {
+    for (depth, dir) in chain.iter().enumerate() {
         let enabled = read_controllers(&dir.join("cgroup.subtree_control"))?;
+        // A cgroup holding processes must not get controllers for its children: domain
+        // controllers fail with EBUSY, and threaded ones (cpu, pids) succeed but turn it into
+        // a thread root, making every child "domain invalid" for good. The top of the mount is
+        // exempt from the rule. A systemd unit with Delegate=yes is such a case until its
+        // processes have moved into a leaf of their own (`Tree::step_aside`).
+        let missing: Vec<Controller> = remaining
+            .iter()
+            .copied()
+            .filter(|c| !enabled.iter().any(|e| e == c.name()))
+            .collect();
+        if depth > 0 && !missing.is_empty() && !fs::procs(dir)?.is_empty() {
+            for c in &missing {
+                report.failed.push((
+                    *c,
+                    dir.clone(),
+                    "it holds processes (cgroup v2 allows processes only in leaves)".to_string(),
+                ));
+            }
+            remaining.retain(|c| !missing.contains(c));
+            continue;
+        }
         let available = read_controllers(&dir.join("cgroup.controllers"))?;
         let mut still = Vec::new();
         for c in remaining {
