@@ -1,0 +1,128 @@
+# shellcheck shell=bash
+# Assertions and probes for the scenarios. Every probe reads the guest's kernel state as root
+# over the ControlMaster (/proc/PID/cgroup, cgroup files, ss): scenarios assert what the
+# system did, never what a command under test printed about itself.
+
+# fail WHY: the scenario fails with this reason.
+fail() {
+    printf '%s\n' "$*" >"$SCENARIO_RESULT"
+    tlog "FAIL: $*"
+    exit 1
+}
+
+# step TEXT: a marker in the transcript.
+step() {
+    tlog "---- $*"
+}
+
+# cg_mount: the guest's cgroup2 mount point.
+cg_mount() {
+    vm_root "findmnt -n -t cgroup2 -o TARGET | head -n 1"
+}
+
+# wait_tagged TAG [SECONDS]: pid of the guest process whose command line starts with TAG
+# (processes under test are started as `exec -a TAG ...`); fails after SECONDS (default 30).
+wait_tagged() {
+    local tag=$1 timeout=${2:-30} pid
+    local deadline=$((SECONDS + timeout))
+    while ((SECONDS < deadline)); do
+        pid=$(vm_root "pgrep -o -f '^$tag( |\$)' || true")
+        if [[ -n $pid ]]; then
+            echo "$pid"
+            return 0
+        fi
+        sleep 1
+    done
+    fail "no process tagged $tag appeared within $timeout s"
+}
+
+# gone_tagged TAG: true if no process tagged TAG exists.
+gone_tagged() {
+    [[ -z $(vm_root "pgrep -f '^$1( |\$)' || true") ]]
+}
+
+# cgroup_of PID: absolute path of the cgroup v2 directory of PID (from /proc/PID/cgroup).
+cgroup_of() {
+    local pid=$1 line mnt
+    line=$(vm_root "cat /proc/$pid/cgroup") || fail "process $pid is gone (no /proc/$pid/cgroup)"
+    line=$(grep '^0::' <<<"$line" || true)
+    [[ -n $line ]] || fail "process $pid has no cgroup v2 line in /proc/$pid/cgroup"
+    mnt=$(cg_mount)
+    echo "$mnt${line#0::}"
+}
+
+# assert_session_leaf PID USER [WHAT]: PID is in <tree root>/users/USER/session-*.
+assert_session_leaf() {
+    local pid=$1 user=$2 what=${3:-process $1} cg
+    cg=$(cgroup_of "$pid")
+    tlog "$what of $user is in $cg"
+    if [[ ! $cg =~ ^${VM_TREE_ROOT}/users/${user}/session-[^/]+$ ]]; then
+        fail "$what is in $cg, not in $VM_TREE_ROOT/users/$user/session-*"
+    fi
+    echo "$cg"
+}
+
+# assert_not_confined PID [WHAT]: PID is outside <tree root>/users/.
+assert_not_confined() {
+    local pid=$1 what=${2:-process $1} cg
+    cg=$(cgroup_of "$pid")
+    tlog "$what is in $cg"
+    if [[ $cg == "$VM_TREE_ROOT/users/"* ]]; then
+        fail "$what is confined in $cg, but must not be"
+    fi
+    echo "$cg"
+}
+
+# cgread PATH: a guest file's content (fails the scenario if unreadable).
+cgread() {
+    vm_root "cat '$1'" || fail "cannot read $1"
+}
+
+# cgkey PATH KEY: value of KEY in a flat-keyed cgroup file (memory.events, cpu.stat, ...).
+cgkey() {
+    local content
+    content=$(cgread "$1")
+    awk -v k="$2" '$1 == k { print $2; found = 1 } END { if (!found) print "" }' <<<"$content"
+}
+
+# assert_eq WHAT ACTUAL EXPECTED
+assert_eq() {
+    [[ $2 == "$3" ]] || fail "$1: expected '$3', got '$2'"
+    tlog "ok: $1 = '$2'"
+}
+
+# assert_file_eq PATH EXPECTED
+assert_file_eq() {
+    local v
+    v=$(cgread "$1")
+    assert_eq "$1" "$v" "$2"
+}
+
+# user_cg USER: <tree root>/users/USER
+user_cg() {
+    echo "$VM_TREE_ROOT/users/$1"
+}
+
+# require_cgroupctl_verb VERB: fail clearly when the installed cgroupctl lacks VERB.
+require_cgroupctl_verb() {
+    local verb=$1
+    if ! vm_root "cgroupctl help $verb >/dev/null 2>&1 || cgroupctl $verb --help >/dev/null 2>&1"; then
+        fail "feature missing: the installed cgroupctl has no '$verb' command ($(vm_root 'cgroupctl --version 2>&1' || echo 'no cgroupctl'))"
+    fi
+}
+
+# kill_user_processes USER: all of USER's processes, through the kernel (cgroup.kill on the
+# user's cgroup when it exists, then pkill for anything outside it).
+kill_user_processes() {
+    local u=$1
+    vm_root "if [ -e '$(user_cg "$u")/cgroup.kill' ]; then echo 1 > '$(user_cg "$u")/cgroup.kill'; fi
+             pkill -KILL -u $u 2>/dev/null; sleep 0.5; true" >/dev/null
+}
+
+# journal_since CURSOR-FILE: the guest journal since a cursor captured with journal_cursor.
+journal_cursor() {
+    vm_root "journalctl -n 1 --show-cursor -q | sed -n 's/^-- cursor: //p'"
+}
+journal_since() {
+    vm_root "journalctl -q --no-pager --after-cursor='$1'"
+}

@@ -1,0 +1,64 @@
+# Private IPs: alice's `python3 -m http.server 8080` listens on her private address
+# (127.0.0.0 | gid 2001 = 127.0.7.209); bob cannot connect to it (EACCES) nor bind it; root
+# (standing in for the reverse proxy) can connect.
+require_cgroupctl_verb init
+vm_write_config '
+[private_ip]
+enabled = true
+min_gid = 2000
+ports = "8000-8299"'
+vm_root "cgroupctl init" >/dev/null || fail "cgroupctl init failed (it attaches the private-IP programs at the tree root)"
+vm_root "bpftool cgroup tree '$VM_TREE_ROOT' 2>/dev/null || true" >/dev/null
+
+step "alice's web server on 0.0.0.0:8080"
+vm_login_bg alice "exec -a pamcg-s07-http python3 -m http.server 8080 --bind 0.0.0.0 --directory /tmp" >/dev/null
+ph=$(wait_tagged pamcg-s07-http)
+assert_session_leaf "$ph" alice "alice's http.server" >/dev/null
+listen=""
+for _ in $(seq 1 20); do
+    listen=$(vm_root "ss -Hltn 'sport = :8080' | awk '{print \$4}'")
+    [[ -z $listen ]] || break
+    sleep 1
+done
+[[ -n $listen ]] || fail "nothing listens on port 8080"
+case $listen in
+    127.0.7.209:8080|"[::ffff:127.0.7.209]:8080") tlog "ok: listener on $listen" ;;
+    *) fail "alice's server listens on $listen, not on her private address 127.0.7.209:8080" ;;
+esac
+
+probe='import socket, sys, errno
+op, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket()
+try:
+    s.bind((host, port)) if op == "bind" else s.connect((host, port))
+    print("OK")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))'
+vm_write /tmp/s07-probe.py 644 <<<"$probe"
+
+step "bob connects to alice's address: refused"
+r=$(vm_login bob "python3 /tmp/s07-probe.py connect 127.0.7.209 8080")
+assert_eq "bob's connect to 127.0.7.209:8080" "$r" EACCES
+step "bob binds alice's address: refused"
+r=$(vm_login bob "python3 /tmp/s07-probe.py bind 127.0.7.209 8081")
+assert_eq "bob's bind of 127.0.7.209:8081" "$r" EACCES
+step "root (the reverse proxy) fetches from alice's server"
+code=$(vm_root "python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.7.209:8080/\", timeout=10).status)'") \
+    || fail "root could not fetch http://127.0.7.209:8080/"
+assert_eq "HTTP status root got from alice's server" "$code" 200
+step "bob's own 0.0.0.0:8081 lands on his address 127.0.7.210"
+vm_login_bg bob "exec -a pamcg-s07-bob python3 -m http.server 8081 --bind 0.0.0.0 --directory /tmp" >/dev/null
+wait_tagged pamcg-s07-bob >/dev/null
+listen=""
+for _ in $(seq 1 20); do
+    listen=$(vm_root "ss -Hltn 'sport = :8081' | awk '{print \$4}'")
+    [[ -z $listen ]] || break
+    sleep 1
+done
+case $listen in
+    127.0.7.210:8081|"[::ffff:127.0.7.210]:8081") tlog "ok: bob listens on $listen" ;;
+    *) fail "bob's server listens on '$listen', not on his private address 127.0.7.210:8081" ;;
+esac
+kill_user_processes alice
+kill_user_processes bob
+vm_root "cgroupctl deinit || true" >/dev/null
