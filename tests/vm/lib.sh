@@ -314,6 +314,8 @@ vm_find_deb() {
 vm_install_deb() {
     local deb=$1
     vm_copy_in "$deb" /root/pam-cgroup.deb || return 1
+    # The PAM files as they were before the package, for the purge scenario's byte-for-byte check.
+    vm_root "mkdir -p /root/pre-install && cp -a /etc/pam.d/common-session /etc/pam.d/common-session-noninteractive /root/pre-install/" >/dev/null || return 1
     vm_root "DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/pam-cgroup.deb" >/dev/null 2>&1 || {
         echo "apt-get install of $(basename "$deb") failed in the guest" >&2
         return 1

@@ -223,6 +223,29 @@ fn remove_socket(path: &Path) {
     }
 }
 
+/// Controllers from the mount down to users/, now that this process sits in a leaf: under a
+/// unit, `cgroupctl init` could not enable them at the unit's cgroup while it stood there.
+fn enable_controllers(tree: &Tree) {
+    let offered = match cgroup_core::tree::offered(&tree.mount.mount_point) {
+        Ok(o) => o,
+        Err(e) => {
+            log::error(&format!("read the controllers the kernel offers: {e}"));
+            return;
+        }
+    };
+    match cgroup_core::tree::enable_down(&tree.chain_to(&tree.users_dir()), &offered) {
+        Ok(report) => {
+            for (c, dir, why) in report.failed {
+                log::error(&format!(
+                    "controller {c} not enabled at {}: {why}",
+                    dir.display()
+                ));
+            }
+        }
+        Err(e) => log::error(&format!("enable controllers: {e}")),
+    }
+}
+
 pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     if args.listen.is_some() && args.socket.is_some() {
         bail!("give --listen or --socket, not both");
@@ -241,6 +264,7 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     }
     tree.ensure_base()
         .with_context(|| format!("create the tree at {}", tree.root.display()))?;
+    enable_controllers(&tree);
 
     // Block the signals in this thread before any other starts, so every thread inherits the
     // mask and they are only ever read from the signalfd.

@@ -1,0 +1,24 @@
+# Last: `apt purge` restores the PAM stack byte for byte and leaves no unit, no config, no
+# BPF pin and no tree (once no confined session is left).
+[[ $VM_INSTALL_MODE == deb* ]] || fail "feature missing: purge needs the .deb ($VM_INSTALL_MODE)"
+for u in alice bob carol sftponly; do kill_user_processes "$u"; done
+step "apt purge pam-cgroup"
+vm_root "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q pam-cgroup" >/dev/null \
+    || fail "apt-get purge pam-cgroup failed"
+for f in common-session common-session-noninteractive; do
+    vm_root "cmp /root/pre-install/$f /etc/pam.d/$f" >/dev/null \
+        || fail "/etc/pam.d/$f differs from before the install: $(vm_root "diff /root/pre-install/$f /etc/pam.d/$f" || true)"
+done
+vm_root "grep -rl pam_cgroup /etc/pam.d/" >/dev/null && fail "pam_cgroup is still named in /etc/pam.d"
+vm_root "test -e /lib/systemd/system/pam-cgroup.service || test -e /etc/systemd/system/multi-user.target.wants/pam-cgroup.service" \
+    && fail "the unit or its enablement link is still there"
+[[ $(vm_root "systemctl is-active pam-cgroup.service" || true) != active ]] || fail "the unit still runs"
+vm_root "test -e /etc/pam_cgroup" && fail "/etc/pam_cgroup is still there"
+pins=$(vm_root "ls -A /sys/fs/bpf/pam_cgroup 2>/dev/null || true")
+[[ -z $pins ]] || fail "BPF pins left in /sys/fs/bpf/pam_cgroup: $pins"
+attached=$(vm_root "bpftool cgroup tree 2>/dev/null | grep -c pcg_ || true")
+[[ ${attached:-0} == 0 ]] || fail "$attached policy programs are still attached"
+vm_root "test -d '$VM_TREE_ROOT'" && fail "the tree $VM_TREE_ROOT is still there: $(vm_root "find '$VM_TREE_ROOT' -maxdepth 3 -type d | head" || true)"
+step "a login after purge is plain"
+out=$(vm_login bob "grep ^0:: /proc/self/cgroup") || fail "bob cannot log in after the purge"
+[[ $out != *"/users/bob/"* ]] || fail "bob is still placed in the tree after purge: $out"
