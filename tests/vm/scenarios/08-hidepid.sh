@@ -2,6 +2,10 @@
 # `cgroupctl proc-apply` (what pam-cgroup.service runs at start), alice cannot see bob's
 # processes; a member of the admin group can; alice still sees her own.
 require_cgroupctl_verb proc-apply
+if [[ $VM_INSTALL_MODE == deb* ]]; then
+    vm_root "systemctl show -p ExecStartPre --value pam-cgroup.service | grep -q 'cgroupctl.*proc-apply'" \
+        || fail "pam-cgroup.service does not run cgroupctl proc-apply at start"
+fi
 vm_write_config '
 [proc]
 hidepid = "invisible"
