@@ -167,14 +167,7 @@ pub fn session_with_background(
 
 /// Opens a session and leaves its leaf behind, empty (the driver exits inside it).
 pub fn empty_session(setup: &TestSetup, user: &str) -> PathBuf {
-    let r = run_session(
-        &setup.pam_dir(),
-        user,
-        &SessionOptions {
-            no_close: true,
-            ..SessionOptions::default()
-        },
-    );
+    let r = run_session(&setup.pam_dir(), user, &SessionOptions::no_close());
     assert_eq!(r.open_rc, 0, "{r:?}");
     setup.tree.path_of(&r.cgroup_after_open)
 }

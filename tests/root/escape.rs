@@ -48,14 +48,7 @@ fn attempt(cgroup: &Path, user: &TestUser, ops: &[String]) -> Vec<(String, i32, 
 }
 
 fn leaf_of(setup: &TestSetup, user: &TestUser) -> std::path::PathBuf {
-    let r = run_session(
-        &setup.pam_dir(),
-        &user.name,
-        &SessionOptions {
-            no_close: true,
-            ..SessionOptions::default()
-        },
-    );
+    let r = run_session(&setup.pam_dir(), &user.name, &SessionOptions::no_close());
     assert_eq!(r.open_rc, 0, "{r:?}");
     setup.tree.path_of(&r.cgroup_after_open)
 }

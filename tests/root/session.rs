@@ -94,14 +94,7 @@ fn delegated_files_are_the_users_and_resource_files_roots() {
         setup.tree.root.display()
     ));
     let alice = TestUser::new("pca");
-    let r = run_session(
-        &setup.pam_dir(),
-        &alice.name,
-        &SessionOptions {
-            no_close: true,
-            ..SessionOptions::default()
-        },
-    );
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::no_close());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
     let user_dir = setup.tree.user(&alice.name);
     assert_eq!(owner(&user_dir), alice.uid, "the directory is delegated");
@@ -369,14 +362,7 @@ fn exempt_login_from_inside_a_fence_leaves_it_and_returns() {
     let alice = TestUser::new("pca");
     let setup = TestSetup::new("", "");
     // Alice's session first, so her cgroup exists; then a "su -" to root from inside it.
-    let r = run_session(
-        &setup.pam_dir(),
-        &alice.name,
-        &SessionOptions {
-            no_close: true,
-            ..SessionOptions::default()
-        },
-    );
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::no_close());
     assert_eq!(r.open_rc, PAM_SUCCESS);
     let alice_leaf = setup.tree.path_of(&r.cgroup_after_open);
     let out = Command::new("sh")

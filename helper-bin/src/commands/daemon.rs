@@ -133,18 +133,11 @@ impl Daemon {
 
     /// SIGHUP: a new config (if valid), re-applied; a moved root gets fresh watches.
     fn reload(&mut self, watcher: &mut Watcher) {
-        let config = match Config::load(&self.config_path) {
-            Ok(c) => c,
-            Err(e) => {
-                log::error(&format!("reload: {e}; keeping the running config"));
-                self.counters
-                    .reload_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        };
-        let tree = match Tree::locate(&config) {
-            Ok(t) => t,
+        let loaded = Config::load(&self.config_path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| Tree::locate(&c).map(|t| (c, t)).map_err(|e| e.to_string()));
+        let (config, tree) = match loaded {
+            Ok(both) => both,
             Err(e) => {
                 log::error(&format!("reload: {e}; keeping the running config"));
                 self.counters

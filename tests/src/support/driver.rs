@@ -77,6 +77,16 @@ pub fn run_session_in_namespace(
     run_command(cmd, pam_dir, user, opts)
 }
 
+impl SessionOptions {
+    /// Open and do not close: the leaf stays for the test to inspect.
+    pub fn no_close() -> SessionOptions {
+        SessionOptions {
+            no_close: true,
+            ..SessionOptions::default()
+        }
+    }
+}
+
 fn run_command(
     mut cmd: Command,
     pam_dir: &Path,
