@@ -246,6 +246,42 @@ fn leave_fence(config: Option<&Config>, pid: u32) -> Result<Option<SessionRecord
     }))
 }
 
+/// Moves `pid` into an existing session leaf of the user: one that root created (a
+/// directory the user made could be anything) and that has no child cgroups.
+fn join_existing_leaf(user_dir: &Path, pid: u32) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let entries = std::fs::read_dir(user_dir).map_err(|e| Error::Io {
+        op: "read directory",
+        path: user_dir.to_path_buf(),
+        source: e,
+    })?;
+    let mut last = None;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_session = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(tree::SESSION_PREFIX));
+        let root_owned_dir = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == 0);
+        let has_children = std::fs::read_dir(&path)
+            .map(|d| d.flatten().any(|c| c.file_type().is_ok_and(|t| t.is_dir())))
+            .unwrap_or(true);
+        if !is_session || !root_owned_dir || has_children {
+            continue;
+        }
+        match fs::move_pid(&path, pid) {
+            Ok(()) => return Ok(path),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::Other(format!(
+            "no session leaf to share in {}",
+            user_dir.display()
+        ))
+    }))
+}
+
 /// Moves `pid` into `leaf`; on failure removes the leaf again so nothing is left behind.
 fn enter(leaf: &Path, pid: u32) -> Result<()> {
     if let Err(e) = fs::move_pid(leaf, pid) {
@@ -303,8 +339,28 @@ fn confine(
     }
 
     let previous = tree.cgroup_of(pid)?;
-    let leaf = tree.create_leaf(&user_dir, pid)?;
-    enter(&leaf, pid)?;
+    let leaf = match tree.create_leaf(&user_dir, pid) {
+        Ok(leaf) => {
+            enter(&leaf, pid)?;
+            leaf
+        }
+        // cgroup.max.descendants or max.depth reached (often by the user's own sub-cgroups):
+        // rather than letting the login in unconfined (on_error=open) or refusing it, share
+        // one of the user's existing session leaves. The fence and its limits still hold.
+        Err(e) if e.errno() == Some(libc::EAGAIN) => {
+            let shared = join_existing_leaf(&user_dir, pid).map_err(|_| e)?;
+            notices.push(Notice {
+                level: Level::Warning,
+                text: format!(
+                    "cgroup.max.descendants of {} reached: session shares {}",
+                    user_dir.display(),
+                    shared.display()
+                ),
+            });
+            shared
+        }
+        Err(e) => return Err(e),
+    };
     Ok(Placement::Confined {
         record: SessionRecord {
             user: user.name.clone(),

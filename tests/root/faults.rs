@@ -241,3 +241,33 @@ fn origin_cgroup_removed_during_the_session() {
     );
     assert!(setup.tree.session_leaves(&alice.name).is_empty());
 }
+
+#[test]
+fn exhausted_descendants_share_an_existing_session_leaf_instead_of_escaping() {
+    require_root();
+    let alice = TestUser::new("pcf");
+    let setup = TestSetup::new("", "on_error=open");
+    // A session leaf that stays (its session was never closed)...
+    let held = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::no_close());
+    assert_eq!(held.open_rc, PAM_SUCCESS, "{held:?}");
+    let user_dir = setup.tree.user(&alice.name);
+    // ...a directory alice made herself, named like a leaf (never to be joined)...
+    let own = user_dir.join("session-mine");
+    std::fs::create_dir(&own).unwrap();
+    std::fs::create_dir(own.join("child")).unwrap();
+    std::os::unix::fs::chown(&own, Some(alice.uid), Some(alice.gid)).unwrap();
+    // ...and the cap reached.
+    std::fs::write(user_dir.join("cgroup.max.descendants"), "3").unwrap();
+    let r = plain(&setup, &alice.name);
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    assert_eq!(
+        r.cgroup_after_open, held.cgroup_after_open,
+        "shares the held leaf: {r:?}"
+    );
+    assert!(
+        r.syslog_text().contains("cgroup.max.descendants"),
+        "{:?}",
+        r.syslog
+    );
+    assert_eq!(r.cgroup_after_close, r.cgroup_before);
+}
