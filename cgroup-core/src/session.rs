@@ -229,7 +229,7 @@ fn exempt_placement(
 
 fn leave_fence(config: Option<&Config>, pid: u32) -> Result<Option<SessionRecord>> {
     let root = config.and_then(|c| c.tree.root.as_deref());
-    let tree = Tree::locate_in(&crate::mount::cgroup2_mounts()?, root)?;
+    let tree = Tree::locate_root(root)?;
     let previous = tree.cgroup_of(pid)?;
     if !tree.is_in_users(&previous) {
         return Ok(None);

@@ -71,7 +71,12 @@ impl Tree {
     /// Finds the tree of a config: the configured root, checked to be strictly inside a
     /// cgroup2 mount, or `<first cgroup2 mount>/pam_cgroup`.
     pub fn locate(config: &Config) -> Result<Tree> {
-        if let Some(root) = config.tree.root.as_deref() {
+        Self::locate_root(config.tree.root.as_deref())
+    }
+
+    /// The same from a configured root, if any (a broken config may still name one).
+    pub fn locate_root(root: Option<&Path>) -> Result<Tree> {
+        if let Some(root) = root {
             // The login path: a few statfs(2) calls instead of reading all of mountinfo.
             return Self::locate_by_statfs(root);
         }
