@@ -524,10 +524,5 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
 
 /// The process's cgroup as a path under the same mount as the record's leaf.
 fn current_cgroup_path(record: &SessionRecord, pid: u32) -> Result<Option<PathBuf>> {
-    let path = format!("/proc/{pid}/cgroup");
-    let text = fs::read_file(Path::new(&path))?;
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(|rel| record.fallback.join(rel.trim().trim_start_matches('/'))))
+    Ok(fs::cgroup_v2_of(pid)?.map(|rel| record.fallback.join(rel.trim_start_matches('/'))))
 }

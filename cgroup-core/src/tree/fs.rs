@@ -77,6 +77,16 @@ pub fn move_pid(dir: &Path, pid: u32) -> Result<()> {
     write_file(&dir.join("cgroup.procs"), &format!("{pid}\n"))
 }
 
+/// A process's cgroup v2 path as the kernel shows it (`/a/b`, from the `0::` line of
+/// /proc/PID/cgroup); `None` when the process has no v2 entry.
+pub fn cgroup_v2_of(pid: u32) -> Result<Option<String>> {
+    let text = read_file(Path::new(&format!("/proc/{pid}/cgroup")))?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|rel| rel.trim().to_string()))
+}
+
 /// PIDs in a cgroup (not its descendants).
 pub fn procs(dir: &Path) -> Result<Vec<u32>> {
     Ok(read_file(&dir.join("cgroup.procs"))?

@@ -233,13 +233,9 @@ impl Tree {
 
     /// The cgroup of a process, as a path under this tree's mount, from /proc/PID/cgroup.
     pub fn cgroup_of(&self, pid: u32) -> Result<PathBuf> {
-        let path = format!("/proc/{pid}/cgroup");
-        let text = fs::read_file(Path::new(&path))?;
-        let rel = text
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .ok_or_else(|| Error::Other(format!("{path}: no cgroup v2 entry")))?;
-        Ok(self.path_of(rel))
+        let rel = fs::cgroup_v2_of(pid)?
+            .ok_or_else(|| Error::Other(format!("/proc/{pid}/cgroup: no cgroup v2 entry")))?;
+        Ok(self.path_of(&rel))
     }
 
     /// Turns a cgroup path as the kernel shows it (`/a/b`) into a filesystem path.
