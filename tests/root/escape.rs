@@ -57,10 +57,10 @@ fn leaf_of(setup: &TestSetup, user: &TestUser) -> std::path::PathBuf {
 fn a_confined_user_cannot_leave_or_widen_its_fence() {
     require_root();
     let setup = TestSetup::new("", "");
-    setup.write_config(&format!(
-        "[tree]\nroot = \"{}\"\nmax_descendants = 6\nmax_depth = 3\n[limits]\n\"memory.max\" = \"1G\"\n\"pids.max\" = 100\n\"cpu.max\" = \"50%\"\n",
-        setup.tree.root.display()
-    ));
+    setup.write_config_with_tree(
+        "max_descendants = 6\nmax_depth = 3\n",
+        "[limits]\n\"memory.max\" = \"1G\"\n\"pids.max\" = 100\n\"cpu.max\" = \"50%\"\n",
+    );
     let alice = TestUser::new("pce");
     let bob = TestUser::new("pce");
     let alice_leaf = leaf_of(&setup, &alice);

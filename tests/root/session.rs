@@ -87,12 +87,8 @@ fn the_child_runs_as_the_user_inside_the_leaf() {
 #[test]
 fn delegated_files_are_the_users_and_resource_files_roots() {
     require_root();
-    let setup = TestSetup::new("[tree]\n", "");
-    // The [tree] above would be a duplicate table: write the config by hand instead.
-    setup.write_config(&format!(
-        "[tree]\nroot = \"{}\"\nmax_descendants = 77\nmax_depth = 3\n",
-        setup.tree.root.display()
-    ));
+    let setup = TestSetup::new("", "");
+    setup.write_config_with_tree("max_descendants = 77\nmax_depth = 3\n", "");
     let alice = TestUser::new("pca");
     let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::no_close());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
@@ -531,10 +527,7 @@ fn a_config_change_reaches_the_next_login_and_an_unchanged_one_writes_nothing() 
     let alice = TestUser::new("pca");
     let setup = TestSetup::new("", "");
     let write = |descendants: u32| {
-        setup.write_config(&format!(
-            "[tree]\nroot = \"{}\"\nmax_descendants = {descendants}\n",
-            setup.tree.root.display()
-        ))
+        setup.write_config_with_tree(&format!("max_descendants = {descendants}\n"), "")
     };
     let caps = || {
         std::fs::read_to_string(setup.tree.user(&alice.name).join("cgroup.max.descendants"))

@@ -14,10 +14,10 @@ fn two_hundred_sessions_of_fifty_users_with_reload_and_gc_running() {
     require_root();
     let users: Vec<TestUser> = (0..50).map(|_| TestUser::new("pcs")).collect();
     let setup = TestSetup::new("", "");
-    setup.write_config(&format!(
-        "[tree]\nroot = \"{}\"\nmax_descendants = 64\nmax_depth = 3\n[policy]\non_error = \"closed\"\n[limits]\n\"pids.max\" = 300\n\"memory.max\" = \"1G\"\n",
-        setup.tree.root.display()
-    ));
+    setup.write_config_with_tree(
+        "max_descendants = 64\nmax_depth = 3\n",
+        "[policy]\non_error = \"closed\"\n[limits]\n\"pids.max\" = 300\n\"memory.max\" = \"1G\"\n",
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let config = setup.config_path();
     let admin = {

@@ -72,6 +72,15 @@ impl TestSetup {
         self.dir.path().join("pam.d")
     }
 
+    /// Rewrites the config as `[tree]` with this test's root plus `tree_keys`, then `body`
+    /// (for tests that set max_descendants, max_depth...).
+    pub fn write_config_with_tree(&self, tree_keys: &str, body: &str) {
+        self.write_config(&format!(
+            "[tree]\nroot = \"{}\"\n{tree_keys}{body}",
+            self.tree.root.display()
+        ));
+    }
+
     pub fn write_config(&self, text: &str) {
         std::fs::write(self.config_path(), text).unwrap();
         std::fs::set_permissions(self.config_path(), std::fs::Permissions::from_mode(0o644))
