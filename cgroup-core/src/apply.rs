@@ -1,11 +1,11 @@
 //! Applying the configuration to a live user cgroup without a new login: what `cgroupctl set`,
 //! `reload` and the daemon's SIGHUP do. It runs the same preparation as a login
-//! (`session::prepare_user_cgroup`: controllers, delegation, subtree caps), writes the
+//! (`session::prepare_user_cgroup`: ownership, controllers, subtree caps), writes the
 //! effective limits, resets limits the config no longer sets to the kernel's defaults (the
 //! config is the single source of truth), and reports every file whose value changed.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -13,9 +13,9 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::limits::{Controller, LimitKey};
 use crate::nss::{group_names, UserInfo};
-use crate::session::{exemption, prepare_user_cgroup};
-use crate::stats::read_optional;
-use crate::tree::{self, fs, Tree};
+use crate::session::{desired_fingerprint, exemption, prepare_user_cgroup};
+use crate::tree::user_cgroup::{GroupAccess, UserCgroup};
+use crate::tree::Tree;
 
 /// Files a reload may change besides the limits: the root-owned subtree caps.
 const CAP_FILES: &[&str] = &["cgroup.max.descendants", "cgroup.max.depth"];
@@ -102,17 +102,18 @@ fn normalize(text: &str) -> String {
         .join("; ")
 }
 
-fn snapshot(dir: &Path) -> Result<BTreeMap<String, Option<String>>> {
+fn snapshot(dir: Option<&UserCgroup>) -> Result<BTreeMap<String, Option<String>>> {
     let mut out = BTreeMap::new();
     let names = LimitKey::ALL
         .iter()
         .map(|k| k.file_name())
         .chain(CAP_FILES.iter().copied());
     for name in names {
-        out.insert(
-            name.to_string(),
-            read_optional(&dir.join(name))?.map(|t| normalize(&t)),
-        );
+        let value = match dir {
+            Some(d) if d.has(name) => Some(normalize(&d.read(name)?)),
+            _ => None,
+        };
+        out.insert(name.to_string(), value);
     }
     Ok(out)
 }
@@ -140,16 +141,26 @@ pub fn apply_user(
     if report.exempt.is_some() || (!report.live && !create) {
         return Ok(report);
     }
-    let before = snapshot(&dir)?;
-    prepare_user_cgroup(tree, config, user, &dir)?;
+    let existing = UserCgroup::open(tree, &user.name)?;
+    let before = snapshot(existing.as_ref())?;
+    let user_cgroup = match existing {
+        Some(u) => u,
+        None => UserCgroup::open_or_create(tree, &user.name)?,
+    };
+    let access = GroupAccess::of(user);
+    // A failure half way must not leave a stamp that says "applied".
+    user_cgroup.clear_stamp()?;
+    prepare_user_cgroup(tree, config, user, &user_cgroup, access)?;
     report.live = true;
-    let available = tree::available_controllers(&dir)?;
+    let available = user_cgroup.available_controllers()?;
     let mut unavailable = Vec::new();
+    let mut skipped = Vec::new();
     for key in LimitKey::ALL {
         let controller: Controller = key.controller();
         let wanted = effective.limits.get(&key).map(|r| &r.limit);
         if !available.contains(&controller) {
             if let Some(limit) = wanted {
+                skipped.push(key.file_name());
                 unavailable.push(FileChange {
                     file: key.file_name().to_string(),
                     old: before.get(key.file_name()).cloned().flatten(),
@@ -160,19 +171,25 @@ pub fn apply_user(
             }
             continue;
         }
-        let path = dir.join(key.file_name());
         let lines = match wanted {
             Some(limit) => limit.lines.clone(),
             None => {
-                let current = fs::read_file(&path)?;
+                let current = user_cgroup.read(key.file_name())?;
                 reset_lines(key, &current)
             }
         };
         for line in &lines {
-            fs::write_file(&path, line)?;
+            user_cgroup.write(key.file_name(), line)?;
         }
     }
-    let after = snapshot(&dir)?;
+    // What a login would have written: its fast path now knows this is applied, and a later
+    // change of the config (even one written with `set --no-apply`) is seen as a change.
+    user_cgroup.set_stamp(&format!(
+        "{} skipped={}",
+        desired_fingerprint(config, user, access, &effective),
+        skipped.join(",")
+    ));
+    let after = snapshot(Some(&user_cgroup))?;
     for (file, new) in &after {
         let old = before.get(file).cloned().flatten();
         let key = LimitKey::from_file_name(file);

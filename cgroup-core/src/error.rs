@@ -68,6 +68,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A failure inside an existing `users/<user>`: customer state may be behind it, so the
+    /// login is refused whatever on_error says.
+    #[error("in the cgroup of user {user}: {source}")]
+    InsideFence {
+        user: String,
+        #[source]
+        source: Box<Error>,
+    },
+
     #[error("{0}")]
     Other(String),
 }
@@ -77,6 +86,7 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Io { source, .. } | Error::Write { source, .. } => source.raw_os_error(),
+            Error::InsideFence { source, .. } => source.errno(),
             _ => None,
         }
     }

@@ -1,25 +1,31 @@
-//! Garbage collection of empty leaves: session leaves whose processes outlived the PAM
-//! session (nohup) and then exited, and service leaves left by `cgroupctl run`/`classify`.
+//! Garbage collection of dead leaves: session leaves whose processes outlived the PAM session
+//! (nohup) and then exited, service leaves left by `cgroupctl run`/`classify`, and what a 0.1.0
+//! customer made directly in its user cgroup once it empties.
 //!
-//! Only cgroups pam_cgroup made are ever removed: root-owned directories strictly below a
-//! user cgroup (session leaves, `cgroupctl`'s service dirs and leaves) and `unconfined/session-*`.
-//! Cgroups the user made in its delegated subtree are owned by the user and are the user's
-//! business; the user cgroup itself holds the limits and is never removed.
+//! What gc removes is decided by position, in the part of the tree only root writes:
+//! - a leaf: a child of `users/<user>` that is not a service dir (a session leaf, or a 0.1.0
+//!   customer's cgroup), a child of a service dir, or `unconfined/session-*`;
+//! - a service dir (`users/<user>/<service>`, root-owned, not `session-*`) once it has no
+//!   leaf left.
+//!
+//! A leaf is dead when its `cgroup.events` says `populated 0`: nothing runs anywhere in its
+//! subtree. It is then trimmed (`user_cgroup::trim`): taken back from the customer and removed
+//! with the empty sub-cgroups the customer left in it. The user cgroup holds the limits and is
+//! never removed.
 //!
 //! A leaf that was never populated may be in the instant between its mkdir and the write of
 //! the first PID (a login in progress): such leaves are removed only once older than a minimum
-//! age. A leaf seen going from populated to empty (the daemon's inotify event) is removed at once.
+//! age. A leaf seen going from populated to empty (the daemon's inotify event) goes at once.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::inventory::child_cgroups;
-use crate::stats::read_optional;
-use crate::tree::{fs, Removed, Tree, SESSION_PREFIX};
+use crate::tree::dirfd::CgroupDir;
+use crate::tree::user_cgroup::{self, open_users, Trimmed};
+use crate::tree::{Tree, SESSION_PREFIX};
 
 /// Options of one collection pass.
 #[derive(Debug, Clone, Copy)]
@@ -38,19 +44,54 @@ pub struct Reaped {
     pub user: Option<String>,
 }
 
-/// Is `dir` at a place where gc may remove cgroups (below a user cgroup, or an unconfined
-/// session leaf)? Returns the user name, or `Some(None)` for unconfined.
-pub fn reap_position(tree: &Tree, dir: &Path) -> Option<Option<String>> {
+/// Where a cgroup sits in the part of the tree root writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// A leaf of `user` (`None`: `unconfined/session-*`).
+    Leaf { user: Option<String> },
+    /// `users/<user>/<service>`.
+    ServiceDir { user: String },
+}
+
+/// Is `name` (a child of `users/<user>`) a service dir? Root-owned and not a session's name.
+fn is_service_dir(dir: &CgroupDir, name: &str) -> bool {
+    !name.starts_with(SESSION_PREFIX)
+        && dir
+            .open_child(name)
+            .and_then(|d| d.stat())
+            .is_ok_and(|st| st.st_uid == 0)
+}
+
+/// Where `dir` sits, if root may remove it (see the module comment).
+pub fn position(tree: &Tree, dir: &Path) -> Option<Position> {
     if let Ok(rel) = dir.strip_prefix(tree.users_dir()) {
-        let mut parts = rel.components();
-        let user = parts.next()?.as_os_str().to_str()?.to_string();
-        parts.next()?;
-        return Some(Some(user));
+        let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+        return match parts.as_slice() {
+            [user, name] => {
+                let parent = CgroupDir::open(&tree.users_dir().join(user)).ok()?;
+                if is_service_dir(&parent, name) {
+                    Some(Position::ServiceDir {
+                        user: user.to_string(),
+                    })
+                } else {
+                    Some(Position::Leaf {
+                        user: Some(user.to_string()),
+                    })
+                }
+            }
+            [user, service, _] => {
+                let parent = CgroupDir::open(&tree.users_dir().join(user)).ok()?;
+                is_service_dir(&parent, service).then(|| Position::Leaf {
+                    user: Some(user.to_string()),
+                })
+            }
+            _ => None,
+        };
     }
     if dir.parent() == Some(tree.unconfined_dir().as_path()) {
         let name = dir.file_name()?.to_str()?;
         if name.starts_with(SESSION_PREFIX) {
-            return Some(None);
+            return Some(Position::Leaf { user: None });
         }
     }
     None
@@ -58,139 +99,171 @@ pub fn reap_position(tree: &Tree, dir: &Path) -> Option<Option<String>> {
 
 /// `populated` of cgroup.events; `None` when the cgroup is gone.
 pub fn populated(dir: &Path) -> Result<Option<bool>> {
-    Ok(read_optional(&dir.join("cgroup.events"))?.and_then(|t| {
-        t.lines()
-            .find_map(|l| l.strip_prefix("populated "))
-            .map(|v| v.trim() != "0")
-    }))
+    Ok(
+        crate::stats::read_optional(&dir.join("cgroup.events"))?.and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("populated "))
+                .map(|v| v.trim() != "0")
+        }),
+    )
 }
 
-/// Is `dir` an empty leaf pam_cgroup made (position, owner, no children, not populated)?
-/// A dry run asks with `children_going`: its children would have been removed first.
-fn removable(tree: &Tree, dir: &Path, children_going: bool) -> Result<bool> {
-    if reap_position(tree, dir).is_none() {
-        return Ok(false);
-    }
-    let Ok(meta) = std::fs::symlink_metadata(dir) else {
-        return Ok(false);
-    };
-    if !meta.is_dir() || meta.uid() != 0 {
-        return Ok(false);
-    }
-    if !children_going && !child_cgroups(dir)?.is_empty() {
-        return Ok(false);
-    }
-    if children_going {
-        // Its children are still there (dry run): only its own processes count.
-        return Ok(fs::procs(dir).map(|p| p.is_empty()).unwrap_or(false));
-    }
-    Ok(populated(dir)? == Some(false))
-}
-
-fn age(dir: &Path) -> Duration {
-    std::fs::symlink_metadata(dir)
-        .and_then(|m| m.modified())
+fn age(dir: &CgroupDir) -> Duration {
+    dir.stat()
         .ok()
+        .and_then(|st| {
+            let secs = u64::try_from(st.st_mtime).ok()?;
+            SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+        })
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .unwrap_or_default()
 }
 
-fn remove(tree: &Tree, dir: &Path, dry_run: bool, out: &mut Vec<Reaped>) -> Result<bool> {
-    let removed = dry_run || fs::remove_dir(dir)? == Removed::Removed;
-    if removed {
+/// Considers the leaf `name` of `parent`: trims it if dead (and old enough, unless `emptied`).
+/// Returns whether it is gone (or would be, in a dry run).
+fn consider_leaf(
+    parent: &CgroupDir,
+    name: &str,
+    user: Option<&str>,
+    opts: GcOptions,
+    emptied: bool,
+    out: &mut Vec<Reaped>,
+) -> Result<bool> {
+    let leaf = match parent.open_child(name) {
+        Ok(d) => d,
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    if user_cgroup::populated(&leaf)? {
+        return Ok(false);
+    }
+    if !emptied && age(&leaf) < opts.min_age {
+        return Ok(false);
+    }
+    let path = leaf.path().to_path_buf();
+    drop(leaf);
+    let gone = opts.dry_run || user_cgroup::trim(parent, name)? != Trimmed::Kept;
+    if gone {
         out.push(Reaped {
-            path: dir.to_path_buf(),
-            user: reap_position(tree, dir).flatten(),
+            path,
+            user: user.map(str::to_string),
         });
     }
-    Ok(removed)
+    Ok(gone)
 }
 
-/// Removes `dir` if it is an empty leaf pam_cgroup made, then its parents that became empty
-/// leaves that way (a service dir whose last leaf went). No minimum age: the caller knows the
-/// leaf just emptied (the daemon's cgroup.events notification).
+/// A service dir with no leaf left goes too.
+fn consider_service_dir(
+    user_dir: &CgroupDir,
+    name: &str,
+    user: &str,
+    opts: GcOptions,
+    out: &mut Vec<Reaped>,
+) -> Result<()> {
+    let service = match user_dir.open_child(name) {
+        Ok(d) => d,
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut all_gone = true;
+    for (leaf, is_dir) in service.entries()? {
+        if is_dir {
+            all_gone &= consider_leaf(&service, &leaf, Some(user), opts, false, out)?;
+        }
+    }
+    if !all_gone || (!opts.dry_run && !service.entries()?.iter().all(|(_, d)| !d)) {
+        return Ok(());
+    }
+    let path = service.path().to_path_buf();
+    let gone = opts.dry_run || user_dir.remove_child(name).is_ok();
+    if gone {
+        out.push(Reaped {
+            path,
+            user: Some(user.to_string()),
+        });
+    }
+    Ok(())
+}
+
+/// Removes `dir` if it is a leaf root may remove and nothing runs in it any more, then its
+/// service dir if that emptied. No minimum age: the caller knows the leaf just emptied (the
+/// daemon's cgroup.events notification).
 pub fn reap_emptied(tree: &Tree, dir: &Path) -> Result<Vec<Reaped>> {
     let mut out = Vec::new();
-    let mut current = Some(dir.to_path_buf());
-    while let Some(d) = current {
-        if !removable(tree, &d, false)? || !remove(tree, &d, false, &mut out)? {
-            break;
+    let Some(Position::Leaf { user }) = position(tree, dir) else {
+        return Ok(out);
+    };
+    let (Some(parent_path), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
+    else {
+        return Ok(out);
+    };
+    let parent = match CgroupDir::open(parent_path) {
+        Ok(p) => p,
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    let opts = GcOptions {
+        min_age: Duration::ZERO,
+        dry_run: false,
+    };
+    let gone = consider_leaf(&parent, name, user.as_deref(), opts, true, &mut out)?;
+    if let (true, Some(user), Some(Position::ServiceDir { .. })) =
+        (gone, user.as_deref(), position(tree, parent_path))
+    {
+        if let (Some(user_path), Some(service)) = (
+            parent_path.parent(),
+            parent_path.file_name().and_then(|n| n.to_str()),
+        ) {
+            if let Ok(user_dir) = CgroupDir::open(user_path) {
+                if parent.entries()?.iter().all(|(_, d)| !d)
+                    && user_dir.remove_child(service).is_ok()
+                {
+                    out.push(Reaped {
+                        path: parent_path.to_path_buf(),
+                        user: Some(user.to_string()),
+                    });
+                }
+            }
         }
-        current = d.parent().map(Path::to_path_buf);
     }
     Ok(out)
 }
 
-/// One pass over the whole tree, bottom-up.
+/// One pass over the whole tree.
 pub fn collect(tree: &Tree, opts: GcOptions) -> Result<Vec<Reaped>> {
     let mut out = Vec::new();
-    for user_dir in child_cgroups(&tree.users_dir())? {
-        for child in child_cgroups(&user_dir)? {
-            walk(tree, &child, opts, &mut out)?;
+    if let Some(users) = open_users(tree)? {
+        for (user, is_dir) in users.entries()? {
+            if !is_dir || crate::names::validate_user_name(&user).is_err() {
+                continue;
+            }
+            let user_dir = match users.open_child(&user) {
+                Ok(d) => d,
+                Err(e) if e.errno() == Some(libc::ENOENT) => continue,
+                Err(e) => return Err(e),
+            };
+            for (name, is_dir) in user_dir.entries()? {
+                if !is_dir {
+                    continue;
+                }
+                if is_service_dir(&user_dir, &name) {
+                    consider_service_dir(&user_dir, &name, &user, opts, &mut out)?;
+                } else {
+                    consider_leaf(&user_dir, &name, Some(&user), opts, false, &mut out)?;
+                }
+            }
         }
     }
-    for leaf in child_cgroups(&tree.unconfined_dir())? {
-        walk(tree, &leaf, opts, &mut out)?;
+    match CgroupDir::open(&tree.unconfined_dir()) {
+        Ok(unconfined) => {
+            for (name, is_dir) in unconfined.entries()? {
+                if is_dir && name.starts_with(SESSION_PREFIX) {
+                    consider_leaf(&unconfined, &name, None, opts, false, &mut out)?;
+                }
+            }
+        }
+        Err(e) if e.errno() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(e),
     }
     Ok(out)
-}
-
-/// Post-order: children first; returns whether `dir` is gone (or would be, in a dry run).
-fn walk(tree: &Tree, dir: &Path, opts: GcOptions, out: &mut Vec<Reaped>) -> Result<bool> {
-    let children = child_cgroups(dir)?;
-    let mut all_gone = true;
-    for child in &children {
-        all_gone &= walk(tree, child, opts, out)?;
-    }
-    if !all_gone {
-        return Ok(false);
-    }
-    // A dir that became a leaf because this pass removed its children is not "in the middle
-    // of a login": the age rule is for leaves found empty as they are.
-    let emptied_here = !children.is_empty();
-    if !removable(tree, dir, opts.dry_run && emptied_here)? {
-        return Ok(false);
-    }
-    if !emptied_here && age(dir) < opts.min_age {
-        return Ok(false);
-    }
-    remove(tree, dir, opts.dry_run, out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mount::Cgroup2Mount;
-
-    fn tree() -> Tree {
-        Tree::locate_in(
-            &[Cgroup2Mount {
-                mount_point: "/cg".into(),
-                root: "/".into(),
-            }],
-            Some(Path::new("/cg/pc")),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn positions() {
-        let t = tree();
-        assert_eq!(
-            reap_position(&t, Path::new("/cg/pc/users/alice/session-1")),
-            Some(Some("alice".into()))
-        );
-        assert_eq!(
-            reap_position(&t, Path::new("/cg/pc/users/alice/web/run-1")),
-            Some(Some("alice".into()))
-        );
-        assert_eq!(reap_position(&t, Path::new("/cg/pc/users/alice")), None);
-        assert_eq!(reap_position(&t, Path::new("/cg/pc/users")), None);
-        assert_eq!(
-            reap_position(&t, Path::new("/cg/pc/unconfined/session-9")),
-            Some(None)
-        );
-        assert_eq!(reap_position(&t, Path::new("/cg/pc/unconfined/x")), None);
-        assert_eq!(reap_position(&t, Path::new("/cg/other/session-1")), None);
-    }
 }

@@ -113,6 +113,24 @@ fn collect_leaves(user_dir: &Path, dir: &Path, out: &mut Vec<Leaf>) -> Result<()
     Ok(())
 }
 
+/// The leaves root made under a user cgroup: its session leaves and the leaves of its service
+/// dirs (not what the customer made inside them).
+pub fn first_level_leaves(user_dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for child in child_cgroups(user_dir).unwrap_or_default() {
+        let is_service = !child
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(SESSION_PREFIX))
+            && owner_uid(&child) == Some(0);
+        if is_service {
+            out.extend(child_cgroups(&child).unwrap_or_default());
+        } else {
+            out.push(child);
+        }
+    }
+    out
+}
+
 /// Counts of a user cgroup's first-level children: sessions and distinct services.
 pub fn session_and_service_counts(user_dir: &Path) -> Result<(usize, usize)> {
     let mut sessions = 0;

@@ -3,10 +3,9 @@
 //! (controllers, delegation, caps, limits), so a service started before the user's first login
 //! is fenced the same way.
 //!
-//! The service dir and the leaf are created by root (not delegated): that marks them as ours
-//! for gc, and the user still manages its own sub-cgroups beside them.
+//! The service dir is root's like the user cgroup; the leaf is made by root with its caps and
+//! then delegated to the user, like a session leaf (`tree::user_cgroup`).
 
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use crate::apply::{apply_user, ApplyReport};
@@ -14,7 +13,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::names::validate_service_name;
 use crate::nss::UserInfo;
-use crate::tree::{fs, Tree, SESSION_PREFIX};
+use crate::tree::user_cgroup::{new_leaf_in, GroupAccess, UserCgroup};
+use crate::tree::{Tree, SESSION_PREFIX};
 
 /// Default service name of `cgroupctl run` / `classify`.
 pub const DEFAULT_SERVICE: &str = "cgroupctl";
@@ -55,33 +55,31 @@ pub fn prepare_service_leaf(
             user.name
         )));
     }
-    let service_dir = tree.user_dir(&user.name)?.join(service);
-    for attempt in 0..ATTEMPTS {
-        fs::create_dir(&service_dir)?;
-        let name = if attempt == 0 {
-            format!("{prefix}-{tag}")
-        } else {
-            format!("{prefix}-{tag}-{attempt}")
-        };
-        let leaf = service_dir.join(name);
-        match fs::create_new_dir(&leaf) {
-            Ok(()) => return Ok((leaf, report)),
-            // Taken (a leftover of an earlier pid), or gc removed the empty service dir
-            // between the two mkdirs: try again.
-            Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::NotFound) => {}
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "mkdir",
-                    path: leaf,
-                    source,
-                })
+    let user_cgroup = UserCgroup::open_or_create(tree, &user.name)?;
+    let access = GroupAccess::of(user);
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        // gc may remove an empty service dir between the two mkdirs: then try again.
+        let made = user_cgroup
+            .service_dir(service, access)
+            .and_then(|dir| new_leaf_in(&dir, &format!("{prefix}-{tag}"), config));
+        match made {
+            Ok(leaf) => {
+                // Handed over before the command enters it: an empty leaf the user fills
+                // with its own children only makes this start fail, never escape.
+                leaf.delegate(user.uid, user.gid)?;
+                return Ok((leaf.into_path(), report));
             }
+            Err(e) if e.errno() == Some(libc::ENOENT) => last = Some(e),
+            Err(e) => return Err(e),
         }
     }
-    Err(Error::Other(format!(
-        "could not create a leaf in {} after {ATTEMPTS} attempts",
-        service_dir.display()
-    )))
+    Err(last.unwrap_or_else(|| {
+        Error::Other(format!(
+            "could not create a leaf in {}/{service} after {ATTEMPTS} attempts",
+            user_cgroup.path().display()
+        ))
+    }))
 }
 
 /// Removes a leaf we made if it is empty (and its service dir if that emptied too).

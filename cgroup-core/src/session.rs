@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::limits::{Controller, LimitKey};
 use crate::names::validate_user_name;
 use crate::nss::{group_names, lookup_user, UserInfo};
-use crate::tree::{self, fs, Created, Removed, Tree};
+use crate::tree::user_cgroup::{GroupAccess, UserCgroup};
+use crate::tree::{self, fs, Removed, Tree};
 
 /// What a session needs to be undone at close (kept with pam_set_data).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +65,7 @@ pub enum Placement {
 }
 
 /// The full answer to an open request: the placement or the error, the on_error rule that
-/// applies, and the lines to log.
+/// applies (always `Closed` for a failure inside the user's own cgroup), and the lines to log.
 #[derive(Debug)]
 pub struct OpenReport {
     pub outcome: Result<Placement>,
@@ -146,8 +147,13 @@ pub fn open_session(req: &OpenRequest<'_>) -> OpenReport {
             (None, failure.fallback)
         }
     };
-    let on_error = req.on_error.unwrap_or(policy.on_error);
+    let mut on_error = req.on_error.unwrap_or(policy.on_error);
     let outcome = open_with(config.as_ref(), &policy, req, &mut notices);
+    if matches!(outcome, Err(Error::InsideFence { .. })) {
+        // Customer state may be behind it: letting the login in would let a customer turn
+        // its own login into an unconfined one.
+        on_error = OnError::Closed;
+    }
     OpenReport {
         outcome,
         on_error,
@@ -234,61 +240,18 @@ fn leave_fence(config: Option<&Config>, pid: u32) -> Result<Option<SessionRecord
     if !tree.is_in_users(&previous) {
         return Ok(None);
     }
-    let unconfined = tree.unconfined_dir();
-    fs::create_dir(&unconfined)?;
+    let unconfined = tree.ensure_unconfined()?;
     let leaf = tree.create_leaf(&unconfined, pid)?;
-    enter(&leaf, pid)?;
+    if let Err(e) = fs::move_pid(&leaf, pid) {
+        let _ = fs::remove_dir(&leaf);
+        return Err(e);
+    }
     Ok(Some(SessionRecord {
         user: String::new(),
         leaf,
         previous,
         fallback: tree.mount.mount_point.clone(),
     }))
-}
-
-/// Moves `pid` into an existing session leaf of the user: one that root created (a
-/// directory the user made could be anything) and that has no child cgroups.
-fn join_existing_leaf(user_dir: &Path, pid: u32) -> Result<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let entries = std::fs::read_dir(user_dir).map_err(|e| Error::Io {
-        op: "read directory",
-        path: user_dir.to_path_buf(),
-        source: e,
-    })?;
-    let mut last = None;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let is_session = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(tree::SESSION_PREFIX));
-        let root_owned_dir = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == 0);
-        let has_children = std::fs::read_dir(&path)
-            .map(|d| d.flatten().any(|c| c.file_type().is_ok_and(|t| t.is_dir())))
-            .unwrap_or(true);
-        if !is_session || !root_owned_dir || has_children {
-            continue;
-        }
-        match fs::move_pid(&path, pid) {
-            Ok(()) => return Ok(path),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        Error::Other(format!(
-            "no session leaf to share in {}",
-            user_dir.display()
-        ))
-    }))
-}
-
-/// Moves `pid` into `leaf`; on failure removes the leaf again so nothing is left behind.
-fn enter(leaf: &Path, pid: u32) -> Result<()> {
-    if let Err(e) = fs::move_pid(leaf, pid) {
-        let _ = fs::remove_dir(leaf);
-        return Err(e);
-    }
-    Ok(())
 }
 
 fn confine(
@@ -312,55 +275,19 @@ fn confine(
     }
     let user_file = config.load_user_file(&user.name)?;
     let limits = config.effective_limits(groups, user_file.as_ref());
-
-    let user_dir = tree.user_dir(&user.name)?;
-    let applied = apply_user_cgroup(&tree, config, user, &user_dir, &limits)?;
-    let skipped = applied.skipped;
-    let unavailable = applied.unavailable;
-    if applied.fresh && !skipped.is_empty() {
-        let names: Vec<&str> = skipped.iter().map(|k| k.file_name()).collect();
-        let missing: Vec<&str> = unavailable.iter().map(|c| c.name()).collect();
-        let text = format!(
-            "limits {} not applied: controllers {} are not available in the cgroup2 tree {}",
-            names.join(", "),
-            if missing.is_empty() {
-                "needed".to_string()
-            } else {
-                missing.join(", ")
-            },
-            tree.root.display()
-        );
-        let level = if crate::report_once::should_report("unavailable-controllers", &text) {
-            Level::Warning
-        } else {
-            Level::Info
-        };
-        notices.push(Notice { level, text });
-    }
-
+    validate_user_name(&user.name)?;
     let previous = tree.cgroup_of(pid)?;
-    let leaf = match tree.create_leaf(&user_dir, pid) {
-        Ok(leaf) => {
-            enter(&leaf, pid)?;
-            leaf
-        }
-        // cgroup.max.descendants or max.depth reached (often by the user's own sub-cgroups):
-        // rather than letting the login in unconfined (on_error=open) or refusing it, share
-        // one of the user's existing session leaves. The fence and its limits still hold.
-        Err(e) if e.errno() == Some(libc::EAGAIN) => {
-            let shared = join_existing_leaf(&user_dir, pid).map_err(|_| e)?;
-            notices.push(Notice {
-                level: Level::Warning,
-                text: format!(
-                    "cgroup.max.descendants of {} reached: session shares {}",
-                    user_dir.display(),
-                    shared.display()
-                ),
-            });
-            shared
-        }
-        Err(e) => return Err(e),
+
+    let user_cgroup = UserCgroup::open_or_create(&tree, &user.name)?;
+    // From here on the failure arises inside the user's own cgroup: whatever on_error says,
+    // the login is refused rather than let in unconfined (DESIGN.md, failure rules).
+    let inside = |source: Error| Error::InsideFence {
+        user: user.name.clone(),
+        source: Box::new(source),
     };
+    let applied = apply_user_cgroup(&tree, config, user, &user_cgroup, &limits).map_err(inside)?;
+    report_applied(&tree, &applied, notices);
+    let leaf = enter_new_leaf(config, user, &user_cgroup, pid).map_err(inside)?;
     Ok(Placement::Confined {
         record: SessionRecord {
             user: user.name.clone(),
@@ -369,8 +296,65 @@ fn confine(
             fallback: tree.mount.mount_point.clone(),
         },
         limits,
-        skipped,
+        skipped: applied.skipped,
     })
+}
+
+/// A fresh leaf, the process moved in, the leaf handed over. A leaf that vanished before the
+/// move (gc took it for a dead one) is replaced by a new one.
+fn enter_new_leaf(
+    config: &Config,
+    user: &UserInfo,
+    user_cgroup: &UserCgroup,
+    pid: u32,
+) -> Result<PathBuf> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let leaf = user_cgroup.new_session_leaf(pid, config)?;
+        match leaf.enter(user_cgroup.dir(), pid) {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(libc::ENOENT) && attempts < 3 => continue,
+            Err(e) => {
+                leaf.discard(user_cgroup.dir());
+                return Err(e);
+            }
+        }
+        // Handed over only once the process is in: the user never holds an empty leaf that
+        // a login is about to use.
+        leaf.delegate(user.uid, user.gid)?;
+        return Ok(leaf.into_path());
+    }
+}
+
+fn report_applied(tree: &Tree, applied: &Applied, notices: &mut Vec<Notice>) {
+    for text in &applied.notices {
+        notices.push(Notice {
+            level: Level::Notice,
+            text: text.clone(),
+        });
+    }
+    if !applied.fresh || applied.skipped.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = applied.skipped.iter().map(|k| k.file_name()).collect();
+    let missing: Vec<&str> = applied.unavailable.iter().map(|c| c.name()).collect();
+    let text = format!(
+        "limits {} not applied: controllers {} are not available in the cgroup2 tree {}",
+        names.join(", "),
+        if missing.is_empty() {
+            "needed".to_string()
+        } else {
+            missing.join(", ")
+        },
+        tree.root.display()
+    );
+    let level = if crate::report_once::should_report("unavailable-controllers", &text) {
+        Level::Warning
+    } else {
+        Level::Info
+    };
+    notices.push(Notice { level, text });
 }
 
 /// What applying a user cgroup did.
@@ -382,20 +366,26 @@ pub struct Applied {
     pub unavailable: Vec<Controller>,
     /// False when the stamp showed everything already applied and nothing was written.
     pub fresh: bool,
+    /// Things an administrator should know (a 0.1.0 tree taken back, a shared group).
+    pub notices: Vec<String>,
 }
 
-/// Creates or updates `users/<user>` with its delegation, caps and limits, unless its stamp
-/// says exactly this was applied already (then: one mkdir and one getxattr).
-pub fn apply_user_cgroup(
-    tree: &Tree,
+/// The fingerprint of everything a full apply writes to a user cgroup: the stamp's value.
+/// Every path that writes limits or caps (login, reload, set, the daemon) ends by writing it,
+/// so a login never skips a change because another path wrote different values meanwhile.
+pub fn desired_fingerprint(
     config: &Config,
     user: &UserInfo,
-    user_dir: &Path,
+    access: GroupAccess,
     limits: &EffectiveLimits,
-) -> Result<Applied> {
+) -> String {
     let mut desired = format!(
-        "v1 uid={} gid={} max_descendants={} max_depth={}",
-        user.uid, user.gid, config.tree.max_descendants, config.tree.max_depth
+        "v2 uid={} gid={} access={} max_descendants={} max_depth={}",
+        user.uid,
+        user.gid,
+        access.describe(),
+        config.tree.max_descendants,
+        config.tree.max_depth
     );
     for resolved in limits.limits.values() {
         desired.push_str(&format!(
@@ -404,9 +394,27 @@ pub fn apply_user_cgroup(
             resolved.limit.lines.join("|")
         ));
     }
-    let fingerprint = tree::stamp::fingerprint(&desired);
-    if let Some(stamp) = tree::stamp::read(user_dir) {
-        if let Some(rest) = stamp.strip_prefix(&fingerprint) {
+    tree::stamp::fingerprint(&desired)
+}
+
+/// Brings `users/<user>` to the config (ownership, controllers, caps, limits), unless its
+/// stamp says exactly this was applied already (then: one getxattr).
+pub fn apply_user_cgroup(
+    tree: &Tree,
+    config: &Config,
+    user: &UserInfo,
+    user_cgroup: &UserCgroup,
+    limits: &EffectiveLimits,
+) -> Result<Applied> {
+    // The cheap guess first; the stamp holds the access decided last time, so an unchanged
+    // user costs no group lookup.
+    for access in [GroupAccess::Private { gid: user.gid }, GroupAccess::Shared] {
+        let fingerprint = desired_fingerprint(config, user, access, limits);
+        if let Some(rest) = user_cgroup
+            .stamp()
+            .as_deref()
+            .and_then(|s| s.strip_prefix(&fingerprint))
+        {
             let skipped = rest
                 .trim()
                 .strip_prefix("skipped=")
@@ -418,76 +426,90 @@ pub fn apply_user_cgroup(
                 skipped,
                 unavailable: Vec::new(),
                 fresh: false,
+                notices: Vec::new(),
             });
         }
     }
-    let unavailable = prepare_user_cgroup(tree, config, user, user_dir)?;
-    let available = tree::available_controllers(user_dir)?;
-    let skipped: Vec<LimitKey> = tree::write_limits(
-        user_dir,
-        limits.limits.values().map(|r| &r.limit),
-        &available,
-    )?
-    .into_iter()
-    .map(|l| l.key)
-    .collect();
+    let access = GroupAccess::of(user);
+    // A failure half way must not leave a stamp that says "applied".
+    user_cgroup.clear_stamp()?;
+    let prepared = prepare_user_cgroup(tree, config, user, user_cgroup, access)?;
+    let available = user_cgroup.available_controllers()?;
+    let skipped: Vec<LimitKey> = user_cgroup
+        .write_limits(limits.limits.values().map(|r| &r.limit), &available)?
+        .into_iter()
+        .map(|l| l.key)
+        .collect();
     let names: Vec<&str> = skipped.iter().map(|k| k.file_name()).collect();
-    tree::stamp::write(
-        user_dir,
-        &format!("{fingerprint} skipped={}", names.join(",")),
-    );
+    user_cgroup.set_stamp(&format!(
+        "{} skipped={}",
+        desired_fingerprint(config, user, access, limits),
+        names.join(",")
+    ));
     Ok(Applied {
         skipped,
-        unavailable,
+        unavailable: prepared.unavailable,
         fresh: true,
+        notices: prepared.notices,
     })
 }
 
-/// Creates or updates `users/<user>`: controllers, delegation, subtree caps. Cheap when
-/// nothing changed (two reads and a stat). Returns the wanted controllers the kernel lacks.
+/// What preparing a user cgroup found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Prepared {
+    /// Wanted controllers the kernel lacks.
+    pub unavailable: Vec<Controller>,
+    pub notices: Vec<String>,
+}
+
+/// Ownership and mode, controllers down to the user's leaves, subtree caps: everything of a
+/// user cgroup but its limits.
 pub fn prepare_user_cgroup(
     tree: &Tree,
     config: &Config,
     user: &UserInfo,
-    user_dir: &Path,
-) -> Result<Vec<Controller>> {
-    // The common case is a user cgroup that exists: try it first, build the base on ENOENT.
-    let created = match fs::create_dir(user_dir) {
-        Ok(c) => c == Created::Created,
-        Err(e) if e.errno() == Some(libc::ENOENT) => {
-            tree.ensure_base()?;
-            fs::create_dir(user_dir)? == Created::Created
-        }
-        Err(e) => return Err(e),
-    };
+    user_cgroup: &UserCgroup,
+    access: GroupAccess,
+) -> Result<Prepared> {
+    let mut out = Prepared::default();
     let offered = tree::offered(&tree.mount.mount_point)?;
-    let unavailable: Vec<Controller> = Controller::ALL
+    out.unavailable = Controller::ALL
         .into_iter()
         .filter(|c| !offered.contains(c))
         .collect();
-    let mut changed = created;
-    if !offered.is_empty() && (created || !tree::already_enabled(user_dir, &offered)?) {
-        let report = tree::enable_down(&tree.chain_to(user_dir), &offered)?;
+    if !offered.is_empty() {
+        // The chain above the user cgroup is root's alone (the mount, the tree root, users/).
+        let report = tree::enable_down(&tree.chain_to(&tree.users_dir()), &offered)?;
         if let Some((c, dir, why)) = report.failed.first() {
             return Err(Error::Other(format!(
                 "cannot enable controller {c} in {}: {why}",
                 dir.display()
             )));
         }
-        changed = true;
     }
-    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(user_dir).map_err(|e| {
-        Error::Io {
-            op: "stat",
-            path: user_dir.to_path_buf(),
-            source: e,
-        }
-    })?);
-    if changed || owner != user.uid {
-        tree::delegate(user_dir, user.uid, user.gid)?;
+    let secured = user_cgroup.secure(tree, access)?;
+    if secured.taken_back {
+        out.notices.push(format!(
+            "{} was owned by the user (a 0.1.0 tree): taken back; what the user made there stays until it empties",
+            user_cgroup.path().display()
+        ));
     }
-    tree.write_caps(user_dir, config)?;
-    Ok(unavailable)
+    if access == GroupAccess::Shared {
+        out.notices.push(format!(
+            "primary group {} of {} is not a user-private group: {} is root-only (0711, files 0600); give each customer its own primary group so it can read its own totals",
+            user.gid,
+            user.name,
+            user_cgroup.path().display()
+        ));
+    }
+    for (c, why) in user_cgroup.enable_for_leaves(&offered)? {
+        out.notices.push(format!(
+            "controller {c} not enabled for the leaves of {}: {why}; the user's own limits still hold",
+            user_cgroup.path().display()
+        ));
+    }
+    user_cgroup.write_caps(config)?;
+    Ok(out)
 }
 
 /// What close did.

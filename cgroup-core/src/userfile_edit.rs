@@ -3,7 +3,8 @@
 //! (never write a file the PAM module would refuse), and atomic (a temporary file in the same
 //! directory, fsync, rename, fsync of the directory): a login reading it concurrently sees the
 //! old file or the new one, never half of one. Concurrent `set`s of the same directory are
-//! serialized with flock on the directory, so no edit is lost.
+//! serialized with flock on a root-only lock file (`users/.lock`, 0600), so no edit is lost
+//! and no customer can open, let alone hold, the lock; the wait for it is bounded.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -196,12 +197,7 @@ pub fn update_user_file(config: &Config, user: &str, edits: &[Edit]) -> Result<U
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e).ctx("mkdir", &dir),
     }
-    let dir_file = File::open(&dir).ctx("open", &dir)?;
-    let _lock = Flock::lock(dir_file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::Io {
-        op: "flock",
-        path: dir.clone(),
-        source: std::io::Error::from(errno),
-    })?;
+    let _lock = lock_user_files(&dir, LOCK_WAIT)?;
     let path = config.user_file_path(user);
     let old_text = read_secure(&path, Follow::NoSymlinks, true)?;
     let new_text = edit_text(&path, old_text.as_deref().unwrap_or(""), edits)?;
@@ -213,6 +209,60 @@ pub fn update_user_file(config: &Config, user: &str, edits: &[Edit]) -> Result<U
         new_text,
         file,
     })
+}
+
+/// How long `set` waits for another `set` of the same directory.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Name of the lock file in the users directory (a dotfile: never read as a user file).
+pub const LOCK_FILE: &str = ".lock";
+
+/// Takes the exclusive lock of the user files of `dir`: `dir/.lock`, created root-owned 0600
+/// without following a symlink. Gives up after `wait` with an error naming the file.
+pub fn lock_user_files(dir: &Path, wait: std::time::Duration) -> Result<Flock<File>> {
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .ctx("open", &path)?;
+    let meta = file.metadata().ctx("stat", &path)?;
+    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        return Err(Error::Other(format!(
+            "lock file {} must be a regular file owned by root with mode 0600",
+            path.display()
+        )));
+    }
+    let deadline = std::time::Instant::now() + wait;
+    let mut file = file;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(Error::Other(format!(
+                        "{} is held by another `cgroupctl set` (waited {} s): try again",
+                        path.display(),
+                        wait.as_secs()
+                    )));
+                }
+                file = back;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err((_, errno)) => {
+                return Err(Error::Io {
+                    op: "flock",
+                    path,
+                    source: std::io::Error::from(errno),
+                })
+            }
+        }
+    }
 }
 
 /// Replaces `path` with `text`: root-owned 0644 temporary file in the same directory, fsync,

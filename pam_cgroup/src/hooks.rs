@@ -140,9 +140,12 @@ fn open(
             PamResultCode::PAM_SUCCESS
         }
         Err(e) => {
-            let verdict = match report.on_error {
-                OnError::Open => "session allowed unconfined (on_error=open)",
-                OnError::Closed => "session refused (on_error=closed)",
+            let verdict = match (&e, report.on_error) {
+                (Error::InsideFence { .. }, _) => {
+                    "session refused (a failure inside the user's own cgroup never lets it in unconfined)"
+                }
+                (_, OnError::Open) => "session allowed unconfined (on_error=open)",
+                (_, OnError::Closed) => "session refused (on_error=closed)",
             };
             log.error(&format!("user {user}: {e}; {verdict}"));
             failure_code(report.on_error, Some(&e))

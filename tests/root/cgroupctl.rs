@@ -347,9 +347,12 @@ fn set_writes_the_user_file_atomically_and_applies_live() {
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
+        .filter(|n| n.starts_with('.') && n != ".lock")
         .collect();
     assert!(stray.is_empty(), "temporary files left: {stray:?}");
+    // The lock `set` takes is root's alone: no customer can open it, let alone hold it.
+    let lock = std::fs::metadata(setup.users_dir().join(".lock")).unwrap();
+    assert_eq!((lock.uid(), lock.mode() & 0o7777), (0, 0o600));
     let user_dir = setup.tree.user(&user.name);
     if controller_available(&mount, "memory") {
         assert_eq!(
@@ -415,11 +418,12 @@ fn set_writes_the_user_file_atomically_and_applies_live() {
 #[test]
 fn reload_applies_the_config_to_live_cgroups_and_says_what_changed() {
     require_root();
-    let body = |desc: u32| {
-        format!("max_descendants = {desc}\n[limits]\n\"pids.max\" = 100\n\"memory.max\" = \"1G\"\n")
+    let body = |depth: u32| {
+        format!("max_depth = {depth}\n[limits]\n\"pids.max\" = 100\n\"memory.max\" = \"1G\"\n")
     };
-    // TestSetup puts [tree] root first: max_descendants belongs to that table.
-    let setup = TestSetup::new(&body(40), "");
+    // TestSetup puts [tree] root first: max_depth belongs to that table. The user cgroup's
+    // depth cap is the leaves' plus the two levels root makes (<service>/<leaf>).
+    let setup = TestSetup::new(&body(4), "");
     let user = TestUser::new("pcr");
     empty_session(&setup, &user.name);
     let user_dir = setup.tree.user(&user.name);
@@ -429,18 +433,19 @@ fn reload_applies_the_config_to_live_cgroups_and_says_what_changed() {
             .trim()
             .to_string()
     };
-    assert_eq!(read("cgroup.max.descendants"), "40");
+    assert_eq!(read("cgroup.max.depth"), "6");
+    assert_eq!(read("cgroup.max.descendants"), "max");
 
     let text = std::fs::read_to_string(setup.config_path()).unwrap();
-    setup.write_config(&text.replace("max_descendants = 40", "max_descendants = 30"));
+    setup.write_config(&text.replace("max_depth = 4", "max_depth = 3"));
     let out = ctl_ok(&setup, &["reload"]);
     assert_eq!(
-        read("cgroup.max.descendants"),
-        "30",
+        read("cgroup.max.depth"),
+        "5",
         "live cgroup not changed: {out}"
     );
     assert!(
-        out.contains(&format!("{}: cgroup.max.descendants 40 -> 30", user.name)),
+        out.contains(&format!("{}: cgroup.max.depth 6 -> 5", user.name)),
         "{out}"
     );
     if !controller_available(&setup.tree.mount_point, "memory") {
@@ -459,7 +464,7 @@ fn reload_applies_the_config_to_live_cgroups_and_says_what_changed() {
     let files = mine["report"]["files"].as_array().unwrap();
     let caps = files
         .iter()
-        .find(|f| f["file"] == "cgroup.max.descendants")
+        .find(|f| f["file"] == "cgroup.max.depth")
         .unwrap();
     assert_eq!(caps["status"], "unchanged", "{mine}");
     let again = ctl_ok(&setup, &["reload"]);
@@ -620,10 +625,24 @@ fn gc_removes_exactly_the_empty_leaves_pam_cgroup_made() {
     let (_, busy) = session_with_background(&setup, &user, &mut kill);
     let empty = empty_session(&setup, &user.name);
     let user_dir = setup.tree.user(&user.name);
-    // A cgroup the user made itself (delegated subtree): never ours to remove.
-    let mine = user_dir.join("mine");
-    std::fs::create_dir(&mine).unwrap();
-    std::os::unix::fs::chown(&mine, Some(user.uid), Some(user.gid)).unwrap();
+    // Cgroups the user made itself in its delegated leaves: in a live leaf never ours to
+    // remove; in a dead one trimmed with it.
+    let mine = busy.join("mine");
+    let leftover = empty.join("left").join("over");
+    for dir in [&mine, &leftover] {
+        let made = Command::new("setpriv")
+            .args([
+                &format!("--reuid={}", user.uid),
+                &format!("--regid={}", user.gid),
+                "--clear-groups",
+                "mkdir",
+                "-p",
+            ])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkdir {} as the user", dir.display());
+    }
     // A service leaf whose process has exited.
     let short = Command::new("sleep")
         .arg("0.2")
@@ -680,8 +699,8 @@ fn gc_removes_exactly_the_empty_leaves_pam_cgroup_made() {
         "{out}"
     );
     assert!(busy.exists() && mine.exists() && user_dir.exists(), "{out}");
+    assert!(!leftover.exists(), "{out}");
     assert!(out.contains("empty leaves removed"), "{out}");
-    std::fs::remove_dir(&mine).unwrap();
     drop(kill);
     std::thread::sleep(Duration::from_millis(50));
 }

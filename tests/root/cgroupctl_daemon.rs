@@ -128,7 +128,7 @@ fn assert_reaped_within_a_second(pid: u32, leaf: &Path, daemon: &Daemon) {
 #[test]
 fn daemon_reaps_serves_reloads_and_stops() {
     require_root();
-    let setup = TestSetup::new("max_descendants = 40\n", "");
+    let setup = TestSetup::new("max_depth = 4\n", "");
     let user = TestUser::new("pcd");
     let mut kill_list = Kill::default();
     // A session from before the daemon started (found by the initial watch of the tree).
@@ -177,10 +177,10 @@ fn daemon_reaps_serves_reloads_and_stops() {
     assert_eq!(mode & 0o777, 0o600);
 
     // SIGHUP: the new config reaches the live cgroup.
-    let caps = setup.tree.user(&user.name).join("cgroup.max.descendants");
-    assert_eq!(std::fs::read_to_string(&caps).unwrap().trim(), "40");
+    let caps = setup.tree.user(&user.name).join("cgroup.max.depth");
+    assert_eq!(std::fs::read_to_string(&caps).unwrap().trim(), "6");
     let text = std::fs::read_to_string(setup.config_path()).unwrap();
-    setup.write_config(&text.replace("max_descendants = 40", "max_descendants = 25"));
+    setup.write_config(&text.replace("max_depth = 4", "max_depth = 23"));
     daemon.signal(Signal::SIGHUP);
     wait_for(
         "the reload to reach the cgroup",

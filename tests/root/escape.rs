@@ -1,6 +1,8 @@
-//! Escape attempts by unprivileged users from inside their own fence (issue: hardening). Each
-//! attempt runs as the confined user, in its session leaf, and must be refused with the
-//! expected errno. Socket escapes (other users' private addresses) are in `escape_ip`.
+//! Escape attempts by unprivileged users from inside their own fence. Each attempt runs as the
+//! confined user, in its session leaf, and must be refused with the expected errno; the
+//! attacks of the review of issue 11 (racing a fresh leaf, re-typing the user cgroup, filling
+//! its descendants) are each followed by real logins of that user, which must all be confined.
+//! Socket escapes (other users' private addresses) are in `private_ip`.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,6 +13,7 @@ const EACCES: i32 = libc::EACCES;
 const EPERM: i32 = libc::EPERM;
 const EAGAIN: i32 = libc::EAGAIN;
 const ENOENT: i32 = libc::ENOENT;
+const PAM_SUCCESS: i32 = 0;
 
 fn probe() -> std::path::PathBuf {
     pam_cgroup_tests::support::driver::driver().with_file_name("escape-probe")
@@ -147,16 +150,33 @@ fn a_confined_user_cannot_leave_or_widen_its_fence() {
         ),
         (format!("chmod:{}/cgroup.max.descendants", d(&a)), EPERM),
         (format!("chown:{}/cgroup.max.descendants", d(&a)), EPERM),
-        (format!("symlink:/etc/passwd={}/link", d(&a)), EPERM),
+        (format!("symlink:/etc/passwd={}/link", d(&a)), EACCES),
         (
             format!("mknod:{}/{}.toml", d(&setup.users_dir()), alice.name),
             EACCES,
         ),
         (format!("mknod:{}/evil", d(&a)), EACCES),
-        // The subtree caps: depth 3 below the user cgroup (d0/d1/d2 made, d3 refused), then 6
-        // descendants in all (the session leaf and d0-d2 leave room for two more).
-        (format!("mkdirs:{}=5", d(&a)), EAGAIN),
-        (format!("mkwide:{}=10", d(&a)), EAGAIN),
+        // The user cgroup is root's: nothing made, moved into or removed there by the user.
+        (format!("mkdir:{}/x", d(&a)), EACCES),
+        (format!("join:{}", d(&a)), EACCES),
+        (format!("rmdir:{}", d(&alice_leaf)), EACCES),
+        // The leaf's own caps and type are root's, though the leaf is the user's.
+        (
+            format!("write:{}/cgroup.max.descendants=100000", d(&alice_leaf)),
+            EACCES,
+        ),
+        (
+            format!("write:{}/cgroup.max.depth=max", d(&alice_leaf)),
+            EACCES,
+        ),
+        (
+            format!("write:{}/cgroup.type=threaded", d(&alice_leaf)),
+            EACCES,
+        ),
+        // The leaf's caps: depth 3 below it (d0/d1/d2 made, d3 refused), then 6 descendants
+        // in all (d0-d2 leave room for three more).
+        (format!("mkdirs:{}=5", d(&alice_leaf)), EAGAIN),
+        (format!("mkwide:{}=10", d(&alice_leaf)), EAGAIN),
     ];
     assert!(cases.len() >= 15);
     let ops: Vec<String> = cases.iter().map(|(op, _)| op.clone()).collect();
@@ -175,8 +195,162 @@ fn a_confined_user_cannot_leave_or_widen_its_fence() {
         wrong.join("\n")
     );
     // The caps were reached, not bypassed.
-    let count = walk_count(&a);
-    assert!(count <= 6, "{count} descendants under {}", a.display());
+    let count = walk_count(&alice_leaf);
+    assert!(
+        count <= 6,
+        "{count} descendants under {}",
+        alice_leaf.display()
+    );
+}
+
+/// Opens `rounds` sessions of `user` (closing each) and checks each one landed in a fresh
+/// session leaf of the user's own cgroup: confined, never unconfined, never refused.
+fn logins_are_confined(setup: &TestSetup, user: &TestUser, rounds: usize) {
+    let user_dir = setup.tree.user(&user.name);
+    for i in 0..rounds {
+        let r = run_session(&setup.pam_dir(), &user.name, &SessionOptions::default());
+        let cg = setup.tree.path_of(&r.cgroup_after_open);
+        assert!(
+            r.open_rc == PAM_SUCCESS && cg.parent() == Some(user_dir.as_path()),
+            "login {i} of {} not confined in a leaf of {}: {r:?}",
+            user.name,
+            user_dir.display()
+        );
+        assert!(
+            cg.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("session-"),
+            "{r:?}"
+        );
+    }
+}
+
+#[test]
+fn racing_a_fresh_leaf_with_inotify_never_makes_a_login_unconfined() {
+    require_root();
+    let setup = TestSetup::new("", "on_error=open");
+    let alice = TestUser::new("pce");
+    let alice_leaf = leaf_of(&setup, &alice);
+    let user_dir = setup.tree.user(&alice.name);
+    // The racer: a real process of alice's, in her fence, watching her user cgroup.
+    let racer = Command::new(probe())
+        .arg("--cgroup")
+        .arg(&alice_leaf)
+        .args([
+            "--uid",
+            &alice.uid.to_string(),
+            "--gid",
+            &alice.gid.to_string(),
+        ])
+        .arg(format!("race:{}=6", user_dir.display()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    logins_are_confined(&setup, &alice, 40);
+    let out = racer.wait_with_output().unwrap();
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let detail = v[0]["detail"].as_str().unwrap().to_string();
+    assert_eq!(v[0]["errno"], 0, "the racer ran: {detail}");
+    let count = |key: &str| -> u32 {
+        detail
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // It saw the leaves appear (the test can fail), and could not remove or re-type any.
+    assert!(count("seen") >= 40, "{detail}");
+    assert_eq!(count("removed"), 0, "{detail}");
+    assert_eq!(count("retyped"), 0, "{detail}");
+}
+
+#[test]
+fn a_threaded_cgroup_made_by_the_user_never_makes_a_login_unconfined() {
+    require_root();
+    let setup = TestSetup::new("", "on_error=open");
+    let alice = TestUser::new("pce");
+    let alice_leaf = leaf_of(&setup, &alice);
+    let a = setup.tree.user(&alice.name);
+    let d = |p: &Path| p.display().to_string();
+    // The review's sequence: move into the user cgroup, remove the leaf, make a threaded
+    // child of the user cgroup. Each refused; the same inside its own leaf is its business.
+    let ops = vec![
+        format!("join:{}", d(&a)),
+        format!("rmdir:{}", d(&alice_leaf)),
+        format!("mkdir:{}/t", d(&a)),
+        format!("write:{}/t/cgroup.type=threaded", d(&a)),
+        format!("mkdir:{}/t", d(&alice_leaf)),
+        format!("write:{}/t/cgroup.type=threaded", d(&alice_leaf)),
+    ];
+    let got: Vec<i32> = attempt(&alice_leaf, &alice, &ops)
+        .iter()
+        .map(|(_, e, _)| *e)
+        .collect();
+    assert_eq!(got, vec![EACCES, EACCES, EACCES, ENOENT, 0, 0], "{ops:?}");
+    assert_eq!(
+        std::fs::read_to_string(a.join("cgroup.type"))
+            .unwrap()
+            .trim(),
+        "domain"
+    );
+    logins_are_confined(&setup, &alice, 5);
+}
+
+#[test]
+fn filling_the_leaf_caps_never_makes_a_login_unconfined() {
+    require_root();
+    let setup = TestSetup::new("", "on_error=open");
+    setup.write_config_with_tree("max_descendants = 8\nmax_depth = 2\n", "");
+    let alice = TestUser::new("pce");
+    // Several leaves held open, each filled to its cap by the user.
+    for _ in 0..3 {
+        let leaf = leaf_of(&setup, &alice);
+        let got = attempt(&leaf, &alice, &[format!("mkwide:{}=20", leaf.display())]);
+        assert_eq!(got[0].1, EAGAIN, "{got:?}");
+        assert_eq!(walk_count(&leaf), 8);
+    }
+    logins_are_confined(&setup, &alice, 5);
+}
+
+#[test]
+fn other_customers_see_nothing_of_a_user_cgroup_the_user_sees_its_own() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let alice = TestUser::new("pce");
+    let bob = TestUser::new("pce");
+    let alice_leaf = leaf_of(&setup, &alice);
+    let bob_leaf = leaf_of(&setup, &bob);
+    let a = setup.tree.user(&alice.name);
+    let d = |p: &Path| p.display().to_string();
+    let as_bob: Vec<(String, i32)> = vec![
+        (format!("list:{}", d(&setup.tree.users())), EACCES),
+        (format!("list:{}", d(&a)), EACCES),
+        (format!("read:{}/cpu.stat", d(&a)), EACCES),
+        (format!("read:{}/cgroup.procs", d(&alice_leaf)), EACCES),
+        (format!("list:{}", d(&alice_leaf)), EACCES),
+    ];
+    let ops: Vec<String> = as_bob.iter().map(|(o, _)| o.clone()).collect();
+    let got = attempt(&bob_leaf, &bob, &ops);
+    for ((op, want), (_, errno, detail)) in as_bob.iter().zip(&got) {
+        assert_eq!(errno, want, "bob: {op}: {detail}");
+    }
+    // Alice reads her own totals and leaf, and builds in her leaf.
+    let web = alice_leaf.join("web");
+    let as_alice = vec![
+        format!("list:{}", d(&a)),
+        format!("read:{}/cpu.stat", d(&a)),
+        format!("read:{}/cgroup.procs", d(&alice_leaf)),
+        format!("mkdir:{}", d(&web)),
+        format!("join:{}", d(&web)),
+        format!("join:{}", d(&alice_leaf)),
+        format!("rmdir:{}", d(&web)),
+    ];
+    for (op, errno, detail) in attempt(&alice_leaf, &alice, &as_alice) {
+        assert_eq!(errno, 0, "alice: {op}: {detail}");
+    }
 }
 
 fn walk_count(dir: &Path) -> usize {

@@ -51,6 +51,30 @@ fn assert_fault(
     }
 }
 
+/// The outcome of a fault inside the user's own cgroup: refused whatever on_error says (never
+/// let in unconfined), a line naming `needle` and the refusal, root always let in.
+fn assert_refused_inside_fence(setup: &TestSetup, user: &str, needle: &str) {
+    for args in ["on_error=closed", "on_error=open"] {
+        setup.write_pam_stack(&format!(
+            "session required {} config={} {args}\n",
+            pam_cgroup_tests::support::pamconf::module_path().display(),
+            setup.config_path().display()
+        ));
+        let r = plain(setup, user);
+        assert_ne!(r.open_rc, PAM_SUCCESS, "{args}: {r:?}");
+        assert_eq!(r.cgroup_after_open, r.cgroup_before, "{args}: {r:?}");
+        assert!(
+            r.syslog.iter().any(|l| l.contains("pam_cgroup(")
+                && l.contains(needle)
+                && l.contains("session refused (a failure inside the user's own cgroup")),
+            "{args}: no refusal naming {needle:?}: {:?}",
+            r.syslog
+        );
+        let root = plain(setup, "root");
+        assert_eq!(root.open_rc, PAM_SUCCESS, "{args}: root refused: {root:?}");
+    }
+}
+
 fn plain(setup: &TestSetup, user: &str) -> SessionReport {
     run_session(&setup.pam_dir(), user, &SessionOptions::default())
 }
@@ -149,18 +173,14 @@ fn cgroup_max_descendants_exhausted() {
     let setup = TestSetup::new("", "");
     let first = plain(&setup, &alice.name);
     assert_eq!(first.open_rc, PAM_SUCCESS, "{first:?}");
-    // The limit reached (here: set to 0 behind the module's back; the stamp keeps it).
+    // The limit reached (here: set to 0 behind the module's back by an admin; the stamp
+    // keeps it). Inside the user's own cgroup: refused, never unconfined.
     std::fs::write(
         setup.tree.user(&alice.name).join("cgroup.max.descendants"),
         "0",
     )
     .unwrap();
-    assert_fault(
-        &setup,
-        &alice.name,
-        "Resource temporarily unavailable",
-        plain,
-    );
+    assert_refused_inside_fence(&setup, &alice.name, "Resource temporarily unavailable");
 }
 
 #[test]
@@ -174,7 +194,7 @@ fn cgroup_procs_write_failing() {
     let users = setup.tree.users();
     std::fs::write(setup.tree.user(&alice.name).join("cgroup.type"), "threaded")
         .unwrap_or_else(|e| panic!("making {} threaded: {e}", users.display()));
-    assert_fault(&setup, &alice.name, "cgroup.procs", plain);
+    assert_refused_inside_fence(&setup, &alice.name, "cgroup.procs");
     // The failed leaf was removed again.
     assert!(setup.tree.session_leaves(&alice.name).is_empty());
 }
@@ -240,34 +260,4 @@ fn origin_cgroup_removed_during_the_session() {
         "fell back to the top of the mount: {r}"
     );
     assert!(setup.tree.session_leaves(&alice.name).is_empty());
-}
-
-#[test]
-fn exhausted_descendants_share_an_existing_session_leaf_instead_of_escaping() {
-    require_root();
-    let alice = TestUser::new("pcf");
-    let setup = TestSetup::new("", "on_error=open");
-    // A session leaf that stays (its session was never closed)...
-    let held = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::no_close());
-    assert_eq!(held.open_rc, PAM_SUCCESS, "{held:?}");
-    let user_dir = setup.tree.user(&alice.name);
-    // ...a directory alice made herself, named like a leaf (never to be joined)...
-    let own = user_dir.join("session-mine");
-    std::fs::create_dir(&own).unwrap();
-    std::fs::create_dir(own.join("child")).unwrap();
-    std::os::unix::fs::chown(&own, Some(alice.uid), Some(alice.gid)).unwrap();
-    // ...and the cap reached.
-    std::fs::write(user_dir.join("cgroup.max.descendants"), "3").unwrap();
-    let r = plain(&setup, &alice.name);
-    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
-    assert_eq!(
-        r.cgroup_after_open, held.cgroup_after_open,
-        "shares the held leaf: {r:?}"
-    );
-    assert!(
-        r.syslog_text().contains("cgroup.max.descendants"),
-        "{:?}",
-        r.syslog
-    );
-    assert_eq!(r.cgroup_after_close, r.cgroup_before);
 }

@@ -85,7 +85,8 @@ fn the_child_runs_as_the_user_inside_the_leaf() {
 }
 
 #[test]
-fn delegated_files_are_the_users_and_resource_files_roots() {
+fn the_user_cgroup_is_roots_and_only_the_session_leaf_is_delegated() {
+    use std::os::unix::fs::MetadataExt;
     require_root();
     let setup = TestSetup::new("", "");
     setup.write_config_with_tree("max_descendants = 77\nmax_depth = 3\n", "");
@@ -93,40 +94,52 @@ fn delegated_files_are_the_users_and_resource_files_roots() {
     let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::no_close());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
     let user_dir = setup.tree.user(&alice.name);
-    assert_eq!(owner(&user_dir), alice.uid, "the directory is delegated");
-    for file in ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"] {
-        assert_eq!(owner(&user_dir.join(file)), alice.uid, "{file} delegated");
-    }
+    let leaf = setup.tree.path_of(&r.cgroup_after_open);
+    assert_eq!(leaf.parent(), Some(user_dir.as_path()));
+    let meta = |p: &Path| std::fs::metadata(p).unwrap();
+    // users/ is traversable, not listable; users/<user> is root's, readable by the user's own
+    // (private) group; the leaf is the user's alone.
+    assert_eq!(
+        (
+            meta(&setup.tree.users()).uid(),
+            meta(&setup.tree.users()).mode() & 0o7777
+        ),
+        (0, 0o711)
+    );
+    let u = meta(&user_dir);
+    assert_eq!((u.uid(), u.gid(), u.mode() & 0o7777), (0, alice.gid, 0o750));
+    let l = meta(&leaf);
+    assert_eq!(
+        (l.uid(), l.gid(), l.mode() & 0o7777),
+        (alice.uid, alice.gid, 0o700)
+    );
     let delegated: Vec<String> = std::fs::read_to_string("/sys/kernel/cgroup/delegate")
         .unwrap()
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    for entry in std::fs::read_dir(&user_dir).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type().unwrap().is_dir() {
-            continue;
+    for (dir, delegated_here) in [(&user_dir, false), (&leaf, true)] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                continue;
+            }
+            let expected = if delegated_here && delegated.contains(&name) {
+                alice.uid
+            } else {
+                0
+            };
+            assert_eq!(owner(&entry.path()), expected, "{}/{name}", dir.display());
         }
-        let expected = if delegated.contains(&name) {
-            alice.uid
-        } else {
-            0
-        };
-        assert_eq!(owner(&entry.path()), expected, "{name}");
     }
-    assert_eq!(
-        std::fs::read_to_string(user_dir.join("cgroup.max.descendants"))
-            .unwrap()
-            .trim(),
-        "77"
-    );
-    assert_eq!(
-        std::fs::read_to_string(user_dir.join("cgroup.max.depth"))
-            .unwrap()
-            .trim(),
-        "3"
-    );
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap().trim().to_string();
+    // The customer's budget is per leaf; the user cgroup's count is never capped (a count
+    // there could be used up by the customer's own cgroups and starve the next login).
+    assert_eq!(read(&leaf.join("cgroup.max.descendants")), "77");
+    assert_eq!(read(&leaf.join("cgroup.max.depth")), "3");
+    assert_eq!(read(&user_dir.join("cgroup.max.descendants")), "max");
+    assert_eq!(read(&user_dir.join("cgroup.max.depth")), "5");
     // The tree above the user stays root's.
     assert_eq!(owner(&setup.tree.users()), 0);
     assert_eq!(owner(&setup.tree.root), 0);
@@ -526,34 +539,28 @@ fn a_config_change_reaches_the_next_login_and_an_unchanged_one_writes_nothing() 
     require_root();
     let alice = TestUser::new("pca");
     let setup = TestSetup::new("", "");
-    let write = |descendants: u32| {
-        setup.write_config_with_tree(&format!("max_descendants = {descendants}\n"), "")
-    };
+    let write = |depth: u32| setup.write_config_with_tree(&format!("max_depth = {depth}\n"), "");
     let caps = || {
-        std::fs::read_to_string(setup.tree.user(&alice.name).join("cgroup.max.descendants"))
+        std::fs::read_to_string(setup.tree.user(&alice.name).join("cgroup.max.depth"))
             .unwrap()
             .trim()
             .to_string()
     };
-    write(77);
+    write(7);
     let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
-    assert_eq!(caps(), "77");
+    assert_eq!(caps(), "9");
     // An admin writes the file by hand; an unchanged config leaves it alone (the stamp says
     // the config's values were applied already)...
-    std::fs::write(
-        setup.tree.user(&alice.name).join("cgroup.max.descendants"),
-        "60",
-    )
-    .unwrap();
+    std::fs::write(setup.tree.user(&alice.name).join("cgroup.max.depth"), "6").unwrap();
     let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
     assert_eq!(r.open_rc, PAM_SUCCESS);
-    assert_eq!(caps(), "60");
+    assert_eq!(caps(), "6");
     // ...and a changed config is applied at the next login.
-    write(88);
+    write(8);
     let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
     assert_eq!(r.open_rc, PAM_SUCCESS);
-    assert_eq!(caps(), "88");
+    assert_eq!(caps(), "10");
 }
 
 #[test]

@@ -151,60 +151,120 @@ pub(super) fn check_tree(config: &Config, mounts: &[Cgroup2Mount], out: &mut Vec
     check_private_ip(config, &tree, out);
 }
 
-/// Each user cgroup: the directory and delegated files owned by the user, the resource files
-/// by root (else the user raises its own limits).
+/// The tree's ownership (DESIGN.md, "The tree"): `users/` root's 0711; each `users/<user>`
+/// root's and never delegated (0750 root:<gid>, or 0711 root:root for a shared primary group);
+/// limits and caps root-owned everywhere, the leaves' included.
 fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
+    use crate::tree::user_cgroup::{GroupAccess, USERS_MODE, USER_MODE, USER_MODE_SHARED_GROUP};
     let Ok(users) = user_cgroups(tree) else {
         return;
     };
     let mut fails = Vec::new();
     let mut warns = Vec::new();
-    for u in &users {
-        let Ok(Some(pw)) = nix::unistd::User::from_name(&u.name) else {
-            warns.push(format!("{}: no such user in NSS", u.name));
-            continue;
-        };
-        let uid = pw.uid.as_raw();
-        let owner = |name: &str| std::fs::metadata(u.path.join(name)).ok().map(|m| m.uid());
+    let mut shared = Vec::new();
+    if let Ok(m) = std::fs::metadata(tree.users_dir()) {
+        if m.uid() != 0 || m.mode() & 0o7777 != USERS_MODE {
+            warns.push(format!(
+                "{} is {}:{} {:o}, not root:root {:o}: customers can list each other",
+                tree.users_dir().display(),
+                m.uid(),
+                m.gid(),
+                m.mode() & 0o7777,
+                USERS_MODE
+            ));
+        }
+    }
+    let root_owned = |dir: &std::path::Path, what: &str, fails: &mut Vec<String>| {
+        let owner = |name: &str| std::fs::metadata(dir.join(name)).ok().map(|m| m.uid());
         for key in LimitKey::ALL {
             if owner(key.file_name()).is_some_and(|o| o != 0) {
-                fails.push(format!("{}/{} is not root-owned", u.name, key.file_name()));
+                fails.push(format!("{what}/{} is not root-owned", key.file_name()));
             }
         }
         for cap in ["cgroup.max.descendants", "cgroup.max.depth"] {
             if owner(cap).is_some_and(|o| o != 0) {
-                fails.push(format!("{}/{cap} is not root-owned", u.name));
+                fails.push(format!("{what}/{cap} is not root-owned"));
             }
         }
-        if owner("").is_some_and(|o| o != uid)
-            || delegate_files()
-                .iter()
-                .any(|f| owner(f).is_some_and(|o| o != uid))
-        {
-            warns.push(format!("{}: not delegated to uid {uid}", u.name));
+    };
+    for u in &users {
+        root_owned(&u.path, &u.name, &mut fails);
+        for leaf in crate::inventory::first_level_leaves(&u.path) {
+            let rel = leaf
+                .strip_prefix(&u.path)
+                .map(|r| format!("{}/{}", u.name, r.display()))
+                .unwrap_or_default();
+            root_owned(&leaf, &rel, &mut fails);
+        }
+        let Ok(Some(pw)) = nix::unistd::User::from_name(&u.name) else {
+            warns.push(format!("{}: no such user in NSS", u.name));
+            continue;
+        };
+        let info = crate::nss::UserInfo {
+            name: u.name.clone(),
+            uid: pw.uid.as_raw(),
+            gid: pw.gid.as_raw(),
+        };
+        let access = GroupAccess::of(&info);
+        if access == GroupAccess::Shared {
+            shared.push(format!("{} (gid {})", u.name, info.gid));
+        }
+        let Ok(meta) = std::fs::metadata(&u.path) else {
+            continue;
+        };
+        let (want_gid, want_mode) = match access {
+            GroupAccess::Private { gid } => (gid, USER_MODE),
+            GroupAccess::Shared => (0, USER_MODE_SHARED_GROUP),
+        };
+        let delegated_file = delegate_files().iter().any(|f| {
+            std::fs::metadata(u.path.join(f))
+                .ok()
+                .is_some_and(|m| m.uid() != 0)
+        });
+        if meta.uid() != 0 || delegated_file {
+            warns.push(format!(
+                "{}: owned by the user (a 0.1.0 tree): the user can move its processes out of their leaves",
+                u.name
+            ));
+        } else if meta.gid() != want_gid || meta.mode() & 0o7777 != want_mode {
+            warns.push(format!(
+                "{}: {}:{} {:o}, expected root:{want_gid} {want_mode:o}",
+                u.name,
+                meta.uid(),
+                meta.gid(),
+                meta.mode() & 0o7777
+            ));
         }
     }
     if !fails.is_empty() {
         out.push(Finding::fail(
             "delegation",
             fails.join("; "),
-            "a user owning its resource files can raise its own limits",
+            "a user owning its resource files or caps can raise its own limits",
             "chown root those files (`cgroupctl reload` re-applies the limits; the module never delegates them)",
         ));
     } else if !warns.is_empty() {
         out.push(Finding::warn(
             "delegation",
             warns.join("; "),
-            "the user cannot manage its own sub-cgroups (services), or the cgroup belongs to a deleted user",
-            "`cgroupctl reload` re-delegates live cgroups; remove cgroups of deleted users with rmdir once empty",
+            "matters on a host with customers: they may read each other's cgroups or leave their leaves",
+            "`cgroupctl reload` takes user cgroups back and re-secures them; remove cgroups of deleted users with rmdir once empty",
         ));
     } else {
         out.push(Finding::ok(
             "delegation",
             format!(
-                "{} user cgroups delegated, resource files root-owned",
+                "{} user cgroups root-owned, leaves delegated, limits and caps root-owned",
                 users.len()
             ),
+        ));
+    }
+    if !shared.is_empty() {
+        out.push(Finding::warn(
+            "shared-groups",
+            format!("primary group not a user-private group: {}", shared.join(", ")),
+            "matters where customers share a primary group: their user cgroups are made root-only (0711, files 0600) to keep them apart, so each reads only its own leaves' figures",
+            "give each customer its own primary group (useradd -U, adduser's default)",
         ));
     }
 }

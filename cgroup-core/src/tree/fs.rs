@@ -106,3 +106,9 @@ pub fn read_controllers(path: &Path) -> Result<Vec<String>> {
         .map(str::to_string)
         .collect())
 }
+
+/// chmod of a directory root made (never a customer's).
+pub fn chmod(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).ctx("chmod", path)
+}

@@ -2,28 +2,33 @@
 //!
 //! ```text
 //! <root>/
-//!   users/<user>/                 aggregate limits; delegated to the user
-//!     session-<pid>[-<n>]/        one leaf per PAM session
-//!     <service>/...               the user's own sub-cgroups
+//!   users/                        root:root 0711
+//!     <user>/                     root's: aggregate limits and caps, never delegated
+//!       session-<pid>[-<n>]/      one leaf per PAM session, made by root, then delegated
+//!       <service>/<leaf>/         cgroupctl run/classify; the leaf delegated the same way
 //!   unconfined/session-<pid>/     exempt sessions started from inside a fence (su - root)
 //! ```
 //!
 //! Nothing is ever created outside `<root>`: every component below it is a validated name.
+//! Root's writes inside `users/<user>` all go through `user_cgroup` (one directory descriptor,
+//! then `*at()` calls); handing a leaf over goes through `delegation`.
 
 mod controllers;
 mod delegation;
+pub mod dirfd;
 pub mod fs;
 pub mod stamp;
+pub mod user_cgroup;
 
 use std::path::{Component, Path, PathBuf};
 
 pub use controllers::{already_enabled, enable_down, offered, ControllerReport};
-pub use delegation::{delegate, delegate_files, DELEGATE_LIST};
+pub use delegation::{delegate_files, DELEGATE_LIST, LEAF_MODE};
 pub use fs::{Created, Removed};
 
 use crate::config::{Config, DEFAULT_ROOT_NAME};
 use crate::error::{Error, Result};
-use crate::limits::{Controller, Limit};
+use crate::limits::Controller;
 use crate::mount::{cgroup2_mounts, mount_containing, Cgroup2Mount};
 use crate::names::validate_user_name;
 
@@ -227,8 +232,20 @@ impl Tree {
         for dir in self.chain_to(&self.root).iter().skip(1) {
             fs::create_dir(dir)?;
         }
-        fs::create_dir(&self.users_dir())?;
+        if fs::create_dir(&self.users_dir())? == Created::Created {
+            // Traversable, not listable: nobody lists the customers.
+            fs::chmod(&self.users_dir(), user_cgroup::USERS_MODE)?;
+        }
         Ok(())
+    }
+
+    /// Creates `unconfined/` (root's sessions; nobody else's business).
+    pub fn ensure_unconfined(&self) -> Result<PathBuf> {
+        let dir = self.unconfined_dir();
+        if fs::create_dir(&dir)? == Created::Created {
+            fs::chmod(&dir, user_cgroup::UNCONFINED_MODE)?;
+        }
+        Ok(dir)
     }
 
     /// The cgroup of a process, as a path under this tree's mount, from /proc/PID/cgroup.
@@ -258,8 +275,9 @@ impl Tree {
         path.starts_with(self.users_dir()) && path != self.users_dir()
     }
 
-    /// Creates a fresh session leaf in `parent`: `session-<pid>`, or with a suffix when that
-    /// name is taken (a stale leaf of a recycled pid, or a name a user created in its subtree).
+    /// Creates a fresh session leaf in a root-only `parent` (`unconfined/`): `session-<pid>`, or
+    /// with a suffix when that name is taken (a stale leaf of a recycled pid). Leaves in a
+    /// user's tree are made by `user_cgroup`.
     pub fn create_leaf(&self, parent: &Path, pid: u32) -> Result<PathBuf> {
         let mut last_err = None;
         for attempt in 0..8u32 {
@@ -289,39 +307,6 @@ impl Tree {
             source: last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
         })
     }
-
-    /// Writes the subtree caps of a user cgroup (root-owned files).
-    pub fn write_caps(&self, user_dir: &Path, config: &Config) -> Result<()> {
-        fs::write_file(
-            &user_dir.join("cgroup.max.descendants"),
-            &config.tree.max_descendants.to_string(),
-        )?;
-        fs::write_file(
-            &user_dir.join("cgroup.max.depth"),
-            &config.tree.max_depth.to_string(),
-        )
-    }
-}
-
-/// Writes limits to a cgroup, skipping those whose controller is not enabled there.
-/// Returns the limits skipped for that reason.
-pub fn write_limits<'a>(
-    dir: &Path,
-    limits: impl IntoIterator<Item = &'a Limit>,
-    available: &[Controller],
-) -> Result<Vec<&'a Limit>> {
-    let mut skipped = Vec::new();
-    for limit in limits {
-        if !available.contains(&limit.key.controller()) {
-            skipped.push(limit);
-            continue;
-        }
-        let path = dir.join(limit.key.file_name());
-        for line in &limit.lines {
-            fs::write_file(&path, line)?;
-        }
-    }
-    Ok(skipped)
 }
 
 /// Controllers enabled for `dir` (its cgroup.controllers).
@@ -333,7 +318,7 @@ pub fn available_controllers(dir: &Path) -> Result<Vec<Controller>> {
 }
 
 /// A short random hex string (from getrandom; never blocks after boot).
-fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     let mut buf = [0u8; 4];
     // SAFETY: buf is a valid, writable buffer of buf.len() bytes.
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), libc::GRND_NONBLOCK) };

@@ -1,17 +1,11 @@
 //! The "applied" stamp: a `trusted.` extended attribute on a user cgroup recording a
-//! fingerprint of what was last applied to it (delegation owner, subtree caps, limits). When a
-//! login finds the same fingerprint, it skips re-enabling controllers, re-delegating and
-//! rewriting every limit file: two syscalls instead of a dozen. A `trusted.` attribute needs
-//! CAP_SYS_ADMIN to write, so the delegated user cannot forge it.
-//!
-//! libc's getxattr/setxattr are called directly: nix has no xattr API, and the xattr crate
-//! would add a dependency to the module for two calls.
+//! fingerprint of what was last applied to it (ownership, subtree caps, limits). When a login
+//! finds the same fingerprint, it skips re-enabling controllers, re-securing and rewriting
+//! every limit file. A `trusted.` attribute needs CAP_SYS_ADMIN to write, and the user cgroup
+//! is root's: the user can forge neither. It is read and written through the user cgroup's
+//! descriptor (`user_cgroup::UserCgroup`); every path that writes limits or caps rewrites it.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-
-pub const STAMP_XATTR: &str = "trusted.pam_cgroup.applied";
+pub use super::user_cgroup::STAMP_XATTR;
 
 /// FNV-1a, 64 bits: stable across builds and Rust versions (std's hashers promise neither),
 /// and enough to tell "same as last time" apart from "changed".
@@ -22,46 +16,6 @@ pub fn fingerprint(text: &str) -> String {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{hash:016x}")
-}
-
-fn c_path(path: &Path) -> Option<CString> {
-    CString::new(path.as_os_str().as_bytes()).ok()
-}
-
-/// Reads the stamp; `None` when absent or unreadable (then everything is applied again).
-pub fn read(dir: &Path) -> Option<String> {
-    let path = c_path(dir)?;
-    let name = CString::new(STAMP_XATTR).ok()?;
-    let mut buf = [0u8; 256];
-    // SAFETY: path and name are NUL-terminated; buf is valid for buf.len() bytes.
-    let n = unsafe {
-        libc::getxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    let n = usize::try_from(n).ok()?;
-    String::from_utf8(buf.get(..n)?.to_vec()).ok()
-}
-
-/// Writes the stamp. A failure only costs the next login the full path, so it is not an error.
-pub fn write(dir: &Path, value: &str) -> bool {
-    let (Some(path), Ok(name)) = (c_path(dir), CString::new(STAMP_XATTR)) else {
-        return false;
-    };
-    // SAFETY: path and name are NUL-terminated; value is valid for value.len() bytes.
-    let rc = unsafe {
-        libc::setxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    rc == 0
 }
 
 #[cfg(test)]

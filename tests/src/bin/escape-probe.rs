@@ -5,8 +5,12 @@
 //! escape-probe --cgroup DIR --uid U --gid G  OP...
 //!   write:PATH=DATA   mkdir:PATH   rmdir:PATH   rename:FROM=TO   symlink:TARGET=PATH
 //!   chmod:PATH   chown:PATH   setxattr:PATH=NAME   mknod:PATH   join:DIR (own pid -> DIR/cgroup.procs)
+//!   read:PATH   list:DIR
 //!   mkdirs:BASE=N (N nested levels) mkwide:BASE=N (N siblings); the first failure is reported
 //!   movepid:DIR=PID (another process -> DIR/cgroup.procs)
+//!   race:DIR=SECS     for SECS seconds (or until SIGTERM), an inotify loop on DIR: every new directory is hit
+//!                     at once (rmdir, then `threaded` into its cgroup.type, then a child
+//!                     made in it); the detail counts what was seen and what succeeded
 //! ```
 //! Root joins the cgroup first, then drops to uid/gid with no supplementary groups: the same
 //! state a confined login shell is in.
@@ -62,6 +66,8 @@ fn run(op: &str) -> (i32, String) {
             errno_of(write_file(&dir.join("cgroup.procs"), &format!("{pid}\n")))
         }
         "mkdir" => errno_of(std::fs::create_dir(arg)),
+        "read" => errno_of(std::fs::read(arg).map(drop)),
+        "list" => errno_of(std::fs::read_dir(arg).map(drop)),
         "mkdirs" | "mkwide" => {
             // mkdirs: N nested levels below BASE; mkwide: N siblings in BASE.
             let (base, n) = pair();
@@ -116,8 +122,68 @@ fn run(op: &str) -> (i32, String) {
                 (e.raw_os_error().unwrap_or(-1), e.to_string())
             }
         }
+        "race" => {
+            let (dir, secs) = pair();
+            race(&dir, secs.parse().unwrap())
+        }
         other => panic!("unknown op {other}"),
     }
+}
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The inotify racer of the review (issue 11, attack 1): a fresh session leaf is attacked
+/// the instant it appears, before the login's PID is written into it.
+fn race(dir: &Path, secs: u64) -> (i32, String) {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let inotify = match Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) {
+        Ok(i) => i,
+        Err(e) => return (e as i32, format!("inotify_init: {e}")),
+    };
+    if let Err(e) = inotify.add_watch(dir, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_ONLYDIR) {
+        return (
+            e as i32,
+            format!("inotify_add_watch {}: {e}", dir.display()),
+        );
+    }
+    extern "C" fn on_term(_: libc::c_int) {
+        STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let (mut seen, mut removed, mut retyped, mut filled) = (0, 0, 0, 0);
+    while std::time::Instant::now() < deadline && !STOP.load(std::sync::atomic::Ordering::Relaxed) {
+        let events = match inotify.read_events() {
+            Ok(e) => e,
+            Err(nix::errno::Errno::EAGAIN) => {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                continue;
+            }
+            Err(e) => return (e as i32, format!("read: {e}")),
+        };
+        for ev in events {
+            let Some(name) = ev.name else { continue };
+            let leaf = dir.join(name);
+            seen += 1;
+            if std::fs::remove_dir(&leaf).is_ok() {
+                removed += 1;
+                continue;
+            }
+            if write_file(&leaf.join("cgroup.type"), "threaded").is_ok() {
+                retyped += 1;
+            }
+            if std::fs::create_dir(leaf.join("racer")).is_ok() {
+                filled += 1;
+            }
+        }
+    }
+    (
+        0,
+        format!("seen={seen} removed={removed} retyped={retyped} filled={filled}"),
+    )
 }
 
 fn main() {

@@ -1,8 +1,11 @@
-//! Watching the tree with inotify: every cgroup directory below the root gets a watch for
-//! new child directories (IN_CREATE), and every cgroup below a user cgroup a watch on its
-//! `cgroup.events` (IN_MODIFY: the kernel signals each change of `populated` that way). When a
-//! leaf's `populated` drops to 0 it is removed at once (gc::reap_emptied), so leaves do not
-//! pile up under cron storms between periodic scans.
+//! Watching the tree with inotify, only where root writes: the directories root makes children
+//! in (the tree root, `users/`, each `users/<user>`, each service dir, `unconfined/`) get a
+//! watch for new child directories (IN_CREATE), and each leaf root made a watch on its
+//! `cgroup.events` (IN_MODIFY: the kernel signals each change of `populated` that way, and a
+//! leaf's `populated` covers its whole subtree). Nothing inside a customer's leaf is watched:
+//! the watches grow with sessions, not with the cgroups customers make. When a leaf's
+//! `populated` drops to 0 it is trimmed at once (gc::reap_emptied), so leaves do not pile up
+//! under cron storms between periodic scans.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
-use cgroup_core::gc::{reap_emptied, reap_position, Reaped};
+use cgroup_core::gc::{position, reap_emptied, Position, Reaped};
 use cgroup_core::inventory::child_cgroups;
 use cgroup_core::tree::Tree;
 
@@ -75,14 +78,34 @@ impl Watcher {
         }
     }
 
-    /// Watches `dir` and everything below it that matters.
+    /// Watches `dir` and what below it root writes.
     fn watch_subtree(&mut self, dir: &Path) {
         if !dir.starts_with(&self.tree.root) {
             return;
         }
-        self.add(dir, Kind::Dir);
-        if reap_position(&self.tree, dir).is_some() {
-            self.add(dir, Kind::Events);
+        let users = self.tree.users_dir();
+        let is_base = dir == self.tree.root
+            || dir == users
+            || dir == self.tree.unconfined_dir()
+            || dir.parent() == Some(users.as_path());
+        let descend = if is_base {
+            self.add(dir, Kind::Dir);
+            true
+        } else {
+            match position(&self.tree, dir) {
+                Some(Position::Leaf { .. }) => {
+                    self.add(dir, Kind::Events);
+                    false
+                }
+                Some(Position::ServiceDir { .. }) => {
+                    self.add(dir, Kind::Dir);
+                    true
+                }
+                None => false,
+            }
+        };
+        if !descend {
+            return;
         }
         let children = match child_cgroups(dir) {
             Ok(c) => c,
@@ -92,6 +115,11 @@ impl Watcher {
             }
         };
         for child in children {
+            // Below the tree root only users/ and unconfined/ are ours (the daemon's own
+            // supervisor/ leaf is not a session).
+            if dir == self.tree.root && child != users && child != self.tree.unconfined_dir() {
+                continue;
+            }
             self.watch_subtree(&child);
         }
     }

@@ -1,0 +1,271 @@
+//! A cgroup directory held open: every operation on what is inside it goes through `*at()`
+//! calls relative to the descriptor, never through a path that could be resolved again. The
+//! directory is opened with O_NOFOLLOW and checked to be a cgroup2 directory, so what root
+//! writes in a user's tree is exactly the cgroup it opened once, whatever happens to names.
+//!
+//! std has no `*at()` API; nix's thin wrappers are used instead of hand-written syscalls.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::sys::statfs::{fstatfs, CGROUP2_SUPER_MAGIC};
+use nix::unistd::{fchown, fchownat, unlinkat, Gid, Uid, UnlinkatFlags};
+
+use crate::error::{Error, Result};
+
+/// An open cgroup directory and the path it was opened at (for messages only).
+#[derive(Debug)]
+pub struct CgroupDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+fn io(op: &'static str, path: &Path, errno: Errno) -> Error {
+    Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source: std::io::Error::from(errno),
+    }
+}
+
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+impl CgroupDir {
+    /// Opens `path` (a directory on cgroup2; a symlink or anything else is refused).
+    pub fn open(path: &Path) -> Result<CgroupDir> {
+        let raw = openat(None, path, DIR_FLAGS, Mode::empty()).map_err(|e| io("open", path, e))?;
+        Self::adopt(raw, path.to_path_buf())
+    }
+
+    fn adopt(raw: RawFd, path: PathBuf) -> Result<CgroupDir> {
+        // SAFETY: `raw` was just returned by openat and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fs = fstatfs(&fd).map_err(|e| io("statfs", &path, e))?;
+        if fs.filesystem_type() != CGROUP2_SUPER_MAGIC {
+            return Err(Error::Other(format!(
+                "{} is not a cgroup2 directory",
+                path.display()
+            )));
+        }
+        Ok(CgroupDir { fd, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// The directory's own status (owner, mode).
+    pub fn stat(&self) -> Result<FileStat> {
+        fstat(self.raw()).map_err(|e| io("stat", &self.path, e))
+    }
+
+    /// Opens the child cgroup `name`.
+    pub fn open_child(&self, name: &str) -> Result<CgroupDir> {
+        let path = self.path.join(name);
+        let raw = openat(Some(self.raw()), name, DIR_FLAGS, Mode::empty())
+            .map_err(|e| io("open", &path, e))?;
+        Self::adopt(raw, path)
+    }
+
+    /// mkdirat; `Ok(false)` when it existed already.
+    pub fn make_child(&self, name: &str, mode: u32) -> Result<bool> {
+        match mkdirat(Some(self.raw()), name, Mode::from_bits_truncate(mode)) {
+            Ok(()) => Ok(true),
+            Err(Errno::EEXIST) => Ok(false),
+            Err(e) => Err(io("mkdir", &self.path.join(name), e)),
+        }
+    }
+
+    /// mkdirat that fails when the child exists, with the raw errno for the caller to judge.
+    pub fn make_new_child(&self, name: &str, mode: u32) -> std::result::Result<(), Errno> {
+        mkdirat(Some(self.raw()), name, Mode::from_bits_truncate(mode))
+    }
+
+    /// rmdir of the child `name`; the errno is the caller's to judge (EBUSY, ENOENT...).
+    pub fn remove_child(&self, name: &str) -> std::result::Result<(), Errno> {
+        unlinkat(Some(self.raw()), name, UnlinkatFlags::RemoveDir)
+    }
+
+    /// Writes one value to the existing control file `name` in a single write(2). Never
+    /// creates a file and never follows a symlink.
+    pub fn write(&self, name: &str, data: &str) -> Result<()> {
+        let path = self.path.join(name);
+        let wrap = |source| Error::Write {
+            path: path.clone(),
+            data: data.to_string(),
+            source,
+        };
+        let raw = openat(
+            Some(self.raw()),
+            name,
+            OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| wrap(std::io::Error::from(e)))?;
+        // SAFETY: `raw` was just returned by openat and is owned by nobody else.
+        let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+        file.write_all(data.as_bytes()).map_err(wrap)
+    }
+
+    /// Reads the control file `name`.
+    pub fn read(&self, name: &str) -> Result<String> {
+        let path = self.path.join(name);
+        let raw = openat(
+            Some(self.raw()),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io("read", &path, e))?;
+        // SAFETY: as above.
+        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+        std::io::read_to_string(file).map_err(|source| Error::Io {
+            op: "read",
+            path,
+            source,
+        })
+    }
+
+    /// Is the control file `name` there (its controller enabled)?
+    pub fn has(&self, name: &str) -> bool {
+        fstatat(
+            Some(self.raw()),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok()
+    }
+
+    /// fchown of the directory itself.
+    pub fn chown_self(&self, uid: u32, gid: u32) -> Result<()> {
+        fchown(
+            self.raw(),
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+        )
+        .map_err(|e| io("chown", &self.path, e))
+    }
+
+    /// fchmod of the directory itself.
+    pub fn chmod_self(&self, mode: u32) -> Result<()> {
+        fchmod(self.raw(), Mode::from_bits_truncate(mode)).map_err(|e| io("chmod", &self.path, e))
+    }
+
+    /// fchownat of the entry `name`, never following a symlink. The errno is returned raw
+    /// for the caller's table (a missing optional file is fine).
+    pub fn chown_entry(&self, name: &str, uid: u32, gid: u32) -> std::result::Result<(), Errno> {
+        fchownat(
+            Some(self.raw()),
+            name,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+    }
+
+    /// Removes the group and other permission bits of the regular file `name`
+    /// (open O_NOFOLLOW, then fchmod: fchmodat cannot refuse symlinks on Linux).
+    pub fn restrict_entry(&self, name: &str) -> Result<()> {
+        let path = self.path.join(name);
+        let raw = openat(
+            Some(self.raw()),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| io("open", &path, e))?;
+        // SAFETY: as above.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let st = fstat(fd.as_raw_fd()).map_err(|e| io("stat", &path, e))?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            return Ok(());
+        }
+        let mode = st.st_mode & 0o700;
+        if st.st_mode & 0o077 != 0 {
+            fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode))
+                .map_err(|e| io("chmod", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Names of the entries of the directory: (name, is a directory).
+    pub fn entries(&self) -> Result<Vec<(String, bool)>> {
+        // A second descriptor: reading a directory moves its offset.
+        let dir = nix::dir::Dir::openat(Some(self.raw()), ".", DIR_FLAGS, Mode::empty())
+            .map_err(|e| io("read directory", &self.path, e))?;
+        let mut out = Vec::new();
+        for entry in dir {
+            let entry = entry.map_err(|e| io("read directory", &self.path, e))?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let Ok(name) = std::str::from_utf8(name) else {
+                continue;
+            };
+            let is_dir = entry.file_type() == Some(nix::dir::Type::Directory);
+            out.push((name.to_string(), is_dir));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Reads the extended attribute `name`; `None` when absent or unreadable.
+    pub fn get_xattr(&self, name: &str) -> Option<String> {
+        let name = CString::new(name).ok()?;
+        let mut buf = [0u8; 512];
+        // SAFETY: name is NUL-terminated; buf is valid for buf.len() bytes.
+        let n = unsafe {
+            libc::fgetxattr(
+                self.raw(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let n = usize::try_from(n).ok()?;
+        String::from_utf8(buf.get(..n)?.to_vec()).ok()
+    }
+
+    /// Writes the extended attribute `name` (nix has no xattr API; two libc calls).
+    pub fn set_xattr(&self, name: &str, value: &str) -> Result<()> {
+        let cname = CString::new(name).map_err(|_| Error::Other(format!("bad xattr {name}")))?;
+        // SAFETY: cname is NUL-terminated; value is valid for value.len() bytes.
+        let rc = unsafe {
+            libc::fsetxattr(
+                self.raw(),
+                cname.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(io("setxattr", &self.path, Errno::last()));
+        }
+        Ok(())
+    }
+
+    /// Removes the extended attribute `name` (absent is fine).
+    pub fn remove_xattr(&self, name: &str) -> Result<()> {
+        let cname = CString::new(name).map_err(|_| Error::Other(format!("bad xattr {name}")))?;
+        // SAFETY: cname is NUL-terminated.
+        let rc = unsafe { libc::fremovexattr(self.raw(), cname.as_ptr()) };
+        match Errno::result(rc) {
+            Ok(_) | Err(Errno::ENODATA) => Ok(()),
+            Err(e) => Err(io("removexattr", &self.path, e)),
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! Root's writes in a user's tree, all in one place (DESIGN.md, "single writer").
+//!
+//! ```text
+//! users/                  root:root 0711          nobody lists the customers
+//!   <user>/               root:<gid> 0750         limits and caps; never delegated, no process
+//!     session-<id>/       <uid>:<gid> 0700        made by root, caps written, then delegated
+//!     <service>/          root:<gid> 0750         made by cgroupctl run/classify
+//!       <leaf>/           <uid>:<gid> 0700        delegated like a session leaf
+//! ```
+//!
+//! `users/<user>` is opened once (`CgroupDir`: O_NOFOLLOW, checked to be cgroup2) and every
+//! write below it is an `*at()` call on that descriptor. Root writes `users/<user>` itself and
+//! the root-owned files of a leaf (its caps) before handing the leaf over; it never creates,
+//! removes or re-types anything inside a directory a customer owns, so nothing a customer does
+//! in its own leaves can break, redirect or slow a later login. The one exception is `trim`,
+//! which removes a dead leaf's empty subtree after taking the leaf back, as systemd trims a
+//! stopped unit's delegated cgroup.
+//!
+//! When the user's primary group is shared with other users (not a user-private group), the
+//! user cgroup cannot be opened to "the user's group" without opening it to them too: it is
+//! then 0711 root:root, and its readable files lose their group and other bits. The user still
+//! reaches its own leaves (0700, its own), which hold its processes.
+
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use super::delegation::{self, LEAF_MODE};
+use super::dirfd::CgroupDir;
+use super::{Tree, SESSION_PREFIX, USERS_DIR};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::limits::{Controller, Limit};
+use crate::nss::UserInfo;
+
+/// `users/`: traversable, not listable.
+pub const USERS_MODE: u32 = 0o711;
+/// `users/<user>` with a user-private primary group: the user reads its own aggregate.
+pub const USER_MODE: u32 = 0o750;
+/// `users/<user>` when the primary group is shared: nobody but root lists or reads it.
+pub const USER_MODE_SHARED_GROUP: u32 = 0o711;
+/// `unconfined/`: root's sessions; their PIDs are nobody else's business.
+pub const UNCONFINED_MODE: u32 = 0o700;
+
+/// The extended attribute recording what was last applied to a user cgroup. `trusted.` needs
+/// CAP_SYS_ADMIN to write, and the directory is root's: the user can forge neither.
+pub const STAMP_XATTR: &str = "trusted.pam_cgroup.applied";
+
+/// How a user cgroup is opened to its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupAccess {
+    /// The primary group is the user's own (same name): `root:<gid> 0750`.
+    Private { gid: u32 },
+    /// The primary group may be shared by other users: `root:root 0711`, files root-only.
+    Shared,
+}
+
+impl GroupAccess {
+    /// Decided from NSS: a primary group named like the user is a user-private group (the
+    /// USERGROUPS convention of useradd and adduser). Anything else may be shared.
+    pub fn of(user: &UserInfo) -> GroupAccess {
+        match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(user.gid)) {
+            Ok(Some(g)) if g.name == user.name => GroupAccess::Private { gid: user.gid },
+            _ => GroupAccess::Shared,
+        }
+    }
+
+    fn owner_gid(self) -> u32 {
+        match self {
+            GroupAccess::Private { gid } => gid,
+            GroupAccess::Shared => 0,
+        }
+    }
+
+    fn mode(self) -> u32 {
+        match self {
+            GroupAccess::Private { .. } => USER_MODE,
+            GroupAccess::Shared => USER_MODE_SHARED_GROUP,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            GroupAccess::Private { .. } => "private",
+            GroupAccess::Shared => "shared",
+        }
+    }
+}
+
+/// What securing a user cgroup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Secured {
+    /// It was owned by the user (a 0.1.0 tree) and was taken back.
+    pub taken_back: bool,
+    /// Owner or mode were changed.
+    pub changed: bool,
+}
+
+/// Root's handle on `users/<user>`.
+#[derive(Debug)]
+pub struct UserCgroup {
+    dir: CgroupDir,
+    name: String,
+    created: bool,
+}
+
+fn chmod_users_dir(users: &CgroupDir) -> Result<()> {
+    let st = users.stat()?;
+    if st.st_uid != 0 || st.st_gid != 0 {
+        users.chown_self(0, 0)?;
+    }
+    if st.st_mode & 0o7777 != USERS_MODE {
+        users.chmod_self(USERS_MODE)?;
+    }
+    Ok(())
+}
+
+impl UserCgroup {
+    /// Opens `users/<user>`, creating it (and the tree's base) when missing. The name must
+    /// have been validated.
+    pub fn open_or_create(tree: &Tree, user: &str) -> Result<UserCgroup> {
+        let users = match CgroupDir::open(&tree.users_dir()) {
+            Ok(d) => d,
+            Err(e) if e.errno() == Some(libc::ENOENT) => {
+                tree.ensure_base()?;
+                CgroupDir::open(&tree.users_dir())?
+            }
+            Err(e) => return Err(e),
+        };
+        // Made root-only first: a fresh user cgroup is never readable by others, not even
+        // for the instant before `secure`.
+        let created = users.make_child(user, 0o700)?;
+        if created {
+            // A new user cgroup is the moment a 0.1.0 `users/` (0755) is put right as well.
+            chmod_users_dir(&users)?;
+        }
+        Ok(UserCgroup {
+            dir: users.open_child(user)?,
+            name: user.to_string(),
+            created,
+        })
+    }
+
+    /// Opens `users/<user>` if it exists.
+    pub fn open(tree: &Tree, user: &str) -> Result<Option<UserCgroup>> {
+        match CgroupDir::open(&tree.users_dir().join(user)) {
+            Ok(dir) => Ok(Some(UserCgroup {
+                dir,
+                name: user.to_string(),
+                created: false,
+            })),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// This call made the directory.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    pub fn dir(&self) -> &CgroupDir {
+        &self.dir
+    }
+
+    /// Owner root, the group and mode of `access`; a 0.1.0 user cgroup (owned by the user,
+    /// its delegated files too) is taken back. With a shared group, the readable files lose
+    /// their group and other bits.
+    pub fn secure(&self, tree: &Tree, access: GroupAccess) -> Result<Secured> {
+        let st = self.dir.stat()?;
+        let want_gid = access.owner_gid();
+        let mut out = Secured::default();
+        if st.st_uid != 0 {
+            delegation::take_back(&self.dir, want_gid, access.mode())?;
+            out = Secured {
+                taken_back: true,
+                changed: true,
+            };
+            // users/ of a 0.1.0 tree was 0755.
+            chmod_users_dir(&CgroupDir::open(&tree.users_dir())?)?;
+        } else {
+            if st.st_gid != want_gid {
+                self.dir.chown_self(0, want_gid)?;
+                out.changed = true;
+            }
+            if st.st_mode & 0o7777 != access.mode() {
+                self.dir.chmod_self(access.mode())?;
+                out.changed = true;
+            }
+        }
+        if access == GroupAccess::Shared {
+            for (name, is_dir) in self.dir.entries()? {
+                if !is_dir {
+                    self.dir.restrict_entry(&name)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Processes sitting in the user cgroup itself (only a 0.1.0 customer could put them
+    /// there; root never does).
+    pub fn holds_processes(&self) -> Result<bool> {
+        Ok(!self.dir.read("cgroup.procs")?.trim().is_empty())
+    }
+
+    pub fn read(&self, file: &str) -> Result<String> {
+        self.dir.read(file)
+    }
+
+    pub fn has(&self, file: &str) -> bool {
+        self.dir.has(file)
+    }
+
+    /// Writes one control file of the user cgroup.
+    pub fn write(&self, file: &str, data: &str) -> Result<()> {
+        self.dir.write(file, data)
+    }
+
+    /// Controllers enabled for the user cgroup (its cgroup.controllers).
+    pub fn available_controllers(&self) -> Result<Vec<Controller>> {
+        Ok(self
+            .dir
+            .read("cgroup.controllers")?
+            .split_whitespace()
+            .filter_map(Controller::from_name)
+            .collect())
+    }
+
+    /// Enables `wanted` for the user's leaves (its cgroup.subtree_control), those its parent
+    /// gives it. Not while it holds processes (a 0.1.0 customer's): enabling would fail
+    /// (domain controllers) or make it a thread root (threaded ones); its own limits still
+    /// hold for everything below. Returns what could not be enabled and why.
+    pub fn enable_for_leaves(&self, wanted: &[Controller]) -> Result<Vec<(Controller, String)>> {
+        let enabled = self.dir.read("cgroup.subtree_control")?;
+        let missing: Vec<Controller> = wanted
+            .iter()
+            .copied()
+            .filter(|c| !enabled.split_whitespace().any(|e| e == c.name()))
+            .collect();
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.holds_processes()? {
+            return Ok(missing
+                .into_iter()
+                .map(|c| {
+                    (
+                        c,
+                        "it holds processes (left by a 0.1.0 session)".to_string(),
+                    )
+                })
+                .collect());
+        }
+        let available = self.available_controllers()?;
+        let mut failed = Vec::new();
+        for c in missing {
+            if !available.contains(&c) {
+                failed.push((c, "not offered by users/".to_string()));
+                continue;
+            }
+            if let Err(e) = self
+                .dir
+                .write("cgroup.subtree_control", &format!("+{}", c.name()))
+            {
+                failed.push((c, e.to_string()));
+            }
+        }
+        Ok(failed)
+    }
+
+    /// The user cgroup's own caps. Its count of descendants is not capped: a count there could
+    /// be used up by the customer's own sub-cgroups and starve the next login. Each leaf has
+    /// its own cap instead (`new_leaf`), and leaves are made by root alone, one per session
+    /// or service start, and trimmed once dead: the total stays bounded. The depth is the
+    /// leaf's depth plus the two levels root makes (`<service>/<leaf>`).
+    pub fn write_caps(&self, config: &Config) -> Result<()> {
+        self.dir.write("cgroup.max.descendants", "max")?;
+        self.dir.write(
+            "cgroup.max.depth",
+            &(config.tree.max_depth.saturating_add(2)).to_string(),
+        )
+    }
+
+    /// Writes limits, skipping those whose controller is not enabled here. Returns the
+    /// limits skipped for that reason.
+    pub fn write_limits<'a>(
+        &self,
+        limits: impl IntoIterator<Item = &'a Limit>,
+        available: &[Controller],
+    ) -> Result<Vec<&'a Limit>> {
+        let mut skipped = Vec::new();
+        for limit in limits {
+            if !available.contains(&limit.key.controller()) {
+                skipped.push(limit);
+                continue;
+            }
+            for line in &limit.lines {
+                self.dir.write(limit.key.file_name(), line)?;
+            }
+        }
+        Ok(skipped)
+    }
+
+    pub fn stamp(&self) -> Option<String> {
+        self.dir.get_xattr(STAMP_XATTR)
+    }
+
+    /// Writes the stamp. A failure only costs the next login the full path: not an error.
+    pub fn set_stamp(&self, value: &str) -> bool {
+        self.dir.set_xattr(STAMP_XATTR, value).is_ok()
+    }
+
+    /// Clears the stamp: the next login applies everything again.
+    pub fn clear_stamp(&self) -> Result<()> {
+        self.dir.remove_xattr(STAMP_XATTR)
+    }
+
+    /// Makes a fresh session leaf `session-<pid>` (with a random suffix when that name is
+    /// taken), root-owned and closed, with its caps written. The caller moves the process in
+    /// and then delegates it (`Leaf::delegate`).
+    pub fn new_session_leaf(&self, pid: u32, config: &Config) -> Result<Leaf> {
+        new_leaf_in(&self.dir, &format!("{SESSION_PREFIX}{pid}"), config)
+    }
+
+    /// `<service>/` for `cgroupctl run`/`classify`, root-owned like the user cgroup.
+    pub fn service_dir(&self, service: &str, access: GroupAccess) -> Result<CgroupDir> {
+        let created = self.dir.make_child(service, 0o700)?;
+        let dir = self.dir.open_child(service)?;
+        if created || dir.stat()?.st_uid != 0 {
+            // A service dir a 0.1.0 customer made by that name is taken back too.
+            delegation::take_back(&dir, access.owner_gid(), access.mode())?;
+        }
+        Ok(dir)
+    }
+}
+
+/// Makes a fresh leaf `<base>` (or `<base>-<random>` when taken) in `parent`, root-owned and
+/// 0700, with its caps written.
+pub fn new_leaf_in(parent: &CgroupDir, base: &str, config: &Config) -> Result<Leaf> {
+    let mut last = Errno::EEXIST;
+    for attempt in 0..8u32 {
+        let name = if attempt == 0 {
+            base.to_string()
+        } else {
+            format!("{base}-{}", super::random_suffix())
+        };
+        match parent.make_new_child(&name, 0o700) {
+            Ok(()) => {
+                let dir = parent.open_child(&name)?;
+                let leaf = Leaf { dir };
+                leaf.write_caps(config)?;
+                return Ok(leaf);
+            }
+            Err(Errno::EEXIST) => last = Errno::EEXIST,
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "mkdir",
+                    path: parent.path().join(name),
+                    source: std::io::Error::from(e),
+                })
+            }
+        }
+    }
+    Err(Error::Io {
+        op: "mkdir",
+        path: parent.path().join(format!("{base}-*")),
+        source: std::io::Error::from(last),
+    })
+}
+
+/// A leaf root made: root-owned until `delegate`.
+#[derive(Debug)]
+pub struct Leaf {
+    dir: CgroupDir,
+}
+
+impl Leaf {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn into_path(self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// The leaf's own caps: what the customer may build inside it. Root-owned files, never
+    /// delegated.
+    fn write_caps(&self, config: &Config) -> Result<()> {
+        self.dir.write(
+            "cgroup.max.descendants",
+            &config.tree.max_descendants.to_string(),
+        )?;
+        self.dir
+            .write("cgroup.max.depth", &config.tree.max_depth.to_string())
+    }
+
+    /// Moves `pid` in. When the user cgroup is a threaded domain (a 0.1.0 customer made a
+    /// threaded child there) a new domain leaf is invalid (EOPNOTSUPP): the leaf joins the
+    /// threaded subtree instead, and the user cgroup's limits still hold for it.
+    pub fn enter(&self, parent: &CgroupDir, pid: u32) -> Result<()> {
+        let data = format!("{pid}\n");
+        match self.dir.write("cgroup.procs", &data) {
+            Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => {
+                let parent_type = parent.read("cgroup.type").unwrap_or_default();
+                if parent_type.trim() != "domain threaded" {
+                    return Err(e);
+                }
+                self.dir.write("cgroup.type", "threaded")?;
+                self.dir.write("cgroup.procs", &data)
+            }
+            other => other,
+        }
+    }
+
+    /// Hands the leaf over to the user.
+    pub fn delegate(&self, uid: u32, gid: u32) -> Result<()> {
+        delegation::delegate(&self.dir, uid, gid)
+    }
+
+    /// Removes the leaf again (after a failed `enter`): nothing is left behind.
+    pub fn discard(self, parent: &CgroupDir) {
+        if let Some(name) = self.dir.path().file_name().and_then(|n| n.to_str()) {
+            let _ = parent.remove_child(name);
+        }
+    }
+}
+
+/// What `trim` did to a dead leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trimmed {
+    Removed,
+    /// Gone already.
+    Gone,
+    /// Still populated, or the customer kept adding to it through a descriptor it held:
+    /// left for a later pass.
+    Kept,
+}
+
+/// How many passes `trim` makes over a dead leaf's subtree before leaving it for later.
+const TRIM_PASSES: u32 = 3;
+
+/// Removes the dead (unpopulated) leaf `name` of `parent` and the empty cgroups the customer
+/// left in it. The leaf is first taken back (root:root 0700), so the customer cannot enter it
+/// by name any more; its empty sub-cgroups are then removed bottom-up through descriptors.
+/// The work is bounded by the leaf's own cap on descendants.
+pub fn trim(parent: &CgroupDir, name: &str) -> Result<Trimmed> {
+    match parent.remove_child(name) {
+        Ok(()) => return Ok(Trimmed::Removed),
+        Err(Errno::ENOENT) => return Ok(Trimmed::Gone),
+        Err(Errno::EBUSY) | Err(Errno::ENOTEMPTY) => {}
+        Err(e) => {
+            return Err(Error::Io {
+                op: "rmdir",
+                path: parent.path().join(name),
+                source: std::io::Error::from(e),
+            })
+        }
+    }
+    let leaf = match parent.open_child(name) {
+        Ok(d) => d,
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(Trimmed::Gone),
+        Err(e) => return Err(e),
+    };
+    if populated(&leaf)? {
+        return Ok(Trimmed::Kept);
+    }
+    delegation::take_back(&leaf, 0, LEAF_MODE)?;
+    for _ in 0..TRIM_PASSES {
+        remove_children(&leaf, 0)?;
+        match parent.remove_child(name) {
+            Ok(()) => return Ok(Trimmed::Removed),
+            Err(Errno::ENOENT) => return Ok(Trimmed::Gone),
+            Err(Errno::EBUSY) | Err(Errno::ENOTEMPTY) => {
+                if populated(&leaf)? {
+                    return Ok(Trimmed::Kept);
+                }
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "rmdir",
+                    path: leaf.path().to_path_buf(),
+                    source: std::io::Error::from(e),
+                })
+            }
+        }
+    }
+    Ok(Trimmed::Kept)
+}
+
+/// Bottom-up removal of the child cgroups of `dir` (best effort: a child that is busy stays).
+fn remove_children(dir: &CgroupDir, depth: u32) -> Result<()> {
+    // cgroup.max.depth is at most 64 levels (config bounds): deeper is not a cgroup tree.
+    if depth > 70 {
+        return Ok(());
+    }
+    for (child, is_dir) in dir.entries()? {
+        if !is_dir {
+            continue;
+        }
+        if let Ok(sub) = dir.open_child(&child) {
+            remove_children(&sub, depth + 1)?;
+        }
+        let _ = dir.remove_child(&child);
+    }
+    Ok(())
+}
+
+/// `populated` of a cgroup's cgroup.events (its whole subtree).
+pub fn populated(dir: &CgroupDir) -> Result<bool> {
+    Ok(dir
+        .read("cgroup.events")?
+        .lines()
+        .find_map(|l| l.strip_prefix("populated "))
+        .is_some_and(|v| v.trim() != "0"))
+}
+
+/// `users/` opened, for walks over every user cgroup.
+pub fn open_users(tree: &Tree) -> Result<Option<CgroupDir>> {
+    match CgroupDir::open(&tree.root.join(USERS_DIR)) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
