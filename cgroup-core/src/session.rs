@@ -407,8 +407,13 @@ pub fn apply_user_cgroup(
     limits: &EffectiveLimits,
 ) -> Result<Applied> {
     // The cheap guess first; the stamp holds the access decided last time, so an unchanged
-    // user costs no group lookup.
+    // user costs no group lookup. A user cgroup not owned by root (a 0.1.0 tree, or a chown
+    // by hand) is never taken as applied, whatever its stamp says.
+    let owned_by_root = user_cgroup.dir().stat()?.st_uid == 0;
     for access in [GroupAccess::Private { gid: user.gid }, GroupAccess::Shared] {
+        if !owned_by_root {
+            break;
+        }
         let fingerprint = desired_fingerprint(config, user, access, limits);
         if let Some(rest) = user_cgroup
             .stamp()

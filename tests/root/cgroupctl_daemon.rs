@@ -253,3 +253,54 @@ fn daemon_serves_metrics_on_loopback_tcp() {
     assert!(body.contains("pam_cgroup_daemon_reloads_total 1"), "{body}");
     daemon.signal(Signal::SIGTERM);
 }
+
+/// inotify watches held by process `pid` (its fdinfo lists one `inotify wd:` line each).
+fn inotify_watches(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .map(|t| t.lines().filter(|l| l.starts_with("inotify wd:")).count())
+        .sum()
+}
+
+#[test]
+fn the_daemon_watches_only_what_root_made() {
+    require_root();
+    let setup = TestSetup::new("max_descendants = 200\n", "");
+    let user = TestUser::new("pcd");
+    let mut kill_list = Kill::default();
+    let (_, leaf) = session_with_background(&setup, &user, &mut kill_list);
+    let socket = setup.dir.path().join("metrics.sock");
+    let socket_arg = socket.display().to_string();
+    let daemon = Daemon::start(&setup, &["--socket", &socket_arg]);
+    wait_for("the metrics socket", Duration::from_secs(20), || {
+        UnixStream::connect(&socket).is_ok()
+    });
+    let before = inotify_watches(daemon.child.id());
+    // The customer builds 150 cgroups in its leaf: root's watch budget does not grow.
+    let script = format!(
+        "for i in $(seq 1 50); do mkdir -p {l}/a$i/b/c; done",
+        l = leaf.display()
+    );
+    let made = Command::new("setpriv")
+        .args([
+            &format!("--reuid={}", user.uid),
+            &format!("--regid={}", user.gid),
+            "--clear-groups",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let after = inotify_watches(daemon.child.id());
+    assert!(before > 0, "the daemon watches the tree");
+    assert_eq!(after, before, "watches grew with the customer's cgroups");
+    // A new session adds one leaf's worth of watches.
+    let _other = empty_session(&setup, &user.name);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inotify_watches(daemon.child.id()), before + 1);
+}

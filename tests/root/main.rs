@@ -8,6 +8,7 @@ mod cgroupctl_daemon;
 mod cgroupctl_doctor;
 mod escape;
 mod faults;
+mod fence;
 mod private_ip;
 mod private_ip_login;
 mod session;

@@ -29,7 +29,8 @@ pub use user::UserFile;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pam_cgroup/config.toml";
 /// Name of the tree root inside the cgroup2 mount when the config does not set one.
 pub const DEFAULT_ROOT_NAME: &str = "pam_cgroup";
-pub const DEFAULT_MAX_DESCENDANTS: u32 = 512;
+/// Per leaf: what a customer may build in one session or service leaf.
+pub const DEFAULT_MAX_DESCENDANTS: u32 = 64;
 pub const DEFAULT_MAX_DEPTH: u32 = 4;
 
 /// `[tree]`
@@ -37,9 +38,11 @@ pub const DEFAULT_MAX_DEPTH: u32 = 4;
 pub struct TreeConfig {
     /// Absolute path inside a cgroup2 mount; `None`: `<cgroup2 mount>/pam_cgroup`.
     pub root: Option<PathBuf>,
-    /// cgroup.max.descendants of each user cgroup (sessions and services together).
+    /// cgroup.max.descendants of each delegated leaf: the cgroups a customer may make in one
+    /// session or service leaf. The user cgroup's own count is not capped (see
+    /// `tree::user_cgroup::UserCgroup::write_caps`).
     pub max_descendants: u32,
-    /// cgroup.max.depth of each user cgroup.
+    /// cgroup.max.depth of each delegated leaf (the user cgroup's is this plus 2).
     pub max_depth: u32,
 }
 
