@@ -75,7 +75,8 @@ pub fn leaf_kind(rel: &Path) -> LeafKind {
         .next()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .unwrap_or_default();
-    if first.starts_with(SESSION_PREFIX) && rel.components().count() == 1 {
+    // A session's leaf and everything in it (its login/, the customer's own cgroups).
+    if first.starts_with(SESSION_PREFIX) {
         LeafKind::Session
     } else {
         LeafKind::Service(first)

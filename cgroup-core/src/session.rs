@@ -323,7 +323,7 @@ fn enter_new_leaf(
         // Handed over only once the process is in: the user never holds an empty leaf that
         // a login is about to use.
         leaf.delegate(user.uid, user.gid)?;
-        return Ok(leaf.into_path());
+        return Ok(leaf.entry_path());
     }
 }
 
@@ -545,7 +545,16 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
         }
         moved_back = true;
     }
-    let leaf = fs::remove_dir(&record.leaf)?;
+    let mut leaf = fs::remove_dir(&record.leaf)?;
+    // A session leaf's process sat in its `login/` (root's): the leaf itself goes too once
+    // empty. What the customer left in it keeps it for gc, which takes it back first.
+    if record.leaf.file_name().and_then(|n| n.to_str()) == Some(tree::user_cgroup::LOGIN_DIR) {
+        if let Some(session) = record.leaf.parent() {
+            if leaf != Removed::Busy {
+                leaf = fs::remove_dir(session)?;
+            }
+        }
+    }
     Ok(CloseReport { moved_back, leaf })
 }
 

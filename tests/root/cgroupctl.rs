@@ -162,14 +162,14 @@ pub fn session_with_background(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    (pid, setup.tree.path_of(&r.cgroup_after_open))
+    (pid, setup.tree.session_leaf_of(&r.cgroup_after_open))
 }
 
 /// Opens a session and leaves its leaf behind, empty (the driver exits inside it).
 pub fn empty_session(setup: &TestSetup, user: &str) -> PathBuf {
     let r = run_session(&setup.pam_dir(), user, &SessionOptions::no_close());
     assert_eq!(r.open_rc, 0, "{r:?}");
-    setup.tree.path_of(&r.cgroup_after_open)
+    setup.tree.session_leaf_of(&r.cgroup_after_open)
 }
 
 fn cgroup_of(pid: u32) -> String {
@@ -226,7 +226,8 @@ fn list_show_stats_report_live_sessions_and_absent_fields() {
     let busy_name = busy_leaf.file_name().unwrap().to_str().unwrap();
     let busy = leaves
         .iter()
-        .find(|l| l["path"] == busy_name)
+        // The session's processes start in its login/ (the leaf's own cgroup, root's).
+        .find(|l| l["path"] == format!("{busy_name}/login").as_str())
         .unwrap_or_else(|| panic!("{show}"));
     assert_eq!(busy["kind"], "session");
     let procs = busy["processes"].as_array().unwrap();
@@ -240,7 +241,8 @@ fn list_show_stats_report_live_sessions_and_absent_fields() {
     assert!(
         leaves
             .iter()
-            .any(|l| l["path"] == empty_name && l["processes"].as_array().unwrap().is_empty()),
+            .any(|l| l["path"] == format!("{empty_name}/login").as_str()
+                && l["processes"].as_array().unwrap().is_empty()),
         "{show}"
     );
     let limits = show["limits"].as_array().unwrap();

@@ -53,7 +53,7 @@ fn attempt(cgroup: &Path, user: &TestUser, ops: &[String]) -> Vec<(String, i32, 
 fn leaf_of(setup: &TestSetup, user: &TestUser) -> std::path::PathBuf {
     let r = run_session(&setup.pam_dir(), &user.name, &SessionOptions::no_close());
     assert_eq!(r.open_rc, 0, "{r:?}");
-    setup.tree.path_of(&r.cgroup_after_open)
+    setup.tree.session_leaf_of(&r.cgroup_after_open)
 }
 
 #[test]
@@ -210,14 +210,17 @@ fn logins_are_confined(setup: &TestSetup, user: &TestUser, rounds: usize) {
     for i in 0..rounds {
         let r = run_session(&setup.pam_dir(), &user.name, &SessionOptions::default());
         let cg = setup.tree.path_of(&r.cgroup_after_open);
+        let leaf = cg.parent().unwrap();
         assert!(
-            r.open_rc == PAM_SUCCESS && cg.parent() == Some(user_dir.as_path()),
+            r.open_rc == PAM_SUCCESS
+                && leaf.parent() == Some(user_dir.as_path())
+                && cg.file_name().unwrap() == "login",
             "login {i} of {} not confined in a leaf of {}: {r:?}",
             user.name,
             user_dir.display()
         );
         assert!(
-            cg.file_name()
+            leaf.file_name()
                 .unwrap()
                 .to_string_lossy()
                 .starts_with("session-"),

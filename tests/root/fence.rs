@@ -22,7 +22,8 @@ fn login(setup: &TestSetup, user: &str) -> String {
     let r = run_session(&setup.pam_dir(), user, &SessionOptions::default());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
     assert!(
-        r.cgroup_after_open.contains(&format!("/users/{user}/session-")),
+        r.cgroup_after_open
+            .contains(&format!("/users/{user}/session-")),
         "{r:?}"
     );
     r.cgroup_after_open
@@ -67,8 +68,7 @@ fn set_locks_a_root_only_file_and_gives_up_within_its_bound() {
     std::fs::create_dir_all(&users_dir).unwrap();
     // As /etc/pam_cgroup is: customers can reach and read it.
     for dir in [setup.dir.path(), users_dir.as_path()] {
-        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     let mut holder = Command::new("setpriv")
         .args([
@@ -85,10 +85,17 @@ fn set_locks_a_root_only_file_and_gives_up_within_its_bound() {
     let mut kill = Kill::default();
     kill.0.push(holder.id());
     std::thread::sleep(Duration::from_millis(300));
-    assert!(holder.try_wait().unwrap().is_none(), "the customer holds its lock");
+    assert!(
+        holder.try_wait().unwrap().is_none(),
+        "the customer holds its lock"
+    );
     let start = Instant::now();
     ctl_ok(&setup, &["set", &alice.name, "pids.max=70"]);
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     // The lock itself is root's 0600: the customer cannot even open it.
     let lock = users_dir.join(".lock");
     let meta = std::fs::metadata(&lock).unwrap();
@@ -138,11 +145,7 @@ fn set_locks_a_root_only_file_and_gives_up_within_its_bound() {
 fn make_legacy(setup: &TestSetup, user: &TestUser) {
     let dir = setup.tree.user(&user.name);
     std::os::unix::fs::chown(&dir, Some(user.uid), Some(user.gid)).unwrap();
-    std::fs::set_permissions(
-        &dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     for f in ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"] {
         std::os::unix::fs::chown(dir.join(f), Some(user.uid), Some(user.gid)).unwrap();
     }
@@ -231,8 +234,14 @@ fn as_user(user: &TestUser, script: &str) {
 fn assert_taken_back(setup: &TestSetup, user: &TestUser) {
     let dir = setup.tree.user(&user.name);
     let meta = std::fs::metadata(&dir).unwrap();
-    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (0, user.gid, 0o750));
-    assert_eq!(std::fs::metadata(dir.join("cgroup.procs")).unwrap().uid(), 0);
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (0, user.gid, 0o750)
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("cgroup.procs")).unwrap().uid(),
+        0
+    );
     assert_eq!(
         std::fs::metadata(setup.tree.users()).unwrap().mode() & 0o7777,
         0o711
@@ -262,7 +271,11 @@ fn a_0_1_0_tree_is_taken_back_at_the_next_login_and_the_customers_cgroups_stay()
     assert_taken_back(&setup, &alice);
     // What the customer made stays, and so do its processes.
     assert!(mine.is_dir());
-    assert!(cgroup_of(daemon).ends_with("/mine"), "{}", cgroup_of(daemon));
+    assert!(
+        cgroup_of(daemon).ends_with("/mine"),
+        "{}",
+        cgroup_of(daemon)
+    );
     assert!(cgroup_of(stray).ends_with(&format!("/users/{}", alice.name)));
     // The customer can no longer move its processes around in the user cgroup.
     let moved = Command::new("setpriv")
@@ -299,7 +312,10 @@ fn a_0_1_0_user_cgroup_made_a_thread_root_still_confines_the_next_login() {
     let t = dir.join("t");
     as_user(
         &carol,
-        &format!("mkdir {t} && echo threaded > {t}/cgroup.type", t = t.display()),
+        &format!(
+            "mkdir {t} && echo threaded > {t}/cgroup.type",
+            t = t.display()
+        ),
     );
     assert_eq!(read(&dir.join("cgroup.type")), "domain threaded");
     for _ in 0..3 {

@@ -32,7 +32,7 @@ fn session_lands_in_its_leaf_child_inherits_and_close_cleans_up() {
     let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
     let leaf = format!(
-        "{}/session-{}",
+        "{}/session-{}/login",
         kernel_path(&setup, &setup.tree.user(&alice.name)),
         r.pid
     );
@@ -94,8 +94,14 @@ fn the_user_cgroup_is_roots_and_only_the_session_leaf_is_delegated() {
     let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::no_close());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
     let user_dir = setup.tree.user(&alice.name);
-    let leaf = setup.tree.path_of(&r.cgroup_after_open);
+    let login = setup.tree.path_of(&r.cgroup_after_open);
+    let leaf = login.parent().unwrap().to_path_buf();
     assert_eq!(leaf.parent(), Some(user_dir.as_path()));
+    // The session's own (root) process sits in login/, root's: the leaf itself holds none,
+    // so the customer can give its processes cgroups of their own and enable controllers.
+    assert_eq!(login.file_name().unwrap(), "login");
+    let lm = std::fs::metadata(&login).unwrap();
+    assert_eq!((lm.uid(), lm.mode() & 0o7777), (0, 0o755));
     let meta = |p: &Path| std::fs::metadata(p).unwrap();
     // users/ is traversable, not listable; users/<user> is root's, readable by the user's own
     // (private) group; the leaf is the user's alone.

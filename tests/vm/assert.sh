@@ -51,13 +51,14 @@ cgroup_of() {
     echo "$mnt${line#0::}"
 }
 
-# assert_session_leaf PID USER [WHAT]: PID is in <tree root>/users/USER/session-*.
+# assert_session_leaf PID USER [WHAT]: PID is where a session's processes start, the
+# login/ of a session leaf: <tree root>/users/USER/session-*/login. Prints that cgroup.
 assert_session_leaf() {
     local pid=$1 user=$2 what=${3:-process $1} cg
     cg=$(cgroup_of "$pid")
     tlog "$what of $user is in $cg"
-    if [[ ! $cg =~ ^${VM_TREE_ROOT}/users/${user}/session-[^/]+$ ]]; then
-        fail "$what is in $cg, not in $VM_TREE_ROOT/users/$user/session-*"
+    if [[ ! $cg =~ ^${VM_TREE_ROOT}/users/${user}/session-[^/]+/login$ ]]; then
+        fail "$what is in $cg, not in $VM_TREE_ROOT/users/$user/session-*/login"
     fi
     echo "$cg"
 }

@@ -4,12 +4,20 @@
 //! users/                  root:root 0711          nobody lists the customers
 //!   <user>/               root:<gid> 0750         limits and caps; never delegated, no process
 //!     session-<id>/       <uid>:<gid> 0700        made by root, caps written, then delegated
+//!       login/            root 0755               the session's own processes start here
 //!     <service>/          root:<gid> 0750         made by cgroupctl run/classify
 //!       <leaf>/           <uid>:<gid> 0700        delegated like a session leaf
 //! ```
 //!
 //! `users/<user>` is opened once (`CgroupDir`: O_NOFOLLOW, checked to be cgroup2) and every
-//! write below it is an `*at()` call on that descriptor. Root writes `users/<user>` itself and
+//! write below it is an `*at()` call on that descriptor.
+//!
+//! A session's process is root's (sshd's monitor, su, cron) and sits in the session for its
+//! whole life. It is put in `session-<id>/login/`, made by root before the leaf is handed
+//! over, so that `session-<id>` itself holds no process: the customer can move its own
+//! processes (the shell and what it starts) into cgroups of its own beside `login/` and enable
+//! controllers for them (cgroup v2 allows processes only in leaves). `login/` stays root's;
+//! root removes it at close once empty, as the cgroup it made and still owns. Root writes `users/<user>` itself and
 //! the root-owned files of a leaf (its caps) before handing the leaf over; it never creates,
 //! removes or re-types anything inside a directory a customer owns, so nothing a customer does
 //! in its own leaves can break, redirect or slow a later login. The one exception is `trim`,
@@ -41,6 +49,9 @@ pub const USER_MODE: u32 = 0o750;
 pub const USER_MODE_SHARED_GROUP: u32 = 0o711;
 /// `unconfined/`: root's sessions; their PIDs are nobody else's business.
 pub const UNCONFINED_MODE: u32 = 0o700;
+
+/// Where a session's own process goes inside its leaf (see the module comment).
+pub const LOGIN_DIR: &str = "login";
 
 /// The extended attribute recording what was last applied to a user cgroup. `trusted.` needs
 /// CAP_SYS_ADMIN to write, and the directory is root's: the user can forge neither.
@@ -325,10 +336,24 @@ impl UserCgroup {
     }
 
     /// Makes a fresh session leaf `session-<pid>` (with a random suffix when that name is
-    /// taken), root-owned and closed, with its caps written. The caller moves the process in
-    /// and then delegates it (`Leaf::delegate`).
+    /// taken), root-owned and closed, with its caps written and its `login/`. The caller moves
+    /// the process in and then delegates it (`Leaf::delegate`).
     pub fn new_session_leaf(&self, pid: u32, config: &Config) -> Result<Leaf> {
-        new_leaf_in(&self.dir, &format!("{SESSION_PREFIX}{pid}"), config)
+        let mut leaf = new_leaf_in(&self.dir, &format!("{SESSION_PREFIX}{pid}"), config)?;
+        let made = leaf
+            .dir
+            .make_child(LOGIN_DIR, 0o755)
+            .and_then(|_| leaf.dir.open_child(LOGIN_DIR));
+        match made {
+            Ok(login) => {
+                leaf.entry = Some(login);
+                Ok(leaf)
+            }
+            Err(e) => {
+                leaf.discard(&self.dir);
+                Err(e)
+            }
+        }
     }
 
     /// `<service>/` for `cgroupctl run`/`classify`, root-owned like the user cgroup.
@@ -356,7 +381,7 @@ pub fn new_leaf_in(parent: &CgroupDir, base: &str, config: &Config) -> Result<Le
         match parent.make_new_child(&name, 0o700) {
             Ok(()) => {
                 let dir = parent.open_child(&name)?;
-                let leaf = Leaf { dir };
+                let leaf = Leaf { dir, entry: None };
                 leaf.write_caps(config)?;
                 return Ok(leaf);
             }
@@ -381,11 +406,22 @@ pub fn new_leaf_in(parent: &CgroupDir, base: &str, config: &Config) -> Result<Le
 #[derive(Debug)]
 pub struct Leaf {
     dir: CgroupDir,
+    /// Where the process enters: `login/` of a session leaf, else the leaf itself.
+    entry: Option<CgroupDir>,
 }
 
 impl Leaf {
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The cgroup the process enters (what a session's record keeps).
+    pub fn entry_path(&self) -> PathBuf {
+        self.entry
+            .as_ref()
+            .unwrap_or(&self.dir)
+            .path()
+            .to_path_buf()
     }
 
     pub fn into_path(self) -> PathBuf {
@@ -408,14 +444,18 @@ impl Leaf {
     /// threaded subtree instead, and the user cgroup's limits still hold for it.
     pub fn enter(&self, parent: &CgroupDir, pid: u32) -> Result<()> {
         let data = format!("{pid}\n");
-        match self.dir.write("cgroup.procs", &data) {
+        let target = self.entry.as_ref().unwrap_or(&self.dir);
+        match target.write("cgroup.procs", &data) {
             Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => {
                 let parent_type = parent.read("cgroup.type").unwrap_or_default();
                 if parent_type.trim() != "domain threaded" {
                     return Err(e);
                 }
                 self.dir.write("cgroup.type", "threaded")?;
-                self.dir.write("cgroup.procs", &data)
+                if let Some(login) = &self.entry {
+                    login.write("cgroup.type", "threaded")?;
+                }
+                target.write("cgroup.procs", &data)
             }
             other => other,
         }
@@ -428,6 +468,9 @@ impl Leaf {
 
     /// Removes the leaf again (after a failed `enter`): nothing is left behind.
     pub fn discard(self, parent: &CgroupDir) {
+        if self.entry.is_some() {
+            let _ = self.dir.remove_child(LOGIN_DIR);
+        }
         if let Some(name) = self.dir.path().file_name().and_then(|n| n.to_str()) {
             let _ = parent.remove_child(name);
         }

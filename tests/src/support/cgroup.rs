@@ -29,6 +29,22 @@ impl TestTree {
         self.users().join(name)
     }
 
+    /// The session leaf (`users/<u>/session-*`) of a session whose process the kernel shows
+    /// in `cgroup` (its `login/`, or a cgroup the customer made inside the leaf).
+    pub fn session_leaf_of(&self, cgroup: &str) -> PathBuf {
+        let mut path = self.path_of(cgroup);
+        while let Some(parent) = path.parent() {
+            if parent.parent() == Some(self.users().as_path()) {
+                return path;
+            }
+            path = parent.to_path_buf();
+        }
+        panic!(
+            "{cgroup} is not in a session leaf of {}",
+            self.users().display()
+        )
+    }
+
     /// Session leaves (directories named session-*) of a user.
     pub fn session_leaves(&self, user: &str) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(self.user(user)) else {
