@@ -213,10 +213,9 @@ mod tests {
             leaf_kind(Path::new("web/run-1")),
             LeafKind::Service("web".into())
         );
-        assert_eq!(
-            leaf_kind(Path::new("session-x/sub")),
-            LeafKind::Service("session-x".into())
-        );
+        // Everything in a session's leaf is the session's: its login/, the customer's cgroups.
+        assert_eq!(leaf_kind(Path::new("session-x/login")), LeafKind::Session);
+        assert_eq!(leaf_kind(Path::new("session-x/web/a")), LeafKind::Session);
     }
 
     #[test]

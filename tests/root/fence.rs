@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use pam_cgroup_tests::support::{require_root, run_session, SessionOptions, TestSetup, TestUser};
@@ -156,9 +156,22 @@ fn make_legacy(setup: &TestSetup, user: &TestUser) {
     .unwrap();
 }
 
+/// Processes of a test, killed and reaped when it ends (also when it fails).
+#[derive(Default)]
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A 0.1.0 session: a root-owned leaf holding a process of the user (the customer's shell
 /// under 0.1.0, from where it could move its processes anywhere in its user cgroup).
-fn legacy_session(setup: &TestSetup, user: &TestUser, kill: &mut Kill) -> std::path::PathBuf {
+fn legacy_session(setup: &TestSetup, user: &TestUser, procs: &mut Procs) -> std::path::PathBuf {
     let leaf = setup.tree.user(&user.name).join("session-010");
     std::fs::create_dir(&leaf).unwrap();
     let shell = Command::new("setpriv")
@@ -171,8 +184,8 @@ fn legacy_session(setup: &TestSetup, user: &TestUser, kill: &mut Kill) -> std::p
         ])
         .spawn()
         .unwrap();
-    kill.0.push(shell.id());
     std::fs::write(leaf.join("cgroup.procs"), format!("{}\n", shell.id())).unwrap();
+    procs.0.push(shell);
     leaf
 }
 
@@ -182,7 +195,7 @@ fn customer_cgroup_with_process(
     user: &TestUser,
     legacy_leaf: &Path,
     dir: &Path,
-    kill: &mut Kill,
+    procs: &mut Procs,
 ) -> u32 {
     let sleeper = Command::new("setpriv")
         .args([
@@ -195,7 +208,7 @@ fn customer_cgroup_with_process(
         .spawn()
         .unwrap();
     let pid = sleeper.id();
-    kill.0.push(pid);
+    procs.0.push(sleeper);
     std::fs::write(legacy_leaf.join("cgroup.procs"), format!("{pid}\n")).unwrap();
     as_user(
         user,
@@ -256,13 +269,13 @@ fn a_0_1_0_tree_is_taken_back_at_the_next_login_and_the_customers_cgroups_stay()
     login(&setup, &alice.name);
     make_legacy(&setup, &alice);
     let dir = setup.tree.user(&alice.name);
-    let mut kill = Kill::default();
+    let mut procs = Procs::default();
     // What 0.1.0 let the customer do: its own cgroup beside the leaves holding a process,
     // and a process straight in the user cgroup.
-    let legacy_leaf = legacy_session(&setup, &alice, &mut kill);
+    let legacy_leaf = legacy_session(&setup, &alice, &mut procs);
     let mine = dir.join("mine");
-    let daemon = customer_cgroup_with_process(&alice, &legacy_leaf, &mine, &mut kill);
-    let stray = customer_cgroup_with_process(&alice, &legacy_leaf, &dir, &mut kill);
+    let daemon = customer_cgroup_with_process(&alice, &legacy_leaf, &mine, &mut procs);
+    let stray = customer_cgroup_with_process(&alice, &legacy_leaf, &dir, &mut procs);
 
     // The next logins: confined, and the user cgroup is root's again.
     for _ in 0..3 {
@@ -292,7 +305,7 @@ fn a_0_1_0_tree_is_taken_back_at_the_next_login_and_the_customers_cgroups_stay()
     assert!(!moved.status.success(), "{}", describe(&moved));
 
     // Once what it made empties, gc removes it.
-    drop(kill);
+    drop(procs);
     std::thread::sleep(Duration::from_millis(200));
     ctl_ok(&setup, &["gc", "--min-age", "0"]);
     assert!(!mine.exists(), "{:?}", std::fs::read_dir(&dir));
