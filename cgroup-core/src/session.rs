@@ -84,27 +84,35 @@ pub struct OpenRequest<'a> {
     pub pid: u32,
 }
 
-/// A config that could not be loaded, and the policy to follow instead (from whatever of a
-/// root-owned file can still be read, or the defaults).
+/// A config that could not be loaded, and the policy to follow instead: what of the broken
+/// file's `[policy]` can still be read, else the last valid config's, else the defaults
+/// (`Policy::fallback`).
 #[derive(Debug)]
 pub struct ConfigFailure {
     pub error: ConfigError,
     pub fallback: Policy,
+    /// Why the kept last valid policy could not be used, when it could not.
+    pub last_good_error: Option<String>,
 }
 
 /// Loads the config; on failure also says which policy to follow.
 pub fn load_config(path: &Path) -> std::result::Result<Config, Box<ConfigFailure>> {
-    let fail = |error, fallback| Box::new(ConfigFailure { error, fallback });
+    let fail = |error, text: Option<&str>| {
+        let (kept, last_good_error) = match crate::config::last_good::load(path) {
+            Ok(kept) => (kept, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Box::new(ConfigFailure {
+            error,
+            fallback: Policy::fallback(text, kept.as_ref()),
+            last_good_error,
+        })
+    };
     match crate::config::read_secure(path, Follow::Symlinks, false) {
-        Ok(Some(text)) => {
-            Config::parse(path, &text).map_err(|e| fail(e, Policy::fallback(Some(&text))))
-        }
-        Ok(None) => Err(fail(
-            ConfigError::file(path, "does not exist"),
-            Policy::fallback(None),
-        )),
+        Ok(Some(text)) => Config::parse(path, &text).map_err(|e| fail(e, Some(&text))),
+        Ok(None) => Err(fail(ConfigError::file(path, "does not exist"), None)),
         // Not trusted (permissions, size): nothing from it may exempt anybody.
-        Err(e) => Err(fail(e, Policy::fallback(None))),
+        Err(e) => Err(fail(e, None)),
     }
 }
 
@@ -135,14 +143,31 @@ pub fn open_session(req: &OpenRequest<'_>) -> OpenReport {
     let mut notices = Vec::new();
     let (config, policy) = match load_config(req.config_path) {
         Ok(c) => {
+            // Keep this policy for the day the file breaks (once per config change).
+            if let Err(e) = crate::config::last_good::store_if_stale(&c) {
+                notices.push(Notice {
+                    level: Level::Info,
+                    text: format!("cannot keep the last valid policy: {e}"),
+                });
+            }
             let p = c.policy.clone();
             (Some(c), p)
         }
         Err(failure) => {
+            let p = &failure.fallback;
             notices.push(Notice {
                 level: Level::Error,
-                text: format!("config: {}", failure.error),
+                text: format!(
+                    "config: {}; following the fallback policy (on_error={}, exempt_users={:?}, exempt_groups={:?}, min_uid={})",
+                    failure.error, p.on_error, p.exempt_users, p.exempt_groups, p.min_uid
+                ),
             });
+            if let Some(e) = &failure.last_good_error {
+                notices.push(Notice {
+                    level: Level::Warning,
+                    text: format!("last valid policy not used: {e}"),
+                });
+            }
             (None, failure.fallback)
         }
     };

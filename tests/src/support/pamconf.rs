@@ -98,3 +98,16 @@ impl TestSetup {
         std::fs::write(self.pam_dir().join(SERVICE), text).unwrap();
     }
 }
+
+impl Drop for TestSetup {
+    /// The module keeps the last valid policy of every config it loads, keyed by the config's
+    /// path, in /var/lib/pam_cgroup: forget this test's.
+    fn drop(&mut self) {
+        if let Err(e) = cgroup_core::config::last_good::forget(&self.config_path()) {
+            eprintln!(
+                "cleanup: forget the kept policy of {}: {e}",
+                self.config_path().display()
+            );
+        }
+    }
+}
