@@ -36,6 +36,9 @@ pub struct Reaped {
     pub path: PathBuf,
     /// The user whose tree held it (`None`: `unconfined/`).
     pub user: Option<String>,
+    /// Why the leaf's fault counts could not be carried to the user's record, if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carry_error: Option<String>,
 }
 
 /// Is `dir` at a place where gc may remove cgroups (below a user cgroup, or an unconfined
@@ -96,11 +99,20 @@ fn age(dir: &Path) -> Duration {
 }
 
 fn remove(tree: &Tree, dir: &Path, dry_run: bool, out: &mut Vec<Reaped>) -> Result<bool> {
+    let user = reap_position(tree, dir).flatten();
+    // issue 18: fault counts the kernel would forget with the leaf go to the user's record.
+    let carry_error = match (&user, dry_run) {
+        (Some(u), false) => crate::stats::carry::before_removal(&tree.users_dir().join(u), dir)
+            .err()
+            .map(|e| e.to_string()),
+        _ => None,
+    };
     let removed = dry_run || fs::remove_dir(dir)? == Removed::Removed;
     if removed {
         out.push(Reaped {
             path: dir.to_path_buf(),
-            user: reap_position(tree, dir).flatten(),
+            user,
+            carry_error,
         });
     }
     Ok(removed)

@@ -521,6 +521,8 @@ pub struct CloseReport {
     /// The process was moved back to `previous` (false: something else had moved it).
     pub moved_back: bool,
     pub leaf: Removed,
+    /// Why the leaf's fault counts could not be carried to the user's record, if so.
+    pub carry_error: Option<String>,
 }
 
 /// Closes a session: back to where the process came from, then the leaf goes if empty.
@@ -543,8 +545,18 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
         }
         moved_back = true;
     }
+    // issue 18: fault counts the kernel would forget with the leaf go to the user's record.
+    let carry_error = (!record.user.is_empty())
+        .then(|| record.leaf.parent())
+        .flatten()
+        .and_then(|user_dir| crate::stats::carry::before_removal(user_dir, &record.leaf).err())
+        .map(|e| e.to_string());
     let leaf = fs::remove_dir(&record.leaf)?;
-    Ok(CloseReport { moved_back, leaf })
+    Ok(CloseReport {
+        moved_back,
+        leaf,
+        carry_error,
+    })
 }
 
 /// The process's cgroup as a path under the same mount as the record's leaf.

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use cgroup_core::inventory::session_and_service_counts;
 use cgroup_core::stats::prometheus::{render, UserSample};
-use cgroup_core::stats::{read_stats, CgroupStats, Pressure};
+use cgroup_core::stats::{read_user_stats, CgroupStats, Pressure};
 use cgroup_core::tree::Tree;
 
 use super::table::{self, opt};
@@ -46,7 +46,7 @@ pub fn collect(tree: &Tree, only: Option<&str>) -> Result<Vec<UserStats>> {
             Ok(UserStats {
                 user: u.name.clone(),
                 sessions: session_and_service_counts(&u.path)?.0 as u64,
-                stats: read_stats(&u.path)?,
+                stats: read_user_stats(&u.path)?,
             })
         })
         .collect()
