@@ -283,9 +283,13 @@ mod tests {
 
     #[test]
     fn record_text_round_trips_and_ignores_junk() {
-        let mut c = Counts::default();
-        c.pids_max = 192;
-        c.memory.oom_kill = 3;
+        let c = Counts {
+            pids_max: 192,
+            memory: crate::stats::MemoryEvents {
+                oom_kill: 3,
+                ..Default::default()
+            },
+        };
         assert_eq!(Counts::parse(&c.render()), c);
         assert_eq!(
             Counts::parse("pids_max=7 bogus x=y memory_oom=q").pids_max,
