@@ -161,7 +161,8 @@ users/<user> itself, which is read alone (unless cgroup2 is mounted with pids_lo
 which restores the old counting). Where counting is local, the count of a session or service \
 leaf is carried into the user's record (the trusted.pam_cgroup.carried extended attribute of \
 users/<user>) right before pam_cgroup.so, cgroupctl gc or the daemon removes the leaf, so it \
-survives the leaf. memory.events is hierarchical since kernel 5.2 (unless mounted with \
+survives the leaf. One difference remains: a fork refused by a pids.max above users/<user> \
+(one the administrator set on the tree root) is counted on 6.1 but not on 6.12+. memory.events is hierarchical since kernel 5.2 (unless mounted with \
 memory_localevents, then it is summed and carried the same way); cpu.stat and io.stat \
 always are. All counters restart from 0 when users/<user> itself is removed. Reading the \
 carried part needs root. \
