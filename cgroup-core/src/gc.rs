@@ -42,6 +42,9 @@ pub struct Reaped {
     pub path: PathBuf,
     /// The user whose tree held it (`None`: `unconfined/`).
     pub user: Option<String>,
+    /// Why the leaf's fault counts could not be carried to the user's record, if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carry_error: Option<String>,
 }
 
 /// Where a cgroup sits in the part of the tree root writes.
@@ -122,6 +125,7 @@ fn age(dir: &CgroupDir) -> Duration {
 /// Considers the leaf `name` of `parent`: trims it if dead (and old enough, unless `emptied`).
 /// Returns whether it is gone (or would be, in a dry run).
 fn consider_leaf(
+    tree: &Tree,
     parent: &CgroupDir,
     name: &str,
     user: Option<&str>,
@@ -142,11 +146,23 @@ fn consider_leaf(
     }
     let path = leaf.path().to_path_buf();
     drop(leaf);
-    let gone = opts.dry_run || user_cgroup::trim(parent, name)? != Trimmed::Kept;
+    // issue 18: fault counts the kernel would forget with each removed cgroup go to the
+    // user's record first.
+    let mut carry_error = None;
+    let user_dir = user.map(|u| tree.users_dir().join(u));
+    let mut carry = |dir: &Path| {
+        if let Some(user_dir) = &user_dir {
+            if let Err(e) = crate::stats::carry::before_removal(user_dir, dir) {
+                carry_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    };
+    let gone = opts.dry_run || user_cgroup::trim(parent, name, &mut carry)? != Trimmed::Kept;
     if gone {
         out.push(Reaped {
             path,
             user: user.map(str::to_string),
+            carry_error,
         });
     }
     Ok(gone)
@@ -154,6 +170,7 @@ fn consider_leaf(
 
 /// A service dir with no leaf left goes too.
 fn consider_service_dir(
+    tree: &Tree,
     user_dir: &CgroupDir,
     name: &str,
     user: &str,
@@ -168,7 +185,7 @@ fn consider_service_dir(
     let mut all_gone = true;
     for (leaf, is_dir) in service.entries()? {
         if is_dir {
-            all_gone &= consider_leaf(&service, &leaf, Some(user), opts, false, out)?;
+            all_gone &= consider_leaf(tree, &service, &leaf, Some(user), opts, false, out)?;
         }
     }
     if !all_gone || (!opts.dry_run && !service.entries()?.iter().all(|(_, d)| !d)) {
@@ -180,6 +197,7 @@ fn consider_service_dir(
         out.push(Reaped {
             path,
             user: Some(user.to_string()),
+            carry_error: None,
         });
     }
     Ok(())
@@ -206,7 +224,7 @@ pub fn reap_emptied(tree: &Tree, dir: &Path) -> Result<Vec<Reaped>> {
         min_age: Duration::ZERO,
         dry_run: false,
     };
-    let gone = consider_leaf(&parent, name, user.as_deref(), opts, true, &mut out)?;
+    let gone = consider_leaf(tree, &parent, name, user.as_deref(), opts, true, &mut out)?;
     if let (true, Some(user), Some(Position::ServiceDir { .. })) =
         (gone, user.as_deref(), position(tree, parent_path))
     {
@@ -221,6 +239,7 @@ pub fn reap_emptied(tree: &Tree, dir: &Path) -> Result<Vec<Reaped>> {
                     out.push(Reaped {
                         path: parent_path.to_path_buf(),
                         user: Some(user.to_string()),
+                        carry_error: None,
                     });
                 }
             }
@@ -247,9 +266,9 @@ pub fn collect(tree: &Tree, opts: GcOptions) -> Result<Vec<Reaped>> {
                     continue;
                 }
                 if is_service_dir(&user_dir, &name) {
-                    consider_service_dir(&user_dir, &name, &user, opts, &mut out)?;
+                    consider_service_dir(tree, &user_dir, &name, &user, opts, &mut out)?;
                 } else {
-                    consider_leaf(&user_dir, &name, Some(&user), opts, false, &mut out)?;
+                    consider_leaf(tree, &user_dir, &name, Some(&user), opts, false, &mut out)?;
                 }
             }
         }
@@ -258,7 +277,7 @@ pub fn collect(tree: &Tree, opts: GcOptions) -> Result<Vec<Reaped>> {
         Ok(unconfined) => {
             for (name, is_dir) in unconfined.entries()? {
                 if is_dir && name.starts_with(SESSION_PREFIX) {
-                    consider_leaf(&unconfined, &name, None, opts, false, &mut out)?;
+                    consider_leaf(tree, &unconfined, &name, None, opts, false, &mut out)?;
                 }
             }
         }

@@ -85,27 +85,35 @@ pub struct OpenRequest<'a> {
     pub pid: u32,
 }
 
-/// A config that could not be loaded, and the policy to follow instead (from whatever of a
-/// root-owned file can still be read, or the defaults).
+/// A config that could not be loaded, and the policy to follow instead: what of the broken
+/// file's `[policy]` can still be read, else the last valid config's, else the defaults
+/// (`Policy::fallback`).
 #[derive(Debug)]
 pub struct ConfigFailure {
     pub error: ConfigError,
     pub fallback: Policy,
+    /// Why the kept last valid policy could not be used, when it could not.
+    pub last_good_error: Option<String>,
 }
 
 /// Loads the config; on failure also says which policy to follow.
 pub fn load_config(path: &Path) -> std::result::Result<Config, Box<ConfigFailure>> {
-    let fail = |error, fallback| Box::new(ConfigFailure { error, fallback });
+    let fail = |error, text: Option<&str>| {
+        let (kept, last_good_error) = match crate::config::last_good::load(path) {
+            Ok(kept) => (kept, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Box::new(ConfigFailure {
+            error,
+            fallback: Policy::fallback(text, kept.as_ref()),
+            last_good_error,
+        })
+    };
     match crate::config::read_secure(path, Follow::Symlinks, false) {
-        Ok(Some(text)) => {
-            Config::parse(path, &text).map_err(|e| fail(e, Policy::fallback(Some(&text))))
-        }
-        Ok(None) => Err(fail(
-            ConfigError::file(path, "does not exist"),
-            Policy::fallback(None),
-        )),
+        Ok(Some(text)) => Config::parse(path, &text).map_err(|e| fail(e, Some(&text))),
+        Ok(None) => Err(fail(ConfigError::file(path, "does not exist"), None)),
         // Not trusted (permissions, size): nothing from it may exempt anybody.
-        Err(e) => Err(fail(e, Policy::fallback(None))),
+        Err(e) => Err(fail(e, None)),
     }
 }
 
@@ -136,14 +144,31 @@ pub fn open_session(req: &OpenRequest<'_>) -> OpenReport {
     let mut notices = Vec::new();
     let (config, policy) = match load_config(req.config_path) {
         Ok(c) => {
+            // Keep this policy for the day the file breaks (once per config change).
+            if let Err(e) = crate::config::last_good::store_if_stale(&c) {
+                notices.push(Notice {
+                    level: Level::Info,
+                    text: format!("cannot keep the last valid policy: {e}"),
+                });
+            }
             let p = c.policy.clone();
             (Some(c), p)
         }
         Err(failure) => {
+            let p = &failure.fallback;
             notices.push(Notice {
                 level: Level::Error,
-                text: format!("config: {}", failure.error),
+                text: format!(
+                    "config: {}; following the fallback policy (on_error={}, exempt_users={:?}, exempt_groups={:?}, min_uid={})",
+                    failure.error, p.on_error, p.exempt_users, p.exempt_groups, p.min_uid
+                ),
             });
+            if let Some(e) = &failure.last_good_error {
+                notices.push(Notice {
+                    level: Level::Warning,
+                    text: format!("last valid policy not used: {e}"),
+                });
+            }
             (None, failure.fallback)
         }
     };
@@ -523,6 +548,8 @@ pub struct CloseReport {
     /// The process was moved back to `previous` (false: something else had moved it).
     pub moved_back: bool,
     pub leaf: Removed,
+    /// Why the leaf's fault counts could not be carried to the user's record, if so.
+    pub carry_error: Option<String>,
 }
 
 /// Closes a session: back to where the process came from, then the leaf goes if empty.
@@ -545,17 +572,38 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
         }
         moved_back = true;
     }
+    // issue 18: fault counts the kernel would forget with a cgroup go to the user's record,
+    // right before each rmdir: login/, then the session leaf once it is empty too.
+    let mut carry_error = None;
+    // users/<user> of a confined session's `users/<user>/session-*/login` (an exempt
+    // session's leaf in unconfined/ has no user record).
+    let user_dir = (!record.user.is_empty())
+        .then(|| record.leaf.parent().and_then(Path::parent))
+        .flatten();
+    let mut carry = |dir: &Path| {
+        if let Some(user_dir) = user_dir {
+            if let Err(e) = crate::stats::carry::before_removal(user_dir, dir) {
+                carry_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    };
+    carry(&record.leaf);
     let mut leaf = fs::remove_dir(&record.leaf)?;
     // A session leaf's process sat in its `login/` (root's): the leaf itself goes too once
     // empty. What the customer left in it keeps it for gc, which takes it back first.
     if record.leaf.file_name().and_then(|n| n.to_str()) == Some(tree::user_cgroup::LOGIN_DIR) {
         if let Some(session) = record.leaf.parent() {
             if leaf != Removed::Busy {
+                carry(session);
                 leaf = fs::remove_dir(session)?;
             }
         }
     }
-    Ok(CloseReport { moved_back, leaf })
+    Ok(CloseReport {
+        moved_back,
+        leaf,
+        carry_error,
+    })
 }
 
 /// The process's cgroup as a path under the same mount as the record's leaf.

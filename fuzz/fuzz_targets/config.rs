@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     // The first NUL splits a global file from a user file.
     let (global, user) = text.split_once('\0').unwrap_or((text, ""));
     let path = Path::new("/etc/pam_cgroup/config.toml");
-    let _ = Policy::fallback(Some(global));
+    let _ = Policy::fallback(Some(global), None);
     match Config::parse(path, global) {
         Ok(config) => {
             let user_path = Path::new("/etc/pam_cgroup/users/u.toml");

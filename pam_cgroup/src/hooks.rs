@@ -175,6 +175,12 @@ fn close(pamh: &mut PamHandle, log: &mut Logger) -> PamResultCode {
     let _ = pamh.set_data(RECORD_KEY, Box::new(used));
     match session::close_session(&record, std::process::id()) {
         Ok(report) => {
+            if let Some(e) = &report.carry_error {
+                log.log(
+                    Level::Warning,
+                    &format!("user {}: fault counts of the leaf lost: {e}", record.user),
+                );
+            }
             log.debug(&format!(
                 "user {}: session closed, leaf {} {:?}",
                 record.user,

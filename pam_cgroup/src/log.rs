@@ -90,9 +90,17 @@ impl Logger {
     }
 }
 
-/// Control characters (a hostile user name with a newline) never reach the log as such.
+/// Control characters (a TOML error's newlines, a hostile user name) never reach the log as
+/// such: one event, one line.
 fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    cgroup_core::log_line::escape_control(text)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_multi_line_message_is_logged_as_one_line() {
+        let line = super::sanitize("config.toml:3:1: invalid table header\nexpected `.`");
+        assert_eq!(line, "config.toml:3:1: invalid table header\\nexpected `.`");
+    }
 }

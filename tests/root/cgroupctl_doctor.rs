@@ -120,7 +120,8 @@ fn doctor_fails_missing_controllers_programs_hidepid_and_bad_pam_stacks() {
     assert_eq!(status_of(&f, "config"), "OK", "{all}");
     assert_eq!(status_of(&f, "config-permissions"), "OK", "{all}");
     assert_eq!(status_of(&f, "private-ip"), "FAIL", "{all}");
-    assert_eq!(status_of(&f, "hidepid"), "FAIL", "{all}");
+    // No [proc] in the config: hidepid "off", the shipped default, is information.
+    assert_eq!(status_of(&f, "hidepid"), "INFO", "{all}");
     assert_eq!(status_of(&f, "pam:sshd"), "FAIL", "{all}");
     assert_eq!(status_of(&f, "pam:su"), "FAIL", "{all}");
     assert_eq!(status_of(&f, "pam:cron"), "OK", "{all}");
@@ -128,6 +129,18 @@ fn doctor_fails_missing_controllers_programs_hidepid_and_bad_pam_stacks() {
     assert_eq!(status_of(&f, "pam:sudo"), "WARN", "{all}");
     assert_eq!(status_of(&f, "logind"), "WARN", "{all}");
     assert_explained(&f);
+    // Every WARN says when it matters; fixes name the package's own PAM line.
+    for w in f.iter().filter(|x| x["status"] == "WARN") {
+        assert!(w["why"].as_str().unwrap().contains("matters"), "{w}");
+    }
+    let sshd = f.iter().find(|x| x["check"] == "pam:sshd").unwrap();
+    assert!(
+        sshd["fix"]
+            .as_str()
+            .unwrap()
+            .contains(cgroup_core::doctor::PACKAGE_PAM_LINE),
+        "{sshd}"
+    );
     let su = f.iter().find(|x| x["check"] == "pam:su").unwrap();
     assert!(
         su["summary"].as_str().unwrap().contains("pam_systemd.so"),
@@ -184,6 +197,12 @@ fn doctor_fails_missing_cgroup2_bad_config_and_writable_config() {
     assert_eq!(status_of(&f, "hidepid"), "OK", "{all}");
     assert_eq!(status_of(&f, "logind"), "OK", "{all}");
     assert_explained(&f);
+
+    // The config asks for hidepid and /proc has none: FAIL.
+    let fake_off = Fake::new(true, "rw", "");
+    setup.write_config("[proc]\nhidepid = \"invisible\"\n");
+    let (_, f, all) = fake_off.doctor(&setup.config_path());
+    assert_eq!(status_of(&f, "hidepid"), "FAIL", "{all}");
 
     setup.write_config("[limits]\n\"pids.max\" = 10\n");
     std::fs::set_permissions(setup.config_path(), std::fs::Permissions::from_mode(0o666)).unwrap();

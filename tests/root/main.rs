@@ -3,6 +3,7 @@
 //! named tree root, users and conf dir, and removes them even when it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod broken_config;
 mod cgroupctl;
 mod cgroupctl_daemon;
 mod cgroupctl_doctor;

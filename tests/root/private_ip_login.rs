@@ -62,6 +62,7 @@ fn a_tree_root_with_dots_gets_a_pin_directory_bpffs_accepts() {
     ));
     let conf = tempfile::tempdir().unwrap();
     let config = conf.path().join("config.toml");
+    let _kept = pam_cgroup_tests::support::pamconf::KeptPolicyGuard(config.clone());
     std::fs::write(
         &config,
         format!(

@@ -43,6 +43,8 @@ fn the_daemon_moves_into_a_supervisor_leaf_and_init_stays() {
     std::fs::create_dir(&unit.root).unwrap();
     let tree_root = unit.root.join("tree");
     let conf = config_for(&tree_root);
+    let _kept =
+        pam_cgroup_tests::support::pamconf::KeptPolicyGuard(conf.path().join("config.toml"));
     let config = conf.path().join("config.toml");
 
     let init = spawn_in(&unit.root, &config, "init")

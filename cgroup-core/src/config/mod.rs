@@ -4,9 +4,11 @@
 
 mod error;
 mod file;
+pub mod last_good;
 mod policy;
 mod proc;
 mod resolve;
+mod salvage;
 mod user;
 
 use std::collections::BTreeMap;

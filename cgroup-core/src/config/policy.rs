@@ -106,17 +106,19 @@ impl RawPolicy {
 }
 
 impl Policy {
-    /// The policy to follow when the config file is broken: whatever of `[policy]` can still
-    /// be read from it (so exempt users listed there keep their access and `on_error` is the
-    /// administrator's), and the defaults for the rest (root exempt, uid < 1000 exempt).
-    pub fn fallback(text: Option<&str>) -> Policy {
-        let mut policy = Policy::default();
-        let Some(table) = text.and_then(|t| t.parse::<toml::Table>().ok()) else {
+    /// The policy to follow when the config file cannot be used.
+    ///
+    /// Key by key: what can still be read of the broken file's `[policy]` (`text`, see
+    /// `salvage`), else what the last valid config said (`last_good`, kept by `last_good`),
+    /// else the defaults. A broken file only ever adds to the exemptions of the defaults
+    /// (root, systemd-user) and never lowers `min_uid` below the default: it fails towards
+    /// letting admins in. `text` is `None` when the file is missing or not trusted.
+    pub fn fallback(text: Option<&str>, last_good: Option<&Policy>) -> Policy {
+        let mut policy = last_good.cloned().unwrap_or_default();
+        let Some(section) = text.map(super::salvage::policy_table) else {
             return policy;
         };
-        let Some(section) = table.get("policy").and_then(|p| p.as_table()) else {
-            return policy;
-        };
+        let defaults = Policy::default();
         if let Some(o) = section
             .get("on_error")
             .and_then(|v| v.as_str())
@@ -132,14 +134,22 @@ impl Policy {
                     .collect()
             })
         };
+        let with_defaults = |mut base: Vec<String>, extra: Vec<String>| {
+            for name in extra {
+                if !base.contains(&name) {
+                    base.push(name);
+                }
+            }
+            base
+        };
         if let Some(users) = strings("exempt_users") {
-            policy.exempt_users.extend(users);
+            policy.exempt_users = with_defaults(defaults.exempt_users.clone(), users);
         }
         if let Some(groups) = strings("exempt_groups") {
             policy.exempt_groups = groups;
         }
         if let Some(services) = strings("exempt_services") {
-            policy.exempt_services.extend(services);
+            policy.exempt_services = with_defaults(defaults.exempt_services.clone(), services);
         }
         if let Some(uid) = section
             .get("min_uid")

@@ -203,15 +203,45 @@ fn fallback_policy_reads_what_it_can() {
     // Broken limits, valid policy: the admin's exemptions and on_error still hold.
     let text = "[policy]\non_error = \"closed\"\nexempt_users = [\"ops\"]\nmin_uid = 500\n[limits]\n\"pids.max\" = 0\n";
     assert!(parse(text).is_err());
-    let p = Policy::fallback(Some(text));
+    let p = Policy::fallback(Some(text), None);
     assert_eq!(p.on_error, OnError::Closed);
     assert!(p.exempt_users.contains(&"ops".to_string()));
     assert!(p.exempt_users.contains(&"root".to_string()));
     // Never lower than the default floor.
     assert_eq!(p.min_uid, 1000);
-    // Unparseable: defaults.
-    assert_eq!(Policy::fallback(Some("[[[")), Policy::default());
-    assert_eq!(Policy::fallback(None), Policy::default());
+    // Nothing readable and no kept policy: the defaults.
+    assert_eq!(Policy::fallback(Some("[[["), None), Policy::default());
+    assert_eq!(Policy::fallback(None, None), Policy::default());
+}
+
+#[test]
+fn fallback_policy_from_a_broken_file_and_the_last_valid_one() {
+    let kept = parse("[policy]\non_error = \"closed\"\nexempt_users = [\"ops\"]\nmin_uid = 500\n")
+        .unwrap()
+        .policy;
+    // Nothing readable: the last valid policy, whole (it was validated).
+    assert_eq!(Policy::fallback(Some("[[["), Some(&kept)), kept);
+    assert_eq!(Policy::fallback(None, Some(&kept)), kept);
+    // A broken [policy] header: its keys are not trusted, the kept policy decides.
+    let p = Policy::fallback(Some("[policy\non_error = \"open\"\n"), Some(&kept));
+    assert_eq!(p.on_error, OnError::Closed);
+    // What the broken file still says beats the kept copy, key by key.
+    let p = Policy::fallback(
+        Some("[policy]\non_error = \"open\"\nexempt_users = [\"dba\"\n[[x\n"),
+        Some(&kept),
+    );
+    assert_eq!(p.on_error, OnError::Open);
+    assert_eq!(
+        p.exempt_users, kept.exempt_users,
+        "unreadable key: kept value"
+    );
+    // A broken line after a valid [policy], no kept copy.
+    let p = Policy::fallback(
+        Some("[policy]\non_error = \"closed\"\nexempt_users = [\"dba\"]\n[limits]\n[[broken\n"),
+        None,
+    );
+    assert_eq!(p.on_error, OnError::Closed);
+    assert_eq!(p.exempt_users, vec!["root".to_string(), "dba".to_string()]);
 }
 
 #[test]
@@ -254,9 +284,10 @@ fn exempt_services_default_to_the_user_manager() {
     let c = parse("[policy]\nexempt_services = [\"systemd-user\", \"lightdm\"]\n").unwrap();
     assert_eq!(c.policy.exempt_services.len(), 2);
     // A broken file keeps the default and adds what it names.
-    let p = Policy::fallback(Some(
-        "[policy]\nexempt_services = [\"x\"]\n[limits]\nbad = 1\n",
-    ));
+    let p = Policy::fallback(
+        Some("[policy]\nexempt_services = [\"x\"]\n[limits]\nbad = 1\n"),
+        None,
+    );
     assert!(p.exempt_services.contains(&"systemd-user".to_string()));
     assert!(p.exempt_services.contains(&"x".to_string()));
 }

@@ -138,7 +138,7 @@ pub(super) fn check_tree(config: &Config, mounts: &[Cgroup2Mount], out: &mut Vec
         out.push(Finding::warn(
             "tree",
             format!("tree root {} does not exist yet", tree.root.display()),
-            "it is created at the first confined login; until then `cgroupctl init` (private IPs) has nothing to attach to",
+            "matters only with private IPs enabled: the tree is created at the first confined login, and until then `cgroupctl init` has nothing to attach the programs to",
             "start `cgroupctl daemon` (the packaged unit) or log in once as a confined user",
         ));
     } else {

@@ -127,34 +127,42 @@ pub(super) fn check_hidepid(inputs: &Inputs, config: Option<&Config>, out: &mut 
         out.push(Finding::warn(
             "hidepid",
             format!("no /proc mount found in {}", path.display()),
-            "whether users can see each other's processes cannot be told",
+            "matters on shared hosting: whether users can see each other's processes cannot be told",
             "check `findmnt /proc`",
         ));
         return;
     };
-    let fix = match config.map(|c| c.proc.hidepid.mount_value()) {
-        Some("off") | None => "set [proc] hidepid = \"invisible\" and group = \"<admins>\" in the config, then `cgroupctl proc-apply` (or mount -o remount,hidepid=invisible,gid=<admins> /proc)".to_string(),
-        Some(_) => "run `cgroupctl proc-apply` (the config asks for hidepid, /proc is not mounted with it)".to_string(),
-    };
-    match hidepid.as_str() {
-        "invisible" | "2" | "ptraceable" | "4" => out.push(Finding::ok(
+    let wanted = config
+        .map(|c| c.proc.hidepid.mount_value())
+        .unwrap_or("off");
+    let turn_on = "set [proc] hidepid = \"invisible\" and group = \"<admins>\" in the config, then `cgroupctl proc-apply` (or mount -o remount,hidepid=invisible,gid=<admins> /proc)";
+    let gid_note = gid
+        .map(|g| format!(", gid={g} sees all"))
+        .unwrap_or_default();
+    match (hidepid.as_str(), wanted) {
+        ("invisible" | "2" | "ptraceable" | "4", _) => out.push(Finding::ok(
             "hidepid",
-            format!(
-                "/proc is mounted with hidepid={hidepid}{}",
-                gid.map(|g| format!(", gid={g} sees all")).unwrap_or_default()
-            ),
+            format!("/proc is mounted with hidepid={hidepid}{gid_note}"),
         )),
-        "noaccess" | "1" => out.push(Finding::warn(
+        // The config asks for hiding and /proc does not have it: not what the admin set up.
+        (_, w) if w != "off" => out.push(Finding::fail(
             "hidepid",
-            format!("/proc is mounted with hidepid={hidepid}"),
-            "users cannot read each other's /proc/PID but still see which PIDs exist (and their owners)",
-            fix,
+            format!("the config asks for [proc] hidepid = \"{w}\" but /proc is mounted with hidepid={hidepid}"),
+            "customers see each other's processes, command lines and owners, although the config says they must not",
+            "run `cgroupctl proc-apply` (applies [proc] now; the packaged unit applies it at boot)",
         )),
-        _ => out.push(Finding::fail(
+        ("noaccess" | "1", _) => out.push(Finding::warn(
             "hidepid",
-            "/proc is mounted without hidepid (every user sees every process)",
-            "customers see each other's processes, command lines and owners",
-            fix,
+            format!("/proc is mounted with hidepid={hidepid}{gid_note} (not from this config)"),
+            "matters when customers must not learn which PIDs and owners exist: they cannot read each other's /proc/PID, but still list them",
+            turn_on,
+        )),
+        // The shipped default: off, documented (pam_cgroup.conf(5) [proc]).
+        _ => out.push(Finding::info(
+            "hidepid",
+            "/proc is mounted without hidepid, as the config's [proc] hidepid = \"off\" (the shipped default) says",
+            "every user sees every process, its command line and owner: this matters on shared hosting where customers must not see each other",
+            turn_on,
         )),
     }
 }

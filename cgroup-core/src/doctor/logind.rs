@@ -87,7 +87,7 @@ pub fn check_remove_ipc(conf: &Path) -> Finding {
         Finding::warn(
             "logind",
             format!("RemoveIPC=yes (from {origin})"),
-            "logind removes a user's SysV/POSIX IPC when its last session ends: confined users' services that outlive their logins lose their shared memory and semaphores",
+            "matters only when customers run services that outlive their logins (`cgroupctl run`, nohup, a cron-started daemon) and use SysV/POSIX IPC (PostgreSQL, shared-memory caches): logind removes that IPC when the user's last session ends, under the running service",
             format!("put `[Login]` / `RemoveIPC=no` in {}/pam_cgroup.conf and restart systemd-logind", conf.with_extension("conf.d").display()),
         )
     } else {

@@ -16,6 +16,8 @@ use serde::Serialize;
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Ok,
+    /// Fine as configured, but worth knowing (a documented default with a trade-off).
+    Info,
     Warn,
     Fail,
 }
@@ -24,6 +26,7 @@ impl Status {
     pub fn label(self) -> &'static str {
         match self {
             Status::Ok => "OK",
+            Status::Info => "INFO",
             Status::Warn => "WARN",
             Status::Fail => "FAIL",
         }
@@ -36,9 +39,9 @@ pub struct Finding {
     /// Short name of the check (`cgroup2`, `pam:sshd`, ...).
     pub check: String,
     pub summary: String,
-    /// Why it matters (WARN/FAIL).
+    /// Why it matters, and for INFO and WARN when (INFO/WARN/FAIL).
     pub why: Option<String>,
-    /// How to fix it (WARN/FAIL).
+    /// How to fix it, or for INFO how to change it (INFO/WARN/FAIL).
     pub fix: Option<String>,
 }
 
@@ -50,6 +53,18 @@ impl Finding {
             summary: summary.into(),
             why: None,
             fix: None,
+        }
+    }
+
+    pub fn info(
+        check: impl Into<String>,
+        summary: impl Into<String>,
+        why: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            status: Status::Info,
+            ..Finding::warn(check, summary, why, fix)
         }
     }
 
@@ -80,6 +95,11 @@ impl Finding {
         }
     }
 }
+
+/// The session line the package's pam-auth-update profile installs (debian/
+/// pam-cgroup.pam-auth-update): what doctor suggests, so a fix matches a packaged install.
+pub const PACKAGE_PAM_LINE: &str =
+    "session [success=ok ignore=ignore module_unknown=ignore default=bad] pam_cgroup.so";
 
 /// The PAM services whose stacks must call the module.
 pub const DEFAULT_SERVICES: &[&str] = &["sshd", "su", "sudo", "cron", "login"];

@@ -1,7 +1,7 @@
 //! The PAM stacks of the services users log in through.
 
 use super::pam::{position, session_stack};
-use super::{Finding, Inputs};
+use super::{Finding, Inputs, PACKAGE_PAM_LINE};
 use crate::config::{Config, OnError};
 
 const MODULE: &str = "pam_cgroup.so";
@@ -15,8 +15,8 @@ pub(super) fn check_pam(inputs: &Inputs, config: Option<&Config>, out: &mut Vec<
             out.push(Finding::warn(
                 check,
                 format!("{} does not exist", file.display()),
-                format!("if {service} is installed later, its logins are not confined until its stack calls the module"),
-                format!("after installing {service}, add `session required {MODULE}` (pam-auth-update does it for common-session)"),
+                format!("matters only if {service} is installed later: its logins are then not confined unless its stack includes common-session (or common-session-noninteractive)"),
+                format!("after installing {service}, check that its stack has `@include common-session` (where `pam-auth-update --enable pam-cgroup` put `{PACKAGE_PAM_LINE}`)"),
             ));
             continue;
         };
@@ -25,7 +25,7 @@ pub(super) fn check_pam(inputs: &Inputs, config: Option<&Config>, out: &mut Vec<
                 check,
                 format!("{} never calls {MODULE} in its session stack", file.display()),
                 format!("logins through {service} are not confined: no limits, no private IP"),
-                format!("add `session required {MODULE}` at the end of the session stack (or enable the profile: pam-auth-update --enable pam-cgroup)"),
+                format!("run `pam-auth-update --enable pam-cgroup` (puts `{PACKAGE_PAM_LINE}` in common-session and common-session-noninteractive) and make {service}'s stack `@include common-session`, or add that line after its {SYSTEMD} line"),
             ));
             continue;
         };
@@ -53,8 +53,8 @@ pub(super) fn check_pam(inputs: &Inputs, config: Option<&Config>, out: &mut Vec<
             out.push(Finding::warn(
                 check,
                 format!("{MODULE} is `optional` at {}:{} but on_error is closed", line.file, line.line),
-                "libpam ignores an optional module's failure: a login that should be refused gets in",
-                format!("make the line `session required {MODULE}`"),
+                "matters whenever a login fails to be confined: libpam ignores an optional module's failure, so a login that on_error=closed should refuse gets in",
+                format!("use the package's line `{PACKAGE_PAM_LINE}` (pam-auth-update --enable pam-cgroup)"),
             ));
             continue;
         }

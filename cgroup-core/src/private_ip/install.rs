@@ -200,6 +200,14 @@ pub fn uninstall(tree_root: &Path, pin_dir: &Path) -> Result<UninstallReport> {
             )))
         }
     };
+    // `<bpffs>/pam_cgroup/` too, once no other tree's pin directory is left in it: purge
+    // must leave nothing of ours in bpffs (Busy: another tree still uses it).
+    if let Some(base) = pin_dir
+        .parent()
+        .filter(|b| b.file_name() == Some(std::ffi::OsStr::new(super::pins::PIN_BASE)))
+    {
+        remove_dir(base)?;
+    }
     Ok(UninstallReport {
         tree_root: tree_root.to_path_buf(),
         pin_dir: pin_dir.to_path_buf(),

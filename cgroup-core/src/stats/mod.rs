@@ -4,8 +4,10 @@
 //! kernel lacks it, or PSI is disabled): "absent" must never be reported as zero, because a
 //! zero oom_kill counter says "no OOM kills" while an absent one says "not measured".
 
+pub mod carry;
 mod parse;
 pub mod prometheus;
+pub mod semantics;
 
 use std::io::ErrorKind;
 use std::path::Path;
@@ -105,7 +107,9 @@ pub struct CgroupStats {
     pub cpu: Option<CpuStat>,
     pub pids_current: Option<u64>,
     pub pids_max: Option<MaxValue>,
-    /// pids.events "max": forks refused because pids.max was reached.
+    /// pids.events "max": forks refused because pids.max was reached. For a user
+    /// (`read_user_stats`): every refused fork of the user's processes since `users/<user>` was
+    /// made, whichever kernel counts them where (see `semantics`).
     pub pids_events_max: Option<u64>,
     pub io: Option<IoStat>,
     pub psi: Psi,
@@ -186,4 +190,34 @@ pub fn read_stats(dir: &Path) -> Result<CgroupStats> {
             io: read_pressure(dir, "io.pressure")?,
         },
     })
+}
+
+/// The stats of a user cgroup, with fault counters that are right on every kernel: where this
+/// kernel counts an event only in the cgroup it happened in, the counts of the whole subtree
+/// are summed, plus what was carried from leaves removed since (see `semantics`, `carry`).
+/// The carried part needs root (it is a `trusted.` attribute).
+pub fn read_user_stats(user_dir: &Path) -> Result<CgroupStats> {
+    let mut stats = read_stats(user_dir)?;
+    let sem = semantics::EventSemantics::detect(user_dir);
+    if sem.pids_hierarchical && sem.memory_hierarchical {
+        return Ok(stats);
+    }
+    let mut total = carry::carried(user_dir);
+    let mut pending = vec![user_dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        // A cgroup removed while we walk has nothing left to add.
+        match carry::uncarried_local_counts(&dir, sem) {
+            Ok(c) => total = total.plus(&c),
+            Err(e) if e.errno() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        }
+        pending.extend(crate::inventory::child_cgroups(&dir)?);
+    }
+    if !sem.pids_hierarchical && stats.pids_events_max.is_some() {
+        stats.pids_events_max = Some(total.pids_max);
+    }
+    if !sem.memory_hierarchical && stats.memory_events.is_some() {
+        stats.memory_events = Some(total.memory);
+    }
+    Ok(stats)
 }

@@ -98,7 +98,7 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "pam_cgroup_memory_events_total",
         kind: "counter",
-        help: "memory.events: times the cgroup hit memory.high (high), memory.max (max), ran out of memory (oom), and processes OOM-killed (oom_kill).",
+        help: "memory.events of the user's whole subtree: times it was throttled at memory.high (high), reached memory.max (max), ran out of memory (oom), and processes OOM-killed (oom_kill).",
         points: |s| {
             s.stats
                 .memory_events
@@ -158,7 +158,7 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "pam_cgroup_pids_max_events_total",
         kind: "counter",
-        help: "pids.events max: forks refused because pids.max was reached.",
+        help: "pids.events max: forks and clones of the user's processes refused because a pids.max was reached (the user's, or one the user set on its own sub-cgroups), counted the same on every kernel and kept when session leaves are removed.",
         points: |s| one(s.stats.pids_events_max.map(|v| v as f64)),
     },
     Family {
@@ -198,6 +198,12 @@ const FAMILIES: &[Family] = &[
         points: pressure_total,
     },
 ];
+
+/// Every family's name, type and help text, in output order (the manual page and the README
+/// list them from here).
+pub fn families() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    FAMILIES.iter().map(|f| (f.name, f.kind, f.help))
+}
 
 /// Escapes a label value (backslash, double quote, newline), as the format requires.
 pub fn escape_label(value: &str) -> String {

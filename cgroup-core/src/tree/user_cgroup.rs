@@ -492,10 +492,16 @@ pub enum Trimmed {
 const TRIM_PASSES: u32 = 3;
 
 /// Removes the dead (unpopulated) leaf `name` of `parent` and the empty cgroups the customer
-/// left in it. The leaf is first taken back (root:root 0700), so the customer cannot enter it
+/// left in it; `before_remove` is called with each cgroup right before its rmdir (the fault
+/// counts it alone holds are carried there). The leaf is first taken back (root:root 0700), so the customer cannot enter it
 /// by name any more; its empty sub-cgroups are then removed bottom-up through descriptors.
 /// The work is bounded by the leaf's own cap on descendants.
-pub fn trim(parent: &CgroupDir, name: &str) -> Result<Trimmed> {
+pub fn trim(
+    parent: &CgroupDir,
+    name: &str,
+    before_remove: &mut dyn FnMut(&Path),
+) -> Result<Trimmed> {
+    before_remove(&parent.path().join(name));
     match parent.remove_child(name) {
         Ok(()) => return Ok(Trimmed::Removed),
         Err(Errno::ENOENT) => return Ok(Trimmed::Gone),
@@ -518,7 +524,8 @@ pub fn trim(parent: &CgroupDir, name: &str) -> Result<Trimmed> {
     }
     delegation::take_back(&leaf, 0, LEAF_MODE)?;
     for _ in 0..TRIM_PASSES {
-        remove_children(&leaf, 0)?;
+        remove_children(&leaf, 0, before_remove)?;
+        before_remove(leaf.path());
         match parent.remove_child(name) {
             Ok(()) => return Ok(Trimmed::Removed),
             Err(Errno::ENOENT) => return Ok(Trimmed::Gone),
@@ -540,7 +547,11 @@ pub fn trim(parent: &CgroupDir, name: &str) -> Result<Trimmed> {
 }
 
 /// Bottom-up removal of the child cgroups of `dir` (best effort: a child that is busy stays).
-fn remove_children(dir: &CgroupDir, depth: u32) -> Result<()> {
+fn remove_children(
+    dir: &CgroupDir,
+    depth: u32,
+    before_remove: &mut dyn FnMut(&Path),
+) -> Result<()> {
     // cgroup.max.depth is at most 64 levels (config bounds): deeper is not a cgroup tree.
     if depth > 70 {
         return Ok(());
@@ -550,8 +561,9 @@ fn remove_children(dir: &CgroupDir, depth: u32) -> Result<()> {
             continue;
         }
         if let Ok(sub) = dir.open_child(&child) {
-            remove_children(&sub, depth + 1)?;
+            remove_children(&sub, depth + 1, before_remove)?;
         }
+        before_remove(&dir.path().join(&child));
         let _ = dir.remove_child(&child);
     }
     Ok(())

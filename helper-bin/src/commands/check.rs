@@ -50,6 +50,7 @@ struct CheckReport {
 
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
     let config = Config::load(&cli.config)?;
+    super::keep_policy::keep(&config);
     let user = match &args.user {
         Some(name) => Some(user_report(&config, name)?),
         None => None,

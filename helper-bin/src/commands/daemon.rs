@@ -97,6 +97,9 @@ impl Daemon {
     fn log_reaped(&self, reaped: &[Reaped], why: &str) {
         for r in reaped {
             log::info(&format!("removed empty leaf {} ({why})", r.path.display()));
+            if let Some(e) = &r.carry_error {
+                log::warn(&format!("fault counts of {} lost: {e}", r.path.display()));
+            }
         }
         self.counters
             .reaped

@@ -40,6 +40,7 @@ struct InitReport {
 
 pub fn run(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
     let config = Config::load(&cli.config)?;
+    super::keep_policy::keep(&config);
     let tree = Tree::locate(&config)?;
     // No step_aside here, unlike the daemon: under systemd < 254 this runs as ExecStartPre in
     // the unit's own cgroup, and enabling controllers there would keep systemd from starting

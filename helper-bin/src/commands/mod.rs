@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod gc;
 pub mod init;
 pub mod ip;
+pub mod keep_policy;
 pub mod list;
 pub mod man;
 pub mod proc_apply;

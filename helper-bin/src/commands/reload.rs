@@ -96,6 +96,7 @@ pub fn describe(report: &ApplyReport) -> Vec<String> {
 
 pub fn run(cli: &Cli, args: &ReloadArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
+    super::keep_policy::keep(&config);
     let outcomes = reload_all(&config, &tree)?;
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     if args.json {

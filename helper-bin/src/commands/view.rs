@@ -8,7 +8,7 @@ use serde::Serialize;
 use cgroup_core::config::Config;
 use cgroup_core::inventory::{session_and_service_counts, user_cgroups, UserCgroup};
 use cgroup_core::nss::{group_names, lookup_user};
-use cgroup_core::stats::{read_stats, CgroupStats, MaxValue};
+use cgroup_core::stats::{read_user_stats, CgroupStats, MaxValue};
 use cgroup_core::tree::Tree;
 
 use crate::Cli;
@@ -78,7 +78,7 @@ pub fn profile_of(config: &Config, user: &str) -> (Option<u32>, Option<String>) 
 }
 
 pub fn summary(config: &Config, user: &UserCgroup) -> Result<UserSummary> {
-    let stats = read_stats(&user.path)?;
+    let stats = read_user_stats(&user.path)?;
     let (sessions, services) = session_and_service_counts(&user.path)?;
     let (uid, profile) = profile_of(config, &user.name);
     Ok(UserSummary {

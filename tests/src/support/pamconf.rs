@@ -98,3 +98,29 @@ impl TestSetup {
         std::fs::write(self.pam_dir().join(SERVICE), text).unwrap();
     }
 }
+
+impl Drop for TestSetup {
+    fn drop(&mut self) {
+        forget_kept_policy(&self.config_path());
+    }
+}
+
+/// The module and `cgroupctl check/init/reload` keep the last valid policy of every config
+/// they load, keyed by the config's path, in /var/lib/pam_cgroup: tests forget theirs.
+pub fn forget_kept_policy(config: &Path) {
+    if let Err(e) = cgroup_core::config::last_good::forget(config) {
+        eprintln!(
+            "cleanup: forget the kept policy of {}: {e}",
+            config.display()
+        );
+    }
+}
+
+/// Forgets the kept policy of a config path on drop (tests that build configs by hand).
+pub struct KeptPolicyGuard(pub PathBuf);
+
+impl Drop for KeptPolicyGuard {
+    fn drop(&mut self) {
+        forget_kept_policy(&self.0);
+    }
+}

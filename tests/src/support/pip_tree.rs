@@ -121,6 +121,7 @@ impl PipTree {
 
 impl Drop for PipTree {
     fn drop(&mut self) {
+        super::pamconf::forget_kept_policy(&self.config_path());
         if let Err(e) = uninstall(&self.tree.root, &self.pins) {
             eprintln!("cleanup: detach/unpin {}: {e}", self.pins.display());
         }

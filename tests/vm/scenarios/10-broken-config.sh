@@ -57,3 +57,31 @@ root = "/sys/fs/cgroup/does/not/exist/ever"
 on_error = "closed"
 EOT
 root_gets_in "unusable tree root, on_error=closed"
+
+# Issue 18: `[policy] on_error = "closed"` validated by `cgroupctl check`, then a typo: the
+# host stays closed, the exempt admin (carol, group admins) and root get in.
+step "a typo appended after a valid closed [policy]: alice refused, carol and root in"
+vm_write_config
+vm_root "sed -i 's/^on_error = \"open\"/on_error = \"closed\"/' $cfg && cgroupctl check" >/dev/null \
+    || fail "the closed fixture config does not validate"
+vm_root "echo '[[broken' >> $cfg" >/dev/null
+if vm_login alice "echo alice-in" >/dev/null 2>&1; then
+    fail "alice logged in after a typo turned a closed config broken"
+fi
+carol_in() {
+    out=$(vm_login carol "echo carol-in; grep ^0:: /proc/self/cgroup") || fail "carol (exempt) cannot log in ($1)"
+    grep -q carol-in <<<"$out" || fail "carol's login ran nothing ($1)"
+    [[ $out != *"/users/carol/"* ]] || fail "carol (exempt) was confined ($1): $out"
+}
+carol_in "typo after a valid [policy]"
+root_gets_in "typo after a valid closed [policy]"
+log=$(vm_root "journalctl -q --no-pager -n 50 -g pam_cgroup" || true)
+grep -q 'following the fallback policy (on_error=closed' <<<"$log" \
+    || fail "the journal does not say the fallback policy is closed: $(tail -n 3 <<<"$log")"
+step "the [policy] header itself broken: the policy kept by cgroupctl check decides"
+vm_root "sed -i 's/^\\[policy\\]/[policy/' $cfg" >/dev/null
+if vm_login alice "echo alice-in" >/dev/null 2>&1; then
+    fail "alice logged in with a broken [policy] header (the kept policy says closed)"
+fi
+carol_in "broken [policy] header"
+root_gets_in "broken [policy] header"

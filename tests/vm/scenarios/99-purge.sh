@@ -3,8 +3,11 @@
 [[ $VM_INSTALL_MODE == deb* ]] || fail "feature missing: purge needs the .deb ($VM_INSTALL_MODE)"
 for u in alice bob carol sftponly; do kill_user_processes "$u"; done
 step "apt purge pam-cgroup"
-vm_root "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q pam-cgroup" >/dev/null \
-    || fail "apt-get purge pam-cgroup failed"
+purge_log=$(vm_root "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q pam-cgroup 2>&1") \
+    || fail "apt-get purge pam-cgroup failed: $purge_log"
+if grep -q "not empty so not removed" <<<"$purge_log"; then
+    fail "dpkg warned at purge: $(grep 'not empty' <<<"$purge_log")"
+fi
 for f in common-session common-session-noninteractive; do
     vm_root "cmp /root/pre-install/$f /etc/pam.d/$f" >/dev/null \
         || fail "/etc/pam.d/$f differs from before the install: $(vm_root "diff /root/pre-install/$f /etc/pam.d/$f" || true)"
@@ -14,8 +17,9 @@ vm_root "test -e /lib/systemd/system/pam-cgroup.service || test -e /etc/systemd/
     && fail "the unit or its enablement link is still there"
 [[ $(vm_root "systemctl is-active pam-cgroup.service" || true) != active ]] || fail "the unit still runs"
 vm_root "test -e /etc/pam_cgroup" && fail "/etc/pam_cgroup is still there"
-pins=$(vm_root "ls -A /sys/fs/bpf/pam_cgroup 2>/dev/null || true")
-[[ -z $pins ]] || fail "BPF pins left in /sys/fs/bpf/pam_cgroup: $pins"
+left=$(vm_root "ls -A /sys/fs/bpf/ | grep -i pam || true")
+[[ -z $left ]] || fail "left in bpffs after purge: $left ($(vm_root 'find /sys/fs/bpf/pam_cgroup 2>&1 | head' || true))"
+vm_root "test -e /var/lib/pam_cgroup" && fail "/var/lib/pam_cgroup (kept policy) is still there"
 attached=$(vm_root "bpftool cgroup tree 2>/dev/null | grep -c pcg_ || true")
 [[ ${attached:-0} == 0 ]] || fail "$attached policy programs are still attached"
 vm_root "test -d '$VM_TREE_ROOT'" && fail "the tree $VM_TREE_ROOT is still there: $(vm_root "find '$VM_TREE_ROOT' -maxdepth 3 -type d | head" || true)"

@@ -10,7 +10,8 @@ pub enum Level {
 }
 
 pub fn log(level: Level, msg: &str) {
-    let line = msg.replace('\n', " ");
+    // One event, one line: a message's own newlines must not start a forged journal entry.
+    let line = cgroup_core::log_line::escape_control(msg);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         eprintln!("<{}>{line}", level as u8);
     } else {

@@ -1,0 +1,240 @@
+//! pam_cgroup's root-only state directory (`/var/lib/pam_cgroup`, root:root 0700): what must
+//! outlive a broken config or a removed cgroup (the last valid policy) is kept here, out of
+//! every customer's reach.
+//!
+//! Every access goes through a directory fd opened with O_NOFOLLOW and checked (root-owned,
+//! no access for group or others), then *at() calls with O_NOFOLLOW: a symlink planted
+//! anywhere on the way is refused, never followed. Files are written whole under a temporary
+//! name and renamed into place, so a reader sees the old file or the new one, never half.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{openat, renameat, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::{unlinkat, UnlinkatFlags};
+
+/// The packaged location (debian/postrm purges it).
+pub const STATE_DIR: &str = "/var/lib/pam_cgroup";
+
+/// Larger state files are refused: ours are a few hundred bytes.
+const MAX_STATE_BYTES: u64 = 64 * 1024;
+
+/// Why the state directory or a file in it was not used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct StateError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+fn err(path: &Path, reason: impl Into<String>) -> StateError {
+    StateError {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// An opened and checked state directory.
+pub struct StateDir {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl StateDir {
+    /// Opens `dir` (creating it 0700 when `create`), refusing anything but a root-owned
+    /// directory without group or other access. `Ok(None)`: it does not exist.
+    pub fn open(dir: &Path, create: bool) -> Result<Option<StateDir>, StateError> {
+        if create {
+            use std::os::unix::fs::DirBuilderExt;
+            match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(err(dir, format!("cannot create: {e}"))),
+            }
+        }
+        let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+        let raw = match openat(None, dir, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(err(dir, format!("cannot open (symlinks refused): {e}"))),
+        };
+        // SAFETY: openat just returned this fd and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let meta = File::from(fd.try_clone().map_err(|e| err(dir, e.to_string()))?)
+            .metadata()
+            .map_err(|e| err(dir, format!("cannot stat: {e}")))?;
+        check_root_only(dir, meta.uid(), meta.mode())?;
+        Ok(Some(StateDir {
+            path: dir.to_path_buf(),
+            fd,
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads a root-only regular file of the directory. `Ok(None)`: it does not exist.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let path = self.path.join(name);
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+        let raw = match openat(Some(self.fd.as_raw_fd()), name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(err(&path, format!("cannot open (symlinks refused): {e}"))),
+        };
+        // SAFETY: openat just returned this fd and nothing else owns it.
+        let file = unsafe { File::from_raw_fd(raw) };
+        let meta = file
+            .metadata()
+            .map_err(|e| err(&path, format!("cannot stat: {e}")))?;
+        if !meta.is_file() {
+            return Err(err(&path, "is not a regular file"));
+        }
+        check_root_only(&path, meta.uid(), meta.mode())?;
+        let mut bytes = Vec::new();
+        (&file)
+            .take(MAX_STATE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| err(&path, format!("cannot read: {e}")))?;
+        if bytes.len() as u64 > MAX_STATE_BYTES {
+            return Err(err(&path, "is too large"));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Modification time (seconds, nanoseconds) of a file, without following a symlink.
+    pub fn mtime(&self, name: &str) -> Option<(i64, i64)> {
+        let st = nix::sys::stat::fstatat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .ok()?;
+        Some((st.st_mtime, st.st_mtime_nsec))
+    }
+
+    /// Replaces `name` with `bytes` (0600), atomically.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let path = self.path.join(name);
+        let tmp = format!(
+            ".{name}.{}.{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        );
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let raw = openat(
+            Some(self.fd.as_raw_fd()),
+            tmp.as_str(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| err(&path, format!("cannot create {tmp}: {e}")))?;
+        // SAFETY: openat just returned this fd and nothing else owns it.
+        let mut file = unsafe { File::from_raw_fd(raw) };
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        drop(file);
+        let renamed = written.map_err(|e| e.to_string()).and_then(|()| {
+            renameat(
+                Some(self.fd.as_raw_fd()),
+                tmp.as_str(),
+                Some(self.fd.as_raw_fd()),
+                name,
+            )
+            .map_err(|e| e.to_string())
+        });
+        if let Err(reason) = renamed {
+            let _ = unlinkat(
+                Some(self.fd.as_raw_fd()),
+                tmp.as_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
+            return Err(err(&path, format!("cannot write: {reason}")));
+        }
+        Ok(())
+    }
+
+    /// Removes `name`; gone already is fine.
+    pub fn remove(&self, name: &str) -> Result<(), StateError> {
+        match unlinkat(Some(self.fd.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(err(&self.path.join(name), format!("cannot remove: {e}"))),
+        }
+    }
+}
+
+fn check_root_only(path: &Path, uid: u32, mode: u32) -> Result<(), StateError> {
+    if uid != 0 {
+        return Err(err(path, format!("owned by uid {uid}, not root: refused")));
+    }
+    if mode & 0o077 != 0 {
+        return Err(err(
+            path,
+            format!(
+                "mode {:o} gives access to group or others: refused (chmod go= {})",
+                mode & 0o7777,
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A file name for a path (`/etc/pam_cgroup/config.toml` -> `%2Fetc%2Fpam_cgroup%2Fconfig.toml`):
+/// bytes outside `[A-Za-z0-9._-]` as %XX. `None` when the name would be too long.
+pub fn escape_path(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    (out.len() <= 200).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_paths_are_one_component() {
+        assert_eq!(
+            escape_path(Path::new("/etc/pam_cgroup/config.toml")).unwrap(),
+            "%2Fetc%2Fpam_cgroup%2Fconfig.toml"
+        );
+        assert_eq!(escape_path(Path::new("/a b/..")).unwrap(), "%2Fa%20b%2F..");
+        assert!(escape_path(Path::new(&"x".repeat(300))).is_none());
+    }
+
+    #[test]
+    fn write_read_and_refusals() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // ownership checks need root-owned files
+        }
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("state");
+        let state = StateDir::open(&dir, true).unwrap().unwrap();
+        state.write("f", b"hello").unwrap();
+        assert_eq!(state.read("f").unwrap().unwrap(), b"hello");
+        assert!(state.read("none").unwrap().is_none());
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("l")).unwrap();
+        assert!(state.read("l").is_err(), "symlinks are not followed");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(StateDir::open(&dir, false).is_err());
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(StateDir::open(&link, false).is_err());
+    }
+}
