@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use pam_cgroup_tests::support::{require_root, run_session, SessionOptions, TestSetup, TestUser};
+use pam_cgroup_tests::support::{
+    require_root, run_session, SessionOptions, TestGroup, TestSetup, TestUser,
+};
 
 use crate::cgroupctl::{ctl, ctl_ok, describe, Kill};
 
@@ -340,4 +342,68 @@ fn a_0_1_0_user_cgroup_made_a_thread_root_still_confines_the_next_login() {
     assert!(!t.exists());
     assert_eq!(read(&dir.join("cgroup.type")), "domain");
     login(&setup, &carol.name);
+}
+
+#[test]
+fn customers_sharing_a_primary_group_cannot_read_each_other() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let shared = TestGroup::new("pcn");
+    let dave = TestUser::with_primary_group("pcn", &shared);
+    let erin = TestUser::with_primary_group("pcn", &shared);
+    let r = run_session(&setup.pam_dir(), &dave.name, &SessionOptions::no_close());
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    assert!(
+        r.syslog_text().contains("is not a user-private group"),
+        "the log says so: {:?}",
+        r.syslog
+    );
+    let dir = setup.tree.user(&dave.name);
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (0, 0, 0o711)
+    );
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            let mode = entry.metadata().unwrap().mode();
+            assert_eq!(mode & 0o077, 0, "{:?} readable by others", entry.path());
+        }
+    }
+    // Erin (same primary group) can neither list dave's user cgroup, nor read its files, nor
+    // enter his leaf.
+    let leaf = setup.tree.session_leaf_of(&r.cgroup_after_open);
+    for (what, script) in [
+        ("list", format!("ls {}", dir.display())),
+        ("read", format!("cat {}/cpu.stat", dir.display())),
+        ("leaf", format!("cat {}/cgroup.procs", leaf.display())),
+    ] {
+        let out = Command::new("setpriv")
+            .args([
+                &format!("--reuid={}", erin.uid),
+                &format!("--regid={}", erin.gid),
+                "--clear-groups",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "erin could {what}: {}",
+            describe(&out)
+        );
+    }
+    // Dave still reads his own leaf.
+    as_user(&dave, &format!("cat {}/cgroup.procs", leaf.display()));
+    // doctor names him.
+    let o = ctl(&setup, &["doctor"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("shared-groups") && text.contains(&dave.name),
+        "{}",
+        describe(&o)
+    );
 }

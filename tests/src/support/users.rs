@@ -88,6 +88,35 @@ impl TestUser {
         Self::with_groups(prefix, &[])
     }
 
+    /// A user whose primary group is `group` (shared with others: no user-private group).
+    pub fn with_primary_group(prefix: &str, group: &TestGroup) -> TestUser {
+        let name = super::unique_name(prefix);
+        run_locked(
+            "useradd",
+            &[
+                "-M",
+                "-N",
+                "-g",
+                &group.name,
+                "-s",
+                "/bin/sh",
+                "-d",
+                "/nonexistent",
+                "-K",
+                "UID_MIN=20000",
+                "-K",
+                "UID_MAX=59999",
+                &name,
+            ],
+        );
+        let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
+        TestUser {
+            name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        }
+    }
+
     /// A user that is also a member of `groups`.
     pub fn with_groups(prefix: &str, groups: &[&TestGroup]) -> TestUser {
         let name = super::unique_name(prefix);
