@@ -487,6 +487,12 @@ pub fn prepare_user_cgroup(
         tree::delegate(user_dir, user.uid, user.gid)?;
     }
     tree.write_caps(user_dir, config)?;
+    // ---- issue 12: private IPs are decided by the fence. Every creation or re-apply of
+    // users/<user> records it (and the user's address) in the programs' fence map.
+    if config.private_ip.enabled {
+        crate::private_ip::register_fence(tree, &config.private_ip, user_dir, user)?;
+    }
+    // ---- end issue 12
     Ok(unavailable)
 }
 
