@@ -100,7 +100,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("cgroupctl: {}", exit::one_line(&err));
+            eprintln!(
+                "cgroupctl: {}",
+                commands::escape::term(&exit::one_line(&err))
+            );
             exit::code_for(&err)
         }
     }

@@ -704,3 +704,63 @@ fn help_is_complete_and_usage_errors_exit_2() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
 }
+
+#[test]
+fn show_and_list_print_customer_names_and_commands_escaped() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let user = TestUser::new("pce");
+    let leaf = empty_session(&setup, &user.name);
+    let evil = "x\x1b[2J\x1b]0;owned\x07";
+    // The customer names a cgroup of the part of the tree delegated to it (the session leaf,
+    // or users/<user> itself in the 0.1.0 layout)...
+    let own_dir = [leaf.clone(), leaf.parent().unwrap().to_path_buf()]
+        .into_iter()
+        .find(|d| std::fs::metadata(d).unwrap().uid() == user.uid)
+        .expect("a directory delegated to the user");
+    let weird = own_dir.join(evil);
+    let mk = Command::new("mkdir")
+        .arg(&weird)
+        .uid(user.uid)
+        .gid(user.gid)
+        .output()
+        .unwrap();
+    assert!(mk.status.success(), "{}", describe(&mk));
+    // ...and runs a process there whose command line carries escapes too.
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            "exec -a \"$0\" sleep 60",
+            "y\x1b[31mred\x1b]0;title\x07",
+        ])
+        .uid(user.uid)
+        .gid(user.gid)
+        .spawn()
+        .unwrap();
+    let kill = Kill(vec![child.id()]);
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(weird.join("cgroup.procs"), format!("{}\n", child.id())).unwrap();
+    for args in [
+        vec!["show", user.name.as_str()],
+        vec!["list"],
+        vec!["stats"],
+    ] {
+        let o = ctl(&setup, &args);
+        assert!(o.status.success(), "{args:?}: {}", describe(&o));
+        let raw = o.stdout.clone();
+        assert!(
+            !raw.iter().any(|b| *b == 0x1b || *b == 0x07),
+            "{args:?} printed raw escapes: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        if args[0] == "show" {
+            let text = stdout(&o);
+            assert!(text.contains("x\\e[2J\\e]0;owned\\a"), "{text}");
+            assert!(text.contains("y\\e[31mred\\e]0;title\\a"), "{text}");
+        }
+    }
+    drop(kill);
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = std::fs::remove_dir(&weird);
+}

@@ -78,6 +78,21 @@ fn cgroup_id(dir: &Path) -> Result<u64> {
     Ok(std::fs::metadata(dir).ctx("stat", dir)?.ino())
 }
 
+/// Pins live only in root's directories: a pin directory that is a symlink, not root's, or
+/// writable by others (a bpffs mounted with a lax mode) is refused rather than trusted.
+fn check_root_only(dir: &Path) -> Result<()> {
+    for d in [dir.parent().unwrap_or(dir), dir] {
+        let meta = std::fs::symlink_metadata(d).ctx("lstat", d)?;
+        if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return Err(crate::error::Error::Other(format!(
+                "{} must be a directory of root's that nobody else can write: refusing to pin there",
+                d.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The pinned link of a hook, if there is one that is still attached to `cgroup`.
 /// A pin whose link lost its cgroup (the tree root was removed and made again) is removed:
 /// it enforces nothing.
@@ -158,6 +173,7 @@ pub fn install(tree: &Tree, pin_dir: &Path, policy: &PrivateIpConfig) -> Result<
         create_dir(base)?;
     }
     create_dir(pin_dir)?;
+    check_root_only(pin_dir)?;
     let fence_pin = pin_dir.join(FENCE_MAP_PIN);
     let fence_map_created = !fence_pin.exists();
     let mut storage = MaybeUninit::uninit();

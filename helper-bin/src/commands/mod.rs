@@ -5,6 +5,7 @@ pub mod classify;
 pub mod daemon;
 pub mod deinit;
 pub mod doctor;
+pub mod escape;
 pub mod gc;
 pub mod init;
 pub mod ip;
