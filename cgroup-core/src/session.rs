@@ -310,6 +310,20 @@ fn confine(
             });
         }
     }
+    // ---- issue 12: a confined user without a private address is told so in the log.
+    if config.private_ip.enabled {
+        if let Err(reason) = crate::private_ip::private_address(user.gid, config.private_ip.min_gid)
+        {
+            notices.push(Notice {
+                level: Level::Warning,
+                text: format!(
+                    "user {} has no private address: primary gid {} {reason}; its binds and connects on the [private_ip] ports are refused",
+                    user.name, user.gid
+                ),
+            });
+        }
+    }
+    // ---- end issue 12
     let user_file = config.load_user_file(&user.name)?;
     let limits = config.effective_limits(groups, user_file.as_ref());
 

@@ -96,6 +96,35 @@ impl TestUser {
         Self::with_groups(prefix, &[])
     }
 
+    /// A user whose primary group is `primary` (no group of its own).
+    pub fn with_primary(prefix: &str, primary: &TestGroup) -> TestUser {
+        let name = super::unique_name(prefix);
+        run_locked(
+            "useradd",
+            &[
+                "-M",
+                "-N",
+                "-g",
+                &primary.name,
+                "-s",
+                "/bin/sh",
+                "-d",
+                "/nonexistent",
+                "-K",
+                "UID_MIN=20000",
+                "-K",
+                "UID_MAX=59999",
+                &name,
+            ],
+        );
+        let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
+        TestUser {
+            name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        }
+    }
+
     /// A user that is also a member of `groups`.
     pub fn with_groups(prefix: &str, groups: &[&TestGroup]) -> TestUser {
         let name = super::unique_name(prefix);
