@@ -61,7 +61,10 @@ fn loopback_addr(s: &str) -> std::result::Result<SocketAddr, String> {
 #[command(
     after_help = "Signals: SIGHUP reloads the config and re-applies it to every live user \
     cgroup; SIGTERM or SIGINT stops the daemon.\n\
-    Metrics: curl http://127.0.0.1:9464/metrics, or curl --unix-socket PATH http://x/metrics"
+    Metrics: only root and the --allow-user users may read them (the peer's uid is asked of the \
+    kernel before the request is read; everyone else gets 403). \
+    curl http://127.0.0.1:9464/metrics, or curl --unix-socket PATH http://x/metrics. \
+    Prometheus: --listen 127.0.0.1:9464 --allow-user prometheus"
 )]
 pub struct DaemonArgs {
     /// Serve metrics over HTTP on this loopback address (e.g. 127.0.0.1:9464).

@@ -35,7 +35,10 @@ const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/game
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  cgroupctl run --user alice --service web -- /home/alice/bin/app --port 8000"
+    after_help = "The command runs in a session of its own and never gets your terminal: where \
+    stdin, stdout or stderr is a terminal it gets a new pseudo-terminal, relayed while it runs \
+    (like runuser --pty); fds above 2 are not passed on.\n\n\
+    Example:\n  cgroupctl run --user alice --service web -- /home/alice/bin/app --port 8000"
 )]
 pub struct RunArgs {
     /// The user to run the command as (and whose cgroup it runs in).

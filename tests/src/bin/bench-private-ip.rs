@@ -156,7 +156,7 @@ fn main() -> Result<()> {
             uninstall(&tree.root, &tree.pins)?;
             without.push(run()?);
         }
-        let core = Tree::locate_in(&[mount.clone()], Some(&tree.root))?;
+        let core = Tree::locate_in(std::slice::from_ref(&mount), Some(&tree.root))?;
         install(&core, &tree.pins, &policy)?;
         // "bench" is no NSS user (init leaves it unregistered): register its fence by hand,
         // as a login would, so the loops run the confined path with an address.
