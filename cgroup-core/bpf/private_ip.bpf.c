@@ -3,26 +3,47 @@
  * pam_cgroup private IPs: cgroup sock_addr programs attached once at the tree root, so they
  * run for every process in every cgroup below it.
  *
- * A process is "confined" when its gid (bpf_get_current_uid_gid() >> 32) is >= min_gid. Its
- * private address is 127.0.0.0 | gid (gid 2001 -> 127.0.7.209). An address "belongs to
- * another user" when it is in 127.0.0.0/8, its low 24 bits are >= min_gid and are not the
- * caller's gid. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are judged as the IPv4 address.
- * "In range" means port_min <= port <= port_max. Rules, for confined processes only:
+ * Who is confined is decided by the fence, the cgroup users/<user> the calling process runs
+ * under, never by a credential the process can change (its gid: sg, newgrp and setgid
+ * programs change that). The kernel knows each process's cgroup ancestry:
+ * bpf_get_current_ancestor_cgroup_id(level) gives the id of its ancestor at a depth, and the
+ * depth of users/<user> is fixed (fence_level, the tree root's depth + 2, set at load). The
+ * map pcg_fences, pinned next to the links and written only by root (cgroupctl init, and the
+ * PAM module / cgroupctl whenever they create or re-apply users/<user>), holds:
+ *   - the id of every users/<user>: kind FENCE, with that user's private address
+ *     (127.0.0.0 | primary gid, network order) or 0 when the user has none (gid < min_gid);
+ *   - the id of users/ itself: kind USERS.
+ * A process is confined when its ancestor at fence_level is a FENCE, or (a fence not
+ * registered yet, e.g. made while the map was being refilled) when its ancestor at
+ * fence_level - 1 is USERS: then it is confined with no address, so everything that needs an
+ * address is refused (fail closed). Every other process (root, the platform's reverse proxy,
+ * unconfined/, the supervisor) is untouched. One helper call and one hash lookup per call for
+ * a confined process; cgroup ids are never reused, so a stale entry cannot match a new cgroup.
  *
- *   bind4     0.0.0.0 on a port in range            -> rewritten to the private address
+ * "In range" means port_min <= port <= port_max. "Another user's address" is an address in
+ * 127.0.0.0/8 whose low 24 bits are >= min_gid and which is not the caller's own address.
+ * IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are judged as the IPv4 address. Rules, for
+ * confined processes only (DESIGN.md, "Private IPs"):
+ *
+ *   bind4     0.0.0.0 or 127.0.0.1, port in range   -> rewritten to the own address
+ *             other 127/8 (not own), port in range  -> EACCES
  *             another user's address (any port)     -> EACCES
- *   bind6     [::] or [::ffff:0.0.0.0], port in range:
- *               dual-stack socket                   -> rewritten to [::ffff:<private>]
- *               IPV6_V6ONLY socket                  -> EACCES (v6 loopback is shared;
- *                                                      TCP and UDP, see v6only())
- *             [::1] on a port in range              -> EACCES (v6 loopback is shared)
- *             [::ffff:<another user's address>]     -> EACCES
- *   connect4/6, sendmsg4/6 to another user's address -> EACCES
+ *   bind6     the same for ::ffff:a.b.c.d, and for a port in range:
+ *               [::] or [::ffff:0.0.0.0], dual-stack -> rewritten to [::ffff:<own>]
+ *               the same on an IPV6_V6ONLY socket   -> EACCES (v6 loopback is shared)
+ *               [::1]                               -> EACCES (v6 loopback is shared)
+ *   connect4/6, sendmsg4/6:
+ *             127.0.0.1 (or ::ffff:127.0.0.1), port in range -> rewritten to the own address:
+ *                                                    each customer's localhost is its own
+ *             another user's address (any port)     -> EACCES
+ *   sendmsg4/6 with a source (IP_PKTINFO / IPV6_PKTINFO) that is another user's -> EACCES
  *
- * A gid too large for 24 bits has no private address: its wildcard binds in range are refused.
- * Processes with gid < min_gid (root, the reverse proxy) are never touched. Refusals return
- * EACCES through bpf_set_retval, as the kernel patch this replaces did (a plain refusal would
- * be EPERM). Anything else is allowed unchanged.
+ * Whatever needs the own address is refused when there is none. Refusals return EACCES
+ * through bpf_set_retval, as the kernel patch this replaces did (a plain refusal would be
+ * EPERM). Anything else is allowed unchanged.
+ *
+ * Kernel: bpf_get_current_ancestor_cgroup_id is offered to sock_addr programs since 5.7 and
+ * bpf_set_retval since 5.18; Debian 12's 6.1 has both.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -32,11 +53,35 @@
 #define EACCES 13
 #define LOOPBACK_NET 0x7f000000u /* 127.0.0.0, host order */
 #define GID_MASK 0x00ffffffu
+#define LOCALHOST 0x7f000001u /* 127.0.0.1, host order */
+
+/* Values of struct fence.kind. */
+#define KIND_FENCE 1
+#define KIND_USERS 2
+
+struct fence {
+	__u32 ip4;  /* the user's private address, network order; 0: none */
+	__u32 kind; /* KIND_FENCE or KIND_USERS */
+};
+
+/*
+ * Keyed by cgroup id (the cgroup directory's inode number). No preallocation: root writes it
+ * from userspace only, the programs only look up. 2^20 users is far more than one host holds.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 20);
+	__type(key, __u64);
+	__type(value, struct fence);
+} pcg_fences SEC(".maps");
 
 /* Set by the loader before the programs are loaded; read-only afterwards. */
 const volatile __u32 min_gid = 2000;
 const volatile __u16 port_min = 8000;
 const volatile __u16 port_max = 8299;
+/* Depth of users/<user> in the cgroup2 hierarchy (its root cgroup is at 0). */
+const volatile __u32 fence_level = 3;
 
 /*
  * Just enough of the kernel's socket structs to read skc_ipv6only; CO-RE relocates each field
@@ -76,9 +121,27 @@ static __always_inline int refuse(void)
 	return 0;
 }
 
-static __always_inline __u32 caller_gid(void)
+/*
+ * Is the calling process confined? Sets *own to its private address (network order; 0: none).
+ */
+static __always_inline int confined(__u32 *own)
 {
-	return bpf_get_current_uid_gid() >> 32;
+	struct fence *f;
+	__u64 id;
+
+	id = bpf_get_current_ancestor_cgroup_id(fence_level);
+	f = id ? bpf_map_lookup_elem(&pcg_fences, &id) : 0;
+	if (f && f->kind == KIND_FENCE) {
+		*own = f->ip4;
+		return 1;
+	}
+	id = bpf_get_current_ancestor_cgroup_id(fence_level - 1);
+	f = id ? bpf_map_lookup_elem(&pcg_fences, &id) : 0;
+	if (f && f->kind == KIND_USERS) {
+		*own = 0;
+		return 1;
+	}
+	return 0;
 }
 
 static __always_inline int port_in_range(__u32 user_port)
@@ -88,13 +151,34 @@ static __always_inline int port_in_range(__u32 user_port)
 	return port >= port_min && port <= port_max;
 }
 
-/* Is this IPv4 address (network order) another user's private address? */
-static __always_inline int others_address(__u32 ip4, __u32 gid)
+static __always_inline int is_loopback4(__u32 ip4)
 {
-	__u32 host = bpf_ntohl(ip4);
-	__u32 owner = host & GID_MASK;
+	return (bpf_ntohl(ip4) & ~GID_MASK) == LOOPBACK_NET;
+}
 
-	return (host & ~GID_MASK) == LOOPBACK_NET && owner >= min_gid && owner != gid;
+/* Is this IPv4 address (network order) another user's private address? */
+static __always_inline int others_address(__u32 ip4, __u32 own)
+{
+	return is_loopback4(ip4) && (bpf_ntohl(ip4) & GID_MASK) >= min_gid && ip4 != own;
+}
+
+/* What to do with an IPv4 address (network order) of a bind, connect or sendmsg. */
+enum verdict { ALLOW, REFUSE, REWRITE };
+
+static __always_inline enum verdict judge_bind4(__u32 ip4, int in_range, __u32 own)
+{
+	if (in_range && (ip4 == 0 || ip4 == bpf_htonl(LOCALHOST)))
+		return own ? REWRITE : REFUSE;
+	if (is_loopback4(ip4) && ip4 != own && (in_range || others_address(ip4, own)))
+		return REFUSE;
+	return ALLOW;
+}
+
+static __always_inline enum verdict judge_peer4(__u32 ip4, int in_range, __u32 own)
+{
+	if (in_range && ip4 == bpf_htonl(LOCALHOST))
+		return own ? REWRITE : REFUSE;
+	return others_address(ip4, own) ? REFUSE : ALLOW;
 }
 
 static __always_inline int is_v4_mapped(const __u32 ip6[4])
@@ -147,93 +231,146 @@ static __always_inline void load_ip6(struct bpf_sock_addr *ctx, __u32 ip6[4])
 SEC("cgroup/bind4")
 int pcg_bind4(struct bpf_sock_addr *ctx)
 {
-	__u32 gid = caller_gid();
-	__u32 ip4 = ctx->user_ip4;
+	__u32 own;
 
-	if (gid < min_gid)
+	if (!confined(&own))
 		return 1;
-	if (ip4 == 0 && port_in_range(ctx->user_port)) {
-		if (gid > GID_MASK)
-			return refuse();
-		ctx->user_ip4 = bpf_htonl(LOOPBACK_NET | gid);
+	switch (judge_bind4(ctx->user_ip4, port_in_range(ctx->user_port), own)) {
+	case REFUSE:
+		return refuse();
+	case REWRITE:
+		ctx->user_ip4 = own;
+		return 1;
+	default:
 		return 1;
 	}
-	return others_address(ip4, gid) ? refuse() : 1;
+}
+
+static __always_inline void set_v4_mapped(struct bpf_sock_addr *ctx, __u32 ip4)
+{
+	ctx->user_ip6[0] = 0;
+	ctx->user_ip6[1] = 0;
+	ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
+	ctx->user_ip6[3] = ip4;
 }
 
 SEC("cgroup/bind6")
 int pcg_bind6(struct bpf_sock_addr *ctx)
 {
-	__u32 gid = caller_gid();
+	__u32 own;
 	__u32 ip6[4];
-	int wildcard;
+	int in_range;
 
-	if (gid < min_gid)
+	if (!confined(&own))
 		return 1;
 	load_ip6(ctx, ip6);
-	if (is_v4_mapped(ip6) && ip6[3] != 0)
-		return others_address(ip6[3], gid) ? refuse() : 1;
-	if (!port_in_range(ctx->user_port))
+	in_range = port_in_range(ctx->user_port);
+	if (is_v4_mapped(ip6) && ip6[3] != 0) {
+		switch (judge_bind4(ip6[3], in_range, own)) {
+		case REFUSE:
+			return refuse();
+		case REWRITE:
+			set_v4_mapped(ctx, own);
+			return 1;
+		default:
+			return 1;
+		}
+	}
+	if (!in_range)
 		return 1;
 	if (is_v6_loopback(ip6))
 		return refuse();
 	/* [::ffff:0.0.0.0] binds every IPv4 address, just like [::] on a dual-stack socket. */
-	wildcard = is_v6_any(ip6) || is_v4_mapped(ip6);
-	if (!wildcard)
+	if (!is_v6_any(ip6) && !is_v4_mapped(ip6))
 		return 1;
-	if (gid > GID_MASK || v6only(ctx) == 1)
+	if (!own || v6only(ctx) == 1)
 		return refuse();
-	ctx->user_ip6[0] = 0;
-	ctx->user_ip6[1] = 0;
-	ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
-	ctx->user_ip6[3] = bpf_htonl(LOOPBACK_NET | gid);
+	set_v4_mapped(ctx, own);
 	return 1;
 }
 
-static __always_inline int check_peer4(struct bpf_sock_addr *ctx)
+/* connect4 and sendmsg4: the peer. */
+static __always_inline int peer4(struct bpf_sock_addr *ctx, __u32 own)
 {
-	__u32 gid = caller_gid();
-
-	if (gid < min_gid)
+	switch (judge_peer4(ctx->user_ip4, port_in_range(ctx->user_port), own)) {
+	case REFUSE:
+		return refuse();
+	case REWRITE:
+		ctx->user_ip4 = own;
 		return 1;
-	return others_address(ctx->user_ip4, gid) ? refuse() : 1;
-}
-
-static __always_inline int check_peer6(struct bpf_sock_addr *ctx)
-{
-	__u32 gid = caller_gid();
-	__u32 ip6[4];
-
-	if (gid < min_gid)
+	default:
 		return 1;
-	load_ip6(ctx, ip6);
-	if (!is_v4_mapped(ip6))
-		return 1;
-	return others_address(ip6[3], gid) ? refuse() : 1;
+	}
 }
 
 SEC("cgroup/connect4")
 int pcg_connect4(struct bpf_sock_addr *ctx)
 {
-	return check_peer4(ctx);
+	__u32 own;
+
+	if (!confined(&own))
+		return 1;
+	return peer4(ctx, own);
+}
+
+/* connect6 and sendmsg6: only v4-mapped peers can be a user's address. */
+static __always_inline int peer6(struct bpf_sock_addr *ctx, __u32 own)
+{
+	__u32 ip6[4];
+
+	load_ip6(ctx, ip6);
+	if (!is_v4_mapped(ip6))
+		return 1;
+	switch (judge_peer4(ip6[3], port_in_range(ctx->user_port), own)) {
+	case REFUSE:
+		return refuse();
+	case REWRITE:
+		ctx->user_ip6[3] = own;
+		return 1;
+	default:
+		return 1;
+	}
 }
 
 SEC("cgroup/connect6")
 int pcg_connect6(struct bpf_sock_addr *ctx)
 {
-	return check_peer6(ctx);
+	__u32 own;
+
+	if (!confined(&own))
+		return 1;
+	return peer6(ctx, own);
 }
 
 SEC("cgroup/sendmsg4")
 int pcg_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return check_peer4(ctx);
+	__u32 own;
+
+	if (!confined(&own))
+		return 1;
+	/* The source of IP_PKTINFO (0 when the message has none). */
+	if (others_address(ctx->msg_src_ip4, own))
+		return refuse();
+	return peer4(ctx, own);
 }
 
 SEC("cgroup/sendmsg6")
 int pcg_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	return check_peer6(ctx);
+	__u32 own;
+	__u32 src[4];
+
+	if (!confined(&own))
+		return 1;
+	/* The source of IPV6_PKTINFO (all zero when the message has none). */
+	src[0] = ctx->msg_src_ip6[0];
+	src[1] = ctx->msg_src_ip6[1];
+	src[2] = ctx->msg_src_ip6[2];
+	src[3] = ctx->msg_src_ip6[3];
+	if (is_v4_mapped(src) && others_address(src[3], own))
+		return refuse();
+	return peer6(ctx, own);
 }
 
 /* GPL-compatible, like systemd's and Cilium's socket programs (dual-licensed source file). */

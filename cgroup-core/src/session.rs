@@ -297,7 +297,29 @@ fn confine(
                 missing: missing.join(", "),
             });
         }
+        // The fence map too (a 0.1.0 attach has none until `cgroupctl init`): checked here,
+        // outside the user's cgroup, so its absence follows on_error like the programs'.
+        if !crate::private_ip::fence_map_pin(&tree)?.exists() {
+            return Err(Error::PrivateIpNotAttached {
+                root: tree.root.clone(),
+                missing: "the fence map".to_string(),
+            });
+        }
     }
+    // ---- issue 12: a confined user without a private address is told so in the log.
+    if config.private_ip.enabled {
+        if let Err(reason) = crate::private_ip::private_address(user.gid, config.private_ip.min_gid)
+        {
+            notices.push(Notice {
+                level: Level::Warning,
+                text: format!(
+                    "user {} has no private address: primary gid {} {reason}; its binds and connects on the [private_ip] ports are refused",
+                    user.name, user.gid
+                ),
+            });
+        }
+    }
+    // ---- end issue 12
     let user_file = config.load_user_file(&user.name)?;
     let limits = config.effective_limits(groups, user_file.as_ref());
     validate_user_name(&user.name)?;
@@ -539,6 +561,12 @@ pub fn prepare_user_cgroup(
         ));
     }
     user_cgroup.write_caps(config)?;
+    // ---- issue 12: private IPs are decided by the fence. Every creation or re-apply of
+    // users/<user> records it (and the user's address) in the programs' fence map.
+    if config.private_ip.enabled {
+        crate::private_ip::register_fence(tree, &config.private_ip, user_cgroup.path(), user)?;
+    }
+    // ---- end issue 12
     Ok(out)
 }
 

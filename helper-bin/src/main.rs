@@ -45,9 +45,11 @@ pub enum Command {
     Set(commands::set::SetArgs),
     /// Re-read the config and apply it to every live user cgroup; print what changed.
     Reload(commands::reload::ReloadArgs),
-    /// Run a command as a user inside users/<user>/<service>/run-<pid> (like cgexec).
+    /// Run a command as a user inside users/<user>/<service>/run-<pid> (like cgexec), in a
+    /// session and on a terminal of its own (never yours).
     Run(commands::run::RunArgs),
-    /// Move a running process into users/<user>/<service>/pid-<pid> (like cgclassify).
+    /// Move a running process of the user into users/<user>/<service>/pid-<pid> (like
+    /// cgclassify); pinned by a pidfd, so a recycled PID is never moved.
     Classify(commands::classify::ClassifyArgs),
     /// Per-user usage and fault counters; --prometheus for the text exposition format.
     Stats(commands::stats::StatsArgs),
@@ -58,8 +60,9 @@ pub enum Command {
     Doctor(commands::doctor::DoctorArgs),
     /// Supervise the tree: reap empty leaves as they empty, reload on SIGHUP, serve metrics.
     Daemon(commands::daemon::DaemonArgs),
-    /// Create the tree and attach the private-IP programs at its root (idempotent; a changed
-    /// [private_ip] swaps the programs in place).
+    /// Create the tree, attach the private-IP programs at its root and fill their fence map
+    /// for every user directory (idempotent; a changed [private_ip], or the gid-based programs
+    /// of 0.1.0, are swapped in place).
     Init(commands::init::InitArgs),
     /// Detach and unpin the private-IP programs; remove the tree if no user remains.
     Deinit(commands::deinit::DeinitArgs),
@@ -100,7 +103,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("cgroupctl: {}", exit::one_line(&err));
+            eprintln!(
+                "cgroupctl: {}",
+                commands::escape::term(&exit::one_line(&err))
+            );
             exit::code_for(&err)
         }
     }

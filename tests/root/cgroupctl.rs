@@ -2,7 +2,7 @@
 //! through real libpam, on the real cgroup2 mount. Stats fields whose controller this machine
 //! lacks must be absent (null / omitted), never 0.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -724,4 +724,240 @@ fn help_is_complete_and_usage_errors_exit_2() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+}
+
+#[test]
+fn show_and_list_print_customer_names_and_commands_escaped() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let user = TestUser::new("pce");
+    let leaf = empty_session(&setup, &user.name);
+    let evil = "x\x1b[2J\x1b]0;owned\x07";
+    // The customer names a cgroup of the part of the tree delegated to it (the session leaf,
+    // or users/<user> itself in the 0.1.0 layout)...
+    let own_dir = [leaf.clone(), leaf.parent().unwrap().to_path_buf()]
+        .into_iter()
+        .find(|d| std::fs::metadata(d).unwrap().uid() == user.uid)
+        .expect("a directory delegated to the user");
+    let weird = own_dir.join(evil);
+    let mk = Command::new("mkdir")
+        .arg(&weird)
+        .uid(user.uid)
+        .gid(user.gid)
+        .output()
+        .unwrap();
+    assert!(mk.status.success(), "{}", describe(&mk));
+    // ...and runs a process there whose command line carries escapes too.
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            "exec -a \"$0\" sleep 60",
+            "y\x1b[31mred\x1b]0;title\x07",
+        ])
+        .uid(user.uid)
+        .gid(user.gid)
+        .spawn()
+        .unwrap();
+    let kill = Kill(vec![child.id()]);
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(weird.join("cgroup.procs"), format!("{}\n", child.id())).unwrap();
+    for args in [
+        vec!["show", user.name.as_str()],
+        vec!["list"],
+        vec!["stats"],
+    ] {
+        let o = ctl(&setup, &args);
+        assert!(o.status.success(), "{args:?}: {}", describe(&o));
+        let raw = o.stdout.clone();
+        assert!(
+            !raw.iter().any(|b| *b == 0x1b || *b == 0x07),
+            "{args:?} printed raw escapes: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        if args[0] == "show" {
+            let text = stdout(&o);
+            assert!(text.contains("x\\e[2J\\e]0;owned\\a"), "{text}");
+            assert!(text.contains("y\\e[31mred\\e]0;title\\a"), "{text}");
+        }
+    }
+    drop(kill);
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = std::fs::remove_dir(&weird);
+}
+
+/// Sets /proc/sys/dev/tty/legacy_tiocsti to 1 (kernels >= 6.2 may ship it off, and then no
+/// TIOCSTI attempt could succeed and the test could not fail), restoring it on drop.
+struct LegacyTiocsti(Option<String>);
+
+impl LegacyTiocsti {
+    const PATH: &'static str = "/proc/sys/dev/tty/legacy_tiocsti";
+    fn enable() -> LegacyTiocsti {
+        let old = std::fs::read_to_string(Self::PATH).ok();
+        if old.is_some() {
+            std::fs::write(Self::PATH, "1\n").unwrap();
+        }
+        LegacyTiocsti(old)
+    }
+}
+
+impl Drop for LegacyTiocsti {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = std::fs::write(Self::PATH, old);
+        }
+    }
+}
+
+/// What the command run by `cgroupctl run` tries: push a line into its terminal with TIOCSTI,
+/// take the terminal over (TIOCSCTTY with steal), and leave a child behind that reads the
+/// terminal later and writes what it got to `stolen`.
+const TTY_ATTACK: &str = r#"
+import fcntl, os, signal, sys, termios, time
+stolen = sys.argv[1]
+for c in b"echo INJECTED\n":
+    try:
+        fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))
+    except OSError as e:
+        print("TIOCSTI:", e.errno); break
+try:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 1)
+except OSError as e:
+    print("TIOCSCTTY:", e.errno)
+if os.fork() == 0:
+    signal.alarm(8)
+    time.sleep(1)
+    got = b""
+    for fd in (0, 1, 2):
+        try:
+            got += os.read(fd, 100)
+        except OSError:
+            pass
+    with open(stolen, "wb") as f:
+        f.write(got)
+    os._exit(0)
+print("attack done")
+"#;
+
+#[test]
+fn run_never_gives_the_callers_terminal_to_the_command() {
+    use std::io::Write;
+    require_root();
+    let _tiocsti = LegacyTiocsti::enable();
+    let setup = TestSetup::new("", "");
+    let user = TestUser::new("pct");
+    let dir = tempfile::Builder::new()
+        .prefix("pct-tty-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let attack = dir.path().join("attack.py");
+    std::fs::write(&attack, TTY_ATTACK).unwrap();
+    std::fs::set_permissions(&attack, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let stolen = dir.path().join("stolen");
+    // The caller: an admin shell that runs the command, then reads its own next input line.
+    let caller = format!(
+        "{} --config {} run --user {} -- /usr/bin/python3 {} {}; read -t 6 line; echo \"CALLER-READ:[$line]\"",
+        cgroupctl_bin().display(),
+        setup.config_path().display(),
+        user.name,
+        attack.display(),
+        stolen.display()
+    );
+    let mut script = Command::new("script")
+        .args(["-qec", &caller, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = script.stdin.take().unwrap();
+    // What the admin types after the command has finished (and its child sleeps).
+    std::thread::sleep(Duration::from_millis(2500));
+    // (A broken pipe means the caller already finished: the assertions below say why.)
+    let _ = stdin.write_all(b"typed-by-admin\n");
+    let out = script.wait_with_output().unwrap();
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("attack done"), "the command ran: {text}");
+    assert!(
+        text.contains("CALLER-READ:[typed-by-admin]"),
+        "the caller's terminal got input from the command: {text}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = std::fs::read(&stolen).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&got).contains("typed-by-admin"),
+        "the command's child read the admin's keystrokes: {got:?}"
+    );
+}
+
+/// Gives the next fork the PID `pid` (ns_last_pid), retrying while other forks race us.
+fn spawn_with_pid(pid: u32) -> Option<std::process::Child> {
+    for _ in 0..200 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1)).unwrap();
+        let child = Command::new("sleep").arg("120").spawn().unwrap();
+        if child.id() == pid {
+            return Some(child);
+        }
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
+}
+
+#[test]
+fn classify_never_moves_a_recycled_pid_of_another_uid() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let user = TestUser::new("pcr");
+    let mut target = Command::new("sleep")
+        .arg("120")
+        .uid(user.uid)
+        .gid(user.gid)
+        .spawn()
+        .unwrap();
+    let pid = target.id();
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("paused");
+    let classify = Command::new(cgroupctl_bin())
+        .arg("--config")
+        .arg(setup.config_path())
+        .args(["classify", &pid.to_string(), "--user", &user.name])
+        .env("CGROUPCTL_TEST_PAUSE_BEFORE_MOVE", &flag)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..500 {
+        if flag.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(flag.exists(), "classify reached the move");
+    // The user's process exits and its PID goes to a root process.
+    target.kill().unwrap();
+    target.wait().unwrap();
+    let mut recycled = spawn_with_pid(pid).expect("could not recycle the PID");
+    let kill = Kill(vec![recycled.id()]);
+    let before = cgroup_of(pid);
+    std::fs::remove_file(&flag).unwrap();
+    let o = classify.wait_with_output().unwrap();
+    assert!(!o.status.success(), "{}", describe(&o));
+    // Caught by the check right before the write ("exited before it could be moved"), or
+    // by the one after it ("... PID reuse", and moved back).
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("exited"),
+        "{}",
+        describe(&o)
+    );
+    assert_eq!(
+        cgroup_of(pid),
+        before,
+        "the root process stays where it was"
+    );
+    drop(kill);
+    let _ = recycled.wait();
 }

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -303,4 +304,136 @@ fn the_daemon_watches_only_what_root_made() {
     let _other = empty_session(&setup, &user.name);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(inotify_watches(daemon.child.id()), before + 1);
+}
+
+/// What a customer tries against the metrics port, from inside its fence: a plain scrape,
+/// then twenty slow connections held open (one byte each) while the admin scrapes.
+const METRICS_ATTACK: &str = r#"
+import socket, sys, time
+addr = (sys.argv[1], int(sys.argv[2]))
+s = socket.create_connection(addr, timeout=5)
+data = b""
+try:
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    print("STATUS", data.split(b"\r\n")[0].decode(), flush=True)
+except ConnectionResetError:
+    print("STATUS reset", flush=True)
+print("LEAK", b"pam_cgroup_" in data, flush=True)
+held = []
+for _ in range(20):
+    try:
+        c = socket.create_connection(addr, timeout=5)
+        c.sendall(b"G")
+        held.append(c)
+    except OSError:
+        pass
+print("HELD", flush=True)
+time.sleep(3)
+"#;
+
+#[test]
+fn metrics_are_root_only_and_a_slow_client_cannot_stall_them() {
+    use std::io::BufRead;
+    require_root();
+    let setup = TestSetup::new("", "");
+    let customer = TestUser::new("pcm");
+    let reader = TestUser::new("pcp");
+    empty_session(&setup, &customer.name);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let daemon = Daemon::start(&setup, &["--listen", &addr, "--allow-user", &reader.name]);
+    wait_for("the metrics port", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+    // An admin's slow-loris: half a request line, then nothing (an allowed peer holds one
+    // connection slot until the whole-request deadline).
+    let mut loris = std::net::TcpStream::connect(&addr).unwrap();
+    loris.write_all(b"GET /met").unwrap();
+    // The customer, confined by `cgroupctl run`.
+    let dir = tempfile::Builder::new()
+        .prefix("pct-met-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let script = dir.path().join("attack.py");
+    std::fs::write(&script, METRICS_ATTACK).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let mut attack = Command::new(cgroupctl_bin())
+        .arg("--config")
+        .arg(setup.config_path())
+        .args(["run", "--user", &customer.name, "--", "/usr/bin/python3"])
+        .arg(&script)
+        .args(["127.0.0.1", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(attack.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let held = line == "HELD";
+        seen.push(line);
+        if held {
+            break;
+        }
+    }
+    // Refused at once: the 403, or a reset when the close overtook the request's bytes.
+    assert!(
+        seen.iter()
+            .any(|l| l == "STATUS HTTP/1.1 403 Forbidden" || l == "STATUS reset"),
+        "{seen:?}\n{}",
+        daemon.log()
+    );
+    assert!(seen.iter().any(|l| l == "LEAK False"), "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("HELD"), "{seen:?}");
+    // With the admin's slow-loris and twenty customer connections open, a scrape by root
+    // completes within a second.
+    let start = Instant::now();
+    let s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (head, body) = http_get(s);
+    let took = start.elapsed();
+    eprintln!("admin scrape during the attack took {took:?}");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{}", daemon.log());
+    assert!(
+        body.contains(&format!("user=\"{}\"", customer.name)),
+        "{body}"
+    );
+    assert!(took < Duration::from_secs(1), "scrape took {took:?}");
+    // The allowed user reads them too.
+    let o = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import socket,sys; s=socket.create_connection(('127.0.0.1', int(sys.argv[1]))); s.sendall(b'GET /metrics HTTP/1.1\\r\\n\\r\\n'); print(s.recv(100).split(b'\\r\\n')[0].decode())",
+            &port.to_string(),
+        ])
+        .uid(reader.uid)
+        .gid(reader.gid)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "HTTP/1.1 200 OK");
+    // The slow-loris is cut at the whole-request deadline (2 s), not left open.
+    loris
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let cut = Instant::now();
+    let _ = loris.read_to_end(&mut rest);
+    assert!(cut.elapsed() < Duration::from_secs(5), "slow client kept");
+    let _ = attack.wait();
+    daemon.signal(Signal::SIGTERM);
 }

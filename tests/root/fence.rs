@@ -349,8 +349,8 @@ fn customers_sharing_a_primary_group_cannot_read_each_other() {
     require_root();
     let setup = TestSetup::new("", "");
     let shared = TestGroup::new("pcn");
-    let dave = TestUser::with_primary_group("pcn", &shared);
-    let erin = TestUser::with_primary_group("pcn", &shared);
+    let dave = TestUser::with_primary("pcn", &shared);
+    let erin = TestUser::with_primary("pcn", &shared);
     let r = run_session(&setup.pam_dir(), &dave.name, &SessionOptions::no_close());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
     assert!(

@@ -563,3 +563,377 @@ fn pam_module_does_not_link_libbpf() {
         so.display()
     );
 }
+
+// ---- issue 12: the fence decides, not the gid ------------------------------------------
+
+/// The gid a process runs with changes nothing: a customer after `sg` into a group below
+/// min_gid, into another customer's primary group, or running a setgid-root program keeps its
+/// own address and its refusals. (The forked probe sets the gid directly; the test below does
+/// the same through the real sg, newgrp and a setgid binary.)
+#[test]
+fn any_gid_in_the_fence_keeps_the_own_address_and_refusals() {
+    let f = Fixture::new();
+    let (p, own, other) = (f.port(20), ip_of(&f.a), ip_of(&f.b));
+    for gid in [f.a.gid, LOW.gid, f.b.gid, 0] {
+        let out = run_as(
+            &f.a_cgroup(),
+            Identity { uid: f.a.uid, gid },
+            &[
+                Op::bind(&format!("0.0.0.0:{p}"), Proto::Tcp),
+                Op::bind(&format!("[::]:{p}"), Proto::Tcp),
+                Op::bind(&v4(other, p), Proto::Tcp),
+                Op::bind(&v4(other, spare_port()), Proto::Udp),
+                Op::connect(&v4(other, p)),
+                Op::bind(&format!("127.0.0.5:{p}"), Proto::Tcp),
+            ],
+        );
+        assert_eq!(bound(&out[0]), v4(own, p).parse().unwrap(), "gid {gid}");
+        assert_eq!(bound(&out[1]), mapped(own, p).parse().unwrap(), "gid {gid}");
+        assert_eq!(&out[2..], &[EACCES; 4], "gid {gid}");
+    }
+}
+
+/// Runs `argv` as root in `cgroup` (the shell enters it, then execs): runuser, sg and newgrp
+/// then change the credentials the way they do for a customer.
+fn run_in(cgroup: &Path, argv: &[&str]) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("echo $$ > \"$0/cgroup.procs\" && exec \"$@\"")
+        .arg(cgroup)
+        .args(argv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sock_probe_path() -> std::path::PathBuf {
+    pam_cgroup_tests::support::pip_tree::cgroupctl_path().with_file_name("sock-probe")
+}
+
+#[test]
+fn sg_newgrp_and_a_setgid_binary_change_nothing() {
+    use pam_cgroup_tests::support::users::add_to_group;
+    use pam_cgroup_tests::support::TestGroup;
+    let f = Fixture::new();
+    let low = TestGroup::low("pip-low-");
+    add_to_group(&f.a.name, &low.name);
+    add_to_group(&f.a.name, &f.b.name);
+    let (p, own, other) = (f.port(21), ip_of(&f.a), ip_of(&f.b));
+    let probe = sock_probe_path();
+    let ops = [
+        format!("bind:0.0.0.0:{p}"),
+        format!("bind:127.0.0.1:{p}"),
+        format!("bind:{}", v4(other, p)),
+        format!("connect:{}", v4(other, p)),
+        format!("bind:127.0.0.9:{p}"),
+    ];
+    let command = format!("{} {}", probe.display(), ops.join(" "));
+    // A setgid program of B's primary group, as a customer could find one on the system.
+    let dir = tempfile::Builder::new()
+        .prefix("pct-sgid-")
+        .tempdir()
+        .unwrap();
+    let setgid_probe = dir.path().join("sock-probe");
+    std::fs::copy(&probe, &setgid_probe).unwrap();
+    std::os::unix::fs::chown(&setgid_probe, Some(0), Some(f.b.gid)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&setgid_probe, std::fs::Permissions::from_mode(0o2755)).unwrap();
+    let setgid_cmd: Vec<&str> = std::iter::once(setgid_probe.to_str().unwrap())
+        .chain(ops.iter().map(String::as_str))
+        .collect();
+    let cg = f.a_cgroup();
+    let runs = [
+        (
+            format!("gid {} ", low.gid),
+            run_in(
+                &cg,
+                &[
+                    "runuser", "-u", &f.a.name, "--", "sg", &low.name, "-c", &command,
+                ],
+            ),
+        ),
+        (
+            format!("gid {} ", f.b.gid),
+            run_in(
+                &cg,
+                &[
+                    "runuser", "-u", &f.a.name, "--", "sg", &f.b.name, "-c", &command,
+                ],
+            ),
+        ),
+        (
+            format!("gid {} ", low.gid),
+            run_in(
+                &cg,
+                &[
+                    "runuser",
+                    "-u",
+                    &f.a.name,
+                    "--",
+                    "sh",
+                    "-c",
+                    &format!("echo '{command}' | newgrp {}", low.name),
+                ],
+            ),
+        ),
+        (
+            format!("gid {} egid {}", f.a.gid, f.b.gid),
+            run_in(
+                &cg,
+                &[&["runuser", "-u", &f.a.name, "--"][..], &setgid_cmd[..]].concat(),
+            ),
+        ),
+    ];
+    for (first, out) in runs {
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with(&first), "credentials changed: {out}");
+        assert_eq!(
+            &lines[1..],
+            &[
+                format!("ok {}", v4(own, p)).as_str(),
+                format!("ok {}", v4(own, p)).as_str(),
+                "errno 13",
+                "errno 13",
+                "errno 13",
+            ],
+            "{first}: {out}"
+        );
+    }
+}
+
+#[test]
+fn localhost_on_the_range_reaches_the_own_service_never_a_neighbours() {
+    let f = Fixture::new();
+    let (p, q) = (f.port(22), f.port(23));
+    let (own, other) = (ip_of(&f.a), ip_of(&f.b));
+    // B listens on 127.0.0.1:p and :q: that is B's own address.
+    let b_p = Server::start(
+        &f.b_cgroup(),
+        who(&f.b),
+        Op::bind(&format!("127.0.0.1:{p}"), Proto::Tcp),
+    );
+    let _b_q = Server::start(
+        &f.b_cgroup(),
+        who(&f.b),
+        Op::bind(&format!("127.0.0.1:{q}"), Proto::Tcp),
+    );
+    assert_eq!(b_p.addr(), v4(other, p).parse().unwrap());
+    // A has a service on p only.
+    let a_p = Server::start(
+        &f.a_cgroup(),
+        who(&f.a),
+        Op::bind(&format!("0.0.0.0:{p}"), Proto::Tcp),
+    );
+    assert_eq!(a_p.addr(), v4(own, p).parse().unwrap());
+    let out = run_as(
+        &f.a_cgroup(),
+        who(&f.a),
+        &[
+            Op::connect_peer(&format!("127.0.0.1:{p}")),
+            Op::connect_peer(&format!("[::ffff:127.0.0.1]:{p}")),
+            // Nothing of A's on q: refused by the kernel, never B's listener.
+            Op::connect_peer(&format!("127.0.0.1:{q}")),
+            Op::connect_peer(&format!("[::ffff:127.0.0.1]:{q}")),
+            Op::send_to(&format!("127.0.0.1:{q}")),
+        ],
+    );
+    assert_eq!(out[0], Ok(Some(v4(own, p).parse().unwrap())));
+    assert_eq!(out[1], Ok(Some(mapped(own, p).parse().unwrap())));
+    assert_eq!(out[2], Err(libc::ECONNREFUSED));
+    assert_eq!(out[3], Err(libc::ECONNREFUSED));
+    assert_eq!(out[4], Ok(None));
+    let out = run_as(
+        &f.b_cgroup(),
+        who(&f.b),
+        &[Op::connect_peer(&format!("127.0.0.1:{q}"))],
+    );
+    assert_eq!(out[0], Ok(Some(v4(other, q).parse().unwrap())));
+    // The platform (outside users/) still reaches each service at its address.
+    let out = run_as(
+        &f.admin_cgroup(),
+        Identity::ROOT,
+        &[
+            Op::connect_peer(&v4(own, p)),
+            Op::connect_peer(&v4(other, q)),
+        ],
+    );
+    assert_eq!(out[0], Ok(Some(v4(own, p).parse().unwrap())));
+    assert_eq!(out[1], Ok(Some(v4(other, q).parse().unwrap())));
+}
+
+#[test]
+fn other_loopback_binds_on_the_range_are_refused() {
+    let f = Fixture::new();
+    let (p, q) = (f.port(24), spare_port());
+    let own = ip_of(&f.a);
+    let out = run_as(
+        &f.a_cgroup(),
+        who(&f.a),
+        &[
+            Op::bind(&format!("127.0.0.5:{p}"), Proto::Tcp),
+            Op::bind(&format!("127.0.0.5:{p}"), Proto::Udp),
+            Op::bind(&format!("127.1.2.3:{p}"), Proto::Tcp),
+            Op::bind(&format!("[::ffff:127.0.0.5]:{p}"), Proto::Tcp),
+            Op::bind(&format!("127.0.0.1:{p}"), Proto::Udp),
+            Op::bind(&format!("[::ffff:127.0.0.1]:{p}"), Proto::Tcp),
+            Op::bind(&format!("127.0.0.5:{q}"), Proto::Tcp),
+        ],
+    );
+    assert_eq!(&out[..4], &[EACCES; 4]);
+    assert_eq!(bound(&out[4]), v4(own, p).parse().unwrap());
+    assert_eq!(bound(&out[5]), mapped(own, p).parse().unwrap());
+    // Outside the range the rest of 127/8 is left alone.
+    assert_eq!(bound(&out[6]), format!("127.0.0.5:{q}").parse().unwrap());
+}
+
+#[test]
+fn pktinfo_source_of_another_user_is_refused_v4_and_v6() {
+    let f = Fixture::new();
+    let q = spare_port();
+    let (own, other) = (ip_of(&f.a), ip_of(&f.b));
+    // A root UDP service outside the range.
+    let _service = Server::start(
+        &f.admin_cgroup(),
+        Identity::ROOT,
+        Op::bind(&format!("0.0.0.0:{q}"), Proto::Udp),
+    );
+    let to4 = format!("127.0.0.1:{q}");
+    let to6 = format!("[::ffff:127.0.0.1]:{q}");
+    let ops = [
+        Op::send_from(&other.to_string(), &to4),
+        Op::send_from(&format!("::ffff:{other}"), &to6),
+        Op::send_from(&own.to_string(), &to4),
+        Op::send_from(&format!("::ffff:{own}"), &to6),
+    ];
+    let out = run_as(&f.a_cgroup(), who(&f.a), &ops);
+    assert_eq!(&out[..2], &[EACCES; 2], "spoofed sources");
+    assert_eq!(&out[2..], &[Ok(None); 2], "own source");
+    // Outside users/ the same calls go through: the refusal above is the policy's.
+    let out = run_as(&f.admin_cgroup(), LOW, &ops[..2]);
+    assert_eq!(&out[..], &[Ok(None); 2], "unconfined");
+}
+
+/// The 0.1.0 programs (gid-based, no fence map), as that release attached and pinned them.
+fn attach_010_programs(t: &PipTree) {
+    use libbpf_rs::ObjectBuilder;
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/private_ip-0.1.0.bpf.c"),
+    )
+    .unwrap()
+    .replace(
+        "port_min = 8000",
+        &format!("port_min = {}", t.ports.start()),
+    )
+    .replace("port_max = 8299", &format!("port_max = {}", t.ports.end()));
+    let dir = tempfile::tempdir().unwrap();
+    let (src, obj) = (dir.path().join("old.bpf.c"), dir.path().join("old.bpf.o"));
+    std::fs::write(&src, source).unwrap();
+    let multiarch = std::process::Command::new("gcc")
+        .arg("-print-multiarch")
+        .output()
+        .unwrap();
+    let include = format!(
+        "-I/usr/include/{}",
+        String::from_utf8_lossy(&multiarch.stdout).trim()
+    );
+    let status = std::process::Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf", &include, "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .status()
+        .unwrap();
+    assert!(status.success(), "clang the 0.1.0 programs");
+    let object = ObjectBuilder::default()
+        .open_file(&obj)
+        .unwrap()
+        .load()
+        .unwrap();
+    std::fs::create_dir_all(&t.pins).unwrap();
+    let root = std::fs::File::open(t.root()).unwrap();
+    for hook in HOOKS {
+        let prog = object
+            .progs_mut()
+            .find(|p| p.name() == hook.prog_name)
+            .unwrap();
+        let mut link = prog
+            .attach_cgroup(std::os::fd::AsRawFd::as_raw_fd(&root))
+            .unwrap();
+        link.pin(t.pins.join(hook.pin_name)).unwrap();
+    }
+}
+
+#[test]
+fn init_swaps_010_programs_in_place_with_no_window() {
+    use cgroup_core::private_ip::{ensure_bpffs, DEFAULT_BPFFS};
+    require_root();
+    let t = PipTree::new(port_block());
+    let (a, b) = (TestUser::new("pip-u-"), TestUser::new("pip-v-"));
+    t.core_tree().ensure_base().unwrap();
+    ensure_bpffs(Path::new(DEFAULT_BPFFS)).unwrap();
+    attach_010_programs(&t);
+    assert!(programs_attached(t.root()).unwrap());
+    // Made under 0.1.0: not in any map yet; init must register it before the swap.
+    let cg = t.cgroup(&format!("users/{}/session-1", a.name));
+    let p = *t.ports.start();
+    let (own, other) = (ip_of(&a), ip_of(&b));
+    let ops = [
+        Op::bind(&v4(other, p), Proto::Tcp),
+        Op::bind(&format!("0.0.0.0:{p}"), Proto::Tcp),
+        Op::connect(&v4(other, p)),
+    ];
+    let check = move |out: &[Outcome]| {
+        out.chunks(3).all(|c| {
+            c[0] == EACCES && c[1] == Ok(Some(v4(own, p).parse().unwrap())) && c[2] == EACCES
+        })
+    };
+    assert!(check(&run_as(&cg, who(&a), &ops)), "0.1.0 rules hold");
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let (stop, cg, who_a) = (stop.clone(), cg.clone(), who(&a));
+        let many: Vec<Op> = ops.iter().cycle().take(300).copied().collect();
+        std::thread::spawn(move || {
+            let (mut rounds, mut bad) = (0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                if !check(&run_as(&cg, who_a, &many)) {
+                    bad += 1;
+                }
+                rounds += 1;
+            }
+            (rounds, bad)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let swapped = init_json(&t);
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let (rounds, bad) = prober.join().unwrap();
+    assert!(
+        rounds >= 2,
+        "the probe ran through the swap ({rounds} rounds)"
+    );
+    assert_eq!(
+        bad, 0,
+        "{bad} of {rounds} probe rounds saw a forbidden call succeed"
+    );
+    for p in installed(&swapped) {
+        assert_eq!(p.action, "updated", "{}", p.program);
+    }
+    assert!(t.pins.join("fences").exists());
+    // Now the fence rules: another gid changes nothing, localhost on the range is own.
+    let out = run_as(
+        &cg,
+        Identity {
+            uid: a.uid,
+            gid: LOW.gid,
+        },
+        &[Op::bind(&format!("127.0.0.1:{p}"), Proto::Tcp)],
+    );
+    assert_eq!(bound(&out[0]), v4(own, p).parse().unwrap());
+}

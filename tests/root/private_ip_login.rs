@@ -93,3 +93,75 @@ fn a_tree_root_with_dots_gets_a_pin_directory_bpffs_accepts() {
     );
     assert!(!tree.root.exists(), "deinit removed the empty tree");
 }
+
+/// Python that binds `0.0.0.0:PORT` (TCP) and prints the address, or the errno.
+fn bind_probe(port: u16) -> Vec<String> {
+    vec![
+        "/usr/bin/python3".into(),
+        "-c".into(),
+        format!(
+            "import socket\ns=socket.socket()\ntry:\n s.bind(('0.0.0.0',{port})); print('bound', s.getsockname()[0])\nexcept OSError as e:\n print('errno', e.errno)"
+        ),
+    ]
+}
+
+/// A login registers its fence: whatever runs in the session (root here, as the driver's
+/// child) gets the user's address; a user whose primary gid is below min_gid gets none, the
+/// log says so, doctor lists it, and its binds on the range are refused.
+#[test]
+fn a_login_registers_its_fence_and_a_low_gid_user_gets_no_address() {
+    use pam_cgroup_tests::support::TestGroup;
+    require_root();
+    let pip = PipTree::new(port_block());
+    let alice = TestUser::new("pcf");
+    let low = TestGroup::low("pcl-");
+    let bob = TestUser::with_primary("pcb", &low);
+    let pam_dir = pip.dir.path().join("pam.d");
+    std::fs::create_dir(&pam_dir).unwrap();
+    std::fs::write(
+        pam_dir.join(SERVICE),
+        format!(
+            "session required {} config={} on_error=closed\n",
+            module_path().display(),
+            pip.config_path().display()
+        ),
+    )
+    .unwrap();
+    let init = pip.cgroupctl(&["init"]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let port = *pip.ports.start();
+    let session = |user: &TestUser| {
+        run_session(
+            &pam_dir,
+            &user.name,
+            &SessionOptions {
+                command: bind_probe(port),
+                ..SessionOptions::default()
+            },
+        )
+    };
+    let r = session(&alice);
+    assert_eq!(r.open_rc, 0, "{r:?}");
+    let own = cgroup_core::private_ip::private_address(alice.gid, 2000).unwrap();
+    assert_eq!(r.child_stdout.trim(), format!("bound {own}"), "{r:?}");
+
+    let r = session(&bob);
+    assert_eq!(r.open_rc, 0, "{r:?}");
+    assert_eq!(r.child_stdout.trim(), "errno 13", "{r:?}");
+    assert!(
+        r.syslog_text().contains("has no private address"),
+        "{:?}",
+        r.syslog
+    );
+    let doctor = pip.cgroupctl(&["doctor"]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("users without a private address") && l.contains(&bob.name)),
+        "{text}"
+    );
+}

@@ -295,4 +295,60 @@ fn check_private_ip(config: &Config, tree: &Tree, out: &mut Vec<Finding>) {
             "run doctor as root (BPF_PROG_QUERY needs CAP_NET_ADMIN)",
         )),
     }
+    check_fence_map(tree, out);
+    check_private_addresses(config, tree, out);
+}
+
+/// The fence map the programs read (which cgroup is whose fence): without it (programs of
+/// 0.1.0 still attached after an upgrade) logins follow on_error.
+fn check_fence_map(tree: &Tree, out: &mut Vec<Finding>) {
+    match crate::private_ip::fence_map_pin(tree) {
+        Ok(pin) if pin.exists() => out.push(Finding::ok(
+            "private-ip-fences",
+            format!("fence map pinned at {}", pin.display()),
+        )),
+        Ok(pin) => out.push(Finding::fail(
+            "private-ip-fences",
+            format!("the fence map {} is missing", pin.display()),
+            "the programs cannot tell whose fence a process is in (programs of 0.1.0, which judged by gid, may still be attached); logins follow on_error",
+            "run `cgroupctl init` (swaps the programs in place and fills the map)",
+        )),
+        Err(e) => out.push(Finding::fail(
+            "private-ip-fences",
+            format!("cannot name the fence map: {e}"),
+            "whether private IPs are enforced cannot be told",
+            "check [tree] root",
+        )),
+    }
+}
+
+/// Confined users whose primary gid gives no private address (below min_gid, or too large):
+/// their binds and connects on the port range are refused.
+fn check_private_addresses(config: &Config, tree: &Tree, out: &mut Vec<Finding>) {
+    let Ok(users) = crate::inventory::user_cgroups(tree) else {
+        return;
+    };
+    let mut without = Vec::new();
+    for u in users {
+        if let Ok(info) = crate::nss::lookup_user(&u.name) {
+            if let Err(reason) =
+                crate::private_ip::private_address(info.gid, config.private_ip.min_gid)
+            {
+                without.push(format!("{} (gid {} {reason})", u.name, info.gid));
+            }
+        }
+    }
+    if without.is_empty() {
+        out.push(Finding::ok(
+            "private-ip-addresses",
+            "every user cgroup's user has a private address",
+        ));
+    } else {
+        out.push(Finding::warn(
+            "private-ip-addresses",
+            format!("users without a private address: {}", without.join(", ")),
+            "their services cannot listen on the port range, and their localhost on the range reaches nothing",
+            "give them a primary group with a gid >= [private_ip] min_gid, or lower min_gid",
+        ));
+    }
 }

@@ -13,8 +13,10 @@ use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
 use crate::error::{Error, IoContext, Result};
 
 /// Serializes check-then-mount between concurrent `cgroupctl init` runs: two mounts stacked on
-/// one directory would hide the pins made in the lower one.
-const MOUNT_LOCK: &str = "/run/lock/pam_cgroup-bpffs.lock";
+/// one directory would hide the pins made in the lower one. In /run itself (root-only, 0755),
+/// not /run/lock (1777: any user could plant a symlink or hold the lock there); opened with
+/// O_NOFOLLOW, and it must be a regular file of root's.
+const MOUNT_LOCK: &str = "/run/pam_cgroup-bpffs.lock";
 
 /// Where bpffs lives by convention (systemd and iproute2 use it too).
 pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
@@ -49,8 +51,15 @@ pub fn ensure_bpffs(path: &Path) -> Result<BpffsState> {
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(MOUNT_LOCK)
         .ctx("open", MOUNT_LOCK)?;
+    let meta = file.metadata().ctx("fstat", MOUNT_LOCK)?;
+    if !meta.is_file() || std::os::unix::fs::MetadataExt::uid(&meta) != 0 {
+        return Err(Error::Other(format!(
+            "{MOUNT_LOCK} is not a regular file owned by root: refusing to use it"
+        )));
+    }
     let _lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
         op: "flock",
         path: MOUNT_LOCK.into(),

@@ -14,12 +14,14 @@ use libbpf_rs::query::LinkTypeInfo;
 use libbpf_rs::{Link, ProgramMut};
 use serde::Serialize;
 
+use super::fence::{fence_level, sync_fences, FenceSync, FENCE_MAP_PIN};
 use super::loader::{self, bpf_err};
 use super::sys;
 use super::{Hook, HOOKS};
 use crate::config::PrivateIpConfig;
 use crate::error::{IoContext, Result};
 use crate::tree::fs::{create_dir, remove_dir, Removed};
+use crate::tree::Tree;
 
 /// What `install` did for one hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,6 +50,10 @@ pub struct ProgramReport {
 pub struct InstallReport {
     pub tree_root: PathBuf,
     pub pin_dir: PathBuf,
+    /// Whether the fence map was created (and pinned) by this run.
+    pub fence_map_created: bool,
+    /// The fence map brought in line with users/ before any program was swapped in.
+    pub fences: FenceSync,
     pub programs: Vec<ProgramReport>,
 }
 
@@ -70,6 +76,21 @@ pub struct UninstallReport {
 /// The cgroup ID of a cgroup2 directory: its inode number (kernfs node id).
 fn cgroup_id(dir: &Path) -> Result<u64> {
     Ok(std::fs::metadata(dir).ctx("stat", dir)?.ino())
+}
+
+/// Pins live only in root's directories: a pin directory that is a symlink, not root's, or
+/// writable by others (a bpffs mounted with a lax mode) is refused rather than trusted.
+fn check_root_only(dir: &Path) -> Result<()> {
+    for d in [dir.parent().unwrap_or(dir), dir] {
+        let meta = std::fs::symlink_metadata(d).ctx("lstat", d)?;
+        if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return Err(crate::error::Error::Other(format!(
+                "{} must be a directory of root's that nobody else can write: refusing to pin there",
+                d.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The pinned link of a hook, if there is one that is still attached to `cgroup`.
@@ -137,21 +158,27 @@ fn install_hook(
     Ok(report(Action::Updated, Some(old_id)))
 }
 
-/// Loads the programs with `policy`, then attaches (or swaps, or leaves) each one at
-/// `tree_root`, pinned under `pin_dir` (a directory in a mounted bpffs; created here).
-pub fn install(
-    tree_root: &Path,
-    pin_dir: &Path,
-    policy: &PrivateIpConfig,
-) -> Result<InstallReport> {
+/// Loads the programs with `policy`, then attaches (or swaps, or leaves) each one at the
+/// tree root, pinned under `pin_dir` (a directory in a mounted bpffs; created here).
+///
+/// Order matters for a host running the 0.1.0 programs (gid-based, no map): the fence map is
+/// created, pinned and filled for every existing `users/<user>` *before* the first program is
+/// swapped in, so no confined process is ever judged by an empty map; each swap is a
+/// BPF_LINK_UPDATE, so no hook is ever without a program.
+pub fn install(tree: &Tree, pin_dir: &Path, policy: &PrivateIpConfig) -> Result<InstallReport> {
+    let tree_root = &tree.root;
     let root_dir = File::open(tree_root).ctx("open", tree_root)?;
     let cgroup = cgroup_id(tree_root)?;
     if let Some(base) = pin_dir.parent() {
         create_dir(base)?;
     }
     create_dir(pin_dir)?;
+    check_root_only(pin_dir)?;
+    let fence_pin = pin_dir.join(FENCE_MAP_PIN);
+    let fence_map_created = !fence_pin.exists();
     let mut storage = MaybeUninit::uninit();
-    let skel = loader::load(&mut storage, policy)?;
+    let skel = loader::load(&mut storage, policy, fence_level(tree)?, &fence_pin)?;
+    let fences = sync_fences(tree, policy)?;
     let programs = HOOKS
         .iter()
         .map(|&hook| install_hook(&skel, hook, &root_dir, cgroup, pin_dir))
@@ -159,6 +186,8 @@ pub fn install(
     Ok(InstallReport {
         tree_root: tree_root.to_path_buf(),
         pin_dir: pin_dir.to_path_buf(),
+        fence_map_created,
+        fences,
         programs,
     })
 }
@@ -189,6 +218,13 @@ pub fn uninstall(tree_root: &Path, pin_dir: &Path) -> Result<UninstallReport> {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e).ctx("unpin", &pin),
         }
+    }
+    // Unpinning the map frees it once the detached programs are gone.
+    let fence_pin = pin_dir.join(FENCE_MAP_PIN);
+    match std::fs::remove_file(&fence_pin) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e).ctx("unpin", &fence_pin),
     }
     let pin_dir_removed = match remove_dir(pin_dir)? {
         Removed::Removed => true,

@@ -24,11 +24,15 @@ pub(super) fn bpf_err(
     }
 }
 
-/// Opens the embedded object, sets the globals, and loads (verifies) the six programs. Nothing
-/// is attached yet; the programs live as long as the returned skeleton or a link to them.
+/// Opens the embedded object, sets the globals, and loads (verifies) the six programs. The
+/// fence map is the one pinned at `fence_pin` when there is one (libbpf checks it is
+/// compatible), else created and pinned there. Nothing is attached yet; the programs live as
+/// long as the returned skeleton or a link to them.
 pub(super) fn load<'obj>(
     storage: &'obj mut MaybeUninit<OpenObject>,
     policy: &PrivateIpConfig,
+    fence_level: u32,
+    fence_pin: &std::path::Path,
 ) -> Result<PrivateIpSkel<'obj>> {
     let mut open = PrivateIpSkelBuilder::default()
         .open(storage)
@@ -41,6 +45,11 @@ pub(super) fn load<'obj>(
     rodata.min_gid = policy.min_gid;
     rodata.port_min = *policy.ports.start();
     rodata.port_max = *policy.ports.end();
+    rodata.fence_level = fence_level;
+    open.maps
+        .pcg_fences
+        .set_pin_path(fence_pin)
+        .map_err(|e| bpf_err("set pin path of", fence_pin.display().to_string(), e))?;
     open.load().map_err(|e| {
         bpf_err(
             "load",

@@ -8,6 +8,7 @@
 mod address;
 mod attached;
 mod bpffs;
+mod fence;
 mod pins;
 mod sys;
 
@@ -23,6 +24,10 @@ pub use attached::{
     attached_programs, empty_hooks, missing_programs, programs_attached, AttachedProgram,
 };
 pub use bpffs::{ensure_bpffs, is_bpffs, BpffsState, DEFAULT_BPFFS};
+pub use fence::{
+    cgroup_id, fence_level, fence_map_pin, forget_fence, register_fence, sync_fences, FenceSync,
+    FenceValue, FENCE_MAP_PIN,
+};
 pub use pins::{pin_dir, pin_dir_name, PIN_BASE};
 
 #[cfg(feature = "bpf")]

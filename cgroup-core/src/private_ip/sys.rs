@@ -1,6 +1,7 @@
 //! The few bpf(2) commands the PAM side needs, called directly through libc so that
 //! pam_cgroup.so never links libbpf: BPF_PROG_QUERY on a cgroup directory, BPF_PROG_GET_FD_BY_ID
-//! and BPF_OBJ_GET_INFO_BY_FD. Layouts follow <linux/bpf.h>; each attr struct is zero-filled
+//! and BPF_OBJ_GET_INFO_BY_FD, and for the fence map BPF_OBJ_GET, BPF_MAP_UPDATE_ELEM and
+//! BPF_MAP_DELETE_ELEM. Layouts follow <linux/bpf.h>; each attr struct is zero-filled
 //! because the kernel refuses non-zero bytes in fields it does not know.
 
 use std::io;
@@ -8,6 +9,10 @@ use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 // enum bpf_cmd
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_PROG_QUERY: libc::c_long = 16;
@@ -32,6 +37,29 @@ struct QueryAttr {
     prog_cnt: u32,
     _pad: u32,
 }
+
+/// The `BPF_OBJ_*` member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct ObjAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
+/// The `BPF_MAP_*_ELEM` member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// BPF_ANY: create or replace.
+const BPF_ANY: u64 = 0;
 
 /// The `BPF_*_GET_FD_BY_ID` member of `union bpf_attr`.
 #[repr(C)]
@@ -123,6 +151,69 @@ pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: the kernel just returned this fd to us; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// An fd of the BPF object (map, link, program) pinned at `path`.
+pub fn obj_get(path: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    let mut attr = ObjAttr {
+        pathname: path.as_ptr() as u64,
+        ..ObjAttr::default()
+    };
+    let fd = bpf(BPF_OBJ_GET, &mut attr)?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Creates or replaces one element of a map (`K` and `V` are the map's key and value layout).
+pub fn map_update<K, V>(map: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: fd_u32(map)?,
+        key: (key as *const K) as u64,
+        value: (value as *const V) as u64,
+        flags: BPF_ANY,
+        ..ElemAttr::default()
+    };
+    bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(|_| ())
+}
+
+/// Deletes one element of a map; an absent key is not an error.
+pub fn map_delete<K>(map: BorrowedFd<'_>, key: &K) -> io::Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: fd_u32(map)?,
+        key: (key as *const K) as u64,
+        ..ElemAttr::default()
+    };
+    match bpf(BPF_MAP_DELETE_ELEM, &mut attr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every key of a map whose keys are `u64` (BPF_MAP_GET_NEXT_KEY from no key until ENOENT).
+/// A hash map changing meanwhile may restart the walk: callers must tolerate duplicates.
+pub fn map_keys_u64(map: BorrowedFd<'_>) -> io::Result<Vec<u64>> {
+    let mut keys = Vec::new();
+    let mut next = 0u64;
+    loop {
+        let previous = keys.last().copied();
+        let mut attr = ElemAttr {
+            map_fd: fd_u32(map)?,
+            key: previous.as_ref().map_or(0, |k| (k as *const u64) as u64),
+            // `value` is `next_key` in this member of the union.
+            value: (&mut next as *mut u64) as u64,
+            ..ElemAttr::default()
+        };
+        match bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) {
+            Ok(_) => keys.push(next),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(keys),
+            Err(e) => return Err(e),
+        }
+        if keys.len() > (1 << 22) {
+            return Err(io::Error::other("map walk does not end"));
+        }
+    }
 }
 
 /// What we need to know of a loaded program.

@@ -4,6 +4,13 @@
 //! The process must run as the user (real, effective and saved uid): a user controls the
 //! processes in its delegated subtree (it can move them between its own cgroups and limit
 //! them there), so another user's or root's process is only moved with --force.
+//!
+//! PID reuse: the process is pinned with a pidfd before its uid is read, and checked alive
+//! (so its PID still names it) after the read, right before the move and after it. If it
+//! exited meanwhile, whatever process the PID reached is moved back where that PID's process
+//! was just before the write, and classify fails. The only window left is between that last
+//! read of /proc/PID/cgroup and the write: the process would have to exit, be reaped and its
+//! PID be handed out again within a few microseconds, and even then it is moved back.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,8 +22,9 @@ use serde::Serialize;
 use cgroup_core::inventory::status_ids;
 use cgroup_core::nss::lookup_user;
 use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
-use cgroup_core::tree::fs;
+use cgroup_core::tree::{fs, Tree};
 
+use super::pidfd::PidFd;
 use super::view::load;
 use crate::Cli;
 
@@ -49,9 +57,13 @@ pub fn run(cli: &Cli, args: &ClassifyArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;
     let info = lookup_user(&args.user)?;
+    let process = PidFd::open(args.pid).with_context(|| format!("process {}", args.pid))?;
     let status_path = Path::new("/proc").join(args.pid.to_string()).join("status");
     let status = std::fs::read_to_string(&status_path)
         .with_context(|| format!("process {} (read {})", args.pid, status_path.display()))?;
+    if !process.alive() {
+        bail!("process {} exited", args.pid);
+    }
     let uids = status_ids(&status, "Uid:")
         .with_context(|| format!("{}: no Uid line", status_path.display()))?;
     if !args.force && uids[..3].iter().any(|u| *u != info.uid) {
@@ -61,9 +73,10 @@ pub fn run(cli: &Cli, args: &ClassifyArgs) -> Result<ExitCode> {
         );
     }
     let (leaf, _) = prepare_service_leaf(&tree, &config, &info, &args.service, "pid", args.pid)?;
-    if let Err(e) = fs::move_pid(&leaf, args.pid) {
+    test_hook_before_move();
+    if let Err(e) = move_pinned(&tree, &process, &leaf) {
         let _ = release_leaf(&tree, &leaf);
-        return Err(e).with_context(|| format!("move process {}", args.pid));
+        return Err(e);
     }
     let report = Moved {
         pid: args.pid,
@@ -76,4 +89,37 @@ pub fn run(cli: &Cli, args: &ClassifyArgs) -> Result<ExitCode> {
         println!("moved {} to {}", report.pid, report.cgroup);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the pinned process's PID to `leaf` and checks it was that process that moved; if
+/// not, moves whatever the PID reached back to where it was.
+fn move_pinned(tree: &Tree, process: &PidFd, leaf: &Path) -> Result<()> {
+    let pid = process.pid;
+    let source = fs::cgroup_v2_of(pid).ok().flatten();
+    if !process.alive() {
+        bail!("process {pid} exited before it could be moved");
+    }
+    fs::move_pid(leaf, pid).with_context(|| format!("move process {pid}"))?;
+    if process.alive() {
+        return Ok(());
+    }
+    // It exited during the write: the PID may have reached a recycled process.
+    if let Some(source) = source {
+        let _ = fs::move_pid(&tree.path_of(&source), pid);
+    }
+    bail!("process {pid} exited while it was being moved: nothing was moved (PID reuse)")
+}
+
+/// Debug builds only: lets tests/root recycle the PID between the check and the move.
+/// `CGROUPCTL_TEST_PAUSE_BEFORE_MOVE=FILE`: create FILE, then wait until the test removes it.
+fn test_hook_before_move() {
+    #[cfg(debug_assertions)]
+    if let Some(flag) = std::env::var_os("CGROUPCTL_TEST_PAUSE_BEFORE_MOVE") {
+        let flag = std::path::PathBuf::from(flag);
+        if std::fs::write(&flag, b"ready\n").is_ok() {
+            while flag.exists() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
 }

@@ -15,6 +15,7 @@
 
 mod log;
 mod metrics;
+mod peer;
 mod watch;
 
 use std::net::{SocketAddr, TcpListener};
@@ -39,7 +40,7 @@ use cgroup_core::tree::Tree;
 
 use super::reload::{describe, reload_all};
 use crate::Cli;
-use metrics::{Counters, Listener};
+use metrics::{Access, Counters, Listener};
 use watch::Watcher;
 
 /// Parses --listen: a socket address on loopback only (the metrics name every customer).
@@ -60,7 +61,10 @@ fn loopback_addr(s: &str) -> std::result::Result<SocketAddr, String> {
 #[command(
     after_help = "Signals: SIGHUP reloads the config and re-applies it to every live user \
     cgroup; SIGTERM or SIGINT stops the daemon.\n\
-    Metrics: curl http://127.0.0.1:9464/metrics, or curl --unix-socket PATH http://x/metrics"
+    Metrics: only root and the --allow-user users may read them (the peer's uid is asked of the \
+    kernel before the request is read; everyone else gets 403). \
+    curl http://127.0.0.1:9464/metrics, or curl --unix-socket PATH http://x/metrics. \
+    Prometheus: --listen 127.0.0.1:9464 --allow-user prometheus"
 )]
 pub struct DaemonArgs {
     /// Serve metrics over HTTP on this loopback address (e.g. 127.0.0.1:9464).
@@ -69,6 +73,10 @@ pub struct DaemonArgs {
     /// Serve metrics over HTTP on this unix socket (mode 0600, root only).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Besides root, this user may read the metrics (e.g. `prometheus`); repeatable. Every
+    /// other peer (every customer) is refused before its request is read.
+    #[arg(long, value_name = "NAME")]
+    pub allow_user: Vec<String>,
     /// Seconds between full gc passes (a safety net under the inotify watches).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub scan_interval: u64,
@@ -182,6 +190,16 @@ impl Daemon {
     }
 }
 
+/// The uids of --allow-user (resolved once at start).
+fn allowed_uids(names: &[String]) -> Result<Access> {
+    let mut uids = Vec::new();
+    for name in names {
+        cgroup_core::names::validate_user_name(name)?;
+        uids.push(cgroup_core::nss::lookup_user(name)?.uid);
+    }
+    Ok(Access { uids })
+}
+
 fn bind(args: &DaemonArgs) -> Result<Option<Listener>> {
     if let Some(addr) = args.listen {
         let l = TcpListener::bind(addr).with_context(|| format!("listen on {addr}"))?;
@@ -283,6 +301,7 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     daemon.apply();
     daemon.scan(&mut watcher);
 
+    let access = allowed_uids(&args.allow_user)?;
     let listener = bind(args)?;
     let socket_path = match &listener {
         Some(Listener::Unix(_, p)) => Some(p.clone()),
@@ -292,8 +311,14 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     if let Some(l) = listener {
         let (stop_rx, stop_tx) = nix::unistd::pipe().context("pipe")?;
         log::info(&format!("serving metrics on {}", l.describe()));
-        let handle = metrics::spawn(l, daemon.tree.clone(), daemon.counters.clone(), stop_rx)
-            .context("start the metrics thread")?;
+        let handle = metrics::spawn(
+            l,
+            daemon.tree.clone(),
+            daemon.counters.clone(),
+            access,
+            stop_rx,
+        )
+        .context("start the metrics thread")?;
         server = Some((handle, stop_tx));
     }
     log::info(&format!("watching {}", tree.root.display()));

@@ -47,7 +47,10 @@ pub fn run(cli: &Cli, args: &GcArgs) -> Result<ExitCode> {
         "removed"
     };
     for r in &removed {
-        println!("{verb} {}", r.path.display());
+        println!(
+            "{verb} {}",
+            super::escape::term(&r.path.display().to_string())
+        );
     }
     println!("{} empty leaves {verb}", removed.len());
     Ok(ExitCode::SUCCESS)

@@ -64,7 +64,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
     };
     if config.private_ip.enabled {
         report.bpffs_mounted_now = ensure_bpffs(bpffs)? == BpffsState::Mounted;
-        report.installed = Some(install(&tree.root, &pins, &config.private_ip)?);
+        report.installed = Some(install(&tree, &pins, &config.private_ip)?);
     } else {
         report.removed = Some(uninstall(&tree.root, &pins)?);
     }

@@ -7,6 +7,11 @@
 //! The child moves itself into the leaf before dropping privileges: once it is the user, it
 //! could no longer leave the caller's cgroup (moving needs write access to the common
 //! ancestor's cgroup.procs, which is root's).
+//!
+//! The command never gets the caller's terminal (pty_relay.rs): it starts a new session
+//! (setsid), and where cgroupctl's stdin/stdout/stderr is a terminal the command gets a pty of
+//! its own, relayed while it runs (as `runuser --pty` does). Every fd above 2 is closed on
+//! exec: nothing cgroupctl or its caller holds open leaks to the customer.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -21,6 +26,7 @@ use nix::unistd::{getgrouplist, Gid, User};
 use cgroup_core::nss::UserInfo;
 use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
 
+use super::pty_relay::{Pty, Terminals};
 use super::view::load;
 use crate::Cli;
 
@@ -29,7 +35,10 @@ const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/game
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  cgroupctl run --user alice --service web -- /home/alice/bin/app --port 8000"
+    after_help = "The command runs in a session of its own and never gets your terminal: where \
+    stdin, stdout or stderr is a terminal it gets a new pseudo-terminal, relayed while it runs \
+    (like runuser --pty); fds above 2 are not passed on.\n\n\
+    Example:\n  cgroupctl run --user alice --service web -- /home/alice/bin/app --port 8000"
 )]
 pub struct RunArgs {
     /// The user to run the command as (and whose cgroup it runs in).
@@ -49,10 +58,16 @@ struct Credentials {
     gid: u32,
     groups: Vec<libc::gid_t>,
     procs: CString,
+    /// The fd (0, 1 or 2) that is the command's pty, to make it its controlling terminal.
+    pty_fd: Option<libc::c_int>,
 }
 
-/// Runs in the child between fork and exec: only async-signal-safe calls (open, write,
-/// close, setgroups, setgid, setuid), on data prepared before fork.
+/// close_range(2) flag: mark close-on-exec rather than close (std's exec-error pipe must
+/// stay open until the exec itself).
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+/// Runs in the child between fork and exec: only async-signal-safe calls (setsid, ioctl,
+/// open, write, close, close_range, setgroups, setgid, setuid), on data prepared before fork.
 fn enter_and_drop(c: &Credentials) -> std::io::Result<()> {
     let check = |r: libc::c_int| {
         if r < 0 {
@@ -63,6 +78,13 @@ fn enter_and_drop(c: &Credentials) -> std::io::Result<()> {
     };
     // SAFETY: `procs` is a valid NUL-terminated path; the fd is closed on every path.
     unsafe {
+        // A session of its own: the caller's terminal is no longer its controlling terminal
+        // (TIOCSTI and TIOCSCTTY on it now fail), and its signals reach only the command.
+        check(libc::setsid())?;
+        if let Some(fd) = c.pty_fd {
+            check(libc::ioctl(fd, libc::TIOCSCTTY, 0))?;
+        }
+        check(libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) as i32)?;
         let fd = libc::open(c.procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
         check(fd)?;
         // "0" moves the writing process itself.
@@ -114,11 +136,27 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     )?;
     let procs = CString::new(leaf.join("cgroup.procs").as_os_str().as_bytes())
         .context("cgroup path contains NUL")?;
+    let terminals = Terminals::detect();
+    let pty = if terminals.any() {
+        Some(Pty::open(terminals)?)
+    } else {
+        None
+    };
+    let pty_fd = pty.as_ref().map(|_| {
+        if terminals.stdin {
+            0
+        } else if terminals.stdout {
+            1
+        } else {
+            2
+        }
+    });
     let creds = Credentials {
         uid: info.uid,
         gid: info.gid,
         groups,
         procs,
+        pty_fd,
     };
     let home: PathBuf = pw.dir.clone();
     let cwd = if home.is_dir() {
@@ -138,6 +176,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     if let Some(term) = std::env::var_os("TERM") {
         cmd.env("TERM", term);
     }
+    if let Some(pty) = &pty {
+        let [stdin, stdout, stderr] = pty.stdio()?;
+        cmd.stdin(stdin).stdout(stdout).stderr(stderr);
+    }
     // SAFETY: the closure only makes async-signal-safe calls on data prepared before fork.
     unsafe {
         cmd.pre_exec(move || enter_and_drop(&creds));
@@ -150,7 +192,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             return Err(e).with_context(|| format!("start {} as {}", args.command[0], info.name));
         }
     };
-    let status = child.wait().context("wait for the command")?;
+    drop(cmd);
+    let status = match pty {
+        Some(pty) => pty.relay(&mut child)?,
+        None => child.wait().context("wait for the command")?,
+    };
     // Background processes keep the leaf; gc or the daemon removes it when they are gone.
     if let Err(e) = release_leaf(&tree, &leaf) {
         eprintln!(

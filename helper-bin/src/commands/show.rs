@@ -14,6 +14,7 @@ use cgroup_core::inventory::{leaves, proc_info, LeafKind, ProcInfo};
 use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::stats::{read_optional, CgroupStats};
 
+use super::escape::term;
 use super::list::max_cell;
 use super::table::{self, opt};
 use super::view::{load, selected_users, summary};
@@ -106,13 +107,13 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
     }
     println!(
         "user {} (uid {})",
-        report.user,
+        term(&report.user),
         opt(report.uid, |u| u.to_string())
     );
-    println!("  cgroup:   {}", report.path);
+    println!("  cgroup:   {}", term(&report.path));
     println!(
         "  profile:  {}",
-        report.profile.as_deref().unwrap_or("(none)")
+        term(report.profile.as_deref().unwrap_or("(none)"))
     );
     println!(
         "  memory:   {} of {} (peak {})",

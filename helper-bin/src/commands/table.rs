@@ -6,7 +6,14 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) {
     print!("{}", render(headers, rows));
 }
 
+/// The table as text. Every cell is escaped for the terminal (escape::term): cells carry
+/// names and command lines customers chose.
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| super::escape::term(c)).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -106,6 +113,12 @@ mod tests {
             ],
         );
         assert_eq!(t, "USER    MEM\nal        5\nbobby  1.5K\n");
+    }
+
+    #[test]
+    fn cells_are_escaped() {
+        let t = render(&["LEAF"], &[vec!["x\x1b[2J\x1b]0;owned\x07".into()]]);
+        assert_eq!(t, "LEAF\nx\\e[2J\\e]0;owned\\a\n");
     }
 
     #[test]

@@ -14,9 +14,12 @@ use clap::Parser;
 
 use cgroup_core::config::PrivateIpConfig;
 use cgroup_core::mount::primary_cgroup2;
+use cgroup_core::nss::UserInfo;
 use cgroup_core::private_ip::{
-    attached_programs, ensure_bpffs, install, pin_dir, private_address, uninstall, DEFAULT_BPFFS,
+    attached_programs, ensure_bpffs, install, pin_dir, private_address, register_fence, uninstall,
+    DEFAULT_BPFFS,
 };
+use cgroup_core::tree::Tree;
 use libbpf_rs::query::ProgInfoIter;
 use pam_cgroup_tests::support::probe::{bench_as, BenchTimes, Identity};
 
@@ -140,6 +143,7 @@ fn main() -> Result<()> {
     let private = private_address(who.gid, policy.min_gid).map_err(anyhow::Error::msg)?;
     let direct = SocketAddr::from((private, args.port));
     let tree = BenchTree::new()?;
+    let mount = primary_cgroup2()?;
     ensure_bpffs(Path::new(DEFAULT_BPFFS))?;
     let stats = StatsOn::enable();
     let (mut without, mut with) = (Vec::new(), Vec::new());
@@ -152,7 +156,16 @@ fn main() -> Result<()> {
             uninstall(&tree.root, &tree.pins)?;
             without.push(run()?);
         }
-        install(&tree.root, &tree.pins, &policy)?;
+        let core = Tree::locate_in(std::slice::from_ref(&mount), Some(&tree.root))?;
+        install(&core, &tree.pins, &policy)?;
+        // "bench" is no NSS user (init leaves it unregistered): register its fence by hand,
+        // as a login would, so the loops run the confined path with an address.
+        let user = UserInfo {
+            name: "bench".into(),
+            uid: who.uid,
+            gid: who.gid,
+        };
+        register_fence(&core, &policy, &core.users_dir().join("bench"), &user)?;
         with.push(run()?);
         let b = program_stats(&tree.root, &["pcg_bind4"])?;
         let c = program_stats(&tree.root, &["pcg_connect4"])?;

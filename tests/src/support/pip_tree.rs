@@ -9,8 +9,10 @@ use std::process::{Command, Output};
 
 use cgroup_core::config::PrivateIpConfig;
 use cgroup_core::mount::cgroup2_mounts;
+use cgroup_core::nss::lookup_user;
 use cgroup_core::private_ip::{
-    ensure_bpffs, install, pin_dir, uninstall, InstallReport, DEFAULT_BPFFS,
+    ensure_bpffs, fence_map_pin, install, pin_dir, register_fence, uninstall, InstallReport,
+    DEFAULT_BPFFS,
 };
 use cgroup_core::tree::Tree;
 
@@ -98,14 +100,35 @@ impl PipTree {
         let tree = Tree::locate_in(&cgroup2_mounts().unwrap(), Some(&self.tree.root)).unwrap();
         tree.ensure_base().unwrap();
         ensure_bpffs(Path::new(DEFAULT_BPFFS)).unwrap();
-        install(&self.tree.root, &self.pins, &self.policy()).unwrap()
+        install(&tree, &self.pins, &self.policy()).unwrap()
     }
 
     /// A cgroup below the root (`rel` like "users/alice/svc/worker"), created with parents.
+    /// Below `users/<user>` the fence is registered, as the PAM module and cgroupctl do when
+    /// they make `users/<user>` (once the programs are installed; `install` registers the
+    /// fences made before).
     pub fn cgroup(&self, rel: &str) -> PathBuf {
         let dir = self.tree.root.join(rel);
         std::fs::create_dir_all(&dir).unwrap();
+        if let Some(user) = rel.strip_prefix("users/").and_then(|r| r.split('/').next()) {
+            self.register(user);
+        }
         dir
+    }
+
+    /// Registers `users/<user>` in the fence map, if the map is there.
+    pub fn register(&self, user: &str) {
+        let tree = self.core_tree();
+        if !fence_map_pin(&tree).unwrap().exists() {
+            return;
+        }
+        let info = lookup_user(user).unwrap();
+        register_fence(&tree, &self.policy(), &tree.users_dir().join(user), &info).unwrap();
+    }
+
+    /// The library's view of this tree.
+    pub fn core_tree(&self) -> Tree {
+        Tree::locate_in(&cgroup2_mounts().unwrap(), Some(&self.tree.root)).unwrap()
     }
 
     /// Runs the real `cgroupctl --config <ours> ARGS`.

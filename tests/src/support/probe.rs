@@ -40,6 +40,11 @@ pub enum Op {
     Connect { addr: SocketAddr },
     /// UDP socket, sendto (one byte).
     SendTo { addr: SocketAddr },
+    /// TCP socket, connect, getpeername: where the connection really went.
+    ConnectPeer { addr: SocketAddr },
+    /// UDP socket of `addr`'s family, sendmsg (one byte) with a source address chosen in an
+    /// IP_PKTINFO (v4) or IPV6_PKTINFO (v6) control message.
+    SendFrom { src: IpAddr, addr: SocketAddr },
 }
 
 impl Op {
@@ -66,6 +71,49 @@ impl Op {
         Op::SendTo {
             addr: addr.parse().unwrap(),
         }
+    }
+    pub fn connect_peer(addr: &str) -> Op {
+        Op::ConnectPeer {
+            addr: addr.parse().unwrap(),
+        }
+    }
+    pub fn send_from(src: &str, addr: &str) -> Op {
+        Op::SendFrom {
+            src: src.parse().unwrap(),
+            addr: addr.parse().unwrap(),
+        }
+    }
+
+    /// `bind:ADDR`, `bind-udp:ADDR`, `connect:ADDR`, `peer:ADDR`, `send:ADDR`,
+    /// `send-from:SRC=ADDR` (sock-probe's arguments).
+    pub fn parse(text: &str) -> Option<Op> {
+        let (kind, arg) = text.split_once(':')?;
+        Some(match kind {
+            "bind" => Op::bind(arg, Proto::Tcp),
+            "bind-udp" => Op::bind(arg, Proto::Udp),
+            "connect" => Op::connect(arg),
+            "peer" => Op::connect_peer(arg),
+            "send" => Op::send_to(arg),
+            "send-from" => {
+                let (src, dst) = arg.split_once('=')?;
+                Op::send_from(src, dst)
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Performs one op in this process (sock-probe runs it after `sg`, `newgrp` or a setgid exec).
+pub fn perform_op(op: &Op) -> Outcome {
+    perform(op)
+}
+
+/// An outcome as sock-probe prints it: `ok`, `ok ADDR` or `errno N`.
+pub fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Ok(None) => "ok".to_string(),
+        Ok(Some(a)) => format!("ok {a}"),
+        Err(e) => format!("errno {e}"),
     }
 }
 
@@ -270,6 +318,109 @@ fn perform(op: &Op) -> Outcome {
                 Ok(None)
             }
         }
+        Op::ConnectPeer { addr } => connect_peer(addr),
+        Op::SendFrom { src, addr } => send_from(src, addr),
+    }
+}
+
+fn connect_peer(addr: &SocketAddr) -> Outcome {
+    let fd = new_socket(addr, Proto::Tcp)?;
+    let result = (|| {
+        let (ss, len) = to_sockaddr(addr);
+        // SAFETY: ss holds a valid sockaddr of len bytes.
+        if unsafe { libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) } < 0 {
+            return Err(errno());
+        }
+        // SAFETY: all-zero is valid for sockaddr_storage; len is its size.
+        let mut out: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut out_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: out is writable for out_len bytes.
+        if unsafe {
+            libc::getpeername(
+                fd,
+                (&mut out as *mut libc::sockaddr_storage).cast(),
+                &mut out_len,
+            )
+        } < 0
+        {
+            return Err(errno());
+        }
+        Ok(from_sockaddr(&out))
+    })();
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    result
+}
+
+/// sendmsg of one byte to `addr` with `src` as the source in a PKTINFO control message.
+fn send_from(src: &IpAddr, addr: &SocketAddr) -> Outcome {
+    let fd = new_socket(addr, Proto::Udp)?;
+    let (mut ss, len) = to_sockaddr(addr);
+    // Room for one cmsg of either kind (u64 array: aligned for cmsghdr).
+    let mut control = [0u64; 8];
+    let mut byte = *b"x";
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: all-zero is a valid msghdr; every pointer set below outlives the sendmsg.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut ss as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = len;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    let (level, kind, data_len) = match src {
+        IpAddr::V4(_) => (
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            std::mem::size_of::<libc::in_pktinfo>(),
+        ),
+        IpAddr::V6(_) => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_PKTINFO,
+            std::mem::size_of::<libc::in6_pktinfo>(),
+        ),
+    };
+    // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic; the control buffer (64 bytes) holds
+    // one cmsg of either pktinfo kind, and CMSG_FIRSTHDR/CMSG_DATA point inside it.
+    unsafe {
+        msg.msg_controllen = libc::CMSG_SPACE(data_len as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(data_len as u32) as _;
+        match src {
+            IpAddr::V4(ip) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(ip.octets()),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast(), info);
+            }
+            IpAddr::V6(ip) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: ip.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                };
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast(), info);
+            }
+        }
+    }
+    // SAFETY: msg and everything it points to are valid for the call.
+    let r = unsafe { libc::sendmsg(fd, &msg, 0) };
+    let e = errno();
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    if r < 0 {
+        Err(e)
+    } else {
+        Ok(None)
     }
 }
 

@@ -54,11 +54,19 @@ pub struct TestGroup {
 
 impl TestGroup {
     pub fn new(prefix: &str) -> TestGroup {
+        Self::in_range(prefix, 20000, 59999)
+    }
+
+    /// A group with a gid below the private-IP tests' min_gid (2000): the "low group" a
+    /// customer might be a member of.
+    pub fn low(prefix: &str) -> TestGroup {
+        Self::in_range(prefix, 1200, 1999)
+    }
+
+    fn in_range(prefix: &str, min: u32, max: u32) -> TestGroup {
         let name = super::unique_name(prefix);
-        run_locked(
-            "groupadd",
-            &["-K", "GID_MIN=20000", "-K", "GID_MAX=59999", &name],
-        );
+        let (min, max) = (format!("GID_MIN={min}"), format!("GID_MAX={max}"));
+        run_locked("groupadd", &["-K", &min, "-K", &max, &name]);
         let gid = nix::unistd::Group::from_name(&name)
             .unwrap()
             .unwrap()
@@ -88,8 +96,8 @@ impl TestUser {
         Self::with_groups(prefix, &[])
     }
 
-    /// A user whose primary group is `group` (shared with others: no user-private group).
-    pub fn with_primary_group(prefix: &str, group: &TestGroup) -> TestUser {
+    /// A user whose primary group is `primary` (no group of its own).
+    pub fn with_primary(prefix: &str, primary: &TestGroup) -> TestUser {
         let name = super::unique_name(prefix);
         run_locked(
             "useradd",
@@ -97,7 +105,7 @@ impl TestUser {
                 "-M",
                 "-N",
                 "-g",
-                &group.name,
+                &primary.name,
                 "-s",
                 "/bin/sh",
                 "-d",
@@ -151,6 +159,11 @@ impl TestUser {
             gid: user.gid.as_raw(),
         }
     }
+}
+
+/// Adds `user` to the supplementary group `group` (any group, e.g. another user's own).
+pub fn add_to_group(user: &str, group: &str) {
+    run_locked("usermod", &["-a", "-G", group, user]);
 }
 
 impl Drop for TestUser {

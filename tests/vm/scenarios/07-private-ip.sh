@@ -1,6 +1,7 @@
 # Private IPs: alice's `python3 -m http.server 8080` listens on her private address
 # (127.0.0.0 | gid 2001 = 127.0.7.209); bob cannot connect to it (EACCES) nor bind it; root
-# (standing in for the reverse proxy) can connect.
+# (standing in for the reverse proxy) can connect; each customer's localhost on the range is
+# its own; other 127/8 binds on the range are refused (Debian 12's 6.1 kernel).
 require_cgroupctl_verb init
 vm_write_config '
 [private_ip]
@@ -59,6 +60,23 @@ case $listen in
     127.0.7.210:8081|"[::ffff:127.0.7.210]:8081") tlog "ok: bob listens on $listen" ;;
     *) fail "bob's server listens on '$listen', not on his private address 127.0.7.210:8081" ;;
 esac
+step "localhost on the range is each customer's own: alice never reaches bob's 127.0.0.1:8082"
+vm_login_bg bob "exec -a pamcg-s07-bobl python3 -m http.server 8082 --bind 127.0.0.1 --directory /tmp" >/dev/null
+wait_tagged pamcg-s07-bobl >/dev/null
+listen=""
+for _ in $(seq 1 20); do
+    listen=$(vm_root "ss -Hltn 'sport = :8082' | awk '{print \$4}'")
+    [[ -z $listen ]] || break
+    sleep 1
+done
+[[ $listen == "127.0.7.210:8082" ]] || fail "bob's 127.0.0.1:8082 listens on '$listen', not on his address"
+r=$(vm_login alice "python3 /tmp/s07-probe.py connect 127.0.0.1 8082")
+assert_eq "alice's connect to 127.0.0.1:8082 (bob's service is not hers)" "$r" ECONNREFUSED
+r=$(vm_login bob "python3 /tmp/s07-probe.py connect 127.0.0.1 8082")
+assert_eq "bob's connect to his own localhost:8082" "$r" OK
+step "other 127/8 binds on the range refused"
+r=$(vm_login alice "python3 /tmp/s07-probe.py bind 127.0.0.5 8083")
+assert_eq "alice's bind of 127.0.0.5:8083" "$r" EACCES
 kill_user_processes alice
 kill_user_processes bob
 vm_root "cgroupctl deinit || true" >/dev/null

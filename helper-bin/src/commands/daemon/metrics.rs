@@ -1,20 +1,32 @@
 //! The metrics endpoint: a minimal HTTP/1.1 responder on a loopback TCP address or a unix
-//! socket, in one thread that the main loop stops through a pipe. `GET /metrics` answers the
-//! same text as `cgroupctl stats --prometheus`, plus the daemon's own counters.
+//! socket. `GET /metrics` answers the same text as `cgroupctl stats --prometheus`, plus the
+//! daemon's own counters.
 //!
-//! One connection at a time with short timeouts: a Prometheus scrape is one small request a
-//! few times a minute, and a slow client only delays the next scrape, never the reaping (the
-//! main thread's job).
+//! The metrics name every customer and its usage, so no customer may read them, and no
+//! customer may stall them:
+//! - Who may read: root, and the users given with `--allow-user` (the `prometheus` user of a
+//!   stock Prometheus). The peer's uid comes from the kernel before anything is read: the
+//!   owner of the peer socket for loopback TCP (sock_diag, peer.rs), SO_PEERCRED for the unix
+//!   socket. Anyone else gets a 403 at once and the connection is closed: a customer's
+//!   connection never holds the server for a moment.
+//! - Stalling: every allowed connection has a whole-request deadline (the request must have
+//!   arrived REQUEST_DEADLINE after accept, however slowly it dribbles in) and a write
+//!   deadline, and up to MAX_ACTIVE are served at once, each in its own short-lived thread; a
+//!   connection beyond that gets a 503 at once. The accept loop itself never reads.
+//!
+//! Why loopback TCP for Prometheus: a stock Prometheus scrapes HTTP over TCP only (no unix
+//! sockets), and needs no credentials in its config this way; the uid check is the kernel's
+//! word, unlike a password a customer could read from a world-readable prometheus.yml.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::UnixListener;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
@@ -22,10 +34,16 @@ use cgroup_core::stats::prometheus::CONTENT_TYPE;
 use cgroup_core::tree::Tree;
 
 use super::log;
+use super::peer::{tcp_peer_uid, unix_peer_uid};
 use crate::commands::stats::{collect, prometheus_text};
 
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// The whole request (line and headers) must have arrived this long after accept.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+/// The whole answer must have been written this long after the request arrived.
+const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 const MAX_REQUEST: usize = 8192;
+/// Allowed connections served at once (Prometheus scrapes one at a time; room for an admin).
+const MAX_ACTIVE: usize = 4;
 
 /// The daemon's own counters, shown with the users' metrics.
 #[derive(Debug, Default)]
@@ -33,6 +51,8 @@ pub struct Counters {
     pub reaped: AtomicU64,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
+    /// Metrics connections refused because of who the peer was.
+    pub metrics_refused: AtomicU64,
 }
 
 pub enum Listener {
@@ -77,6 +97,11 @@ fn daemon_metrics(c: &Counters) -> String {
             "Reloads that failed (config kept).",
             &c.reload_failures,
         ),
+        (
+            "pam_cgroup_daemon_metrics_refused_total",
+            "Metrics connections refused: the peer was not root or an allowed user.",
+            &c.metrics_refused,
+        ),
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
@@ -86,15 +111,44 @@ fn daemon_metrics(c: &Counters) -> String {
     out
 }
 
-fn respond<S: Read + Write>(
-    mut s: S,
-    tree: &RwLock<Tree>,
-    counters: &Counters,
-) -> std::io::Result<()> {
+/// A stream whose reads and writes end at a deadline, however the peer paces its bytes.
+trait DeadlineIo: Read + Write {
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl DeadlineIo for TcpStream {
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> std::io::Result<()> {
+        self.set_read_timeout(read)?;
+        self.set_write_timeout(write)
+    }
+}
+
+impl DeadlineIo for UnixStream {
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> std::io::Result<()> {
+        self.set_read_timeout(read)?;
+        self.set_write_timeout(write)
+    }
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "request deadline passed")
+}
+
+/// Reads the request head until the blank line, `MAX_REQUEST` bytes or the deadline.
+fn read_head<S: DeadlineIo>(s: &mut S, deadline: Instant) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
-        let n = s.read(&mut chunk)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        s.set_timeouts(Some(left), None)?;
+        let n = match s.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Err(timed_out()),
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             break;
         }
@@ -103,6 +157,32 @@ fn respond<S: Read + Write>(
             break;
         }
     }
+    Ok(buf)
+}
+
+fn write_answer<S: DeadlineIo>(
+    s: &mut S,
+    status: &str,
+    ctype: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let header = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(header.as_bytes())?;
+    s.write_all(body.as_bytes())?;
+    s.flush()
+}
+
+fn respond<S: DeadlineIo>(
+    mut s: S,
+    tree: &RwLock<Tree>,
+    counters: &Counters,
+    accepted: Instant,
+) -> std::io::Result<()> {
+    let buf = read_head(&mut s, accepted + REQUEST_DEADLINE)?;
+    s.set_timeouts(None, Some(WRITE_DEADLINE))?;
     let head = String::from_utf8_lossy(&buf);
     let mut first = head.lines().next().unwrap_or("").split_whitespace();
     let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
@@ -128,32 +208,98 @@ fn respond<S: Read + Write>(
             Err(e) => ("500 Internal Server Error", "text/plain", format!("{e}\n")),
         }
     };
-    let header = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(header.as_bytes())?;
-    s.write_all(body.as_bytes())?;
-    s.flush()
+    write_answer(&mut s, status, ctype, &body)
 }
 
-fn serve_one(listener: &Listener, tree: &RwLock<Tree>, counters: &Counters) -> std::io::Result<()> {
+/// Who may read the metrics: root and these uids.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub uids: Vec<u32>,
+}
+
+impl Access {
+    fn allows(&self, uid: u32) -> bool {
+        uid == 0 || self.uids.contains(&uid)
+    }
+}
+
+/// Shared by the accept loop and the connection threads.
+struct Server {
+    tree: Arc<RwLock<Tree>>,
+    counters: Arc<Counters>,
+    access: Access,
+    active: AtomicUsize,
+}
+
+/// A refusal written without waiting: the socket is non-blocking and a fresh connection's
+/// send buffer takes these few bytes; whatever does not fit is dropped with the connection.
+fn refuse<S: DeadlineIo + AsFd>(mut s: S, status: &str) {
+    let _ = nix::fcntl::fcntl(
+        s.as_fd().as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    let _ = write_answer(&mut s, status, "text/plain", "not allowed\n");
+    // Take what already arrived (never waiting) so the close is a FIN after our answer rather
+    // than a reset that may discard it.
+    let mut sink = [0u8; 1024];
+    while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+/// Checks the peer, then serves it in a thread of its own (at most MAX_ACTIVE at once).
+fn dispatch<S: DeadlineIo + AsFd + Send + 'static>(
+    server: &Arc<Server>,
+    s: S,
+    peer_uid: std::io::Result<u32>,
+) {
+    let accepted = Instant::now();
+    match peer_uid {
+        Ok(uid) if server.access.allows(uid) => {}
+        _ => {
+            server
+                .counters
+                .metrics_refused
+                .fetch_add(1, Ordering::Relaxed);
+            return refuse(s, "403 Forbidden");
+        }
+    }
+    if server.active.fetch_add(1, Ordering::SeqCst) >= MAX_ACTIVE {
+        server.active.fetch_sub(1, Ordering::SeqCst);
+        return refuse(s, "503 Service Unavailable");
+    }
+    let worker = server.clone();
+    let spawned = std::thread::Builder::new()
+        .name("metrics-conn".into())
+        .spawn(move || {
+            if let Err(e) = respond(s, &worker.tree, &worker.counters, accepted) {
+                use std::io::ErrorKind::{BrokenPipe, ConnectionReset, TimedOut};
+                if !matches!(e.kind(), TimedOut | BrokenPipe | ConnectionReset) {
+                    log::warn(&format!("metrics: {e}"));
+                }
+            }
+            worker.active.fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        server.active.fetch_sub(1, Ordering::SeqCst);
+        log::warn(&format!("metrics: start a connection thread: {e}"));
+    }
+}
+
+fn accept_one(listener: &Listener, server: &Arc<Server>) -> std::io::Result<()> {
     match listener {
         Listener::Tcp(l) => {
-            let (s, _) = l.accept()?;
+            let (s, peer) = l.accept()?;
             s.set_nonblocking(false)?;
-            s.set_read_timeout(Some(IO_TIMEOUT))?;
-            s.set_write_timeout(Some(IO_TIMEOUT))?;
-            respond(s, tree, counters)
+            let uid = s.local_addr().and_then(|local| tcp_peer_uid(peer, local));
+            dispatch(server, s, uid);
         }
         Listener::Unix(l, _) => {
             let (s, _) = l.accept()?;
             s.set_nonblocking(false)?;
-            s.set_read_timeout(Some(IO_TIMEOUT))?;
-            s.set_write_timeout(Some(IO_TIMEOUT))?;
-            respond(s, tree, counters)
+            let uid = unix_peer_uid(&s);
+            dispatch(server, s, uid);
         }
     }
+    Ok(())
 }
 
 /// Serves until `stop` becomes readable (the main loop writes to or closes the other end).
@@ -161,8 +307,15 @@ pub fn spawn(
     listener: Listener,
     tree: Arc<RwLock<Tree>>,
     counters: Arc<Counters>,
+    access: Access,
     stop: OwnedFd,
 ) -> std::io::Result<JoinHandle<()>> {
+    let server = Arc::new(Server {
+        tree,
+        counters,
+        access,
+        active: AtomicUsize::new(0),
+    });
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || loop {
@@ -182,7 +335,7 @@ pub fn spawn(
                 return;
             }
             if fds[0].any().unwrap_or(false) {
-                if let Err(e) = serve_one(&listener, &tree, &counters) {
+                if let Err(e) = accept_one(&listener, &server) {
                     if e.kind() != std::io::ErrorKind::WouldBlock {
                         log::warn(&format!("metrics: {e}"));
                     }

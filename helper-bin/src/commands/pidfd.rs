@@ -1,0 +1,46 @@
+//! A process pinned by a pidfd (pidfd_open, Linux >= 5.3): while the pidfd reports the
+//! process alive, its PID cannot have been reused, so what /proc/PID says and what a write of
+//! PID to cgroup.procs reaches are that process. Raw syscalls through libc: nix 0.29 has no
+//! pidfd wrapper.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+pub struct PidFd {
+    pub pid: u32,
+    fd: OwnedFd,
+}
+
+impl PidFd {
+    pub fn open(pid: u32) -> io::Result<PidFd> {
+        let raw =
+            libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+        // SAFETY: plain syscall; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+        // SAFETY: the kernel just returned this fd; nothing else owns it.
+        Ok(PidFd {
+            pid,
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Is the pinned process still alive (signal 0 through the pidfd)? Once it has exited its
+    /// PID may name another process.
+    pub fn alive(&self) -> bool {
+        // SAFETY: signal 0 only checks; null siginfo and zero flags are valid.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        r == 0
+    }
+}

@@ -1,0 +1,101 @@
+# Metrics: the daemon serves them on 127.0.0.1:9464 to root and the prometheus user only (a
+# unit drop-in, as README shows); a customer gets nothing and cannot stall a scrape; Debian's
+# Prometheus scrapes them and shows per-user series.
+[[ $VM_INSTALL_MODE == deb* ]] || fail "feature missing: the unit comes with the .deb ($VM_INSTALL_MODE)"
+vm_root "command -v prometheus" >/dev/null || fail "Debian's prometheus package is not in the image"
+
+step "the daemon serves metrics on 127.0.0.1:9464 to root and prometheus"
+kill_user_processes alice
+kill_user_processes bob
+vm_root "mkdir -p /etc/systemd/system/pam-cgroup.service.d
+printf '[Service]\nExecStart=\nExecStart=/usr/sbin/cgroupctl daemon --listen 127.0.0.1:9464 --allow-user prometheus\n' \
+    >/etc/systemd/system/pam-cgroup.service.d/metrics.conf
+systemctl daemon-reload && systemctl restart pam-cgroup.service" >/dev/null \
+    || fail "restart with the metrics drop-in failed: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
+scrape='import socket, sys, time
+start = time.monotonic()
+s = socket.create_connection(("127.0.0.1", 9464), timeout=10)
+data = b""
+try:
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+except ConnectionResetError:
+    data = b"reset"
+print(data.split(b"\r\n")[0].decode(), "leak" if b"pam_cgroup_" in data else "noleak",
+      "%.3f" % (time.monotonic() - start))'
+vm_write /tmp/s17-scrape.py 644 <<<"$scrape"
+ok=""
+for _ in $(seq 1 30); do
+    r=$(vm_root "python3 /tmp/s17-scrape.py" 2>/dev/null || true)
+    [[ $r == "HTTP/1.1 200 OK leak"* ]] && { ok=1; break; }
+    sleep 1
+done
+[[ -n $ok ]] || fail "root cannot scrape http://127.0.0.1:9464/metrics: '$r'"
+
+step "alice (confined, in her fence) cannot read them"
+vm_login_bg alice "exec -a pamcg-s17 sleep 300" >/dev/null
+wait_tagged pamcg-s17 >/dev/null
+r=$(vm_login alice "python3 /tmp/s17-scrape.py")
+case $r in
+    "HTTP/1.1 403 Forbidden noleak"* | "reset noleak"*) tlog "ok: alice got '$r'" ;;
+    *) fail "alice's scrape answered '$r'" ;;
+esac
+
+step "alice holds twenty slow connections open: root's scrape still completes within 1 s"
+loris='import socket, time
+held = []
+for _ in range(20):
+    try:
+        c = socket.create_connection(("127.0.0.1", 9464), timeout=5)
+        c.sendall(b"G")
+        held.append(c)
+    except OSError:
+        pass
+time.sleep(20)'
+vm_write /tmp/s17-loris.py 644 <<<"$loris"
+vm_login_bg alice "exec -a pamcg-s17-loris python3 /tmp/s17-loris.py" >/dev/null
+wait_tagged pamcg-s17-loris >/dev/null
+sleep 2
+r=$(vm_root "python3 /tmp/s17-scrape.py")
+secs=${r##* }
+tlog "root's scrape during the attack: $r"
+[[ $r == "HTTP/1.1 200 OK leak"* ]] || fail "root's scrape during the attack answered '$r'"
+awk -v s="$secs" 'BEGIN { exit !(s < 1.0) }' || fail "root's scrape took ${secs}s (>= 1 s)"
+
+step "Debian's Prometheus scrapes them: per-user series"
+vm_write /etc/prometheus/prometheus.yml 644 <<'YML'
+global:
+  scrape_interval: 5s
+scrape_configs:
+  - job_name: pam_cgroup
+    static_configs:
+      - targets: ['127.0.0.1:9464']
+YML
+vm_root "systemctl restart prometheus" >/dev/null || fail "prometheus did not start"
+query='import json, sys, urllib.parse, urllib.request
+q = urllib.parse.quote(sys.argv[1])
+with urllib.request.urlopen("http://127.0.0.1:9090/api/v1/query?query=" + q, timeout=10) as r:
+    res = json.load(r)["data"]["result"]
+print(" ".join(sorted(m["metric"].get("user", "-") + "=" + m["value"][1] for m in res)))'
+vm_write /tmp/s17-query.py 644 <<<"$query"
+series=""
+for _ in $(seq 1 60); do
+    series=$(vm_root "python3 /tmp/s17-query.py 'pam_cgroup_sessions{job=\"pam_cgroup\"}'" 2>/dev/null || true)
+    [[ $series == *"alice="* ]] && break
+    sleep 2
+done
+tlog "Prometheus: pam_cgroup_sessions = $series"
+[[ $series == *"alice="* ]] || fail "Prometheus shows no per-user series for alice: '$series' (up: $(vm_root "python3 /tmp/s17-query.py 'up'" || true))"
+up=$(vm_root "python3 /tmp/s17-query.py 'up{job=\"pam_cgroup\"}'")
+[[ $up == "-=1" ]] || fail "the pam_cgroup target is not up in Prometheus: '$up'"
+
+kill_user_processes alice
+vm_root "systemctl stop prometheus
+rm -f /etc/systemd/system/pam-cgroup.service.d/metrics.conf
+rmdir /etc/systemd/system/pam-cgroup.service.d 2>/dev/null
+systemctl daemon-reload && systemctl restart pam-cgroup.service" >/dev/null \
+    || fail "restoring the unit failed"
