@@ -14,6 +14,7 @@ pub mod names;
 pub mod nss;
 pub mod private_ip;
 pub mod report_once;
+pub mod root_lock;
 pub mod service;
 pub mod session;
 pub mod state_dir;

@@ -220,24 +220,8 @@ pub const LOCK_FILE: &str = ".lock";
 /// Takes the exclusive lock of the user files of `dir`: `dir/.lock`, created root-owned 0600
 /// without following a symlink. Gives up after `wait` with an error naming the file.
 pub fn lock_user_files(dir: &Path, wait: std::time::Duration) -> Result<Flock<File>> {
-    use std::os::unix::fs::MetadataExt;
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-        .ctx("open", &path)?;
-    let meta = file.metadata().ctx("stat", &path)?;
-    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
-        return Err(Error::Other(format!(
-            "lock file {} must be a regular file owned by root with mode 0600",
-            path.display()
-        )));
-    }
+    let file = crate::root_lock::open_root_only(&path)?;
     let deadline = std::time::Instant::now() + wait;
     let mut file = file;
     loop {

@@ -72,14 +72,9 @@ fn set_locks_a_root_only_file_and_gives_up_within_its_bound() {
     for dir in [setup.dir.path(), users_dir.as_path()] {
         std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
-    let mut holder = Command::new("setpriv")
-        .args([
-            &format!("--reuid={}", alice.uid),
-            &format!("--regid={}", alice.gid),
-            "--clear-groups",
-            "flock",
-            "--exclusive",
-        ])
+    let mut holder = alice
+        .command("flock")
+        .args(["--exclusive"])
         .arg(&users_dir)
         .args(["sleep", "60"])
         .spawn()
@@ -102,15 +97,9 @@ fn set_locks_a_root_only_file_and_gives_up_within_its_bound() {
     let lock = users_dir.join(".lock");
     let meta = std::fs::metadata(&lock).unwrap();
     assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
-    let opened = Command::new("setpriv")
-        .args([
-            &format!("--reuid={}", alice.uid),
-            &format!("--regid={}", alice.gid),
-            "--clear-groups",
-            "flock",
-            "--exclusive",
-            "--nonblock",
-        ])
+    let opened = alice
+        .command("flock")
+        .args(["--exclusive", "--nonblock"])
         .arg(&lock)
         .arg("true")
         .output()
@@ -176,16 +165,7 @@ impl Drop for Procs {
 fn legacy_session(setup: &TestSetup, user: &TestUser, procs: &mut Procs) -> std::path::PathBuf {
     let leaf = setup.tree.user(&user.name).join("session-010");
     std::fs::create_dir(&leaf).unwrap();
-    let shell = Command::new("setpriv")
-        .args([
-            &format!("--reuid={}", user.uid),
-            &format!("--regid={}", user.gid),
-            "--clear-groups",
-            "sleep",
-            "120",
-        ])
-        .spawn()
-        .unwrap();
+    let shell = user.command("sleep").args(["120"]).spawn().unwrap();
     std::fs::write(leaf.join("cgroup.procs"), format!("{}\n", shell.id())).unwrap();
     procs.0.push(shell);
     leaf
@@ -199,16 +179,7 @@ fn customer_cgroup_with_process(
     dir: &Path,
     procs: &mut Procs,
 ) -> u32 {
-    let sleeper = Command::new("setpriv")
-        .args([
-            &format!("--reuid={}", user.uid),
-            &format!("--regid={}", user.gid),
-            "--clear-groups",
-            "sleep",
-            "120",
-        ])
-        .spawn()
-        .unwrap();
+    let sleeper = user.command("sleep").args(["120"]).spawn().unwrap();
     let pid = sleeper.id();
     procs.0.push(sleeper);
     std::fs::write(legacy_leaf.join("cgroup.procs"), format!("{pid}\n")).unwrap();
@@ -232,17 +203,7 @@ fn cgroup_of(pid: u32) -> String {
 }
 
 fn as_user(user: &TestUser, script: &str) {
-    let out = Command::new("setpriv")
-        .args([
-            &format!("--reuid={}", user.uid),
-            &format!("--regid={}", user.gid),
-            "--clear-groups",
-            "sh",
-            "-c",
-            script,
-        ])
-        .output()
-        .unwrap();
+    let out = user.command("sh").args(["-c", script]).output().unwrap();
     assert!(out.status.success(), "{script}: {}", describe(&out));
 }
 
@@ -293,12 +254,9 @@ fn a_0_1_0_tree_is_taken_back_at_the_next_login_and_the_customers_cgroups_stay()
     );
     assert!(cgroup_of(stray).ends_with(&format!("/users/{}", alice.name)));
     // The customer can no longer move its processes around in the user cgroup.
-    let moved = Command::new("setpriv")
+    let moved = alice
+        .command("sh")
         .args([
-            &format!("--reuid={}", alice.uid),
-            &format!("--regid={}", alice.gid),
-            "--clear-groups",
-            "sh",
             "-c",
             &format!("echo {daemon} > {}/cgroup.procs", dir.display()),
         ])
@@ -379,17 +337,7 @@ fn customers_sharing_a_primary_group_cannot_read_each_other() {
         ("read", format!("cat {}/cpu.stat", dir.display())),
         ("leaf", format!("cat {}/cgroup.procs", leaf.display())),
     ] {
-        let out = Command::new("setpriv")
-            .args([
-                &format!("--reuid={}", erin.uid),
-                &format!("--regid={}", erin.gid),
-                "--clear-groups",
-                "sh",
-                "-c",
-                &script,
-            ])
-            .output()
-            .unwrap();
+        let out = erin.command("sh").args(["-c", &script]).output().unwrap();
         assert!(
             !out.status.success(),
             "erin could {what}: {}",

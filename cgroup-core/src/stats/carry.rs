@@ -140,7 +140,7 @@ pub const CARRY_LOCK: &str = "/run/pam_cgroup/carry.lock";
 
 /// Takes the carrying lock (the module at close and the daemon can race on one user).
 fn lock_carrying() -> Result<File> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    use std::os::unix::fs::DirBuilderExt;
     let path = Path::new(CARRY_LOCK);
     if let Some(dir) = path.parent() {
         match std::fs::DirBuilder::new().mode(0o700).create(dir) {
@@ -149,22 +149,7 @@ fn lock_carrying() -> Result<File> {
             Err(e) => return Err(e).ctx("mkdir", dir),
         }
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .ctx("open", path)?;
-    let meta = file.metadata().ctx("stat", path)?;
-    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
-        return Err(Error::Other(format!(
-            "{} must be a regular file owned by root with mode 0600",
-            path.display()
-        )));
-    }
+    let file = crate::root_lock::open_root_only(path)?;
     // SAFETY: flock on an fd we own; released when the returned file is closed.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(std::io::Error::last_os_error()).ctx("flock", path);

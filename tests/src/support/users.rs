@@ -92,6 +92,19 @@ pub struct TestUser {
 }
 
 impl TestUser {
+    /// `program` run as this user (uid, primary gid, no supplementary groups) through
+    /// setpriv: how a customer's own process is started in the tests.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            &format!("--reuid={}", self.uid),
+            &format!("--regid={}", self.gid),
+            "--clear-groups",
+            program,
+        ]);
+        cmd
+    }
+
     pub fn new(prefix: &str) -> TestUser {
         Self::with_groups(prefix, &[])
     }
