@@ -235,6 +235,18 @@ pub fn before_removal(user_dir: &Path, leaf: &Path) -> Result<()> {
             user_dir.display()
         )));
     }
+    // The common case first, without reading mountinfo: a leaf whose own files count nothing
+    // (no refused fork, no memory event, or no such controller) has nothing to carry.
+    let raw = local_counts(
+        leaf,
+        EventSemantics {
+            pids_hierarchical: false,
+            memory_hierarchical: false,
+        },
+    )?;
+    if raw.is_zero() {
+        return Ok(());
+    }
     let sem = EventSemantics::detect(user_dir);
     if sem.pids_hierarchical && sem.memory_hierarchical {
         return Ok(());

@@ -71,12 +71,16 @@ impl CgroupDir {
         fstat(self.raw()).map_err(|e| io("stat", &self.path, e))
     }
 
-    /// Opens the child cgroup `name`.
+    /// Opens the child cgroup `name`. A directory of a cgroup2 directory is a cgroup2
+    /// directory (only root can mount over one, and O_NOFOLLOW refuses a symlink): no second
+    /// statfs.
     pub fn open_child(&self, name: &str) -> Result<CgroupDir> {
         let path = self.path.join(name);
         let raw = openat(Some(self.raw()), name, DIR_FLAGS, Mode::empty())
             .map_err(|e| io("open", &path, e))?;
-        Self::adopt(raw, path)
+        // SAFETY: `raw` was just returned by openat and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(CgroupDir { fd, path })
     }
 
     /// mkdirat; `Ok(false)` when it existed already.

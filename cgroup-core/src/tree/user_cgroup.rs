@@ -130,6 +130,18 @@ impl UserCgroup {
     /// Opens `users/<user>`, creating it (and the tree's base) when missing. The name must
     /// have been validated.
     pub fn open_or_create(tree: &Tree, user: &str) -> Result<UserCgroup> {
+        // A login's common case: the user cgroup exists (one open, one statfs).
+        match CgroupDir::open(&tree.users_dir().join(user)) {
+            Ok(dir) => {
+                return Ok(UserCgroup {
+                    dir,
+                    name: user.to_string(),
+                    created: false,
+                })
+            }
+            Err(e) if e.errno() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
         let users = match CgroupDir::open(&tree.users_dir()) {
             Ok(d) => d,
             Err(e) if e.errno() == Some(libc::ENOENT) => {
