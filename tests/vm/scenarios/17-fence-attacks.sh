@@ -20,8 +20,8 @@ done
 vm_login alice "set -e
 me=$(cg_mount)\$(sed -n 's/^0:://p' /proc/self/cgroup)
 mine=\${me%/login}
-mkdir \$mine/t
-echo threaded > \$mine/t/cgroup.type
+mkdir -p \$mine/x/t
+echo threaded > \$mine/x/t/cgroup.type
 echo '+pids' > $leaf/cgroup.subtree_control
 echo '-pids' > $leaf/cgroup.subtree_control
 for i in \$(seq 1 200); do mkdir $leaf/f\$i 2>/dev/null || break; done

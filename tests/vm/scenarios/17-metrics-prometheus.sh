@@ -10,8 +10,18 @@ kill_user_processes bob
 vm_root "mkdir -p /etc/systemd/system/pam-cgroup.service.d
 printf '[Service]\nExecStart=\nExecStart=/usr/sbin/cgroupctl daemon --listen 127.0.0.1:9464 --allow-user prometheus\n' \
     >/etc/systemd/system/pam-cgroup.service.d/metrics.conf
-systemctl daemon-reload && systemctl restart pam-cgroup.service" >/dev/null \
-    || fail "restart with the metrics drop-in failed: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
+systemctl daemon-reload" >/dev/null || fail "cannot install the metrics drop-in"
+systemd_version=$(vm_root "systemctl --version | awk 'NR == 1 { print \$2 }'")
+if ((systemd_version >= 254)) || [[ -z $(vm_root "ls '$VM_TREE_ROOT/users' 2>/dev/null || true") ]]; then
+    vm_root "systemctl restart pam-cgroup.service" >/dev/null \
+        || fail "restart with the metrics drop-in failed: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
+else
+    # systemd < 254 cannot restart the unit once logins made its tree (pam_cgroup(8)): the
+    # drop-in applies from the next boot, and README's way to serve metrics at once is a
+    # second daemon in a transient unit of its own.
+    vm_root "systemd-run --unit=pam-cgroup-metrics /usr/sbin/cgroupctl daemon --listen 127.0.0.1:9464 --allow-user prometheus" >/dev/null \
+        || fail "the transient metrics daemon did not start"
+fi
 scrape='import socket, sys, time
 start = time.monotonic()
 s = socket.create_connection(("127.0.0.1", 9464), timeout=10)
@@ -95,7 +105,10 @@ up=$(vm_root "python3 /tmp/s17-query.py 'up{job=\"pam_cgroup\"}'")
 
 kill_user_processes alice
 vm_root "systemctl stop prometheus
+systemctl stop pam-cgroup-metrics.service 2>/dev/null || true
 rm -f /etc/systemd/system/pam-cgroup.service.d/metrics.conf
 rmdir /etc/systemd/system/pam-cgroup.service.d 2>/dev/null
-systemctl daemon-reload && systemctl restart pam-cgroup.service" >/dev/null \
-    || fail "restoring the unit failed"
+systemctl daemon-reload" >/dev/null || fail "restoring the unit failed"
+if ((systemd_version >= 254)); then
+    vm_root "systemctl restart pam-cgroup.service" >/dev/null || fail "restoring the unit failed"
+fi
