@@ -1,6 +1,7 @@
 //! cgroup-core: all the logic of pam_cgroup. The PAM module and `cgroupctl` are thin shells
 //! around this crate: config, the cgroup v2 tree, limits, delegation, NSS, sessions.
 
+pub mod account;
 pub mod apply;
 pub mod config;
 pub mod doctor;
@@ -16,6 +17,7 @@ pub mod private_ip;
 pub mod report_once;
 pub mod service;
 pub mod session;
+pub mod sessions;
 pub mod state_dir;
 pub mod stats;
 pub mod tree;
