@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod error;
 pub mod gc;
 pub mod inventory;
+pub mod levers;
 pub mod limits;
 pub mod log_line;
 pub mod mount;

@@ -210,6 +210,68 @@ pub fn pids_in(dir: &CgroupDir) -> Vec<u32> {
     out
 }
 
+/// One session as `cgroupctl sessions` and `show` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    pub user: String,
+    /// The leaf's id (`session-<id>` without the prefix): `cgroupctl kill --session ID`.
+    pub id: String,
+    pub path: PathBuf,
+    /// False for a leaf kept by processes of a closed session (`nohup`), or without a mark.
+    pub open: bool,
+    pub service: Option<String>,
+    pub tty: Option<String>,
+    pub rhost: Option<String>,
+    pub pid: Option<u32>,
+    /// Seconds since the epoch, and the same as UTC text.
+    pub started: Option<u64>,
+    pub started_utc: Option<String>,
+    pub processes: u64,
+    /// memory.current of the leaf, where the memory controller reaches it.
+    pub memory_current: Option<u64>,
+}
+
+/// The sessions of one user cgroup; closed leaves only with `include_closed`.
+pub fn list_user(
+    user: &crate::tree::user_cgroup::UserCgroup,
+    mount_point: &Path,
+    include_closed: bool,
+) -> Result<Vec<SessionInfo>> {
+    let mut out = Vec::new();
+    for found in user.sessions(mount_point)? {
+        if !found.open && !include_closed {
+            continue;
+        }
+        let leaf = user.dir().open_child(&found.name).ok();
+        let processes = leaf.as_ref().map(process_count).unwrap_or(0);
+        let memory_current = leaf
+            .as_ref()
+            .filter(|l| l.has("memory.current"))
+            .and_then(|l| l.read("memory.current").ok())
+            .and_then(|t| t.trim().parse().ok());
+        let mark = found.mark.as_ref();
+        out.push(SessionInfo {
+            user: user.name().to_string(),
+            id: found
+                .name
+                .strip_prefix(crate::tree::SESSION_PREFIX)
+                .unwrap_or(&found.name)
+                .to_string(),
+            path: found.path.clone(),
+            open: found.open,
+            service: mark.map(|m| m.service.clone()),
+            tty: mark.and_then(|m| m.tty.clone()),
+            rhost: mark.and_then(|m| m.rhost.clone()),
+            pid: mark.map(|m| m.pid),
+            started: mark.map(|m| m.started),
+            started_utc: mark.map(|m| crate::levers::utc_text(m.started)),
+            processes,
+            memory_current,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
