@@ -417,4 +417,39 @@ mod tests {
         assert_eq!(mode, 0o644);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
+
+    #[test]
+    fn suspend_and_resume_edit_the_table_and_keep_the_rest() {
+        let old = "# plan\n\"pids.max\" = 50\n";
+        let suspended = edit_text(
+            Path::new("/x.toml"),
+            old,
+            &[Edit::Suspend(Some(Suspension {
+                reason: "unpaid \"invoice\"".into(),
+                since: Some("2026-12-01T00:00:00Z".into()),
+            }))],
+        )
+        .unwrap();
+        let config = Config::parse(Path::new("/c.toml"), "").unwrap();
+        let file = UserFile::parse(Path::new("/x.toml"), &suspended, &config).unwrap();
+        assert_eq!(file.suspend.unwrap().reason, "unpaid \"invoice\"");
+        // A later `set` still puts its key where the parser reads it (not in [suspend]).
+        let more = edit_text(
+            Path::new("/x.toml"),
+            &suspended,
+            &[Edit::Limit {
+                key: "memory.max".into(),
+                value: RawValue::Text("1G".into()),
+            }],
+        )
+        .unwrap();
+        let file = UserFile::parse(Path::new("/x.toml"), &more, &config).unwrap();
+        assert!(file.limits.contains_key(&LimitKey::MemoryMax), "{more}");
+        let resumed = edit_text(Path::new("/x.toml"), &more, &[Edit::Suspend(None)]).unwrap();
+        assert!(!resumed.contains("suspend"), "{resumed}");
+        assert!(resumed.contains("# plan"), "{resumed}");
+        assert!(parse_assignments(&args(&["sessions.max=3"])).is_ok());
+        assert!(parse_assignments(&args(&["sessions.max=0"])).is_err());
+        assert!(parse_assignments(&args(&["sessions.max="])).is_ok());
+    }
 }
