@@ -71,7 +71,12 @@ fn judge(req: &AccountRequest<'_>, notices: &mut Vec<Notice>) -> AccountVerdict 
         });
         AccountVerdict::NotJudged(what)
     };
-    if config.policy.exempt_services.iter().any(|s| s == req.service) {
+    if config
+        .policy
+        .exempt_services
+        .iter()
+        .any(|s| s == req.service)
+    {
         return AccountVerdict::NotJudged(format!("PAM service {} is exempt", req.service));
     }
     if let Err(e) = validate_user_name(req.user) {

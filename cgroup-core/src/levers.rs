@@ -79,7 +79,9 @@ pub fn kill(
         }
         let mut failed = None;
         for pid in crate::sessions::pids_in(&dir) {
-            let Ok(raw) = i32::try_from(pid) else { continue };
+            let Ok(raw) = i32::try_from(pid) else {
+                continue;
+            };
             match nix::sys::signal::kill(Pid::from_raw(raw), signal) {
                 Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
                 Err(e) => failed = Some((pid, e)),

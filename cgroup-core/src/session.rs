@@ -631,12 +631,10 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
         }
     };
     // The session is over, whatever its leaf still holds: it no longer counts as open.
-    if let (Some(user_dir), Some(session)) = (
-        user_dir,
-        record.leaf.parent().and_then(Path::file_name),
-    ) {
-        if record.leaf.file_name().and_then(|n| n.to_str()) == Some(tree::user_cgroup::LOGIN_DIR)
-        {
+    if let (Some(user_dir), Some(session)) =
+        (user_dir, record.leaf.parent().and_then(Path::file_name))
+    {
+        if record.leaf.file_name().and_then(|n| n.to_str()) == Some(tree::user_cgroup::LOGIN_DIR) {
             if let Ok(Some(uc)) = UserCgroup::open_path(user_dir) {
                 let _ = uc.unmark_session(&session.to_string_lossy());
             }

@@ -64,7 +64,13 @@ pub fn clean_item(item: Option<&str>) -> Option<String> {
 
 impl SessionMark {
     /// The mark of a session opened now by `pid`.
-    pub fn new(user: &str, service: &str, tty: Option<&str>, rhost: Option<&str>, pid: u32) -> Result<SessionMark> {
+    pub fn new(
+        user: &str,
+        service: &str,
+        tty: Option<&str>,
+        rhost: Option<&str>,
+        pid: u32,
+    ) -> Result<SessionMark> {
         Ok(SessionMark {
             user: user.to_string(),
             service: clean_item(Some(service)).unwrap_or_default(),

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use toml_edit::{Array, DocumentMut, Item, Value};
 
-use crate::config::{read_secure, Config, ConfigError, Follow, Suspension, UserFile, SUSPEND_TABLE};
+use crate::config::{
+    read_secure, Config, ConfigError, Follow, Suspension, UserFile, SUSPEND_TABLE,
+};
 use crate::error::{Error, IoContext, Result};
 use crate::limits::{parse_limit, LimitKey, RawValue, SESSIONS_MAX_KEY};
 use crate::names::validate_user_name;

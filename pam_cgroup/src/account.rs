@@ -14,7 +14,10 @@ pub(crate) fn check(pamh: &mut PamHandle, args: &ModuleArgs, log: &mut Logger) -
     let user = match pamh.get_user(None) {
         Ok(u) => u,
         Err(code) => {
-            log.error(&format!("cannot get the user name: PAM error {}", code as i32));
+            log.error(&format!(
+                "cannot get the user name: PAM error {}",
+                code as i32
+            ));
             return PamResultCode::PAM_IGNORE;
         }
     };

@@ -36,7 +36,8 @@ impl Drop for KillOnDrop {
         // The per-user lock file of sessions.max (root-only, in /run/pam_cgroup).
         if let Some(name) = self.0.file_name() {
             let _ = std::fs::remove_file(
-                Path::new("/run/pam_cgroup").join(format!("sessions-{}.lock", name.to_string_lossy())),
+                Path::new("/run/pam_cgroup")
+                    .join(format!("sessions-{}.lock", name.to_string_lossy())),
             );
         }
     }
@@ -290,7 +291,11 @@ fn suspend_freezes_and_refuses_with_the_reason_resume_restores_kill_session_spar
         &["suspend", &carol.name, "--reason", "unpaid invoice 2026-11"],
     );
     assert!(out.contains("frozen"), "{out}");
-    assert!(events(&user_dir).contains("frozen 1"), "{}", events(&user_dir));
+    assert!(
+        events(&user_dir).contains("frozen 1"),
+        "{}",
+        events(&user_dir)
+    );
     let frozen_at = cpu_ticks(busy_pid);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
@@ -434,7 +439,10 @@ fn sessions_lists_service_tty_and_remote_host_root_only() {
         .unwrap();
     assert!(!as_user.status.success(), "{as_user:?}");
     let text = ctl_ok(&setup, &["sessions"]);
-    assert!(text.contains("198.51.100.23") && text.contains("pts/7"), "{text}");
+    assert!(
+        text.contains("198.51.100.23") && text.contains("pts/7"),
+        "{text}"
+    );
     std::fs::write(&release, "").unwrap();
     let r = parse_report(&child.wait_with_output().unwrap());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");

@@ -97,7 +97,9 @@ extern "C" fn capture_conversation(
 pub struct PamTransaction {
     handle: *mut PamHandleRaw,
     last: c_int,
-    /// What the modules said through the conversation (libpam holds a pointer to it).
+    /// What the modules said through the conversation. Boxed: libpam holds a pointer to the
+    /// Vec itself, which must not move with the transaction.
+    #[allow(clippy::box_collection)]
     messages: Box<Vec<String>>,
 }
 

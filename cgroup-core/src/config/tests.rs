@@ -329,7 +329,11 @@ uncounted_services = ["cron"]
         Some((2, "user file".into()))
     );
     let lifted = UserFile::parse(Path::new("/u.toml"), "\"sessions.max\" = \"max\"\n", &c).unwrap();
-    assert_eq!(c.sessions_max_for(&[], Some(&lifted)), None, "max lifts the cap");
+    assert_eq!(
+        c.sessions_max_for(&[], Some(&lifted)),
+        None,
+        "max lifts the cap"
+    );
     assert!(c.sessions.counts("sshd"));
     assert!(!c.sessions.counts("cron"));
     let d = parse("").unwrap();

@@ -50,11 +50,10 @@ mod tests {
     #[test]
     fn values() {
         assert_eq!(parse(&RawValue::Integer(10)), Ok(SessionsMax(Some(10))));
-        assert_eq!(
-            parse(&RawValue::Text("max".into())),
-            Ok(SessionsMax(None))
-        );
-        assert!(parse(&RawValue::Integer(0)).unwrap_err().contains("suspend"));
+        assert_eq!(parse(&RawValue::Text("max".into())), Ok(SessionsMax(None)));
+        assert!(parse(&RawValue::Integer(0))
+            .unwrap_err()
+            .contains("suspend"));
         assert!(parse(&RawValue::Integer(-1)).is_err());
         assert!(parse(&RawValue::Text("many".into())).is_err());
         assert!(parse(&RawValue::List(vec!["1".into()])).is_err());

@@ -116,12 +116,7 @@ pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
 pub fn freeze(cli: &Cli, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
     let (_, tree) = load(cli)?;
     let user = open_user(&tree, &args.user)?;
-    let outcome = levers::set_frozen(
-        &user,
-        args.target(),
-        frozen,
-        Duration::from_secs(args.wait),
-    )?;
+    let outcome = levers::set_frozen(&user, args.target(), frozen, Duration::from_secs(args.wait))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {

@@ -21,9 +21,11 @@ use super::view::load;
 use crate::Cli;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  cgroupctl suspend alice --reason 'unpaid invoice 2026-11'\n  \
+#[command(
+    after_help = "Examples:\n  cgroupctl suspend alice --reason 'unpaid invoice 2026-11'\n  \
     cgroupctl suspend mallory --reason 'compromised, see ticket 812' --kill\n  \
-    cgroupctl resume alice")]
+    cgroupctl resume alice"
+)]
 pub struct SuspendArgs {
     /// The user.
     pub user: String,
