@@ -230,6 +230,29 @@ vm_login_bg() {
     echo $!
 }
 
+# vm_client_ssh USER CMD...: a fresh login as USER by a client at its default log level,
+# printing what the person logging in sees (stdout and stderr: banners and PAM messages,
+# which the harness's LogLevel=ERROR hides; ssh takes the first value of an option, so that
+# one is left out rather than overridden). Not logged through _vm_run: its output is the
+# subject of the test.
+vm_client_ssh() {
+    local user=$1
+    shift
+    local -a opts all
+    mapfile -t all < <(vm_ssh_opts)
+    local i
+    for ((i = 0; i < ${#all[@]}; i++)); do
+        if [[ ${all[$i]} == -o && ${all[$((i + 1))]:-} == LogLevel=* ]]; then
+            i=$((i + 1))
+            continue
+        fi
+        opts+=("${all[$i]}")
+    done
+    tlog "client ssh $user\$ $*"
+    ssh "${opts[@]}" -o LogLevel=INFO -o ControlMaster=no -o ControlPath=none \
+        "$user@127.0.0.1" "$@" </dev/null 2>&1
+}
+
 # vm_sftp USER BATCHFILE: a fresh sftp session as USER running the batch; output logged.
 vm_sftp() {
     local user=$1 batch=$2

@@ -7,17 +7,6 @@ require_cgroupctl_verb resume
 tag=pamcg-s18
 reason="unpaid invoice 2026-11 (ticket 4711)"
 
-# A real client at its default log level (the harness's LogLevel=ERROR hides banners, and
-# ssh takes the first value of an option): what a customer sees on its terminal.
-client_ssh() {
-    local user=$1
-    shift
-    local -a opts
-    mapfile -t opts < <(vm_ssh_opts | grep -v '^LogLevel=ERROR$')
-    tlog "client ssh $user\$ $*"
-    ssh "${opts[@]}" -o LogLevel=INFO -o ControlMaster=no -o ControlPath=none \
-        "$user@127.0.0.1" "$@" </dev/null 2>&1
-}
 
 step "the package's profile put the account part in common-account"
 vm_root "grep -E '^account.*pam_cgroup.so' /etc/pam.d/common-account" >/dev/null ||
@@ -37,7 +26,7 @@ vm_root "grep -q '^\[suspend\]' /etc/pam_cgroup/users/alice.toml" || fail "no [s
 
 step "ssh of the suspended alice: refused, the reason on the client's terminal"
 status=0
-out=$(client_ssh alice "echo logged-in") || status=$?
+out=$(vm_client_ssh alice "echo logged-in") || status=$?
 tlog "client output: $out (status $status)"
 [[ $status -ne 0 ]] || fail "ssh of a suspended alice succeeded: $out"
 [[ $out != *logged-in* ]] || fail "the suspended alice's command ran: $out"
@@ -73,7 +62,7 @@ step "resume alice: thawed, ssh and cron work again"
 vm_root "cgroupctl resume alice" >/dev/null || fail "cgroupctl resume failed"
 assert_eq "frozen of users/alice after resume" "$(cgkey "$(user_cg alice)/cgroup.events" frozen)" 0
 vm_root "! grep -q suspend /etc/pam_cgroup/users/alice.toml" || fail "[suspend] still in alice's file"
-out=$(client_ssh alice "echo logged-in") || fail "ssh of alice after resume failed: $out"
+out=$(vm_client_ssh alice "echo logged-in") || fail "ssh of alice after resume failed: $out"
 [[ $out == *logged-in* ]] || fail "alice's command did not run after resume: $out"
 deadline=$((SECONDS + 100))
 while ((SECONDS < deadline)); do

@@ -4,15 +4,6 @@
 require_cgroupctl_verb sessions
 tag=pamcg-s19
 
-client_ssh() {
-    local user=$1
-    shift
-    local -a opts
-    mapfile -t opts < <(vm_ssh_opts | grep -v '^LogLevel=ERROR$')
-    tlog "client ssh $user\$ $*"
-    ssh "${opts[@]}" -o LogLevel=INFO -o ControlMaster=no -o ControlPath=none \
-        "$user@127.0.0.1" "$@" </dev/null 2>&1
-}
 
 vm_root "cgroupctl set alice sessions.max=2" >/dev/null || fail "cgroupctl set alice sessions.max=2 failed"
 
@@ -30,7 +21,7 @@ leaf2=$(assert_session_leaf "$p2" alice "alice's second session")
 
 step "the third login of alice is refused with the cap"
 status=0
-out=$(client_ssh alice "echo logged-in") || status=$?
+out=$(vm_client_ssh alice "echo logged-in") || status=$?
 tlog "client output: $out (status $status)"
 [[ $status -ne 0 && $out != *logged-in* ]] || fail "a third session of alice got in: $out"
 [[ $out == *"sessions.max = 2"* ]] || fail "the client was not told the cap; it printed: $out"
@@ -68,7 +59,7 @@ while ((SECONDS < deadline)); do
     sleep 1
 done
 assert_eq "open sessions of alice after one closed" "$count" 1
-out=$(client_ssh alice "echo logged-in") || fail "alice's login with one session open failed: $out"
+out=$(vm_client_ssh alice "echo logged-in") || fail "alice's login with one session open failed: $out"
 [[ $out == *logged-in* ]] || fail "alice's command did not run: $out"
 
 vm_root "rm -f /tmp/$tag-client" >/dev/null
