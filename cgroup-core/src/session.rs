@@ -352,7 +352,15 @@ fn confine(
             });
         }
     }
-    let leaf = enter_new_leaf(config, user, &user_cgroup, pid, &mark).map_err(inside)?;
+    let (leaf, mark_error) =
+        enter_new_leaf(config, user, &user_cgroup, pid, &mark, cap.is_some()).map_err(inside)?;
+    if let Some(e) = mark_error {
+        // Without a cap the mark only feeds `cgroupctl sessions`: not worth a refused login.
+        notices.push(Notice {
+            level: Level::Warning,
+            text: format!("session record not written (cgroupctl sessions will not list it): {e}"),
+        });
+    }
     Ok(Placement::Confined {
         record: SessionRecord {
             user: user.name.clone(),
@@ -373,7 +381,8 @@ fn enter_new_leaf(
     user_cgroup: &UserCgroup,
     pid: u32,
     mark: &SessionMark,
-) -> Result<PathBuf> {
+    mark_required: bool,
+) -> Result<(PathBuf, Option<Error>)> {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -386,12 +395,17 @@ fn enter_new_leaf(
                 return Err(e);
             }
         }
-        // Before the hand-over, so that the leaf is never the user's without its mark.
-        leaf.mark(mark)?;
+        // Before the hand-over, so that the leaf is never the user's without its mark. With
+        // sessions.max the mark is what the next login counts: no mark, no login.
+        let mark_error = match leaf.mark(mark) {
+            Ok(()) => None,
+            Err(e) if mark_required => return Err(e),
+            Err(e) => Some(e),
+        };
         // Handed over only once the process is in: the user never holds an empty leaf that
         // a login is about to use.
         leaf.delegate(user.uid, user.gid)?;
-        return Ok(leaf.entry_path());
+        return Ok((leaf.entry_path(), mark_error));
     }
 }
 
