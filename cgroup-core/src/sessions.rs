@@ -226,7 +226,11 @@ pub struct SessionInfo {
     /// False for a leaf kept by processes of a closed session (`nohup`), or without a mark.
     pub open: bool,
     pub service: Option<String>,
+    /// PAM_TTY when the session opened (sshd sets `ssh` there: it allocates the pty later).
     pub tty: Option<String>,
+    /// The terminal the session's processes have now (their controlling tty, from the kernel),
+    /// like loginctl's TTY. Shown only: no decision rests on it.
+    pub terminal: Option<String>,
     pub rhost: Option<String>,
     pub pid: Option<u32>,
     /// Seconds since the epoch, and the same as UTC text.
@@ -235,6 +239,33 @@ pub struct SessionInfo {
     pub processes: u64,
     /// memory.current of the leaf, where the memory controller reaches it.
     pub memory_current: Option<u64>,
+}
+
+/// The controlling terminal of the oldest process of a session leaf that has one.
+fn session_terminal(leaf: &CgroupDir) -> Option<String> {
+    let mut pids = pids_in(leaf);
+    pids.sort_unstable();
+    pids.into_iter().find_map(|pid| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = stat.get(stat.rfind(')')? + 1..)?;
+        // Field 7 (tty_nr) is the 5th after the name.
+        let nr: u32 = rest.split_whitespace().nth(4)?.parse().ok()?;
+        terminal_name(nr)
+    })
+}
+
+/// The device name of a tty_nr (/proc/PID/stat): Unix98 ptys and virtual consoles.
+pub fn terminal_name(tty_nr: u32) -> Option<String> {
+    // The kernel's encoding: major in bits 8-15, minor in bits 0-7 and 20-31.
+    let major = (tty_nr >> 8) & 0xfff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+    match major {
+        0 => None,
+        136..=143 => Some(format!("/dev/pts/{}", (major - 136) * 256 + minor)),
+        4 if minor < 64 => Some(format!("/dev/tty{minor}")),
+        4 => Some(format!("/dev/ttyS{}", minor - 64)),
+        _ => Some(format!("tty {major}:{minor}")),
+    }
 }
 
 /// The sessions of one user cgroup; closed leaves only with `include_closed`.
@@ -250,6 +281,7 @@ pub fn list_user(
         }
         let leaf = user.dir().open_child(&found.name).ok();
         let processes = leaf.as_ref().map(process_count).unwrap_or(0);
+        let terminal = leaf.as_ref().and_then(session_terminal);
         let memory_current = leaf
             .as_ref()
             .filter(|l| l.has("memory.current"))
@@ -267,6 +299,7 @@ pub fn list_user(
             open: found.open,
             service: mark.map(|m| m.service.clone()),
             tty: mark.and_then(|m| m.tty.clone()),
+            terminal,
             rhost: mark.and_then(|m| m.rhost.clone()),
             pid: mark.map(|m| m.pid),
             started: mark.map(|m| m.started),
@@ -303,6 +336,14 @@ mod tests {
         assert_eq!(clean_item(Some("")), None);
         assert_eq!(clean_item(None), None);
         assert_eq!(clean_item(Some(&"x".repeat(400))).unwrap().len(), 255);
+    }
+
+    #[test]
+    fn terminal_names() {
+        assert_eq!(terminal_name(0), None);
+        assert_eq!(terminal_name(136 << 8 | 3).as_deref(), Some("/dev/pts/3"));
+        assert_eq!(terminal_name(137 << 8 | 1).as_deref(), Some("/dev/pts/257"));
+        assert_eq!(terminal_name(4 << 8 | 1).as_deref(), Some("/dev/tty1"));
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub fn print_table(sessions: &[SessionInfo]) {
                 s.id.clone(),
                 if s.open { "open" } else { "closed" }.to_string(),
                 dash(&s.service),
-                dash(&s.tty),
+                // The live terminal when there is one (sshd's PAM_TTY is just "ssh").
+                dash(&s.terminal.clone().or_else(|| s.tty.clone())),
                 dash(&s.rhost),
                 dash(&s.started_utc),
                 s.processes.to_string(),

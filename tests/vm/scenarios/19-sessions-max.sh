@@ -12,7 +12,7 @@ vm_login_bg alice "exec -a $tag-one sleep 200" >/dev/null
 mapfile -t opts < <(vm_ssh_opts)
 tlog "login alice with a pty (background)"
 ssh "${opts[@]}" -tt -o ControlMaster=no -o ControlPath=none alice@127.0.0.1 \
-    "echo \$SSH_CLIENT > /tmp/$tag-client; exec -a $tag-tty sleep 200" \
+    "echo \$SSH_CLIENT > /tmp/$tag-client; tty > /tmp/$tag-tty; exec -a $tag-tty sleep 200" \
     </dev/null >>"$VM_TRANSCRIPT" 2>&1 &
 p1=$(wait_tagged "$tag-one")
 p2=$(wait_tagged "$tag-tty")
@@ -39,12 +39,17 @@ line=$(vm_root "cgroupctl sessions alice --json | python3 -c '
 import json, sys
 for s in json.load(sys.stdin):
     if s[\"path\"] == \"$session_dir\":
-        print(s[\"service\"], s[\"tty\"], s[\"rhost\"], s[\"open\"])
+        print(s[\"service\"], s[\"tty\"], s[\"terminal\"], s[\"rhost\"], s[\"open\"])
 '") || fail "cannot read the sessions JSON: $json"
 tlog "the pty session: $line"
-read -r service tty rhost open <<<"$line"
+read -r service tty terminal rhost open <<<"$line"
 assert_eq "service" "$service" sshd
-[[ $tty == /dev/pts/* ]] || fail "tty of the ssh -tt session is '$tty', not /dev/pts/N"
+# sshd opens the PAM session before it allocates the pty: PAM_TTY is "ssh" then; the
+# terminal is the session's controlling tty, as the session itself sees it.
+assert_eq "PAM_TTY at open" "$tty" ssh
+assert_eq "terminal (as \`tty\` printed it in the session)" "$terminal" "$(vm_root "cat /tmp/$tag-tty")"
+[[ $terminal == /dev/pts/* ]] || fail "terminal of the ssh -tt session is '$terminal', not /dev/pts/N"
+vm_root "cgroupctl sessions alice" | grep -q -- "$terminal" || fail "the table does not show $terminal"
 assert_eq "remote host (sshd's PAM_RHOST = the client's address)" "$rhost" "$client_ip"
 assert_eq "open" "$open" True
 count=$(vm_root "cgroupctl sessions alice --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin) if s[\"open\"]))'")
@@ -62,5 +67,5 @@ assert_eq "open sessions of alice after one closed" "$count" 1
 out=$(vm_client_ssh alice "echo logged-in") || fail "alice's login with one session open failed: $out"
 [[ $out == *logged-in* ]] || fail "alice's command did not run: $out"
 
-vm_root "rm -f /tmp/$tag-client" >/dev/null
+vm_root "rm -f /tmp/$tag-client /tmp/$tag-tty" >/dev/null
 kill_user_processes alice
