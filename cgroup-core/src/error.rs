@@ -77,11 +77,29 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The user is suspended (`cgroupctl suspend`): every login is refused, whatever
+    /// on_error says. The text is what the person logging in sees.
+    #[error("account suspended: {reason}")]
+    Suspended { user: String, reason: String },
+
+    /// The user has `sessions.max` sessions open already: this login is refused, whatever
+    /// on_error says.
+    #[error("too many sessions: {open} open, the limit is sessions.max = {max}")]
+    SessionLimit { user: String, open: u32, max: u32 },
+
     #[error("{0}")]
     Other(String),
 }
 
 impl Error {
+    /// A deliberate refusal of the login (not a fault): the text for the person logging in.
+    pub fn refusal_message(&self) -> Option<String> {
+        match self {
+            Error::Suspended { .. } | Error::SessionLimit { .. } => Some(self.to_string()),
+            _ => None,
+        }
+    }
+
     /// The OS error number behind an I/O failure, if any.
     pub fn errno(&self) -> Option<i32> {
         match self {

@@ -1,12 +1,14 @@
 //! cgroup-core: all the logic of pam_cgroup. The PAM module and `cgroupctl` are thin shells
 //! around this crate: config, the cgroup v2 tree, limits, delegation, NSS, sessions.
 
+pub mod account;
 pub mod apply;
 pub mod config;
 pub mod doctor;
 pub mod error;
 pub mod gc;
 pub mod inventory;
+pub mod levers;
 pub mod limits;
 pub mod log_line;
 pub mod mount;
@@ -17,6 +19,7 @@ pub mod report_once;
 pub mod root_lock;
 pub mod service;
 pub mod session;
+pub mod sessions;
 pub mod state_dir;
 pub mod stats;
 pub mod tree;

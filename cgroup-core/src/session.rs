@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::limits::{Controller, LimitKey};
 use crate::names::validate_user_name;
 use crate::nss::{group_names, lookup_user, UserInfo};
+use crate::sessions::SessionMark;
 use crate::tree::user_cgroup::{GroupAccess, UserCgroup};
 use crate::tree::{self, fs, Removed, Tree};
 
@@ -82,6 +83,9 @@ pub struct OpenRequest<'a> {
     pub user: &'a str,
     /// The PAM service (sshd, su, cron, systemd-user...).
     pub service: &'a str,
+    /// PAM_TTY and PAM_RHOST, kept in the session's mark (`cgroupctl sessions`).
+    pub tty: Option<&'a str>,
+    pub rhost: Option<&'a str>,
     pub pid: u32,
 }
 
@@ -174,9 +178,13 @@ pub fn open_session(req: &OpenRequest<'_>) -> OpenReport {
     };
     let mut on_error = req.on_error.unwrap_or(policy.on_error);
     let outcome = open_with(config.as_ref(), &policy, req, &mut notices);
-    if matches!(outcome, Err(Error::InsideFence { .. })) {
+    if matches!(
+        outcome,
+        Err(Error::InsideFence { .. } | Error::Suspended { .. } | Error::SessionLimit { .. })
+    ) {
         // Customer state may be behind it: letting the login in would let a customer turn
-        // its own login into an unconfined one.
+        // its own login into an unconfined one. A suspension or a full sessions.max is a
+        // decision, not a fault: on_error has no say either.
         on_error = OnError::Closed;
     }
     OpenReport {
@@ -230,7 +238,7 @@ fn open_with(
             "cannot be confined without a valid config".to_string(),
         ));
     };
-    confine(config, &user, &groups, req.pid, notices)
+    confine(config, &user, &groups, req, notices)
 }
 
 /// The exempt path: untouched, unless the caller sits in a user's fence (`su -` from a
@@ -283,9 +291,18 @@ fn confine(
     config: &Config,
     user: &UserInfo,
     groups: &[String],
-    pid: u32,
+    req: &OpenRequest<'_>,
     notices: &mut Vec<Notice>,
 ) -> Result<Placement> {
+    let pid = req.pid;
+    let user_file = config.load_user_file(&user.name)?;
+    // The session part refuses too, for stacks without the account part (`account_check`).
+    if let Some(s) = user_file.as_ref().and_then(|f| f.suspend.as_ref()) {
+        return Err(Error::Suspended {
+            user: user.name.clone(),
+            reason: s.reason.clone(),
+        });
+    }
     let tree = Tree::locate(config)?;
     if config.private_ip.enabled {
         // The module never loads BPF (`cgroupctl init` does); it only checks the programs
@@ -320,8 +337,12 @@ fn confine(
         }
     }
     // ---- end issue 12
-    let user_file = config.load_user_file(&user.name)?;
     let limits = config.effective_limits(groups, user_file.as_ref());
+    let cap = if config.sessions.counts(req.service) {
+        config.sessions_max_for(groups, user_file.as_ref())
+    } else {
+        None
+    };
     validate_user_name(&user.name)?;
     let previous = tree.cgroup_of(pid)?;
 
@@ -334,7 +355,34 @@ fn confine(
     };
     let applied = apply_user_cgroup(&tree, config, user, &user_cgroup, &limits).map_err(inside)?;
     report_applied(&tree, &applied, notices);
-    let leaf = enter_new_leaf(config, user, &user_cgroup, pid).map_err(inside)?;
+    let mark = SessionMark::new(&user.name, req.service, req.tty, req.rhost, pid)?;
+    // sessions.max: the count and the new leaf's mark under one lock (crate::sessions).
+    let _lock = match cap {
+        Some(_) => Some(crate::sessions::lock_user(&user.name)?),
+        None => None,
+    };
+    if let Some((max, _)) = cap {
+        let found = user_cgroup
+            .sessions(&tree.mount.mount_point)
+            .map_err(inside)?;
+        let open = crate::sessions::count_open(&found, |s| config.sessions.counts(s));
+        if open >= max {
+            return Err(Error::SessionLimit {
+                user: user.name.clone(),
+                open,
+                max,
+            });
+        }
+    }
+    let (leaf, mark_error) =
+        enter_new_leaf(config, user, &user_cgroup, pid, &mark, cap.is_some()).map_err(inside)?;
+    if let Some(e) = mark_error {
+        // Without a cap the mark only feeds `cgroupctl sessions`: not worth a refused login.
+        notices.push(Notice {
+            level: Level::Warning,
+            text: format!("session record not written (cgroupctl sessions will not list it): {e}"),
+        });
+    }
     Ok(Placement::Confined {
         record: SessionRecord {
             user: user.name.clone(),
@@ -354,7 +402,9 @@ fn enter_new_leaf(
     user: &UserInfo,
     user_cgroup: &UserCgroup,
     pid: u32,
-) -> Result<PathBuf> {
+    mark: &SessionMark,
+    mark_required: bool,
+) -> Result<(PathBuf, Option<Error>)> {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -367,10 +417,17 @@ fn enter_new_leaf(
                 return Err(e);
             }
         }
+        // Before the hand-over, so that the leaf is never the user's without its mark. With
+        // sessions.max the mark is what the next login counts: no mark, no login.
+        let mark_error = match leaf.mark(mark) {
+            Ok(()) => None,
+            Err(e) if mark_required => return Err(e),
+            Err(e) => Some(e),
+        };
         // Handed over only once the process is in: the user never holds an empty leaf that
         // a login is about to use.
         leaf.delegate(user.uid, user.gid)?;
-        return Ok(leaf.entry_path());
+        return Ok((leaf.entry_path(), mark_error));
     }
 }
 
@@ -615,6 +672,16 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
             }
         }
     };
+    // The session is over, whatever its leaf still holds: it no longer counts as open.
+    if let (Some(user_dir), Some(session)) =
+        (user_dir, record.leaf.parent().and_then(Path::file_name))
+    {
+        if record.leaf.file_name().and_then(|n| n.to_str()) == Some(tree::user_cgroup::LOGIN_DIR) {
+            if let Ok(Some(uc)) = UserCgroup::open_path(user_dir) {
+                let _ = uc.unmark_session(&session.to_string_lossy());
+            }
+        }
+    }
     carry(&record.leaf);
     let mut leaf = fs::remove_dir(&record.leaf)?;
     // A session leaf's process sat in its `login/` (root's): the leaf itself goes too once

@@ -107,6 +107,51 @@ impl StateDir {
         Ok(Some(bytes))
     }
 
+    /// Takes an exclusive flock on the root-only lock file `name` (created 0600, never through
+    /// a symlink), waiting at most `wait`. The lock is held until the returned value drops.
+    pub fn lock(
+        &self,
+        name: &str,
+        wait: std::time::Duration,
+    ) -> Result<nix::fcntl::Flock<File>, StateError> {
+        use nix::fcntl::{Flock, FlockArg};
+        let path = self.path.join(name);
+        let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let raw = openat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            flags,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| err(&path, format!("cannot open (symlinks refused): {e}")))?;
+        // SAFETY: openat just returned this fd and nothing else owns it.
+        let mut file = unsafe { File::from_raw_fd(raw) };
+        let meta = file
+            .metadata()
+            .map_err(|e| err(&path, format!("cannot stat: {e}")))?;
+        if !meta.is_file() {
+            return Err(err(&path, "is not a regular file"));
+        }
+        check_root_only(&path, meta.uid(), meta.mode())?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(lock),
+                Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(err(
+                            &path,
+                            format!("still locked after {} ms", wait.as_millis()),
+                        ));
+                    }
+                    file = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err((_, e)) => return Err(err(&path, format!("flock: {e}"))),
+            }
+        }
+    }
+
     /// Modification time (seconds, nanoseconds) of a file, without following a symlink.
     pub fn mtime(&self, name: &str) -> Option<(i64, i64)> {
         let st = nix::sys::stat::fstatat(

@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use toml_edit::{Array, DocumentMut, Item, Value};
 
-use crate::config::{read_secure, Config, ConfigError, Follow, UserFile};
+use crate::config::{
+    read_secure, Config, ConfigError, Follow, Suspension, UserFile, SUSPEND_TABLE,
+};
 use crate::error::{Error, IoContext, Result};
-use crate::limits::{parse_limit, LimitKey, RawValue};
+use crate::limits::{parse_limit, LimitKey, RawValue, SESSIONS_MAX_KEY};
 use crate::names::validate_user_name;
 
 /// One change to a user file.
@@ -28,6 +30,8 @@ pub enum Edit {
     Unset { key: String },
     /// Set (`Some`) or remove (`None`) `profile = "NAME"`.
     Profile(Option<String>),
+    /// Set (`Some`) or remove (`None`) the `[suspend]` table (`cgroupctl suspend/resume`).
+    Suspend(Option<Suspension>),
 }
 
 /// Parses `KEY=VALUE` from the command line. A value of digits is an integer, anything else
@@ -72,6 +76,12 @@ pub fn parse_assignments(args: &[String]) -> Result<Vec<Edit>> {
     }
     for edit in &edits {
         match edit {
+            Edit::Limit { key, value } if key == SESSIONS_MAX_KEY => {
+                crate::limits::sessions::parse(value).map_err(|reason| Error::InvalidLimit {
+                    key: key.clone(),
+                    reason,
+                })?;
+            }
             Edit::Limit { key, value } => {
                 parse_limit(key, value).map_err(|e| Error::InvalidLimit {
                     key: e.key,
@@ -79,14 +89,17 @@ pub fn parse_assignments(args: &[String]) -> Result<Vec<Edit>> {
                 })?;
             }
             Edit::Unset { key } => {
-                if LimitKey::from_file_name(key).is_none() {
+                if LimitKey::from_file_name(key).is_none() && key != SESSIONS_MAX_KEY {
                     return Err(Error::InvalidLimit {
                         key: key.clone(),
-                        reason: format!("unknown limit key (known: {})", LimitKey::known_names()),
+                        reason: format!(
+                            "unknown limit key (known: {}, {SESSIONS_MAX_KEY})",
+                            LimitKey::known_names()
+                        ),
                     });
                 }
             }
-            Edit::Profile(_) => {}
+            Edit::Profile(_) | Edit::Suspend(_) => {}
         }
     }
     Ok(edits)
@@ -164,6 +177,21 @@ pub fn edit_text(
             Edit::Unset { key } => remove_key(&mut doc, key),
             Edit::Profile(Some(name)) => set_value(&mut doc, "profile", Value::from(name.as_str())),
             Edit::Profile(None) => remove_key(&mut doc, "profile"),
+            Edit::Suspend(Some(s)) => {
+                let mut table = toml_edit::Table::new();
+                table.decor_mut().set_prefix(
+                    "\n# Suspended by `cgroupctl suspend`: every login is refused with the reason;\n\
+                     # `cgroupctl resume` removes this table.\n",
+                );
+                table["reason"] = toml_edit::value(s.reason.as_str());
+                if let Some(since) = &s.since {
+                    table["since"] = toml_edit::value(since.as_str());
+                }
+                doc[SUSPEND_TABLE] = Item::Table(table);
+            }
+            Edit::Suspend(None) => {
+                doc.remove(SUSPEND_TABLE);
+            }
         }
     }
     Ok(doc.to_string())
@@ -374,5 +402,40 @@ mod tests {
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o644);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn suspend_and_resume_edit_the_table_and_keep_the_rest() {
+        let old = "# plan\n\"pids.max\" = 50\n";
+        let suspended = edit_text(
+            Path::new("/x.toml"),
+            old,
+            &[Edit::Suspend(Some(Suspension {
+                reason: "unpaid \"invoice\"".into(),
+                since: Some("2026-12-01T00:00:00Z".into()),
+            }))],
+        )
+        .unwrap();
+        let config = Config::parse(Path::new("/c.toml"), "").unwrap();
+        let file = UserFile::parse(Path::new("/x.toml"), &suspended, &config).unwrap();
+        assert_eq!(file.suspend.unwrap().reason, "unpaid \"invoice\"");
+        // A later `set` still puts its key where the parser reads it (not in [suspend]).
+        let more = edit_text(
+            Path::new("/x.toml"),
+            &suspended,
+            &[Edit::Limit {
+                key: "memory.max".into(),
+                value: RawValue::Text("1G".into()),
+            }],
+        )
+        .unwrap();
+        let file = UserFile::parse(Path::new("/x.toml"), &more, &config).unwrap();
+        assert!(file.limits.contains_key(&LimitKey::MemoryMax), "{more}");
+        let resumed = edit_text(Path::new("/x.toml"), &more, &[Edit::Suspend(None)]).unwrap();
+        assert!(!resumed.contains("suspend"), "{resumed}");
+        assert!(resumed.contains("# plan"), "{resumed}");
+        assert!(parse_assignments(&args(&["sessions.max=3"])).is_ok());
+        assert!(parse_assignments(&args(&["sessions.max=0"])).is_err());
+        assert!(parse_assignments(&args(&["sessions.max="])).is_ok());
     }
 }

@@ -53,6 +53,20 @@ pub enum Command {
     Classify(commands::classify::ClassifyArgs),
     /// Per-user usage and fault counters; --prometheus for the text exposition format.
     Stats(commands::stats::StatsArgs),
+    /// Every open PAM session: user, service, tty, remote host, start, processes, memory.
+    Sessions(commands::sessions::SessionsArgs),
+    /// Kill every process of a user, one session or one service (SIGKILL via cgroup.kill);
+    /// waits until they are gone.
+    Kill(commands::levers::KillArgs),
+    /// Freeze every process of a user, one session or one service (cgroup.freeze).
+    Freeze(commands::levers::TargetArgs),
+    /// Thaw what `freeze` froze.
+    Thaw(commands::levers::TargetArgs),
+    /// Suspend a user: kept in its user file (survives reboots and reload), freezes (or
+    /// --kill kills) what runs, refuses every new login with the reason.
+    Suspend(commands::suspend::SuspendArgs),
+    /// Lift a suspension: thaw, and let logins in again.
+    Resume(commands::suspend::ResumeArgs),
     /// Remove empty session and service leaves; say what was removed.
     Gc(commands::gc::GcArgs),
     /// Check the kernel, config, tree, private IPs, /proc, PAM stacks and logind: OK/WARN/FAIL
@@ -91,6 +105,12 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&cli, args),
         Command::Classify(args) => commands::classify::run(&cli, args),
         Command::Stats(args) => commands::stats::run(&cli, args),
+        Command::Sessions(args) => commands::sessions::run(&cli, args),
+        Command::Kill(args) => commands::levers::kill(&cli, args),
+        Command::Freeze(args) => commands::levers::freeze(&cli, args, true),
+        Command::Thaw(args) => commands::levers::freeze(&cli, args, false),
+        Command::Suspend(args) => commands::suspend::suspend(&cli, args),
+        Command::Resume(args) => commands::suspend::resume(&cli, args),
         Command::Gc(args) => commands::gc::run(&cli, args),
         Command::Doctor(args) => commands::doctor::run(&cli, args),
         Command::Daemon(args) => commands::daemon::run(&cli, args),

@@ -1,4 +1,4 @@
-//! The two session hooks: three steps each (arguments, a call into cgroup-core, a PAM code),
+//! The session hooks and the account hook: three steps each (arguments, a call into cgroup-core, a PAM code),
 //! one log line per failure, open and close paired through pam_set_data so close undoes only
 //! what open did.
 
@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::ffi::CStr;
 
 use pam::constants::{PamFlag, PamResultCode};
-use pam::items::Service;
+use pam::items::{RHost, Service, Tty};
 use pam::module::{PamHandle, PamHooks};
 
 use cgroup_core::config::OnError;
@@ -25,6 +25,25 @@ const RECORD_KEY: &str = "pam_cgroup_session";
 type StoredRecord = Option<SessionRecord>;
 
 impl PamHooks for PamCgroup {
+    fn acct_mgmt(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        let args = parse_args(&args);
+        // The account part never refuses on a fault: a panic lets the login through to the
+        // session part, which follows on_error.
+        let on_error = Cell::new(OnError::Open);
+        let mut log = Logger::new(&service_name(pamh), args.debug).part("account");
+        warn_unknown(&mut log, &args);
+        guarded(
+            &on_error,
+            |_| crate::account::check(pamh, &args, &mut log),
+            |_, panic| {
+                Logger::new("pam_cgroup", false)
+                    .part("account")
+                    .error(&format!("internal error (panic): {panic}"));
+                PamResultCode::PAM_IGNORE
+            },
+        )
+    }
+
     fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
         let args = parse_args(&args);
         let on_error = Cell::new(args.on_error.unwrap_or_default());
@@ -57,7 +76,7 @@ impl PamHooks for PamCgroup {
     }
 }
 
-fn parse_args(args: &[&CStr]) -> ModuleArgs {
+pub(crate) fn parse_args(args: &[&CStr]) -> ModuleArgs {
     let strings: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -65,7 +84,7 @@ fn parse_args(args: &[&CStr]) -> ModuleArgs {
     args::parse(strings.iter().map(String::as_str))
 }
 
-fn warn_unknown(log: &mut Logger, args: &ModuleArgs) {
+pub(crate) fn warn_unknown(log: &mut Logger, args: &ModuleArgs) {
     for arg in &args.unknown {
         log.log(
             Level::Warning,
@@ -74,7 +93,36 @@ fn warn_unknown(log: &mut Logger, args: &ModuleArgs) {
     }
 }
 
-fn service_name(pamh: &PamHandle) -> String {
+/// A PAM string item as text (`None` when unset).
+pub(crate) fn item_text<'a, T>(pamh: &'a PamHandle) -> Option<String>
+where
+    T: pam::items::Item<'a> + std::ops::Deref<Target = &'a CStr>,
+{
+    match pamh.get_item::<T>() {
+        Ok(Some(item)) => Some(item.to_string_lossy().into_owned()),
+        _ => None,
+    }
+}
+
+/// Tells the person logging in why it is refused, through the application's conversation
+/// (sshd sends it to the client before closing the connection). A failure is only logged.
+pub(crate) fn tell(pamh: &PamHandle, message: &str, log: &mut Logger) {
+    let sent = match pamh.get_item::<pam::conv::Conv>() {
+        Ok(Some(conv)) => conv
+            .send(pam::constants::PAM_ERROR_MSG, message)
+            .map(|_| ()),
+        Ok(None) => Err(PamResultCode::PAM_CONV_ERR),
+        Err(code) => Err(code),
+    };
+    if let Err(code) = sent {
+        log.debug(&format!(
+            "the conversation did not take the message (PAM error {})",
+            code as i32
+        ));
+    }
+}
+
+pub(crate) fn service_name(pamh: &PamHandle) -> String {
     match pamh.get_item::<Service>() {
         Ok(Some(s)) => s.0.to_string_lossy().into_owned(),
         _ => "unknown".to_string(),
@@ -109,11 +157,15 @@ fn open(
         }
     };
     let service = service_name(pamh);
+    let tty = item_text::<Tty>(pamh);
+    let rhost = item_text::<RHost>(pamh);
     let report = session::open_session(&OpenRequest {
         config_path: &args.config,
         on_error: args.on_error,
         user: &user,
         service: &service,
+        tty: tty.as_deref(),
+        rhost: rhost.as_deref(),
         pid: std::process::id(),
     });
     on_error.set(report.on_error);
@@ -138,6 +190,12 @@ fn open(
                 store(pamh, record, log);
             }
             PamResultCode::PAM_SUCCESS
+        }
+        Err(e) if e.refusal_message().is_some() => {
+            let message = e.refusal_message().unwrap_or_default();
+            log.log(Level::Notice, &format!("user {user}: session refused: {e}"));
+            tell(pamh, &message, log);
+            PamResultCode::PAM_PERM_DENIED
         }
         Err(e) => {
             let verdict = match (&e, report.on_error) {

@@ -15,6 +15,8 @@ type Backend = syslog::Logger<syslog::LoggerBackend, Formatter3164>;
 /// costs a dozen syscalls on every login.
 pub struct Logger {
     service: String,
+    /// The module part in the prefix: `session` or `account`.
+    part: &'static str,
     debug: bool,
     backend: Option<Option<Backend>>,
 }
@@ -30,9 +32,16 @@ impl Logger {
     pub fn new(service: &str, debug: bool) -> Logger {
         Logger {
             service: sanitize(service),
+            part: "session",
             debug,
             backend: None,
         }
+    }
+
+    /// The same logger for another part of the module (`pam_cgroup(sshd:account): ...`).
+    pub fn part(mut self, part: &'static str) -> Logger {
+        self.part = part;
+        self
     }
 
     fn backend(&mut self) -> Option<&mut Backend> {
@@ -55,8 +64,9 @@ impl Logger {
             return;
         }
         let line = format!(
-            "pam_cgroup({}:session): {}",
+            "pam_cgroup({}:{}): {}",
             self.service,
+            self.part,
             sanitize(message)
         );
         let Some(backend) = self.backend() else {
@@ -79,8 +89,9 @@ impl Logger {
     pub fn debug(&mut self, message: &str) {
         if self.debug {
             let line = format!(
-                "pam_cgroup({}:session): {}",
+                "pam_cgroup({}:{}): {}",
                 self.service,
+                self.part,
                 sanitize(message)
             );
             if let Some(backend) = self.backend() {

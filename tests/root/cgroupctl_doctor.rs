@@ -111,7 +111,13 @@ fn doctor_fails_missing_controllers_programs_hidepid_and_bad_pam_stacks() {
         "common-ok",
         "session optional pam_systemd.so\nsession required pam_cgroup.so\n",
     );
-    fake.stack("login", "@include common-ok\n");
+    // login also has the account part (issue 13), through an included file; cron has not.
+    fake.stack(
+        "common-account-x",
+        "account [success=ok new_authtok_reqd=ok ignore=ignore module_unknown=ignore default=bad] pam_cgroup.so\n",
+    );
+    fake.stack("login", "@include common-ok\n@include common-account-x\n");
+    setup.write_user_file("pcsusp", "[suspend]\nreason = \"unpaid\"\n");
 
     let (code, f, all) = fake.doctor(&setup.config_path());
     assert_eq!(code, Some(1), "{all}");
@@ -127,6 +133,10 @@ fn doctor_fails_missing_controllers_programs_hidepid_and_bad_pam_stacks() {
     assert_eq!(status_of(&f, "pam:cron"), "OK", "{all}");
     assert_eq!(status_of(&f, "pam:login"), "OK", "{all}");
     assert_eq!(status_of(&f, "pam:sudo"), "WARN", "{all}");
+    assert_eq!(status_of(&f, "pam-account:login"), "OK", "{all}");
+    assert_eq!(status_of(&f, "pam-account:cron"), "WARN", "{all}");
+    assert_eq!(status_of(&f, "suspended"), "INFO", "{all}");
+    assert!(all.contains("pcsusp (unpaid)"), "{all}");
     assert_eq!(status_of(&f, "logind"), "WARN", "{all}");
     assert_explained(&f);
     // Every WARN says when it matters; fixes name the package's own PAM line.

@@ -10,6 +10,7 @@ mod cgroupctl_doctor;
 mod escape;
 mod faults;
 mod fence;
+mod levers;
 mod private_ip;
 mod private_ip_login;
 mod session;

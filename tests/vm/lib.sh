@@ -230,6 +230,29 @@ vm_login_bg() {
     echo $!
 }
 
+# vm_client_ssh USER CMD...: a fresh login as USER by a client at its default log level,
+# printing what the person logging in sees (stdout and stderr: banners and PAM messages,
+# which the harness's LogLevel=ERROR hides; ssh takes the first value of an option, so that
+# one is left out rather than overridden). Not logged through _vm_run: its output is the
+# subject of the test.
+vm_client_ssh() {
+    local user=$1
+    shift
+    local -a opts all
+    mapfile -t all < <(vm_ssh_opts)
+    local i
+    for ((i = 0; i < ${#all[@]}; i++)); do
+        if [[ ${all[$i]} == -o && ${all[$((i + 1))]:-} == LogLevel=* ]]; then
+            i=$((i + 1))
+            continue
+        fi
+        opts+=("${all[$i]}")
+    done
+    tlog "client ssh $user\$ $*"
+    ssh "${opts[@]}" -o LogLevel=INFO -o ControlMaster=no -o ControlPath=none \
+        "$user@127.0.0.1" "$@" </dev/null 2>&1
+}
+
 # vm_sftp USER BATCHFILE: a fresh sftp session as USER running the batch; output logged.
 vm_sftp() {
     local user=$1 batch=$2
@@ -315,7 +338,7 @@ vm_install_deb() {
     local deb=$1
     vm_copy_in "$deb" /root/pam-cgroup.deb || return 1
     # The PAM files as they were before the package, for the purge scenario's byte-for-byte check.
-    vm_root "mkdir -p /root/pre-install && cp -a /etc/pam.d/common-session /etc/pam.d/common-session-noninteractive /root/pre-install/" >/dev/null || return 1
+    vm_root "mkdir -p /root/pre-install && cp -a /etc/pam.d/common-session /etc/pam.d/common-session-noninteractive /etc/pam.d/common-account /root/pre-install/" >/dev/null || return 1
     vm_root "DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/pam-cgroup.deb" >/dev/null 2>&1 || {
         echo "apt-get install of $(basename "$deb") failed in the guest" >&2
         return 1
@@ -340,7 +363,9 @@ vm_install_raw() {
     vm_root "install -d -m 755 /etc/pam_cgroup /etc/pam_cgroup/users" >/dev/null || return 1
     vm_write_config || return 1
     vm_root 'for f in /etc/pam.d/common-session /etc/pam.d/common-session-noninteractive; do
-                 grep -q pam_cgroup.so "$f" || echo "session required pam_cgroup.so" >> "$f"; done' >/dev/null || return 1
+                 grep -q pam_cgroup.so "$f" || echo "session required pam_cgroup.so" >> "$f"; done
+             grep -q pam_cgroup.so /etc/pam.d/common-account ||
+                 echo "account [success=ok new_authtok_reqd=ok ignore=ignore module_unknown=ignore default=bad] pam_cgroup.so" >> /etc/pam.d/common-account' >/dev/null || return 1
     VM_INSTALL_MODE="raw binaries (FALLBACK: no .deb found)"
     export VM_INSTALL_MODE
 }
@@ -404,6 +429,9 @@ EOF
 # the test users, no test cron jobs.
 vm_reset_fixture() {
     vm_write_config
+    # A scenario that froze a user (issue 13: suspend) and failed half way must not leave it
+    # frozen for the next one.
+    vm_root "for f in '${VM_TREE_ROOT:-/nonexistent}'/users/*/cgroup.freeze; do [ -e \"\$f\" ] && echo 0 > \"\$f\"; done; true" >/dev/null
     vm_root 'rm -f /etc/pam_cgroup/users/*.toml /etc/cron.d/pamcg-*
              for u in alice bob carol sftponly; do pkill -KILL -u "$u" 2>/dev/null || true; done
              sleep 0.5; true' >/dev/null

@@ -19,14 +19,14 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::limits::{parse_limit, Limit, LimitKey, RawValue};
+use crate::limits::{parse_limit, Limit, LimitKey, RawValue, SessionsMax, SESSIONS_MAX_KEY};
 
 pub use error::{line_col, ConfigError};
 pub use file::{read_secure, Follow, MAX_CONFIG_BYTES};
 pub use policy::{OnError, Policy};
 pub use proc::{AdminGroup, HidePid, ProcConfig};
 pub use resolve::{EffectiveLimits, LimitSource, ResolvedLimit};
-pub use user::UserFile;
+pub use user::{Suspension, UserFile, MAX_REASON_CHARS, SUSPEND_TABLE};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pam_cgroup/config.toml";
 /// Name of the tree root inside the cgroup2 mount when the config does not set one.
@@ -66,6 +66,31 @@ impl Default for PrivateIpConfig {
     }
 }
 
+/// `[sessions]`: how `sessions.max` counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionsConfig {
+    /// PAM services whose sessions `sessions.max` neither counts nor refuses. Default: cron
+    /// and atd. A job is started by the customer's own crontab, not by a person logging in: a
+    /// long job would use up the customer's logins, and a refused job is lost without anybody
+    /// seeing the message.
+    pub uncounted_services: Vec<String>,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            uncounted_services: vec!["cron".to_string(), "atd".to_string()],
+        }
+    }
+}
+
+impl SessionsConfig {
+    /// Does a session of this PAM service count towards (and get refused by) sessions.max?
+    pub fn counts(&self, service: &str) -> bool {
+        !self.uncounted_services.iter().any(|s| s == service)
+    }
+}
+
 /// A validated global configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -81,6 +106,12 @@ pub struct Config {
     pub private_ip: PrivateIpConfig,
     /// `[proc]`: hidepid for /proc, applied by `cgroupctl proc-apply`.
     pub proc: ProcConfig,
+    /// `sessions.max` of `[limits]`.
+    pub sessions_max: Option<SessionsMax>,
+    /// `sessions.max` of each profile that sets it.
+    pub profile_sessions_max: BTreeMap<String, SessionsMax>,
+    /// `[sessions]`
+    pub sessions: SessionsConfig,
 }
 
 // ---- the file's shape, as serde sees it -------------------------------------------------
@@ -102,6 +133,14 @@ struct RawConfig {
     private_ip: RawPrivateIp,
     #[serde(default)]
     proc: proc::RawProc,
+    #[serde(default)]
+    sessions: RawSessions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSessions {
+    uncounted_services: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +190,10 @@ impl Source<'_> {
     ) -> Result<BTreeMap<LimitKey, Limit>, ConfigError> {
         let mut out = BTreeMap::new();
         for (key, value) in table {
+            if key == SESSIONS_MAX_KEY {
+                // Not a cgroup file: read by `sessions_max`.
+                continue;
+            }
             let dotted = if section.is_empty() {
                 key.clone()
             } else {
@@ -168,6 +211,30 @@ impl Source<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+impl Source<'_> {
+    /// `sessions.max` of a table of limits, if it sets it.
+    pub(crate) fn sessions_max(
+        &self,
+        section: &str,
+        table: &BTreeMap<String, Spanned<toml::Value>>,
+    ) -> Result<Option<SessionsMax>, ConfigError> {
+        let Some(value) = table.get(SESSIONS_MAX_KEY) else {
+            return Ok(None);
+        };
+        let dotted = if section.is_empty() {
+            SESSIONS_MAX_KEY.to_string()
+        } else {
+            format!("{section}.{SESSIONS_MAX_KEY}")
+        };
+        let parsed = RawValue::from_toml(value.get_ref())
+            .and_then(|raw| crate::limits::sessions::parse(&raw));
+        match parsed {
+            Ok(v) => Ok(Some(v)),
+            Err(reason) => self.error(value.span(), dotted, reason),
+        }
     }
 }
 
@@ -238,13 +305,23 @@ impl Config {
 
         let policy = raw.policy.validate(&src)?;
         let limits = src.limits("limits", &raw.limits)?;
+        let sessions_max = src.sessions_max("limits", &raw.limits)?;
         let mut profiles = BTreeMap::new();
+        let mut profile_sessions_max = BTreeMap::new();
         for (name, table) in &raw.profiles {
-            profiles.insert(
-                name.clone(),
-                src.limits(&format!("profiles.{name}"), table)?,
-            );
+            let section = format!("profiles.{name}");
+            profiles.insert(name.clone(), src.limits(&section, table)?);
+            if let Some(cap) = src.sessions_max(&section, table)? {
+                profile_sessions_max.insert(name.clone(), cap);
+            }
         }
+        let sessions = SessionsConfig {
+            uncounted_services: raw
+                .sessions
+                .uncounted_services
+                .clone()
+                .unwrap_or_else(|| SessionsConfig::default().uncounted_services),
+        };
         let mut groups = Vec::new();
         for (group, profile) in &raw.groups {
             if !profiles.contains_key(profile.get_ref()) {
@@ -291,6 +368,9 @@ impl Config {
             groups,
             private_ip,
             proc,
+            sessions_max,
+            profile_sessions_max,
+            sessions,
         })
     }
 

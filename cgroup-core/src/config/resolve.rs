@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::{Config, UserFile};
-use crate::limits::{Limit, LimitKey};
+use crate::limits::{Limit, LimitKey, SessionsMax};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LimitSource {
@@ -55,6 +55,33 @@ impl Config {
             .iter()
             .find(|(group, _)| user_groups.iter().any(|g| g == group))
             .map(|(group, profile)| (group.as_str(), profile.as_str()))
+    }
+
+    /// A user's `sessions.max` and where it comes from, with the precedence of the other
+    /// limits: `[limits]` < profile < user file. `None`: no cap.
+    pub fn sessions_max_for(
+        &self,
+        user_groups: &[String],
+        user_file: Option<&UserFile>,
+    ) -> Option<(u32, LimitSource)> {
+        let mut out: Option<(SessionsMax, LimitSource)> =
+            self.sessions_max.map(|c| (c, LimitSource::Default));
+        let chosen: Option<(String, Option<String>)> =
+            match user_file.and_then(|u| u.profile.clone()) {
+                Some(name) => Some((name, None)),
+                None => self
+                    .profile_for_groups(user_groups)
+                    .map(|(g, p)| (p.to_string(), Some(g.to_string()))),
+            };
+        if let Some((name, group)) = chosen {
+            if let Some(cap) = self.profile_sessions_max.get(&name) {
+                out = Some((*cap, LimitSource::Profile { name, group }));
+            }
+        }
+        if let Some(cap) = user_file.and_then(|f| f.sessions_max) {
+            out = Some((cap, LimitSource::UserFile));
+        }
+        out.and_then(|(cap, source)| cap.0.map(|n| (n, source)))
     }
 
     /// Resolves a user's limits from its group names and its (optional) user file.

@@ -291,3 +291,83 @@ fn exempt_services_default_to_the_user_manager() {
     assert!(p.exempt_services.contains(&"systemd-user".to_string()));
     assert!(p.exempt_services.contains(&"x".to_string()));
 }
+
+#[test]
+fn sessions_max_follows_the_precedence_of_limits() {
+    let text = r#"
+[limits]
+"sessions.max" = 10
+[profiles.pro]
+"sessions.max" = 20
+[profiles.free]
+"memory.max" = "1G"
+[groups]
+plan-pro = "pro"
+plan-free = "free"
+[sessions]
+uncounted_services = ["cron"]
+"#;
+    let c = parse(text).unwrap();
+    assert!(!c.limits.is_empty() || c.sessions_max.is_some());
+    let source = |r: Option<(u32, LimitSource)>| r.map(|(n, s)| (n, s.to_string()));
+    assert_eq!(
+        source(c.sessions_max_for(&[], None)),
+        Some((10, "default".into()))
+    );
+    assert_eq!(
+        source(c.sessions_max_for(&["plan-free".into()], None)),
+        Some((10, "default".into())),
+        "a profile without the key keeps the default"
+    );
+    assert_eq!(
+        source(c.sessions_max_for(&["plan-pro".into()], None)),
+        Some((20, "profile pro (group plan-pro)".into()))
+    );
+    let user = UserFile::parse(Path::new("/u.toml"), "\"sessions.max\" = 2\n", &c).unwrap();
+    assert_eq!(
+        source(c.sessions_max_for(&["plan-pro".into()], Some(&user))),
+        Some((2, "user file".into()))
+    );
+    let lifted = UserFile::parse(Path::new("/u.toml"), "\"sessions.max\" = \"max\"\n", &c).unwrap();
+    assert_eq!(
+        c.sessions_max_for(&[], Some(&lifted)),
+        None,
+        "max lifts the cap"
+    );
+    assert!(c.sessions.counts("sshd"));
+    assert!(!c.sessions.counts("cron"));
+    let d = parse("").unwrap();
+    assert!(!d.sessions.counts("cron") && !d.sessions.counts("atd") && d.sessions.counts("su"));
+    let e = err("[limits]\n\"sessions.max\" = 0\n");
+    assert!(e.to_string().contains("limits.sessions.max"), "{e}");
+    assert!(e.to_string().contains("suspend"), "{e}");
+    assert!(err("[sessions]\nnope = 1\n").to_string().contains("nope"));
+}
+
+#[test]
+fn suspend_table_of_a_user_file() {
+    let c = parse("").unwrap();
+    let f = UserFile::parse(
+        Path::new("/u.toml"),
+        "\"pids.max\" = 5\n[suspend]\nreason = \"unpaid\"\nsince = \"2026-12-01T12:00:00Z\"\n",
+        &c,
+    )
+    .unwrap();
+    assert_eq!(
+        f.suspend,
+        Some(Suspension {
+            reason: "unpaid".into(),
+            since: Some("2026-12-01T12:00:00Z".into())
+        })
+    );
+    for bad in [
+        "suspend = \"x\"\n",
+        "[suspend]\nsince = \"x\"\n",
+        "[suspend]\nreason = \"\"\n",
+        "[suspend]\nreason = \"a\\nb\"\n",
+        "[suspend]\nreason = \"x\"\nextra = 1\n",
+    ] {
+        let e = UserFile::parse(Path::new("/u.toml"), bad, &c).unwrap_err();
+        assert!(e.to_string().contains("suspend"), "{bad}: {e}");
+    }
+}

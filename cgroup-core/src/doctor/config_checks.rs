@@ -85,6 +85,7 @@ fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
         return;
     };
     let mut bad = Vec::new();
+    let mut suspended = Vec::new();
     let mut count = 0;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
@@ -99,9 +100,23 @@ fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
             continue;
         }
         count += 1;
-        if let Err(e) = config.load_user_file(user) {
-            bad.push(e.to_string());
+        match config.load_user_file(user) {
+            Err(e) => bad.push(e.to_string()),
+            Ok(Some(f)) => {
+                if let Some(s) = f.suspend {
+                    suspended.push(format!("{user} ({})", s.reason));
+                }
+            }
+            Ok(None) => {}
         }
+    }
+    if !suspended.is_empty() {
+        out.push(Finding::info(
+            "suspended",
+            format!("suspended users: {}", suspended.join(", ")),
+            "every login of these users is refused with the reason; their processes are frozen (or were killed)",
+            "`cgroupctl resume USER` lifts a suspension",
+        ));
     }
     if bad.is_empty() {
         out.push(Finding::ok(

@@ -46,13 +46,26 @@ fn tokens(line: &str) -> Vec<String> {
 /// The session lines of the stack in `dir/service`, includes followed. `None` when the file
 /// does not exist.
 pub fn session_stack(dir: &Path, service: &str) -> Option<Vec<SessionLine>> {
+    module_stack(dir, service, "session")
+}
+
+/// The lines of one type (`session`, `account`) of the stack in `dir/service`, includes
+/// followed (issue 13: the account part).
+pub fn module_stack(dir: &Path, service: &str, kind: &str) -> Option<Vec<SessionLine>> {
     let text = std::fs::read_to_string(dir.join(service)).ok()?;
     let mut out = Vec::new();
-    collect(dir, service, &text, 0, &mut out);
+    collect(dir, service, &text, 0, kind, &mut out);
     Some(out)
 }
 
-fn collect(dir: &Path, file: &str, text: &str, depth: usize, out: &mut Vec<SessionLine>) {
+fn collect(
+    dir: &Path,
+    file: &str,
+    text: &str,
+    depth: usize,
+    wanted: &str,
+    out: &mut Vec<SessionLine>,
+) {
     if depth > MAX_DEPTH {
         return;
     }
@@ -64,7 +77,7 @@ fn collect(dir: &Path, file: &str, text: &str, depth: usize, out: &mut Vec<Sessi
             dir.join(name)
         };
         if let Ok(t) = std::fs::read_to_string(&path) {
-            collect(dir, name, &t, depth + 1, out);
+            collect(dir, name, &t, depth + 1, wanted, out);
         }
     };
     // Continuation lines (backslash-newline) are joined first, as libpam does.
@@ -82,7 +95,7 @@ fn collect(dir: &Path, file: &str, text: &str, depth: usize, out: &mut Vec<Sessi
             continue;
         }
         let kind = t.first().map(|k| k.trim_start_matches('-')).unwrap_or("");
-        if kind != "session" || t.len() < 3 {
+        if kind != wanted || t.len() < 3 {
             continue;
         }
         let control = t[1].clone();

@@ -1,6 +1,6 @@
 //! The PAM stacks of the services users log in through.
 
-use super::pam::{position, session_stack};
+use super::pam::{module_stack, position, session_stack};
 use super::{Finding, Inputs, PACKAGE_PAM_LINE};
 use crate::config::{Config, OnError};
 
@@ -62,5 +62,30 @@ pub(super) fn check_pam(inputs: &Inputs, config: Option<&Config>, out: &mut Vec<
             check,
             format!("{MODULE} at {}:{} ({})", line.file, line.line, line.control),
         ));
+        check_account(inputs, service, out);
+    }
+}
+
+/// Issue 13: the account part refuses a suspended user, or one at its sessions.max, before
+/// the session starts, with the reason shown by sshd; without it only the session part
+/// refuses, and sshd does not show its message.
+fn check_account(inputs: &Inputs, service: &str, out: &mut Vec<Finding>) {
+    let check = format!("pam-account:{service}");
+    let file = inputs.pam_dir.join(service);
+    let account = module_stack(&inputs.pam_dir, service, "account").unwrap_or_default();
+    match position(&account, MODULE) {
+        Some(i) => out.push(Finding::ok(
+            check,
+            format!(
+                "{MODULE} in the account stack at {}:{}",
+                account[i].file, account[i].line
+            ),
+        )),
+        None => out.push(Finding::warn(
+            check,
+            format!("{} has no account line for {MODULE}", file.display()),
+            "matters when a user is suspended or at its sessions.max: only the session part refuses the login, after sshd has accepted it, and the person logging in is not told why",
+            "run `pam-auth-update --enable pam-cgroup` (its profile has an Account section, which common-account carries)",
+        )),
     }
 }

@@ -7,10 +7,12 @@ mod cpu;
 mod io;
 mod memory;
 mod pids;
+pub mod sessions;
 mod size;
 
 use std::fmt;
 
+pub use sessions::{SessionsMax, SESSIONS_MAX_KEY};
 pub use size::parse_size;
 
 /// A cgroup v2 controller we can enable and limit with.
@@ -194,7 +196,10 @@ pub struct Limit {
 pub fn parse_limit(key: &str, value: &RawValue) -> Result<Limit, LimitError> {
     let limit_key = LimitKey::from_file_name(key).ok_or_else(|| LimitError {
         key: key.to_string(),
-        reason: format!("unknown limit key (known: {})", LimitKey::known_names()),
+        reason: format!(
+            "unknown limit key (known: {}, {SESSIONS_MAX_KEY})",
+            LimitKey::known_names()
+        ),
     })?;
     let err = |reason: String| LimitError {
         key: key.to_string(),

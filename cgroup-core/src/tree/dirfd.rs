@@ -243,6 +243,25 @@ impl CgroupDir {
         String::from_utf8(buf.get(..n)?.to_vec()).ok()
     }
 
+    /// Reads the extended attribute `name` of up to 4 KiB (a session's mark); `None` when
+    /// absent or unreadable.
+    pub fn get_xattr_large(&self, name: &str) -> Option<String> {
+        let name = CString::new(name).ok()?;
+        let mut buf = vec![0u8; 4096];
+        // SAFETY: name is NUL-terminated; buf is valid for buf.len() bytes.
+        let n = unsafe {
+            libc::fgetxattr(
+                self.raw(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let n = usize::try_from(n).ok()?;
+        buf.truncate(n);
+        String::from_utf8(buf).ok()
+    }
+
     /// Writes the extended attribute `name` (nix has no xattr API; two libc calls).
     pub fn set_xattr(&self, name: &str, value: &str) -> Result<()> {
         let cname = CString::new(name).map_err(|_| Error::Other(format!("bad xattr {name}")))?;

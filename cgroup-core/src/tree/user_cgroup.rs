@@ -177,6 +177,23 @@ impl UserCgroup {
         }
     }
 
+    /// Opens the user cgroup at `path` (a `users/<user>` a session record names), if it exists.
+    pub fn open_path(path: &Path) -> Result<Option<UserCgroup>> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match CgroupDir::open(path) {
+            Ok(dir) => Ok(Some(UserCgroup {
+                dir,
+                name,
+                created: false,
+            })),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -380,6 +397,94 @@ impl UserCgroup {
     }
 }
 
+/// What an operator's lever (`cgroupctl kill/freeze/thaw`) acts on inside a user's tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// The whole user cgroup: every session and service.
+    User,
+    /// One session leaf, by its id (`session-<id>`, or the id alone).
+    Session(&'a str),
+    /// One service (`cgroupctl run/classify`'s `<service>/`).
+    Service(&'a str),
+}
+
+impl Target<'_> {
+    /// The child of `users/<user>` it names (validated), `None` for the user cgroup itself.
+    pub fn child_name(&self) -> Result<Option<String>> {
+        match self {
+            Target::User => Ok(None),
+            Target::Session(id) => {
+                let id = id.strip_prefix(SESSION_PREFIX).unwrap_or(id);
+                crate::names::validate_service_name(id)?;
+                Ok(Some(format!("{SESSION_PREFIX}{id}")))
+            }
+            Target::Service(name) => {
+                crate::names::validate_service_name(name)?;
+                if name.starts_with(SESSION_PREFIX) {
+                    return Err(Error::Other(format!(
+                        "{name}: a session, not a service (use --session)"
+                    )));
+                }
+                Ok(Some(name.to_string()))
+            }
+        }
+    }
+}
+
+/// A target's directory: the user cgroup's own descriptor, or a child opened through it.
+pub enum TargetDir<'a> {
+    User(&'a CgroupDir),
+    Child(CgroupDir),
+}
+
+impl std::ops::Deref for TargetDir<'_> {
+    type Target = CgroupDir;
+    fn deref(&self) -> &CgroupDir {
+        match self {
+            TargetDir::User(d) => d,
+            TargetDir::Child(d) => d,
+        }
+    }
+}
+
+impl UserCgroup {
+    /// Opens what a lever acts on (through this descriptor; a missing child is an error that
+    /// names it).
+    pub fn open_target(&self, target: Target<'_>) -> Result<TargetDir<'_>> {
+        match target.child_name()? {
+            None => Ok(TargetDir::User(&self.dir)),
+            Some(name) => Ok(TargetDir::Child(self.dir.open_child(&name)?)),
+        }
+    }
+
+    /// `cgroup.kill`: SIGKILL to every process of the target, atomically (no pid race).
+    /// Root's file on the user cgroup; on a leaf not among the delegated files either.
+    pub fn write_kill(&self, target: Target<'_>) -> Result<()> {
+        self.open_target(target)?.write("cgroup.kill", "1")
+    }
+
+    /// `cgroup.freeze`: 1 freezes every process of the target, 0 thaws it.
+    pub fn write_freeze(&self, target: Target<'_>, frozen: bool) -> Result<()> {
+        self.open_target(target)?
+            .write("cgroup.freeze", if frozen { "1" } else { "0" })
+    }
+
+    /// The session leaves and their marks (`crate::sessions`).
+    pub fn sessions(&self, mount_point: &Path) -> Result<Vec<crate::sessions::FoundSession>> {
+        crate::sessions::find_sessions(&self.dir, mount_point)
+    }
+
+    /// Removes the mark of the session leaf `name` (at close: the session is over even if
+    /// `nohup` processes keep its leaf).
+    pub fn unmark_session(&self, name: &str) -> Result<()> {
+        match self.dir.open_child(name) {
+            Ok(leaf) => leaf.remove_xattr(crate::sessions::SESSION_XATTR),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Makes a fresh leaf `<base>` (or `<base>-<random>` when taken) in `parent`, root-owned and
 /// 0700, with its caps written.
 pub fn new_leaf_in(parent: &CgroupDir, base: &str, config: &Config) -> Result<Leaf> {
@@ -471,6 +576,12 @@ impl Leaf {
             }
             other => other,
         }
+    }
+
+    /// Writes the session's mark on the leaf (root-only: `crate::sessions`).
+    pub fn mark(&self, mark: &crate::sessions::SessionMark) -> Result<()> {
+        self.dir
+            .set_xattr(crate::sessions::SESSION_XATTR, &mark.encode())
     }
 
     /// Hands the leaf over to the user.

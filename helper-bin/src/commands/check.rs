@@ -74,7 +74,7 @@ fn user_report(config: &Config, name: &str) -> Result<UserReport> {
     let groups = group_names(&user)?;
     let user_file = config.load_user_file(name)?;
     let effective = config.effective_limits(&groups, user_file.as_ref());
-    let limits = effective
+    let mut limits: Vec<LimitRow> = effective
         .limits
         .values()
         .map(|r| LimitRow {
@@ -83,6 +83,14 @@ fn user_report(config: &Config, name: &str) -> Result<UserReport> {
             source: r.source.to_string(),
         })
         .collect();
+    // Not a cgroup file, resolved with the same precedence (issue 13).
+    if let Some((max, source)) = config.sessions_max_for(&groups, user_file.as_ref()) {
+        limits.push(LimitRow {
+            key: cgroup_core::limits::SESSIONS_MAX_KEY.to_string(),
+            value: max.to_string(),
+            source: source.to_string(),
+        });
+    }
     Ok(UserReport {
         user: user.name.clone(),
         uid: user.uid,

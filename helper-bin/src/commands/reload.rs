@@ -30,6 +30,9 @@ pub struct UserOutcome {
     pub user: String,
     pub report: Option<ApplyReport>,
     pub error: Option<String>,
+    /// The user is suspended (`cgroupctl suspend`): its reason; it stays frozen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<String>,
 }
 
 /// Applies the config to every live user cgroup; one user's failure does not stop the rest.
@@ -37,17 +40,22 @@ pub fn reload_all(config: &Config, tree: &Tree) -> Result<Vec<UserOutcome>> {
     let mut out = Vec::new();
     for u in user_cgroups(tree)? {
         let result = lookup_user(&u.name).and_then(|info| apply_user(tree, config, &info, false));
-        out.push(match result {
-            Ok(report) => UserOutcome {
-                user: u.name,
-                report: Some(report),
-                error: None,
-            },
-            Err(e) => UserOutcome {
-                user: u.name,
-                report: None,
-                error: Some(e.to_string()),
-            },
+        // A suspension lives in the user's file: reload keeps what it froze frozen.
+        let suspension = cgroup_core::levers::enforce_suspension(tree, config, &u.name);
+        let suspended = match &suspension {
+            Ok(Some((reason, _))) => Some(reason.clone()),
+            _ => None,
+        };
+        let error = match (&result, suspension) {
+            (Err(e), _) => Some(e.to_string()),
+            (Ok(_), Err(e)) => Some(format!("keep the suspension: {e}")),
+            _ => None,
+        };
+        out.push(UserOutcome {
+            user: u.name,
+            report: result.ok(),
+            error,
+            suspended,
         });
     }
     Ok(out)
@@ -110,6 +118,9 @@ pub fn run(cli: &Cli, args: &ReloadArgs) -> Result<ExitCode> {
                 (_, Some(e)) => println!("{}: FAILED: {e}", o.user),
                 (Some(r), None) => describe(r).iter().for_each(|l| println!("{l}")),
                 (None, None) => {}
+            }
+            if let Some(reason) = &o.suspended {
+                println!("{}: suspended ({reason}): kept frozen", o.user);
             }
         }
     }

@@ -54,6 +54,11 @@ struct ShowReport {
     path: String,
     limits: Vec<LimitRow>,
     stats: CgroupStats,
+    /// `[suspend]` of the user file: the reason, while the user is suspended.
+    suspended: Option<String>,
+    /// `sessions.max` and where it comes from.
+    sessions_max: Option<String>,
+    sessions: Vec<cgroup_core::sessions::SessionInfo>,
     leaves: Vec<LeafRow>,
 }
 
@@ -76,6 +81,24 @@ fn limit_rows(config: &Config, user: &str, dir: &Path) -> Result<Vec<LimitRow>> 
     Ok(rows)
 }
 
+/// The user file's suspension reason and the user's sessions.max (with its source).
+fn suspension_and_cap(config: &Config, user: &str) -> Result<(Option<String>, Option<String>)> {
+    let info = lookup_user(user)?;
+    let groups = group_names(&info)?;
+    let file = config.load_user_file(user)?;
+    let suspended = file
+        .as_ref()
+        .and_then(|f| f.suspend.as_ref())
+        .map(|s| match &s.since {
+            Some(since) => format!("{} (since {since})", s.reason),
+            None => s.reason.clone(),
+        });
+    let cap = config
+        .sessions_max_for(&groups, file.as_ref())
+        .map(|(n, source)| format!("{n} ({source})"));
+    Ok((suspended, cap))
+}
+
 pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let users = selected_users(&tree, Some(&args.user))?;
@@ -92,6 +115,8 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
             processes: l.pids.iter().map(|p| proc_info(proc_root, *p)).collect(),
         })
         .collect();
+    let (suspended, sessions_max) = suspension_and_cap(&config, &user.name)?;
+    let sessions = super::sessions::collect(&tree, Some(&user.name), true)?;
     let report = ShowReport {
         user: s.user.clone(),
         uid: s.uid,
@@ -99,6 +124,9 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
         path: user.path.display().to_string(),
         limits: limit_rows(&config, &user.name, &user.path)?,
         stats: s.stats.clone(),
+        suspended,
+        sessions_max,
+        sessions,
         leaves: leaf_rows,
     };
     if args.json {
@@ -146,6 +174,18 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
             })
             .collect();
         table::print(&["  KEY", "CONFIGURED", "LIVE", "SOURCE"], &rows);
+    }
+    if let Some(reason) = &report.suspended {
+        println!("  SUSPENDED: {reason}");
+    }
+    println!(
+        "\nsessions (sessions.max: {}):",
+        report.sessions_max.as_deref().unwrap_or("no cap")
+    );
+    if report.sessions.is_empty() {
+        println!("  (none)");
+    } else {
+        super::sessions::print_table(&report.sessions);
     }
     println!("\nleaves:");
     if report.leaves.is_empty() {

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! pam-session --confdir DIR --service SVC --user U [--capture-syslog] [--hold-ms N]
-//!             [--as-user] [-- CMD ARGS...]
+//!             [--as-user] [--acct] [--tty T] [--rhost H] [--hold-until FILE]
+//!             [-- CMD ARGS...]
 //! ```
 //! The child runs CMD (default: `cat /proc/self/cgroup`), as the user with --as-user (the way a
 //! login program drops privileges after pam_open_session).
@@ -36,6 +37,19 @@ struct Args {
     /// Run the child with the user's uid, gid and groups.
     #[arg(long)]
     as_user: bool,
+    /// Run the account stack (pam_acct_mgmt) first, as sshd and cron do; a refusal ends the
+    /// run there.
+    #[arg(long)]
+    acct: bool,
+    /// PAM_TTY and PAM_RHOST, as sshd sets them.
+    #[arg(long)]
+    tty: Option<String>,
+    #[arg(long)]
+    rhost: Option<String>,
+    /// Once open, stay until this file exists (at most 5 minutes): a test holds many sessions
+    /// open at once and releases them together.
+    #[arg(long)]
+    hold_until: Option<PathBuf>,
     /// Do not close the session (to test what close would have cleaned).
     #[arg(long)]
     no_close: bool,
@@ -50,6 +64,7 @@ struct Args {
 struct Report {
     pid: u32,
     cgroup_before: String,
+    acct_rc: Option<i32>,
     open_rc: i32,
     open_error: String,
     cgroup_after_open: String,
@@ -59,6 +74,8 @@ struct Report {
     close_rc: Option<i32>,
     cgroup_after_close: String,
     syslog: Vec<String>,
+    /// What the modules said through the conversation (what sshd shows the client).
+    messages: Vec<String>,
 }
 
 fn own_cgroup() -> String {
@@ -95,6 +112,27 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Err(e) = pam.set_tty_rhost(args.tty.as_deref(), args.rhost.as_deref()) {
+        eprintln!("pam-session: {e}");
+        std::process::exit(2);
+    }
+    if args.acct {
+        let rc = pam.acct_mgmt();
+        report.acct_rc = Some(rc);
+        if rc != PAM_SUCCESS {
+            report.open_rc = -1;
+            report.open_error = format!("account refused: {}", pam.strerror(rc));
+            report.cgroup_after_open = own_cgroup();
+            report.cgroup_after_close = own_cgroup();
+            report.messages = pam.messages();
+            drop(pam);
+            if let Some(c) = &capture {
+                report.syslog = c.drain();
+            }
+            println!("{}", serde_json::to_string(&report).unwrap());
+            return;
+        }
+    }
     report.open_rc = pam.open_session();
     report.open_error = pam.strerror(report.open_rc);
     report.cgroup_after_open = own_cgroup();
@@ -144,11 +182,18 @@ fn main() {
         if args.hold_ms > 0 {
             std::thread::sleep(std::time::Duration::from_millis(args.hold_ms));
         }
+        if let Some(file) = &args.hold_until {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+            while !file.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
         if !args.no_close {
             report.close_rc = Some(pam.close_session());
         }
     }
     report.cgroup_after_close = own_cgroup();
+    report.messages = pam.messages();
     drop(pam);
     if let Some(c) = &capture {
         report.syslog = c.drain();

@@ -12,6 +12,7 @@ use super::pamconf::SERVICE;
 pub struct SessionReport {
     pub pid: u32,
     pub cgroup_before: String,
+    pub acct_rc: Option<i32>,
     pub open_rc: i32,
     pub open_error: String,
     pub cgroup_after_open: String,
@@ -21,6 +22,7 @@ pub struct SessionReport {
     pub close_rc: Option<i32>,
     pub cgroup_after_close: String,
     pub syslog: Vec<String>,
+    pub messages: Vec<String>,
 }
 
 impl SessionReport {
@@ -43,6 +45,12 @@ pub struct SessionOptions {
     pub as_user: bool,
     pub no_close: bool,
     pub command: Vec<String>,
+    /// Run pam_acct_mgmt first.
+    pub acct: bool,
+    pub tty: Option<String>,
+    pub rhost: Option<String>,
+    /// Stay open until this file exists.
+    pub hold_until: Option<PathBuf>,
 }
 
 /// The driver binary, built beside the test binary (target/<profile>/pam-session).
@@ -87,12 +95,39 @@ impl SessionOptions {
     }
 }
 
-fn run_command(
-    mut cmd: Command,
-    pam_dir: &Path,
-    user: &str,
-    opts: &SessionOptions,
-) -> SessionReport {
+/// The driver's command line for one session, to spawn without waiting (concurrent logins);
+/// read its report with `parse_report`.
+pub fn session_command(pam_dir: &Path, user: &str, opts: &SessionOptions) -> Command {
+    let mut cmd = Command::new(driver());
+    add_args(&mut cmd, pam_dir, user, opts);
+    cmd
+}
+
+/// Parses the report of a finished driver.
+pub fn parse_report(out: &std::process::Output) -> SessionReport {
+    assert!(
+        out.status.success(),
+        "pam-session failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad report {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn add_args(cmd: &mut Command, pam_dir: &Path, user: &str, opts: &SessionOptions) {
+    if opts.acct {
+        cmd.arg("--acct");
+    }
+    if let Some(t) = &opts.tty {
+        cmd.arg("--tty").arg(t);
+    }
+    if let Some(h) = &opts.rhost {
+        cmd.arg("--rhost").arg(h);
+    }
+    if let Some(f) = &opts.hold_until {
+        cmd.arg("--hold-until").arg(f);
+    }
     cmd.arg("--confdir")
         .arg(pam_dir)
         .args(["--service", SERVICE, "--capture-syslog"])
@@ -107,13 +142,14 @@ fn run_command(
     if !opts.command.is_empty() {
         cmd.arg("--").args(&opts.command);
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "pam-session failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad report {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn run_command(
+    mut cmd: Command,
+    pam_dir: &Path,
+    user: &str,
+    opts: &SessionOptions,
+) -> SessionReport {
+    add_args(&mut cmd, pam_dir, user, opts);
+    parse_report(&cmd.output().unwrap())
 }

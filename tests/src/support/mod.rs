@@ -9,7 +9,10 @@ pub mod probe;
 pub mod users;
 
 pub use cgroup::TestTree;
-pub use driver::{run_session, run_session_in_namespace, SessionOptions, SessionReport};
+pub use driver::{
+    parse_report, run_session, run_session_in_namespace, session_command, SessionOptions,
+    SessionReport,
+};
 pub use pamconf::TestSetup;
 pub use users::{TestGroup, TestUser};
 

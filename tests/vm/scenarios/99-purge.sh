@@ -8,7 +8,7 @@ purge_log=$(vm_root "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q pam-cgro
 if grep -q "not empty so not removed" <<<"$purge_log"; then
     fail "dpkg warned at purge: $(grep 'not empty' <<<"$purge_log")"
 fi
-for f in common-session common-session-noninteractive; do
+for f in common-session common-session-noninteractive common-account; do
     vm_root "cmp /root/pre-install/$f /etc/pam.d/$f" >/dev/null \
         || fail "/etc/pam.d/$f differs from before the install: $(vm_root "diff /root/pre-install/$f /etc/pam.d/$f" || true)"
 done

@@ -1,0 +1,136 @@
+//! The account part of the module (`pam_sm_acct_mgmt`): refuses a suspended user, or one at
+//! its `sessions.max`, after authentication and before any session exists, so that sshd can
+//! show the reason to the person logging in and a cron job of a suspended user never starts.
+//!
+//! It only ever refuses on a decision written by the administrator. Root, exempt users,
+//! groups and services are never refused; a broken or unreadable config, user file, NSS or
+//! cgroupfs never refuses anybody here (the session part then follows its own rules). The
+//! sessions.max count here is advice that saves a doomed login its shell: the session part
+//! counts again under the lock, and its answer is the one that holds.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::names::validate_user_name;
+use crate::nss::{group_names, lookup_user};
+use crate::session::{exemption, load_config, Level, Notice};
+use crate::tree::user_cgroup::UserCgroup;
+use crate::tree::Tree;
+
+/// An account request as the PAM module sees it.
+#[derive(Debug, Clone)]
+pub struct AccountRequest<'a> {
+    pub config_path: &'a Path,
+    pub user: &'a str,
+    pub service: &'a str,
+}
+
+/// The answer.
+#[derive(Debug)]
+pub enum AccountVerdict {
+    /// Checked: nothing against this login.
+    Allow,
+    /// Not ours to judge (root, exempt, or the config cannot be used): why.
+    NotJudged(String),
+    /// Refused (`Error::Suspended` or `Error::SessionLimit`).
+    Refuse(Error),
+}
+
+#[derive(Debug)]
+pub struct AccountReport {
+    pub verdict: AccountVerdict,
+    pub notices: Vec<Notice>,
+}
+
+/// Decides whether `req.user` may log in now. Never panics, never refuses on a fault.
+pub fn account_check(req: &AccountRequest<'_>) -> AccountReport {
+    let mut notices = Vec::new();
+    let verdict = judge(req, &mut notices);
+    AccountReport { verdict, notices }
+}
+
+fn judge(req: &AccountRequest<'_>, notices: &mut Vec<Notice>) -> AccountVerdict {
+    if req.user == "root" {
+        return AccountVerdict::NotJudged("root is never refused".into());
+    }
+    let config = match load_config(req.config_path) {
+        Ok(c) => c,
+        Err(f) => {
+            notices.push(Notice {
+                level: Level::Warning,
+                text: format!("account: config: {}; nobody is refused", f.error),
+            });
+            return AccountVerdict::NotJudged("the config cannot be used".into());
+        }
+    };
+    let mut fault = |what: String| {
+        notices.push(Notice {
+            level: Level::Warning,
+            text: format!("account: {what}; not refused here"),
+        });
+        AccountVerdict::NotJudged(what)
+    };
+    if config
+        .policy
+        .exempt_services
+        .iter()
+        .any(|s| s == req.service)
+    {
+        return AccountVerdict::NotJudged(format!("PAM service {} is exempt", req.service));
+    }
+    if let Err(e) = validate_user_name(req.user) {
+        return fault(e.to_string());
+    }
+    let user = match lookup_user(req.user) {
+        Ok(u) => u,
+        Err(e) => return fault(e.to_string()),
+    };
+    if let Some(reason) = exemption(&config.policy, &user, None) {
+        return AccountVerdict::NotJudged(reason);
+    }
+    let groups = match group_names(&user) {
+        Ok(g) => g,
+        Err(e) => return fault(e.to_string()),
+    };
+    if let Some(reason) = exemption(&config.policy, &user, Some(&groups)) {
+        return AccountVerdict::NotJudged(reason);
+    }
+    let user_file = match config.load_user_file(&user.name) {
+        Ok(f) => f,
+        Err(e) => return fault(e.to_string()),
+    };
+    if let Some(s) = user_file.as_ref().and_then(|f| f.suspend.as_ref()) {
+        return AccountVerdict::Refuse(Error::Suspended {
+            user: user.name.clone(),
+            reason: s.reason.clone(),
+        });
+    }
+    if !config.sessions.counts(req.service) {
+        return AccountVerdict::Allow;
+    }
+    let Some((max, _)) = config.sessions_max_for(&groups, user_file.as_ref()) else {
+        return AccountVerdict::Allow;
+    };
+    match count_open(&config, &user.name) {
+        Ok(open) if open >= max => AccountVerdict::Refuse(Error::SessionLimit {
+            user: user.name.clone(),
+            open,
+            max,
+        }),
+        Ok(_) => AccountVerdict::Allow,
+        Err(e) => fault(format!("cannot count the open sessions: {e}")),
+    }
+}
+
+/// Open sessions of a user that count towards sessions.max (0 without a user cgroup).
+pub fn count_open(config: &Config, user: &str) -> crate::Result<u32> {
+    let tree = Tree::locate(config)?;
+    let Some(uc) = UserCgroup::open(&tree, user)? else {
+        return Ok(0);
+    };
+    let found = uc.sessions(&tree.mount.mount_point)?;
+    Ok(crate::sessions::count_open(&found, |s| {
+        config.sessions.counts(s)
+    }))
+}

@@ -1,0 +1,224 @@
+//! The operator's levers on a user's processes: kill, freeze, thaw, and the suspension that
+//! keeps them. Every write goes through the user cgroup's descriptor
+//! (`tree::user_cgroup::UserCgroup::write_kill/write_freeze`).
+//!
+//! SIGKILL uses `cgroup.kill`: the kernel kills every process of the subtree, including those
+//! forked meanwhile, with no pid race. Other signals have no such file: the target is frozen
+//! first (a frozen process cannot fork), every pid is signalled, and it is thawed again (unless
+//! it was frozen before), so no process started in between escapes the signal.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::tree::dirfd::CgroupDir;
+use crate::tree::user_cgroup::{populated, Target, UserCgroup};
+
+/// How often the waits below look at cgroup.events.
+const POLL: Duration = Duration::from_millis(20);
+
+/// What a kill did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KillOutcome {
+    pub signal: String,
+    /// Processes found before the signal.
+    pub processes: u64,
+    /// Processes still there when the wait ended.
+    pub remaining: u64,
+    pub waited_ms: u64,
+}
+
+/// `frozen` of cgroup.events.
+pub fn is_frozen(dir: &CgroupDir) -> Result<bool> {
+    Ok(dir
+        .read("cgroup.events")?
+        .lines()
+        .find_map(|l| l.strip_prefix("frozen "))
+        .is_some_and(|v| v.trim() == "1"))
+}
+
+/// `cgroup.freeze` as written (the wanted state, which `frozen` reaches later).
+pub fn freeze_requested(dir: &CgroupDir) -> Result<bool> {
+    Ok(dir.read("cgroup.freeze")?.trim() == "1")
+}
+
+fn wait_until(wait: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<(bool, u64)> {
+    let start = Instant::now();
+    loop {
+        if done()? {
+            return Ok((true, start.elapsed().as_millis() as u64));
+        }
+        if start.elapsed() >= wait {
+            return Ok((false, start.elapsed().as_millis() as u64));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Sends `signal` to every process of `target` and waits (at most `wait`) until it is empty.
+pub fn kill(
+    user: &UserCgroup,
+    target: Target<'_>,
+    signal: Signal,
+    wait: Duration,
+) -> Result<KillOutcome> {
+    let dir = user.open_target(target)?;
+    let processes = crate::sessions::process_count(&dir);
+    if signal == Signal::SIGKILL {
+        user.write_kill(target)?;
+    } else {
+        let was_frozen = freeze_requested(&dir)?;
+        if !was_frozen {
+            user.write_freeze(target, true)?;
+            // Processes already in the kernel's freezer path finish it quickly; a process
+            // stuck in uninterruptible sleep is signalled anyway and gets it at thaw.
+            let _ = wait_until(Duration::from_secs(2), || is_frozen(&dir))?;
+        }
+        let mut failed = None;
+        for pid in crate::sessions::pids_in(&dir) {
+            let Ok(raw) = i32::try_from(pid) else {
+                continue;
+            };
+            match nix::sys::signal::kill(Pid::from_raw(raw), signal) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => failed = Some((pid, e)),
+            }
+        }
+        if !was_frozen {
+            user.write_freeze(target, false)?;
+        }
+        if let Some((pid, e)) = failed {
+            return Err(Error::Other(format!("kill -{signal} {pid}: {e}")));
+        }
+    }
+    let (_, waited_ms) = wait_until(wait, || Ok(!populated(&dir)?))?;
+    Ok(KillOutcome {
+        signal: signal.as_str().to_string(),
+        processes,
+        remaining: crate::sessions::process_count(&dir),
+        waited_ms,
+    })
+}
+
+/// What a freeze or thaw did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FreezeOutcome {
+    pub frozen: bool,
+    /// The kernel reported the wanted state within the wait.
+    pub reached: bool,
+    pub processes: u64,
+    pub waited_ms: u64,
+}
+
+/// Freezes (`true`) or thaws `target`, waiting (at most `wait`) for `frozen` in cgroup.events.
+pub fn set_frozen(
+    user: &UserCgroup,
+    target: Target<'_>,
+    frozen: bool,
+    wait: Duration,
+) -> Result<FreezeOutcome> {
+    let dir = user.open_target(target)?;
+    user.write_freeze(target, frozen)?;
+    let (reached, waited_ms) = wait_until(wait, || Ok(is_frozen(&dir)? == frozen))?;
+    Ok(FreezeOutcome {
+        frozen,
+        reached,
+        processes: crate::sessions::process_count(&dir),
+        waited_ms,
+    })
+}
+
+/// Keeps a suspension written in the user's file in force (`reload`, the daemon): freezes the
+/// user cgroup if it exists and is not frozen. Returns the reason when the user is suspended,
+/// and whether this call froze it.
+pub fn enforce_suspension(
+    tree: &crate::tree::Tree,
+    config: &crate::config::Config,
+    user: &str,
+) -> Result<Option<(String, bool)>> {
+    let Some(file) = config.load_user_file(user)? else {
+        return Ok(None);
+    };
+    let Some(suspension) = file.suspend else {
+        return Ok(None);
+    };
+    let Some(uc) = UserCgroup::open(tree, user)? else {
+        return Ok(Some((suspension.reason, false)));
+    };
+    if freeze_requested(uc.dir())? {
+        return Ok(Some((suspension.reason, false)));
+    }
+    uc.write_freeze(Target::User, true)?;
+    Ok(Some((suspension.reason, true)))
+}
+
+/// Parses a signal as `kill(1)` takes it: `KILL`, `SIGTERM`, `15`.
+pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| format!("{t}: no such signal"));
+    }
+    let upper = t.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| format!("{t}: no such signal (KILL, TERM, HUP, INT, ... or a number)"))
+}
+
+/// Now as UTC text (RFC 3339), for the `since` of a suspension.
+pub fn utc_now_text() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    utc_text(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, Howard Hinnant's
+/// algorithm: a few lines instead of a date crate in the module's dependency tree).
+pub fn utc_text(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("KILL"), Ok(Signal::SIGKILL));
+        assert_eq!(parse_signal("sigterm"), Ok(Signal::SIGTERM));
+        assert_eq!(parse_signal("1"), Ok(Signal::SIGHUP));
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("999").is_err());
+    }
+
+    #[test]
+    fn utc() {
+        assert_eq!(utc_text(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_text(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_text(1_798_761_599), "2026-12-31T23:59:59Z");
+    }
+}

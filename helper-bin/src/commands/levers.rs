@@ -1,0 +1,144 @@
+//! `cgroupctl kill|freeze|thaw USER [--session ID | --service NAME]`: act on every process of a
+//! user, one session or one service at once, through the kernel's cgroup.kill and
+//! cgroup.freeze (logind's kill-session / terminate-user and systemd's freeze/thaw no longer
+//! reach processes in our tree).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use cgroup_core::levers::{self, parse_signal};
+use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
+use cgroup_core::tree::Tree;
+
+use super::view::load;
+use crate::Cli;
+
+/// What a lever acts on.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// The user.
+    pub user: String,
+    /// Only this session (its id as `cgroupctl sessions` shows it, e.g. 1234 or session-1234).
+    #[arg(long, value_name = "ID", conflicts_with = "service")]
+    pub session: Option<String>,
+    /// Only this service (users/USER/NAME, made by `cgroupctl run/classify`).
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// How long to wait for the kernel to finish, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub wait: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TargetArgs {
+    pub fn target(&self) -> Target<'_> {
+        match (&self.session, &self.service) {
+            (Some(s), _) => Target::Session(s),
+            (None, Some(s)) => Target::Service(s),
+            (None, None) => Target::User,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match (&self.session, &self.service) {
+            (Some(s), _) => format!("session {s} of {}", self.user),
+            (None, Some(s)) => format!("service {s} of {}", self.user),
+            (None, None) => format!("every process of {}", self.user),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  cgroupctl kill alice\n  \
+    cgroupctl kill alice --session 4242\n  \
+    cgroupctl kill alice --service web --signal TERM")]
+pub struct KillArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The signal: KILL (default) goes through cgroup.kill, atomically; any other is sent to
+    /// every process while the target is frozen, so that nothing forks past it.
+    #[arg(long, value_name = "SIG", default_value = "KILL")]
+    pub signal: String,
+}
+
+/// Opens a user's cgroup for a lever (it must exist).
+pub fn open_user(tree: &Tree, user: &str) -> Result<UserCgroup> {
+    cgroup_core::names::validate_user_name(user)?;
+    UserCgroup::open(tree, user)?.with_context(|| {
+        format!(
+            "user {user} has no cgroup under {} (no process of it runs in the tree)",
+            tree.users_dir().display()
+        )
+    })
+}
+
+pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
+    let signal = parse_signal(&args.signal).map_err(|reason| cgroup_core::Error::InvalidLimit {
+        key: "--signal".into(),
+        reason,
+    })?;
+    let (_, tree) = load(cli)?;
+    let user = open_user(&tree, &args.target.user)?;
+    let outcome = levers::kill(
+        &user,
+        args.target.target(),
+        signal,
+        Duration::from_secs(args.target.wait),
+    )?;
+    if args.target.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        println!(
+            "{}: {} sent to {} processes; {} remaining after {} ms",
+            args.target.describe(),
+            outcome.signal,
+            outcome.processes,
+            outcome.remaining,
+            outcome.waited_ms
+        );
+    }
+    if outcome.remaining > 0 && signal == nix::sys::signal::Signal::SIGKILL {
+        bail!(
+            "{} processes of {} still there after {} s",
+            outcome.remaining,
+            args.target.describe(),
+            args.target.wait
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn freeze(cli: &Cli, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
+    let (_, tree) = load(cli)?;
+    let user = open_user(&tree, &args.user)?;
+    let outcome = levers::set_frozen(&user, args.target(), frozen, Duration::from_secs(args.wait))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        println!(
+            "{}: {} ({} processes){}",
+            args.describe(),
+            if frozen { "frozen" } else { "thawed" },
+            outcome.processes,
+            if outcome.reached {
+                String::new()
+            } else {
+                format!(" - the kernel has not confirmed it after {} s", args.wait)
+            }
+        );
+    }
+    if !outcome.reached {
+        bail!(
+            "cgroup.events of {} did not reach frozen {} within {} s",
+            args.describe(),
+            u8::from(frozen),
+            args.wait
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,450 @@
+//! Issue 13: the operator's levers through real libpam and the built cgroupctl: sessions.max
+//! under 50 concurrent logins, suspend/resume with the account and session parts, kill of one
+//! session, `cgroupctl sessions`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use pam_cgroup_tests::support::pamconf::module_path;
+use pam_cgroup_tests::support::{
+    parse_report, require_root, run_session, session_command, SessionOptions, SessionReport,
+    TestSetup, TestUser,
+};
+
+use crate::cgroupctl::{ctl, ctl_json, ctl_ok, describe};
+
+const PAM_SUCCESS: i32 = 0;
+const PAM_PERM_DENIED: i32 = 6;
+
+/// Kills every process left in a user's cgroup on drop (the nohup leftovers of a test), so
+/// that nothing outlives the test when the tree is removed.
+struct KillOnDrop(PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.join("cgroup.kill").exists() {
+            let _ = std::fs::write(self.0.join("cgroup.freeze"), "0");
+            if let Err(e) = std::fs::write(self.0.join("cgroup.kill"), "1") {
+                eprintln!("cleanup: kill {}: {e}", self.0.display());
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while populated(&self.0) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // The per-user lock file of sessions.max (root-only, in /run/pam_cgroup).
+        if let Some(name) = self.0.file_name() {
+            let _ = std::fs::remove_file(
+                Path::new("/run/pam_cgroup")
+                    .join(format!("sessions-{}.lock", name.to_string_lossy())),
+            );
+        }
+    }
+}
+
+fn populated(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.events"))
+        .map(|t| t.lines().any(|l| l == "populated 1"))
+        .unwrap_or(false)
+}
+
+fn events(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default()
+}
+
+/// A PAM stack with the account part (as pam-auth-update writes it) and the session part.
+fn stack_with_account(setup: &TestSetup) {
+    let line = format!(
+        "{} config={}",
+        module_path().display(),
+        setup.config_path().display()
+    );
+    setup.write_pam_stack(&format!(
+        "account [success=ok ignore=ignore module_unknown=ignore default=bad] {line}\n\
+         account required pam_permit.so\n\
+         session required {line}\n"
+    ));
+}
+
+/// Spawns a held session: it opens, runs `command`, and stays open until `release` exists.
+fn spawn_held(setup: &TestSetup, user: &str, release: &Path, command: &[&str]) -> Child {
+    let opts = SessionOptions {
+        hold_until: Some(release.to_path_buf()),
+        as_user: true,
+        command: command.iter().map(|s| s.to_string()).collect(),
+        ..SessionOptions::default()
+    };
+    session_command(&setup.pam_dir(), user, &opts)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `n` of `children` have exited (the refused ones), at most `wait`.
+fn wait_exited(children: &mut [Child], n: usize, wait: Duration) -> usize {
+    let deadline = Instant::now() + wait;
+    loop {
+        let exited = children
+            .iter_mut()
+            .map(|c| c.try_wait().unwrap().is_some())
+            .filter(|done| *done)
+            .count();
+        if exited >= n || Instant::now() >= deadline {
+            return exited;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn reports(children: Vec<Child>) -> Vec<SessionReport> {
+    children
+        .into_iter()
+        .map(|c| parse_report(&c.wait_with_output().unwrap()))
+        .collect()
+}
+
+/// The open sessions of a user according to `cgroupctl sessions --json`.
+fn open_sessions(setup: &TestSetup, user: &str) -> Vec<serde_json::Value> {
+    if !setup.tree.user(user).is_dir() {
+        return Vec::new();
+    }
+    let v = ctl_json(setup, &["sessions", user, "--json"]);
+    v.as_array().unwrap().clone()
+}
+
+#[test]
+fn sessions_max_holds_under_50_concurrent_logins_and_nohup_leftovers_do_not_count() {
+    require_root();
+    let setup = TestSetup::new("[limits]\n\"sessions.max\" = 10\n", "");
+    let alice = TestUser::new("pcm");
+    let _kill = KillOnDrop(setup.tree.user(&alice.name));
+    let release = setup.dir.path().join("release-1");
+    let users_prefix = format!(
+        "/{}/",
+        setup
+            .tree
+            .user(&alice.name)
+            .strip_prefix(&setup.tree.mount_point)
+            .unwrap()
+            .display()
+    );
+
+    // 50 logins at once; the first one to open also leaves a nohup process behind.
+    let nohup = "sleep 600 </dev/null >/dev/null 2>&1 & cat /proc/self/cgroup";
+    let mut children: Vec<Child> = (0..50)
+        .map(|_| spawn_held(&setup, &alice.name, &release, &["sh", "-c", nohup]))
+        .collect();
+    let exited = wait_exited(&mut children, 40, Duration::from_secs(120));
+    assert_eq!(exited, 40, "40 logins refused and gone, 10 held open");
+    assert_eq!(open_sessions(&setup, &alice.name).len(), 10);
+    std::fs::write(&release, "").unwrap();
+    let all = reports(children);
+    let opened: Vec<&SessionReport> = all.iter().filter(|r| r.open_rc == PAM_SUCCESS).collect();
+    let refused: Vec<&SessionReport> = all.iter().filter(|r| r.open_rc != PAM_SUCCESS).collect();
+    assert_eq!(opened.len(), 10, "exactly 10 open");
+    assert_eq!(refused.len(), 40, "40 refused");
+    for r in &opened {
+        assert!(
+            r.cgroup_after_open.starts_with(&users_prefix),
+            "confined: {r:?}"
+        );
+    }
+    for r in &refused {
+        assert_eq!(r.open_rc, PAM_PERM_DENIED, "{r:?}");
+        assert_eq!(r.cgroup_after_open, r.cgroup_before, "0 unconfined: {r:?}");
+        assert!(
+            r.messages
+                .iter()
+                .any(|m| m.contains("too many sessions") && m.contains("sessions.max = 10")),
+            "the message names the cap: {r:?}"
+        );
+    }
+    // Every session is closed; the nohup processes keep their leaves, which must not count.
+    assert!(
+        populated(&setup.tree.user(&alice.name)),
+        "the nohup leftovers run"
+    );
+    assert_eq!(open_sessions(&setup, &alice.name).len(), 0);
+
+    let release2 = setup.dir.path().join("release-2");
+    let mut again: Vec<Child> = (0..10)
+        .map(|_| spawn_held(&setup, &alice.name, &release2, &["true"]))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while open_sessions(&setup, &alice.name).len() < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(wait_exited(&mut again, 1, Duration::from_millis(10)), 0);
+    // The 11th is refused, through the account part as well.
+    stack_with_account(&setup);
+    let eleventh = run_session(
+        &setup.pam_dir(),
+        &alice.name,
+        &SessionOptions {
+            acct: true,
+            ..SessionOptions::default()
+        },
+    );
+    assert_eq!(eleventh.acct_rc, Some(PAM_PERM_DENIED), "{eleventh:?}");
+    assert!(
+        eleventh
+            .messages
+            .iter()
+            .any(|m| m.contains("sessions.max = 10")),
+        "{eleventh:?}"
+    );
+    std::fs::write(&release2, "").unwrap();
+    let second = reports(again);
+    assert!(
+        second.iter().all(|r| r.open_rc == PAM_SUCCESS),
+        "10 more succeed after closing: {second:?}"
+    );
+}
+
+#[test]
+fn uncounted_services_are_neither_counted_nor_refused() {
+    require_root();
+    let setup = TestSetup::new(
+        "[limits]\n\"sessions.max\" = 1\n[sessions]\nuncounted_services = [\"pamcgroup-test\"]\n",
+        "",
+    );
+    let bob = TestUser::new("pcm");
+    let _kill = KillOnDrop(setup.tree.user(&bob.name));
+    let release = setup.dir.path().join("release");
+    let mut held: Vec<Child> = (0..3)
+        .map(|_| spawn_held(&setup, &bob.name, &release, &["true"]))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while setup.tree.session_leaves(&bob.name).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(wait_exited(&mut held, 1, Duration::from_millis(10)), 0);
+    std::fs::write(&release, "").unwrap();
+    assert!(reports(held).iter().all(|r| r.open_rc == PAM_SUCCESS));
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// The pid of a process under `dir` whose command line starts with `prefix` (NUL-separated).
+fn find_pid(dir: &Path, prefix: &str) -> Option<u32> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
+            for pid in procs.lines().filter_map(|l| l.parse::<u32>().ok()) {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if cmd.starts_with(prefix.as_bytes()) {
+                    return Some(pid);
+                }
+            }
+        }
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(e.path());
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn suspend_freezes_and_refuses_with_the_reason_resume_restores_kill_session_spares_others() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let carol = TestUser::new("pcs");
+    let user_dir = setup.tree.user(&carol.name);
+    let _kill = KillOnDrop(user_dir.clone());
+    let release = setup.dir.path().join("release");
+    // Session 1 runs a busy loop (niced: the machine is shared); session 2 a sleeper.
+    let busy = "nice -n 19 sh -c 'while :; do :; done; busy-loop' </dev/null >/dev/null 2>&1 &";
+    let mut s1 = spawn_held(&setup, &carol.name, &release, &["sh", "-c", busy]);
+    let mut s2 = spawn_held(
+        &setup,
+        &carol.name,
+        &release,
+        &["sh", "-c", "sleep 600 </dev/null >/dev/null 2>&1 &"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while open_sessions(&setup, &carol.name).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let loop_cmdline = "sh\0-c\0while :; do :; done; busy-loop";
+    let mut busy_pid = None;
+    while busy_pid.is_none() && Instant::now() < deadline {
+        busy_pid = find_pid(&user_dir, loop_cmdline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let busy_pid = busy_pid.expect("the busy loop runs");
+    let t0 = cpu_ticks(busy_pid);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(cpu_ticks(busy_pid) > t0, "it runs before the suspension");
+
+    let out = ctl_ok(
+        &setup,
+        &["suspend", &carol.name, "--reason", "unpaid invoice 2026-11"],
+    );
+    assert!(out.contains("frozen"), "{out}");
+    assert!(
+        events(&user_dir).contains("frozen 1"),
+        "{}",
+        events(&user_dir)
+    );
+    let frozen_at = cpu_ticks(busy_pid);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        cpu_ticks(busy_pid),
+        frozen_at,
+        "no CPU time advances while frozen"
+    );
+    // `reload` keeps it (the suspension lives in the user file).
+    ctl_ok(&setup, &["reload"]);
+    assert!(events(&user_dir).contains("frozen 1"));
+
+    // A login through the account part: refused, the reason in the conversation.
+    stack_with_account(&setup);
+    let acct = SessionOptions {
+        acct: true,
+        ..SessionOptions::default()
+    };
+    let r = run_session(&setup.pam_dir(), &carol.name, &acct);
+    assert_eq!(r.acct_rc, Some(PAM_PERM_DENIED), "{r:?}");
+    assert_eq!(
+        r.messages,
+        vec!["account suspended: unpaid invoice 2026-11".to_string()],
+        "{r:?}"
+    );
+    // Root is never refused, suspended users or not.
+    let root = run_session(&setup.pam_dir(), "root", &acct);
+    assert_eq!(root.acct_rc, Some(PAM_SUCCESS), "{root:?}");
+    assert_eq!(root.open_rc, PAM_SUCCESS, "{root:?}");
+    // Without the account part, the session part refuses.
+    setup.write_pam_stack(&format!(
+        "session required {} config={}\n",
+        module_path().display(),
+        setup.config_path().display()
+    ));
+    let r = run_session(&setup.pam_dir(), &carol.name, &SessionOptions::default());
+    assert_eq!(r.open_rc, PAM_PERM_DENIED, "{r:?}");
+    assert_eq!(r.cgroup_after_open, r.cgroup_before, "not let in: {r:?}");
+    assert!(
+        r.messages
+            .iter()
+            .any(|m| m == "account suspended: unpaid invoice 2026-11"),
+        "{r:?}"
+    );
+    // A broken config never suspends anybody: the account part lets the login through.
+    let good = std::fs::read_to_string(setup.config_path()).unwrap();
+    stack_with_account(&setup);
+    setup.write_config(&format!("{good}\n[limits\n"));
+    let r = run_session(&setup.pam_dir(), &carol.name, &acct);
+    assert_eq!(r.acct_rc, Some(PAM_SUCCESS), "{r:?}");
+    setup.write_config(&good);
+
+    // resume: the loop runs again, logins work.
+    let out = ctl_ok(&setup, &["resume", &carol.name]);
+    assert!(out.contains("thawed"), "{out}");
+    assert!(events(&user_dir).contains("frozen 0"));
+    let t1 = cpu_ticks(busy_pid);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(cpu_ticks(busy_pid) > t1, "it runs again after resume");
+    let r = run_session(&setup.pam_dir(), &carol.name, &acct);
+    assert_eq!(r.acct_rc, Some(PAM_SUCCESS), "{r:?}");
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+
+    // kill --session: that session's processes go, the other session stays.
+    let sessions = open_sessions(&setup, &carol.name);
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    let s1_pid = s1.id();
+    let first = sessions
+        .iter()
+        .find(|s| s["pid"].as_u64() == Some(u64::from(s1_pid)))
+        .expect("session 1 listed");
+    let id = first["id"].as_str().unwrap();
+    let o = ctl(&setup, &["kill", &carol.name, "--session", id]);
+    assert!(o.status.success(), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("0 remaining"),
+        "{}",
+        describe(&o)
+    );
+    assert!(s1.wait().unwrap().code().is_none(), "session 1 was killed");
+    // Gone, or a zombie waiting for whichever process inherited it.
+    let state = std::fs::read_to_string(format!("/proc/{busy_pid}/stat")).unwrap_or_default();
+    let state = state
+        .rfind(')')
+        .and_then(|i| state[i + 1..].split_whitespace().next().map(str::to_string));
+    assert!(
+        matches!(state.as_deref(), None | Some("Z") | Some("X")),
+        "its loop is gone: state {state:?}"
+    );
+    let left = open_sessions(&setup, &carol.name);
+    assert_eq!(left.len(), 1, "the other session stays: {left:?}");
+    assert_eq!(left[0]["pid"].as_u64(), Some(u64::from(s2.id())));
+    assert!(s2.try_wait().unwrap().is_none());
+    std::fs::write(&release, "").unwrap();
+    let r2 = parse_report(&s2.wait_with_output().unwrap());
+    assert_eq!(r2.close_rc, Some(PAM_SUCCESS), "{r2:?}");
+}
+
+#[test]
+fn sessions_lists_service_tty_and_remote_host_root_only() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let dave = TestUser::new("pcl");
+    let _kill = KillOnDrop(setup.tree.user(&dave.name));
+    let release = setup.dir.path().join("release");
+    let opts = SessionOptions {
+        hold_until: Some(release.clone()),
+        tty: Some("pts/7".into()),
+        rhost: Some("198.51.100.23".into()),
+        ..SessionOptions::default()
+    };
+    let child = session_command(&setup.pam_dir(), &dave.name, &opts)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut listed = Vec::new();
+    while listed.is_empty() && Instant::now() < deadline {
+        listed = open_sessions(&setup, &dave.name);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let s = &listed[0];
+    assert_eq!(s["service"], "pamcgroup-test");
+    assert_eq!(s["tty"], "pts/7");
+    assert_eq!(s["rhost"], "198.51.100.23");
+    assert_eq!(s["pid"].as_u64(), Some(u64::from(child.id())));
+    assert!(s["processes"].as_u64().unwrap() >= 1);
+    // The record is a trusted.* attribute: the user cannot read it.
+    let leaf = PathBuf::from(s["path"].as_str().unwrap());
+    let as_user = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={}", dave.uid),
+            &format!("--regid={}", dave.gid),
+            "--clear-groups",
+            "python3",
+            "-c",
+            "import os, sys; os.getxattr(sys.argv[1], 'trusted.pam_cgroup.session')",
+        ])
+        .arg(&leaf)
+        .output()
+        .unwrap();
+    assert!(!as_user.status.success(), "{as_user:?}");
+    let text = ctl_ok(&setup, &["sessions"]);
+    assert!(
+        text.contains("198.51.100.23") && text.contains("pts/7"),
+        "{text}"
+    );
+    std::fs::write(&release, "").unwrap();
+    let r = parse_report(&child.wait_with_output().unwrap());
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    assert!(open_sessions(&setup, &dave.name).is_empty());
+}
