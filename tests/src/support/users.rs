@@ -181,6 +181,12 @@ pub fn add_to_group(user: &str, group: &str) {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
+        // A process the test left behind (a child of something it killed) would make userdel
+        // fail and leave the user on the machine: the user's processes go first.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-U", &self.uid.to_string()])
+            .status();
+        std::thread::sleep(Duration::from_millis(50));
         // userdel also removes the user's private group (USERGROUPS_ENAB).
         if let Err(e) = try_run_locked("userdel", &[&self.name]) {
             eprintln!("cleanup: userdel {}: {e}", self.name);
