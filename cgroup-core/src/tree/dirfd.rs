@@ -228,26 +228,19 @@ impl CgroupDir {
 
     /// Reads the extended attribute `name`; `None` when absent or unreadable.
     pub fn get_xattr(&self, name: &str) -> Option<String> {
-        let name = CString::new(name).ok()?;
-        let mut buf = [0u8; 512];
-        // SAFETY: name is NUL-terminated; buf is valid for buf.len() bytes.
-        let n = unsafe {
-            libc::fgetxattr(
-                self.raw(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        let n = usize::try_from(n).ok()?;
-        String::from_utf8(buf.get(..n)?.to_vec()).ok()
+        self.read_xattr(name, 512)
     }
 
     /// Reads the extended attribute `name` of up to 4 KiB (a session's mark); `None` when
     /// absent or unreadable.
     pub fn get_xattr_large(&self, name: &str) -> Option<String> {
+        self.read_xattr(name, 4096)
+    }
+
+    /// fgetxattr into a buffer of `capacity` bytes (nix has no xattr API).
+    fn read_xattr(&self, name: &str, capacity: usize) -> Option<String> {
         let name = CString::new(name).ok()?;
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; capacity];
         // SAFETY: name is NUL-terminated; buf is valid for buf.len() bytes.
         let n = unsafe {
             libc::fgetxattr(
