@@ -102,6 +102,18 @@ impl CgroupDir {
         unlinkat(Some(self.raw()), name, UnlinkatFlags::RemoveDir)
     }
 
+    /// Opens the entry `name` with `flags`, never following a symlink and never creating it.
+    fn open_entry(&self, name: &str, flags: OFlag) -> nix::Result<std::fs::File> {
+        let raw = openat(
+            Some(self.raw()),
+            name,
+            flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        // SAFETY: `raw` was just returned by openat and is owned by nobody else.
+        Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) }))
+    }
+
     /// Writes one value to the existing control file `name` in a single write(2). Never
     /// creates a file and never follows a symlink.
     pub fn write(&self, name: &str, data: &str) -> Result<()> {
@@ -111,30 +123,18 @@ impl CgroupDir {
             data: data.to_string(),
             source,
         };
-        let raw = openat(
-            Some(self.raw()),
-            name,
-            OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| wrap(std::io::Error::from(e)))?;
-        // SAFETY: `raw` was just returned by openat and is owned by nobody else.
-        let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+        let mut file = self
+            .open_entry(name, OFlag::O_WRONLY)
+            .map_err(|e| wrap(std::io::Error::from(e)))?;
         file.write_all(data.as_bytes()).map_err(wrap)
     }
 
     /// Reads the control file `name`.
     pub fn read(&self, name: &str) -> Result<String> {
         let path = self.path.join(name);
-        let raw = openat(
-            Some(self.raw()),
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| io("read", &path, e))?;
-        // SAFETY: as above.
-        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+        let file = self
+            .open_entry(name, OFlag::O_RDONLY)
+            .map_err(|e| io("read", &path, e))?;
         std::io::read_to_string(file).map_err(|source| Error::Io {
             op: "read",
             path,
@@ -183,15 +183,9 @@ impl CgroupDir {
     /// (open O_NOFOLLOW, then fchmod: fchmodat cannot refuse symlinks on Linux).
     pub fn restrict_entry(&self, name: &str) -> Result<()> {
         let path = self.path.join(name);
-        let raw = openat(
-            Some(self.raw()),
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-            Mode::empty(),
-        )
-        .map_err(|e| io("open", &path, e))?;
-        // SAFETY: as above.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = self
+            .open_entry(name, OFlag::O_RDONLY | OFlag::O_NONBLOCK)
+            .map_err(|e| io("open", &path, e))?;
         let st = fstat(fd.as_raw_fd()).map_err(|e| io("stat", &path, e))?;
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             return Ok(());
