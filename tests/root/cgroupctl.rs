@@ -859,8 +859,11 @@ fn run_never_gives_the_callers_terminal_to_the_command() {
         attack.display(),
         stolen.display()
     );
+    // script(1) runs the caller through $SHELL, and under CI that may be dash, whose `read`
+    // has no -t: name bash so the caller is the same shell everywhere.
     let mut script = Command::new("script")
         .args(["-qec", &caller, "/dev/null"])
+        .env("SHELL", "/bin/bash")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
