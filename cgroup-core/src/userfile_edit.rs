@@ -21,6 +21,11 @@ use crate::error::{Error, IoContext, Result};
 use crate::limits::{parse_limit, LimitKey, RawValue, SESSIONS_MAX_KEY};
 use crate::names::validate_user_name;
 
+/// A user file is the admin's business: it holds one customer's limits and, when suspended, the
+/// reason. Other customers must not read it ("no view of the others"); the module reads it as
+/// root, and a customer sees its own limits in its own cgroup files.
+pub const USER_FILE_MODE: u32 = 0o600;
+
 /// One change to a user file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Edit {
@@ -292,12 +297,12 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(USER_FILE_MODE)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
             .ctx("create", &tmp)?;
         // The umask may have narrowed the mode; set it on the open file (not a copy).
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))
+        f.set_permissions(std::fs::Permissions::from_mode(USER_FILE_MODE))
             .ctx("chmod", &tmp)?;
         // Root-owned like the rest of the config; a non-root run (unit tests) cannot chown,
         // and the loader would refuse its file anyway.
@@ -400,7 +405,7 @@ mod tests {
         write_atomic(&p, "new\n").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "new\n");
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode, 0o644);
+        assert_eq!(mode, USER_FILE_MODE);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

@@ -219,4 +219,21 @@ fn doctor_fails_missing_cgroup2_bad_config_and_writable_config() {
     let (code, f, all) = fake.doctor(&setup.config_path());
     assert_eq!(code, Some(1), "{all}");
     assert_eq!(status_of(&f, "config-permissions"), "FAIL", "{all}");
+
+    // A user file others can read (an admin's hand-made 0644): WARN, the file named.
+    std::fs::set_permissions(setup.config_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let users = setup.config_path().parent().unwrap().join("users");
+    std::fs::create_dir_all(&users).unwrap();
+    let by_hand = users.join("pcdreadable.toml");
+    std::fs::write(&by_hand, "[limits]\n\"pids.max\" = 10\n").unwrap();
+    std::fs::set_permissions(&by_hand, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (_, f, all) = fake.doctor(&setup.config_path());
+    assert_eq!(status_of(&f, "user-files-readable"), "WARN", "{all}");
+    assert!(all.contains("pcdreadable.toml (644)"), "{all}");
+    std::fs::set_permissions(&by_hand, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_, f, all) = fake.doctor(&setup.config_path());
+    assert!(
+        f.iter().all(|x| x["check"] != "user-files-readable"),
+        "{all}"
+    );
 }

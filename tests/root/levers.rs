@@ -2,6 +2,7 @@
 //! under 50 concurrent logins, suspend/resume with the account and session parts, kill of one
 //! session, `cgroupctl sessions`.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -302,6 +303,28 @@ fn suspend_freezes_and_refuses_with_the_reason_resume_restores_kill_session_spar
         cpu_ticks(busy_pid),
         frozen_at,
         "no CPU time advances while frozen"
+    );
+    // The reason is the admin's business: another customer, a real unprivileged process with
+    // every directory on the way open to it, cannot read carol's user file.
+    let user_file = setup
+        .config_path()
+        .parent()
+        .unwrap()
+        .join("users")
+        .join(format!("{}.toml", carol.name));
+    let meta = std::fs::metadata(&user_file).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o600, "{user_file:?}");
+    for dir in user_file.ancestors().skip(1) {
+        if dir.starts_with(setup.dir.path()) {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    let neighbour = TestUser::new("pcs");
+    let peek = neighbour.command("cat").arg(&user_file).output().unwrap();
+    let peeked = String::from_utf8_lossy(&peek.stdout);
+    assert!(
+        !peek.status.success() && !peeked.contains("unpaid"),
+        "another customer read the suspension reason: {peeked}"
     );
     // `reload` keeps it (the suspension lives in the user file).
     ctl_ok(&setup, &["reload"]);

@@ -85,6 +85,7 @@ fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
         return;
     };
     let mut bad = Vec::new();
+    let mut readable = Vec::new();
     let mut suspended = Vec::new();
     let mut count = 0;
     let mut names: Vec<String> = entries
@@ -100,6 +101,11 @@ fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
             continue;
         }
         count += 1;
+        if let Ok(m) = std::fs::symlink_metadata(dir.join(&name)) {
+            if m.mode() & 0o044 != 0 {
+                readable.push(format!("{name} ({:o})", m.mode() & 0o7777));
+            }
+        }
         match config.load_user_file(user) {
             Err(e) => bad.push(e.to_string()),
             Ok(Some(f)) => {
@@ -118,6 +124,23 @@ fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
             "`cgroupctl resume USER` lifts a suspension",
         ));
     }
+    if !readable.is_empty() {
+        out.push(Finding::warn(
+            "user-files-readable",
+            format!(
+                "user files readable by group or others in {}: {}",
+                dir.display(),
+                readable.join(", ")
+            ),
+            "any local user can read these customers' limits and suspension reasons",
+            format!(
+                "chmod {:o} {}/*.toml (`cgroupctl set` and `suspend` write {:o})",
+                crate::userfile_edit::USER_FILE_MODE,
+                dir.display(),
+                crate::userfile_edit::USER_FILE_MODE
+            ),
+        ));
+    }
     if bad.is_empty() {
         out.push(Finding::ok(
             "user-files",
@@ -128,7 +151,7 @@ fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
             "user-files",
             bad.join("; "),
             "a user whose file is refused is not confined as planned (the login follows on_error)",
-            "correct the file (or `cgroupctl set USER KEY=VALUE`, which validates), and keep it root-owned 0644",
+            "correct the file (or `cgroupctl set USER KEY=VALUE`, which validates), and keep it root-owned 0600",
         ));
     }
 }
