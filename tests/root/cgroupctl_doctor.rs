@@ -187,6 +187,18 @@ fn doctor_fails_missing_controllers_programs_hidepid_and_bad_pam_stacks() {
         text.lines().any(|l| l.trim_start().starts_with("fix: ")),
         "{text}"
     );
+
+    // An `optional` line (or a bracket control that ignores a refusal) lets a refused login in
+    // unconfined, whatever on_error says: FAIL, with the default on_error = "open" too.
+    for control in ["optional", "[success=ok default=ignore]"] {
+        fake.stack(
+            "cron",
+            &format!("session optional pam_systemd.so\nsession {control} pam_cgroup.so\n"),
+        );
+        let (code, f, all) = fake.doctor(&setup.config_path());
+        assert_eq!(code, Some(1), "{all}");
+        assert_eq!(status_of(&f, "pam:cron"), "FAIL", "{control}: {all}");
+    }
 }
 
 #[test]

@@ -132,7 +132,7 @@ fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
                 dir.display(),
                 readable.join(", ")
             ),
-            "any local user can read these customers' limits and suspension reasons",
+            "matters wherever customers have a shell: any of them can read these customers' limits and suspension reasons",
             format!(
                 "chmod {:o} {}/*.toml (`cgroupctl set` and `suspend` write {:o})",
                 crate::userfile_edit::USER_FILE_MODE,

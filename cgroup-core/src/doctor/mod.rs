@@ -138,7 +138,7 @@ pub fn run(inputs: &Inputs) -> Vec<Finding> {
         config_checks::check_tree(config, &mounts, &mut out);
     }
     kernel::check_hidepid(inputs, config.as_ref(), &mut out);
-    stacks::check_pam(inputs, config.as_ref(), &mut out);
+    stacks::check_pam(inputs, &mut out);
     out.push(logind::check_remove_ipc(&inputs.logind_conf));
     out
 }

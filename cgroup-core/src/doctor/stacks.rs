@@ -2,12 +2,11 @@
 
 use super::pam::{module_stack, position, session_stack};
 use super::{Finding, Inputs, PACKAGE_PAM_LINE};
-use crate::config::{Config, OnError};
 
 const MODULE: &str = "pam_cgroup.so";
 const SYSTEMD: &str = "pam_systemd.so";
 
-pub(super) fn check_pam(inputs: &Inputs, config: Option<&Config>, out: &mut Vec<Finding>) {
+pub(super) fn check_pam(inputs: &Inputs, out: &mut Vec<Finding>) {
     for service in &inputs.services {
         let check = format!("pam:{service}");
         let file = inputs.pam_dir.join(service);
@@ -45,15 +44,14 @@ pub(super) fn check_pam(inputs: &Inputs, config: Option<&Config>, out: &mut Vec<
                 continue;
             }
         }
-        let closed = config
-            .map(|c| c.policy.on_error == OnError::Closed)
-            .unwrap_or(false)
-            || line.args.iter().any(|a| a == "on_error=closed");
-        if closed && line.control == "optional" {
-            out.push(Finding::warn(
+        if let Some(ignored) = refusal_ignored(&line.control) {
+            out.push(Finding::fail(
                 check,
-                format!("{MODULE} is `optional` at {}:{} but on_error is closed", line.file, line.line),
-                "matters whenever a login fails to be confined: libpam ignores an optional module's failure, so a login that on_error=closed should refuse gets in",
+                format!(
+                    "{MODULE} at {}:{} is `{}`: libpam ignores its {ignored}",
+                    line.file, line.line, line.control
+                ),
+                "a login the module refuses (a failure inside the customer's own cgroup, whatever on_error says; a suspension; sessions.max; on_error=closed) gets in anyway, unconfined",
                 format!("use the package's line `{PACKAGE_PAM_LINE}` (pam-auth-update --enable pam-cgroup)"),
             ));
             continue;
@@ -87,5 +85,71 @@ fn check_account(inputs: &Inputs, service: &str, out: &mut Vec<Finding>) {
             "matters when a user is suspended or at its sessions.max: only the session part refuses the login, after sshd has accepted it, and the person logging in is not told why",
             "run `pam-auth-update --enable pam-cgroup` (its profile has an Account section, which common-account carries)",
         )),
+    }
+}
+
+/// What the session part answers when it refuses a login (hooks.rs): these must make the
+/// stack fail, or the refusal is only a log line.
+const REFUSALS: &[&str] = &["session_err", "perm_denied", "user_unknown"];
+
+/// The refusals a PAM control lets through, named, or None when every one fails the stack.
+/// `optional` and `sufficient` never fail it on our error; a bracket control fails it only
+/// where the action (or `default`) is `bad` or `die` (pam.conf(5)).
+fn refusal_ignored(control: &str) -> Option<String> {
+    match control {
+        "required" | "requisite" => return None,
+        "optional" | "sufficient" => return Some("failures".to_string()),
+        _ => {}
+    }
+    let Some(inner) = control.strip_prefix('[').and_then(|c| c.strip_suffix(']')) else {
+        // `include`/`substack` never name our module; anything else libpam itself refuses.
+        return None;
+    };
+    let action = |code: &str| {
+        inner
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == code)
+            .or_else(|| {
+                inner
+                    .split_whitespace()
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| *k == "default")
+            })
+            .map(|(_, v)| v)
+    };
+    let ignored: Vec<&str> = REFUSALS
+        .iter()
+        .copied()
+        .filter(|code| !matches!(action(code), Some("bad" | "die")))
+        .collect();
+    if ignored.is_empty() {
+        None
+    } else {
+        Some(format!("refusals ({})", ignored.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal_ignored;
+
+    #[test]
+    fn only_controls_that_fail_the_stack_on_a_refusal_pass() {
+        assert_eq!(refusal_ignored("required"), None);
+        assert_eq!(refusal_ignored("requisite"), None);
+        assert_eq!(
+            refusal_ignored("[success=ok ignore=ignore module_unknown=ignore default=bad]"),
+            None
+        );
+        assert_eq!(refusal_ignored("[success=ok default=die]"), None);
+        assert!(refusal_ignored("optional").is_some());
+        assert!(refusal_ignored("sufficient").is_some());
+        assert!(refusal_ignored("[success=ok default=ignore]").is_some());
+        assert_eq!(
+            refusal_ignored("[success=ok perm_denied=ignore default=bad]").as_deref(),
+            Some("refusals (perm_denied)")
+        );
+        assert!(refusal_ignored("[success=ok]").is_some());
     }
 }
