@@ -33,6 +33,14 @@ pub enum Error {
     #[error("user {user:?} not found: {reason}")]
     UnknownUser { user: String, reason: String },
 
+    /// NSS could not answer (a source reported UNAVAIL or TRYAGAIN: an LDAP directory or SSSD
+    /// down, nsswitch.conf broken), as opposed to every source answering "no such user".
+    #[error(
+        "user {user:?} cannot be looked up: the user database is unavailable ({reason}); \
+         an NSS source (LDAP, SSSD) did not answer, which is not the same as an unknown user"
+    )]
+    UserDbUnavailable { user: String, reason: String },
+
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,

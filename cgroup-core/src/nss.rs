@@ -15,6 +15,12 @@ pub struct UserInfo {
 }
 
 /// Looks a user up by name. The name must have been validated.
+///
+/// getpwnam_r tells the two failures apart, and so does this: when every NSS source answered
+/// NOTFOUND it returns 0 with no entry (nix: `Ok(None)`, here `UnknownUser`); when the last
+/// source consulted reported UNAVAIL or TRYAGAIN (sssd not running, nsswitch.conf naming a
+/// missing module) it returns the errno that source set (nix: `Err`, here
+/// `UserDbUnavailable`), so the log says the database is down rather than the user unknown.
 pub fn lookup_user(name: &str) -> Result<UserInfo> {
     match User::from_name(name) {
         Ok(Some(u)) => Ok(UserInfo {
@@ -24,11 +30,14 @@ pub fn lookup_user(name: &str) -> Result<UserInfo> {
         }),
         Ok(None) => Err(Error::UnknownUser {
             user: name.to_string(),
-            reason: "no such user in the passwd database".to_string(),
+            reason: "no such user in the passwd database (every NSS source answered NOTFOUND; \
+                     SSSD answers so too for an entry it never cached while its directory is \
+                     offline)"
+                .to_string(),
         }),
-        Err(e) => Err(Error::UnknownUser {
+        Err(errno) => Err(Error::UserDbUnavailable {
             user: name.to_string(),
-            reason: format!("NSS lookup failed: {e}"),
+            reason: format!("getpwnam_r: {}", errno.desc()),
         }),
     }
 }

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use cgroup_core::Error;
 
+/// A check found problems (doctor's FAIL; reload: some users could not be resolved).
+pub const PROBLEMS_FOUND: u8 = 1;
 /// A value or name given on the command line is invalid (like clap's own usage errors).
 pub const USAGE_ERROR: u8 = 2;
 pub const CONFIG_ERROR: u8 = 3;

@@ -43,7 +43,8 @@ pub enum Command {
     /// Change a user's limits or plan: validate, rewrite users/<user>.toml atomically
     /// (comments kept), apply to the live cgroup.
     Set(commands::set::SetArgs),
-    /// Re-read the config and apply it to every live user cgroup; print what changed.
+    /// Re-read the config and apply it to every live user cgroup; print what changed. Users
+    /// NSS cannot resolve are reported and skipped, the others applied (exit 1 if any).
     Reload(commands::reload::ReloadArgs),
     /// Run a command as a user inside users/<user>/<service>/run-<pid> (like cgexec), in a
     /// session and on a terminal of its own (never yours).

@@ -477,6 +477,55 @@ fn reload_applies_the_config_to_live_cgroups_and_says_what_changed() {
 }
 
 #[test]
+fn reload_applies_every_resolvable_user_and_reports_the_others_with_exit_1() {
+    require_root();
+    // A cap, not a limit: this machine's cgroup2 has no controllers (see the test above).
+    let setup = TestSetup::new("max_depth = 4\n", "");
+    let kept = TestUser::new("prk");
+    let gone = TestUser::new("prg");
+    let gone_name = gone.name.clone();
+    empty_session(&setup, &kept.name);
+    empty_session(&setup, &gone_name);
+    // The account disappears from NSS while its cgroup lives on (a directory customer
+    // SSSD cannot resolve during an outage looks the same to reload).
+    drop(gone);
+    let text = std::fs::read_to_string(setup.config_path()).unwrap();
+    setup.write_config(&text.replace("max_depth = 4", "max_depth = 3"));
+    let o = ctl(&setup, &["reload"]);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "{gone_name}: NOT RESOLVED, not applied: user {gone_name:?} not found"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{}: cgroup.max.depth 6 -> 5", kept.name)),
+        "the resolvable user was not applied: {out}"
+    );
+    let read = |u: &str| {
+        std::fs::read_to_string(setup.tree.user(u).join("cgroup.max.depth"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read(&kept.name), "5");
+    assert_eq!(read(&gone_name), "6");
+    let o = ctl(&setup, &["reload", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let json: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let entry = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["user"] == gone_name.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["unresolved"], true, "{entry}");
+}
+
+#[test]
 fn run_starts_commands_as_the_user_in_a_service_leaf() {
     require_root();
     let setup = TestSetup::new("", "");

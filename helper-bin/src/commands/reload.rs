@@ -1,6 +1,9 @@
 //! `cgroupctl reload [--json]`: re-read the config and apply it to every live user cgroup
 //! (limits, subtree caps, delegation), printing what changed. Limits the config no longer
 //! sets go back to the kernel's defaults; limits whose controller is missing are reported.
+//! A user NSS cannot resolve (an uncached directory customer during an outage, a deleted
+//! account) is reported and skipped: every other user is still applied, and the exit code is
+//! 1 ("problems found") unless applying to a resolved user failed (4, a system error).
 
 use std::process::ExitCode;
 
@@ -13,9 +16,10 @@ use cgroup_core::config::Config;
 use cgroup_core::inventory::user_cgroups;
 use cgroup_core::nss::lookup_user;
 use cgroup_core::tree::Tree;
+use cgroup_core::Error;
 
 use super::view::load;
-use crate::exit::SYSTEM_ERROR;
+use crate::exit::{PROBLEMS_FOUND, SYSTEM_ERROR};
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -33,6 +37,8 @@ pub struct UserOutcome {
     /// The user is suspended (`cgroupctl suspend`): its reason; it stays frozen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suspended: Option<String>,
+    /// The error was resolving the user (NSS), not applying to its cgroup.
+    pub unresolved: bool,
 }
 
 /// Applies the config to every live user cgroup; one user's failure does not stop the rest.
@@ -40,6 +46,11 @@ pub fn reload_all(config: &Config, tree: &Tree) -> Result<Vec<UserOutcome>> {
     let mut out = Vec::new();
     for u in user_cgroups(tree)? {
         let result = lookup_user(&u.name).and_then(|info| apply_user(tree, config, &info, false));
+        // The group lookup of apply_user is NSS too.
+        let unresolved = matches!(
+            &result,
+            Err(Error::UnknownUser { .. } | Error::UserDbUnavailable { .. })
+        );
         // A suspension lives in the user's file: reload keeps what it froze frozen.
         let suspension = cgroup_core::levers::enforce_suspension(tree, config, &u.name);
         let suspended = match &suspension {
@@ -56,6 +67,7 @@ pub fn reload_all(config: &Config, tree: &Tree) -> Result<Vec<UserOutcome>> {
             report: result.ok(),
             error,
             suspended,
+            unresolved,
         });
     }
     Ok(out)
@@ -107,6 +119,7 @@ pub fn run(cli: &Cli, args: &ReloadArgs) -> Result<ExitCode> {
     super::keep_policy::keep(&config);
     let outcomes = reload_all(&config, &tree)?;
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    let unresolved = outcomes.iter().filter(|o| o.unresolved).count();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcomes)?);
     } else {
@@ -115,6 +128,9 @@ pub fn run(cli: &Cli, args: &ReloadArgs) -> Result<ExitCode> {
         }
         for o in &outcomes {
             match (&o.report, &o.error) {
+                (_, Some(e)) if o.unresolved => {
+                    println!("{}: NOT RESOLVED, not applied: {e}", o.user)
+                }
                 (_, Some(e)) => println!("{}: FAILED: {e}", o.user),
                 (Some(r), None) => describe(r).iter().for_each(|l| println!("{l}")),
                 (None, None) => {}
@@ -124,12 +140,21 @@ pub fn run(cli: &Cli, args: &ReloadArgs) -> Result<ExitCode> {
             }
         }
     }
-    if failed > 0 {
+    if failed > unresolved {
         eprintln!(
-            "cgroupctl: {failed} of {} users could not be updated",
+            "cgroupctl: {failed} of {} users could not be updated ({unresolved} of them not resolved)",
             outcomes.len()
         );
         return Ok(ExitCode::from(SYSTEM_ERROR));
+    }
+    if unresolved > 0 {
+        eprintln!(
+            "cgroupctl: {unresolved} of {} users could not be resolved (NSS) and kept their limits; \
+             the {} others were applied",
+            outcomes.len(),
+            outcomes.len() - unresolved
+        );
+        return Ok(ExitCode::from(PROBLEMS_FOUND));
     }
     Ok(ExitCode::SUCCESS)
 }
