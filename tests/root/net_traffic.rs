@@ -212,3 +212,56 @@ fn counters_continue_when_the_user_cgroup_is_made_again() {
         "{second:?}"
     );
 }
+
+/// A host upgraded from 0.2, whose pinned fence map has 8-byte entries (no uid): init
+/// replaces it by one with uids, and the counters then work.
+#[test]
+fn init_replaces_a_fence_map_without_uids() {
+    use cgroup_core::private_ip::{ensure_bpffs, DEFAULT_BPFFS, FENCE_MAP_PIN};
+    use libbpf_rs::libbpf_sys;
+    use libbpf_rs::{MapCore, MapHandle, MapType};
+    require_root();
+    let t = PipTree::new(port_block());
+    t.core_tree().ensure_base().unwrap();
+    ensure_bpffs(std::path::Path::new(DEFAULT_BPFFS)).unwrap();
+    std::fs::create_dir_all(&t.pins).unwrap();
+    let opts = libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as libbpf_sys::size_t,
+        map_flags: libbpf_sys::BPF_F_NO_PREALLOC,
+        ..Default::default()
+    };
+    let mut old =
+        MapHandle::create(MapType::Hash, Some("pcg_fences"), 8, 8, 1 << 20, &opts).unwrap();
+    old.pin(t.pins.join(FENCE_MAP_PIN)).unwrap();
+    let report = t.install();
+    assert!(report.fence_map_replaced, "{report:?}");
+    let now = MapHandle::from_pinned_path(t.pins.join(FENCE_MAP_PIN)).unwrap();
+    assert_eq!(now.value_size(), 12);
+    let a = TestUser::new("net-u-");
+    let cg = t.cgroup(&format!("users/{}/s", a.name));
+    let rx = Receiver::start(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Load::Udp {
+            count: 3,
+            size: 100,
+        },
+        None,
+    );
+    let who = Identity {
+        uid: a.uid,
+        gid: a.gid,
+    };
+    send_as(
+        &cg,
+        who,
+        rx.addr,
+        Load::Udp {
+            count: 3,
+            size: 100,
+        },
+    )
+    .unwrap();
+    rx.finish();
+    let c = read_user_traffic(&t.core_tree(), a.uid).unwrap().unwrap();
+    assert_eq!(c.loopback.transmit_bytes, 3 * (100 + 8 + 20), "{c:?}");
+}

@@ -28,7 +28,8 @@ mod traffic_skel;
 
 pub use address::{private_address, private_address_of, MAX_PRIVATE_GID};
 pub use attached::{
-    attached_programs, empty_hooks, missing_programs, programs_attached, AttachedProgram,
+    attached_programs, attached_programs_of, empty_hooks, missing_programs, programs_attached,
+    AttachedProgram,
 };
 pub use bpffs::{ensure_bpffs, is_bpffs, BpffsState, DEFAULT_BPFFS};
 pub use fence::{
