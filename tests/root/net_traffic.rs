@@ -177,7 +177,7 @@ fn loopback_tcp_and_udp_v4_v6_are_counted_for_the_sender_only() {
 #[test]
 fn veth_into_a_netns_is_external_traffic() {
     let f = Fixture::new();
-    let ns = TestNetns::new();
+    let ns = TestNetns::create();
     for ip in [ns.peer_v4, ns.peer_v6] {
         check_udp(&f, ip, Some(&ns.name));
         check_tcp(&f, ip, Some(&ns.name));

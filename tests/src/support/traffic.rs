@@ -194,8 +194,12 @@ fn ip(args: &[&str]) {
 }
 
 impl TestNetns {
-    pub fn new() -> TestNetns {
-        let n = std::process::id() % 60000;
+    /// A namespace and veth pair named after this process and call (interface names stay
+    /// within 15 bytes), so parallel tests and runs never share one.
+    pub fn create() -> TestNetns {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = (std::process::id() % 6000) * 10 + NEXT.fetch_add(1, Ordering::Relaxed) % 10;
         let name = format!("pcg-net-{n}");
         let (host_if, peer_if) = (format!("pcgh{n}"), format!("pcgn{n}"));
         let (a, b) = ((n / 250) % 250, n % 250);
