@@ -174,6 +174,47 @@ fn loopback_tcp_and_udp_v4_v6_are_counted_for_the_sender_only() {
     }
 }
 
+/// What the library reads is what `cgroupctl stats --json`, `--prometheus` and `show --json`
+/// report, by user name.
+#[test]
+fn cgroupctl_reports_the_counters() {
+    let f = Fixture::new();
+    check_udp(&f, IpAddr::V4(Ipv4Addr::LOCALHOST), None);
+    let c = f.counters(&f.a);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = f.t.cgroupctl(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let stats = json(&["stats", "--json", "--user", &f.a.name]);
+    let net = &stats[0]["network"];
+    assert_eq!(
+        net["loopback"]["transmit_bytes"], c.loopback.transmit_bytes,
+        "{stats}"
+    );
+    assert_eq!(
+        net["loopback"]["transmit_packets"],
+        c.loopback.transmit_packets
+    );
+    assert_eq!(net["external"]["receive_bytes"], 0);
+    let show = json(&["show", "--json", &f.a.name]);
+    assert_eq!(show["stats"]["network"], *net, "{show}");
+    let b = json(&["stats", "--json", "--user", &f.b.name]);
+    assert_eq!(b[0]["network"]["loopback"]["transmit_bytes"], 0, "{b}");
+    let out = f.t.cgroupctl(&["stats", "--prometheus"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = format!(
+        "pam_cgroup_network_transmit_bytes_total{{user=\"{}\",scope=\"loopback\"}} {}\n",
+        f.a.name, c.loopback.transmit_bytes
+    );
+    assert!(text.contains(&line), "{line} not in:\n{text}");
+    assert!(text.contains("# TYPE pam_cgroup_network_receive_packets_total counter\n"));
+}
+
 #[test]
 fn veth_into_a_netns_is_external_traffic() {
     let f = Fixture::new();
