@@ -215,7 +215,9 @@ Counters are kept per uid in a pinned map: they continue when users/<user> is re
 made again, and when the daemon or cgroupctl restarts; they restart from 0 (a counter reset, \
 which Prometheus' rate() handles) only when the map goes: cgroupctl deinit, or a reboot. Not \
 counted: sockets created outside the tree and passed in (the kernel attributes a socket to \
-the cgroup it was created in), packets of a fence not registered yet (a login registers it \
+the cgroup it was created in, and an accepted connection to its listening socket's: the bytes \
+of an ssh or sftp login itself are sshd's, not the customer's; a customer's own clients and \
+servers are counted), packets of a fence not registered yet (a login registers it \
 before the session starts), traffic in a network namespace whose sockets were created \
 outside the tree. Private IPs must be enabled ([private_ip] enabled = true): the counters use \
 the fence map that the private-IP programs maintain.";
