@@ -50,6 +50,8 @@ net = r.get("net")
 if isinstance(net, dict):
     for fam in ("v4", "v6"):
         goals.append((f"traffic counters: loopback TCP {fam} time ratio", net[f"{fam}_ratio"], 1.05))
+        if net.get(f"{fam}_kernel_ratio") is not None:
+            goals.append((f"traffic counters {fam}: in-kernel cost ratio", net[f"{fam}_kernel_ratio"], 1.05))
 print(f"{'goal':44} {'measured':>10} {'target':>8}  met")
 for name, value, target in goals:
     ok = value <= target
