@@ -60,7 +60,7 @@ step "the Prometheus text has the series, from cgroupctl and from the daemon"
 line=$(vm_root "cgroupctl stats --prometheus --user alice | grep '^pam_cgroup_network_transmit_bytes_total{user=\"alice\",scope=\"loopback\"}'") \
     || fail "cgroupctl stats --prometheus has no network series for alice"
 tlog "cgroupctl stats --prometheus: $line"
-vm_root "systemd-run --unit=pam-cgroup-s20-metrics /usr/sbin/cgroupctl daemon --listen 127.0.0.1:9465" >/dev/null \
+vm_root "systemd-run --unit=pam-cgroup-s20-metrics /usr/sbin/cgroupctl daemon --listen 127.0.0.1:9465 --allow-user prometheus" >/dev/null \
     || fail "the metrics-only daemon did not start"
 scrape='import sys, urllib.request
 print(urllib.request.urlopen("http://127.0.0.1:9465/metrics", timeout=10).read().decode())'
