@@ -25,7 +25,29 @@ pub enum Load {
     Udp { count: usize, size: usize },
 }
 
-fn send_load(to: &SocketAddr, load: Load, buf: &[u8]) -> Result<(), i32> {
+/// TCP_INFO's retransmitted payload bytes of a socket (0 when unknown): retransmissions are
+/// real packets, so the hooks count them too.
+fn bytes_retransmitted(fd: i32) -> u64 {
+    // SAFETY: tcp_info is plain data; the kernel fills at most len bytes of it.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        if libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        ) < 0
+        {
+            return 0;
+        }
+        info.tcpi_bytes_retrans
+    }
+}
+
+/// Ok(payload bytes the sender retransmitted: TCP_INFO tcpi_bytes_retrans, 0 for UDP).
+fn send_load(to: &SocketAddr, load: Load, buf: &[u8]) -> Result<u64, i32> {
     let proto = match load {
         Load::Tcp { .. } => Proto::Tcp,
         Load::Udp { .. } => Proto::Udp,
@@ -54,6 +76,7 @@ fn send_load(to: &SocketAddr, load: Load, buf: &[u8]) -> Result<(), i32> {
                     // segment and its ACK have passed the hooks.
                     let mut sink = [0u8; 64];
                     while libc::read(fd, sink.as_mut_ptr().cast(), sink.len()) > 0 {}
+                    return Ok(bytes_retransmitted(fd));
                 }
                 Load::Udp { count, size } => {
                     for _ in 0..count {
@@ -63,7 +86,7 @@ fn send_load(to: &SocketAddr, load: Load, buf: &[u8]) -> Result<(), i32> {
                     }
                 }
             }
-            Ok(())
+            Ok(0)
         })()
     };
     // SAFETY: our fd.
@@ -71,11 +94,12 @@ fn send_load(to: &SocketAddr, load: Load, buf: &[u8]) -> Result<(), i32> {
     result
 }
 
-/// Sends `load` to `to` as `who` inside `cgroup` (a forked child); Err: what failed.
-pub fn send_as(cgroup: &Path, who: Identity, to: SocketAddr, load: Load) -> Result<(), String> {
+/// Sends `load` to `to` as `who` inside `cgroup` (a forked child). Ok: the payload bytes TCP
+/// retransmitted (0 for UDP); Err: what failed.
+pub fn send_as(cgroup: &Path, who: Identity, to: SocketAddr, load: Load) -> Result<u64, String> {
     let procs = procs_path(cgroup);
     let buf = vec![0x5au8; 64 * 1024];
-    let mut rec = [0u8; 4];
+    let mut rec = [0u8; 12];
     let (r, w) = pipe();
     // SAFETY: the child runs only raw syscalls on memory prepared above, then _exit.
     let pid = unsafe { libc::fork() };
@@ -84,11 +108,14 @@ pub fn send_as(cgroup: &Path, who: Identity, to: SocketAddr, load: Load) -> Resu
     }
     if pid == 0 {
         let out = child_setup(w, &procs, who);
-        let e = match send_load(&to, load, &buf) {
-            Ok(()) => 0i32,
-            Err(e) => e,
+        let (e, retrans) = match send_load(&to, load, &buf) {
+            Ok(r) => (0i32, r),
+            Err(e) => (e, 0),
         };
-        let ok = write_all(out, &e.to_ne_bytes());
+        let mut out_rec = [0u8; 12];
+        out_rec[..4].copy_from_slice(&e.to_ne_bytes());
+        out_rec[4..].copy_from_slice(&retrans.to_ne_bytes());
+        let ok = write_all(out, &out_rec);
         // SAFETY: leaving the child without running the parent's destructors.
         unsafe { libc::_exit(if ok { 0 } else { 93 }) };
     }
@@ -98,11 +125,12 @@ pub fn send_as(cgroup: &Path, who: Identity, to: SocketAddr, load: Load) -> Resu
     // SAFETY: our fd.
     unsafe { libc::close(r) };
     let status = wait(pid);
-    if got != 4 || status != 0 {
+    if got != rec.len() || status != 0 {
         return Err(format!("sender child: {}", exit_meaning(status)));
     }
-    match i32::from_ne_bytes(rec) {
-        0 => Ok(()),
+    let retrans = u64::from_ne_bytes(rec[4..].try_into().unwrap_or([0; 8]));
+    match i32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]) {
+        0 => Ok(retrans),
         e => Err(format!(
             "sender child: {}",
             std::io::Error::from_raw_os_error(e)
