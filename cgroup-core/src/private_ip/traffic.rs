@@ -75,7 +75,7 @@ impl Traffic {
 }
 
 #[cfg(feature = "bpf")]
-pub use reader::{read_all_traffic, read_user_traffic};
+pub use reader::{read_all_traffic, read_user_traffic, TrafficReader};
 
 #[cfg(feature = "bpf")]
 mod reader {
@@ -128,6 +128,53 @@ mod reader {
         Ok(Some(
             sum(&map, &pin, &uid.to_ne_bytes())?.unwrap_or_default(),
         ))
+    }
+
+    /// Reads users' counters by their `users/<user>` directory: its cgroup id, looked up in
+    /// the fence map, gives the uid the programs count under. No NSS look-up (cgroupctl stats
+    /// at 10,000 users must not resolve 10,000 names), and the same answer the programs give:
+    /// a directory not registered as a fence is not counted (None), whoever it is named for.
+    pub struct TrafficReader {
+        fences: MapHandle,
+        fence_pin: std::path::PathBuf,
+        all: HashMap<u32, Traffic>,
+    }
+
+    impl TrafficReader {
+        /// None when the tree has no counters map (or no fence map).
+        pub fn open(tree: &Tree) -> Result<Option<TrafficReader>> {
+            let Some(all) = read_all_traffic(tree)? else {
+                return Ok(None);
+            };
+            let fence_pin = crate::private_ip::fence_map_pin(tree)?;
+            if !fence_pin.exists() {
+                return Ok(None);
+            }
+            let fences = MapHandle::from_pinned_path(&fence_pin)
+                .map_err(|e| bpf_err("open", &fence_pin, e))?;
+            Ok(Some(TrafficReader {
+                fences,
+                fence_pin,
+                all,
+            }))
+        }
+
+        /// The counters of the user whose fence is `user_dir`: zeros when it has had no
+        /// traffic since the map was made, None when the directory is not a registered fence.
+        pub fn of_user_dir(&self, user_dir: &Path) -> Result<Option<Traffic>> {
+            let id = crate::private_ip::cgroup_id(user_dir)?;
+            let value = self
+                .fences
+                .lookup(&id.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| bpf_err("read", &self.fence_pin, e))?;
+            // struct fence: ip4, kind, uid (u32 each); an older 8-byte entry has no uid.
+            let uid = value.as_deref().and_then(|v| {
+                let kind = u32::from_ne_bytes(v.get(4..8)?.try_into().ok()?);
+                let uid = u32::from_ne_bytes(v.get(8..12)?.try_into().ok()?);
+                (kind == crate::private_ip::fence::KIND_FENCE).then_some(uid)
+            });
+            Ok(uid.map(|uid| self.all.get(&uid).copied().unwrap_or_default()))
+        }
     }
 
     /// Every uid's counters; None when the tree has no counters map.

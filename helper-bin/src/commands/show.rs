@@ -12,7 +12,7 @@ use serde::Serialize;
 use cgroup_core::config::Config;
 use cgroup_core::inventory::{leaves, proc_info, LeafKind, ProcInfo};
 use cgroup_core::nss::{group_names, lookup_user};
-use cgroup_core::private_ip::traffic::read_user_traffic;
+use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::stats::{read_optional, CgroupStats};
 
 use super::escape::term;
@@ -107,9 +107,7 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let mut s = summary(&config, user)?;
-    if let Some(uid) = s.uid {
-        s.stats.network = read_user_traffic(&tree, uid)?;
-    }
+    s.stats.network = super::stats::network_of(TrafficReader::open(&tree)?.as_ref(), &user.path)?;
     let proc_root = Path::new("/proc");
     let leaf_rows: Vec<LeafRow> = leaves(&user.path)?
         .into_iter()

@@ -8,11 +8,10 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use std::collections::HashMap;
+use std::path::Path;
 
 use cgroup_core::inventory::session_and_service_counts;
-use cgroup_core::nss::lookup_user;
-use cgroup_core::private_ip::traffic::read_all_traffic;
+use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::private_ip::Traffic;
 use cgroup_core::stats::prometheus::{render, UserSample};
 use cgroup_core::stats::{read_user_stats, CgroupStats, Pressure};
@@ -44,14 +43,15 @@ pub struct UserStats {
 }
 
 /// Stats of every user cgroup (or one); shared with the daemon's metrics endpoint. The
-/// traffic counters are read once for all users (one pass over the pinned map).
+/// traffic counters are read once for all users (one pass over the pinned map), then found
+/// per user through its fence (no NSS look-up per user).
 pub fn collect(tree: &Tree, only: Option<&str>) -> Result<Vec<UserStats>> {
-    let traffic = read_all_traffic(tree)?;
+    let traffic = TrafficReader::open(tree)?;
     selected_users(tree, only)?
         .iter()
         .map(|u| {
             let mut stats = read_user_stats(&u.path)?;
-            stats.network = network_of(traffic.as_ref(), &u.name);
+            stats.network = network_of(traffic.as_ref(), &u.path)?;
             Ok(UserStats {
                 user: u.name.clone(),
                 sessions: session_and_service_counts(&u.path)?.0 as u64,
@@ -61,13 +61,18 @@ pub fn collect(tree: &Tree, only: Option<&str>) -> Result<Vec<UserStats>> {
         .collect()
 }
 
-/// A user's counters from the whole map: zeros for a user with no entry yet (nothing sent or
-/// received since the map was made), None when nothing is counted here (no map) or the user's
-/// uid is unknown (NSS down: unknown is not 0).
-pub fn network_of(all: Option<&HashMap<u32, Traffic>>, user: &str) -> Option<Traffic> {
-    let all = all?;
-    let uid = lookup_user(user).ok()?.uid;
-    Some(all.get(&uid).copied().unwrap_or_default())
+/// A user's counters: zeros for a user with no traffic yet (nothing sent or received since
+/// the map was made), None when nothing is counted here (no map) or its directory is not a
+/// registered fence (its sockets are not counted: unknown is not 0). A directory removed
+/// meanwhile has nothing to report.
+pub fn network_of(reader: Option<&TrafficReader>, user_dir: &Path) -> Result<Option<Traffic>> {
+    let Some(reader) = reader else {
+        return Ok(None);
+    };
+    match reader.of_user_dir(user_dir) {
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+        other => Ok(other?),
+    }
 }
 
 pub fn prometheus_text(all: &[UserStats]) -> String {
@@ -172,7 +177,7 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
     ("pids_max", "pids.max: the user's task limit, or \"max\""),
     ("pids_events_max", "forks and clones of the user's processes refused by a pids.max (see FAULT COUNTERS)"),
     ("io.rbytes, io.wbytes, io.rios, io.wios", "io.stat bytes and operations read and written, summed over devices"),
-    ("network.{loopback,external}.{receive,transmit}_{bytes,packets}", "traffic of the sockets of the user's processes (see NETWORK COUNTERS): IP bytes (headers included) and packets, received and sent, through a loopback device or any other; null when not counted here (the programs are not installed by cgroupctl init)"),
+    ("network.{loopback,external}.{receive,transmit}_{bytes,packets}", "traffic of the sockets of the user's processes (see NETWORK COUNTERS): IP bytes (headers included) and packets, received and sent, through a loopback device or any other; null when not counted here (the programs are not installed by cgroupctl init, or users/<user> is not registered in their fence map); found through the fence map (cgroup id to uid), never through NSS"),
     ("psi.{cpu,memory,io}.{some,full}.{avg10,total_usec}", "pressure stall information: share of the last 10 s (percent) and total time (microseconds) in which some (or all) of the user's tasks waited on the resource"),
 ];
 
