@@ -1,6 +1,6 @@
-//! Compiles the private-IP policy (bpf/private_ip.bpf.c) with clang and generates its libbpf-rs
-//! skeleton, only with the `bpf` feature: pam_cgroup.so builds cgroup-core without it and must
-//! neither need clang nor link libbpf.
+//! Compiles the BPF programs (bpf/private_ip.bpf.c, bpf/net_traffic.bpf.c) with clang and
+//! generates their libbpf-rs skeletons, only with the `bpf` feature: pam_cgroup.so builds
+//! cgroup-core without it and must neither need clang nor link libbpf.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -13,7 +13,13 @@ mod bpf {
     use std::path::PathBuf;
     use std::process::Command;
 
-    const SOURCE: &str = "bpf/private_ip.bpf.c";
+    /// Each policy file and the name of its skeleton (`<name>.skel.rs` in OUT_DIR).
+    const SOURCES: [(&str, &str); 2] = [
+        ("bpf/private_ip.bpf.c", "private_ip"),
+        ("bpf/net_traffic.bpf.c", "net_traffic"),
+    ];
+    /// Included by both: the fence map.
+    const HEADERS: [&str; 1] = ["bpf/fence.h"];
 
     /// Debian's clang finds <asm/types.h> only under the multiarch include directory.
     fn multiarch_include() -> String {
@@ -37,17 +43,22 @@ mod bpf {
             Some(dir) => PathBuf::from(dir),
             None => fail("OUT_DIR is not set (not run by cargo?)"),
         };
-        let skeleton = out_dir.join("private_ip.skel.rs");
-        let result = libbpf_cargo::SkeletonBuilder::new()
-            .source(SOURCE)
-            .clang_args([multiarch_include().as_str(), "-Wall", "-Werror"])
-            .build_and_generate(&skeleton);
-        if let Err(e) = result {
-            fail(&format!(
-                "building {SOURCE} failed (needs clang and libbpf-dev): {e:#}"
-            ));
+        for (source, name) in SOURCES {
+            let skeleton = out_dir.join(format!("{name}.skel.rs"));
+            let result = libbpf_cargo::SkeletonBuilder::new()
+                .source(source)
+                .clang_args([multiarch_include().as_str(), "-Wall", "-Werror"])
+                .build_and_generate(&skeleton);
+            if let Err(e) = result {
+                fail(&format!(
+                    "building {source} failed (needs clang and libbpf-dev): {e:#}"
+                ));
+            }
+            println!("cargo:rerun-if-changed={source}");
         }
-        println!("cargo:rerun-if-changed={SOURCE}");
+        for header in HEADERS {
+            println!("cargo:rerun-if-changed={header}");
+        }
     }
 
     fn fail(msg: &str) -> ! {

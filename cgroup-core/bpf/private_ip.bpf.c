@@ -55,26 +55,7 @@
 #define GID_MASK 0x00ffffffu
 #define LOCALHOST 0x7f000001u /* 127.0.0.1, host order */
 
-/* Values of struct fence.kind. */
-#define KIND_FENCE 1
-#define KIND_USERS 2
-
-struct fence {
-	__u32 ip4;  /* the user's private address, network order; 0: none */
-	__u32 kind; /* KIND_FENCE or KIND_USERS */
-};
-
-/*
- * Keyed by cgroup id (the cgroup directory's inode number). No preallocation: root writes it
- * from userspace only, the programs only look up. 2^20 users is far more than one host holds.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1 << 20);
-	__type(key, __u64);
-	__type(value, struct fence);
-} pcg_fences SEC(".maps");
+#include "fence.h"
 
 /* Set by the loader before the programs are loaded; read-only afterwards. */
 const volatile __u32 min_gid = 2000;

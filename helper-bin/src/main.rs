@@ -75,11 +75,12 @@ pub enum Command {
     Doctor(commands::doctor::DoctorArgs),
     /// Supervise the tree: reap empty leaves as they empty, reload on SIGHUP, serve metrics.
     Daemon(commands::daemon::DaemonArgs),
-    /// Create the tree, attach the private-IP programs at its root and fill their fence map
-    /// for every user directory (idempotent; a changed [private_ip], or the gid-based programs
-    /// of 0.1.0, are swapped in place).
+    /// Create the tree, attach the private-IP programs and the traffic counters at its root
+    /// and fill their fence map for every user directory (idempotent; a changed [private_ip],
+    /// or the gid-based programs of 0.1.0, are swapped in place; counts are kept).
     Init(commands::init::InitArgs),
-    /// Detach and unpin the private-IP programs; remove the tree if no user remains.
+    /// Detach and unpin the private-IP programs and the traffic counters (their counts go);
+    /// remove the tree if no user remains.
     Deinit(commands::deinit::DeinitArgs),
     /// Print a user's private loopback address (127.0.0.0 | primary gid).
     Ip(commands::ip::IpArgs),

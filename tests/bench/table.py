@@ -46,6 +46,12 @@ if isinstance(bpf, dict):
         if bpf.get(f"{op}_program_ns") is not None:
             kernel = (bpf[f"{op}_without_ns"] + bpf[f"{op}_program_ns"]) / bpf[f"{op}_without_ns"]
             goals.append((f"private IP {op}: in-kernel program cost ratio", kernel, 1.10))
+net = r.get("net")
+if isinstance(net, dict):
+    for fam in ("v4", "v6"):
+        goals.append((f"traffic counters: loopback TCP {fam} time ratio", net[f"{fam}_ratio"], 1.05))
+        if net.get(f"{fam}_kernel_ratio") is not None:
+            goals.append((f"traffic counters {fam}: in-kernel cost ratio", net[f"{fam}_kernel_ratio"], 1.05))
 print(f"{'goal':44} {'measured':>10} {'target':>8}  met")
 for name, value, target in goals:
     ok = value <= target

@@ -11,6 +11,7 @@ mod escape;
 mod faults;
 mod fence;
 mod levers;
+mod net_traffic;
 mod private_ip;
 mod private_ip_login;
 mod session;

@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cgroup_core::private_ip::{attached_programs, private_address, programs_attached, HOOKS};
+use cgroup_core::private_ip::{
+    attached_programs, attached_programs_of, private_address, programs_attached, HOOKS, NET_HOOKS,
+    TRAFFIC_MAP_PIN,
+};
 use pam_cgroup_tests::support::pip_tree::{port_block, spare_port, PipTree, TEST_MIN_GID};
 use pam_cgroup_tests::support::probe::{run_as, Identity, Op, Outcome, Proto, Server};
 use pam_cgroup_tests::support::{require_root, TestUser};
@@ -342,8 +345,26 @@ fn init_json(t: &PipTree) -> InitJson {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn installed(j: &InitJson) -> &[ProgramJson] {
-    &j.installed.as_ref().expect("programs installed").programs
+/// The private-IP programs init reported (the traffic counters' two are checked apart:
+/// their code does not depend on `[private_ip]`, so a config change leaves them unchanged).
+fn installed(j: &InitJson) -> Vec<&ProgramJson> {
+    j.installed
+        .as_ref()
+        .expect("programs installed")
+        .programs
+        .iter()
+        .filter(|p| HOOKS.iter().any(|h| h.prog_name == p.program))
+        .collect()
+}
+
+fn installed_net(j: &InitJson) -> Vec<&ProgramJson> {
+    j.installed
+        .as_ref()
+        .expect("programs installed")
+        .programs
+        .iter()
+        .filter(|p| NET_HOOKS.iter().any(|h| h.prog_name == p.program))
+        .collect()
 }
 
 fn our_ids(root: &Path) -> Vec<u32> {
@@ -368,15 +389,18 @@ fn init_twice_changes_nothing() {
     let ids = our_ids(t.root());
     let reported: Vec<u32> = installed(&first).iter().map(|p| p.prog_id).collect();
     assert_eq!(reported, ids, "init reports what is attached");
+    assert_eq!(installed_net(&first).len(), NET_HOOKS.len());
+    assert!(installed_net(&first).iter().all(|p| p.action == "attached"));
     let second = init_json(&t);
-    for p in installed(&second) {
+    for p in installed(&second).into_iter().chain(installed_net(&second)) {
         assert_eq!(p.action, "unchanged", "{}", p.program);
     }
     assert_eq!(our_ids(t.root()), ids);
     assert!(programs_attached(t.root()).unwrap());
-    for hook in HOOKS {
+    for hook in HOOKS.iter().chain(&NET_HOOKS) {
         assert!(t.pins.join(hook.pin_name).exists(), "pin {}", hook.pin_name);
     }
+    assert!(t.pins.join(TRAFFIC_MAP_PIN).exists());
 }
 
 #[test]
@@ -460,7 +484,11 @@ fn deinit_leaves_no_program_and_no_pin_and_plain_behaviour() {
         "a tree with users stays: {text}"
     );
     assert!(!t.pins.exists(), "pin dir {} left", t.pins.display());
-    for a in attached_programs(t.root()).unwrap() {
+    for a in attached_programs_of(t.root(), &HOOKS)
+        .unwrap()
+        .into_iter()
+        .chain(attached_programs_of(t.root(), &NET_HOOKS).unwrap())
+    {
         assert!(a.ids.is_empty(), "{}: {:?}", a.hook.prog_name, a.ids);
     }
     assert!(!programs_attached(t.root()).unwrap());
@@ -508,9 +536,10 @@ fn init_with_private_ips_disabled_detaches_old_programs() {
     let j = init_json(&t);
     assert!(j.installed.is_none());
     let removed = j.removed.expect("a removal report");
+    // The six private-IP programs and the traffic counters' two.
     assert_eq!(
         removed["detached"].as_array().map(Vec::len),
-        Some(6),
+        Some(HOOKS.len() + NET_HOOKS.len()),
         "{removed}"
     );
     assert!(t.root().join("users").is_dir(), "the tree is still made");

@@ -334,7 +334,33 @@ fn check_private_ip(config: &Config, tree: &Tree, out: &mut Vec<Finding>) {
         )),
     }
     check_fence_map(tree, out);
+    check_traffic_counters(tree, out);
     check_private_addresses(config, tree, out);
+}
+
+/// The traffic counters (issue 16) are installed with the policy; they only count, so their
+/// absence is a WARN (logins and private IPs do not depend on them).
+fn check_traffic_counters(tree: &Tree, out: &mut Vec<Finding>) {
+    let attached =
+        crate::private_ip::attached_programs_of(&tree.root, &crate::private_ip::NET_HOOKS);
+    match attached {
+        Ok(hooks) if hooks.iter().all(|a| !a.ours.is_empty()) => out.push(Finding::ok(
+            "traffic-counters",
+            format!("traffic counters attached at {}", tree.root.display()),
+        )),
+        Ok(_) => out.push(Finding::warn(
+            "traffic-counters",
+            format!("the traffic counters are not attached at {}", tree.root.display()),
+            "matters if you bill or watch customers' bandwidth: network counters are absent from stats and metrics (programs of an older version may be attached)",
+            "run `cgroupctl init` (attaches them next to the private-IP programs; counts kept in the pinned map continue)",
+        )),
+        Err(e) => out.push(Finding::warn(
+            "traffic-counters",
+            format!("cannot query the traffic counters at {}: {e}", tree.root.display()),
+            "whether traffic is counted cannot be told",
+            "run doctor as root (BPF_PROG_QUERY needs CAP_NET_ADMIN)",
+        )),
+    }
 }
 
 /// The fence map the programs read (which cgroup is whose fence): without it (programs of

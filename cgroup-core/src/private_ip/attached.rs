@@ -64,10 +64,17 @@ fn query_hook(dir: &File, tree_root: &Path, hook: Hook) -> Result<AttachedProgra
     }
 }
 
-/// What is attached at `tree_root` for each of our hooks. A missing root has nothing attached.
+/// What is attached at `tree_root` for each of the private-IP hooks. A missing root has
+/// nothing attached.
 pub fn attached_programs(tree_root: &Path) -> Result<Vec<AttachedProgram>> {
+    attached_programs_of(tree_root, &HOOKS)
+}
+
+/// What is attached at `tree_root` for each of `hooks` (`HOOKS`, or the traffic counters'
+/// `NET_HOOKS`).
+pub fn attached_programs_of(tree_root: &Path, hooks: &[Hook]) -> Result<Vec<AttachedProgram>> {
     let Some(dir) = open_dir(tree_root)? else {
-        return Ok(HOOKS
+        return Ok(hooks
             .iter()
             .map(|&hook| AttachedProgram {
                 hook,
@@ -76,7 +83,7 @@ pub fn attached_programs(tree_root: &Path) -> Result<Vec<AttachedProgram>> {
             })
             .collect());
     };
-    HOOKS
+    hooks
         .iter()
         .map(|&hook| query_hook(&dir, tree_root, hook))
         .collect()

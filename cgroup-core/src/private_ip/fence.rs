@@ -30,13 +30,17 @@ pub const FENCE_MAP_PIN: &str = "fences";
 pub(super) const KIND_FENCE: u32 = 1;
 pub(super) const KIND_USERS: u32 = 2;
 
-/// `struct fence` of the C file: the value of one map entry.
+/// `struct fence` of bpf/fence.h: the value of one map entry. `uid` was appended after 0.2's
+/// two fields, so writing it into a map made by 0.2 (value size 8) stores the same first two
+/// fields (the kernel copies the map's value size); `cgroupctl init` then replaces that map.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FenceValue {
     /// The private address in network byte order (its bytes are the octets); 0: none.
     pub ip4: u32,
     pub kind: u32,
+    /// The fence's user: the key of its traffic counters (bpf/net_traffic.bpf.c).
+    pub uid: u32,
 }
 
 impl FenceValue {
@@ -48,6 +52,7 @@ impl FenceValue {
         FenceValue {
             ip4,
             kind: KIND_FENCE,
+            uid: user.uid,
         }
     }
 
@@ -55,6 +60,7 @@ impl FenceValue {
         FenceValue {
             ip4: 0,
             kind: KIND_USERS,
+            uid: 0,
         }
     }
 
@@ -290,7 +296,8 @@ mod tests {
         let low = FenceValue::of_user(&user(100), &policy);
         assert_eq!((low.ip4, low.address()), (0, None));
         assert_eq!(FenceValue::users_dir().kind, KIND_USERS);
-        // The C struct is two u32s.
-        assert_eq!(std::mem::size_of::<FenceValue>(), 8);
+        assert_eq!(v.uid, 5000);
+        // The C struct is three u32s.
+        assert_eq!(std::mem::size_of::<FenceValue>(), 12);
     }
 }

@@ -1,4 +1,4 @@
-//! `cgroupctl init` / `deinit` for the private-IP programs: attach at the tree root with
+//! `cgroupctl init` / `deinit` for the private-IP and traffic programs: attach at the tree root with
 //! BPF_LINK_CREATE, pin the links in bpffs (a pinned link outlives cgroupctl; removing the pin
 //! detaches it), and on a later init swap programs in place with BPF_LINK_UPDATE, so there is
 //! never a moment with no program attached. Same code and same config: nothing changes.
@@ -11,13 +11,15 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use libbpf_rs::query::LinkTypeInfo;
-use libbpf_rs::{Link, ProgramMut};
+use libbpf_rs::{Link, MapCore, ProgramMut};
 use serde::Serialize;
 
-use super::fence::{fence_level, sync_fences, FenceSync, FENCE_MAP_PIN};
+use super::fence::{fence_level, sync_fences, FenceSync, FenceValue, FENCE_MAP_PIN};
 use super::loader::{self, bpf_err};
 use super::sys;
-use super::{Hook, HOOKS};
+use super::traffic::TRAFFIC_MAP_PIN;
+use super::traffic_loader;
+use super::{Hook, HOOKS, NET_HOOKS};
 use crate::config::PrivateIpConfig;
 use crate::error::{IoContext, Result};
 use crate::tree::fs::{create_dir, remove_dir, Removed};
@@ -52,6 +54,10 @@ pub struct InstallReport {
     pub pin_dir: PathBuf,
     /// Whether the fence map was created (and pinned) by this run.
     pub fence_map_created: bool,
+    /// Whether a fence map of an older layout (without uid) was unpinned and replaced.
+    pub fence_map_replaced: bool,
+    /// Whether the traffic counters map was created by this run (else its counts continue).
+    pub traffic_map_created: bool,
     /// The fence map brought in line with users/ before any program was swapped in.
     pub fences: FenceSync,
     pub programs: Vec<ProgramReport>,
@@ -115,14 +121,14 @@ fn live_link(pin: &Path, hook: Hook, cgroup: u64) -> Result<Option<Link>> {
 }
 
 fn install_hook(
-    skel: &super::skel::PrivateIpSkel<'_>,
+    object: &libbpf_rs::Object,
     hook: Hook,
     root_dir: &File,
     cgroup: u64,
     pin_dir: &Path,
 ) -> Result<ProgramReport> {
     let pin = pin_dir.join(hook.pin_name);
-    let prog: ProgramMut<'_> = loader::program(skel, hook.prog_name)?;
+    let prog: ProgramMut<'_> = loader::program(object, hook.prog_name)?;
     let new = loader::summary(&prog)?;
     let report = |action, previous_id| ProgramReport {
         program: hook.prog_name,
@@ -158,13 +164,34 @@ fn install_hook(
     Ok(report(Action::Updated, Some(old_id)))
 }
 
+/// A pinned fence map made by an older version (0.2's entries had no uid): unpinned, so that
+/// this load makes a new one. The programs attached now keep the old map (they hold it) until
+/// they are swapped, a few milliseconds later; a login meanwhile either finds no pin (and
+/// follows on_error, as before the first init) or registers in the new map, whose fence the
+/// old programs do not see yet: its processes are then confined with no address (the
+/// fail-closed case) until the swap.
+fn drop_old_fence_map(fence_pin: &Path) -> Result<bool> {
+    if !fence_pin.exists() {
+        return Ok(false);
+    }
+    let map = libbpf_rs::MapHandle::from_pinned_path(fence_pin)
+        .map_err(|e| bpf_err("open pinned map", fence_pin.display().to_string(), e))?;
+    if map.value_size() as usize == std::mem::size_of::<FenceValue>() {
+        return Ok(false);
+    }
+    std::fs::remove_file(fence_pin).ctx("unpin old fence map", fence_pin)?;
+    Ok(true)
+}
+
 /// Loads the programs with `policy`, then attaches (or swaps, or leaves) each one at the
-/// tree root, pinned under `pin_dir` (a directory in a mounted bpffs; created here).
+/// tree root, pinned under `pin_dir` (a directory in a mounted bpffs; created here): the six
+/// private-IP programs, then the two traffic counters, which share the fence map.
 ///
 /// Order matters for a host running the 0.1.0 programs (gid-based, no map): the fence map is
 /// created, pinned and filled for every existing `users/<user>` *before* the first program is
 /// swapped in, so no confined process is ever judged by an empty map; each swap is a
-/// BPF_LINK_UPDATE, so no hook is ever without a program.
+/// BPF_LINK_UPDATE, so no hook is ever without a program. The counters map is reused when
+/// pinned, so a later init (new config, new version) keeps every user's counts.
 pub fn install(tree: &Tree, pin_dir: &Path, policy: &PrivateIpConfig) -> Result<InstallReport> {
     let tree_root = &tree.root;
     let root_dir = File::open(tree_root).ctx("open", tree_root)?;
@@ -175,18 +202,44 @@ pub fn install(tree: &Tree, pin_dir: &Path, policy: &PrivateIpConfig) -> Result<
     create_dir(pin_dir)?;
     check_root_only(pin_dir)?;
     let fence_pin = pin_dir.join(FENCE_MAP_PIN);
+    let fence_map_replaced = drop_old_fence_map(&fence_pin)?;
     let fence_map_created = !fence_pin.exists();
+    let traffic_pin = pin_dir.join(TRAFFIC_MAP_PIN);
+    let traffic_map_created = !traffic_pin.exists();
+    let level = fence_level(tree)?;
     let mut storage = MaybeUninit::uninit();
-    let skel = loader::load(&mut storage, policy, fence_level(tree)?, &fence_pin)?;
+    let skel = loader::load(&mut storage, policy, level, &fence_pin)?;
+    let mut net_storage = MaybeUninit::uninit();
+    let net_skel = traffic_loader::load(&mut net_storage, level, &fence_pin, &traffic_pin)?;
     let fences = sync_fences(tree, policy)?;
-    let programs = HOOKS
-        .iter()
-        .map(|&hook| install_hook(&skel, hook, &root_dir, cgroup, pin_dir))
-        .collect::<Result<Vec<_>>>()?;
+    let mut programs = Vec::new();
+    {
+        use libbpf_rs::skel::Skel;
+        for hook in HOOKS {
+            programs.push(install_hook(
+                skel.object(),
+                hook,
+                &root_dir,
+                cgroup,
+                pin_dir,
+            )?);
+        }
+        for hook in NET_HOOKS {
+            programs.push(install_hook(
+                net_skel.object(),
+                hook,
+                &root_dir,
+                cgroup,
+                pin_dir,
+            )?);
+        }
+    }
     Ok(InstallReport {
         tree_root: tree_root.to_path_buf(),
         pin_dir: pin_dir.to_path_buf(),
         fence_map_created,
+        fence_map_replaced,
+        traffic_map_created,
         fences,
         programs,
     })
@@ -196,7 +249,7 @@ pub fn install(tree: &Tree, pin_dir: &Path, policy: &PrivateIpConfig) -> Result<
 /// Idempotent: nothing pinned is not an error.
 pub fn uninstall(tree_root: &Path, pin_dir: &Path) -> Result<UninstallReport> {
     let mut detached = Vec::new();
-    for hook in HOOKS {
+    for hook in HOOKS.into_iter().chain(NET_HOOKS) {
         let pin = pin_dir.join(hook.pin_name);
         // Checked first so that libbpf does not log a warning for every absent pin.
         if !pin.exists() {
@@ -219,12 +272,15 @@ pub fn uninstall(tree_root: &Path, pin_dir: &Path) -> Result<UninstallReport> {
             Err(e) => return Err(e).ctx("unpin", &pin),
         }
     }
-    // Unpinning the map frees it once the detached programs are gone.
-    let fence_pin = pin_dir.join(FENCE_MAP_PIN);
-    match std::fs::remove_file(&fence_pin) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(e).ctx("unpin", &fence_pin),
+    // Unpinning a map frees it once the detached programs are gone: the traffic counters
+    // restart from 0 after the next init (a counter reset, as after a reboot).
+    for map in [FENCE_MAP_PIN, TRAFFIC_MAP_PIN] {
+        let map_pin = pin_dir.join(map);
+        match std::fs::remove_file(&map_pin) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e).ctx("unpin", &map_pin),
+        }
     }
     let pin_dir_removed = match remove_dir(pin_dir)? {
         Removed::Removed => true,

@@ -59,11 +59,10 @@ pub(super) fn load<'obj>(
     })
 }
 
-/// A loaded program of the skeleton by name.
-pub(super) fn program<'a>(skel: &'a PrivateIpSkel<'_>, name: &str) -> Result<ProgramMut<'a>> {
-    use libbpf_rs::skel::Skel;
+/// A loaded program of a skeleton's object by name.
+pub(super) fn program<'a>(object: &'a libbpf_rs::Object, name: &str) -> Result<ProgramMut<'a>> {
     // progs_mut: attaching needs the mutable view (it only takes &self of the object).
-    skel.object()
+    object
         .progs_mut()
         .find(|p| p.name() == name)
         .ok_or_else(|| bpf_err("find", name, "no such program in the object"))

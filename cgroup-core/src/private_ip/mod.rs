@@ -1,5 +1,7 @@
 //! Private loopback IPs (DESIGN.md "Private IPs"): six cgroup sock_addr programs
-//! (bpf/private_ip.bpf.c) attached once at the tree root with BPF links pinned in bpffs.
+//! (bpf/private_ip.bpf.c) attached once at the tree root with BPF links pinned in bpffs; and
+//! next to them, with the same life cycle, two cgroup_skb programs counting each customer's
+//! traffic (bpf/net_traffic.bpf.c, `traffic`).
 //!
 //! Without the `bpf` feature this module only *inspects* the kernel through raw bpf(2) calls,
 //! so pam_cgroup.so can check that the programs are attached without linking libbpf. The
@@ -11,6 +13,7 @@ mod bpffs;
 mod fence;
 mod pins;
 mod sys;
+pub mod traffic;
 
 #[cfg(feature = "bpf")]
 mod install;
@@ -18,10 +21,15 @@ mod install;
 mod loader;
 #[cfg(feature = "bpf")]
 mod skel;
+#[cfg(feature = "bpf")]
+mod traffic_loader;
+#[cfg(feature = "bpf")]
+mod traffic_skel;
 
 pub use address::{private_address, private_address_of, MAX_PRIVATE_GID};
 pub use attached::{
-    attached_programs, empty_hooks, missing_programs, programs_attached, AttachedProgram,
+    attached_programs, attached_programs_of, empty_hooks, missing_programs, programs_attached,
+    AttachedProgram,
 };
 pub use bpffs::{ensure_bpffs, is_bpffs, BpffsState, DEFAULT_BPFFS};
 pub use fence::{
@@ -29,6 +37,7 @@ pub use fence::{
     FenceValue, FENCE_MAP_PIN,
 };
 pub use pins::{pin_dir, pin_dir_name, PIN_BASE};
+pub use traffic::{Flow, Traffic, TRAFFIC_MAP_PIN};
 
 #[cfg(feature = "bpf")]
 pub use install::{install, uninstall, Action, InstallReport, ProgramReport, UninstallReport};
@@ -73,5 +82,21 @@ pub const HOOKS: [Hook; 6] = [
         prog_name: "pcg_sendmsg6",
         pin_name: "sendmsg6",
         attach_type: sys::BPF_CGROUP_UDP6_SENDMSG,
+    },
+];
+
+/// The traffic counters' two hooks (bpf/net_traffic.bpf.c), installed and removed with
+/// `HOOKS` but not part of the login-time check (`empty_hooks`): they count, they do not
+/// enforce, so a login does not depend on them.
+pub const NET_HOOKS: [Hook; 2] = [
+    Hook {
+        prog_name: "pcg_ingress",
+        pin_name: "ingress",
+        attach_type: sys::BPF_CGROUP_INET_INGRESS,
+    },
+    Hook {
+        prog_name: "pcg_egress",
+        pin_name: "egress",
+        attach_type: sys::BPF_CGROUP_INET_EGRESS,
     },
 ];

@@ -113,6 +113,10 @@ pub struct CgroupStats {
     pub pids_events_max: Option<u64>,
     pub io: Option<IoStat>,
     pub psi: Psi,
+    /// The user's traffic (bpf/net_traffic.bpf.c), by uid: not a cgroup file, so the readers
+    /// here leave it `None`; cgroupctl fills it from the pinned counters map. `None`: not
+    /// counted here (the programs are not installed, or the user is unknown to NSS).
+    pub network: Option<crate::private_ip::Traffic>,
 }
 
 /// Reads a cgroup file; `None` when it does not exist or the kernel says it is not supported
@@ -189,6 +193,7 @@ pub fn read_stats(dir: &Path) -> Result<CgroupStats> {
             memory: read_pressure(dir, "memory.pressure")?,
             io: read_pressure(dir, "io.pressure")?,
         },
+        network: None,
     })
 }
 

@@ -10,6 +10,7 @@
 use std::fmt::Write;
 
 use super::{CgroupStats, MaxValue, PressureLine};
+use crate::private_ip::Flow;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -68,6 +69,19 @@ fn pressure_avg10(s: &UserSample<'_>) -> Vec<Point> {
 
 fn pressure_total(s: &UserSample<'_>) -> Vec<Point> {
     pressure(s, |l| usec(l.total_usec))
+}
+
+/// One point per scope of the user's traffic, if it is counted here.
+fn network(s: &UserSample<'_>, value: fn(&Flow) -> u64) -> Vec<Point> {
+    s.stats
+        .network
+        .map(|t| {
+            vec![
+                (vec![("scope", "loopback")], value(&t.loopback) as f64),
+                (vec![("scope", "external")], value(&t.external) as f64),
+            ]
+        })
+        .unwrap_or_default()
 }
 
 const FAMILIES: &[Family] = &[
@@ -197,6 +211,30 @@ const FAMILIES: &[Family] = &[
         help: "PSI total: time some (or all, kind=full) of the user's tasks stalled on the resource, in seconds.",
         points: pressure_total,
     },
+    Family {
+        name: "pam_cgroup_network_receive_bytes_total",
+        kind: "counter",
+        help: "Bytes received by sockets of the user's processes (IP packets, headers included), by scope: loopback (never left the host) or external. Keyed by uid: continues when users/<user> is made again; restarts from 0 only at cgroupctl deinit or reboot.",
+        points: |s| network(s, |f| f.receive_bytes),
+    },
+    Family {
+        name: "pam_cgroup_network_receive_packets_total",
+        kind: "counter",
+        help: "Packets received by sockets of the user's processes (GSO segments counted one by one), by scope.",
+        points: |s| network(s, |f| f.receive_packets),
+    },
+    Family {
+        name: "pam_cgroup_network_transmit_bytes_total",
+        kind: "counter",
+        help: "Bytes sent by sockets of the user's processes (IP packets, headers included), by scope: loopback or external.",
+        points: |s| network(s, |f| f.transmit_bytes),
+    },
+    Family {
+        name: "pam_cgroup_network_transmit_packets_total",
+        kind: "counter",
+        help: "Packets sent by sockets of the user's processes (GSO segments counted one by one), by scope.",
+        points: |s| network(s, |f| f.transmit_packets),
+    },
 ];
 
 /// Every family's name, type and help text, in output order (the manual page and the README
@@ -296,6 +334,39 @@ mod tests {
         assert!(!text.contains("memory_current"), "{text}");
         assert!(!text.contains("throttled"), "{text}");
         assert!(!text.contains("kind=\"full\""), "{text}");
+        assert!(!text.contains("network"), "{text}");
+    }
+
+    #[test]
+    fn network_counters_by_scope() {
+        use crate::private_ip::Traffic;
+        let stats = CgroupStats {
+            network: Some(Traffic {
+                loopback: Flow {
+                    transmit_bytes: 1500,
+                    ..Flow::default()
+                },
+                external: Flow {
+                    receive_packets: 7,
+                    ..Flow::default()
+                },
+            }),
+            ..CgroupStats::default()
+        };
+        let text = render(&[UserSample {
+            user: "c",
+            stats: &stats,
+            sessions: 0,
+        }]);
+        assert!(text.contains("# TYPE pam_cgroup_network_transmit_bytes_total counter\n"));
+        assert!(text.contains(
+            "pam_cgroup_network_transmit_bytes_total{user=\"c\",scope=\"loopback\"} 1500\n"
+        ));
+        assert!(text.contains(
+            "pam_cgroup_network_receive_packets_total{user=\"c\",scope=\"external\"} 7\n"
+        ));
+        assert!(text
+            .contains("pam_cgroup_network_receive_bytes_total{user=\"c\",scope=\"external\"} 0\n"));
     }
 
     #[test]

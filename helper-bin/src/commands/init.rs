@@ -1,6 +1,6 @@
 //! `cgroupctl init [--json]`: makes the tree root and users/, enables the controllers the
-//! kernel offers, and attaches the private-IP programs at the root (pinned in bpffs), or
-//! detaches them when `[private_ip] enabled = false`. Safe to run again: the same config
+//! kernel offers, and attaches the private-IP programs and the traffic counters at the root
+//! (pinned in bpffs), or detaches them when `[private_ip] enabled = false`. Safe to run again: the same config
 //! changes nothing; a changed `[private_ip]` swaps the programs in place.
 
 use std::path::Path;
@@ -100,6 +100,17 @@ fn print_text(report: &InitReport) {
             };
             println!("  {:<13} {what}", p.program);
         }
+        if installed.fence_map_replaced {
+            println!("  fence map of an older layout replaced (entries now carry the uid)");
+        }
+        println!(
+            "traffic counters: {}",
+            if installed.traffic_map_created {
+                "new map (every user starts from 0)"
+            } else {
+                "map kept (counts continue)"
+            }
+        );
     }
     if let Some(removed) = &report.removed {
         if removed.detached.is_empty() {

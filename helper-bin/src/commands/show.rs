@@ -12,6 +12,7 @@ use serde::Serialize;
 use cgroup_core::config::Config;
 use cgroup_core::inventory::{leaves, proc_info, LeafKind, ProcInfo};
 use cgroup_core::nss::{group_names, lookup_user};
+use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::stats::{read_optional, CgroupStats};
 
 use super::escape::term;
@@ -105,7 +106,8 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
     let Some(user) = users.first() else {
         return Ok(ExitCode::FAILURE);
     };
-    let s = summary(&config, user)?;
+    let mut s = summary(&config, user)?;
+    s.stats.network = super::stats::network_of(TrafficReader::open(&tree)?.as_ref(), &user.path)?;
     let proc_root = Path::new("/proc");
     let leaf_rows: Vec<LeafRow> = leaves(&user.path)?
         .into_iter()
@@ -155,6 +157,17 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
         opt(s.pids_current, |v| v.to_string()),
         max_cell(s.pids_max, |v| v.to_string())
     );
+    if let Some(t) = s.stats.network {
+        for (scope, f) in [("loopback", t.loopback), ("external", t.external)] {
+            println!(
+                "  net {scope:<8} in {} ({} packets), out {} ({} packets)",
+                table::bytes(f.receive_bytes),
+                f.receive_packets,
+                table::bytes(f.transmit_bytes),
+                f.transmit_packets
+            );
+        }
+    }
     println!("\nlimits:");
     if report.limits.is_empty() {
         println!("  (none configured)");

@@ -8,7 +8,11 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
+use std::path::Path;
+
 use cgroup_core::inventory::session_and_service_counts;
+use cgroup_core::private_ip::traffic::TrafficReader;
+use cgroup_core::private_ip::Traffic;
 use cgroup_core::stats::prometheus::{render, UserSample};
 use cgroup_core::stats::{read_user_stats, CgroupStats, Pressure};
 use cgroup_core::tree::Tree;
@@ -38,18 +42,37 @@ pub struct UserStats {
     pub stats: CgroupStats,
 }
 
-/// Stats of every user cgroup (or one); shared with the daemon's metrics endpoint.
+/// Stats of every user cgroup (or one); shared with the daemon's metrics endpoint. The
+/// traffic counters are read once for all users (one pass over the pinned map), then found
+/// per user through its fence (no NSS look-up per user).
 pub fn collect(tree: &Tree, only: Option<&str>) -> Result<Vec<UserStats>> {
+    let traffic = TrafficReader::open(tree)?;
     selected_users(tree, only)?
         .iter()
         .map(|u| {
+            let mut stats = read_user_stats(&u.path)?;
+            stats.network = network_of(traffic.as_ref(), &u.path)?;
             Ok(UserStats {
                 user: u.name.clone(),
                 sessions: session_and_service_counts(&u.path)?.0 as u64,
-                stats: read_user_stats(&u.path)?,
+                stats,
             })
         })
         .collect()
+}
+
+/// A user's counters: zeros for a user with no traffic yet (nothing sent or received since
+/// the map was made), None when nothing is counted here (no map) or its directory is not a
+/// registered fence (its sockets are not counted: unknown is not 0). A directory removed
+/// meanwhile has nothing to report.
+pub fn network_of(reader: Option<&TrafficReader>, user_dir: &Path) -> Result<Option<Traffic>> {
+    let Some(reader) = reader else {
+        return Ok(None);
+    };
+    match reader.of_user_dir(user_dir) {
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+        other => Ok(other?),
+    }
 }
 
 pub fn prometheus_text(all: &[UserStats]) -> String {
@@ -100,6 +123,12 @@ pub fn run(cli: &Cli, args: &StatsArgs) -> Result<ExitCode> {
                 psi_cell(s.psi.cpu),
                 psi_cell(s.psi.memory),
                 psi_cell(s.psi.io),
+                opt(s.network, |t| {
+                    table::bytes(t.loopback.receive_bytes + t.external.receive_bytes)
+                }),
+                opt(s.network, |t| {
+                    table::bytes(t.loopback.transmit_bytes + t.external.transmit_bytes)
+                }),
             ]
         })
         .collect();
@@ -120,6 +149,8 @@ pub fn run(cli: &Cli, args: &StatsArgs) -> Result<ExitCode> {
             "PSI_CPU",
             "PSI_MEM",
             "PSI_IO",
+            "NET_RX",
+            "NET_TX",
         ],
         &rows,
     );
@@ -146,6 +177,7 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
     ("pids_max", "pids.max: the user's task limit, or \"max\""),
     ("pids_events_max", "forks and clones of the user's processes refused by a pids.max (see FAULT COUNTERS)"),
     ("io.rbytes, io.wbytes, io.rios, io.wios", "io.stat bytes and operations read and written, summed over devices"),
+    ("network.{loopback,external}.{receive,transmit}_{bytes,packets}", "traffic of the sockets of the user's processes (see NETWORK COUNTERS): IP bytes (headers included) and packets, received and sent, through a loopback device or any other; null when not counted here (the programs are not installed by cgroupctl init, or users/<user> is not registered in their fence map); found through the fence map (cgroup id to uid), never through NSS"),
     ("psi.{cpu,memory,io}.{some,full}.{avg10,total_usec}", "pressure stall information: share of the last 10 s (percent) and total time (microseconds) in which some (or all) of the user's tasks waited on the resource"),
 ];
 
@@ -173,6 +205,28 @@ customer removes that sub-cgroup (the kernel keeps no record, and root never rem
 customer's cgroups). A customer can raise pids_events_max only by real refused forks, e.g. \
 against a pids.max it set on its own sub-cgroup.";
 
+/// How the traffic counters are counted (README and cgroupctl-stats(8)).
+pub const NETWORK_COUNTERS: &str = "\
+Two cgroup_skb programs attached at the tree root by cgroupctl init (next to the private-IP \
+programs, pinned the same way) count every IPv4 and IPv6 packet of every socket created by a \
+process below users/<user>, whatever sub-cgroup it is in, by the user's uid. Bytes are the IP \
+packet as the hooks see it: IP header, transport header and payload, no link-layer header \
+(a TCP payload of P bytes sent in S segments counts P + S x (IP header 20 or 40 + TCP header \
+20 to 60) plus the handshake, ACK and FIN packets; a UDP datagram of P bytes counts \
+P + 8 + 20 (IPv4) or P + 8 + 40 (IPv6)). Packets count GSO segments one by one. Scope \
+loopback is traffic through a loopback device (it never left the host's network namespace, \
+e.g. to 127.0.0.1, ::1 or the host's own addresses); external is every other device. \
+Counters are kept per uid in a pinned map: they continue when users/<user> is removed and \
+made again, and when the daemon or cgroupctl restarts; they restart from 0 (a counter reset, \
+which Prometheus' rate() handles) only when the map goes: cgroupctl deinit, or a reboot. Not \
+counted: sockets created outside the tree and passed in (the kernel attributes a socket to \
+the cgroup it was created in, and an accepted connection to its listening socket's: the bytes \
+of an ssh or sftp login itself are sshd's, not the customer's; a customer's own clients and \
+servers are counted), packets of a fence not registered yet (a login registers it \
+before the session starts), traffic in a network namespace whose sockets were created \
+outside the tree. Private IPs must be enabled ([private_ip] enabled = true): the counters use \
+the fence map that the private-IP programs maintain.";
+
 /// The manual page's extra sections for `cgroupctl stats`: the metric families (from the
 /// Prometheus table itself), the JSON fields and how fault counters are counted.
 pub fn man_sections() -> String {
@@ -196,6 +250,10 @@ pub fn man_sections() -> String {
     out.push_str(&format!(
         ".SH \"FAULT COUNTERS\"\n{}\n",
         roff(FAULT_COUNTERS)
+    ));
+    out.push_str(&format!(
+        ".SH \"NETWORK COUNTERS\"\n{}\n",
+        roff(NETWORK_COUNTERS)
     ));
     out
 }

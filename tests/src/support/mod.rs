@@ -6,6 +6,7 @@ pub mod driver;
 pub mod pamconf;
 pub mod pip_tree;
 pub mod probe;
+pub mod traffic;
 pub mod users;
 
 pub use cgroup::TestTree;

@@ -124,13 +124,13 @@ const RECORD: usize = 32;
 
 // ---- child side: raw syscalls only ------------------------------------------------------
 
-fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::EIO)
 }
 
-fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(crate) fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let len = match addr {
@@ -188,7 +188,7 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-fn new_socket(addr: &SocketAddr, proto: Proto) -> Result<i32, i32> {
+pub(crate) fn new_socket(addr: &SocketAddr, proto: Proto) -> Result<i32, i32> {
     let family = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -467,7 +467,7 @@ fn decode(rec: &[u8]) -> Outcome {
     }
 }
 
-fn write_all(fd: i32, buf: &[u8]) -> bool {
+pub(crate) fn write_all(fd: i32, buf: &[u8]) -> bool {
     let mut done = 0;
     while done < buf.len() {
         // SAFETY: the slice is readable from done to its end.
@@ -482,7 +482,7 @@ fn write_all(fd: i32, buf: &[u8]) -> bool {
 
 /// The child's first steps: keep only `keep` (dup'ed to 3), enter the cgroup, drop privileges.
 /// Returns the fd to report on, or exits with a code naming the failed step.
-fn child_setup(keep: i32, procs: &CString, who: Identity) -> i32 {
+pub(crate) fn child_setup(keep: i32, procs: &CString, who: Identity) -> i32 {
     // SAFETY: raw syscalls on values prepared before fork; _exit never returns.
     unsafe {
         if libc::dup2(keep, 3) < 0 {
@@ -506,11 +506,11 @@ fn child_setup(keep: i32, procs: &CString, who: Identity) -> i32 {
 
 // ---- parent side ------------------------------------------------------------------------
 
-fn procs_path(cgroup: &Path) -> CString {
+pub(crate) fn procs_path(cgroup: &Path) -> CString {
     CString::new(cgroup.join("cgroup.procs").as_os_str().as_bytes()).unwrap()
 }
 
-fn pipe() -> (i32, i32) {
+pub(crate) fn pipe() -> (i32, i32) {
     let mut fds = [0i32; 2];
     // SAFETY: fds has room for two fds.
     assert_eq!(
@@ -521,7 +521,7 @@ fn pipe() -> (i32, i32) {
     (fds[0], fds[1])
 }
 
-fn read_exact(fd: i32, buf: &mut [u8]) -> usize {
+pub(crate) fn read_exact(fd: i32, buf: &mut [u8]) -> usize {
     let mut done = 0;
     while done < buf.len() {
         // SAFETY: the slice is writable from done to its end.
@@ -534,14 +534,14 @@ fn read_exact(fd: i32, buf: &mut [u8]) -> usize {
     done
 }
 
-fn wait(pid: i32) -> i32 {
+pub(crate) fn wait(pid: i32) -> i32 {
     let mut status = 0;
     // SAFETY: waiting for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     status
 }
 
-fn exit_meaning(status: i32) -> String {
+pub(crate) fn exit_meaning(status: i32) -> String {
     let code = libc::WEXITSTATUS(status);
     match code {
         91 => "could not enter the cgroup".to_string(),
