@@ -246,12 +246,19 @@ fn racing_a_fresh_leaf_with_inotify_never_makes_a_login_unconfined() {
             "--gid",
             &alice.gid.to_string(),
         ])
-        .arg(format!("race:{}=6", user_dir.display()))
+        // Until SIGTERM below, not a fixed time: on a loaded machine 40 logins can outlast any
+        // guess, and a racer that stopped early would see too few leaves.
+        .arg(format!("race:{}=600", user_dir.display()))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     logins_are_confined(&setup, &alice, 40);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(racer.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let out = racer.wait_with_output().unwrap();
     let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let detail = v[0]["detail"].as_str().unwrap().to_string();

@@ -264,6 +264,17 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     if args.listen.is_some() && args.socket.is_some() {
         bail!("give --listen or --socket, not both");
     }
+    // Block the signals in this thread before any other starts, so every thread inherits the
+    // mask and they are only ever read from the signalfd; and before the setup below, so a stop
+    // that arrives while the daemon starts (systemctl stop right after start) waits in the
+    // signalfd and ends it cleanly instead of killing it mid-setup.
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+        mask.add(s);
+    }
+    mask.thread_block().context("block signals")?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("signalfd")?;
     let config_path = super::view::config_path(cli);
     let config = Config::load(&config_path)?;
     let tree = Tree::locate(&config).context("locate the cgroup tree")?;
@@ -279,16 +290,6 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     tree.ensure_base()
         .with_context(|| format!("create the tree at {}", tree.root.display()))?;
     enable_controllers(&tree);
-
-    // Block the signals in this thread before any other starts, so every thread inherits the
-    // mask and they are only ever read from the signalfd.
-    let mut mask = SigSet::empty();
-    for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
-        mask.add(s);
-    }
-    mask.thread_block().context("block signals")?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .context("signalfd")?;
 
     let mut daemon = Daemon {
         config_path,

@@ -8,7 +8,7 @@
 //!   read:PATH   list:DIR
 //!   mkdirs:BASE=N (N nested levels) mkwide:BASE=N (N siblings); the first failure is reported
 //!   movepid:DIR=PID (another process -> DIR/cgroup.procs)
-//!   race:DIR=SECS     for SECS seconds (or until SIGTERM), an inotify loop on DIR: every new directory is hit
+//!   race:DIR=SECS     for SECS seconds (or until SIGTERM; the queued events are still handled), an inotify loop on DIR: every new directory is hit
 //!                     at once (rmdir, then `threaded` into its cgroup.type, then a child
 //!                     made in it); the detail counts what was seen and what succeeded
 //! ```
@@ -155,9 +155,13 @@ fn race(dir: &Path, secs: u64) -> (i32, String) {
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     let (mut seen, mut removed, mut retyped, mut filled) = (0, 0, 0, 0);
-    while std::time::Instant::now() < deadline && !STOP.load(std::sync::atomic::Ordering::Relaxed) {
+    loop {
+        let stopping = std::time::Instant::now() >= deadline
+            || STOP.load(std::sync::atomic::Ordering::Relaxed);
         let events = match inotify.read_events() {
             Ok(e) => e,
+            // Asked to stop: what is still queued has been counted, so stop now.
+            Err(nix::errno::Errno::EAGAIN) if stopping => break,
             Err(nix::errno::Errno::EAGAIN) => {
                 std::thread::sleep(std::time::Duration::from_micros(200));
                 continue;
