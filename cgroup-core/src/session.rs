@@ -672,28 +672,33 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
             }
         }
     };
-    // The session is over, whatever its leaf still holds: it no longer counts as open.
-    if let (Some(user_dir), Some(session)) =
-        (user_dir, record.leaf.parent().and_then(Path::file_name))
-    {
-        if record.leaf.file_name().and_then(|n| n.to_str()) == Some(tree::user_cgroup::LOGIN_DIR) {
+    let is_session_login =
+        record.leaf.file_name().and_then(|n| n.to_str()) == Some(tree::user_cgroup::LOGIN_DIR);
+    carry(&record.leaf);
+    let mut removed = fs::remove_dir(&record.leaf);
+    // A session leaf's process sat in its `login/` (root's): the leaf itself goes too once
+    // empty. What the customer left in it keeps it for gc, which takes it back first.
+    if is_session_login && matches!(removed, Ok(Removed::Removed | Removed::AlreadyGone)) {
+        if let Some(session) = record.leaf.parent() {
+            carry(session);
+            removed = fs::remove_dir(session);
+        }
+    }
+    let leaf = removed.as_ref().map_or(Removed::Busy, |r| *r);
+    // The session is over, whatever its leaf still holds: it no longer counts as open. A
+    // removed leaf took its mark with it; only a leaf that stays (nohup processes, the
+    // customer's own sub-cgroups) has its mark removed, which spares the common close the
+    // opening of users/<user> and the leaf.
+    if is_session_login && leaf == Removed::Busy {
+        if let (Some(user_dir), Some(session)) =
+            (user_dir, record.leaf.parent().and_then(Path::file_name))
+        {
             if let Ok(Some(uc)) = UserCgroup::open_path(user_dir) {
                 let _ = uc.unmark_session(&session.to_string_lossy());
             }
         }
     }
-    carry(&record.leaf);
-    let mut leaf = fs::remove_dir(&record.leaf)?;
-    // A session leaf's process sat in its `login/` (root's): the leaf itself goes too once
-    // empty. What the customer left in it keeps it for gc, which takes it back first.
-    if record.leaf.file_name().and_then(|n| n.to_str()) == Some(tree::user_cgroup::LOGIN_DIR) {
-        if let Some(session) = record.leaf.parent() {
-            if leaf != Removed::Busy {
-                carry(session);
-                leaf = fs::remove_dir(session)?;
-            }
-        }
-    }
+    removed?;
     Ok(CloseReport {
         moved_back,
         leaf,

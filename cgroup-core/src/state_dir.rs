@@ -64,10 +64,10 @@ impl StateDir {
         };
         // SAFETY: openat just returned this fd and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let meta = File::from(fd.try_clone().map_err(|e| err(dir, e.to_string()))?)
-            .metadata()
+        // fstat on the descriptor itself (no dup, no File): this runs on every login.
+        let meta = nix::sys::stat::fstat(fd.as_raw_fd())
             .map_err(|e| err(dir, format!("cannot stat: {e}")))?;
-        check_root_only(dir, meta.uid(), meta.mode())?;
+        check_root_only(dir, meta.st_uid, meta.st_mode)?;
         Ok(Some(StateDir {
             path: dir.to_path_buf(),
             fd,

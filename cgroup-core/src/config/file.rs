@@ -47,14 +47,15 @@ pub fn read_secure(
             )),
             Err(e) => return Err(ConfigError::file(path, format!("cannot open: {e}"))),
         };
-    check_file(path, &file)?;
+    let size = check_file(path, &file)?;
     // A bare file name ("config.toml") has an empty parent: that is the current directory.
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     check_dir(dir)?;
-    let mut text = String::new();
+    // Sized from the fstat: one read(2) takes the file (plus the one that sees its end).
+    let mut text = String::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
     (&mut file)
         .take(MAX_CONFIG_BYTES + 1)
         .read_to_string(&mut text)
@@ -65,7 +66,8 @@ pub fn read_secure(
     Ok(Some(text))
 }
 
-fn check_file(path: &Path, file: &File) -> Result<(), ConfigError> {
+/// Checks the opened file; returns its size.
+fn check_file(path: &Path, file: &File) -> Result<u64, ConfigError> {
     let meta = file
         .metadata()
         .map_err(|e| ConfigError::file(path, format!("cannot stat: {e}")))?;
@@ -75,7 +77,8 @@ fn check_file(path: &Path, file: &File) -> Result<(), ConfigError> {
     if meta.len() > MAX_CONFIG_BYTES {
         return Err(ConfigError::file(path, "is larger than 1 MiB"));
     }
-    check_owner_mode(path, meta.uid(), meta.mode(), "file")
+    check_owner_mode(path, meta.uid(), meta.mode(), "file")?;
+    Ok(meta.len())
 }
 
 fn check_dir(dir: &Path) -> Result<(), ConfigError> {

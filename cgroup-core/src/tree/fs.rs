@@ -72,6 +72,17 @@ pub fn read_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).ctx("read", path)
 }
 
+/// Reads a small procfs file (/proc/PID/cgroup, /proc/PID/stat). procfs reports a size of 0,
+/// so `read_to_string` would grow its buffer from 32 bytes in five or six read(2) calls; a
+/// page-sized buffer takes such a file in one read (plus the one that sees the end). Both
+/// run on every login.
+pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(4096);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Moves a process (all its threads) into the cgroup at `dir`.
 pub fn move_pid(dir: &Path, pid: u32) -> Result<()> {
     write_file(&dir.join("cgroup.procs"), &format!("{pid}\n"))
@@ -80,7 +91,8 @@ pub fn move_pid(dir: &Path, pid: u32) -> Result<()> {
 /// A process's cgroup v2 path as the kernel shows it (`/a/b`, from the `0::` line of
 /// /proc/PID/cgroup); `None` when the process has no v2 entry.
 pub fn cgroup_v2_of(pid: u32) -> Result<Option<String>> {
-    let text = read_file(Path::new(&format!("/proc/{pid}/cgroup")))?;
+    let path = format!("/proc/{pid}/cgroup");
+    let text = read_proc_file(Path::new(&path)).ctx("read", Path::new(&path))?;
     Ok(text
         .lines()
         .find_map(|l| l.strip_prefix("0::"))

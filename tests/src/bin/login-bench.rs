@@ -1,14 +1,28 @@
 //! login-bench: times PAM sessions in-process, the way a busy sshd or cron opens them:
 //! pam_start_confdir, pam_open_session, pam_close_session, pam_end, in a loop, warm-up
-//! excluded. With --raw-floor it instead times the bare syscalls the job needs (mkdir a leaf,
-//! write the pid to its cgroup.procs; write it back, rmdir): the physical floor.
-//! Prints one JSON object with the median, p90 and p99 of each phase in microseconds.
+//! excluded. With --raw-floor it instead times the bare syscalls the job needs, as the
+//! single-writer tree does them (DESIGN.md): open = mkdir `session-<i>/`, its two caps, mkdir
+//! `login/`, the pid into `login/cgroup.procs`, the session mark (a trusted xattr), the files of
+//! /sys/kernel/cgroup/delegate and the directory chowned to the user; close = the pid back
+//! home, rmdir `login/`, rmdir the leaf. With --nss it adds what resolving the user costs and
+//! no module can avoid: getpwnam_r of --user, and getgrouplist when --nss-groups (a config
+//! whose plans or exemptions name groups), through the host's NSS configuration.
+//! Prints one JSON object with the median, p90 and p99 of each phase in microseconds, in wall
+//! time and (`*_cpu`) in the thread's CPU time (user + system): on a loaded host a process
+//! waiting for a CPU inflates the wall time of whatever it was doing, not its CPU time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{mkdirat, Mode};
+use nix::unistd::{fchown, getgrouplist, unlinkat, Gid, Uid, UnlinkatFlags, User};
 use serde::Serialize;
 
 use pam_cgroup_tests::pam_client::{PamTransaction, PAM_SUCCESS};
@@ -28,6 +42,12 @@ struct Args {
     /// Time the raw syscalls instead, with leaves made in this cgroup directory.
     #[arg(long)]
     raw_floor: Option<PathBuf>,
+    /// With --raw-floor: also resolve --user through NSS in each open (getpwnam_r).
+    #[arg(long)]
+    nss: bool,
+    /// With --nss: also list the user's groups (getgrouplist).
+    #[arg(long)]
+    nss_groups: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,6 +65,21 @@ struct Report {
     close: Stats,
     /// pam_start + pam_end (loading the stack's modules); absent for the raw floor.
     start_end: Option<Stats>,
+    open_cpu: Stats,
+    close_cpu: Stats,
+    start_end_cpu: Option<Stats>,
+}
+
+/// CPU time of this thread (user + system) in nanoseconds.
+fn cpu_now() -> u128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec for the call to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
 }
 
 fn stats(mut samples: Vec<u128>) -> Stats {
@@ -66,23 +101,124 @@ fn own_cgroup_dir(mount: &std::path::Path) -> PathBuf {
     mount.join(rel.trim_start_matches('/'))
 }
 
+/// The kernel's list of delegated files (what the module chowns to the user).
+fn delegate_files() -> Vec<CString> {
+    std::fs::read_to_string("/sys/kernel/cgroup/delegate")
+        .unwrap_or_else(|_| "cgroup.procs\ncgroup.threads\ncgroup.subtree_control\n".into())
+        .split_whitespace()
+        .map(|n| CString::new(n).unwrap())
+        .collect()
+}
+
+/// What NSS resolution of the user costs: getpwnam_r, then getgrouplist if asked.
+fn resolve(user: &str, groups: bool) -> (u32, u32) {
+    let u = User::from_name(user).unwrap().expect("bench user exists");
+    if groups {
+        let name = CString::new(user).unwrap();
+        let list = getgrouplist(&name, u.gid).unwrap();
+        assert!(!list.is_empty());
+    }
+    (u.uid.as_raw(), u.gid.as_raw())
+}
+
+fn write_at(dir: RawFd, name: &str, data: &str) {
+    let fd = openat(
+        Some(dir),
+        name,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .unwrap();
+    // SAFETY: openat just returned this descriptor; nobody else owns it.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    file.write_all(data.as_bytes()).unwrap();
+}
+
 fn raw_floor(parent: &std::path::Path, args: &Args) -> Report {
     let mount = cgroup_core::mount::primary_cgroup2().unwrap().mount_point;
     let home = own_cgroup_dir(&mount);
     let pid = format!("{}\n", std::process::id());
+    let dflags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let parent_fd = openat(None, parent, dflags, Mode::empty()).unwrap();
+    // SAFETY: openat just returned this descriptor; nobody else owns it.
+    let parent_fd = unsafe { OwnedFd::from_raw_fd(parent_fd) };
+    let home_procs = home.join("cgroup.procs");
+    let delegated = delegate_files();
+    let (uid, gid) = resolve(&args.user, false);
+    let mark = format!(
+        "user = {:?}\nservice = \"bench\"\npid = {}\n",
+        args.user,
+        std::process::id()
+    );
+    let xattr = CString::new("trusted.pam_cgroup.bench").unwrap();
     let (mut open, mut close) = (Vec::new(), Vec::new());
+    let (mut open_cpu, mut close_cpu) = (Vec::new(), Vec::new());
     for i in 0..args.warmup + args.iterations {
-        let leaf = parent.join(format!("floor-{i}"));
+        let name = format!("session-{i}");
+        let c0 = cpu_now();
         let t0 = Instant::now();
-        std::fs::create_dir(&leaf).unwrap();
-        std::fs::write(leaf.join("cgroup.procs"), &pid).unwrap();
+        if args.nss {
+            resolve(&args.user, args.nss_groups);
+        }
+        mkdirat(
+            Some(parent_fd.as_raw_fd()),
+            name.as_str(),
+            Mode::from_bits_truncate(0o700),
+        )
+        .unwrap();
+        let leaf = openat(
+            Some(parent_fd.as_raw_fd()),
+            name.as_str(),
+            dflags | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .unwrap();
+        // SAFETY: openat just returned this descriptor; nobody else owns it.
+        let leaf = unsafe { OwnedFd::from_raw_fd(leaf) };
+        let fd = leaf.as_raw_fd();
+        write_at(fd, "cgroup.max.descendants", "64");
+        write_at(fd, "cgroup.max.depth", "4");
+        mkdirat(Some(fd), "login", Mode::from_bits_truncate(0o755)).unwrap();
+        write_at(fd, "login/cgroup.procs", &pid);
+        // SAFETY: xattr is NUL-terminated; mark is valid for mark.len() bytes.
+        let rc =
+            unsafe { libc::fsetxattr(fd, xattr.as_ptr(), mark.as_ptr().cast(), mark.len(), 0) };
+        assert_eq!(rc, 0, "fsetxattr: {}", std::io::Error::last_os_error());
+        for file in &delegated {
+            // SAFETY: file is NUL-terminated.
+            let rc =
+                unsafe { libc::fchownat(fd, file.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) };
+            // A file whose controller is not enabled here (memory.oom.group) is absent.
+            assert!(
+                rc == 0 || Errno::last() == Errno::ENOENT,
+                "fchownat: {}",
+                Errno::last()
+            );
+        }
+        fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).unwrap();
+        drop(leaf);
         let t1 = Instant::now();
-        std::fs::write(home.join("cgroup.procs"), &pid).unwrap();
-        std::fs::remove_dir(&leaf).unwrap();
+        let c1 = cpu_now();
+        std::fs::write(&home_procs, &pid).unwrap();
+        unlinkat(
+            Some(parent_fd.as_raw_fd()),
+            format!("{name}/login").as_str(),
+            UnlinkatFlags::RemoveDir,
+        )
+        .unwrap();
+        unlinkat(
+            Some(parent_fd.as_raw_fd()),
+            name.as_str(),
+            UnlinkatFlags::RemoveDir,
+        )
+        .unwrap();
         let t2 = Instant::now();
+        let c2 = cpu_now();
         if i >= args.warmup {
             open.push((t1 - t0).as_nanos());
             close.push((t2 - t1).as_nanos());
+            open_cpu.push(c1 - c0);
+            close_cpu.push(c2 - c1);
         }
     }
     Report {
@@ -91,22 +227,31 @@ fn raw_floor(parent: &std::path::Path, args: &Args) -> Report {
         open: stats(open),
         close: stats(close),
         start_end: None,
+        open_cpu: stats(open_cpu),
+        close_cpu: stats(close_cpu),
+        start_end_cpu: None,
     }
 }
 
 fn pam_loop(confdir: &std::path::Path, args: &Args) -> Report {
     let (mut open, mut close, mut start_end) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut open_cpu, mut close_cpu, mut start_end_cpu) = (Vec::new(), Vec::new(), Vec::new());
     let mut failures = 0;
     for i in 0..args.warmup + args.iterations {
+        let c0 = cpu_now();
         let t0 = Instant::now();
         let mut pam = PamTransaction::start(&args.service, &args.user, confdir).unwrap();
         let t1 = Instant::now();
+        let c1 = cpu_now();
         let open_rc = pam.open_session();
         let t2 = Instant::now();
+        let c2 = cpu_now();
         let close_rc = pam.close_session();
         let t3 = Instant::now();
+        let c3 = cpu_now();
         drop(pam);
         let t4 = Instant::now();
+        let c4 = cpu_now();
         if open_rc != PAM_SUCCESS || close_rc != PAM_SUCCESS {
             failures += 1;
         }
@@ -114,6 +259,9 @@ fn pam_loop(confdir: &std::path::Path, args: &Args) -> Report {
             open.push((t2 - t1).as_nanos());
             close.push((t3 - t2).as_nanos());
             start_end.push((t1 - t0).as_nanos() + (t4 - t3).as_nanos());
+            open_cpu.push(c2 - c1);
+            close_cpu.push(c3 - c2);
+            start_end_cpu.push((c1 - c0) + (c4 - c3));
         }
     }
     Report {
@@ -122,6 +270,9 @@ fn pam_loop(confdir: &std::path::Path, args: &Args) -> Report {
         open: stats(open),
         close: stats(close),
         start_end: Some(stats(start_end)),
+        open_cpu: stats(open_cpu),
+        close_cpu: stats(close_cpu),
+        start_end_cpu: Some(stats(start_end_cpu)),
     }
 }
 
