@@ -344,7 +344,7 @@ fn set_writes_the_user_file_atomically_and_applies_live() {
     assert!(text.contains("\"pids.max\" = 70 # burst"), "{text}");
     assert!(text.contains("\"memory.max\" = \"2G\""), "{text}");
     let meta = std::fs::metadata(&file).unwrap();
-    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644));
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
     let stray: Vec<_> = std::fs::read_dir(setup.users_dir())
         .unwrap()
         .filter_map(|e| e.ok())
