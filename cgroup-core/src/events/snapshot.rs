@@ -1,0 +1,183 @@
+//! A user's top processes at the moment of an event: every pid in the cgroup.procs of
+//! users/<user> and its descendants, read from /proc, the largest (memory faults) or the
+//! busiest (the others) kept.
+//!
+//! A process gone between cgroup.procs and /proc is skipped. Bounded: at most MAX_CGROUPS
+//! cgroups and MAX_PIDS pids are looked at, and a command line is read up to MAX_CMDLINE
+//! bytes, so a customer with a huge tree or argv cannot make a snapshot slow or an event large.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::ProcessInfo;
+
+pub const MAX_CMDLINE: usize = 512;
+const MAX_CGROUPS: usize = 4096;
+const MAX_PIDS: usize = 65_536;
+
+/// Where a snapshot reads from: the user cgroup and procfs (a fake tree in tests).
+#[derive(Debug, Clone)]
+pub struct Sources<'a> {
+    pub user_dir: &'a Path,
+    pub proc_root: &'a Path,
+}
+
+struct Clock {
+    page_size: u64,
+    ticks_per_sec: u64,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        // SAFETY: sysconf only reads a system constant.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        // SAFETY: as above.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        Clock {
+            page_size: u64::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096),
+            ticks_per_sec: u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100),
+        }
+    }
+}
+
+/// Every (pid, cgroup relative to the user dir) under the user cgroup.
+fn pids_of(user_dir: &Path) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let mut pending: Vec<PathBuf> = vec![user_dir.to_path_buf()];
+    let mut seen = 0;
+    while let Some(dir) = pending.pop() {
+        seen += 1;
+        if seen > MAX_CGROUPS || out.len() >= MAX_PIDS {
+            break;
+        }
+        let rel = dir
+            .strip_prefix(user_dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+            out.extend(
+                text.lines()
+                    .filter_map(|l| l.trim().parse::<u32>().ok())
+                    .map(|pid| (pid, rel.clone())),
+            );
+        }
+        if let Ok(children) = crate::inventory::child_cgroups(&dir) {
+            pending.extend(children);
+        }
+    }
+    out.truncate(MAX_PIDS);
+    out
+}
+
+/// /proc/PID/stat: comm, CPU time (utime + stime) in ticks, RSS in pages. The comm is in
+/// parentheses and may itself hold ") ": the fields start after the last ')'.
+pub fn parse_stat(text: &str) -> Option<(String, u64, u64)> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    // rest[0] is field 3 (state): utime is field 14, stime 15, rss 24.
+    let field = |n: usize| rest.get(n - 3)?.parse::<u64>().ok();
+    let cpu = field(14)?.saturating_add(field(15)?);
+    let rss = field(24)?;
+    Some((comm, cpu, rss))
+}
+
+fn read_cmdline(path: &Path) -> String {
+    let mut buf = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(MAX_CMDLINE as u64).read_to_end(&mut buf);
+    }
+    while buf.last() == Some(&0) {
+        buf.pop();
+    }
+    let text: Vec<u8> = buf
+        .iter()
+        .map(|b| if *b == 0 { b' ' } else { *b })
+        .collect();
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// The `top` largest (`by_memory`) or busiest processes of the user.
+pub fn take(src: &Sources<'_>, top: usize, by_memory: bool) -> Vec<ProcessInfo> {
+    let clock = Clock::new();
+    let mut procs: Vec<ProcessInfo> = pids_of(src.user_dir)
+        .into_iter()
+        .filter_map(|(pid, cgroup)| {
+            let dir = src.proc_root.join(pid.to_string());
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            let (comm, ticks, pages) = parse_stat(&stat)?;
+            Some(ProcessInfo {
+                pid,
+                comm,
+                cmdline: read_cmdline(&dir.join("cmdline")),
+                rss_bytes: pages.saturating_mul(clock.page_size),
+                cpu_usec: ticks.saturating_mul(1_000_000) / clock.ticks_per_sec,
+                cgroup,
+            })
+        })
+        .collect();
+    procs.sort_by(|a, b| {
+        let key = |p: &ProcessInfo| {
+            if by_memory {
+                (p.rss_bytes, p.cpu_usec)
+            } else {
+                (p.cpu_usec, p.rss_bytes)
+            }
+        };
+        key(b).cmp(&key(a)).then(a.pid.cmp(&b.pid))
+    });
+    procs.truncate(top);
+    procs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_a_hostile_comm() {
+        let line = "42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 12345 10000000 300 18446744073709551615";
+        let (comm, cpu, rss) = parse_stat(line).unwrap();
+        assert_eq!(comm, "a) b) (c");
+        assert_eq!(cpu, 300);
+        assert_eq!(rss, 300);
+    }
+
+    #[test]
+    fn takes_the_largest_from_a_fake_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("users/alice");
+        let leaf = user.join("session-1");
+        std::fs::create_dir_all(&leaf).unwrap();
+        std::fs::write(user.join("cgroup.procs"), "").unwrap();
+        std::fs::write(leaf.join("cgroup.procs"), "10\n11\n12\n").unwrap();
+        let proc_root = dir.path().join("proc");
+        for (pid, comm, rss, utime) in [
+            (10, "sh", 100, 1),
+            (11, "hog\x1b[2J", 5000, 2),
+            (12, "cron", 10, 900),
+        ] {
+            let d = proc_root.join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(
+                d.join("stat"),
+                format!("{pid} ({comm}) S 1 1 1 0 -1 0 0 0 0 0 {utime} 0 0 0 20 0 1 0 1 1 {rss} 0"),
+            )
+            .unwrap();
+            std::fs::write(d.join("cmdline"), format!("{comm}\0--flag\0")).unwrap();
+        }
+        let src = Sources {
+            user_dir: &user,
+            proc_root: &proc_root,
+        };
+        let top = take(&src, 2, true);
+        assert_eq!(top.iter().map(|p| p.pid).collect::<Vec<_>>(), vec![11, 10]);
+        assert_eq!(top[0].comm, "hog\x1b[2J");
+        assert_eq!(top[0].cmdline, "hog\x1b[2J --flag");
+        assert_eq!(top[0].cgroup, "session-1");
+        let busiest = take(&src, 1, false);
+        assert_eq!(busiest[0].pid, 12);
+        assert!(busiest[0].cpu_usec > 0);
+    }
+}
