@@ -8,6 +8,7 @@ mod cgroupctl;
 mod cgroupctl_daemon;
 mod cgroupctl_doctor;
 mod escape;
+mod events;
 mod faults;
 mod fence;
 mod levers;

@@ -3,6 +3,9 @@
 //! - creates the tree (root and users/) and applies the config to every live user cgroup;
 //! - watches the tree with inotify and removes a session or service leaf as soon as it empties
 //!   (watch.rs), with a periodic full gc pass for anything missed;
+//! - records fault events (memory.events, pids.events, cpu throttling, PSI) of every user
+//!   cgroup once a second, with a snapshot of the user's top processes, in the journal and a
+//!   bounded history (faults.rs, cgroup-core's `events`);
 //! - reloads on SIGHUP (a broken config is logged and the running one kept);
 //! - serves Prometheus metrics on a loopback TCP address (--listen) or a unix socket (--socket);
 //! - logs to stderr (the journal, with priorities) and exits cleanly on SIGTERM/SIGINT.
@@ -13,6 +16,7 @@
 //! Signals arrive through a signalfd (blocked in every thread before the metrics thread
 //! starts), so the main loop polls one set of descriptors and no handler runs concurrently.
 
+mod faults;
 mod log;
 mod metrics;
 mod peer;
@@ -92,6 +96,7 @@ struct Daemon {
     tree: Arc<RwLock<Tree>>,
     counters: Arc<Counters>,
     min_age: Duration,
+    faults: faults::Faults,
 }
 
 impl Daemon {
@@ -163,6 +168,7 @@ impl Daemon {
             Err(p) => *p.into_inner() = tree.clone(),
         }
         self.config = config;
+        self.faults.reload(&self.config.events);
         log::info(&format!("reloaded {}", self.config_path.display()));
         self.apply();
         if moved {
@@ -290,9 +296,11 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
 
+    let faults = faults::Faults::new(&config.events);
     let mut daemon = Daemon {
         config_path,
         config,
+        faults,
         tree: Arc::new(RwLock::new(tree.clone())),
         counters: Arc::new(Counters::default()),
         min_age: Duration::from_secs(args.min_age),
@@ -325,8 +333,17 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
 
     let interval = Duration::from_secs(args.scan_interval);
     let mut next_scan = Instant::now() + interval;
+    // Fault counters are sampled once a second: an event and its snapshot come within a
+    // second of the kernel counting the fault.
+    let sample_every = Duration::from_secs(1);
+    daemon
+        .faults
+        .pass(&daemon.current_tree().users_dir(), &daemon.counters);
+    let mut next_sample = Instant::now() + sample_every;
     let result = loop {
-        let wait = next_scan.saturating_duration_since(Instant::now());
+        let wait = next_scan
+            .min(next_sample)
+            .saturating_duration_since(Instant::now());
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
         let mut fds = [
             PollFd::new(watcher.inotify.as_fd(), PollFlags::POLLIN),
@@ -361,6 +378,11 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
                 log::warn("inotify queue overflowed: rescanning");
                 daemon.scan(&mut watcher);
             }
+        }
+        if Instant::now() >= next_sample {
+            let users = daemon.current_tree().users_dir();
+            daemon.faults.pass(&users, &daemon.counters);
+            next_sample = Instant::now() + sample_every;
         }
         if Instant::now() >= next_scan {
             daemon.scan(&mut watcher);

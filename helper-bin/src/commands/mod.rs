@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod deinit;
 pub mod doctor;
 pub mod escape;
+pub mod events;
 pub mod gc;
 pub mod init;
 pub mod ip;

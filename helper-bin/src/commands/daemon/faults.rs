@@ -1,0 +1,93 @@
+//! The daemon's fault events (issue 14): a pass of cgroup-core's `Recorder` over users/ once a
+//! second; each event gets one journal line and a record in the history ring.
+//!
+//! The history is opened at the first event (a host without faults gets no files), and again
+//! at the next event after a failure. A history that cannot be opened or written is logged
+//! (once until it works again) and the events still reach the journal: losing the history must
+//! never stop the daemon.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use cgroup_core::config::EventsConfig;
+use cgroup_core::events::history::Writer;
+use cgroup_core::events::recorder::Recorder;
+
+use super::log;
+use super::metrics::Counters;
+
+pub struct Faults {
+    recorder: Recorder,
+    history: Option<Writer>,
+    /// The last history error logged, so a broken disk gives one line, not one per event.
+    history_error: Option<String>,
+}
+
+impl Faults {
+    pub fn new(cfg: &EventsConfig) -> Faults {
+        Faults {
+            recorder: Recorder::new(cfg.clone(), Path::new("/proc")),
+            history: None,
+            history_error: None,
+        }
+    }
+
+    fn open_history(&mut self) {
+        let cfg = self.recorder.config();
+        match Writer::open(&cfg.history_dir, cfg.history_size) {
+            Ok(w) => {
+                log::info(&format!(
+                    "recording fault events in {}",
+                    cfg.history_dir.display()
+                ));
+                self.history = Some(w);
+                self.history_error = None;
+            }
+            Err(e) => self.history_failed(format!("event history: {e}")),
+        }
+    }
+
+    fn history_failed(&mut self, msg: String) {
+        if self.history_error.as_deref() != Some(msg.as_str()) {
+            log::error(&format!("{msg}; events go to the journal only"));
+            self.history_error = Some(msg);
+        }
+    }
+
+    /// SIGHUP: new thresholds; a moved or resized history is reopened.
+    pub fn reload(&mut self, cfg: &EventsConfig) {
+        let reopen = cfg.history_dir != self.recorder.config().history_dir
+            || cfg.history_size != self.recorder.config().history_size;
+        self.recorder.set_config(cfg.clone());
+        if reopen {
+            // Reopened (at the next event) with the new place and bound.
+            self.history = None;
+        }
+    }
+
+    pub fn pass(&mut self, users_dir: &Path, counters: &Counters) {
+        let pass = self.recorder.sample(users_dir);
+        for (user, why) in pass.unreadable {
+            log::warn(&format!("fault counters of {user}: {why}"));
+        }
+        for event in pass.events {
+            log::warn(&event.log_line());
+            counters.fault_events.fetch_add(1, Ordering::Relaxed);
+            if self.history.is_none() {
+                self.open_history();
+            }
+            let Some(history) = self.history.as_mut() else {
+                counters
+                    .fault_events_unsaved
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if let Err(e) = history.append(&event) {
+                counters
+                    .fault_events_unsaved
+                    .fetch_add(1, Ordering::Relaxed);
+                self.history_failed(format!("event history: {e}"));
+            }
+        }
+    }
+}
