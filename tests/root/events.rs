@@ -140,7 +140,7 @@ pub fn hostile_sleeper() -> Sleeper {
     let script = "import ctypes, sys, time\n\
         ctypes.CDLL(None).prctl(15, b'\\x1b]0;pwn\\x07\\x1b[2J', 0, 0, 0)\n\
         sys.stdout.write('ok\\n'); sys.stdout.flush(); time.sleep(300)\n";
-    let mut child = Command::new("python3")
+    let mut child = Command::new("/usr/bin/python3")
         .args(["-c", script, "sleep", "300"])
         .stdout(Stdio::piped())
         .spawn()
@@ -165,7 +165,7 @@ pub fn events_config(history: &Path) -> String {
     )
 }
 
-fn cgroupctl(setup: &TestSetup, args: &[&str]) -> Output {
+pub fn cgroupctl(setup: &TestSetup, args: &[&str]) -> Output {
     Command::new(cgroupctl_bin())
         .arg("--config")
         .arg(setup.config_path())
@@ -174,7 +174,7 @@ fn cgroupctl(setup: &TestSetup, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn json_events(out: &Output) -> Vec<serde_json::Value> {
+pub fn json_events(out: &Output) -> Vec<serde_json::Value> {
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout.clone())
         .unwrap()
@@ -278,6 +278,10 @@ fn daemon_records_injected_faults_and_events_lists_them_escaped() {
         .unwrap();
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("root only"),
+        "{out:?}"
+    );
 
     // A restart: the history is still there and nothing is reported twice.
     daemon.stop();
@@ -303,6 +307,7 @@ fn event(n: u64, user: &str) -> Event {
             pid: 1,
             comm: "forker".into(),
             cmdline: "forker --bomb".repeat(20),
+            uid: Some(1000),
             rss_bytes: 4096,
             cpu_usec: 1,
             cgroup: "session-1".into(),

@@ -12,6 +12,7 @@ mod events;
 mod faults;
 mod fence;
 mod levers;
+mod me;
 mod private_ip;
 mod private_ip_login;
 mod session;

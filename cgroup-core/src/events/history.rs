@@ -292,6 +292,7 @@ mod tests {
                 pid: 1,
                 comm: "php\n\x1b]0;x\x07".into(),
                 cmdline: "x".repeat(200),
+                uid: Some(1000),
                 rss_bytes: 1,
                 cpu_usec: 2,
                 cgroup: "session-1".into(),

@@ -11,6 +11,7 @@
 
 pub mod detect;
 pub mod history;
+pub mod me;
 pub mod recorder;
 pub mod snapshot;
 pub mod when;
@@ -97,6 +98,9 @@ pub struct ProcessInfo {
     pub comm: String,
     /// The command line, NULs as spaces, cut at `MAX_CMDLINE` bytes (customer-chosen).
     pub cmdline: String,
+    /// The owner of /proc/PID (its effective uid); `None` in records of older daemons.
+    #[serde(default)]
+    pub uid: Option<u32>,
     pub rss_bytes: u64,
     /// utime + stime.
     pub cpu_usec: u64,

@@ -107,8 +107,13 @@ pub fn take(src: &Sources<'_>, top: usize, by_memory: bool) -> Vec<ProcessInfo> 
             let dir = src.proc_root.join(pid.to_string());
             let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
             let (comm, ticks, pages) = parse_stat(&stat)?;
+            let uid = std::fs::metadata(&dir).ok().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.uid()
+            });
             Some(ProcessInfo {
                 pid,
+                uid,
                 comm,
                 cmdline: read_cmdline(&dir.join("cmdline")),
                 rss_bytes: pages.saturating_mul(clock.page_size),

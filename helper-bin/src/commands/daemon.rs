@@ -18,6 +18,7 @@
 
 mod faults;
 mod log;
+mod me;
 mod metrics;
 mod peer;
 mod watch;
@@ -81,6 +82,11 @@ pub struct DaemonArgs {
     /// other peer (every customer) is refused before its request is read.
     #[arg(long, value_name = "NAME")]
     pub allow_user: Vec<String>,
+    /// Answer `cgroupctl me` on this unix socket (0666 in a root-only-writable directory;
+    /// each customer gets its own limits, usage and faults, by SO_PEERCRED). The package
+    /// uses /run/pam_cgroup/me.sock.
+    #[arg(long, value_name = "PATH")]
+    pub me_socket: Option<PathBuf>,
     /// Seconds between full gc passes (a safety net under the inotify watches).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub scan_interval: u64,
@@ -97,6 +103,8 @@ struct Daemon {
     counters: Arc<Counters>,
     min_age: Duration,
     faults: faults::Faults,
+    /// The history directory the me socket reads (follows reloads).
+    history_dir: Arc<RwLock<PathBuf>>,
 }
 
 impl Daemon {
@@ -169,6 +177,10 @@ impl Daemon {
         }
         self.config = config;
         self.faults.reload(&self.config.events);
+        match self.history_dir.write() {
+            Ok(mut h) => *h = self.config.events.history_dir.clone(),
+            Err(p) => *p.into_inner() = self.config.events.history_dir.clone(),
+        }
         log::info(&format!("reloaded {}", self.config_path.display()));
         self.apply();
         if moved {
@@ -297,10 +309,12 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         .context("signalfd")?;
 
     let faults = faults::Faults::new(&config.events);
+    let history_dir = Arc::new(RwLock::new(config.events.history_dir.clone()));
     let mut daemon = Daemon {
         config_path,
         config,
         faults,
+        history_dir,
         tree: Arc::new(RwLock::new(tree.clone())),
         counters: Arc::new(Counters::default()),
         min_age: Duration::from_secs(args.min_age),
@@ -328,6 +342,18 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         )
         .context("start the metrics thread")?;
         server = Some((handle, stop_tx));
+    }
+    let mut me_server = None;
+    if let Some(path) = &args.me_socket {
+        let l = me::bind(path)?;
+        let (stop_rx, stop_tx) = nix::unistd::pipe().context("pipe")?;
+        let sources = me::Sources {
+            tree: daemon.tree.clone(),
+            history_dir: daemon.history_dir.clone(),
+        };
+        let handle = me::spawn(l, sources, stop_rx).context("start the me thread")?;
+        log::info(&format!("answering cgroupctl me on {}", path.display()));
+        me_server = Some((handle, stop_tx, path.clone()));
     }
     log::info(&format!("watching {}", tree.root.display()));
 
@@ -399,6 +425,13 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     }
     if let Some(p) = socket_path {
         remove_socket(&p);
+    }
+    if let Some((handle, stop_tx, path)) = me_server {
+        drop(stop_tx);
+        if handle.join().is_err() {
+            log::error("the me thread panicked");
+        }
+        remove_socket(&path);
     }
     result?;
     log::info("stopped");

@@ -14,6 +14,7 @@ pub mod keep_policy;
 pub mod levers;
 pub mod list;
 pub mod man;
+pub mod me;
 pub mod pidfd;
 pub mod proc_apply;
 pub mod pty_relay;
