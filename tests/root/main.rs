@@ -18,3 +18,4 @@ mod private_ip_login;
 mod session;
 mod storm;
 mod supervisor;
+mod top;

@@ -26,4 +26,5 @@ pub mod show;
 pub mod stats;
 pub mod suspend;
 pub mod table;
+pub mod top;
 pub mod view;
