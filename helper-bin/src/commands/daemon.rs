@@ -84,7 +84,7 @@ pub struct DaemonArgs {
     pub allow_user: Vec<String>,
     /// Answer `cgroupctl me` on this unix socket (0666 in a root-only-writable directory;
     /// each customer gets its own limits, usage and faults, by SO_PEERCRED). The package
-    /// uses /run/pam_cgroup/me.sock.
+    /// uses /run/pam_cgroup-me/me.sock.
     #[arg(long, value_name = "PATH")]
     pub me_socket: Option<PathBuf>,
     /// Seconds between full gc passes (a safety net under the inotify watches).
@@ -206,6 +206,23 @@ impl Daemon {
         }
         watcher.watch_all();
     }
+}
+
+/// Every metric family the daemon's endpoint can serve, as `name type`: the per-user families
+/// (cgroup-core's table, also those absent on this host) and the daemon's own counters. The
+/// dashboard checker (monitoring/check) compares every panel's metrics with this list.
+pub fn metric_families() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = cgroup_core::stats::prometheus::families()
+        .map(|(name, kind, _)| (name.to_string(), kind.to_string()))
+        .collect();
+    for line in metrics::daemon_metrics(&Counters::default()).lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some((name, kind)) = rest.split_once(' ') {
+                out.push((name.to_string(), kind.to_string()));
+            }
+        }
+    }
+    out
 }
 
 /// The uids of --allow-user (resolved once at start).

@@ -58,6 +58,14 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .context("the me socket needs a directory")?;
+    if parent.starts_with(cgroup_core::sessions::RUN_DIR) {
+        // That directory is root-only (0700) and holds the logins' locks: a customer could not
+        // reach the socket there, and making it 0755 would make logins refuse it.
+        bail!(
+            "the me socket cannot live in {}: use /run/pam_cgroup-me/me.sock",
+            cgroup_core::sessions::RUN_DIR
+        );
+    }
     if !parent.exists() {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()

@@ -82,7 +82,7 @@ impl Listener {
     }
 }
 
-fn daemon_metrics(c: &Counters) -> String {
+pub fn daemon_metrics(c: &Counters) -> String {
     let mut out = String::new();
     for (name, help, v) in [
         (
