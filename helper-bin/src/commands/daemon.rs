@@ -39,7 +39,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use cgroup_core::config::Config;
+use cgroup_core::config::{Config, EventsConfig};
 use cgroup_core::gc::{collect, GcOptions, Reaped};
 use cgroup_core::tree::Tree;
 
@@ -102,9 +102,8 @@ struct Daemon {
     tree: Arc<RwLock<Tree>>,
     counters: Arc<Counters>,
     min_age: Duration,
-    faults: faults::Faults,
-    /// The history directory the me socket reads (follows reloads).
-    history_dir: Arc<RwLock<PathBuf>>,
+    /// `[events]`, shared with the fault thread and the me socket (follows reloads).
+    events: Arc<RwLock<EventsConfig>>,
 }
 
 impl Daemon {
@@ -176,10 +175,9 @@ impl Daemon {
             Err(p) => *p.into_inner() = tree.clone(),
         }
         self.config = config;
-        self.faults.reload(&self.config.events);
-        match self.history_dir.write() {
-            Ok(mut h) => *h = self.config.events.history_dir.clone(),
-            Err(p) => *p.into_inner() = self.config.events.history_dir.clone(),
+        match self.events.write() {
+            Ok(mut e) => *e = self.config.events.clone(),
+            Err(p) => *p.into_inner() = self.config.events.clone(),
         }
         log::info(&format!("reloaded {}", self.config_path.display()));
         self.apply();
@@ -325,13 +323,11 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
 
-    let faults = faults::Faults::new(&config.events);
-    let history_dir = Arc::new(RwLock::new(config.events.history_dir.clone()));
+    let events = Arc::new(RwLock::new(config.events.clone()));
     let mut daemon = Daemon {
         config_path,
         config,
-        faults,
-        history_dir,
+        events,
         tree: Arc::new(RwLock::new(tree.clone())),
         counters: Arc::new(Counters::default()),
         min_age: Duration::from_secs(args.min_age),
@@ -366,7 +362,7 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         let (stop_rx, stop_tx) = nix::unistd::pipe().context("pipe")?;
         let sources = me::Sources {
             tree: daemon.tree.clone(),
-            history_dir: daemon.history_dir.clone(),
+            events: daemon.events.clone(),
         };
         let handle = me::spawn(l, sources, stop_rx).context("start the me thread")?;
         log::info(&format!("answering cgroupctl me on {}", path.display()));
@@ -376,17 +372,18 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
 
     let interval = Duration::from_secs(args.scan_interval);
     let mut next_scan = Instant::now() + interval;
-    // Fault counters are sampled once a second: an event and its snapshot come within a
-    // second of the kernel counting the fault.
-    let sample_every = Duration::from_secs(1);
-    daemon
-        .faults
-        .pass(&daemon.current_tree().users_dir(), &daemon.counters);
-    let mut next_sample = Instant::now() + sample_every;
+    // Fault events: a thread of their own, so a snapshot slowed by a customer's process (its
+    // /proc files) never holds up reaping, reloads or signals.
+    let (faults_stop_rx, faults_stop_tx) = nix::unistd::pipe().context("pipe")?;
+    let faults_thread = faults::spawn(
+        daemon.tree.clone(),
+        daemon.events.clone(),
+        daemon.counters.clone(),
+        faults_stop_rx,
+    )
+    .context("start the fault events thread")?;
     let result = loop {
-        let wait = next_scan
-            .min(next_sample)
-            .saturating_duration_since(Instant::now());
+        let wait = next_scan.saturating_duration_since(Instant::now());
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
         let mut fds = [
             PollFd::new(watcher.inotify.as_fd(), PollFlags::POLLIN),
@@ -422,17 +419,16 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
                 daemon.scan(&mut watcher);
             }
         }
-        if Instant::now() >= next_sample {
-            let users = daemon.current_tree().users_dir();
-            daemon.faults.pass(&users, &daemon.counters);
-            next_sample = Instant::now() + sample_every;
-        }
         if Instant::now() >= next_scan {
             daemon.scan(&mut watcher);
             next_scan = Instant::now() + interval;
         }
     };
 
+    drop(faults_stop_tx);
+    if faults_thread.join().is_err() {
+        log::error("the fault events thread panicked");
+    }
     if let Some((handle, stop_tx)) = server {
         // Closing the write end makes the pipe readable (EOF): the thread returns.
         drop(stop_tx);

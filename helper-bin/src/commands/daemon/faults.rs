@@ -6,8 +6,16 @@
 //! (once until it works again) and the events still reach the journal: losing the history must
 //! never stop the daemon.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use cgroup_core::tree::Tree;
 
 use cgroup_core::config::EventsConfig;
 use cgroup_core::events::history::Writer;
@@ -90,4 +98,54 @@ impl Faults {
             }
         }
     }
+}
+
+/// Samples once a second until `stop` becomes readable; picks up `[events]` changes (SIGHUP).
+pub fn spawn(
+    tree: Arc<RwLock<Tree>>,
+    events: Arc<RwLock<EventsConfig>>,
+    counters: Arc<Counters>,
+    stop: OwnedFd,
+) -> std::io::Result<JoinHandle<()>> {
+    let read_events = move || match events.read() {
+        Ok(e) => e.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let users_dir = move || match tree.read() {
+        Ok(t) => t.users_dir(),
+        Err(p) => p.into_inner().users_dir(),
+    };
+    std::thread::Builder::new()
+        .name("faults".into())
+        .spawn(move || {
+            let mut cfg = read_events();
+            let mut faults = Faults::new(&cfg);
+            let every = Duration::from_secs(1);
+            let mut next = Instant::now();
+            loop {
+                let wait = next.saturating_duration_since(Instant::now());
+                let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+                let mut fds = [PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, timeout) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => {
+                        log::error(&format!("fault events: poll: {e}"));
+                        return;
+                    }
+                }
+                if fds[0].any().unwrap_or(true) {
+                    return;
+                }
+                if Instant::now() < next {
+                    continue;
+                }
+                let now_cfg = read_events();
+                if now_cfg != cfg {
+                    faults.reload(&now_cfg);
+                    cfg = now_cfg;
+                }
+                faults.pass(&users_dir(), &counters);
+                next = Instant::now() + every;
+            }
+        })
 }

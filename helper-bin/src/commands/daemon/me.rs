@@ -18,7 +18,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use cgroup_core::config::EventsConfig;
 use cgroup_core::tree::Tree;
 
 use super::log;
@@ -41,7 +42,7 @@ const MAX_DRAIN: usize = 64 * 1024;
 /// Where the answers come from; the history directory follows reloads.
 pub struct Sources {
     pub tree: Arc<RwLock<Tree>>,
-    pub history_dir: Arc<RwLock<PathBuf>>,
+    pub events: Arc<RwLock<EventsConfig>>,
 }
 
 struct Server {
@@ -116,9 +117,9 @@ fn answer_json(sources: &Sources, uid: u32) -> String {
         Ok(t) => t.users_dir(),
         Err(p) => p.into_inner().users_dir(),
     };
-    let history = match sources.history_dir.read() {
-        Ok(h) => h.clone(),
-        Err(p) => p.into_inner().clone(),
+    let history = match sources.events.read() {
+        Ok(e) => e.history_dir.clone(),
+        Err(p) => p.into_inner().history_dir.clone(),
     };
     let me = cgroup_core::events::me::answer(&users_dir, &name, uid, &history);
     serde_json::to_string(&me)
