@@ -312,6 +312,7 @@ fn event(n: u64, user: &str) -> Event {
             cpu_usec: 1,
             cgroup: "session-1".into(),
         }],
+        killed: Vec::new(),
     }
 }
 

@@ -297,6 +297,7 @@ mod tests {
                 cpu_usec: 2,
                 cgroup: "session-1".into(),
             }],
+            killed: Vec::new(),
         }
     }
 

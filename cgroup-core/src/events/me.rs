@@ -84,6 +84,7 @@ pub fn answer(users_dir: &Path, user: &str, uid: u32, history_dir: &Path) -> MeA
                 .skip(skip)
                 .map(|mut e| {
                     e.processes.retain(|p| p.uid == Some(uid));
+                    e.killed.retain(|k| k.uid == uid);
                     e
                 })
                 .collect();
@@ -120,6 +121,7 @@ mod tests {
                     cgroup: String::new(),
                 })
                 .collect(),
+            killed: Vec::new(),
         }
     }
 

@@ -11,6 +11,7 @@
 
 pub mod detect;
 pub mod history;
+pub mod kmsg;
 pub mod me;
 pub mod recorder;
 pub mod snapshot;
@@ -125,6 +126,10 @@ pub struct Event {
     /// throttled (cpu_throttled), PSI avg10 percent (pressure kinds).
     pub usage: Option<f64>,
     pub processes: Vec<ProcessInfo>,
+    /// oom_kill: the processes the OOM killer killed (gone before the snapshot), from the
+    /// kernel's log (see `kmsg`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub killed: Vec<kmsg::OomVictim>,
 }
 
 impl Event {
@@ -143,6 +148,12 @@ impl Event {
                 .unwrap_or_else(|| "-".into()),
             when::utc_text(self.time_ms)
         );
+        for k in &self.killed {
+            line.push_str(&format!(
+                " killed=pid:{},uid:{},comm:{:?}",
+                k.pid, k.uid, k.comm
+            ));
+        }
         for p in self.processes.iter().take(3) {
             line.push_str(&format!(
                 " top=pid:{},rss:{},cpu_usec:{},comm:{:?}",

@@ -9,15 +9,25 @@ use crate::config::EventsConfig;
 use crate::names::validate_user_name;
 
 use super::detect::{Reading, UserState};
+use super::kmsg::{belongs_to, Kmsg, OomVictim};
 use super::snapshot::{take, Sources};
 use super::when::now_ms;
 use super::Event;
+use super::FaultKind;
 
 pub struct Recorder {
     cfg: EventsConfig,
     proc_root: PathBuf,
     states: BTreeMap<String, UserState>,
+    /// The kernel log and users/ relative to the cgroup2 mount (how the log names cgroups).
+    kmsg: Option<Kmsg>,
+    users_rel: Option<String>,
+    /// OOM victims read from the log and not yet attached to an event (kept 30 s).
+    victims: Vec<(u64, OomVictim)>,
 }
+
+/// How long a logged OOM kill waits for its user's oom_kill counter to move.
+const VICTIM_KEEP_MS: u64 = 30_000;
 
 /// What one pass found: the events, and the users whose cgroup could not be read (why).
 #[derive(Debug, Default)]
@@ -32,7 +42,49 @@ impl Recorder {
             cfg,
             proc_root: proc_root.to_path_buf(),
             states: BTreeMap::new(),
+            kmsg: None,
+            users_rel: None,
+            victims: Vec::new(),
         }
+    }
+
+    /// Reads OOM victims from the kernel log (`users_rel`: users/ relative to the cgroup2
+    /// mount, e.g. `/system.slice/pam-cgroup.service/tree/users`).
+    pub fn with_kernel_log(mut self, kmsg: Kmsg, users_rel: String) -> Recorder {
+        self.kmsg = Some(kmsg);
+        self.users_rel = Some(users_rel);
+        self
+    }
+
+    /// Notes an OOM kill the kernel logged (what `with_kernel_log` reads; tests feed it).
+    pub fn note_victim(&mut self, time_ms: u64, users_rel: &str, victim: OomVictim) {
+        self.users_rel.get_or_insert_with(|| users_rel.to_string());
+        self.victims.push((time_ms, victim));
+    }
+
+    fn read_victims(&mut self, time_ms: u64) {
+        if let Some(k) = self.kmsg.as_mut() {
+            self.victims
+                .extend(k.victims().into_iter().map(|v| (time_ms, v)));
+        }
+        self.victims
+            .retain(|(t, _)| time_ms.saturating_sub(*t) <= VICTIM_KEEP_MS);
+    }
+
+    /// The logged victims of `user`: inside its cgroup by the kernel-made path, and running
+    /// as its uid (so a name chosen to look like a path never moves a victim to another user).
+    fn take_victims(&mut self, user: &str) -> Vec<OomVictim> {
+        let Some(users_rel) = self.users_rel.as_ref() else {
+            return Vec::new();
+        };
+        let Ok(uid) = crate::nss::lookup_user(user).map(|u| u.uid) else {
+            return Vec::new();
+        };
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.victims)
+            .into_iter()
+            .partition(|(_, v)| v.uid == uid && belongs_to(v, users_rel, user));
+        self.victims = rest;
+        mine.into_iter().map(|(_, v)| v).collect()
     }
 
     /// A reloaded config: thresholds change, what was seen is kept.
@@ -51,6 +103,7 @@ impl Recorder {
 
     pub fn sample_at(&mut self, users_dir: &Path, time_ms: u64) -> Pass {
         let mut pass = Pass::default();
+        self.read_victims(time_ms);
         let users: Vec<(String, PathBuf)> = crate::inventory::child_cgroups(users_dir)
             .unwrap_or_default()
             .into_iter()
@@ -76,7 +129,15 @@ impl Recorder {
                 self.states.insert(name, UserState::new(&reading));
                 continue;
             };
-            for fault in state.observe(&reading, time_ms, &self.cfg) {
+            let faults = state.observe(&reading, time_ms, &self.cfg);
+            for fault in faults {
+                let killed = if fault.kind == FaultKind::OomKill {
+                    // The record may have come right after the counter moved.
+                    self.read_victims(time_ms);
+                    self.take_victims(&name)
+                } else {
+                    Vec::new()
+                };
                 let processes = take(
                     &Sources {
                         user_dir: &dir,
@@ -93,6 +154,7 @@ impl Recorder {
                     limit: fault.limit,
                     usage: fault.usage,
                     processes,
+                    killed,
                 });
             }
         }
@@ -103,7 +165,6 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::FaultKind;
 
     #[test]
     fn fake_tree_counters_become_events_with_snapshots() {
@@ -142,5 +203,42 @@ mod tests {
         assert_eq!(e.processes[0].pid, 4242);
         assert_eq!(e.processes[0].cmdline, "memhog -m 900M");
         assert!(r.sample_at(&users, 3000).events.is_empty());
+    }
+
+    #[test]
+    fn a_logged_victim_goes_to_its_users_oom_kill_event_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let users = tmp.path().join("users");
+        // A real user for the uid check: root (uid 0).
+        let dir = users.join("root");
+        std::fs::create_dir_all(&dir).unwrap();
+        let events = |n: u64| format!("low 0\nhigh 0\nmax 0\noom {n}\noom_kill {n}\n");
+        std::fs::write(dir.join("memory.events"), events(0)).unwrap();
+        let mut r = Recorder::new(EventsConfig::default(), &tmp.path().join("proc"));
+        assert!(r.sample_at(&users, 1000).events.is_empty());
+        let victim = |uid: u32, memcg: &str| OomVictim {
+            pid: 99,
+            uid,
+            comm: "memhog".into(),
+            task_memcg: memcg.into(),
+        };
+        r.note_victim(1500, "/t/users", victim(2001, "/t/users/root/session-1"));
+        r.note_victim(1500, "/t/users", victim(0, "/t/users/rootx/session-1"));
+        r.note_victim(1500, "/t/users", victim(0, "/t/users/root/session-1"));
+        std::fs::write(dir.join("memory.events"), events(1)).unwrap();
+        let pass = r.sample_at(&users, 2000);
+        let kill = pass
+            .events
+            .iter()
+            .find(|e| e.kind == FaultKind::OomKill)
+            .unwrap();
+        assert_eq!(kill.killed.len(), 1, "{:?}", kill.killed);
+        assert_eq!((kill.killed[0].uid, kill.killed[0].pid), (0, 99));
+        let oom = pass
+            .events
+            .iter()
+            .find(|e| e.kind == FaultKind::Oom)
+            .unwrap();
+        assert!(oom.killed.is_empty());
     }
 }

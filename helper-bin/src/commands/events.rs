@@ -108,15 +108,35 @@ pub fn row(e: &Event) -> Vec<String> {
         e.delta.to_string(),
         limit_text(e),
         usage_text(e),
-        e.processes
-            .first()
-            .map(|p| format!("{} ({})", p.comm, p.pid))
-            .unwrap_or_else(|| "-".to_string()),
+        match e.killed.first() {
+            Some(k) => format!("killed {} ({})", k.comm, k.pid),
+            None => e
+                .processes
+                .first()
+                .map(|p| format!("{} ({})", p.comm, p.pid))
+                .unwrap_or_else(|| "-".to_string()),
+        },
     ]
 }
 
 /// The snapshot of one event, as an indented table (escaped like every table).
 pub fn snapshot_text(e: &Event) -> String {
+    let mut out = String::new();
+    if !e.killed.is_empty() {
+        let rows: Vec<Vec<String>> = e
+            .killed
+            .iter()
+            .map(|k| vec![k.pid.to_string(), k.uid.to_string(), k.comm.clone()])
+            .collect();
+        out = table::render(&["KILLED", "UID", "COMM"], &rows)
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect();
+    }
+    out + &processes_text(e)
+}
+
+fn processes_text(e: &Event) -> String {
     if e.processes.is_empty() {
         return "    (no process in the cgroup at that moment)\n".to_string();
     }

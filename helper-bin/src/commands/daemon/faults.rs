@@ -32,9 +32,23 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub fn new(cfg: &EventsConfig) -> Faults {
+    pub fn new(cfg: &EventsConfig, tree: &Tree) -> Faults {
+        let mut recorder = Recorder::new(cfg.clone(), Path::new("/proc"));
+        // The kernel log names cgroups relative to the cgroup2 mount.
+        let users_rel = tree
+            .users_dir()
+            .strip_prefix(&tree.mount.mount_point)
+            .map(|p| format!("/{}", p.display()))
+            .ok();
+        match (cgroup_core::events::kmsg::Kmsg::open(), users_rel) {
+            (Ok(k), Some(rel)) => recorder = recorder.with_kernel_log(k, rel),
+            (Err(e), _) => log::warn(&format!(
+                "/dev/kmsg: {e}: oom_kill events will not name the killed process"
+            )),
+            (_, None) => {}
+        }
         Faults {
-            recorder: Recorder::new(cfg.clone(), Path::new("/proc")),
+            recorder,
             history: None,
             history_error: None,
         }
@@ -111,15 +125,15 @@ pub fn spawn(
         Ok(e) => e.clone(),
         Err(p) => p.into_inner().clone(),
     };
-    let users_dir = move || match tree.read() {
-        Ok(t) => t.users_dir(),
-        Err(p) => p.into_inner().users_dir(),
+    let current_tree = move || match tree.read() {
+        Ok(t) => t.clone(),
+        Err(p) => p.into_inner().clone(),
     };
     std::thread::Builder::new()
         .name("faults".into())
         .spawn(move || {
             let mut cfg = read_events();
-            let mut faults = Faults::new(&cfg);
+            let mut faults = Faults::new(&cfg, &current_tree());
             let every = Duration::from_secs(1);
             let mut next = Instant::now();
             loop {
@@ -144,7 +158,7 @@ pub fn spawn(
                     faults.reload(&now_cfg);
                     cfg = now_cfg;
                 }
-                faults.pass(&users_dir(), &counters);
+                faults.pass(&current_tree().users_dir(), &counters);
                 next = Instant::now() + every;
             }
         })
