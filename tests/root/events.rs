@@ -310,6 +310,7 @@ fn event(n: u64, user: &str) -> Event {
             uid: Some(1000),
             rss_bytes: 4096,
             cpu_usec: 1,
+            cpu_percent: None,
             cgroup: "session-1".into(),
         }],
         killed: Vec::new(),

@@ -295,6 +295,7 @@ mod tests {
                 uid: Some(1000),
                 rss_bytes: 1,
                 cpu_usec: 2,
+                cpu_percent: None,
                 cgroup: "session-1".into(),
             }],
             killed: Vec::new(),

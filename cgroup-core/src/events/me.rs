@@ -118,6 +118,7 @@ mod tests {
                     uid: Some(*u),
                     rss_bytes: 0,
                     cpu_usec: 0,
+                    cpu_percent: None,
                     cgroup: String::new(),
                 })
                 .collect(),

@@ -92,7 +92,7 @@ impl std::fmt::Display for FaultKind {
 }
 
 /// One process of a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     pub pid: u32,
     /// The kernel's comm (customer-chosen: escape before printing).
@@ -105,6 +105,9 @@ pub struct ProcessInfo {
     pub rss_bytes: u64,
     /// utime + stime.
     pub cpu_usec: u64,
+    /// Percent of one CPU used while the snapshot was taken (busiest-first snapshots only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
     /// The cgroup, relative to users/<user>.
     pub cgroup: String,
 }

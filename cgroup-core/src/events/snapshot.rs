@@ -98,10 +98,40 @@ fn read_cmdline(path: &Path) -> String {
     String::from_utf8_lossy(&text).into_owned()
 }
 
-/// The `top` largest (`by_memory`) or busiest processes of the user.
+/// How long the busiest processes are measured: total CPU time would put a long-lived idle
+/// process (sshd's privileged half after a slow key exchange) above a loop that just started.
+pub const CPU_WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
+
+fn ticks_of(proc_root: &Path, pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    parse_stat(&stat).map(|(_, ticks, _)| ticks)
+}
+
+/// The `top` largest (`by_memory`) or busiest processes of the user. Busiest: CPU used during
+/// `CPU_WINDOW` (the snapshot takes that long), then total CPU time.
 pub fn take(src: &Sources<'_>, top: usize, by_memory: bool) -> Vec<ProcessInfo> {
+    take_with_window(src, top, by_memory, CPU_WINDOW)
+}
+
+pub fn take_with_window(
+    src: &Sources<'_>,
+    top: usize,
+    by_memory: bool,
+    window: std::time::Duration,
+) -> Vec<ProcessInfo> {
     let clock = Clock::new();
-    let mut procs: Vec<ProcessInfo> = pids_of(src.user_dir)
+    let pids = pids_of(src.user_dir);
+    let before: std::collections::HashMap<u32, u64> = if by_memory {
+        Default::default()
+    } else {
+        let m = pids
+            .iter()
+            .filter_map(|(pid, _)| Some((*pid, ticks_of(src.proc_root, *pid)?)))
+            .collect();
+        std::thread::sleep(window);
+        m
+    };
+    let mut procs: Vec<ProcessInfo> = pids
         .into_iter()
         .filter_map(|(pid, cgroup)| {
             let dir = src.proc_root.join(pid.to_string());
@@ -111,9 +141,15 @@ pub fn take(src: &Sources<'_>, top: usize, by_memory: bool) -> Vec<ProcessInfo> 
                 use std::os::unix::fs::MetadataExt;
                 m.uid()
             });
+            let recent = before.get(&pid).map(|t0| {
+                let used = ticks.saturating_sub(*t0) as f64 / clock.ticks_per_sec as f64;
+                let secs = window.as_secs_f64().max(0.001);
+                (used * 1000.0 / secs).round() / 10.0
+            });
             Some(ProcessInfo {
                 pid,
                 uid,
+                cpu_percent: recent,
                 comm,
                 cmdline: read_cmdline(&dir.join("cmdline")),
                 rss_bytes: pages.saturating_mul(clock.page_size),
@@ -124,10 +160,11 @@ pub fn take(src: &Sources<'_>, top: usize, by_memory: bool) -> Vec<ProcessInfo> 
         .collect();
     procs.sort_by(|a, b| {
         let key = |p: &ProcessInfo| {
+            let recent = (p.cpu_percent.unwrap_or(0.0) * 10.0) as u64;
             if by_memory {
-                (p.rss_bytes, p.cpu_usec)
+                (p.rss_bytes, p.cpu_usec, 0)
             } else {
-                (p.cpu_usec, p.rss_bytes)
+                (recent, p.cpu_usec, p.rss_bytes)
             }
         };
         key(b).cmp(&key(a)).then(a.pid.cmp(&b.pid))
@@ -181,8 +218,48 @@ mod tests {
         assert_eq!(top[0].comm, "hog\x1b[2J");
         assert_eq!(top[0].cmdline, "hog\x1b[2J --flag");
         assert_eq!(top[0].cgroup, "session-1");
-        let busiest = take(&src, 1, false);
+        let busiest = take_with_window(&src, 1, false, std::time::Duration::ZERO);
         assert_eq!(busiest[0].pid, 12);
         assert!(busiest[0].cpu_usec > 0);
+    }
+
+    #[test]
+    fn busiest_is_what_used_cpu_during_the_window_not_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("users/alice");
+        std::fs::create_dir_all(&user).unwrap();
+        std::fs::write(user.join("cgroup.procs"), "20\n21\n").unwrap();
+        let proc_root = dir.path().join("proc");
+        let stat = |pid: u32, utime: u64| {
+            let d = proc_root.join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(
+                d.join("stat"),
+                format!("{pid} (p{pid}) R 1 1 1 0 -1 0 0 0 0 0 {utime} 0 0 0 20 0 1 0 1 1 10 0"),
+            )
+            .unwrap();
+        };
+        stat(20, 500); // old and idle: 5 s of CPU long ago
+        stat(21, 1); // a loop that just started
+        let writer = {
+            let proc_root = proc_root.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::fs::write(
+                    proc_root.join("21/stat"),
+                    "21 (p21) R 1 1 1 0 -1 0 0 0 0 0 31 0 0 0 20 0 1 0 1 1 10 0",
+                )
+                .unwrap();
+            })
+        };
+        let src = Sources {
+            user_dir: &user,
+            proc_root: &proc_root,
+        };
+        let top = take_with_window(&src, 2, false, std::time::Duration::from_millis(400));
+        writer.join().unwrap();
+        assert_eq!(top[0].pid, 21);
+        assert!(top[0].cpu_percent.unwrap() > 0.0);
+        assert_eq!(top[1].cpu_percent, Some(0.0));
     }
 }

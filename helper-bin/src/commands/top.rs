@@ -100,9 +100,9 @@ pub fn run(cli: &Cli, args: &TopArgs) -> Result<ExitCode> {
             format!("{}\n", serde_json::to_string(&rows)?)
         } else if let Some(height) = terminal_rows() {
             format!(
-                "\x1b[H\x1b[2Jcgroupctl top: {} users, by {:?}, every {:.1}s (Ctrl-C quits)\n\n{}",
+                "\x1b[H\x1b[2Jcgroupctl top: {} users, by {}, every {:.1}s (Ctrl-C quits)\n\n{}",
                 rows.len(),
-                args.sort,
+                format!("{:?}", args.sort).to_lowercase(),
                 interval.as_secs_f64(),
                 render(&rows, Some(height.saturating_sub(4)))
             )
