@@ -55,7 +55,7 @@ pub struct UserState {
     last_event_ms: BTreeMap<FaultKind, u64>,
     /// cpu.stat nr_periods, nr_throttled of the previous sample.
     cpu: Option<(u64, u64)>,
-    /// Threshold kinds above their threshold at the previous sample.
+    /// Threshold kinds above their threshold whose episode has had its event.
     above: BTreeSet<FaultKind>,
 }
 
@@ -162,8 +162,10 @@ impl UserState {
                 self.above.remove(&kind);
                 continue;
             }
-            let newly = self.above.insert(kind);
-            if newly && self.may_report(kind, now_ms, cfg) {
+            // One event per episode above the threshold; an episode that starts within
+            // repeat_after of the last event gets its event once repeat_after has passed.
+            if !self.above.contains(&kind) && self.may_report(kind, now_ms, cfg) {
+                self.above.insert(kind);
                 self.last_event_ms.insert(kind, now_ms);
                 let (usage, delta) = value.unwrap_or((0.0, 0));
                 faults.push(Fault {
@@ -308,6 +310,31 @@ mod tests {
             .is_empty());
         let f = st.observe(&reading(mem(0), 0, (600, 300), 0.0), 70_000, &cfg);
         assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn an_episode_held_back_by_repeat_after_is_reported_when_it_has_passed() {
+        let cfg = EventsConfig::default();
+        let mut st = UserState::new(&reading(mem(0), 0, (0, 0), 0.0));
+        // A short burst (a login) at t = 1 s: reported.
+        assert_eq!(
+            st.observe(&reading(mem(0), 0, (100, 90), 0.0), 1_000, &cfg)
+                .len(),
+            1
+        );
+        assert!(st
+            .observe(&reading(mem(0), 0, (200, 90), 0.0), 2_000, &cfg)
+            .is_empty());
+        // A hog from t = 30 s: held back until 61 s, then reported once.
+        let mut p = (200, 90);
+        let mut reported = Vec::new();
+        for t in (30..70).map(|s| s * 1000) {
+            p = (p.0 + 10, p.1 + 10);
+            if !st.observe(&reading(mem(0), 0, p, 0.0), t, &cfg).is_empty() {
+                reported.push(t);
+            }
+        }
+        assert_eq!(reported, vec![61_000]);
     }
 
     #[test]
