@@ -6,6 +6,7 @@ pub mod apply;
 pub mod config;
 pub mod doctor;
 pub mod error;
+pub mod events;
 pub mod gc;
 pub mod inventory;
 pub mod levers;

@@ -207,6 +207,37 @@ impl StateDir {
         Ok(())
     }
 
+    /// Opens a root-only regular file of the directory for reading and writing (created 0600
+    /// when `create`), never through a symlink. `Ok(None)`: it does not exist. For files a
+    /// caller keeps open and bounds itself (the event history), unlike `read`/`write`.
+    pub fn open_file(&self, name: &str, create: bool) -> Result<Option<File>, StateError> {
+        let path = self.path.join(name);
+        let mut flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+        if create {
+            flags |= OFlag::O_CREAT;
+        }
+        let raw = match openat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            flags,
+            Mode::from_bits_truncate(0o600),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) if !create => return Ok(None),
+            Err(e) => return Err(err(&path, format!("cannot open (symlinks refused): {e}"))),
+        };
+        // SAFETY: openat just returned this fd and nothing else owns it.
+        let file = unsafe { File::from_raw_fd(raw) };
+        let meta = file
+            .metadata()
+            .map_err(|e| err(&path, format!("cannot stat: {e}")))?;
+        if !meta.is_file() {
+            return Err(err(&path, "is not a regular file"));
+        }
+        check_root_only(&path, meta.uid(), meta.mode())?;
+        Ok(Some(file))
+    }
+
     /// Removes `name`; gone already is fine.
     pub fn remove(&self, name: &str) -> Result<(), StateError> {
         match unlinkat(Some(self.fd.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir) {

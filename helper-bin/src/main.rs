@@ -54,6 +54,13 @@ pub enum Command {
     Classify(commands::classify::ClassifyArgs),
     /// Per-user usage and fault counters; --prometheus for the text exposition format.
     Stats(commands::stats::StatsArgs),
+    /// The daemon's fault history: who hit which limit, when, and what ran (root only).
+    Events(commands::events::EventsArgs),
+    /// Your own limits, usage and recent faults (for customers; asks the daemon, which
+    /// answers about your uid only).
+    Me(commands::me::MeArgs),
+    /// Users sorted by CPU, memory, processes or IO, refreshing on a terminal (like lvetop).
+    Top(commands::top::TopArgs),
     /// Every open PAM session: user, service, tty, remote host, start, processes, memory.
     Sessions(commands::sessions::SessionsArgs),
     /// Kill every process of a user, one session or one service (SIGKILL via cgroup.kill);
@@ -107,6 +114,9 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&cli, args),
         Command::Classify(args) => commands::classify::run(&cli, args),
         Command::Stats(args) => commands::stats::run(&cli, args),
+        Command::Events(args) => commands::events::run(&cli, args),
+        Command::Me(args) => commands::me::run(args),
+        Command::Top(args) => commands::top::run(&cli, args),
         Command::Sessions(args) => commands::sessions::run(&cli, args),
         Command::Kill(args) => commands::levers::kill(&cli, args),
         Command::Freeze(args) => commands::levers::freeze(&cli, args, true),

@@ -3,6 +3,7 @@
 //! Unknown keys are refused; every error names the file, line, column and key.
 
 mod error;
+mod events;
 mod file;
 pub mod last_good;
 mod policy;
@@ -22,6 +23,7 @@ use toml::Spanned;
 use crate::limits::{parse_limit, Limit, LimitKey, RawValue, SessionsMax, SESSIONS_MAX_KEY};
 
 pub use error::{line_col, ConfigError};
+pub use events::{EventsConfig, DEFAULT_HISTORY_DIR};
 pub use file::{read_secure, Follow, MAX_CONFIG_BYTES};
 pub use policy::{OnError, Policy};
 pub use proc::{AdminGroup, HidePid, ProcConfig};
@@ -112,6 +114,8 @@ pub struct Config {
     pub profile_sessions_max: BTreeMap<String, SessionsMax>,
     /// `[sessions]`
     pub sessions: SessionsConfig,
+    /// `[events]`: the daemon's fault events (issue 14).
+    pub events: EventsConfig,
 }
 
 // ---- the file's shape, as serde sees it -------------------------------------------------
@@ -135,6 +139,8 @@ struct RawConfig {
     proc: proc::RawProc,
     #[serde(default)]
     sessions: RawSessions,
+    #[serde(default)]
+    events: events::RawEvents,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -354,6 +360,7 @@ impl Config {
         }
 
         let proc = raw.proc.validate(&src)?;
+        let events = raw.events.validate(&src)?;
 
         Ok(Config {
             path: path.to_path_buf(),
@@ -371,6 +378,7 @@ impl Config {
             sessions_max,
             profile_sessions_max,
             sessions,
+            events,
         })
     }
 

@@ -371,3 +371,38 @@ fn suspend_table_of_a_user_file() {
         assert!(e.to_string().contains("suspend"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn events_section_defaults_and_errors_have_a_line() {
+    let c = parse("").unwrap();
+    assert_eq!(c.events, EventsConfig::default());
+    let c = parse(
+        "[events]\nhistory_dir = \"/tmp/ev\"\nhistory_size = \"1M\"\ncpu_throttled_percent = 80\nrepeat_after = 5\n",
+    )
+    .unwrap();
+    assert_eq!(c.events.history_dir, std::path::PathBuf::from("/tmp/ev"));
+    assert_eq!(c.events.history_size, 1 << 20);
+    assert_eq!(c.events.cpu_throttled_percent, 80);
+    assert_eq!(c.events.repeat_after_secs, 5);
+    for (text, key) in [
+        ("[events]\n\nhistory_size = \"1K\"\n", "events.history_size"),
+        (
+            "[events]\n\nhistory_dir = \"rel/x\"\n",
+            "events.history_dir",
+        ),
+        (
+            "[events]\n\nhistory_dir = \"/a/../b\"\n",
+            "events.history_dir",
+        ),
+        (
+            "[events]\n\nio_pressure_percent = 101\n",
+            "events.io_pressure_percent",
+        ),
+        ("[events]\n\ntop_processes = 0\n", "events.top_processes"),
+    ] {
+        let e = err(text);
+        assert_eq!(e.line, Some(3), "{text}: {e}");
+        assert!(e.to_string().contains(key), "{text}: {e}");
+    }
+    assert_eq!(err("[events]\nbogus = 1\n").line, Some(2));
+}

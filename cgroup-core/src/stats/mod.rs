@@ -8,6 +8,7 @@ pub mod carry;
 mod parse;
 pub mod prometheus;
 pub mod semantics;
+pub mod top;
 
 use std::io::ErrorKind;
 use std::path::Path;

@@ -3,6 +3,9 @@
 //! - creates the tree (root and users/) and applies the config to every live user cgroup;
 //! - watches the tree with inotify and removes a session or service leaf as soon as it empties
 //!   (watch.rs), with a periodic full gc pass for anything missed;
+//! - records fault events (memory.events, pids.events, cpu throttling, PSI) of every user
+//!   cgroup once a second, with a snapshot of the user's top processes, in the journal and a
+//!   bounded history (faults.rs, cgroup-core's `events`);
 //! - reloads on SIGHUP (a broken config is logged and the running one kept);
 //! - serves Prometheus metrics on a loopback TCP address (--listen) or a unix socket (--socket);
 //! - logs to stderr (the journal, with priorities) and exits cleanly on SIGTERM/SIGINT.
@@ -13,7 +16,9 @@
 //! Signals arrive through a signalfd (blocked in every thread before the metrics thread
 //! starts), so the main loop polls one set of descriptors and no handler runs concurrently.
 
+mod faults;
 mod log;
+mod me;
 mod metrics;
 mod peer;
 mod watch;
@@ -34,7 +39,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use cgroup_core::config::Config;
+use cgroup_core::config::{Config, EventsConfig};
 use cgroup_core::gc::{collect, GcOptions, Reaped};
 use cgroup_core::tree::Tree;
 
@@ -77,6 +82,11 @@ pub struct DaemonArgs {
     /// other peer (every customer) is refused before its request is read.
     #[arg(long, value_name = "NAME")]
     pub allow_user: Vec<String>,
+    /// Answer `cgroupctl me` on this unix socket (0666 in a root-only-writable directory;
+    /// each customer gets its own limits, usage and faults, by SO_PEERCRED). The package
+    /// uses /run/pam_cgroup-me/me.sock.
+    #[arg(long, value_name = "PATH")]
+    pub me_socket: Option<PathBuf>,
     /// Seconds between full gc passes (a safety net under the inotify watches).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub scan_interval: u64,
@@ -92,6 +102,8 @@ struct Daemon {
     tree: Arc<RwLock<Tree>>,
     counters: Arc<Counters>,
     min_age: Duration,
+    /// `[events]`, shared with the fault thread and the me socket (follows reloads).
+    events: Arc<RwLock<EventsConfig>>,
 }
 
 impl Daemon {
@@ -163,6 +175,10 @@ impl Daemon {
             Err(p) => *p.into_inner() = tree.clone(),
         }
         self.config = config;
+        match self.events.write() {
+            Ok(mut e) => *e = self.config.events.clone(),
+            Err(p) => *p.into_inner() = self.config.events.clone(),
+        }
         log::info(&format!("reloaded {}", self.config_path.display()));
         self.apply();
         if moved {
@@ -188,6 +204,23 @@ impl Daemon {
         }
         watcher.watch_all();
     }
+}
+
+/// Every metric family the daemon's endpoint can serve, as `name type`: the per-user families
+/// (cgroup-core's table, also those absent on this host) and the daemon's own counters. The
+/// dashboard checker (monitoring/check) compares every panel's metrics with this list.
+pub fn metric_families() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = cgroup_core::stats::prometheus::families()
+        .map(|(name, kind, _)| (name.to_string(), kind.to_string()))
+        .collect();
+    for line in metrics::daemon_metrics(&Counters::default()).lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some((name, kind)) = rest.split_once(' ') {
+                out.push((name.to_string(), kind.to_string()));
+            }
+        }
+    }
+    out
 }
 
 /// The uids of --allow-user (resolved once at start).
@@ -291,9 +324,11 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         .with_context(|| format!("create the tree at {}", tree.root.display()))?;
     enable_controllers(&tree);
 
+    let events = Arc::new(RwLock::new(config.events.clone()));
     let mut daemon = Daemon {
         config_path,
         config,
+        events,
         tree: Arc::new(RwLock::new(tree.clone())),
         counters: Arc::new(Counters::default()),
         min_age: Duration::from_secs(args.min_age),
@@ -322,10 +357,32 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         .context("start the metrics thread")?;
         server = Some((handle, stop_tx));
     }
+    let mut me_server = None;
+    if let Some(path) = &args.me_socket {
+        let l = me::bind(path)?;
+        let (stop_rx, stop_tx) = nix::unistd::pipe().context("pipe")?;
+        let sources = me::Sources {
+            tree: daemon.tree.clone(),
+            events: daemon.events.clone(),
+        };
+        let handle = me::spawn(l, sources, stop_rx).context("start the me thread")?;
+        log::info(&format!("answering cgroupctl me on {}", path.display()));
+        me_server = Some((handle, stop_tx, path.clone()));
+    }
     log::info(&format!("watching {}", tree.root.display()));
 
     let interval = Duration::from_secs(args.scan_interval);
     let mut next_scan = Instant::now() + interval;
+    // Fault events: a thread of their own, so a snapshot slowed by a customer's process (its
+    // /proc files) never holds up reaping, reloads or signals.
+    let (faults_stop_rx, faults_stop_tx) = nix::unistd::pipe().context("pipe")?;
+    let faults_thread = faults::spawn(
+        daemon.tree.clone(),
+        daemon.events.clone(),
+        daemon.counters.clone(),
+        faults_stop_rx,
+    )
+    .context("start the fault events thread")?;
     let result = loop {
         let wait = next_scan.saturating_duration_since(Instant::now());
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
@@ -369,6 +426,10 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         }
     };
 
+    drop(faults_stop_tx);
+    if faults_thread.join().is_err() {
+        log::error("the fault events thread panicked");
+    }
     if let Some((handle, stop_tx)) = server {
         // Closing the write end makes the pipe readable (EOF): the thread returns.
         drop(stop_tx);
@@ -378,6 +439,13 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     }
     if let Some(p) = socket_path {
         remove_socket(&p);
+    }
+    if let Some((handle, stop_tx, path)) = me_server {
+        drop(stop_tx);
+        if handle.join().is_err() {
+            log::error("the me thread panicked");
+        }
+        remove_socket(&path);
     }
     result?;
     log::info("stopped");

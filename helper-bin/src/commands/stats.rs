@@ -32,6 +32,10 @@ pub struct StatsArgs {
     /// Print the Prometheus text exposition format (HELP/TYPE lines, a `user` label).
     #[arg(long)]
     pub prometheus: bool,
+    /// Print every metric family the daemon can export (`NAME TYPE`), also those absent on
+    /// this host: what monitoring/check validates the dashboard and alert rules against.
+    #[arg(long, hide = true, conflicts_with_all = ["json", "prometheus"])]
+    pub list_families: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +96,12 @@ fn psi_cell(p: Option<Pressure>) -> String {
 }
 
 pub fn run(cli: &Cli, args: &StatsArgs) -> Result<ExitCode> {
+    if args.list_families {
+        for (name, kind) in super::daemon::metric_families() {
+            println!("{name} {kind}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let (_config, tree) = load(cli)?;
     let all = collect(&tree, args.user.as_deref())?;
     if args.prometheus {

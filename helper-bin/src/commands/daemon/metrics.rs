@@ -53,6 +53,9 @@ pub struct Counters {
     pub reload_failures: AtomicU64,
     /// Metrics connections refused because of who the peer was.
     pub metrics_refused: AtomicU64,
+    /// Fault events recorded (issue 14), and those the history could not keep.
+    pub fault_events: AtomicU64,
+    pub fault_events_unsaved: AtomicU64,
 }
 
 pub enum Listener {
@@ -79,7 +82,7 @@ impl Listener {
     }
 }
 
-fn daemon_metrics(c: &Counters) -> String {
+pub fn daemon_metrics(c: &Counters) -> String {
     let mut out = String::new();
     for (name, help, v) in [
         (
@@ -101,6 +104,17 @@ fn daemon_metrics(c: &Counters) -> String {
             "pam_cgroup_daemon_metrics_refused_total",
             "Metrics connections refused: the peer was not root or an allowed user.",
             &c.metrics_refused,
+        ),
+        // issue 14: fault events
+        (
+            "pam_cgroup_daemon_fault_events_total",
+            "Fault events recorded (see cgroupctl events).",
+            &c.fault_events,
+        ),
+        (
+            "pam_cgroup_daemon_fault_events_unsaved_total",
+            "Fault events logged but not kept in the history (it could not be written).",
+            &c.fault_events_unsaved,
         ),
     ] {
         out.push_str(&format!(

@@ -1,0 +1,351 @@
+//! From samples of one user cgroup to its faults.
+//!
+//! Counters (memory.events, pids.events) give an event when they move; the threshold kinds
+//! (cpu throttling, PSI) when they cross their threshold upwards (not again until they have
+//! been below it). One kind of one user gives at most one event per `repeat_after`: a fork
+//! bomb hammering pids.max gives one event whose delta says how many forks were refused, not
+//! one per second. The first sample of a user is the baseline: a restarted daemon does not
+//! report again what happened before it started.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::config::EventsConfig;
+use crate::error::Result;
+use crate::stats::{read_optional, read_user_stats, CgroupStats, MemoryEvents, Pressure};
+
+use super::FaultKind;
+
+/// What one sample of a user cgroup read: its stats and the limit files stats do not keep.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    pub stats: CgroupStats,
+    pub memory_high: Option<String>,
+    pub cpu_max: Option<String>,
+}
+
+impl Reading {
+    /// Reads users/<user> (fault counts right on every kernel, see `read_user_stats`).
+    pub fn read(user_dir: &Path) -> Result<Reading> {
+        let text = |name: &str| -> Result<Option<String>> {
+            Ok(read_optional(&user_dir.join(name))?.map(|t| t.trim().to_string()))
+        };
+        Ok(Reading {
+            stats: read_user_stats(user_dir)?,
+            memory_high: text("memory.high")?,
+            cpu_max: text("cpu.max")?,
+        })
+    }
+}
+
+/// A fault found by `UserState::observe`, before its snapshot is taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub delta: u64,
+    pub limit: Option<String>,
+    pub usage: Option<f64>,
+}
+
+/// What the daemon remembers of one user between samples.
+#[derive(Debug, Clone, Default)]
+pub struct UserState {
+    /// Counter values already reported (or the baseline).
+    reported: BTreeMap<FaultKind, u64>,
+    last_event_ms: BTreeMap<FaultKind, u64>,
+    /// cpu.stat nr_periods, nr_throttled of the previous sample.
+    cpu: Option<(u64, u64)>,
+    /// Threshold kinds above their threshold whose episode has had its event.
+    above: BTreeSet<FaultKind>,
+}
+
+fn counters(stats: &CgroupStats) -> Vec<(FaultKind, u64)> {
+    let mut out = Vec::new();
+    if let Some(MemoryEvents {
+        high,
+        max,
+        oom,
+        oom_kill,
+    }) = stats.memory_events
+    {
+        out.extend([
+            (FaultKind::MemoryHigh, high),
+            (FaultKind::MemoryMax, max),
+            (FaultKind::Oom, oom),
+            (FaultKind::OomKill, oom_kill),
+        ]);
+    }
+    if let Some(n) = stats.pids_events_max {
+        out.push((FaultKind::PidsMax, n));
+    }
+    out
+}
+
+fn some_avg10(p: &Option<Pressure>) -> Option<f64> {
+    p.as_ref().and_then(|p| p.some).map(|l| l.avg10)
+}
+
+impl UserState {
+    /// The baseline: nothing before it is reported.
+    pub fn new(first: &Reading) -> UserState {
+        let mut state = UserState {
+            reported: counters(&first.stats).into_iter().collect(),
+            ..UserState::default()
+        };
+        state.cpu = cpu_periods(&first.stats);
+        state
+    }
+
+    fn may_report(&self, kind: FaultKind, now_ms: u64, cfg: &EventsConfig) -> bool {
+        self.last_event_ms
+            .get(&kind)
+            .is_none_or(|t| now_ms.saturating_sub(*t) >= u64::from(cfg.repeat_after_secs) * 1000)
+    }
+
+    /// The faults since the previous sample.
+    pub fn observe(&mut self, now: &Reading, now_ms: u64, cfg: &EventsConfig) -> Vec<Fault> {
+        let s = &now.stats;
+        let mut faults = Vec::new();
+        for (kind, value) in counters(s) {
+            let allowed = self.may_report(kind, now_ms, cfg);
+            let reported = self.reported.entry(kind).or_insert(0);
+            if value < *reported {
+                // The cgroup was made again: its counters started over.
+                *reported = 0;
+            }
+            if value > *reported && allowed {
+                let delta = value - *reported;
+                *reported = value;
+                self.last_event_ms.insert(kind, now_ms);
+                faults.push(Fault {
+                    kind,
+                    delta,
+                    limit: limit_of(kind, now, cfg),
+                    usage: usage_of(kind, s),
+                });
+            }
+        }
+
+        let cpu = cpu_periods(s);
+        let throttled_share = match (self.cpu, cpu) {
+            (Some((p0, t0)), Some((p1, t1))) if p1 > p0 && t1 >= t0 => {
+                Some(((t1 - t0) as f64 * 100.0 / (p1 - p0) as f64, t1 - t0))
+            }
+            _ => None,
+        };
+        self.cpu = cpu;
+        let thresholds = [
+            (
+                FaultKind::CpuThrottled,
+                cfg.cpu_throttled_percent,
+                throttled_share,
+            ),
+            (
+                FaultKind::MemoryPressure,
+                cfg.memory_pressure_percent,
+                some_avg10(&s.psi.memory).map(|v| (v, 1)),
+            ),
+            (
+                FaultKind::IoPressure,
+                cfg.io_pressure_percent,
+                some_avg10(&s.psi.io).map(|v| (v, 1)),
+            ),
+            (
+                FaultKind::CpuPressure,
+                cfg.cpu_pressure_percent,
+                some_avg10(&s.psi.cpu).map(|v| (v, 1)),
+            ),
+        ];
+        for (kind, threshold, value) in thresholds {
+            let over = threshold > 0 && value.is_some_and(|(v, _)| v > f64::from(threshold));
+            if !over {
+                self.above.remove(&kind);
+                continue;
+            }
+            // One event per episode above the threshold; an episode that starts within
+            // repeat_after of the last event gets its event once repeat_after has passed.
+            if !self.above.contains(&kind) && self.may_report(kind, now_ms, cfg) {
+                self.above.insert(kind);
+                self.last_event_ms.insert(kind, now_ms);
+                let (usage, delta) = value.unwrap_or((0.0, 0));
+                faults.push(Fault {
+                    kind,
+                    delta,
+                    limit: limit_of(kind, now, cfg),
+                    usage: Some((usage * 100.0).round() / 100.0),
+                });
+            }
+        }
+        faults
+    }
+}
+
+fn cpu_periods(s: &CgroupStats) -> Option<(u64, u64)> {
+    let c = s.cpu?;
+    Some((c.nr_periods?, c.nr_throttled?))
+}
+
+fn limit_of(kind: FaultKind, r: &Reading, cfg: &EventsConfig) -> Option<String> {
+    let s = &r.stats;
+    match kind {
+        FaultKind::MemoryHigh => r.memory_high.clone(),
+        FaultKind::MemoryMax | FaultKind::Oom | FaultKind::OomKill => {
+            s.memory_max.map(|m| m.to_string())
+        }
+        FaultKind::PidsMax => s.pids_max.map(|m| m.to_string()),
+        FaultKind::CpuThrottled => r.cpu_max.clone(),
+        FaultKind::MemoryPressure => Some(format!("{}%", cfg.memory_pressure_percent)),
+        FaultKind::IoPressure => Some(format!("{}%", cfg.io_pressure_percent)),
+        FaultKind::CpuPressure => Some(format!("{}%", cfg.cpu_pressure_percent)),
+    }
+}
+
+fn usage_of(kind: FaultKind, s: &CgroupStats) -> Option<f64> {
+    if kind == FaultKind::PidsMax {
+        s.pids_current.map(|v| v as f64)
+    } else {
+        s.memory_current.map(|v| v as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{CpuStat, MaxValue, PressureLine};
+
+    fn reading(mem: MemoryEvents, pids_max: u64, cpu: (u64, u64), psi_mem: f64) -> Reading {
+        let mut stats = CgroupStats {
+            memory_events: Some(mem),
+            memory_current: Some(1000),
+            memory_max: Some(MaxValue::Value(2000)),
+            pids_events_max: Some(pids_max),
+            pids_current: Some(7),
+            pids_max: Some(MaxValue::Value(8)),
+            cpu: Some(CpuStat {
+                nr_periods: Some(cpu.0),
+                nr_throttled: Some(cpu.1),
+                ..CpuStat::default()
+            }),
+            ..CgroupStats::default()
+        };
+        stats.psi.memory = Some(Pressure {
+            some: Some(PressureLine {
+                avg10: psi_mem,
+                total_usec: 0,
+            }),
+            full: None,
+        });
+        Reading {
+            stats,
+            memory_high: Some("max".into()),
+            cpu_max: Some("50000 100000".into()),
+        }
+    }
+
+    fn mem(oom_kill: u64) -> MemoryEvents {
+        MemoryEvents {
+            oom_kill,
+            ..MemoryEvents::default()
+        }
+    }
+
+    #[test]
+    fn baseline_then_counter_moves_once_per_repeat() {
+        let cfg = EventsConfig::default();
+        let mut st = UserState::new(&reading(mem(3), 5, (0, 0), 0.0));
+        assert!(st
+            .observe(&reading(mem(3), 5, (0, 0), 0.0), 1000, &cfg)
+            .is_empty());
+        let f = st.observe(&reading(mem(4), 5, (0, 0), 0.0), 2000, &cfg);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, FaultKind::OomKill);
+        assert_eq!(f[0].delta, 1);
+        assert_eq!(f[0].limit.as_deref(), Some("2000"));
+        assert_eq!(f[0].usage, Some(1000.0));
+        // Within repeat_after: held back, then reported with the whole delta.
+        assert!(st
+            .observe(&reading(mem(6), 5, (0, 0), 0.0), 3000, &cfg)
+            .is_empty());
+        let f = st.observe(&reading(mem(7), 5, (0, 0), 0.0), 62_000, &cfg);
+        assert_eq!((f.len(), f[0].delta), (1, 3));
+    }
+
+    #[test]
+    fn pids_events_and_reset_counters() {
+        let cfg = EventsConfig::default();
+        let mut st = UserState::new(&reading(mem(0), 10, (0, 0), 0.0));
+        let f = st.observe(&reading(mem(0), 250, (0, 0), 0.0), 1000, &cfg);
+        assert_eq!(f[0].kind, FaultKind::PidsMax);
+        assert_eq!((f[0].delta, f[0].usage), (240, Some(7.0)));
+        assert_eq!(f[0].limit.as_deref(), Some("8"));
+        // users/<user> made again: the counter restarts at 0 and its events count.
+        let f = st.observe(&reading(mem(0), 2, (0, 0), 0.0), 100_000, &cfg);
+        assert_eq!(f[0].delta, 2);
+    }
+
+    #[test]
+    fn throttling_and_pressure_are_edge_triggered() {
+        let cfg = EventsConfig::default();
+        let mut st = UserState::new(&reading(mem(0), 0, (100, 0), 0.0));
+        // 10 of 100 periods throttled: under 50 %.
+        assert!(st
+            .observe(&reading(mem(0), 0, (200, 10), 0.0), 1000, &cfg)
+            .is_empty());
+        let f = st.observe(&reading(mem(0), 0, (300, 100), 25.0), 2000, &cfg);
+        let kinds: Vec<_> = f.iter().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![FaultKind::CpuThrottled, FaultKind::MemoryPressure]
+        );
+        assert_eq!(f[0].usage, Some(90.0));
+        assert_eq!(f[0].delta, 90);
+        assert_eq!(f[0].limit.as_deref(), Some("50000 100000"));
+        assert_eq!(f[1].limit.as_deref(), Some("20%"));
+        // Still above: no new event; below then above after repeat_after: a new one.
+        assert!(st
+            .observe(&reading(mem(0), 0, (400, 200), 30.0), 3000, &cfg)
+            .is_empty());
+        assert!(st
+            .observe(&reading(mem(0), 0, (500, 200), 0.0), 4000, &cfg)
+            .is_empty());
+        let f = st.observe(&reading(mem(0), 0, (600, 300), 0.0), 70_000, &cfg);
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn an_episode_held_back_by_repeat_after_is_reported_when_it_has_passed() {
+        let cfg = EventsConfig::default();
+        let mut st = UserState::new(&reading(mem(0), 0, (0, 0), 0.0));
+        // A short burst (a login) at t = 1 s: reported.
+        assert_eq!(
+            st.observe(&reading(mem(0), 0, (100, 90), 0.0), 1_000, &cfg)
+                .len(),
+            1
+        );
+        assert!(st
+            .observe(&reading(mem(0), 0, (200, 90), 0.0), 2_000, &cfg)
+            .is_empty());
+        // A hog from t = 30 s: held back until 61 s, then reported once.
+        let mut p = (200, 90);
+        let mut reported = Vec::new();
+        for t in (30..70).map(|s| s * 1000) {
+            p = (p.0 + 10, p.1 + 10);
+            if !st.observe(&reading(mem(0), 0, p, 0.0), t, &cfg).is_empty() {
+                reported.push(t);
+            }
+        }
+        assert_eq!(reported, vec![61_000]);
+    }
+
+    #[test]
+    fn zero_threshold_disables() {
+        let cfg = EventsConfig {
+            memory_pressure_percent: 0,
+            ..EventsConfig::default()
+        };
+        let mut st = UserState::new(&reading(mem(0), 0, (0, 0), 0.0));
+        assert!(st
+            .observe(&reading(mem(0), 0, (0, 0), 99.0), 1000, &cfg)
+            .is_empty());
+    }
+}

@@ -1,0 +1,152 @@
+//! What `cgroupctl me` shows a customer: its own limits, usage and recent faults, and nothing
+//! of anybody else. The daemon builds it for the uid the kernel gives for the peer of its
+//! socket (SO_PEERCRED); the customer sends nothing, so it cannot choose a path, a user or a
+//! file for the daemon to read. Every path here is users/<name of that uid>/ plus fixed file
+//! names; snapshot processes are kept only when they are the customer's own (a root process,
+//! such as sshd's privileged half, can sit in a customer's session leaf).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::names::validate_user_name;
+use crate::stats::{read_optional, read_user_stats, CgroupStats};
+
+use super::history::{self, HistoryError};
+use super::Event;
+
+/// The limit files shown (fixed names: nothing here comes from the customer).
+pub const LIMIT_FILES: [&str; 8] = [
+    "memory.max",
+    "memory.high",
+    "memory.swap.max",
+    "pids.max",
+    "cpu.max",
+    "cpu.weight",
+    "io.max",
+    "cgroup.max.descendants",
+];
+
+/// The most recent events a customer is shown.
+pub const MAX_EVENTS: usize = 50;
+
+#[derive(Debug, Serialize)]
+pub struct MeAnswer {
+    pub user: String,
+    pub uid: u32,
+    /// users/<user> exists: the customer is confined by pam_cgroup.
+    pub confined: bool,
+    pub limits: BTreeMap<String, String>,
+    pub usage: Option<CgroupStats>,
+    /// The customer's recent faults, oldest first, with only its own processes.
+    pub events: Vec<Event>,
+    /// Why something is missing (no history yet, a read error), in words for the customer.
+    pub note: Option<String>,
+}
+
+/// The answer for `user` (resolved from the peer's uid by the caller).
+pub fn answer(users_dir: &Path, user: &str, uid: u32, history_dir: &Path) -> MeAnswer {
+    let mut me = MeAnswer {
+        user: user.to_string(),
+        uid,
+        confined: false,
+        limits: BTreeMap::new(),
+        usage: None,
+        events: Vec::new(),
+        note: None,
+    };
+    if validate_user_name(user).is_err() {
+        me.note = Some("your user name cannot name a cgroup".to_string());
+        return me;
+    }
+    let dir = users_dir.join(user);
+    if dir.is_dir() {
+        me.confined = true;
+        for name in LIMIT_FILES {
+            if let Ok(Some(text)) = read_optional(&dir.join(name)) {
+                me.limits.insert(name.to_string(), text.trim().to_string());
+            }
+        }
+        me.usage = read_user_stats(&dir).ok();
+    }
+    match history::read(history_dir) {
+        Ok(contents) => {
+            let mine: Vec<Event> = contents
+                .events
+                .into_iter()
+                .map(|s| s.event)
+                .filter(|e| e.user == user)
+                .collect();
+            let skip = mine.len().saturating_sub(MAX_EVENTS);
+            me.events = mine
+                .into_iter()
+                .skip(skip)
+                .map(|mut e| {
+                    e.processes.retain(|p| p.uid == Some(uid));
+                    e.killed.retain(|k| k.uid == uid);
+                    e
+                })
+                .collect();
+        }
+        Err(HistoryError::Missing { .. }) => {}
+        Err(_) => me.note = Some("the fault history cannot be read right now".to_string()),
+    }
+    me
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::history::Writer;
+    use crate::events::{FaultKind, ProcessInfo};
+
+    fn ev(user: &str, uids: &[u32]) -> Event {
+        Event {
+            time_ms: 1,
+            user: user.into(),
+            kind: FaultKind::OomKill,
+            delta: 1,
+            limit: None,
+            usage: None,
+            processes: uids
+                .iter()
+                .map(|u| ProcessInfo {
+                    pid: *u,
+                    comm: format!("p{u}"),
+                    cmdline: String::new(),
+                    uid: Some(*u),
+                    rss_bytes: 0,
+                    cpu_usec: 0,
+                    cpu_percent: None,
+                    cgroup: String::new(),
+                })
+                .collect(),
+            killed: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_the_peers_events_and_processes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hist = tmp.path().join("events");
+        let users = tmp.path().join("users");
+        std::fs::create_dir_all(users.join("alice")).unwrap();
+        std::fs::write(users.join("alice/pids.max"), "64\n").unwrap();
+        let mut w = Writer::open(&hist, 64 * 1024).unwrap();
+        w.append(&ev("alice", &[1001, 0])).unwrap();
+        w.append(&ev("bob", &[1002])).unwrap();
+        drop(w);
+        let me = answer(&users, "alice", 1001, &hist);
+        assert!(me.confined);
+        assert_eq!(me.limits["pids.max"], "64");
+        assert_eq!(me.events.len(), 1);
+        assert_eq!(me.events[0].processes.len(), 1);
+        assert_eq!(me.events[0].processes[0].uid, Some(1001));
+        let bob = answer(&users, "bob", 1002, &hist);
+        assert!(!bob.confined);
+        assert!(bob.events.iter().all(|e| e.user == "bob"));
+        let json = serde_json::to_string(&bob).unwrap();
+        assert!(!json.contains("alice") && !json.contains("1001"), "{json}");
+    }
+}

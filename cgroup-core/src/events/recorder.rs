@@ -1,0 +1,244 @@
+//! The daemon's sampler: once a second, every user cgroup under users/ is read, compared with
+//! its previous sample (`detect`), and each fault gets its snapshot (`snapshot`) at once.
+//! Takes the users/ directory and the procfs root as paths so a fake tree can drive it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::EventsConfig;
+use crate::names::validate_user_name;
+
+use super::detect::{Reading, UserState};
+use super::kmsg::{belongs_to, Kmsg, OomVictim};
+use super::snapshot::{take, Sources};
+use super::when::now_ms;
+use super::Event;
+use super::FaultKind;
+
+pub struct Recorder {
+    cfg: EventsConfig,
+    proc_root: PathBuf,
+    states: BTreeMap<String, UserState>,
+    /// The kernel log and users/ relative to the cgroup2 mount (how the log names cgroups).
+    kmsg: Option<Kmsg>,
+    users_rel: Option<String>,
+    /// OOM victims read from the log and not yet attached to an event (kept 30 s).
+    victims: Vec<(u64, OomVictim)>,
+}
+
+/// How long a logged OOM kill waits for its user's oom_kill counter to move.
+const VICTIM_KEEP_MS: u64 = 30_000;
+
+/// What one pass found: the events, and the users whose cgroup could not be read (why).
+#[derive(Debug, Default)]
+pub struct Pass {
+    pub events: Vec<Event>,
+    pub unreadable: Vec<(String, String)>,
+}
+
+impl Recorder {
+    pub fn new(cfg: EventsConfig, proc_root: &Path) -> Recorder {
+        Recorder {
+            cfg,
+            proc_root: proc_root.to_path_buf(),
+            states: BTreeMap::new(),
+            kmsg: None,
+            users_rel: None,
+            victims: Vec::new(),
+        }
+    }
+
+    /// Reads OOM victims from the kernel log (`users_rel`: users/ relative to the cgroup2
+    /// mount, e.g. `/system.slice/pam-cgroup.service/tree/users`).
+    pub fn with_kernel_log(mut self, kmsg: Kmsg, users_rel: String) -> Recorder {
+        self.kmsg = Some(kmsg);
+        self.users_rel = Some(users_rel);
+        self
+    }
+
+    /// Notes an OOM kill the kernel logged (what `with_kernel_log` reads; tests feed it).
+    pub fn note_victim(&mut self, time_ms: u64, users_rel: &str, victim: OomVictim) {
+        self.users_rel.get_or_insert_with(|| users_rel.to_string());
+        self.victims.push((time_ms, victim));
+    }
+
+    fn read_victims(&mut self, time_ms: u64) {
+        if let Some(k) = self.kmsg.as_mut() {
+            self.victims
+                .extend(k.victims().into_iter().map(|v| (time_ms, v)));
+        }
+        self.victims
+            .retain(|(t, _)| time_ms.saturating_sub(*t) <= VICTIM_KEEP_MS);
+    }
+
+    /// The logged victims of `user`: inside its cgroup by the kernel-made path, and running
+    /// as its uid (so a name chosen to look like a path never moves a victim to another user).
+    fn take_victims(&mut self, user: &str) -> Vec<OomVictim> {
+        let Some(users_rel) = self.users_rel.as_ref() else {
+            return Vec::new();
+        };
+        let Ok(uid) = crate::nss::lookup_user(user).map(|u| u.uid) else {
+            return Vec::new();
+        };
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.victims)
+            .into_iter()
+            .partition(|(_, v)| v.uid == uid && belongs_to(v, users_rel, user));
+        self.victims = rest;
+        mine.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// A reloaded config: thresholds change, what was seen is kept.
+    pub fn set_config(&mut self, cfg: EventsConfig) {
+        self.cfg = cfg;
+    }
+
+    pub fn config(&self) -> &EventsConfig {
+        &self.cfg
+    }
+
+    /// One pass over `users_dir` at the current time.
+    pub fn sample(&mut self, users_dir: &Path) -> Pass {
+        self.sample_at(users_dir, now_ms())
+    }
+
+    pub fn sample_at(&mut self, users_dir: &Path, time_ms: u64) -> Pass {
+        let mut pass = Pass::default();
+        self.read_victims(time_ms);
+        let users: Vec<(String, PathBuf)> = crate::inventory::child_cgroups(users_dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|path| {
+                let name = path.file_name()?.to_str()?.to_string();
+                validate_user_name(&name).ok()?;
+                Some((name, path))
+            })
+            .collect();
+        // A user whose cgroup went away starts from a new baseline if it comes back.
+        self.states
+            .retain(|name, _| users.iter().any(|(n, _)| n == name));
+        for (name, dir) in users {
+            let reading = match Reading::read(&dir) {
+                Ok(r) => r,
+                Err(e) if e.errno() == Some(libc::ENOENT) => continue,
+                Err(e) => {
+                    pass.unreadable.push((name, e.to_string()));
+                    continue;
+                }
+            };
+            let Some(state) = self.states.get_mut(&name) else {
+                self.states.insert(name, UserState::new(&reading));
+                continue;
+            };
+            let faults = state.observe(&reading, time_ms, &self.cfg);
+            for fault in faults {
+                let killed = if fault.kind == FaultKind::OomKill {
+                    // The record may have come right after the counter moved.
+                    self.read_victims(time_ms);
+                    self.take_victims(&name)
+                } else {
+                    Vec::new()
+                };
+                let processes = take(
+                    &Sources {
+                        user_dir: &dir,
+                        proc_root: &self.proc_root,
+                    },
+                    self.cfg.top_processes as usize,
+                    fault.kind.by_memory(),
+                );
+                pass.events.push(Event {
+                    time_ms,
+                    user: name.clone(),
+                    kind: fault.kind,
+                    delta: fault.delta,
+                    limit: fault.limit,
+                    usage: fault.usage,
+                    processes,
+                    killed,
+                });
+            }
+        }
+        pass
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_tree_counters_become_events_with_snapshots() {
+        let tmp = tempfile::tempdir().unwrap();
+        let users = tmp.path().join("users");
+        let alice = users.join("alice");
+        let leaf = alice.join("session-9");
+        std::fs::create_dir_all(&leaf).unwrap();
+        std::fs::create_dir_all(users.join("not a user!")).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(alice.join(name), text).unwrap();
+        write("memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
+        write("memory.max", "1048576\n");
+        write("memory.current", "1000000\n");
+        write("cgroup.procs", "");
+        std::fs::write(leaf.join("cgroup.procs"), "4242\n").unwrap();
+        let proc_root = tmp.path().join("proc");
+        std::fs::create_dir_all(proc_root.join("4242")).unwrap();
+        std::fs::write(
+            proc_root.join("4242/stat"),
+            "4242 (memhog) R 1 1 1 0 -1 0 0 0 0 0 5 5 0 0 20 0 1 0 1 1 256 0",
+        )
+        .unwrap();
+        std::fs::write(proc_root.join("4242/cmdline"), "memhog\0-m\0900M\0").unwrap();
+        let mut r = Recorder::new(EventsConfig::default(), &proc_root);
+        assert!(r.sample_at(&users, 1000).events.is_empty(), "baseline");
+        write("memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
+        let pass = r.sample_at(&users, 2000);
+        let kinds: Vec<FaultKind> = pass.events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![FaultKind::MemoryMax, FaultKind::Oom, FaultKind::OomKill]
+        );
+        let e = &pass.events[2];
+        assert_eq!((e.user.as_str(), e.delta), ("alice", 1));
+        assert_eq!(e.limit.as_deref(), Some("1048576"));
+        assert_eq!(e.processes[0].pid, 4242);
+        assert_eq!(e.processes[0].cmdline, "memhog -m 900M");
+        assert!(r.sample_at(&users, 3000).events.is_empty());
+    }
+
+    #[test]
+    fn a_logged_victim_goes_to_its_users_oom_kill_event_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let users = tmp.path().join("users");
+        // A real user for the uid check: root (uid 0).
+        let dir = users.join("root");
+        std::fs::create_dir_all(&dir).unwrap();
+        let events = |n: u64| format!("low 0\nhigh 0\nmax 0\noom {n}\noom_kill {n}\n");
+        std::fs::write(dir.join("memory.events"), events(0)).unwrap();
+        let mut r = Recorder::new(EventsConfig::default(), &tmp.path().join("proc"));
+        assert!(r.sample_at(&users, 1000).events.is_empty());
+        let victim = |uid: u32, memcg: &str| OomVictim {
+            pid: 99,
+            uid,
+            comm: "memhog".into(),
+            task_memcg: memcg.into(),
+        };
+        r.note_victim(1500, "/t/users", victim(2001, "/t/users/root/session-1"));
+        r.note_victim(1500, "/t/users", victim(0, "/t/users/rootx/session-1"));
+        r.note_victim(1500, "/t/users", victim(0, "/t/users/root/session-1"));
+        std::fs::write(dir.join("memory.events"), events(1)).unwrap();
+        let pass = r.sample_at(&users, 2000);
+        let kill = pass
+            .events
+            .iter()
+            .find(|e| e.kind == FaultKind::OomKill)
+            .unwrap();
+        assert_eq!(kill.killed.len(), 1, "{:?}", kill.killed);
+        assert_eq!((kill.killed[0].uid, kill.killed[0].pid), (0, 99));
+        let oom = pass
+            .events
+            .iter()
+            .find(|e| e.kind == FaultKind::Oom)
+            .unwrap();
+        assert!(oom.killed.is_empty());
+    }
+}

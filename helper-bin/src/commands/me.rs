@@ -1,0 +1,123 @@
+//! `cgroupctl me [--json]`: a customer's own limits, usage and recent faults, from the
+//! daemon's me socket. Needs no privilege: the daemon answers about the uid the kernel gives
+//! for this end of the socket, and nothing else. Text is escaped like every table (the
+//! snapshot holds command lines).
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Deserialize;
+
+use cgroup_core::events::Event;
+
+use super::escape::term;
+use super::events::{row, snapshot_text, HEADERS};
+use super::table;
+
+pub const DEFAULT_ME_SOCKET: &str = "/run/pam_cgroup-me/me.sock";
+/// An answer is a few hundred KiB at most (50 events, 10 processes each).
+const MAX_ANSWER: u64 = 8 << 20;
+
+#[derive(Debug, Args)]
+pub struct MeArgs {
+    /// Print the daemon's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's me socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_ME_SOCKET)]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+struct View {
+    user: String,
+    confined: bool,
+    limits: std::collections::BTreeMap<String, String>,
+    usage: Option<serde_json::Value>,
+    events: Vec<Event>,
+    note: Option<String>,
+}
+
+fn fetch(args: &MeArgs) -> Result<String> {
+    let s = UnixStream::connect(&args.socket).with_context(|| {
+        format!(
+            "connect to {} (is pam-cgroup.service running with --me-socket?)",
+            args.socket.display()
+        )
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut text = String::new();
+    s.take(MAX_ANSWER)
+        .read_to_string(&mut text)
+        .context("read the daemon's answer")?;
+    Ok(text)
+}
+
+fn usage_rows(u: &serde_json::Value) -> Vec<Vec<String>> {
+    let num = |v: &serde_json::Value| v.as_u64();
+    let mut rows = Vec::new();
+    let mut push = |what: &str, v: Option<String>| {
+        rows.push(vec![what.to_string(), v.unwrap_or_else(|| "-".to_string())]);
+    };
+    push("memory", num(&u["memory_current"]).map(table::bytes));
+    push("memory peak", num(&u["memory_peak"]).map(table::bytes));
+    push("processes", num(&u["pids_current"]).map(|v| v.to_string()));
+    push("cpu time", num(&u["cpu"]["usage_usec"]).map(table::usec));
+    push(
+        "cpu throttled",
+        num(&u["cpu"]["throttled_usec"]).map(table::usec),
+    );
+    push("io read", num(&u["io"]["rbytes"]).map(table::bytes));
+    push("io written", num(&u["io"]["wbytes"]).map(table::bytes));
+    rows
+}
+
+pub fn run(args: &MeArgs) -> Result<ExitCode> {
+    let text = fetch(args)?;
+    let value: serde_json::Value =
+        serde_json::from_str(text.trim()).context("the daemon's answer is not JSON")?;
+    if let Some(e) = value.get("error").and_then(|e| e.as_str()) {
+        bail!("the daemon says: {}", term(e));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let view: View = serde_json::from_value(value).context("the daemon's answer")?;
+    println!("user {}", term(&view.user));
+    if !view.confined {
+        println!(
+            "(no cgroup of yours right now: you are not confined by pam_cgroup, or not logged in)"
+        );
+    }
+    if let Some(n) = &view.note {
+        println!("note: {}", term(n));
+    }
+    if !view.limits.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = view
+            .limits
+            .iter()
+            .map(|(k, v)| vec![k.clone(), v.clone()])
+            .collect();
+        table::print(&["LIMIT", "VALUE"], &rows);
+    }
+    if let Some(u) = &view.usage {
+        println!();
+        table::print(&["USAGE", "NOW"], &usage_rows(u));
+    }
+    println!();
+    if view.events.is_empty() {
+        println!("(no faults recorded)");
+    }
+    for e in &view.events {
+        print!("{}", table::render(&HEADERS, &[row(e)]));
+        print!("{}", snapshot_text(e));
+    }
+    Ok(ExitCode::SUCCESS)
+}

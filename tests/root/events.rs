@@ -1,0 +1,379 @@
+//! Fault events (issue 14) on a host without controllers: the daemon runs in a private mount
+//! namespace where the test's users/ is a plain directory (bind-mounted over the real
+//! cgroupfs one), so the test injects memory.events / pids.events counters and the daemon
+//! records them, with a snapshot of a real process, in its real history; `cgroupctl events`
+//! reads them back. And the history's bounds: filled past its size, the oldest events go, the
+//! files never grow past the bound, a torn record is skipped and cut off.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cgroup_core::events::history::{file_paths, Writer};
+use cgroup_core::events::{Event, FaultKind, ProcessInfo};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use pam_cgroup_tests::support::{require_root, unique_name, TestSetup, TestUser};
+
+use crate::cgroupctl::cgroupctl_bin;
+
+/// A daemon whose users/ is `fake_users` (a plain directory the test writes counters into).
+pub struct FakeTreeDaemon {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl FakeTreeDaemon {
+    pub fn start(setup: &TestSetup, fake_users: &Path, extra: &[&str], log: PathBuf) -> Self {
+        // The real users/ must exist for the bind mount; TestTree removes it on drop.
+        std::fs::create_dir_all(setup.tree.users()).unwrap();
+        let script = format!(
+            "mount --bind \"$1\" \"$2\" && exec \"$3\" --config \"$4\" daemon --scan-interval 600 {}",
+            extra.join(" ")
+        );
+        let child = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &script,
+                "sh",
+            ])
+            .arg(fake_users)
+            .arg(setup.tree.users())
+            .arg(cgroupctl_bin())
+            .arg(setup.config_path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        FakeTreeDaemon { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> Duration {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                start.elapsed() < limit,
+                "no {needle:?} in the daemon's log after {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        start.elapsed()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let start = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for FakeTreeDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// users/<user> of a fake tree, with a session leaf holding `pids`.
+pub fn fake_user(users: &Path, user: &str, pids: &[u32]) -> PathBuf {
+    let dir = users.join(user);
+    let leaf = dir.join("session-1");
+    std::fs::create_dir_all(&leaf).unwrap();
+    let files = [
+        (
+            "memory.events",
+            "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n",
+        ),
+        ("memory.max", "268435456\n"),
+        ("memory.high", "max\n"),
+        ("memory.current", "268000000\n"),
+        ("pids.events", "max 0\n"),
+        // Present: this kernel counts pids.events hierarchically, read it as it is.
+        ("pids.events.local", "max 0\n"),
+        ("pids.max", "64\n"),
+        ("pids.current", "64\n"),
+        ("cgroup.procs", ""),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let procs: String = pids.iter().map(|p| format!("{p}\n")).collect();
+    std::fs::write(leaf.join("cgroup.procs"), procs).unwrap();
+    dir
+}
+
+/// A real process with a hostile comm (an OSC title sequence and a BEL): what a customer can
+/// name its process.
+/// A child killed and reaped on drop.
+pub struct Sleeper(pub Child);
+
+impl Sleeper {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn hostile_sleeper() -> Sleeper {
+    // Only a process itself may set its comm (prctl PR_SET_NAME = 15).
+    let script = "import ctypes, sys, time\n\
+        ctypes.CDLL(None).prctl(15, b'\\x1b]0;pwn\\x07\\x1b[2J', 0, 0, 0)\n\
+        sys.stdout.write('ok\\n'); sys.stdout.flush(); time.sleep(300)\n";
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script, "sleep", "300"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let child = Sleeper(child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert_eq!(line, "ok\n");
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap(),
+        "\x1b]0;pwn\x07\x1b[2J\n"
+    );
+    child
+}
+
+pub fn events_config(history: &Path) -> String {
+    format!(
+        "[events]\nhistory_dir = \"{}\"\nhistory_size = \"64K\"\nrepeat_after = 1\n",
+        history.display()
+    )
+}
+
+pub fn cgroupctl(setup: &TestSetup, args: &[&str]) -> Output {
+    Command::new(cgroupctl_bin())
+        .arg("--config")
+        .arg(setup.config_path())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn json_events(out: &Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn daemon_records_injected_faults_and_events_lists_them_escaped() {
+    require_root();
+    let work = tempfile::tempdir().unwrap();
+    let history = work.path().join("state/events");
+    let setup = TestSetup::new(&events_config(&history), "");
+    let users = work.path().join("users");
+    std::fs::create_dir(&users).unwrap();
+    let user = unique_name("pce");
+    let sleeper = hostile_sleeper();
+    let pid = sleeper.pid();
+    let dir = fake_user(&users, &user, &[pid]);
+
+    let mut daemon = FakeTreeDaemon::start(&setup, &users, &[], work.path().join("d1.log"));
+    daemon.wait_log("watching", Duration::from_secs(20));
+    // The first pass is the baseline; let one more go by.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!daemon.log().contains("fault user="), "{}", daemon.log());
+
+    std::fs::write(
+        dir.join("memory.events"),
+        "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("pids.events"), "max 240\n").unwrap();
+    let took = daemon.wait_log(
+        &format!("fault user={user} kind=oom_kill"),
+        Duration::from_secs(10),
+    );
+    eprintln!("oom_kill event logged {took:?} after the counter moved");
+    daemon.wait_log(
+        &format!("fault user={user} kind=pids_max"),
+        Duration::from_secs(10),
+    );
+    daemon.wait_log("recording fault events in", Duration::from_secs(1));
+    // The journal line is one line, the comm quoted and escaped.
+    let log = daemon.log();
+    assert!(!log.contains('\x1b') && !log.contains('\x07'), "{log:?}");
+
+    let events = json_events(&cgroupctl(&setup, &["events", "--json", "--user", &user]));
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    for k in ["memory_max", "oom", "oom_kill", "pids_max"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    let oom = events.iter().find(|e| e["kind"] == "oom_kill").unwrap();
+    assert_eq!(oom["delta"], 1);
+    assert_eq!(oom["limit"], "268435456");
+    assert_eq!(oom["processes"][0]["pid"], pid);
+    assert_eq!(oom["processes"][0]["comm"], "\x1b]0;pwn\x07\x1b[2J");
+    assert_eq!(oom["processes"][0]["cgroup"], "session-1");
+    assert!(oom["processes"][0]["cmdline"]
+        .as_str()
+        .unwrap()
+        .contains("sleep 300"));
+    let pids = events.iter().find(|e| e["kind"] == "pids_max").unwrap();
+    assert_eq!(
+        (pids["delta"].as_u64(), pids["usage"].as_f64()),
+        (Some(240), Some(64.0))
+    );
+
+    // --kind filters; text output (with the snapshot) never carries the raw sequences.
+    let only = json_events(&cgroupctl(
+        &setup,
+        &["events", "--json", "--kind", "pids_max"],
+    ));
+    assert!(only.iter().all(|e| e["kind"] == "pids_max") && !only.is_empty());
+    let text = cgroupctl(&setup, &["events", "--snapshot", "--user", &user]);
+    assert!(text.status.success(), "{text:?}");
+    let stdout = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "{stdout:?}"
+    );
+    assert!(stdout.contains("\\e]0;pwn\\a\\e[2J"), "{stdout}");
+    assert!(stdout.contains("oom_kill"), "{stdout}");
+    let since_future = json_events(&cgroupctl(
+        &setup,
+        &["events", "--json", "--since", "@9999999999"],
+    ));
+    assert!(since_future.is_empty());
+
+    // Root-only, on disk and in the CLI.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&history), 0o700);
+    assert_eq!(mode(&file_paths(&history)[0]), 0o600);
+    let customer = TestUser::new("pce");
+    let out = customer
+        .command(cgroupctl_bin().to_str().unwrap())
+        .arg("--config")
+        .arg(setup.config_path())
+        .args(["events", "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("root only"),
+        "{out:?}"
+    );
+
+    // A restart: the history is still there and nothing is reported twice.
+    daemon.stop();
+    let before = events.len();
+    let daemon2 = FakeTreeDaemon::start(&setup, &users, &[], work.path().join("d2.log"));
+    daemon2.wait_log("watching", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(2500));
+    let after = json_events(&cgroupctl(&setup, &["events", "--json", "--user", &user]));
+    assert_eq!(after.len(), before, "{after:?}");
+    assert!(!daemon2.log().contains("fault user="), "{}", daemon2.log());
+    drop(sleeper);
+}
+
+fn event(n: u64, user: &str) -> Event {
+    Event {
+        time_ms: 1_700_000_000_000 + n,
+        user: user.to_string(),
+        kind: FaultKind::PidsMax,
+        delta: n,
+        limit: Some("64".into()),
+        usage: Some(64.0),
+        processes: vec![ProcessInfo {
+            pid: 1,
+            comm: "forker".into(),
+            cmdline: "forker --bomb".repeat(20),
+            uid: Some(1000),
+            rss_bytes: 4096,
+            cpu_usec: 1,
+            cpu_percent: None,
+            cgroup: "session-1".into(),
+        }],
+        killed: Vec::new(),
+    }
+}
+
+#[test]
+fn history_is_bounded_and_survives_a_torn_record() {
+    require_root();
+    let work = tempfile::tempdir().unwrap();
+    let history = work.path().join("events");
+    let setup = TestSetup::new(&events_config(&history), "");
+    let bound = 64 * 1024;
+    let mut writer = Writer::open(&history, bound).unwrap();
+    // A second writer (another daemon) is refused: one writer at a time.
+    assert!(Writer::open(&history, bound).is_err());
+    let total = 2000;
+    for n in 1..=total {
+        writer.append(&event(n, "alice")).unwrap();
+        let sizes: Vec<u64> = file_paths(&history)
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .collect();
+        assert!(sizes.iter().sum::<u64>() <= bound, "{n}: {sizes:?}");
+    }
+    drop(writer);
+    let listed = json_events(&cgroupctl(&setup, &["events", "--json"]));
+    let deltas: Vec<u64> = listed
+        .iter()
+        .map(|e| e["delta"].as_u64().unwrap())
+        .collect();
+    assert_eq!(*deltas.last().unwrap(), total, "the newest is kept");
+    assert!(deltas[0] > 1, "the oldest went");
+    assert!(deltas.windows(2).all(|w| w[1] == w[0] + 1), "{deltas:?}");
+
+    // A crash mid-write: half a record at the end of the newest file.
+    let newest = file_paths(&history)
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&newest)
+        .unwrap();
+    f.write_all(b"000001f4 deadbeef {\"seq\":99999,\"ti")
+        .unwrap();
+    drop(f);
+    let out = cgroupctl(&setup, &["events", "--json"]);
+    assert_eq!(
+        json_events(&out).len(),
+        listed.len(),
+        "the torn record is skipped"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 damaged record"),
+        "{out:?}"
+    );
+    // The daemon's writer reopens (a restart): the torn tail is cut, new events follow.
+    let mut writer = Writer::open(&history, bound).unwrap();
+    writer.append(&event(total + 1, "alice")).unwrap();
+    drop(writer);
+    let out = cgroupctl(&setup, &["events", "--json"]);
+    let listed = json_events(&out);
+    assert_eq!(listed.last().unwrap()["delta"], total + 1);
+    assert!(out.stderr.is_empty(), "{out:?}");
+}

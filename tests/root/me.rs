@@ -1,0 +1,179 @@
+//! `cgroupctl me` (issue 14): each customer, as a real unprivileged process, sees its own
+//! limits and faults through the daemon's me socket, and nothing of another customer's; what
+//! a customer sends cannot make the daemon read anything else, and the socket cannot be
+//! replaced by a customer.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use pam_cgroup_tests::support::{require_root, TestSetup, TestUser};
+
+use crate::cgroupctl::cgroupctl_bin;
+use crate::events::{events_config, fake_user, FakeTreeDaemon, Sleeper};
+
+fn me_as(user: &TestUser, socket: &std::path::Path, json: bool) -> Output {
+    let mut cmd = user.command(cgroupctl_bin().to_str().unwrap());
+    cmd.arg("me").arg("--socket").arg(socket);
+    if json {
+        cmd.arg("--json");
+    }
+    // One answer per uid per second: space the calls.
+    std::thread::sleep(Duration::from_millis(1100));
+    cmd.output().unwrap()
+}
+
+/// A process of `user` with a recognisable command line.
+fn sleeper_as(user: &TestUser, tag: &str) -> Sleeper {
+    let child = user
+        .command("sh")
+        .args(["-c", &format!("exec sleep 300 {tag}"), "x"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    // GNU sleep adds its operands: `sleep 300 TAG` sleeps 300 + TAG seconds.
+    Sleeper(child)
+}
+
+#[test]
+fn each_customer_sees_only_its_own_faults() {
+    require_root();
+    let work = tempfile::tempdir().unwrap();
+    let history = work.path().join("state/events");
+    let setup = TestSetup::new(&events_config(&history), "");
+    let run_dir = work.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = run_dir.join("me.sock");
+    let alice = TestUser::new("pcma");
+    let bob = TestUser::new("pcmb");
+    let users = work.path().join("users");
+    std::fs::create_dir(&users).unwrap();
+    let alice_proc = sleeper_as(&alice, "1");
+    let root_proc = Sleeper(Command::new("sleep").arg("301").spawn().unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    let alice_dir = fake_user(&users, &alice.name, &[alice_proc.pid(), root_proc.pid()]);
+    fake_user(&users, &bob.name, &[]);
+
+    let socket_arg = socket.display().to_string();
+    let daemon = FakeTreeDaemon::start(
+        &setup,
+        &users,
+        &["--me-socket", &socket_arg],
+        work.path().join("d.log"),
+    );
+    daemon.wait_log("answering cgroupctl me", Duration::from_secs(20));
+    daemon.wait_log("watching", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(
+        alice_dir.join("memory.events"),
+        "low 0\nhigh 0\nmax 1\noom 1\noom_kill 1\noom_group_kill 0\n",
+    )
+    .unwrap();
+    daemon.wait_log(
+        &format!("fault user={} kind=oom_kill", alice.name),
+        Duration::from_secs(10),
+    );
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o666);
+
+    // alice: her limits and her fault, with her process and not root's.
+    let out = me_as(&alice, &socket, true);
+    assert!(out.status.success(), "{out:?}\n{}", daemon.log());
+    let me: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(me["user"], alice.name.as_str());
+    assert_eq!(me["uid"], alice.uid);
+    assert_eq!(me["limits"]["memory.max"], "268435456");
+    let kinds: Vec<&str> = me["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"oom_kill"), "{me}");
+    let oom = me["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "oom_kill")
+        .unwrap();
+    let pids: Vec<u64> = oom["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids, vec![u64::from(alice_proc.pid())], "{oom}");
+    let text = me_as(&alice, &socket, false);
+    assert!(text.status.success(), "{text:?}");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("oom_kill"));
+
+    // bob: his own (empty) view; nothing of alice's anywhere in the answer.
+    let out = me_as(&bob, &socket, true);
+    assert!(out.status.success(), "{out:?}");
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["user"], bob.name.as_str());
+    assert!(me["events"].as_array().unwrap().is_empty(), "{body}");
+    for secret in [
+        alice.name.clone(),
+        alice.uid.to_string(),
+        alice_proc.pid().to_string(),
+    ] {
+        assert!(!body.contains(&secret), "{secret} in bob's answer: {body}");
+    }
+
+    // bob talks to the socket himself: whatever he sends (a user, a path), the answer is
+    // about him, and it is the same as when he sends nothing.
+    let script = format!(
+        "import socket, sys\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.connect({:?})\n\
+         s.sendall(b'{{\"user\":\"{}\",\"history_dir\":\"/etc\"}}\\n../../../etc/shadow\\n')\n\
+         sys.stdout.write(s.makefile().read())\n",
+        socket_arg, alice.name
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = bob
+        .command("/usr/bin/python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        body.contains(&format!("\"user\":\"{}\"", bob.name)),
+        "{out:?}"
+    );
+    assert!(
+        !body.contains(&alice.name) && !body.contains("root:"),
+        "{body}"
+    );
+
+    // bob cannot replace the socket (its directory is root's, 0755).
+    let out = bob
+        .command("sh")
+        .args([
+            "-c",
+            &format!("rm -f {socket_arg}; ln -s /etc/shadow {socket_arg}.x"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(socket.exists());
+
+    // Root's own connection: root is not a customer, so no cgroup and no fault.
+    let mut s = UnixStream::connect(&socket).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let _ = s.write_all(b"x");
+    let v: serde_json::Value = serde_json::from_str(answer.trim()).unwrap();
+    assert_eq!(v["user"], "root");
+    assert!(v["events"].as_array().unwrap().is_empty());
+    drop(daemon);
+    drop(alice_proc);
+    drop(root_proc);
+}

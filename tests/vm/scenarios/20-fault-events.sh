@@ -1,0 +1,162 @@
+# Fault events (issue 14) with real controllers: an OOM kill, a fork bomb at pids.max and a
+# CPU hog each give one event of the right kind within 2 s of the kernel's counter moving,
+# with a snapshot that names the guilty process (for the OOM kill: the killed process, from
+# the kernel's log); `cgroupctl events --json` still lists them after the daemon restarts;
+# `cgroupctl me` shows alice hers, and bob nothing of hers.
+[[ $VM_INSTALL_MODE == deb* ]] || fail "feature missing: the unit comes with the .deb ($VM_INSTALL_MODE)"
+require_cgroupctl_verb events
+require_cgroupctl_verb me
+kill_user_processes alice
+kill_user_processes bob
+vm_user_file alice <<'EOT'
+"memory.max" = "96M"
+"pids.max" = 64
+EOT
+vm_login alice true >/dev/null || fail "alice cannot log in"
+ucg=$(user_cg alice)
+assert_file_eq "$ucg/pids.max" 64
+vm_root "systemctl is-active pam-cgroup.service" >/dev/null || fail "pam-cgroup.service is not running"
+start=$(vm_root "date +%s")
+
+# s20-wait.py KIND DIR FILE KEY: started before the hog; waits (50 ms polls) until the
+# kernel's counter (KEY of FILE summed over DIR and its descendants: Debian 12's 6.1 counts a
+# refused fork in the forking task's own cgroup) passes its value at the start, then until
+# `cgroupctl events` lists a KIND event of alice since the start; prints the event's lag
+# after the counter moved, and the event.
+vm_write /tmp/s20-wait.py 644 <<PY
+import json, os, subprocess, sys, time
+kind, top, name, key = sys.argv[1:5]
+def counter():
+    total = 0
+    for d, _, files in os.walk(top):
+        if name in files:
+            try:
+                for line in open(os.path.join(d, name)):
+                    k, v = line.split()[:2]
+                    if k == key:
+                        total += int(v)
+            except OSError:
+                pass
+    return total
+base = counter()
+print(json.dumps({"base": base}), file=sys.stderr)
+deadline = time.time() + 100
+while counter() <= base:
+    if time.time() > deadline:
+        print(json.dumps({"error": "the counter never moved"})); sys.exit(0)
+    time.sleep(0.05)
+moved_ms = int(time.time() * 1000)
+while time.time() < deadline:
+    out = subprocess.run(["cgroupctl", "events", "--json", "--user", "alice", "--kind", kind,
+                          "--since", "@$start"], capture_output=True, text=True).stdout
+    events = [json.loads(l) for l in out.splitlines() if l.strip()]
+    if events:
+        e = events[0]
+        print(json.dumps({"lag_ms": e["time_ms"] - moved_ms, "count": len(events), "event": e}))
+        sys.exit(0)
+    time.sleep(0.2)
+print(json.dumps({"error": "no %s event listed" % kind}))
+PY
+# wait_event KIND FILE KEY: starts the waiter in the background (before the hog).
+wait_event() {
+    vm_root "rm -f /tmp/s20-$1.json; nohup python3 /tmp/s20-wait.py $1 '$ucg' $2 $3 >/tmp/s20-$1.json 2>/tmp/s20-$1.err </dev/null &
+             sleep 1" >/dev/null
+}
+# event_result KIND: the waiter's answer (waits for it).
+event_result() {
+    local r=""
+    for _ in $(seq 1 110); do
+        r=$(vm_root "cat /tmp/s20-$1.json 2>/dev/null || true")
+        [[ -n $r ]] && break
+        sleep 1
+    done
+    tlog "$1: $r"
+    [[ -n $r && $r != *'"error"'* ]] || fail "$1: ${r:-the waiter never answered}"
+    printf '%s\n' "$r"
+}
+field() { python3 -c "import json,sys; v=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+assert_lag() {
+    local lag
+    lag=$(field 'v["lag_ms"]' <<<"$2")
+    ((lag <= 2000)) || fail "$1: the event came ${lag} ms after the counter moved (> 2 s)"
+    tlog "ok: $1 event ${lag} ms after the kernel's counter moved"
+}
+
+step "OOM kill: a memory hog above memory.max = 96M"
+wait_event oom_kill memory.events oom_kill
+vm_login alice "sh -c 'echo \$\$ > /tmp/s20-mem.pid; exec python3 -c \"x = [bytearray(8 << 20) for _ in range(60)]\"'" >/dev/null 2>&1 || true
+r=$(event_result oom_kill)
+assert_lag oom_kill "$r"
+hog=$(vm_root "cat /tmp/s20-mem.pid")
+killed=$(field '" ".join("%s:%s" % (k["pid"], k["comm"]) for k in v["event"].get("killed", []))' <<<"$r")
+[[ " $killed " == *" $hog:python3 "* ]] || fail "the oom_kill event does not name the killed hog $hog (killed: '$killed')"
+assert_eq "the oom_kill event's delta" "$(field 'v["event"]["delta"]' <<<"$r")" 1
+assert_eq "the oom_kill event's limit (memory.max)" "$(field 'v["event"]["limit"]' <<<"$r")" 100663296
+
+step "fork bomb at pids.max = 64"
+wait_event pids_max pids.events max
+vm_login alice "setsid bash -c ':(){ :|:& };:' </dev/null >/dev/null 2>&1 & sleep 1; true" >/dev/null || true
+r=$(event_result pids_max)
+kill_user_processes alice
+assert_lag pids_max "$r"
+bomb=$(field 'sum(1 for p in v["event"]["processes"] if ":|:&" in p["cmdline"])' <<<"$r")
+((bomb >= 1)) || fail "the pids_max snapshot shows no process of the bomb: $r"
+assert_eq "the pids_max event's limit" "$(field 'v["event"]["limit"]' <<<"$r")" 64
+
+step "CPU hog throttled by cpu.max = 20%"
+# The loop starts unthrottled (cpu.max max) and is throttled by a live `cgroupctl set`: the
+# scenario's logins (sshd's key exchange under TCG) are never what is throttled.
+vm_root "cgroupctl set alice cpu.max=max" >/dev/null || fail "cgroupctl set alice cpu.max=max failed"
+vm_login alice "setsid bash -c 'exec -a pamcg-s20-cpu bash -c \"while :; do :; done\"' </dev/null >/dev/null 2>&1 & true" >/dev/null
+wait_tagged pamcg-s20-cpu >/dev/null
+sleep 2
+wait_event cpu_throttled cpu.stat nr_throttled
+vm_root "cgroupctl set alice cpu.max=20%" >/dev/null || fail "cgroupctl set alice cpu.max=20% failed"
+assert_file_eq "$ucg/cpu.max" "20000 100000"
+r=$(event_result cpu_throttled)
+kill_user_processes alice
+first=$(field 'v["event"]["processes"][0]["cmdline"]' <<<"$r")
+[[ $first == pamcg-s20-cpu* ]] || fail "the busiest process of the cpu_throttled snapshot is '$first', not the hog"
+# The throttled counter moves in the hog's first period; the event needs a sample above 50 %:
+# at most two samples (2 s) later.
+assert_lag cpu_throttled "$r"
+
+step "one event of each kind (repeats within repeat_after are folded into the next)"
+list=$(vm_root "cgroupctl events --json --user alice --since @$start")
+for k in oom_kill pids_max cpu_throttled; do
+    n=$(grep -c "\"kind\":\"$k\"" <<<"$list" || true)
+    assert_eq "$k events of alice since the start" "$n" 1
+done
+
+step "the history survives a daemon restart"
+kill_user_processes alice
+kill_user_processes bob
+vm_root "systemctl restart pam-cgroup.service" >/dev/null \
+    || fail "restart failed: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
+after=$(vm_root "cgroupctl events --json --user alice --since @$start")
+for k in oom_kill pids_max cpu_throttled; do
+    grep -q "\"kind\":\"$k\"" <<<"$after" || fail "no $k event after the restart: $after"
+done
+vm_root "stat -c '%a %U' /var/lib/pam_cgroup/events /var/lib/pam_cgroup/events/events.0" >/tmp/s20-modes.$$ || true
+tlog "history modes: $(tr '\n' ' ' </tmp/s20-modes.$$)"
+rm -f /tmp/s20-modes.$$
+
+step "cgroupctl me: alice sees hers; bob nothing of alice's"
+# cgroupctl is in /usr/sbin, which is not in a customer's PATH.
+vm_root "test -S /run/pam_cgroup-me/me.sock" || fail "no me socket"
+me=$(vm_login alice "/usr/sbin/cgroupctl me --json") || fail "cgroupctl me failed for alice"
+assert_eq "me's user for alice" "$(field 'v["user"]' <<<"$me")" alice
+kinds=$(field '" ".join(sorted(set(e["kind"] for e in v["events"])))' <<<"$me")
+for k in oom_kill pids_max cpu_throttled; do
+    [[ " $kinds " == *" $k "* ]] || fail "alice's cgroupctl me lacks her $k event: '$kinds'"
+done
+mekilled=$(field '" ".join(str(k["pid"]) for e in v["events"] for k in e.get("killed", []))' <<<"$me")
+[[ " $mekilled " == *" $hog "* ]] || fail "alice's cgroupctl me does not name her killed hog $hog"
+sleep 1.2
+bme=$(vm_login bob "/usr/sbin/cgroupctl me --json") || fail "cgroupctl me failed for bob"
+assert_eq "me's user for bob" "$(field 'v["user"]' <<<"$bme")" bob
+[[ $bme != *alice* && $bme != *":|:&"* && $bme != *pamcg-s20* && $bme != *"\"pid\": $hog,"* ]] \
+    || fail "bob's cgroupctl me shows something of alice's: $bme"
+assert_eq "bob's events" "$(field 'len(v["events"])' <<<"$bme")" 0
+r=$(vm_login bob "/usr/sbin/cgroupctl events --json 2>&1; echo rc=\$?") || true
+[[ $r == *"root only"*"rc="[1-9]* ]] || fail "bob ran cgroupctl events: $r"
