@@ -83,8 +83,23 @@ fn remove_tree(dir: &Path, mount_point: &Path) {
             let _ = std::fs::write(mount_point.join("cgroup.procs"), format!("{pid}\n"));
         }
     }
-    if let Err(e) = std::fs::remove_dir(dir) {
-        eprintln!("cleanup: rmdir {}: {e}", dir.display());
+    // A process a test killed just before may still be a zombie nobody reaped yet: it keeps the
+    // cgroup populated (EBUSY) without being listed in cgroup.procs. Give its reaper a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => {
+                eprintln!("cleanup: rmdir {}: {e}", dir.display());
+                return;
+            }
+            Ok(()) => return,
+        }
     }
 }
 
