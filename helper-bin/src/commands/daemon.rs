@@ -242,6 +242,14 @@ fn bind(args: &DaemonArgs) -> Result<Option<Listener>> {
     let Some(path) = &args.socket else {
         return Ok(None);
     };
+    let l = bind_unix_socket(path, 0o600)?;
+    Ok(Some(Listener::Unix(l, path.clone())))
+}
+
+/// Listens on the unix socket `path` with `mode`, non-blocking: a stale socket there is
+/// replaced, a live one (another daemon) or anything that is not a socket refused. Shared by
+/// the metrics socket and the customers' `me` socket.
+pub(crate) fn bind_unix_socket(path: &Path, mode: u32) -> Result<UnixListener> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             bail!(
@@ -258,10 +266,10 @@ fn bind(args: &DaemonArgs) -> Result<Option<Listener>> {
         std::fs::remove_file(path).with_context(|| format!("remove stale {}", path.display()))?;
     }
     let l = UnixListener::bind(path).with_context(|| format!("listen on {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("chmod 0600 {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {mode:o} {}", path.display()))?;
     l.set_nonblocking(true)?;
-    Ok(Some(Listener::Unix(l, path.clone())))
+    Ok(l)
 }
 
 fn remove_socket(path: &Path) {

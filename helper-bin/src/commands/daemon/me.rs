@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -83,27 +83,7 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
             parent.display()
         );
     }
-    if let Ok(m) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt;
-        if !m.file_type().is_socket() {
-            bail!(
-                "{} exists and is not a socket: refusing to replace it",
-                path.display()
-            );
-        }
-        if UnixStream::connect(path).is_ok() {
-            bail!(
-                "{} is in use by another process (a running daemon?)",
-                path.display()
-            );
-        }
-        std::fs::remove_file(path).with_context(|| format!("remove stale {}", path.display()))?;
-    }
-    let l = UnixListener::bind(path).with_context(|| format!("listen on {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-        .with_context(|| format!("chmod 0666 {}", path.display()))?;
-    l.set_nonblocking(true)?;
-    Ok(l)
+    super::bind_unix_socket(path, 0o666)
 }
 
 fn answer_json(sources: &Sources, uid: u32) -> String {
