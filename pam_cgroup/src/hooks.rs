@@ -240,7 +240,7 @@ fn close(pamh: &mut PamHandle, log: &mut Logger) -> PamResultCode {
                 );
             }
             log.debug(&format!(
-                "user {}: session closed, leaf {} {:?}",
+                "user {}: session closed, leaf {}: {}",
                 record.user,
                 record.leaf.display(),
                 report.leaf

@@ -27,7 +27,7 @@ fn kernel_path(setup: &TestSetup, dir: &Path) -> String {
 #[test]
 fn session_lands_in_its_leaf_child_inherits_and_close_cleans_up() {
     require_root();
-    let setup = TestSetup::new("[limits]\n\"memory.max\" = \"1G\"\n", "");
+    let setup = TestSetup::new("[limits]\n\"memory.max\" = \"1G\"\n", "debug");
     let alice = TestUser::new("pca");
     let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
@@ -50,6 +50,16 @@ fn session_lands_in_its_leaf_child_inherits_and_close_cleans_up() {
     assert!(
         setup.tree.session_leaves(&alice.name).is_empty(),
         "empty leaf removed"
+    );
+    // The debug line says so in words, not as a Rust enum.
+    assert!(
+        r.syslog_text().contains(&format!(
+            "user {}: session closed, leaf {}{leaf}: removed",
+            alice.name,
+            setup.tree.mount_point.display()
+        )),
+        "{:?}",
+        r.syslog
     );
     assert!(
         setup.tree.user(&alice.name).is_dir(),

@@ -26,6 +26,17 @@ pub enum Removed {
     Busy,
 }
 
+/// How a log line says it (an admin reads it in the journal).
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Removed::Removed => "removed",
+            Removed::AlreadyGone => "already gone",
+            Removed::Busy => "left in place: still holds processes or cgroups",
+        })
+    }
+}
+
 /// mkdir that treats "already exists" as success: concurrent logins race here.
 pub fn create_dir(path: &Path) -> Result<Created> {
     match std::fs::DirBuilder::new().mode(0o755).create(path) {
