@@ -213,7 +213,7 @@ result = {
 json.dump(result, open(out_path, "w"), indent=2)
 
 print(f"VM ssh logins (TCG, {deb}; guest {result['guest']}): wall time of `ssh USER true`, ms")
-print(f"{'state':12} {'kind':6} {'n':>3} {'median':>8} {'p90':>8} {'/disabled':>10} {'paired':>7}   "
+print(f"{'state':14} {'kind':6} {'n':>3} {'median':>8} {'p90':>8} {'/disabled':>10} {'paired':>7}   "
       f"{'open->scope':>11} {'scope->env':>11} {'env->disc':>11} {'disc->close':>11} {'user@ start':>11} {'throttled/login':>15}")
 for s in STATES:
     for kind in ("first", "later"):
@@ -222,19 +222,20 @@ for s in STATES:
         r = x["ratio_to_disabled"]
         pr = x.get("paired_ratio_median")
         g = lambda k: f"{ph[k]:11.0f}" if k in ph else f"{'-':>11}"
-        print(f"{s:12} {kind:6} {x['n']:3d} {x['median_ms']:8.0f} {x['p90_ms']:8.0f} "
+        print(f"{s:14} {kind:6} {x['n']:3d} {x['median_ms']:8.0f} {x['p90_ms']:8.0f} "
               f"{(f'{r:.3f}' if r else '-'):>10} {(f'{pr:.3f}' if pr else '-'):>7}   {g('opened->scope started (pam_systemd)')} "
               f"{g('scope started->pam_env (rest of the open stack)')} {g('pam_env->client disconnect (the command)')} "
               f"{g('disconnect->pam session closed')} "
               f"{g('user@.service starting->started')} {throttle[s]['throttled_ms_per_login']:15.1f}")
-print()
-print("CPU time used during a login (ms, mean; from right before it to right after the client returned):")
-names = ["guest", "systemd", "logind", "journald", "dbus", "daemon"]
-print(f"{'state':12} {'kind':6} " + " ".join(f"{n:>9}" for n in names))
-for s in STATES:
-    for kind in ("first", "later"):
-        c = stats[s][kind]["cpu_mean_ms"]
-        print(f"{s:12} {kind:6} " + " ".join(f"{c.get(n, float('nan')):9.0f}" for n in names))
+if any(lg.get("cpu_ms") for lg in logins):
+    print()
+    print("CPU time used during a login (ms, mean; from right before it to right after the client returned):")
+    names = ["guest", "systemd", "logind", "journald", "dbus", "daemon"]
+    print(f"{'state':14} {'kind':6} " + " ".join(f"{n:>9}" for n in names))
+    for s in STATES:
+        for kind in ("first", "later"):
+            c = stats[s][kind]["cpu_mean_ms"]
+            print(f"{s:14} {kind:6} " + " ".join(f"{c.get(n, float('nan')):9.0f}" for n in names))
 fails = sum(x[k]["failures"] for x in stats.values() for k in x)
 if fails:
     print(f"WARNING: {fails} logins failed (exit status != 0)")
