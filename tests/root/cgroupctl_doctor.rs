@@ -199,6 +199,43 @@ fn doctor_fails_missing_controllers_programs_hidepid_and_bad_pam_stacks() {
         assert_eq!(code, Some(1), "{all}");
         assert_eq!(status_of(&f, "pam:cron"), "FAIL", "{control}: {all}");
     }
+
+    // A line before ours that can let a login through without reaching it: in the session
+    // stack that login is unconfined (FAIL); in the account stack only the session part is
+    // left to refuse a suspended user (WARN). libpam-sss's profile puts `sufficient
+    // pam_localuser.so` in common-account, above our (lower-priority) line.
+    fake.stack(
+        "cron",
+        "session optional pam_systemd.so\nsession sufficient pam_localuser.so\nsession required pam_cgroup.so\n",
+    );
+    fake.stack(
+        "common-account-x",
+        "account [success=1 new_authtok_reqd=done default=ignore] pam_unix.so\naccount requisite pam_deny.so\naccount required pam_permit.so\naccount sufficient pam_localuser.so\naccount [default=bad success=ok user_unknown=ignore] pam_sss.so\naccount [success=ok new_authtok_reqd=ok ignore=ignore module_unknown=ignore default=bad] pam_cgroup.so\n",
+    );
+    let (code, f, all) = fake.doctor(&setup.config_path());
+    assert_eq!(code, Some(1), "{all}");
+    assert_eq!(status_of(&f, "pam:cron"), "FAIL", "{all}");
+    assert_eq!(status_of(&f, "pam-account:login"), "WARN", "{all}");
+    let account = f
+        .iter()
+        .find(|x| x["check"] == "pam-account:login")
+        .unwrap();
+    assert!(
+        account["summary"]
+            .as_str()
+            .unwrap()
+            .contains("`sufficient pam_localuser.so` at common-account-x:4"),
+        "{account}"
+    );
+    assert_explained(&f);
+    // Debian's own common-account (no libpam-sss): pam_unix's jump and its
+    // `new_authtok_reqd=done` never skip our line.
+    fake.stack(
+        "common-account-x",
+        "account [success=1 new_authtok_reqd=done default=ignore] pam_unix.so\naccount requisite pam_deny.so\naccount required pam_permit.so\naccount [success=ok new_authtok_reqd=ok ignore=ignore module_unknown=ignore default=bad] pam_cgroup.so\n",
+    );
+    let (_, f, all) = fake.doctor(&setup.config_path());
+    assert_eq!(status_of(&f, "pam-account:login"), "OK", "{all}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The PAM stacks of the services users log in through.
 
-use super::pam::{module_stack, position, session_stack};
+use super::pam::{module_stack, position, session_stack, SessionLine};
 use super::{Finding, Inputs, PACKAGE_PAM_LINE};
 
 const MODULE: &str = "pam_cgroup.so";
@@ -44,6 +44,18 @@ pub(super) fn check_pam(inputs: &Inputs, out: &mut Vec<Finding>) {
                 continue;
             }
         }
+        if let Some(skip) = skipped_by(&stack, ours) {
+            out.push(Finding::fail(
+                check,
+                format!(
+                    "`{} {}` at {}:{} can end the session stack before {MODULE} ({}:{})",
+                    skip.control, skip.module, skip.file, skip.line, line.file, line.line
+                ),
+                format!("every login that line accepts skips {MODULE}: it runs unconfined, with no limits and no private IP"),
+                format!("move {MODULE} before that line, or make that line `required`/`optional` (pam.conf(5): `sufficient` and `done` end the stack, a jump skips the lines it jumps over)"),
+            ));
+            continue;
+        }
         if let Some(ignored) = refusal_ignored(&line.control) {
             out.push(Finding::fail(
                 check,
@@ -72,6 +84,19 @@ fn check_account(inputs: &Inputs, service: &str, out: &mut Vec<Finding>) {
     let file = inputs.pam_dir.join(service);
     let account = module_stack(&inputs.pam_dir, service, "account").unwrap_or_default();
     match position(&account, MODULE) {
+        Some(i) if skipped_by(&account, i).is_some() => {
+            let ours = &account[i];
+            let skip = skipped_by(&account, i).unwrap_or(ours);
+            out.push(Finding::warn(
+                check,
+                format!(
+                    "`{} {}` at {}:{} can end the account stack before {MODULE} ({}:{})",
+                    skip.control, skip.module, skip.file, skip.line, ours.file, ours.line
+                ),
+                "matters when a user that line accepts (libpam-sss's `sufficient pam_localuser.so`: every local user) is suspended or at its sessions.max: only the session part refuses the login, after sshd has accepted it, and the person logging in is not told why",
+                format!("put the account line `{ACCOUNT_LINE}` before that line in {} (pam-auth-update orders profiles by Priority and rewrites the file: keep the edit in a local profile)", ours.file),
+            ));
+        }
         Some(i) => out.push(Finding::ok(
             check,
             format!(
@@ -86,6 +111,42 @@ fn check_account(inputs: &Inputs, service: &str, out: &mut Vec<Finding>) {
             "run `pam-auth-update --enable pam-cgroup` (its profile has an Account section, which common-account carries)",
         )),
     }
+}
+
+/// The package's account line (debian/pam-cgroup.pam-auth-update).
+const ACCOUNT_LINE: &str = "account [success=ok new_authtok_reqd=ok ignore=ignore module_unknown=ignore default=bad] pam_cgroup.so";
+
+/// The first line before `ours` that can let a login through without libpam reaching it
+/// (pam.conf(5)): a `sufficient` line ends the stack when its module succeeds, so does
+/// `success=done` (or `default=done`), and a jump `N` skips the next N lines. Includes are followed as libpam inlines them; a
+/// `substack`'s own `done` ends only the substack, which this does not tell apart (a warning
+/// too many, never one too few).
+fn skipped_by(stack: &[SessionLine], ours: usize) -> Option<&SessionLine> {
+    stack[..ours]
+        .iter()
+        .enumerate()
+        .find(|(i, l)| {
+            if l.control == "sufficient" {
+                return true;
+            }
+            let Some(inner) = l
+                .control
+                .strip_prefix('[')
+                .and_then(|c| c.strip_suffix(']'))
+            else {
+                return false;
+            };
+            inner
+                .split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .any(|(code, action)| {
+                    // `done` on a failure code (Debian's `new_authtok_reqd=done` for an
+                    // expired password) ends the stack without letting the login in as it is.
+                    (action == "done" && matches!(code, "success" | "default"))
+                        || action.parse::<usize>().is_ok_and(|n| i + n >= ours)
+                })
+        })
+        .map(|(_, l)| l)
 }
 
 /// What the session part answers when it refuses a login (hooks.rs): these must make the
@@ -132,7 +193,66 @@ fn refusal_ignored(control: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::refusal_ignored;
+    use super::{refusal_ignored, skipped_by, SessionLine};
+
+    fn stack(controls: &[(&str, &str)]) -> Vec<SessionLine> {
+        controls
+            .iter()
+            .enumerate()
+            .map(|(i, (control, module))| SessionLine {
+                file: "common-x".into(),
+                line: i + 1,
+                control: control.to_string(),
+                module: module.to_string(),
+                args: vec![],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_line_that_can_end_the_stack_or_jump_over_ours_is_found() {
+        // Debian's common-account with libpam-sss enabled: pam_localuser ends it for locals.
+        let sss = stack(&[
+            (
+                "[success=1 new_authtok_reqd=done default=ignore]",
+                "pam_unix.so",
+            ),
+            ("requisite", "pam_deny.so"),
+            ("required", "pam_permit.so"),
+            ("sufficient", "pam_localuser.so"),
+            ("[default=bad success=ok user_unknown=ignore]", "pam_sss.so"),
+            ("[success=ok default=bad]", "pam_cgroup.so"),
+        ]);
+        assert_eq!(
+            skipped_by(&sss, 5).map(|l| l.module.as_str()),
+            Some("pam_localuser.so")
+        );
+        // Without it (Debian's default): pam_unix's jump skips pam_deny only, and its
+        // `new_authtok_reqd=done` (an expired password) does not let a login through.
+        let default: Vec<SessionLine> = sss[..3].iter().chain(&sss[5..]).cloned().collect();
+        assert_eq!(skipped_by(&default, 3), None);
+        // Debian's common-session: the jump skips only pam_deny.
+        let session = stack(&[
+            ("[default=1]", "pam_permit.so"),
+            ("requisite", "pam_deny.so"),
+            ("required", "pam_permit.so"),
+            ("optional", "pam_systemd.so"),
+            ("[success=ok default=bad]", "pam_cgroup.so"),
+        ]);
+        assert_eq!(skipped_by(&session, 4), None);
+        // A jump that lands on or past ours skips it.
+        let jump = stack(&[
+            ("[success=2 default=ignore]", "pam_succeed_if.so"),
+            ("required", "pam_permit.so"),
+            ("required", "pam_cgroup.so"),
+        ]);
+        assert_eq!(skipped_by(&jump, 2).map(|l| l.line), Some(1));
+        let done = stack(&[
+            ("[success=done default=ignore]", "pam_x.so"),
+            ("required", "pam_cgroup.so"),
+        ]);
+        assert!(skipped_by(&done, 1).is_some());
+    }
 
     #[test]
     fn only_controls_that_fail_the_stack_on_a_refusal_pass() {
