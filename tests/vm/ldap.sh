@@ -37,11 +37,14 @@ if [ ! -f /run/pamcg-ldap-ready ]; then
     systemctl stop sssd slapd 2>/dev/null || true
     rm -rf /etc/ldap/slapd.d /var/lib/ldap /var/lib/sss/db/*
     install -d -m 750 -o openldap -g openldap /etc/ldap/slapd.d /var/lib/ldap
+    install -d -m 755 -o openldap -g openldap /var/run/slapd
     moddir=\$(dirname "\$(find /usr/lib -name 'back_mdb.so*' | head -n 1)")
     cat > /root/ldap-config.ldif <<EOT
 dn: cn=config
 objectClass: olcGlobal
 cn: config
+olcPidFile: /var/run/slapd/slapd.pid
+olcArgsFile: /var/run/slapd/slapd.args
 
 dn: cn=module{0},cn=config
 objectClass: olcModuleList
@@ -162,6 +165,8 @@ ldap_show() {
 # ldap_teardown: stop SSSD and slapd, so that the scenarios after these run with the image's
 # NSS as before (nss_sss answers UNAVAIL at once, after files found the local users).
 ldap_teardown() {
-    vm_root "for u in dana erin frank; do pkill -KILL -u \$u 2>/dev/null || true; done
+    # By uid: `pkill -u erin` would make SSSD look erin up, and 21-ldap-outage needs her never
+    # cached.
+    vm_root "pkill -KILL -u 3001,3002,3003 2>/dev/null || true
              systemctl stop sssd slapd 2>/dev/null || true" >/dev/null || true
 }
