@@ -35,8 +35,10 @@ out=$(vm_login carol "grep ^0:: /proc/self/cgroup") || fail "carol (admins) coul
 out=$(vm_login bob "grep ^0:: /proc/self/cgroup") || fail "bob could not log in during the outage"
 [[ $out == *"/users/bob/session-"* ]] || fail "bob was not confined during the outage: $out"
 
-step "SSSD stopped too: nss_sss answers UNAVAIL"
-vm_root "systemctl stop sssd; getent passwd dana; echo \"getent passwd dana: exit \$?\"" >/dev/null || true
+step "SSSD stopped too, its memory cache gone: nss_sss answers UNAVAIL"
+# nss_sss reads SSSD's memory-mapped cache (/var/lib/sss/mc) without the daemon: with it in
+# place a stopped sssd still answers for dana. Removed, the client finds no socket: UNAVAIL.
+vm_root "systemctl stop sssd; rm -f /var/lib/sss/mc/*; getent passwd dana; echo \"getent passwd dana: exit \$?\"" >/dev/null || true
 # Two PAM services with only our module: on_error from the config (open) and closed.
 vm_root "printf 'session required pam_cgroup.so\n' > /etc/pam.d/pamcg-nss-open
          printf 'session required pam_cgroup.so on_error=closed\n' > /etc/pam.d/pamcg-nss-closed" >/dev/null
