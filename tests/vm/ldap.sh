@@ -119,7 +119,10 @@ ldap_id_use_start_tls = false
 # How fast an offline SSSD tries the directory again (default 60 s).
 offline_timeout = 5
 EOT
-    if getent group sssd >/dev/null; then
+    # SSSD 2.10 (Debian 13) runs as user sssd and reads root:sssd 0640; 2.8 (Debian 12) runs
+    # as root and refuses anything but root:root 0600 ("File ownership and permissions check
+    # failed").
+    if dpkg --compare-versions "\$(dpkg-query -W -f='\${Version}' sssd-common)" ge 2.10; then
         chown root:sssd /etc/sssd/sssd.conf; chmod 640 /etc/sssd/sssd.conf
     else
         chown root:root /etc/sssd/sssd.conf; chmod 600 /etc/sssd/sssd.conf
