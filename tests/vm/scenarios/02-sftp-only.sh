@@ -28,14 +28,14 @@ exec 7>"$fifo"
 echo "ls" >&7
 pid=""
 for _ in $(seq 1 30); do
-    pid=$(vm_root "pgrep -u sftponly -f '^sshd: sftponly' | head -n 1 || true")
+    pid=$(vm_root "pgrep -u sftponly -f '^sshd(-session)?: sftponly' | head -n 1 || true")
     [[ -z $pid ]] || break
     sleep 1
 done
 [[ -n $pid ]] || fail "no sshd session process of sftponly found while its sftp session is open"
 # sshd's processes of the session: the privileged monitor (root) and the internal-sftp
 # server (sftponly). Not user@2004.service's manager: it is no part of the session.
-procs=$(vm_root "pgrep -f '^sshd: sftponly' | tr '\n' ' '")
+procs=$(vm_root "pgrep -f '^sshd(-session)?: sftponly' | tr '\n' ' '")
 n=0
 for p in $procs; do
     assert_session_leaf "$p" sftponly "sshd process $p of sftponly's session ($(vm_root "cat /proc/$p/cmdline | tr '\\0' ' '" || true))" >/dev/null
