@@ -15,8 +15,18 @@ grep -Eq '^/(usr/)?lib/x86_64-linux-gnu/security/pam_cgroup\.so$' <<<"$files" \
 pam_dir=$(vm_root "dpkg -L libpam-modules | grep '/security/pam_unix\.so\$'")
 pam_dir=${pam_dir%/pam_unix.so}
 tlog "libpam-modules' module directory: $pam_dir"
-grep -qx "$pam_dir/pam_cgroup.so" <<<"$files" \
-    || fail "pam_cgroup.so is not in libpam-modules' directory $pam_dir: $(grep pam_cgroup.so <<<"$files")"
+if ! grep -qx "$pam_dir/pam_cgroup.so" <<<"$files"; then
+    # The package built on Debian 12 (debian/build-deb; CI installs it on Debian 13 too, as an
+    # administrator may) names /lib/<triplet>/security: on a merged-/usr Debian 13 that is the
+    # same directory as libpam-modules' /usr/lib/<triplet>/security, so libpam finds the
+    # module there. tests/deb/build-native builds the package with trixie's own name.
+    ours=$(grep '/security/pam_cgroup\.so$' <<<"$files")
+    ours_dir=${ours%/pam_cgroup.so}
+    same=$(vm_root "[ \"\$(readlink -f '$ours_dir')\" = \"\$(readlink -f '$pam_dir')\" ] && echo same || true")
+    [[ $same == same ]] ||
+        fail "pam_cgroup.so is not in libpam-modules' directory $pam_dir: $ours"
+    tlog "the package names $ours_dir: the same directory as libpam-modules' $pam_dir here (merged /usr)"
+fi
 for stack in common-session common-session-noninteractive; do
     vm_root "grep -Eq '^session[[:space:]].*pam_cgroup\.so' /etc/pam.d/$stack" \
         || fail "pam_cgroup.so is not in /etc/pam.d/$stack after install (pam-auth-update profile?)"
