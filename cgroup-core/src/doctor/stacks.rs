@@ -83,10 +83,9 @@ fn check_account(inputs: &Inputs, service: &str, out: &mut Vec<Finding>) {
     let check = format!("pam-account:{service}");
     let file = inputs.pam_dir.join(service);
     let account = module_stack(&inputs.pam_dir, service, "account").unwrap_or_default();
-    match position(&account, MODULE) {
-        Some(i) if skipped_by(&account, i).is_some() => {
-            let ours = &account[i];
-            let skip = skipped_by(&account, i).unwrap_or(ours);
+    let ours = position(&account, MODULE).map(|i| (&account[i], skipped_by(&account, i)));
+    match ours {
+        Some((ours, Some(skip))) => {
             out.push(Finding::warn(
                 check,
                 format!(
@@ -97,12 +96,9 @@ fn check_account(inputs: &Inputs, service: &str, out: &mut Vec<Finding>) {
                 format!("put the account line `{ACCOUNT_LINE}` before that line in {} (pam-auth-update orders profiles by Priority and rewrites the file: keep the edit in a local profile)", ours.file),
             ));
         }
-        Some(i) => out.push(Finding::ok(
+        Some((ours, None)) => out.push(Finding::ok(
             check,
-            format!(
-                "{MODULE} in the account stack at {}:{}",
-                account[i].file, account[i].line
-            ),
+            format!("{MODULE} in the account stack at {}:{}", ours.file, ours.line),
         )),
         None => out.push(Finding::warn(
             check,
@@ -118,9 +114,9 @@ const ACCOUNT_LINE: &str = "account [success=ok new_authtok_reqd=ok ignore=ignor
 
 /// The first line before `ours` that can let a login through without libpam reaching it
 /// (pam.conf(5)): a `sufficient` line ends the stack when its module succeeds, so does
-/// `success=done` (or `default=done`), and a jump `N` skips the next N lines. Includes are followed as libpam inlines them; a
-/// `substack`'s own `done` ends only the substack, which this does not tell apart (a warning
-/// too many, never one too few).
+/// `success=done` (or `default=done`), and a jump `N` skips the next N lines. Includes are
+/// followed as libpam inlines them; a `substack`'s own `done` ends only the substack, which
+/// this does not tell apart (a warning too many, never one too few).
 fn skipped_by(stack: &[SessionLine], ours: usize) -> Option<&SessionLine> {
     stack[..ours]
         .iter()
