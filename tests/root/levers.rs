@@ -446,21 +446,37 @@ fn sessions_lists_service_tty_and_remote_host_root_only() {
     assert_eq!(s["rhost"], "198.51.100.23");
     assert_eq!(s["pid"].as_u64(), Some(u64::from(child.id())));
     assert!(s["processes"].as_u64().unwrap() >= 1);
-    // The record is a trusted.* attribute: the user cannot read it.
+    // The record is a trusted.* attribute: root sees it on the leaf, the user (who owns the
+    // leaf) sees no pam_cgroup attribute at all, whatever its name.
     let leaf = PathBuf::from(s["path"].as_str().unwrap());
+    let list_xattrs = "import os, sys; print(' '.join(os.listxattr(sys.argv[1])))";
+    let as_root = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", list_xattrs])
+        .arg(&leaf)
+        .output()
+        .unwrap();
+    assert!(as_root.status.success(), "{as_root:?}");
+    let root_sees = String::from_utf8_lossy(&as_root.stdout).into_owned();
+    assert!(root_sees.contains("pam_cgroup"), "root sees {root_sees:?}");
     let as_user = std::process::Command::new("setpriv")
         .args([
             &format!("--reuid={}", dave.uid),
             &format!("--regid={}", dave.gid),
             "--clear-groups",
-            "python3",
+            // Debian's, not a python3 first on root's PATH that the user cannot run.
+            "/usr/bin/python3",
             "-c",
-            "import os, sys; os.getxattr(sys.argv[1], 'trusted.pam_cgroup.session')",
+            list_xattrs,
         ])
         .arg(&leaf)
         .output()
         .unwrap();
-    assert!(!as_user.status.success(), "{as_user:?}");
+    assert!(as_user.status.success(), "{as_user:?}");
+    let user_sees = String::from_utf8_lossy(&as_user.stdout).into_owned();
+    assert!(
+        !user_sees.contains("pam_cgroup"),
+        "the user sees {user_sees:?}"
+    );
     let text = ctl_ok(&setup, &["sessions"]);
     assert!(
         text.contains("198.51.100.23") && text.contains("pts/7"),

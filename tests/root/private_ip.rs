@@ -403,6 +403,19 @@ fn init_twice_changes_nothing() {
     assert!(t.pins.join(TRAFFIC_MAP_PIN).exists());
 }
 
+/// (link id, program id, pin name) of each private-IP hook's pinned link.
+fn link_ids(t: &PipTree) -> Vec<(u32, u32, &'static str)> {
+    HOOKS
+        .iter()
+        .map(|hook| {
+            let pin = t.pins.join(hook.pin_name);
+            let link = libbpf_rs::Link::open(&pin).unwrap_or_else(|e| panic!("{pin:?}: {e}"));
+            let info = link.info().unwrap();
+            (info.id, info.prog_id, hook.pin_name)
+        })
+        .collect()
+}
+
 #[test]
 fn config_change_swaps_programs_in_place() {
     require_root();
@@ -410,6 +423,7 @@ fn config_change_swaps_programs_in_place() {
     let user = TestUser::new("pip-s-");
     init_json(&t);
     let before = our_ids(t.root());
+    let links_before = link_ids(&t);
     // A watcher queries the root as fast as it can while init swaps the programs: every hook
     // must have one of our programs attached at every instant it looks.
     let stop = Arc::new(AtomicBool::new(false));
@@ -446,6 +460,13 @@ fn config_change_swaps_programs_in_place() {
     let after = our_ids(t.root());
     for (old, new) in before.iter().zip(&after) {
         assert_ne!(old, new, "program IDs change");
+    }
+    // What rules out a window however short: each hook's pinned link is the same link before
+    // and after, now running the new program (BPF_LINK_UPDATE swaps in place; a detach and a
+    // new attach would make a new link).
+    for (old, new) in links_before.iter().zip(&link_ids(&t)) {
+        assert_eq!(old.0, new.0, "{}: the same link", old.2);
+        assert_ne!(old.1, new.1, "{}: the link runs a new program", old.2);
     }
     // The new range is in force: a port the old range covered is now left alone.
     let dropped_port = *t.ports.end();
@@ -923,6 +944,7 @@ fn init_swaps_010_programs_in_place_with_no_window() {
         })
     };
     assert!(check(&run_as(&cg, who(&a), &ops)), "0.1.0 rules hold");
+    let links_before = link_ids(&t);
     let stop = Arc::new(AtomicBool::new(false));
     let prober = {
         let (stop, cg, who_a) = (stop.clone(), cg.clone(), who(&a));
@@ -953,6 +975,11 @@ fn init_swaps_010_programs_in_place_with_no_window() {
     );
     for p in installed(&swapped) {
         assert_eq!(p.action, "updated", "{}", p.program);
+    }
+    // The probe samples; the links prove it: the 0.1.0 links stay, running the new programs.
+    for (old, new) in links_before.iter().zip(&link_ids(&t)) {
+        assert_eq!(old.0, new.0, "{}: the same link", old.2);
+        assert_ne!(old.1, new.1, "{}: the link runs a new program", old.2);
     }
     assert!(t.pins.join("fences").exists());
     // Now the fence rules: another gid changes nothing, localhost on the range is own.

@@ -59,14 +59,18 @@ fn two_hundred_sessions_of_fifty_users_with_reload_and_gc_running() {
                         .arg(verb)
                         .output()
                         .unwrap();
-                    // reload may find a user cgroup mid-creation; it must never fail on config.
-                    assert_ne!(
-                        out.status.code(),
-                        Some(3),
-                        "{verb}: {}",
+                    // reload may find a user cgroup mid-creation (4, a system error, or 1,
+                    // problems reported); it must never fail on config (3), on usage (2), by
+                    // a panic (101) or a signal (no code). Only completed runs are counted.
+                    let code = out.status.code();
+                    assert!(
+                        matches!(code, Some(0 | 1 | 4)),
+                        "{verb} exited with {code:?}: {}",
                         String::from_utf8_lossy(&out.stderr)
                     );
-                    *count += 1;
+                    if matches!(code, Some(0 | 1)) {
+                        *count += 1;
+                    }
                 }
             }
             runs
@@ -154,7 +158,10 @@ fn two_hundred_sessions_of_fifty_users_with_reload_and_gc_running() {
         failures.len(),
         failures.join("\n")
     );
-    assert!(reloads > 0 && gcs > 0, "reload and gc ran during the storm");
+    assert!(
+        reloads > 0 && gcs > 0,
+        "reload and gc completed during the storm ({reloads} reloads, {gcs} gc runs)"
+    );
     for user in &users {
         assert!(
             setup.tree.session_leaves(&user.name).is_empty(),

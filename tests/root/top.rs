@@ -13,7 +13,10 @@ use crate::events::Sleeper;
 fn top_puts_the_cpu_hog_first_and_prints_plain_text_to_a_pipe() {
     require_root();
     let setup = TestSetup::new("", "");
-    let (hog, idle) = (unique_name("pcth"), unique_name("pcti"));
+    // The hog's name sorts after the idle user's: top breaks ties by name, so a table with no
+    // CPU figures or no sort at all would not put the hog first.
+    let (hog, idle) = (unique_name("pcti"), unique_name("pcth"));
+    assert!(idle < hog);
     let leaf = setup.tree.user(&hog).join("session-1");
     std::fs::create_dir_all(&leaf).unwrap();
     std::fs::create_dir_all(setup.tree.user(&idle).join("session-1")).unwrap();
