@@ -21,7 +21,7 @@ if grep -q pam_systemd <<<"$stack"; then
     vm_root "test -d /run/user/2001" || fail "alice's XDG_RUNTIME_DIR /run/user/2001 does not exist while she is logged in"
     step "alice's user manager is not confined in a session leaf (it manages its own cgroup)"
     um=$(vm_root "systemctl show -p MainPID --value user@2001.service")
-    cg=$(cgroup_of "$um")
+    cg=$(assert_not_confined "$um" "alice's user manager")
     [[ $cg == */user.slice/user-2001.slice/user@2001.service* ]] \
         || tlog "note: alice's user manager runs in $cg"
     step "a second session opens and closes; the first keeps its runtime dir"

@@ -26,6 +26,7 @@ root_gets_in "broken config, on_error=open"
 kill_user_processes alice
 
 step "bad limit value, on_error = closed: alice refused, root in"
+cursor=$(journal_cursor)
 vm_write "$cfg" 644 <<'EOT'
 [policy]
 on_error = "closed"
@@ -35,6 +36,10 @@ EOT
 if vm_login alice "echo alice-in" >/dev/null 2>&1; then
     fail "alice logged in despite a broken config with on_error=closed"
 fi
+# Refused by the module for the broken file, not by something else on the way.
+log=$(journal_since "$cursor" | grep 'pam_cgroup' || true)
+grep -q 'memory.max' <<<"$log" && grep -q 'on_error=closed' <<<"$log" \
+    || fail "the journal does not say alice was refused for the broken memory.max with on_error=closed: $(tail -n 3 <<<"$log")"
 root_gets_in "broken config, on_error=closed"
 
 step "not TOML at all"

@@ -164,7 +164,7 @@ mekilled=$(field '" ".join(str(k["pid"]) for e in v["events"] for k in e.get("ki
 sleep 1.2
 bme=$(vm_login bob "/usr/sbin/cgroupctl me --json") || fail "cgroupctl me failed for bob"
 assert_eq "me's user for bob" "$(field 'v["user"]' <<<"$bme")" bob
-[[ $bme != *alice* && $bme != *":|:&"* && $bme != *pamcg-s20* && $bme != *"\"pid\": $hog,"* ]] \
+[[ $bme != *alice* && $bme != *":|:&"* && $bme != *pamcg-s20* && $bme != *"\"pid\":$hog,"* && $bme != *"\"pid\": $hog,"* ]] \
     || fail "bob's cgroupctl me shows something of alice's: $bme"
 # bob may have faults of his own from earlier scenarios (the daemon records from boot): every
 # event he is shown is his, with only his own processes, and none is since alice's start.

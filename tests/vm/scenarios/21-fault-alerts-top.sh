@@ -73,28 +73,32 @@ grep -Eq '^PamCgroupOomKill alice (pending|firing)$' <<<"$state" \
     || fail "PamCgroupOomKill is not pending or firing for alice: '$state'"
 ! grep -q '^PamCgroupOomKill bob' <<<"$state" || fail "an OOM alert for bob, who did nothing: $state"
 
-step "cgroupctl top in a terminal: alice's CPU hog first"
-vm_login_bg bob "exec -a pamcg-s21-idle sleep 120" >/dev/null
+step "cgroupctl top in a terminal: bob's CPU hog first, above idle alice"
+# The hog is bob's: top breaks ties by name, so with alice as the hog an unsorted or CPU-less
+# table would put her first as well.
+vm_login_bg alice "exec -a pamcg-s21-idle sleep 120" >/dev/null
 wait_tagged pamcg-s21-idle >/dev/null
-vm_login alice "setsid bash -c 'exec -a pamcg-s21-cpu bash -c \"while :; do :; done\"' </dev/null >/dev/null 2>&1 & true" >/dev/null
+vm_login bob "setsid bash -c 'exec -a pamcg-s21-cpu bash -c \"while :; do :; done\"' </dev/null >/dev/null 2>&1 & true" >/dev/null
 wait_tagged pamcg-s21-cpu >/dev/null
 mapfile -t opts < <(vm_ssh_opts)
 session="pamcg-s21-$$"
 ssh_cmd=$(printf '%q ' ssh "${opts[@]}" -o ControlMaster=no -o ControlPath=none -tt root@127.0.0.1 cgroupctl top --interval 1)
 tmux new-session -d -s "$session" -x 100 -y 30 "$ssh_cmd"
 screen=""
+first=""
 for _ in $(seq 1 30); do
     sleep 2
     screen=$(tmux capture-pane -p -t "$session" 2>/dev/null || true)
-    grep -q '^USER' <<<"$screen" && grep -q '^alice' <<<"$screen" && break
+    first=$(awk '/^USER/ { getline; print $1; exit }' <<<"$screen")
+    [[ $first == bob ]] && grep -q '^alice' <<<"$screen" && break
 done
 tmux kill-session -t "$session" 2>/dev/null || true
 kill_user_processes alice
 kill_user_processes bob
 printf '%s\n' "$screen" >"$VM_TMP/s21-top.txt"
 tlog_block "tmux capture-pane of cgroupctl top" "$VM_TMP/s21-top.txt"
-first=$(awk '/^USER/ { getline; print $1; exit }' <<<"$screen")
-assert_eq "first user of cgroupctl top (sorted by CPU)" "$first" alice
+assert_eq "first user of cgroupctl top (sorted by CPU)" "$first" bob
+grep -q '^alice' <<<"$screen" || fail "idle alice is not listed by cgroupctl top: $screen"
 grep -q 'cgroupctl top:' <<<"$screen" || fail "top did not draw its terminal header: $screen"
 
 vm_root "systemctl stop prometheus; systemctl stop pam-cgroup-metrics.service 2>/dev/null || true" >/dev/null
