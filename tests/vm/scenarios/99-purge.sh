@@ -19,18 +19,21 @@ module=$(vm_root "dpkg -L pam-cgroup | grep '/security/pam_cgroup\.so\$'") || fa
 purge_log=$(vm_root "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q pam-cgroup 2>&1") \
     || fail "apt-get purge pam-cgroup failed: $purge_log"
 not_empty=$(grep "not empty so not removed" <<<"$purge_log" || true)
-if [[ -n $not_empty ]]; then
-    # The one expected case: the package built on Debian 12 (module in /lib/<triplet>/security,
-    # beside bookworm's libpam-modules) purged on Debian 13, where that path is libpam-modules'
-    # /usr/lib/<triplet>/security through the /lib symlink but dpkg knows it under the other
-    # name and tries to remove it (merged-/usr aliasing; README, "Debian package").
-    aliased="dpkg: warning: while removing pam-cgroup, directory '${module%/pam_cgroup.so}' not empty so not removed"
-    if [[ $PAM_CGROUP_VM_SUITE == trixie && $module == /lib/* && $not_empty == "$aliased" ]]; then
-        tlog "note: the Debian 12 build purged on Debian 13: $not_empty"
+# The one expected case: the package built on Debian 12 (module in /lib/<triplet>/security and
+# unit in /lib/systemd/system, beside bookworm's own packages) purged on Debian 13, where /lib
+# is a symlink to /usr/lib and those directories belong to other packages under their /usr
+# names only, so dpkg tries to remove them (merged-/usr aliasing; README, "Debian package").
+# Any other directory, any other suite or a /usr-built package: a failure.
+while IFS= read -r line; do
+    [[ -n $line ]] || continue
+    dir=$(sed -n "s/.*directory '\(.*\)' not empty.*/\1/p" <<<"$line")
+    if [[ $PAM_CGROUP_VM_SUITE == trixie && $module == /lib/* && $dir == /lib/* ]] \
+        && [[ $(vm_root "readlink -f '$dir'") == "/usr$dir" ]]; then
+        tlog "note: the Debian 12 build purged on Debian 13 (merged-/usr aliasing): $line"
     else
-        fail "dpkg warned at purge: $not_empty"
+        fail "dpkg warned at purge: $line"
     fi
-fi
+done <<<"$not_empty"
 vm_root "test -e '$module' || test -e '/usr$module'" && fail "$module is still there after purge"
 for f in common-session common-session-noninteractive common-account; do
     vm_root "cmp /root/pre-install/$f /etc/pam.d/$f" >/dev/null \
