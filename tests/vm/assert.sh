@@ -104,6 +104,13 @@ user_cg() {
     echo "$VM_TREE_ROOT/users/$1"
 }
 
+# pids_max_refusals USER_CGROUP: forks refused at pids.max in the user cgroup and its leaves.
+# The kernel counts a refusal in the cgroup whose limit refused it (6.9+) or in the forking
+# task's own cgroup, the session leaf (Debian 12's 6.1): the subtree's sum covers both.
+pids_max_refusals() {
+    vm_root "cat '$1/pids.events' '$1'/*/pids.events 2>/dev/null | awk '\$1 == \"max\" {n += \$2} END {print n + 0}'"
+}
+
 # require_cgroupctl_verb VERB: fail clearly when the installed cgroupctl lacks VERB.
 require_cgroupctl_verb() {
     local verb=$1

@@ -7,12 +7,7 @@ EOT
 vm_login alice true >/dev/null || fail "alice cannot log in"
 ucg=$(user_cg alice)
 assert_file_eq "$ucg/pids.max" 64
-# Where the kernel counts a refused fork: in the cgroup whose limit refused it (kernel 6.9+)
-# or in the forking task's own cgroup, the session leaf (Debian 12's 6.1). Sum the subtree.
-pids_max_events() {
-    vm_root "cat '$ucg/pids.events' '$ucg'/*/pids.events 2>/dev/null | awk '\$1 == \"max\" {n += \$2} END {print n + 0}'"
-}
-before=$(pids_max_events)
+before=$(pids_max_refusals "$ucg")
 
 step "the fork bomb (detached from the ssh session, killed through cgroup.kill later)"
 vm_login alice "setsid bash -c ':(){ :|:& };:' </dev/null >/dev/null 2>&1 & sleep 1; true" >/dev/null || true
@@ -21,7 +16,7 @@ cur=$(cgread "$ucg/pids.current")
 tlog "pids.current of alice during the bomb: $cur"
 ((cur <= 64)) || fail "pids.current $cur is above pids.max 64"
 ((cur >= 40)) || fail "pids.current is only $cur: the bomb did not run (expected it to reach pids.max 64)"
-after=$(pids_max_events)
+after=$(pids_max_refusals "$ucg")
 ((after > before)) || fail "pids.events max did not increase ($before -> $after)"
 tlog "kernel: $(vm_root "uname -r"); pids.events.local present: $(vm_root "test -e '$ucg/pids.events.local' && echo yes || echo no")"
 
@@ -36,7 +31,7 @@ prom_pids_events() {
 }
 step "cgroupctl stats and Prometheus count the refused forks during the bomb"
 shown=$(stats_pids_events) || fail "cgroupctl stats --json failed"
-kernel_now=$(pids_max_events)
+kernel_now=$(pids_max_refusals "$ucg")
 tlog "pids_events_max in cgroupctl stats: $shown (the kernel's files summed before/after: $after/$kernel_now)"
 [[ $shown =~ ^[0-9]+$ ]] || fail "pids_events_max is not a number: '$shown'"
 ((shown >= after && shown > 0)) || fail "cgroupctl stats shows pids_events_max $shown, the kernel counted $after refused forks"
@@ -56,7 +51,7 @@ vm_root true >/dev/null || fail "root's master connection stopped answering"
 vm_login root true >/dev/null || fail "root cannot log in during alice's fork bomb"
 
 step "kill the bomb"
-last=$(pids_max_events)
+last=$(pids_max_refusals "$ucg")
 kill_user_processes alice
 sleep 1
 # (the daemon's gc may already have removed the emptied cgroup)
@@ -74,7 +69,7 @@ for _ in $(seq 1 20); do
     sleep 1
 done
 [[ -z $leaves ]] || fail "alice's session leaves are still there after the bomb ended: $leaves"
-kernel_left=$(pids_max_events)
+kernel_left=$(pids_max_refusals "$ucg")
 tlog "refused forks still in the kernel's files after the leaves went: $kernel_left (last sum with the leaf: $last)"
 final=$(stats_pids_events) || fail "cgroupctl stats --json failed after the leaf went"
 prom=$(prom_pids_events)

@@ -52,16 +52,11 @@ assert_file_eq "$ucg/pids.max" 40
 step "the limit holds: 100 background sleeps stop at pids.max 40"
 # Under sh, not alice's bash: bash retries a refused fork with growing sleeps (minutes for 60
 # refusals), dash stops at the first one. The sleeps outlive the login, so pids.current is read
-# while they are all alive, and pids.events shows that the limit was what stopped them (summed
-# over the user cgroup and its leaves: kernel 6.1 counts a refused fork in the forking task's
-# cgroup, as 04-fork-bomb says).
-refused_forks() {
-    vm_root "cat '$ucg/pids.events' '$ucg'/*/pids.events 2>/dev/null | awk '\$1 == \"max\" {n += \$2} END {print n + 0}'"
-}
-refused_before=$(refused_forks)
+# while they are all alive, and pids.events shows that the limit was what stopped them.
+refused_before=$(pids_max_refusals "$ucg")
 vm_login alice "exec sh -c 'i=0; while [ \$i -lt 100 ]; do sleep 120 </dev/null >/dev/null 2>&1 & i=\$((i + 1)); done'" >/dev/null 2>&1 || true
 cur=$(cgread "$ucg/pids.current")
-refused=$(refused_forks)
+refused=$(pids_max_refusals "$ucg")
 tlog "pids.current of alice: $cur; forks refused by pids.max: $refused_before before, $refused after"
 ((cur <= 40)) || fail "pids.current $cur is above pids.max 40"
 ((refused > refused_before)) || fail "no fork was refused by pids.max 40 (pids.events max $refused_before -> $refused): the limit was never reached"
