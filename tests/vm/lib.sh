@@ -425,6 +425,17 @@ ${1:-}
 EOF
 }
 
+# vm_enable_private_ip: the fixture config with [private_ip] on (gids from 2000, ports
+# 8000-8299), then `cgroupctl init` attaches the programs; returns init's status.
+vm_enable_private_ip() {
+    vm_write_config '
+[private_ip]
+enabled = true
+min_gid = 2000
+ports = "8000-8299"'
+    vm_root "cgroupctl init" >/dev/null
+}
+
 # vm_reset_fixture: between scenarios: the standard config, no user files, no processes of
 # the test users, no test cron jobs.
 vm_reset_fixture() {

@@ -3,12 +3,7 @@
 # (standing in for the reverse proxy) can connect; each customer's localhost on the range is
 # its own; other 127/8 binds on the range are refused (Debian 12's 6.1 kernel).
 require_cgroupctl_verb init
-vm_write_config '
-[private_ip]
-enabled = true
-min_gid = 2000
-ports = "8000-8299"'
-vm_root "cgroupctl init" >/dev/null || fail "cgroupctl init failed (it attaches the private-IP programs at the tree root)"
+vm_enable_private_ip || fail "cgroupctl init failed (it attaches the private-IP programs at the tree root)"
 vm_root "bpftool cgroup tree '$VM_TREE_ROOT' 2>/dev/null || true" >/dev/null
 
 step "alice's web server on 0.0.0.0:8080"

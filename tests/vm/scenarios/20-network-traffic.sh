@@ -9,12 +9,7 @@
 # listener's cgroup; README "Traffic per customer".)
 [[ $VM_INSTALL_MODE == deb* ]] || fail "feature missing: the daemon's unit comes with the .deb ($VM_INSTALL_MODE)"
 require_cgroupctl_verb init
-vm_write_config '
-[private_ip]
-enabled = true
-min_gid = 2000
-ports = "8000-8299"'
-vm_root "cgroupctl init" >/dev/null || fail "cgroupctl init failed"
+vm_enable_private_ip || fail "cgroupctl init failed"
 vm_root "bpftool cgroup show '$VM_TREE_ROOT' 2>/dev/null || true" >/dev/null
 SIZE=$((4 * 1024 * 1024))
 

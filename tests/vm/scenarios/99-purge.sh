@@ -5,12 +5,7 @@ for u in alice bob carol sftponly; do kill_user_processes "$u"; done
 step "private IPs on, so that the purge has programs and pins to remove"
 # The scenarios that attach them detach them again, and the fixture has [private_ip] off:
 # without this the bpffs checks below would pass with a prerm that never ran deinit.
-vm_write_config '
-[private_ip]
-enabled = true
-min_gid = 2000
-ports = "8000-8299"'
-vm_root "cgroupctl init" >/dev/null || fail "cgroupctl init failed before the purge"
+vm_enable_private_ip || fail "cgroupctl init failed before the purge"
 attached=$(vm_root "bpftool cgroup tree 2>/dev/null | grep -c pcg_ || true")
 ((${attached:-0} >= 6)) || fail "only ${attached:-0} policy programs attached before the purge"
 vm_root "test -d /sys/fs/bpf/pam_cgroup" || fail "no pins in /sys/fs/bpf/pam_cgroup before the purge"
