@@ -416,6 +416,15 @@ fn link_ids(t: &PipTree) -> Vec<(u32, u32, &'static str)> {
         .collect()
 }
 
+/// Each hook's pinned link is the same link as in `before`, now running another program: what
+/// BPF_LINK_UPDATE does, and what a detach and a new attach (a new link) would not.
+fn assert_links_kept_with_new_programs(t: &PipTree, before: &[(u32, u32, &'static str)]) {
+    for (old, new) in before.iter().zip(&link_ids(t)) {
+        assert_eq!(old.0, new.0, "{}: the same link", old.2);
+        assert_ne!(old.1, new.1, "{}: the link runs a new program", old.2);
+    }
+}
+
 #[test]
 fn config_change_swaps_programs_in_place() {
     require_root();
@@ -461,13 +470,8 @@ fn config_change_swaps_programs_in_place() {
     for (old, new) in before.iter().zip(&after) {
         assert_ne!(old, new, "program IDs change");
     }
-    // What rules out a window however short: each hook's pinned link is the same link before
-    // and after, now running the new program (BPF_LINK_UPDATE swaps in place; a detach and a
-    // new attach would make a new link).
-    for (old, new) in links_before.iter().zip(&link_ids(&t)) {
-        assert_eq!(old.0, new.0, "{}: the same link", old.2);
-        assert_ne!(old.1, new.1, "{}: the link runs a new program", old.2);
-    }
+    // What rules out a window however short: the links were updated in place.
+    assert_links_kept_with_new_programs(&t, &links_before);
     // The new range is in force: a port the old range covered is now left alone.
     let dropped_port = *t.ports.end();
     let out = run_as(
@@ -977,10 +981,7 @@ fn init_swaps_010_programs_in_place_with_no_window() {
         assert_eq!(p.action, "updated", "{}", p.program);
     }
     // The probe samples; the links prove it: the 0.1.0 links stay, running the new programs.
-    for (old, new) in links_before.iter().zip(&link_ids(&t)) {
-        assert_eq!(old.0, new.0, "{}: the same link", old.2);
-        assert_ne!(old.1, new.1, "{}: the link runs a new program", old.2);
-    }
+    assert_links_kept_with_new_programs(&t, &links_before);
     assert!(t.pins.join("fences").exists());
     // Now the fence rules: another gid changes nothing, localhost on the range is own.
     let out = run_as(
