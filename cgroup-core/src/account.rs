@@ -45,6 +45,8 @@ pub struct AccountReport {
 
 /// Decides whether `req.user` may log in now. Never panics, never refuses on a fault.
 pub fn account_check(req: &AccountRequest<'_>) -> AccountReport {
+    // The caller's rlimits may be the customer's (`crate::process_limits`).
+    let _limits = crate::process_limits::RaisedLimits::raise();
     let mut notices = Vec::new();
     let verdict = judge(req, &mut notices);
     AccountReport { verdict, notices }

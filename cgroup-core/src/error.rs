@@ -39,7 +39,12 @@ pub enum Error {
         "user {user:?} cannot be looked up: the user database is unavailable ({reason}); \
          an NSS source (LDAP, SSSD) did not answer, which is not the same as an unknown user"
     )]
-    UserDbUnavailable { user: String, reason: String },
+    UserDbUnavailable {
+        user: String,
+        reason: String,
+        /// The errno the source set, when it set one.
+        errno: Option<i32>,
+    },
 
     #[error("{op} {path}: {source}")]
     Io {
@@ -113,8 +118,16 @@ impl Error {
         match self {
             Error::Io { source, .. } | Error::Write { source, .. } => source.raw_os_error(),
             Error::InsideFence { source, .. } => source.errno(),
+            Error::UserDbUnavailable { errno, .. } => *errno,
             _ => None,
         }
+    }
+
+    /// A failure because a resource ran out (open files, memory, file size): possibly the
+    /// caller's own rlimits, so possibly the customer's doing (`crate::process_limits`).
+    pub fn is_resource_exhaustion(&self) -> bool {
+        self.errno()
+            .is_some_and(crate::process_limits::is_resource_errno)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod mount;
 pub mod names;
 pub mod nss;
 pub mod private_ip;
+pub mod process_limits;
 pub mod report_once;
 pub mod root_lock;
 pub mod service;

@@ -38,6 +38,7 @@ pub fn lookup_user(name: &str) -> Result<UserInfo> {
         Err(errno) => Err(Error::UserDbUnavailable {
             user: name.to_string(),
             reason: format!("getpwnam_r: {}", errno.desc()),
+            errno: Some(errno as i32),
         }),
     }
 }
@@ -49,16 +50,40 @@ pub fn group_names(user: &UserInfo) -> Result<Vec<String>> {
         user: user.name.clone(),
         reason: "name contains NUL".to_string(),
     })?;
-    let gids = getgrouplist(&cname, Gid::from_raw(user.gid)).map_err(|e| Error::UnknownUser {
-        user: user.name.clone(),
-        reason: format!("getgrouplist failed: {e}"),
+    let gids = getgrouplist(&cname, Gid::from_raw(user.gid)).map_err(|e| {
+        if crate::process_limits::is_resource_errno(e as i32) {
+            Error::UserDbUnavailable {
+                user: user.name.clone(),
+                reason: format!("getgrouplist: {}", e.desc()),
+                errno: Some(e as i32),
+            }
+        } else {
+            Error::UnknownUser {
+                user: user.name.clone(),
+                reason: format!("getgrouplist failed: {e}"),
+            }
+        }
     })?;
     let mut names = Vec::with_capacity(gids.len());
     for gid in gids {
-        if let Ok(Some(group)) = Group::from_gid(gid) {
-            if !names.contains(&group.name) {
-                names.push(group.name);
+        match Group::from_gid(gid) {
+            Ok(Some(group)) => {
+                if !names.contains(&group.name) {
+                    names.push(group.name);
+                }
             }
+            // Out of files or memory: the plan and the exemption would be decided on a
+            // partial list, and the cause may be the caller's own rlimits.
+            Err(e) if crate::process_limits::is_resource_errno(e as i32) => {
+                return Err(Error::UserDbUnavailable {
+                    user: user.name.clone(),
+                    reason: format!("getgrgid_r({gid}): {}", e.desc()),
+                    errno: Some(e as i32),
+                });
+            }
+            // A gid without a name, or a source that does not answer for it: the group
+            // cannot match a configured name.
+            Ok(None) | Err(_) => {}
         }
     }
     Ok(names)

@@ -146,6 +146,9 @@ pub fn exemption(policy: &Policy, user: &UserInfo, groups: Option<&[String]>) ->
 /// Opens a session. Never panics; every failure is in `outcome` with `on_error` beside it.
 pub fn open_session(req: &OpenRequest<'_>) -> OpenReport {
     let mut notices = Vec::new();
+    // The caller's rlimits may be the customer's (su, sudo): they must not make the work
+    // below fail, and they are the caller's again when this returns.
+    let _limits = crate::process_limits::RaisedLimits::raise();
     let (config, policy) = match load_config(req.config_path) {
         Ok(c) => {
             // Keep this policy for the day the file breaks (once per config change).
@@ -185,6 +188,14 @@ pub fn open_session(req: &OpenRequest<'_>) -> OpenReport {
         // Customer state may be behind it: letting the login in would let a customer turn
         // its own login into an unconfined one. A suspension or a full sessions.max is a
         // decision, not a fault: on_error has no say either.
+        on_error = OnError::Closed;
+    }
+    if req.user != "root"
+        && matches!(&outcome, Err(e) if e.is_resource_exhaustion())
+    {
+        // Out of files or memory: the caller's limits are raised above, so what is left may
+        // still be the customer's doing (a host-wide table filled by its processes). Never a
+        // reason to let a login in unconfined.
         on_error = OnError::Closed;
     }
     OpenReport {
@@ -355,10 +366,13 @@ fn confine(
     };
     let applied = apply_user_cgroup(&tree, config, user, &user_cgroup, &limits).map_err(inside)?;
     report_applied(&tree, &applied, notices);
-    let mark = SessionMark::new(&user.name, req.service, req.tty, req.rhost, pid)?;
-    // sessions.max: the count and the new leaf's mark under one lock (crate::sessions).
+    let mark =
+        SessionMark::new(&user.name, req.service, req.tty, req.rhost, pid).map_err(inside)?;
+    // sessions.max: the count and the new leaf's mark under one lock (crate::sessions). The
+    // lock is held by another login of this same user, which may be the customer's own `su`
+    // stopped on purpose: the wait is short and its end refuses this login, never opens it.
     let _lock = match cap {
-        Some(_) => Some(crate::sessions::lock_user(&user.name)?),
+        Some(_) => Some(crate::sessions::lock_user(&user.name).map_err(inside)?),
         None => None,
     };
     if let Some((max, _)) = cap {
@@ -639,6 +653,7 @@ pub struct CloseReport {
 
 /// Closes a session: back to where the process came from, then the leaf goes if empty.
 pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
+    let _limits = crate::process_limits::RaisedLimits::raise();
     let current = current_cgroup_path(record, pid)?;
     let mut moved_back = false;
     if current.as_deref() == Some(record.leaf.as_path()) {

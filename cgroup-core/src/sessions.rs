@@ -31,8 +31,11 @@ pub const SESSION_XATTR: &str = "trusted.pam_cgroup.session";
 /// Root-only runtime state (locks), gone at reboot like the sessions it serialises.
 pub const RUN_DIR: &str = "/run/pam_cgroup";
 
-/// How long a login waits for another login of the same user to finish counting.
-pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How long a login waits for another login of the same user to finish counting. A login
+/// holds the lock for a few milliseconds (one mkdir, one migration, one xattr), so two seconds
+/// cover a burst of concurrent logins of one user; longer means the holder is stalled, which
+/// only that user's own processes can do (a stopped `su`), and the waiting login is refused.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// What a session leaf's mark records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,7 +174,11 @@ pub fn lock_user(user: &str) -> Result<nix::fcntl::Flock<std::fs::File>> {
         .map_err(|e| Error::Other(e.to_string()))?
         .ok_or_else(|| Error::Other(format!("{RUN_DIR}: missing")))?;
     dir.lock(&format!("sessions-{user}.lock"), LOCK_WAIT)
-        .map_err(|e| Error::Other(e.to_string()))
+        .map_err(|e| {
+            Error::Other(format!(
+                "another login of {user} is still counting its sessions ({e}); refused rather than let in uncounted"
+            ))
+        })
 }
 
 /// Processes in a cgroup and all its descendants (bounded by cgroup depth limits).

@@ -11,6 +11,7 @@ mod escape;
 mod events;
 mod faults;
 mod fence;
+mod held_locks;
 mod levers;
 mod me;
 mod net_traffic;

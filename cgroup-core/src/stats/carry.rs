@@ -12,8 +12,8 @@
 //! removal then fails (the customer made a sub-cgroup in it meanwhile) keeps a mark, the same
 //! attribute on the leaf, of what was already carried from it: it is subtracted when the leaf
 //! is read and when it is carried again, so nothing is counted twice. Carrying is serialized
-//! with flock(2) on a root-only lock file (`CARRY_LOCK`; the module at close and the daemon
-//! can race), never on anything a customer can open.
+//! with flock(2) on a root-only lock file per user (`lock_carrying`; the module at close and
+//! the daemon can race), never on anything a customer can open, with a bounded wait.
 //!
 //! What the customer can still do (the kernel's limits, documented in cgroupctl-stats(8)):
 //! on kernels with local pids counting, events counted in a sub-cgroup the customer made and
@@ -133,28 +133,28 @@ pub fn local_counts(dir: &Path, sem: EventSemantics) -> Result<Counts> {
     Ok(c)
 }
 
-/// Where carrying is serialized: a root-only lock file, never anything a customer can open
-/// (a customer can open its own user cgroup, 0750 root:<its gid>, and could hold a lock on it
-/// to stall every close and gc).
-pub const CARRY_LOCK: &str = "/run/pam_cgroup/carry.lock";
+/// How long carrying waits for another carry of the same user. Carrying takes microseconds;
+/// the holder can only be stalled by that user's own processes (a stopped `su` at logout),
+/// and then the waiter gives up: what that user's leaf alone counted is lost (the caller logs
+/// it and goes on), a loss only the customer itself can cause, and only to its own counts.
+pub const CARRY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Takes the carrying lock (the module at close and the daemon can race on one user).
-fn lock_carrying() -> Result<File> {
-    use std::os::unix::fs::DirBuilderExt;
-    let path = Path::new(CARRY_LOCK);
-    if let Some(dir) = path.parent() {
-        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).ctx("mkdir", dir),
-        }
-    }
-    let file = crate::root_lock::open_root_only(path)?;
-    // SAFETY: flock on an fd we own; released when the returned file is closed.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error()).ctx("flock", path);
-    }
-    Ok(file)
+/// Takes the carrying lock of one user (the module at close and the daemon can race on one
+/// user): a root-only lock file per user in `/run/pam_cgroup`, never anything a customer can
+/// open (a customer can open its own user cgroup, 0750 root:<its gid>), and never one lock for
+/// every user: a lock held by one customer's stopped process stalls nobody else.
+fn lock_carrying(user_dir: &Path) -> Result<nix::fcntl::Flock<File>> {
+    let user = user_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::Other(format!("{}: no user name", user_dir.display())))?;
+    crate::names::validate_user_name(user)?;
+    let run_dir = Path::new(crate::sessions::RUN_DIR);
+    let dir = crate::state_dir::StateDir::open(run_dir, true)
+        .map_err(|e| Error::Other(e.to_string()))?
+        .ok_or_else(|| Error::Other(format!("{}: missing", run_dir.display())))?;
+    dir.lock(&format!("carry-{user}.lock"), CARRY_WAIT)
+        .map_err(|e| Error::Other(e.to_string()))
 }
 
 /// Opens a cgroup directory without following a symlink.
@@ -251,7 +251,7 @@ pub fn before_removal(user_dir: &Path, leaf: &Path) -> Result<()> {
     if sem.pids_hierarchical && sem.memory_hierarchical {
         return Ok(());
     }
-    let _lock = lock_carrying()?;
+    let _lock = lock_carrying(user_dir)?;
     let user = open_dir(user_dir)?;
     let leaf_dir = match open_dir(leaf) {
         Ok(d) => d,

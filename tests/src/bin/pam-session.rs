@@ -56,6 +56,11 @@ struct Args {
     /// For people: the child writes to this terminal, and a short summary replaces the JSON.
     #[arg(long)]
     human: bool,
+    /// Open files allowed while libpam runs (pam_start to pam_open_session), as `ulimit -n N`
+    /// before `su` would: the caller's limits are the customer's there. Put back afterwards so
+    /// the report can be written.
+    #[arg(long)]
+    nofile: Option<u64>,
     #[arg(last = true)]
     command: Vec<String>,
 }
@@ -105,8 +110,30 @@ fn main() {
         cgroup_before: own_cgroup(),
         ..Report::default()
     };
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let own_nofile = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if let Some(n) = args.nofile {
+        setrlimit(Resource::RLIMIT_NOFILE, n, n).unwrap();
+    }
+    let restore_nofile = || {
+        if args.nofile.is_some() {
+            // Raising the hard limit again needs CAP_SYS_RESOURCE, which some roots lack:
+            // then the report is written with the files left (libpam has closed its own).
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, own_nofile.0, own_nofile.1);
+        }
+    };
     let mut pam = match PamTransaction::start(&args.service, &args.user, &args.confdir) {
         Ok(p) => p,
+        Err(e) if args.nofile.is_some() => {
+            // libpam itself could not start with so few files: nothing was opened.
+            restore_nofile();
+            report.open_rc = -2;
+            report.open_error = format!("pam_start: {e}");
+            report.cgroup_after_open = own_cgroup();
+            report.cgroup_after_close = own_cgroup();
+            println!("{}", serde_json::to_string(&report).unwrap());
+            return;
+        }
         Err(e) => {
             eprintln!("pam-session: {e}");
             std::process::exit(2);
@@ -120,6 +147,7 @@ fn main() {
         let rc = pam.acct_mgmt();
         report.acct_rc = Some(rc);
         if rc != PAM_SUCCESS {
+            restore_nofile();
             report.open_rc = -1;
             report.open_error = format!("account refused: {}", pam.strerror(rc));
             report.cgroup_after_open = own_cgroup();
@@ -134,6 +162,7 @@ fn main() {
         }
     }
     report.open_rc = pam.open_session();
+    restore_nofile();
     report.open_error = pam.strerror(report.open_rc);
     report.cgroup_after_open = own_cgroup();
     if report.open_rc == PAM_SUCCESS {

@@ -51,6 +51,8 @@ pub struct SessionOptions {
     pub rhost: Option<String>,
     /// Stay open until this file exists.
     pub hold_until: Option<PathBuf>,
+    /// `ulimit -n` while libpam runs (`pam-session --nofile`).
+    pub nofile: Option<u64>,
 }
 
 /// The driver binary, built beside the test binary (target/<profile>/pam-session).
@@ -124,6 +126,9 @@ fn add_args(cmd: &mut Command, pam_dir: &Path, user: &str, opts: &SessionOptions
     }
     if let Some(h) = &opts.rhost {
         cmd.arg("--rhost").arg(h);
+    }
+    if let Some(n) = opts.nofile {
+        cmd.arg("--nofile").arg(n.to_string());
     }
     if let Some(f) = &opts.hold_until {
         cmd.arg("--hold-until").arg(f);
