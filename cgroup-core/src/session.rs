@@ -524,14 +524,13 @@ pub fn apply_user_cgroup(
     user_cgroup: &UserCgroup,
     limits: &EffectiveLimits,
 ) -> Result<Applied> {
-    // The cheap guess first; the stamp holds the access decided last time, so an unchanged
-    // user costs no group lookup. A user cgroup not owned by root (a 0.1.0 tree, or a chown
-    // by hand) is never taken as applied, whatever its stamp says.
+    // Who may read the user cgroup is decided again at every login (one group lookup): a
+    // member added to the user's group since the last apply must lose the view at once, which
+    // a stamp written before could not know. A user cgroup not owned by root (a 0.1.0 tree, or
+    // a chown by hand) is never taken as applied, whatever its stamp says.
     let owned_by_root = user_cgroup.dir().stat()?.st_uid == 0;
-    for access in [GroupAccess::Private { gid: user.gid }, GroupAccess::Shared] {
-        if !owned_by_root {
-            break;
-        }
+    let access = GroupAccess::of(user);
+    if owned_by_root {
         let fingerprint = desired_fingerprint(config, user, access, limits);
         if let Some(rest) = user_cgroup
             .stamp()
@@ -553,7 +552,6 @@ pub fn apply_user_cgroup(
             });
         }
     }
-    let access = GroupAccess::of(user);
     // A failure half way must not leave a stamp that says "applied".
     user_cgroup.clear_stamp()?;
     let prepared = prepare_user_cgroup(tree, config, user, user_cgroup, access)?;

@@ -14,6 +14,7 @@ mod fence;
 mod held_locks;
 mod levers;
 mod me;
+mod neighbours;
 mod net_traffic;
 mod private_ip;
 mod private_ip_login;

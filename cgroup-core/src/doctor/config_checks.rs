@@ -200,6 +200,18 @@ fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
     let mut fails = Vec::new();
     let mut warns = Vec::new();
     let mut shared = Vec::new();
+    // Primary gids of the users with a cgroup: two users with one primary group read each
+    // other's cgroups.
+    let mut primary_gid_sharers: std::collections::BTreeMap<u32, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for u in &users {
+        if let Ok(Some(pw)) = nix::unistd::User::from_name(&u.name) {
+            primary_gid_sharers
+                .entry(pw.gid.as_raw())
+                .or_default()
+                .push(u.name.clone());
+        }
+    }
     if let Ok(m) = std::fs::metadata(tree.users_dir()) {
         if m.uid() != 0 || m.mode() & 0o7777 != USERS_MODE {
             warns.push(format!(
@@ -245,7 +257,21 @@ fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
         };
         let access = GroupAccess::of(&info);
         if access == GroupAccess::Shared {
-            shared.push(format!("{} (gid {})", u.name, info.gid));
+            shared.push(format!(
+                "{} (gid {}: {})",
+                u.name,
+                info.gid,
+                why_shared(&info)
+            ));
+        } else if let Some(other) = primary_gid_sharers.get(&info.gid).and_then(|names| {
+            names.iter().find(|n| **n != u.name)
+        }) {
+            // Not seen at login (that would enumerate every user): the other user's
+            // processes run with this gid and read the user cgroup.
+            shared.push(format!(
+                "{} (gid {}: also the primary group of {other}, who can read {}'s cgroup)",
+                u.name, info.gid, u.name
+            ));
         }
         let Ok(meta) = std::fs::metadata(&u.path) else {
             continue;
@@ -301,9 +327,28 @@ fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
         out.push(Finding::warn(
             "shared-groups",
             format!("primary group not a user-private group: {}", shared.join(", ")),
-            "matters where customers share a primary group: their user cgroups are made root-only (0711, files 0600) to keep them apart, so each reads only its own leaves' figures",
-            "give each customer its own primary group (useradd -U, adduser's default)",
+            "matters where customers share a primary group or their group has other members: such user cgroups are made root-only (0711, files 0600) so no other member reads them, and the customer reads its figures through `cgroupctl me`",
+            "give each customer its own primary group with no other members (useradd -U, adduser's default); share web files through another group",
         ));
+    }
+}
+
+/// Why a user's primary group does not count as its private group.
+fn why_shared(user: &crate::nss::UserInfo) -> String {
+    match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(user.gid)) {
+        Ok(Some(g)) if g.name != user.name => format!("group {} is not named like the user", g.name),
+        Ok(Some(g)) => format!(
+            "group {} also lists {}",
+            g.name,
+            g.mem
+                .iter()
+                .filter(|m| **m != user.name)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Ok(None) => "no such group in NSS".to_string(),
+        Err(e) => format!("group lookup failed: {e}"),
     }
 }
 

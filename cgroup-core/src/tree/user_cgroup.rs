@@ -67,11 +67,17 @@ pub enum GroupAccess {
 }
 
 impl GroupAccess {
-    /// Decided from NSS: a primary group named like the user is a user-private group (the
-    /// USERGROUPS convention of useradd and adduser). Anything else may be shared.
+    /// Decided from NSS: a primary group named like the user and with no other member is a
+    /// user-private group (the USERGROUPS convention of useradd and adduser). A group that
+    /// also lists other members (www-data, or a colleague added to share web files: common in
+    /// hosting) would show them the customer's sessions, PIDs, usage and faults: shared.
+    /// Another user whose primary gid is the same group is not seen here (that would need an
+    /// enumeration of every user at each login); `cgroupctl doctor` reports such users.
     pub fn of(user: &UserInfo) -> GroupAccess {
         match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(user.gid)) {
-            Ok(Some(g)) if g.name == user.name => GroupAccess::Private { gid: user.gid },
+            Ok(Some(g)) if is_private_group(&g.name, &g.mem, &user.name) => {
+                GroupAccess::Private { gid: user.gid }
+            }
             _ => GroupAccess::Shared,
         }
     }
@@ -96,6 +102,11 @@ impl GroupAccess {
             GroupAccess::Shared => "shared",
         }
     }
+}
+
+/// A group of this name and these listed members is the private group of `user`.
+pub fn is_private_group(name: &str, members: &[String], user: &str) -> bool {
+    name == user && members.iter().all(|m| m == user)
 }
 
 /// What securing a user cgroup found.
