@@ -100,6 +100,11 @@ pub enum Error {
     #[error("too many sessions: {open} open, the limit is sessions.max = {max}")]
     SessionLimit { user: String, open: u32, max: u32 },
 
+    /// The session of a confined user's service manager, refused by
+    /// `policy.user_manager = "refuse"`.
+    #[error("the user manager (systemd --user) of a confined user is refused by policy.user_manager = \"refuse\"")]
+    UserManagerRefused { user: String },
+
     #[error("{0}")]
     Other(String),
 }
@@ -108,7 +113,9 @@ impl Error {
     /// A deliberate refusal of the login (not a fault): the text for the person logging in.
     pub fn refusal_message(&self) -> Option<String> {
         match self {
-            Error::Suspended { .. } | Error::SessionLimit { .. } => Some(self.to_string()),
+            Error::Suspended { .. }
+            | Error::SessionLimit { .. }
+            | Error::UserManagerRefused { .. } => Some(self.to_string()),
             _ => None,
         }
     }

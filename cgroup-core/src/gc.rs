@@ -56,9 +56,11 @@ pub enum Position {
     ServiceDir { user: String },
 }
 
-/// Is `name` (a child of `users/<user>`) a service dir? Root-owned and not a session's name.
+/// Is `name` (a child of `users/<user>`) a service dir? Root-owned and not the name of a
+/// session's or a user manager's leaf.
 fn is_service_dir(dir: &CgroupDir, name: &str) -> bool {
     !name.starts_with(SESSION_PREFIX)
+        && !name.starts_with(crate::tree::user_cgroup::MANAGER_PREFIX)
         && dir
             .open_child(name)
             .and_then(|d| d.stat())

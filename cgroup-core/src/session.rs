@@ -11,7 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, ConfigError, EffectiveLimits, Follow, OnError, Policy};
+use crate::config::{
+    Config, ConfigError, EffectiveLimits, Follow, OnError, Policy, UserManager,
+    USER_MANAGER_SERVICE,
+};
 use crate::error::{Error, Result};
 use crate::limits::{Controller, LimitKey};
 use crate::names::validate_user_name;
@@ -183,16 +186,23 @@ pub fn open_session(req: &OpenRequest<'_>) -> OpenReport {
     let outcome = open_with(config.as_ref(), &policy, req, &mut notices);
     if matches!(
         outcome,
-        Err(Error::InsideFence { .. } | Error::Suspended { .. } | Error::SessionLimit { .. })
+        Err(Error::InsideFence { .. }
+            | Error::Suspended { .. }
+            | Error::SessionLimit { .. }
+            | Error::UserManagerRefused { .. })
     ) {
         // Customer state may be behind it: letting the login in would let a customer turn
         // its own login into an unconfined one. A suspension or a full sessions.max is a
         // decision, not a fault: on_error has no say either.
         on_error = OnError::Closed;
     }
-    if req.user != "root"
-        && matches!(&outcome, Err(e) if e.is_resource_exhaustion())
-    {
+    if req.user != "root" && req.service == USER_MANAGER_SERVICE && outcome.is_err() {
+        // A user manager that cannot be fenced is not started: everything it would start
+        // (`systemd-run --user`, lingering units) would run outside the fence. The login
+        // itself does not depend on it.
+        on_error = OnError::Closed;
+    }
+    if req.user != "root" && matches!(&outcome, Err(e) if e.is_resource_exhaustion()) {
         // Out of files or memory: the caller's limits are raised above, so what is left may
         // still be the customer's doing (a host-wide table filled by its processes). Never a
         // reason to let a login in unconfined.
@@ -242,6 +252,23 @@ fn open_with(
     };
     if let Some(reason) = exemption(policy, &user, Some(&groups)) {
         return Ok(exempt_placement(config, req, reason, notices));
+    }
+    if req.service == USER_MANAGER_SERVICE {
+        match policy.user_manager {
+            UserManager::Fence => {}
+            UserManager::Refuse => {
+                return Err(Error::UserManagerRefused {
+                    user: user.name.clone(),
+                })
+            }
+            UserManager::Unconfined => return Ok(exempt_placement(
+                config,
+                req,
+                "policy.user_manager = \"unconfined\": the user manager stays outside the fence"
+                    .into(),
+                notices,
+            )),
+        }
     }
     // A confined user with a broken config: that error decides (on_error).
     let Some(config) = config else {
@@ -349,7 +376,9 @@ fn confine(
     }
     // ---- end issue 12
     let limits = config.effective_limits(groups, user_file.as_ref());
-    let cap = if config.sessions.counts(req.service) {
+    // The user manager is no login: it neither counts towards sessions.max nor is refused by it.
+    let manager = req.service == USER_MANAGER_SERVICE;
+    let cap = if config.sessions.counts(req.service) && !manager {
         config.sessions_max_for(groups, user_file.as_ref())
     } else {
         None
@@ -366,6 +395,19 @@ fn confine(
     };
     let applied = apply_user_cgroup(&tree, config, user, &user_cgroup, &limits).map_err(inside)?;
     report_applied(&tree, &applied, notices);
+    if manager {
+        let leaf = enter_manager_leaf(config, user, &user_cgroup, pid).map_err(inside)?;
+        return Ok(Placement::Confined {
+            record: SessionRecord {
+                user: user.name.clone(),
+                leaf,
+                previous,
+                fallback: tree.mount.mount_point.clone(),
+            },
+            limits,
+            skipped: applied.skipped,
+        });
+    }
     let mark =
         SessionMark::new(&user.name, req.service, req.tty, req.rhost, pid).map_err(inside)?;
     // sessions.max: the count and the new leaf's mark under one lock (crate::sessions). The
@@ -443,6 +485,23 @@ fn enter_new_leaf(
         leaf.delegate(user.uid, user.gid)?;
         return Ok((leaf.entry_path(), mark_error));
     }
+}
+
+/// The user manager's leaf: made, the manager's process moved into it, handed over whole.
+fn enter_manager_leaf(
+    config: &Config,
+    user: &UserInfo,
+    user_cgroup: &UserCgroup,
+    pid: u32,
+) -> Result<PathBuf> {
+    let leaf = user_cgroup.new_manager_leaf(pid, config)?;
+    if let Err(e) = leaf.enter(user_cgroup.dir(), pid) {
+        leaf.discard(user_cgroup.dir());
+        return Err(e);
+    }
+    // Handed over only once the process is in, as a session leaf is.
+    leaf.delegate(user.uid, user.gid)?;
+    Ok(leaf.entry_path())
 }
 
 fn report_applied(tree: &Tree, applied: &Applied, notices: &mut Vec<Notice>) {

@@ -19,7 +19,10 @@ impl LockHolder {
     fn hold(lock: &str, customer: &TestUser) -> LockHolder {
         // The sh under flock runs as the customer (dash drops the effective uid of a
         // process whose real uid differs): its sign goes where the customer may write.
-        let ready = format!("/tmp/{}.held", pam_cgroup_tests::support::unique_name("lock"));
+        let ready = format!(
+            "/tmp/{}.held",
+            pam_cgroup_tests::support::unique_name("lock")
+        );
         let _ = std::fs::remove_file(&ready);
         let child = Command::new("setpriv")
             .arg(format!("--ruid={}", customer.uid))
@@ -92,8 +95,7 @@ fn timed(setup: &TestSetup, user: &TestUser, opts: &SessionOptions) -> (SessionR
 }
 
 #[test]
-fn a_stopped_su_holding_the_sessions_lock_gets_the_next_login_refused_soon_and_others_never_wait()
-{
+fn a_stopped_su_holding_the_sessions_lock_gets_the_next_login_refused_soon_and_others_never_wait() {
     require_root();
     let setup = TestSetup::new("[limits]\n\"sessions.max\" = 5\n", "");
     let alice = TestUser::new("plk");
@@ -112,13 +114,17 @@ fn a_stopped_su_holding_the_sessions_lock_gets_the_next_login_refused_soon_and_o
 
     let (r, took) = timed(&setup, &alice, &SessionOptions::default());
     assert_not_unconfined(&r, "alice's login behind her stopped su");
-    assert_ne!(r.open_rc, PAM_SUCCESS, "refused: it cannot be counted: {r:?}");
+    assert_ne!(
+        r.open_rc, PAM_SUCCESS,
+        "refused: it cannot be counted: {r:?}"
+    );
     assert!(
         took < Duration::from_secs(5),
         "refused within the normal time, not after a long wait: {took:?}"
     );
     assert!(
-        r.syslog_text().contains("refused rather than let in uncounted"),
+        r.syslog_text()
+            .contains("refused rather than let in uncounted"),
         "the log says why: {r:?}"
     );
 

@@ -593,26 +593,91 @@ fn a_config_change_reaches_the_next_login_and_an_unchanged_one_writes_nothing() 
     assert_eq!(caps(), "10");
 }
 
+/// Opens (and closes, unless `no_close`) a session of the user manager's PAM service,
+/// `systemd-user`, as systemd does for user@UID.service (the stack includes common-session).
+fn user_manager_session(setup: &TestSetup, user: &str, no_close: bool) -> serde_json::Value {
+    let stack = setup.pam_dir().join("systemd-user");
+    if !stack.exists() {
+        std::fs::copy(setup.pam_dir().join("pamcgroup-test"), &stack).unwrap();
+    }
+    let mut cmd = Command::new(pam_cgroup_tests::support::driver::driver());
+    cmd.arg("--confdir")
+        .arg(setup.pam_dir())
+        .args(["--service", "systemd-user", "--capture-syslog"])
+        .arg(format!("--user={user}"));
+    if no_close {
+        cmd.arg("--no-close");
+    }
+    let out = cmd.output().unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
 #[test]
-fn the_user_managers_session_is_never_confined() {
+fn the_user_manager_runs_in_a_delegated_leaf_of_the_fence_by_default() {
     require_root();
     let alice = TestUser::new("pca");
-    let setup = TestSetup::new("[policy]\non_error = \"closed\"\n", "");
-    // systemd opens a PAM session "systemd-user" for user@UID.service, which includes
-    // common-session: the manager must keep the cgroup systemd delegated to it.
-    std::fs::copy(
-        setup.pam_dir().join("pamcgroup-test"),
-        setup.pam_dir().join("systemd-user"),
-    )
-    .unwrap();
-    let out = Command::new(pam_cgroup_tests::support::driver::driver())
-        .arg("--confdir")
-        .arg(setup.pam_dir())
-        .args(["--service", "systemd-user"])
-        .arg(format!("--user={}", alice.name))
-        .output()
-        .unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let setup = TestSetup::new("", "");
+    let r = user_manager_session(&setup, &alice.name, true);
+    assert_eq!(r["open_rc"], 0, "{r}");
+    // The process itself is in the leaf (no login/): systemd --user takes the cgroup it
+    // starts in as the root of its own tree.
+    let cgroup = r["cgroup_after_open"].as_str().unwrap();
+    let leaf = setup.tree.path_of(cgroup);
+    assert_eq!(
+        leaf.parent().unwrap(),
+        setup.tree.user(&alice.name),
+        "directly below users/<user>: {r}"
+    );
+    let name = leaf.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("manager-"), "{r}");
+    let meta = std::fs::metadata(&leaf).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (alice.uid, alice.gid),
+        "delegated"
+    );
+    for f in ["cgroup.procs", "cgroup.subtree_control"] {
+        assert_eq!(
+            std::fs::metadata(leaf.join(f)).unwrap().uid(),
+            alice.uid,
+            "{f} is the manager's"
+        );
+    }
+    for f in ["cgroup.max.descendants", "cgroup.max.depth"] {
+        assert_eq!(
+            std::fs::metadata(leaf.join(f)).unwrap().uid(),
+            0,
+            "{f} stays root's"
+        );
+    }
+    // The user manager is no login: `cgroupctl sessions` does not list it.
+    let sessions = crate::cgroupctl::ctl_json(&setup, &["sessions", &alice.name, "--json"]);
+    assert_eq!(sessions.as_array().map(Vec::len), Some(0), "{sessions}");
+}
+
+#[test]
+fn the_user_manager_is_refused_by_policy_and_whenever_it_cannot_be_fenced() {
+    require_root();
+    let alice = TestUser::new("pcr");
+    // A broken config with on_error = "open": a login may be let in, a user manager never.
+    let setup = TestSetup::new(
+        "[policy]\non_error = \"open\"\n[limits]\n\"memory.max\" = \"1Gx\"\n",
+        "",
+    );
+    let r = user_manager_session(&setup, &alice.name, false);
+    assert_ne!(
+        r["open_rc"], 0,
+        "a manager that cannot be fenced is not started: {r}"
+    );
+    assert_eq!(r["cgroup_after_open"], r["cgroup_before"], "{r}");
+    setup.write_config("[policy]\nuser_manager = \"refuse\"\n");
+    let r = user_manager_session(&setup, &alice.name, false);
+    assert_ne!(r["open_rc"], 0, "refused by policy: {r}");
+    assert_eq!(r["cgroup_after_open"], r["cgroup_before"], "{r}");
+    // The explicit choice leaves it where systemd put it.
+    setup.write_config("[policy]\nuser_manager = \"unconfined\"\n");
+    let r = user_manager_session(&setup, &alice.name, false);
     assert_eq!(r["open_rc"], 0, "{r}");
     assert_eq!(r["cgroup_after_open"], r["cgroup_before"], "{r}");
 }

@@ -115,12 +115,14 @@ fn render(config: &Config) -> String {
          exempt_users = {}\n\
          exempt_groups = {}\n\
          exempt_services = {}\n\
+         user_manager = \"{}\"\n\
          min_uid = {}\n",
         config.path.display().to_string().replace('\n', "?"),
         p.on_error,
         list(&p.exempt_users),
         list(&p.exempt_groups),
         list(&p.exempt_services),
+        p.user_manager,
         p.min_uid
     )
 }

@@ -25,7 +25,7 @@ use crate::limits::{parse_limit, Limit, LimitKey, RawValue, SessionsMax, SESSION
 pub use error::{line_col, ConfigError};
 pub use events::{EventsConfig, DEFAULT_HISTORY_DIR};
 pub use file::{read_secure, Follow, MAX_CONFIG_BYTES};
-pub use policy::{OnError, Policy};
+pub use policy::{OnError, Policy, UserManager, USER_MANAGER_SERVICE};
 pub use proc::{AdminGroup, HidePid, ProcConfig};
 pub use resolve::{EffectiveLimits, LimitSource, ResolvedLimit};
 pub use user::{Suspension, UserFile, MAX_REASON_CHARS, SUSPEND_TABLE};

@@ -38,15 +38,61 @@ impl fmt::Display for OnError {
     }
 }
 
+/// What the session of a user's service manager (user@UID.service, PAM service
+/// `systemd-user`) gets for a confined user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserManager {
+    /// The manager runs in a delegated leaf of the user's fence (`users/<user>/manager-<id>`),
+    /// and everything it starts with it: `systemd-run --user`, enabled and lingering units,
+    /// D-Bus activated services, inside the plan's limits and the private-IP rules.
+    #[default]
+    Fence,
+    /// The manager's session is refused: a confined user has no user manager.
+    Refuse,
+    /// The manager stays where systemd put it (user.slice), outside the fence: anything the
+    /// customer starts through it escapes the plan's limits and the private-IP rules. An
+    /// explicit choice that `cgroupctl doctor` reports.
+    Unconfined,
+}
+
+/// The PAM service systemd opens for a user's service manager.
+pub const USER_MANAGER_SERVICE: &str = "systemd-user";
+
+impl FromStr for UserManager {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fence" => Ok(UserManager::Fence),
+            "refuse" => Ok(UserManager::Refuse),
+            "unconfined" => Ok(UserManager::Unconfined),
+            other => Err(format!(
+                "{other:?}: expected \"fence\", \"refuse\" or \"unconfined\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for UserManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UserManager::Fence => "fence",
+            UserManager::Refuse => "refuse",
+            UserManager::Unconfined => "unconfined",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub on_error: OnError,
     pub exempt_users: Vec<String>,
     pub exempt_groups: Vec<String>,
-    /// PAM services whose sessions are never confined. Default: `systemd-user`, the session
-    /// systemd opens for a user's service manager (user@UID.service): that manager must keep
-    /// the cgroup systemd delegated to it, and cannot work from a root-owned session leaf.
+    /// PAM services whose sessions are never confined. Default: none. (The user manager's
+    /// service, `systemd-user`, is decided by `user_manager`; listing it here leaves every
+    /// user manager unconfined, which doctor reports.)
     pub exempt_services: Vec<String>,
+    /// What a confined user's service manager gets (`UserManager`).
+    pub user_manager: UserManager,
     /// Users with a uid below are not confined (system accounts).
     pub min_uid: u32,
 }
@@ -59,7 +105,8 @@ impl Default for Policy {
             on_error: OnError::Open,
             exempt_users: vec!["root".to_string()],
             exempt_groups: Vec::new(),
-            exempt_services: vec!["systemd-user".to_string()],
+            exempt_services: Vec::new(),
+            user_manager: UserManager::Fence,
             min_uid: DEFAULT_MIN_UID,
         }
     }
@@ -72,6 +119,7 @@ pub(super) struct RawPolicy {
     exempt_users: Option<Vec<String>>,
     exempt_groups: Option<Vec<String>>,
     exempt_services: Option<Vec<String>>,
+    user_manager: Option<Spanned<String>>,
     min_uid: Option<Spanned<i64>>,
 }
 
@@ -93,6 +141,12 @@ impl RawPolicy {
         if let Some(services) = &self.exempt_services {
             policy.exempt_services = services.clone();
         }
+        if let Some(v) = &self.user_manager {
+            policy.user_manager = match v.get_ref().parse() {
+                Ok(m) => m,
+                Err(reason) => return src.error(v.span(), "policy.user_manager", reason),
+            };
+        }
         if let Some(v) = &self.min_uid {
             policy.min_uid = match u32::try_from(*v.get_ref()) {
                 Ok(uid) => uid,
@@ -111,8 +165,9 @@ impl Policy {
     /// Key by key: what can still be read of the broken file's `[policy]` (`text`, see
     /// `salvage`), else what the last valid config said (`last_good`, kept by `last_good`),
     /// else the defaults. A broken file only ever adds to the exemptions of the defaults
-    /// (root, systemd-user) and never lowers `min_uid` below the default: it fails towards
-    /// letting admins in. `text` is `None` when the file is missing or not trusted.
+    /// (root) and never lowers `min_uid` below the default: it fails towards letting admins
+    /// in. `user_manager` is never read from a broken file: a typo there must not let user
+    /// managers out of the fence. `text` is `None` when the file is missing or not trusted.
     pub fn fallback(text: Option<&str>, last_good: Option<&Policy>) -> Policy {
         let mut policy = last_good.cloned().unwrap_or_default();
         let Some(section) = text.map(super::salvage::policy_table) else {

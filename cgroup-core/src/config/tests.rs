@@ -278,18 +278,25 @@ fn secure_read_refuses_writable_files() {
 }
 
 #[test]
-fn exempt_services_default_to_the_user_manager() {
+fn no_service_is_exempt_by_default_and_the_user_manager_is_fenced() {
+    use crate::config::UserManager;
     let c = parse("").unwrap();
-    assert_eq!(c.policy.exempt_services, vec!["systemd-user".to_string()]);
-    let c = parse("[policy]\nexempt_services = [\"systemd-user\", \"lightdm\"]\n").unwrap();
-    assert_eq!(c.policy.exempt_services.len(), 2);
-    // A broken file keeps the default and adds what it names.
+    assert!(c.policy.exempt_services.is_empty());
+    assert_eq!(c.policy.user_manager, UserManager::Fence);
+    let c =
+        parse("[policy]\nexempt_services = [\"lightdm\"]\nuser_manager = \"refuse\"\n").unwrap();
+    assert_eq!(c.policy.exempt_services, vec!["lightdm".to_string()]);
+    assert_eq!(c.policy.user_manager, UserManager::Refuse);
+    let e = parse("[policy]\nuser_manager = \"outside\"\n").unwrap_err();
+    assert!(e.to_string().contains("policy.user_manager"), "{e}");
+    // A broken file adds what it names to the exempt services, and never lets the user
+    // managers out: user_manager is not read from it.
     let p = Policy::fallback(
-        Some("[policy]\nexempt_services = [\"x\"]\n[limits]\nbad = 1\n"),
+        Some("[policy]\nexempt_services = [\"x\"]\nuser_manager = \"unconfined\"\n[limits]\nbad = 1\n"),
         None,
     );
-    assert!(p.exempt_services.contains(&"systemd-user".to_string()));
-    assert!(p.exempt_services.contains(&"x".to_string()));
+    assert_eq!(p.exempt_services, vec!["x".to_string()]);
+    assert_eq!(p.user_manager, UserManager::Fence);
 }
 
 #[test]

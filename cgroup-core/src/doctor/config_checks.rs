@@ -263,9 +263,10 @@ fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
                 info.gid,
                 why_shared(&info)
             ));
-        } else if let Some(other) = primary_gid_sharers.get(&info.gid).and_then(|names| {
-            names.iter().find(|n| **n != u.name)
-        }) {
+        } else if let Some(other) = primary_gid_sharers
+            .get(&info.gid)
+            .and_then(|names| names.iter().find(|n| **n != u.name))
+        {
             // Not seen at login (that would enumerate every user): the other user's
             // processes run with this gid and read the user cgroup.
             shared.push(format!(
@@ -336,7 +337,9 @@ fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
 /// Why a user's primary group does not count as its private group.
 fn why_shared(user: &crate::nss::UserInfo) -> String {
     match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(user.gid)) {
-        Ok(Some(g)) if g.name != user.name => format!("group {} is not named like the user", g.name),
+        Ok(Some(g)) if g.name != user.name => {
+            format!("group {} is not named like the user", g.name)
+        }
         Ok(Some(g)) => format!(
             "group {} also lists {}",
             g.name,

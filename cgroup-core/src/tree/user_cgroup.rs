@@ -53,6 +53,9 @@ pub const UNCONFINED_MODE: u32 = 0o700;
 /// Where a session's own process goes inside its leaf (see the module comment).
 pub const LOGIN_DIR: &str = "login";
 
+/// The name of a user manager's leaf is this and the pid that opened it.
+pub const MANAGER_PREFIX: &str = "manager-";
+
 /// The extended attribute recording what was last applied to a user cgroup. `trusted.` needs
 /// CAP_SYS_ADMIN to write, and the directory is root's: the user can forge neither.
 pub const STAMP_XATTR: &str = "trusted.pam_cgroup.applied";
@@ -394,6 +397,15 @@ impl UserCgroup {
                 Err(e)
             }
         }
+    }
+
+    /// Makes a fresh leaf `manager-<pid>` for the user's service manager (systemd --user),
+    /// root-owned and closed, with its caps written. Unlike a session leaf it has no `login/`:
+    /// the manager's process enters the leaf itself, which is then delegated whole, because
+    /// systemd --user takes the cgroup it starts in as the root of its own tree (it moves
+    /// itself into `init.scope` there and makes a child per unit).
+    pub fn new_manager_leaf(&self, pid: u32, config: &Config) -> Result<Leaf> {
+        new_leaf_in(&self.dir, &format!("{MANAGER_PREFIX}{pid}"), config)
     }
 
     /// `<service>/` for `cgroupctl run`/`classify`, root-owned like the user cgroup.
