@@ -37,8 +37,9 @@ fn sleeper_as(user: &TestUser, tag: &str) -> Sleeper {
     Sleeper(child)
 }
 
-#[test]
-fn each_customer_sees_only_its_own_faults() {
+/// A work directory, a config with an event history in it, and where the me socket goes (in
+/// a root-owned 0755 directory, as the daemon requires).
+fn me_setup() -> (tempfile::TempDir, TestSetup, std::path::PathBuf) {
     require_root();
     let work = tempfile::tempdir().unwrap();
     let history = work.path().join("state/events");
@@ -48,6 +49,12 @@ fn each_customer_sees_only_its_own_faults() {
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let socket = run_dir.join("me.sock");
+    (work, setup, socket)
+}
+
+#[test]
+fn each_customer_sees_only_its_own_faults() {
+    let (work, setup, socket) = me_setup();
     let alice = TestUser::new("pcma");
     let bob = TestUser::new("pcmb");
     let users = work.path().join("users");
@@ -219,15 +226,7 @@ print(json.dumps({"held": held, "answer": answer.decode(errors="replace"), "seco
 #[test]
 fn slow_customers_hold_a_slot_only_until_the_deadline_and_never_shut_out_another() {
     use std::io::BufRead;
-    require_root();
-    let work = tempfile::tempdir().unwrap();
-    let history = work.path().join("state/events");
-    let setup = TestSetup::new(&events_config(&history), "");
-    let run_dir = work.path().join("run");
-    std::fs::create_dir(&run_dir).unwrap();
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let socket = run_dir.join("me.sock");
+    let (work, setup, socket) = me_setup();
     let users = work.path().join("users");
     std::fs::create_dir(&users).unwrap();
     // Eight slow customers (the daemon serves eight connections at once) and a ninth.
