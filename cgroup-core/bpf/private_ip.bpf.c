@@ -35,6 +35,12 @@
  *   connect4/6, sendmsg4/6:
  *             127.0.0.1 (or ::ffff:127.0.0.1), port in range -> rewritten to the own address:
  *                                                    each customer's localhost is its own
+ *             0.0.0.0, ::ffff:0.0.0.0 or ::, port in range -> the same: Linux sends a peer
+ *                                                    "any" to the loopback (127.0.0.1, or
+ *                                                    ::1 / 127.0.0.1 for ::), so left alone
+ *                                                    it would reach the shared 127.0.0.1
+ *             sendmsg6 to ::, port in range         -> EACCES (such a peer cannot be
+ *                                                    rewritten to a v4-mapped one there)
  *             another user's address (any port)     -> EACCES
  *   sendmsg4/6 with a source (IP_PKTINFO / IPV6_PKTINFO) that is another user's -> EACCES
  *
@@ -157,7 +163,8 @@ static __always_inline enum verdict judge_bind4(__u32 ip4, int in_range, __u32 o
 
 static __always_inline enum verdict judge_peer4(__u32 ip4, int in_range, __u32 own)
 {
-	if (in_range && ip4 == bpf_htonl(LOCALHOST))
+	/* A peer of 0.0.0.0 is sent to 127.0.0.1 by the kernel: the same localhost. */
+	if (in_range && (ip4 == 0 || ip4 == bpf_htonl(LOCALHOST)))
 		return own ? REWRITE : REFUSE;
 	return others_address(ip4, own) ? REFUSE : ALLOW;
 }
@@ -294,12 +301,24 @@ int pcg_connect4(struct bpf_sock_addr *ctx)
 	return peer4(ctx, own);
 }
 
-/* connect6 and sendmsg6: only v4-mapped peers can be a user's address. */
-static __always_inline int peer6(struct bpf_sock_addr *ctx, __u32 own)
+/*
+ * connect6 and sendmsg6: only v4-mapped peers can be a user's address, and [::], which the
+ * kernel turns into a loopback peer (127.0.0.1 when the socket is bound to a v4-mapped
+ * address, else ::1): on the range it is the own localhost, like 127.0.0.1. A datagram's
+ * peer cannot be rewritten to a v4-mapped address (the UDPv6 send path answers ENOTSUPP after
+ * the hook), so there it is refused with the usual EACCES; connect() then send() works.
+ */
+static __always_inline int peer6(struct bpf_sock_addr *ctx, __u32 own, int datagram)
 {
 	__u32 ip6[4];
 
 	load_ip6(ctx, ip6);
+	if (is_v6_any(ip6) && port_in_range(ctx->user_port)) {
+		if (!own || datagram)
+			return refuse();
+		set_v4_mapped(ctx, own);
+		return 1;
+	}
 	if (!is_v4_mapped(ip6))
 		return 1;
 	switch (judge_peer4(ip6[3], port_in_range(ctx->user_port), own)) {
@@ -320,7 +339,7 @@ int pcg_connect6(struct bpf_sock_addr *ctx)
 
 	if (!confined(&own))
 		return 1;
-	return peer6(ctx, own);
+	return peer6(ctx, own, 0);
 }
 
 SEC("cgroup/sendmsg4")
@@ -351,7 +370,7 @@ int pcg_sendmsg6(struct bpf_sock_addr *ctx)
 	src[3] = ctx->msg_src_ip6[3];
 	if (is_v4_mapped(src) && others_address(src[3], own))
 		return refuse();
-	return peer6(ctx, own);
+	return peer6(ctx, own, 1);
 }
 
 /* GPL-compatible, like systemd's and Cilium's socket programs (dual-licensed source file). */

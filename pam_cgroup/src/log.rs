@@ -21,11 +21,33 @@ pub struct Logger {
     backend: Option<Option<Backend>>,
 }
 
-/// The host program's name, as pam_syslog shows it (sshd, su, cron).
+/// The host program's name, as pam_syslog shows it (sshd, su, cron), made safe as a tag.
 fn process_name() -> String {
-    std::fs::read_to_string("/proc/self/comm")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "pam_cgroup".to_string())
+    match std::fs::read("/proc/self/comm") {
+        Ok(comm) => syslog_tag(&comm),
+        Err(_) => "pam_cgroup".to_string(),
+    }
+}
+
+/// A syslog tag from a process's comm. Whoever starts su or sudo chooses its comm (the name
+/// of a symlink it execs through, or prctl), so the tag keeps only bytes that cannot end it:
+/// anything else (a newline forging a second line; `[`, `]`, `:` or a space forging another
+/// program's tag and pid; a backslash; non-ASCII) is written `\xNN`.
+fn syslog_tag(comm: &[u8]) -> String {
+    // The kernel ends comm with one newline; nothing else is trimmed.
+    let comm = comm.strip_suffix(b"\n").unwrap_or(comm);
+    if comm.is_empty() {
+        return "pam_cgroup".to_string();
+    }
+    let mut tag = String::with_capacity(comm.len());
+    for &b in comm {
+        if b.is_ascii_alphanumeric() || b"-_.+@()".contains(&b) {
+            tag.push(char::from(b));
+        } else {
+            tag.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    tag
 }
 
 impl Logger {
@@ -109,6 +131,19 @@ fn sanitize(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_hostile_comm_makes_one_plain_tag() {
+        assert_eq!(super::syslog_tag(b"sshd\n"), "sshd");
+        assert_eq!(super::syslog_tag(b"(sd-pam)\n"), "(sd-pam)");
+        assert_eq!(
+            super::syslog_tag(b"x\nsshd[1]: ok\n"),
+            "x\\x0asshd\\x5b1\\x5d\\x3a\\x20ok"
+        );
+        assert_eq!(super::syslog_tag(b"a\\b\xc3\xa9\n"), "a\\x5cb\\xc3\\xa9");
+        assert_eq!(super::syslog_tag(b"\n"), "pam_cgroup");
+        assert_eq!(super::syslog_tag(b""), "pam_cgroup");
+    }
+
     #[test]
     fn a_multi_line_message_is_logged_as_one_line() {
         let line = super::sanitize("config.toml:3:1: invalid table header\nexpected `.`");

@@ -37,8 +37,9 @@ fn sleeper_as(user: &TestUser, tag: &str) -> Sleeper {
     Sleeper(child)
 }
 
-#[test]
-fn each_customer_sees_only_its_own_faults() {
+/// A work directory, a config with an event history in it, and where the me socket goes (in
+/// a root-owned 0755 directory, as the daemon requires).
+fn me_setup() -> (tempfile::TempDir, TestSetup, std::path::PathBuf) {
     require_root();
     let work = tempfile::tempdir().unwrap();
     let history = work.path().join("state/events");
@@ -48,6 +49,12 @@ fn each_customer_sees_only_its_own_faults() {
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let socket = run_dir.join("me.sock");
+    (work, setup, socket)
+}
+
+#[test]
+fn each_customer_sees_only_its_own_faults() {
+    let (work, setup, socket) = me_setup();
     let alice = TestUser::new("pcma");
     let bob = TestUser::new("pcmb");
     let users = work.path().join("users");
@@ -181,6 +188,119 @@ fn each_customer_sees_only_its_own_faults() {
     drop(daemon);
     drop(alice_proc);
     drop(root_proc);
+}
+
+/// A customer that reads its answer, then trickles a byte every 0.5 s for as long as the
+/// daemon keeps the connection (at most 15 s); with `twice`, it opens a second connection
+/// meanwhile. Prints `ready` once it has its answer, then one JSON line.
+const DRIPPER: &str = r#"
+import json, socket, sys, time
+path, twice = sys.argv[1], sys.argv[2] == "1"
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
+t0 = time.monotonic()
+s.settimeout(5)
+answer = b""
+while not answer.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    answer += chunk
+print("ready", flush=True)
+second = None
+while time.monotonic() - t0 < 15:
+    try:
+        s.send(b"x")
+    except OSError:
+        break
+    if twice and second is None:
+        s2 = socket.socket(socket.AF_UNIX)
+        s2.connect(path)
+        s2.settimeout(5)
+        second = s2.recv(4096).decode(errors="replace")
+    time.sleep(0.5)
+held = time.monotonic() - t0
+print(json.dumps({"held": held, "answer": answer.decode(errors="replace"), "second": second}))
+"#;
+
+#[test]
+fn slow_customers_hold_a_slot_only_until_the_deadline_and_never_shut_out_another() {
+    use std::io::BufRead;
+    let (work, setup, socket) = me_setup();
+    let users = work.path().join("users");
+    std::fs::create_dir(&users).unwrap();
+    // Eight slow customers (the daemon serves eight connections at once) and a ninth.
+    let slow: Vec<TestUser> = (0..8).map(|_| TestUser::new("pcmd")).collect();
+    let ninth = TestUser::new("pcmn");
+    let socket_arg = socket.display().to_string();
+    let daemon = FakeTreeDaemon::start(
+        &setup,
+        &users,
+        &["--me-socket", &socket_arg],
+        work.path().join("d.log"),
+    );
+    daemon.wait_log("answering cgroupctl me", Duration::from_secs(20));
+
+    let started = std::time::Instant::now();
+    let mut drippers: Vec<_> = slow
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            u.command("/usr/bin/python3")
+                .args(["-c", DRIPPER, &socket_arg, if i == 0 { "1" } else { "0" }])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut outputs: Vec<_> = drippers
+        .iter_mut()
+        .map(|c| std::io::BufReader::new(c.stdout.take().unwrap()))
+        .collect();
+    for out in &mut outputs {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n", "{}", daemon.log());
+    }
+    // Every slot is held by a slow customer: the ninth is still served, after a wait for the
+    // first slot to free (at most the connection deadline).
+    let asked = std::time::Instant::now();
+    let out = ninth
+        .command(cgroupctl_bin().to_str().unwrap())
+        .args(["me", "--json", "--socket", &socket_arg])
+        .output()
+        .unwrap();
+    let waited = asked.elapsed();
+    assert!(out.status.success(), "{out:?}\n{}", daemon.log());
+    let me: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(me["user"], ninth.name.as_str());
+    eprintln!(
+        "the ninth customer was answered {:.2} s after asking ({:.2} s after the slow ones began)",
+        waited.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(waited < Duration::from_secs(6), "waited {waited:?}");
+
+    for ((user, mut child), mut out) in slow.iter().zip(drippers).zip(outputs) {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        child.wait().unwrap();
+        let report: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{e}: {line:?}\n{}", daemon.log()));
+        let answer: serde_json::Value =
+            serde_json::from_str(report["answer"].as_str().unwrap().trim()).unwrap();
+        assert_eq!(answer["user"], user.name.as_str(), "{report}");
+        // The daemon cuts a trickling connection at its deadline (3 s), not when it pleases.
+        let held = report["held"].as_f64().unwrap();
+        eprintln!("{} held its connection {held:.2} s", user.name);
+        assert!(held < 5.0, "{} held a slot {held:.2} s", user.name);
+        if user.name == slow[0].name {
+            // One slot per customer: its second connection is told so at once.
+            let second = report["second"].as_str().unwrap();
+            assert!(second.contains("busy"), "{report}");
+        }
+    }
+    drop(daemon);
 }
 
 /// Every number of a JSON document, and every run of digits in its keys and strings, as text.

@@ -821,6 +821,70 @@ fn localhost_on_the_range_reaches_the_own_service_never_a_neighbours() {
     assert_eq!(out[1], Ok(Some(v4(other, q).parse().unwrap())));
 }
 
+/// Datagrams waiting on `socket` (each probe sends one byte), read until a short quiet spell.
+fn datagrams(socket: &std::net::UdpSocket) -> usize {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let mut n = 0;
+    while socket.recv(&mut buf).is_ok() {
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn any_as_a_peer_on_the_range_is_the_own_localhost_never_the_shared_one() {
+    let f = Fixture::new();
+    let p = f.port(25);
+    let own = ip_of(&f.a);
+    // An unconfined service on the shared 127.0.0.1:p (TCP and UDP), and A's own on its
+    // address, both held by this (root, unconfined) process so it can count what arrives.
+    let shared_tcp = std::net::TcpListener::bind(v4(Ipv4Addr::LOCALHOST, p)).unwrap();
+    let shared_udp = std::net::UdpSocket::bind(v4(Ipv4Addr::LOCALHOST, p)).unwrap();
+    let _own_tcp = std::net::TcpListener::bind(v4(own, p)).unwrap();
+    let own_udp = std::net::UdpSocket::bind(v4(own, p)).unwrap();
+    let peers = [
+        format!("0.0.0.0:{p}"),
+        format!("[::ffff:0.0.0.0]:{p}"),
+        format!("[::]:{p}"),
+    ];
+    let mut ops: Vec<Op> = peers.iter().map(|a| Op::connect_peer(a)).collect();
+    ops.extend(peers.iter().map(|a| Op::send_to(a)));
+    let out = run_as(&f.a_cgroup(), who(&f.a), &ops);
+    assert_eq!(out[0], Ok(Some(v4(own, p).parse().unwrap())), "TCP 0.0.0.0");
+    assert_eq!(
+        out[1],
+        Ok(Some(mapped(own, p).parse().unwrap())),
+        "TCP [::ffff:0.0.0.0]"
+    );
+    assert_eq!(
+        out[2],
+        Ok(Some(mapped(own, p).parse().unwrap())),
+        "TCP [::]"
+    );
+    shared_tcp.set_nonblocking(true).unwrap();
+    assert!(
+        shared_tcp.accept().is_err(),
+        "a connection reached the shared 127.0.0.1:{p}"
+    );
+    assert_eq!(
+        &out[3..5],
+        &[Ok(None), Ok(None)],
+        "UDP 0.0.0.0, [::ffff:0.0.0.0]"
+    );
+    // [::] as a datagram's peer cannot be rewritten to a v4-mapped one (the kernel's UDPv6
+    // send path answers ENOTSUPP after the hook): refused plainly instead.
+    assert_eq!(out[5], EACCES, "UDP [::]");
+    assert_eq!(
+        datagrams(&shared_udp),
+        0,
+        "datagrams reached the shared 127.0.0.1:{p}"
+    );
+    assert_eq!(datagrams(&own_udp), 2, "datagrams that reached {own}:{p}");
+}
+
 #[test]
 fn other_loopback_binds_on_the_range_are_refused() {
     let f = Fixture::new();

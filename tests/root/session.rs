@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::Command;
 
 use pam_cgroup_tests::support::{
-    require_root, run_session, SessionOptions, TestGroup, TestSetup, TestTree, TestUser,
+    require_root, run_session, run_session_via, SessionOptions, TestGroup, TestSetup, TestTree,
+    TestUser,
 };
 
 const PAM_SUCCESS: i32 = 0;
@@ -65,6 +66,52 @@ fn session_lands_in_its_leaf_child_inherits_and_close_cleans_up() {
         setup.tree.user(&alice.name).is_dir(),
         "the user cgroup stays (it holds limits)"
     );
+}
+
+#[test]
+fn a_hostile_process_name_tty_or_rhost_never_splits_or_forges_a_log_line() {
+    require_root();
+    let setup = TestSetup::new("", "debug");
+    let alice = TestUser::new("pca");
+    // The customer starts the PAM program through a link it named: that name is the
+    // process's comm, which the module uses as the syslog tag.
+    let dir = tempfile::Builder::new()
+        .prefix("pct-comm-")
+        .tempdir()
+        .unwrap();
+    let forged = "x\nsshd[1]: ok";
+    let link = dir.path().join(forged);
+    std::os::unix::fs::symlink(pam_cgroup_tests::support::driver::driver(), &link).unwrap();
+    let r = run_session_via(
+        &link,
+        &setup.pam_dir(),
+        &alice.name,
+        &SessionOptions {
+            tty: Some("pts/0\nsshd[1]: tty".to_string()),
+            rhost: Some("h\nsshd[1]: rhost".to_string()),
+            ..SessionOptions::default()
+        },
+    );
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    // Only the module's lines: libpam's own (through glibc's syslog) carry argv[0] as their
+    // tag, which is outside the module's reach.
+    let ours: Vec<&String> = r
+        .syslog
+        .iter()
+        .filter(|l| l.contains("pam_cgroup("))
+        .collect();
+    assert!(!ours.is_empty(), "debug logs the session: {r:?}");
+    for line in ours {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        assert!(!body.contains('\n'), "a raw newline in {line:?}");
+        assert!(!line.contains("sshd[1]: ok"), "a forged tag in {line:?}");
+        // One tag, then the module's own prefix.
+        assert!(
+            line.contains("x\\x0asshd\\x5b1\\x5d\\x3a\\x20ok["),
+            "the tag is not the escaped comm: {line:?}"
+        );
+        assert!(line.contains("]: pam_cgroup("), "{line:?}");
+    }
 }
 
 #[test]

@@ -72,6 +72,17 @@ pub fn run_session(pam_dir: &Path, user: &str, opts: &SessionOptions) -> Session
     run_command(Command::new(driver()), pam_dir, user, opts)
 }
 
+/// The same, with the driver started as `program` (a symlink to it): the process's comm is
+/// then the link's name, as when a customer starts su through a link it named.
+pub fn run_session_via(
+    program: &Path,
+    pam_dir: &Path,
+    user: &str,
+    opts: &SessionOptions,
+) -> SessionReport {
+    run_command(Command::new(program), pam_dir, user, opts)
+}
+
 /// The same, inside a private mount namespace after a shell `prelude` changed it (unmount
 /// cgroup2, bind a broken nsswitch.conf...). The machine's own mounts are never touched.
 pub fn run_session_in_namespace(

@@ -11,8 +11,8 @@ pub mod users;
 
 pub use cgroup::TestTree;
 pub use driver::{
-    parse_report, run_session, run_session_in_namespace, session_command, SessionOptions,
-    SessionReport,
+    parse_report, run_session, run_session_in_namespace, run_session_via, session_command,
+    SessionOptions, SessionReport,
 };
 pub use pamconf::TestSetup;
 pub use users::{TestGroup, TestUser};

@@ -9,9 +9,15 @@
 //! - the socket is 0666 (every customer may ask about itself) in a root-owned directory no
 //!   one else may write to (so nobody can replace it);
 //! - a customer cannot stall it or make it work for nothing: one connection of a uid at a
-//!   time, one answer per uid per second (the answer reads the history), at most MAX_ACTIVE
-//!   connections served at once (each in its own short-lived thread, with a write deadline);
-//!   beyond that the connection is closed at once.
+//!   time (a second one is told "busy" at once), one answer per uid per second (the answer
+//!   reads the history), at most MAX_ACTIVE connections served at once, each in its own
+//!   short-lived thread and ended CONNECTION_DEADLINE after it got its slot, however slowly
+//!   the peer reads or however it trickles bytes: a slot is never held longer than that;
+//! - so customers who hold every slot cannot shut out another one: a connection that finds
+//!   them all held waits, in the order it came, for the first slot to free, at most
+//!   CONNECTION_DEADLINE (then it is told "busy" rather than cut off): with 8 slots of 3 s each,
+//!   a customer is served within about 3 s whatever up to 8 others do, and any number of
+//!   others, each limited to one slot and one answer a second, delay it by their turns only.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -19,8 +25,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,10 +39,15 @@ use super::log;
 use super::peer::unix_peer_uid;
 
 const MAX_ACTIVE: usize = 8;
-const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+/// A whole connection, from accept to close: the answer written, then the peer's bytes
+/// drained. Per connection, not per read or write, so trickling bytes buys no time.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(3);
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The drain after the answer, in all (within CONNECTION_DEADLINE).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(1);
 const MAX_DRAIN: usize = 64 * 1024;
+const BUSY: &[u8] = b"{\"error\":\"busy: one request per second\"}\n";
+const FULL: &[u8] = b"{\"error\":\"busy: too many requests, try again\"}\n";
 
 /// Where the answers come from; the history directory follows reloads.
 pub struct Sources {
@@ -47,9 +57,65 @@ pub struct Sources {
 
 struct Server {
     sources: Sources,
-    active: AtomicUsize,
+    /// Connections being served; `slot_freed` is signalled when one ends.
+    active: Mutex<usize>,
+    slot_freed: Condvar,
     /// uid -> (connection open, last answer).
     per_uid: Mutex<HashMap<u32, (bool, Instant)>>,
+}
+
+impl Server {
+    /// Takes a slot, waiting for one until `deadline`; false when none freed in time.
+    fn take_slot(&self, deadline: Instant) -> bool {
+        let mut active = match self.active.lock() {
+            Ok(a) => a,
+            Err(p) => p.into_inner(),
+        };
+        while *active >= MAX_ACTIVE {
+            let Some(left) = remaining(deadline) else {
+                return false;
+            };
+            active = match self.slot_freed.wait_timeout(active, left) {
+                Ok((a, _)) => a,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        *active += 1;
+        true
+    }
+
+    fn release_slot(&self) {
+        let mut active = match self.active.lock() {
+            Ok(a) => a,
+            Err(p) => p.into_inner(),
+        };
+        *active = active.saturating_sub(1);
+        self.slot_freed.notify_one();
+    }
+
+    fn per_uid(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (bool, Instant)>> {
+        match self.per_uid.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+/// Time left before `deadline`, None once it has passed (a zero timeout would mean "none").
+fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+}
+
+/// Answers a refused connection without a thread and without waiting: a fresh socket's buffer
+/// takes these few bytes; then what arrived is dropped, never waited for.
+fn refuse(mut s: UnixStream, answer: &[u8]) {
+    let _ = s.set_nonblocking(true);
+    let _ = s.write_all(answer);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    while matches!(std::io::Read::read(&mut s, &mut sink), Ok(n) if n > 0) {}
 }
 
 /// Binds the socket: its directory must be root's and writable by root only (created 0755
@@ -106,85 +172,90 @@ fn answer_json(sources: &Sources, uid: u32) -> String {
         .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}).to_string())
 }
 
-fn serve(server: &Server, mut s: UnixStream, uid: u32) {
-    let body = answer_json(&server.sources, uid);
-    let _ = s.set_write_timeout(Some(WRITE_DEADLINE));
-    if s.write_all(body.as_bytes())
-        .and_then(|()| s.write_all(b"\n"))
-        .is_err()
-    {
-        return;
+/// Serves one connection, ended at `deadline` whatever the peer does.
+fn serve(server: &Server, mut s: UnixStream, uid: u32, deadline: Instant) {
+    let body = format!("{}\n", answer_json(&server.sources, uid));
+    let mut unsent = body.as_bytes();
+    while !unsent.is_empty() {
+        let Some(left) = remaining(deadline) else {
+            return;
+        };
+        if s.set_write_timeout(Some(left)).is_err() {
+            return;
+        }
+        match s.write(unsent) {
+            Ok(n) if n > 0 => unsent = &unsent[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return,
+        }
     }
     // End of answer; then whatever the peer sent is read and dropped (never parsed) until it
     // closes, briefly: closing a unix socket with unread data resets the connection, and the
     // peer could lose the answer.
     let _ = s.shutdown(std::net::Shutdown::Write);
-    let _ = s.set_read_timeout(Some(DRAIN_DEADLINE));
+    let drain_end = deadline.min(Instant::now() + DRAIN_DEADLINE);
     let mut sink = [0u8; 4096];
     let mut left = MAX_DRAIN;
     while left > 0 {
+        let Some(wait) = remaining(drain_end) else {
+            return;
+        };
+        if s.set_read_timeout(Some(wait)).is_err() {
+            return;
+        }
         match std::io::Read::read(&mut s, &mut sink) {
             Ok(n) if n > 0 => left = left.saturating_sub(n),
-            _ => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return,
         }
     }
 }
 
-/// Checks the peer's uid against the per-uid rules, then serves it in its own thread.
+/// Checks the peer's uid against the per-uid rules, waits for a slot if all are held (the
+/// accept loop, so connections are taken in the order they came), then serves it in its own
+/// thread.
 fn dispatch(server: &Arc<Server>, s: UnixStream) {
+    let accepted = Instant::now();
     let Ok(uid) = unix_peer_uid(&s) else {
         return;
     };
+    let uid_free = |now: Instant| match server.per_uid().get(&uid) {
+        Some((busy, last)) => !*busy && now.duration_since(*last) >= MIN_INTERVAL,
+        None => true,
+    };
+    // Only this thread marks a uid busy, so the check still holds once a slot is taken.
+    if !uid_free(accepted) {
+        refuse(s, BUSY);
+        return;
+    }
+    if !server.take_slot(accepted + CONNECTION_DEADLINE) {
+        refuse(s, FULL);
+        return;
+    }
+    // The connection's own deadline starts now: the wait for a slot is not its time.
+    let deadline = Instant::now() + CONNECTION_DEADLINE;
     {
-        let mut map = match server.per_uid.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
+        let mut map = server.per_uid();
         let now = Instant::now();
-        if let Some((busy, last)) = map.get(&uid) {
-            if *busy || now.duration_since(*last) < MIN_INTERVAL {
-                // Answered without a thread of its own and without waiting: a fresh socket's
-                // buffer takes these few bytes; then what arrived is dropped, never waited for.
-                let mut s = s;
-                let _ = s.set_nonblocking(true);
-                let _ = s.write_all(b"{\"error\":\"busy: one request per second\"}\n");
-                let _ = s.shutdown(std::net::Shutdown::Write);
-                let mut sink = [0u8; 4096];
-                while matches!(std::io::Read::read(&mut s, &mut sink), Ok(n) if n > 0) {}
-                return;
-            }
-        }
-        if server.active.fetch_add(1, Ordering::SeqCst) >= MAX_ACTIVE {
-            server.active.fetch_sub(1, Ordering::SeqCst);
-            return;
-        }
         // Forget uids that have not asked for a while, so the map stays small.
         map.retain(|_, (busy, last)| *busy || now.duration_since(*last) < MIN_INTERVAL);
         map.insert(uid, (true, now));
     }
     let worker = server.clone();
     let done = move |w: &Server| {
-        let mut map = match w.per_uid.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        map.insert(uid, (false, Instant::now()));
-        w.active.fetch_sub(1, Ordering::SeqCst);
+        w.per_uid().insert(uid, (false, Instant::now()));
+        w.release_slot();
     };
     let spawned = std::thread::Builder::new()
         .name("me-conn".into())
         .spawn(move || {
-            serve(&worker, s, uid);
+            serve(&worker, s, uid, deadline);
             done(&worker);
         });
     if let Err(e) = spawned {
         log::warn(&format!("me: start a connection thread: {e}"));
-        let mut map = match server.per_uid.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        map.insert(uid, (false, Instant::now()));
-        server.active.fetch_sub(1, Ordering::SeqCst);
+        server.per_uid().insert(uid, (false, Instant::now()));
+        server.release_slot();
     }
 }
 
@@ -196,7 +267,8 @@ pub fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     let server = Arc::new(Server {
         sources,
-        active: AtomicUsize::new(0),
+        active: Mutex::new(0),
+        slot_freed: Condvar::new(),
         per_uid: Mutex::new(HashMap::new()),
     });
     std::thread::Builder::new()
