@@ -133,7 +133,11 @@ pub struct FoundSession {
 pub fn find_sessions(user_dir: &CgroupDir, mount_point: &Path) -> Result<Vec<FoundSession>> {
     let mut out = Vec::new();
     for (name, is_dir) in user_dir.entries()? {
-        if !is_dir || !name.starts_with(crate::tree::SESSION_PREFIX) {
+        // users/<user> is root's: every session leaf there has a name root made, in UTF-8.
+        let (true, Some(name)) = (is_dir, name.into_string().ok()) else {
+            continue;
+        };
+        if !name.starts_with(crate::tree::SESSION_PREFIX) {
             continue;
         }
         let Ok(leaf) = user_dir.open_child(&name) else {
