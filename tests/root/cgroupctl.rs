@@ -1008,3 +1008,33 @@ fn classify_never_moves_a_recycled_pid_of_another_uid() {
     drop(kill);
     let _ = recycled.wait();
 }
+
+#[test]
+fn gc_removes_a_dead_leaf_whose_sub_cgroups_have_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    require_root();
+    let setup = TestSetup::new("", "");
+    let user = TestUser::new("pcgcb");
+    let dead = empty_session(&setup, &user.name);
+    // What the customer left in its leaf: a cgroup whose name is not UTF-8, with a child
+    // that is not either, and an ordinary one.
+    let odd = dead.join(std::ffi::OsStr::from_bytes(b"odd-\xff"));
+    for dir in [
+        odd.join(std::ffi::OsStr::from_bytes(b"\xc3")),
+        dead.join("plain"),
+    ] {
+        let made = user.command("mkdir").arg("-p").arg(&dir).output().unwrap();
+        assert!(
+            made.status.success(),
+            "mkdir {}: {}",
+            dir.display(),
+            describe(&made)
+        );
+    }
+    let out = ctl_ok(&setup, &["gc", "--min-age", "0"]);
+    assert!(!dead.exists(), "the dead leaf is still there: {out}");
+    assert!(
+        out.contains(&format!("removed {}", dead.display())),
+        "{out}"
+    );
+}
