@@ -13,7 +13,7 @@ use pam_cgroup_tests::support::{
     TestSetup, TestUser,
 };
 
-use crate::cgroupctl::{ctl, ctl_json, ctl_ok, describe};
+use crate::cgroupctl::{ctl, ctl_json, ctl_ok, describe, session_with_sleeps};
 
 const PAM_SUCCESS: i32 = 0;
 const PAM_PERM_DENIED: i32 = 6;
@@ -398,15 +398,7 @@ fn suspend_freezes_and_refuses_with_the_reason_resume_restores_kill_session_spar
         describe(&o)
     );
     assert!(s1.wait().unwrap().code().is_none(), "session 1 was killed");
-    // Gone, or a zombie waiting for whichever process inherited it.
-    let state = std::fs::read_to_string(format!("/proc/{busy_pid}/stat")).unwrap_or_default();
-    let state = state
-        .rfind(')')
-        .and_then(|i| state[i + 1..].split_whitespace().next().map(str::to_string));
-    assert!(
-        matches!(state.as_deref(), None | Some("Z") | Some("X")),
-        "its loop is gone: state {state:?}"
-    );
+    assert!(is_gone(busy_pid), "its loop is gone");
     let left = open_sessions(&setup, &carol.name);
     assert_eq!(left.len(), 1, "the other session stays: {left:?}");
     assert_eq!(left[0]["pid"].as_u64(), Some(u64::from(s2.id())));
@@ -486,48 +478,6 @@ fn sessions_lists_service_tty_and_remote_host_root_only() {
     let r = parse_report(&child.wait_with_output().unwrap());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
     assert!(open_sessions(&setup, &dave.name).is_empty());
-}
-
-/// Opens a session that leaves `n` background `sleep`s (as the user) in its leaf's `login/`;
-/// returns their pids and the session leaf.
-fn session_with_sleeps(setup: &TestSetup, user: &TestUser, n: usize) -> (Vec<u32>, PathBuf) {
-    // setpriv rather than the driver's --as-user, as in cgroupctl::session_with_background.
-    let one = format!(
-        "setpriv --reuid={} --regid={} --init-groups sleep 600 >/dev/null 2>&1 </dev/null & echo $!",
-        user.uid, user.gid
-    );
-    let script = vec![one; n].join("; ");
-    let r = run_session(
-        &setup.pam_dir(),
-        &user.name,
-        &SessionOptions {
-            no_close: true,
-            command: vec!["sh".into(), "-c".into(), script],
-            ..SessionOptions::default()
-        },
-    );
-    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
-    let pids: Vec<u32> = r
-        .child_stdout
-        .split_whitespace()
-        .map(|p| p.parse().unwrap_or_else(|_| panic!("{r:?}")))
-        .collect();
-    assert_eq!(pids.len(), n, "{r:?}");
-    // setpriv execs sleep in place: wait until each pid runs as the user.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for pid in &pids {
-        while !std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap_or_default()
-            .lines()
-            .any(|l| {
-                l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&user.uid.to_string())
-            })
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    (pids, setup.tree.session_leaf_of(&r.cgroup_after_open))
 }
 
 /// The customer moves its process `pid` into the cgroup `dir` (inside its own leaf).
