@@ -186,8 +186,9 @@ fn consider_service_dir(
     };
     let mut all_gone = true;
     for (leaf, is_dir) in service.entries()? {
-        if is_dir {
-            all_gone &= consider_leaf(tree, &service, &leaf, Some(user), opts, false, out)?;
+        // A service dir is root's: root names its leaves, always in UTF-8.
+        if let (true, Some(leaf)) = (is_dir, leaf.to_str()) {
+            all_gone &= consider_leaf(tree, &service, leaf, Some(user), opts, false, out)?;
         }
     }
     if !all_gone || (!opts.dry_run && !service.entries()?.iter().all(|(_, d)| !d)) {
@@ -255,22 +256,27 @@ pub fn collect(tree: &Tree, opts: GcOptions) -> Result<Vec<Reaped>> {
     let mut out = Vec::new();
     if let Some(users) = open_users(tree)? {
         for (user, is_dir) in users.entries()? {
-            if !is_dir || crate::names::validate_user_name(&user).is_err() {
+            // users/ and users/<user> are root's: a name root did not make (not a user
+            // name, not UTF-8) is nothing of ours to reap.
+            let Some(user) = user.to_str() else {
+                continue;
+            };
+            if !is_dir || crate::names::validate_user_name(user).is_err() {
                 continue;
             }
-            let user_dir = match users.open_child(&user) {
+            let user_dir = match users.open_child(user) {
                 Ok(d) => d,
                 Err(e) if e.errno() == Some(libc::ENOENT) => continue,
                 Err(e) => return Err(e),
             };
             for (name, is_dir) in user_dir.entries()? {
-                if !is_dir {
+                let (true, Some(name)) = (is_dir, name.to_str()) else {
                     continue;
-                }
-                if is_service_dir(&user_dir, &name) {
-                    consider_service_dir(tree, &user_dir, &name, &user, opts, &mut out)?;
+                };
+                if is_service_dir(&user_dir, name) {
+                    consider_service_dir(tree, &user_dir, name, user, opts, &mut out)?;
                 } else {
-                    consider_leaf(tree, &user_dir, &name, Some(&user), opts, false, &mut out)?;
+                    consider_leaf(tree, &user_dir, name, Some(user), opts, false, &mut out)?;
                 }
             }
         }
@@ -278,8 +284,11 @@ pub fn collect(tree: &Tree, opts: GcOptions) -> Result<Vec<Reaped>> {
     match CgroupDir::open(&tree.unconfined_dir()) {
         Ok(unconfined) => {
             for (name, is_dir) in unconfined.entries()? {
-                if is_dir && name.starts_with(SESSION_PREFIX) {
-                    consider_leaf(tree, &unconfined, &name, None, opts, false, &mut out)?;
+                let (true, Some(name)) = (is_dir, name.to_str()) else {
+                    continue;
+                };
+                if name.starts_with(SESSION_PREFIX) {
+                    consider_leaf(tree, &unconfined, name, None, opts, false, &mut out)?;
                 }
             }
         }

@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::inventory::subtree_pids;
 use crate::tree::dirfd::CgroupDir;
 use crate::tree::user_cgroup::{populated, Target, UserCgroup};
 
@@ -26,7 +27,8 @@ pub struct KillOutcome {
     pub signal: String,
     /// Processes found before the signal.
     pub processes: u64,
-    /// Processes still there when the wait ended.
+    /// Processes still there when the wait ended: 0 only when the kernel says the subtree is
+    /// empty (`populated 0`), at least 1 otherwise.
     pub remaining: u64,
     pub waited_ms: u64,
 }
@@ -66,7 +68,7 @@ pub fn kill(
     wait: Duration,
 ) -> Result<KillOutcome> {
     let dir = user.open_target(target)?;
-    let processes = crate::sessions::process_count(&dir);
+    let processes = subtree_pids(&dir).len() as u64;
     if signal == Signal::SIGKILL {
         user.write_kill(target)?;
     } else {
@@ -78,7 +80,7 @@ pub fn kill(
             let _ = wait_until(Duration::from_secs(2), || is_frozen(&dir))?;
         }
         let mut failed = None;
-        for pid in crate::sessions::pids_in(&dir) {
+        for pid in subtree_pids(&dir) {
             let Ok(raw) = i32::try_from(pid) else {
                 continue;
             };
@@ -94,13 +96,23 @@ pub fn kill(
             return Err(Error::Other(format!("kill -{signal} {pid}: {e}")));
         }
     }
-    let (_, waited_ms) = wait_until(wait, || Ok(!populated(&dir)?))?;
+    let (emptied, waited_ms) = wait_until(wait, || Ok(!populated(&dir)?))?;
     Ok(KillOutcome {
         signal: signal.as_str().to_string(),
         processes,
-        remaining: crate::sessions::process_count(&dir),
+        remaining: remaining_after(&dir, emptied),
         waited_ms,
     })
+}
+
+/// Processes left after a kill. The kernel's `populated` decides whether any is left: a
+/// process the walk could not see (a cgroup that could not be read, one made meanwhile)
+/// still counts, so "0 remaining" is never said of a subtree that is not empty.
+fn remaining_after(dir: &CgroupDir, emptied: bool) -> u64 {
+    if emptied || matches!(populated(dir), Ok(false)) {
+        return 0;
+    }
+    (subtree_pids(dir).len() as u64).max(1)
 }
 
 /// What a freeze or thaw did.
@@ -126,7 +138,7 @@ pub fn set_frozen(
     Ok(FreezeOutcome {
         frozen,
         reached,
-        processes: crate::sessions::process_count(&dir),
+        processes: subtree_pids(&dir).len() as u64,
         waited_ms,
     })
 }

@@ -136,7 +136,11 @@ pub struct FoundSession {
 pub fn find_sessions(user_dir: &CgroupDir, mount_point: &Path) -> Result<Vec<FoundSession>> {
     let mut out = Vec::new();
     for (name, is_dir) in user_dir.entries()? {
-        if !is_dir || !name.starts_with(crate::tree::SESSION_PREFIX) {
+        // users/<user> is root's: every session leaf there has a name root made, in UTF-8.
+        let (true, Some(name)) = (is_dir, name.into_string().ok()) else {
+            continue;
+        };
+        if !name.starts_with(crate::tree::SESSION_PREFIX) {
             continue;
         }
         let Ok(leaf) = user_dir.open_child(&name) else {
@@ -181,49 +185,6 @@ pub fn lock_user(user: &str) -> Result<nix::fcntl::Flock<std::fs::File>> {
         })
 }
 
-/// Processes in a cgroup and all its descendants (bounded by cgroup depth limits).
-pub fn process_count(dir: &CgroupDir) -> u64 {
-    fn walk(dir: &CgroupDir, depth: u32) -> u64 {
-        let own = dir
-            .read("cgroup.procs")
-            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count() as u64)
-            .unwrap_or(0);
-        if depth > 70 {
-            return own;
-        }
-        let children = dir.entries().unwrap_or_default();
-        own + children
-            .iter()
-            .filter(|(_, is_dir)| *is_dir)
-            .filter_map(|(name, _)| dir.open_child(name).ok())
-            .map(|c| walk(&c, depth + 1))
-            .sum::<u64>()
-    }
-    walk(dir, 0)
-}
-
-/// Every pid in a cgroup and its descendants.
-pub fn pids_in(dir: &CgroupDir) -> Vec<u32> {
-    fn walk(dir: &CgroupDir, depth: u32, out: &mut Vec<u32>) {
-        if let Ok(t) = dir.read("cgroup.procs") {
-            out.extend(t.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-        }
-        if depth > 70 {
-            return;
-        }
-        for (name, is_dir) in dir.entries().unwrap_or_default() {
-            if is_dir {
-                if let Ok(c) = dir.open_child(&name) {
-                    walk(&c, depth + 1, out);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, 0, &mut out);
-    out
-}
-
 /// One session as `cgroupctl sessions` and `show` report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionInfo {
@@ -249,11 +210,9 @@ pub struct SessionInfo {
     pub memory_current: Option<u64>,
 }
 
-/// The controlling terminal of the oldest process of a session leaf that has one.
-fn session_terminal(leaf: &CgroupDir) -> Option<String> {
-    let mut pids = pids_in(leaf);
-    pids.sort_unstable();
-    pids.into_iter().find_map(|pid| {
+/// The controlling terminal of the oldest process (of `pids`, sorted) that has one.
+fn session_terminal(pids: &[u32]) -> Option<String> {
+    pids.iter().find_map(|pid| {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let rest = stat.get(stat.rfind(')')? + 1..)?;
         // Field 7 (tty_nr) is the 5th after the name.
@@ -288,8 +247,12 @@ pub fn list_user(
             continue;
         }
         let leaf = user.dir().open_child(&found.name).ok();
-        let processes = leaf.as_ref().map(process_count).unwrap_or(0);
-        let terminal = leaf.as_ref().and_then(session_terminal);
+        let pids = leaf
+            .as_ref()
+            .map(crate::inventory::subtree_pids)
+            .unwrap_or_default();
+        let processes = pids.len() as u64;
+        let terminal = session_terminal(&pids);
         let memory_current = leaf
             .as_ref()
             .filter(|l| l.has("memory.current"))

@@ -38,7 +38,7 @@ pub enum Command {
     Check(commands::check::CheckArgs),
     /// List every user cgroup: profile, memory, cpu, pids, sessions, services.
     List(commands::list::ListArgs),
-    /// Show one user in depth: limits (configured and live), usage, leaves and processes.
+    /// Show one user in depth: limits (configured and live), usage, cgroups and processes.
     Show(commands::show::ShowArgs),
     /// Change a user's limits or plan: validate, rewrite users/<user>.toml atomically
     /// (comments kept), apply to the live cgroup.

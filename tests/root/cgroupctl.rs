@@ -130,9 +130,17 @@ pub fn session_with_background(
     user: &TestUser,
     kill: &mut Kill,
 ) -> (u32, PathBuf) {
+    let (pids, leaf) = session_with_sleeps(setup, user, 1);
+    kill.0.extend(&pids);
+    (pids[0], leaf)
+}
+
+/// Opens a session that leaves `n` background `sleep`s (as the user) in its leaf's `login/`;
+/// returns their pids and the session leaf.
+pub fn session_with_sleeps(setup: &TestSetup, user: &TestUser, n: usize) -> (Vec<u32>, PathBuf) {
     // setpriv rather than the driver's --as-user: that one calls setgroups after setuid
     // (EPERM), so the child would never start.
-    let script = format!(
+    let one = format!(
         "setpriv --reuid={} --regid={} --init-groups sleep 120 >/dev/null 2>&1 </dev/null & echo $!",
         user.uid, user.gid
     );
@@ -141,28 +149,32 @@ pub fn session_with_background(
         &user.name,
         &SessionOptions {
             no_close: true,
-            command: vec!["sh".into(), "-c".into(), script],
+            command: vec!["sh".into(), "-c".into(), vec![one; n].join("; ")],
             ..SessionOptions::default()
         },
     );
     assert_eq!(r.open_rc, 0, "{r:?}");
-    let pid: u32 = r
+    let pids: Vec<u32> = r
         .child_stdout
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{r:?}"));
-    kill.0.push(pid);
-    // setpriv execs sleep in place: wait until the pid runs as the user.
-    for _ in 0..200 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        if status.lines().any(|l| {
-            l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&user.uid.to_string())
-        }) {
-            break;
+        .split_whitespace()
+        .map(|p| p.parse().unwrap_or_else(|_| panic!("{r:?}")))
+        .collect();
+    assert_eq!(pids.len(), n, "{r:?}");
+    // setpriv execs sleep in place: wait until each pid runs as the user.
+    let uid = user.uid.to_string();
+    for pid in &pids {
+        for _ in 0..200 {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            if status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&uid))
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    (pid, setup.tree.session_leaf_of(&r.cgroup_after_open))
+    (pids, setup.tree.session_leaf_of(&r.cgroup_after_open))
 }
 
 /// Opens a session and leaves its leaf behind, empty (the driver exits inside it).
@@ -1007,4 +1019,34 @@ fn classify_never_moves_a_recycled_pid_of_another_uid() {
     );
     drop(kill);
     let _ = recycled.wait();
+}
+
+#[test]
+fn gc_removes_a_dead_leaf_whose_sub_cgroups_have_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    require_root();
+    let setup = TestSetup::new("", "");
+    let user = TestUser::new("pcgcb");
+    let dead = empty_session(&setup, &user.name);
+    // What the customer left in its leaf: a cgroup whose name is not UTF-8, with a child
+    // that is not either, and an ordinary one.
+    let odd = dead.join(std::ffi::OsStr::from_bytes(b"odd-\xff"));
+    for dir in [
+        odd.join(std::ffi::OsStr::from_bytes(b"\xc3")),
+        dead.join("plain"),
+    ] {
+        let made = user.command("mkdir").arg("-p").arg(&dir).output().unwrap();
+        assert!(
+            made.status.success(),
+            "mkdir {}: {}",
+            dir.display(),
+            describe(&made)
+        );
+    }
+    let out = ctl_ok(&setup, &["gc", "--min-age", "0"]);
+    assert!(!dead.exists(), "the dead leaf is still there: {out}");
+    assert!(
+        out.contains(&format!("removed {}", dead.display())),
+        "{out}"
+    );
 }

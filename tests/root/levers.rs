@@ -13,7 +13,7 @@ use pam_cgroup_tests::support::{
     TestSetup, TestUser,
 };
 
-use crate::cgroupctl::{ctl, ctl_json, ctl_ok, describe};
+use crate::cgroupctl::{ctl, ctl_json, ctl_ok, describe, session_with_sleeps};
 
 const PAM_SUCCESS: i32 = 0;
 const PAM_PERM_DENIED: i32 = 6;
@@ -398,15 +398,7 @@ fn suspend_freezes_and_refuses_with_the_reason_resume_restores_kill_session_spar
         describe(&o)
     );
     assert!(s1.wait().unwrap().code().is_none(), "session 1 was killed");
-    // Gone, or a zombie waiting for whichever process inherited it.
-    let state = std::fs::read_to_string(format!("/proc/{busy_pid}/stat")).unwrap_or_default();
-    let state = state
-        .rfind(')')
-        .and_then(|i| state[i + 1..].split_whitespace().next().map(str::to_string));
-    assert!(
-        matches!(state.as_deref(), None | Some("Z") | Some("X")),
-        "its loop is gone: state {state:?}"
-    );
+    assert!(is_gone(busy_pid), "its loop is gone");
     let left = open_sessions(&setup, &carol.name);
     assert_eq!(left.len(), 1, "the other session stays: {left:?}");
     assert_eq!(left[0]["pid"].as_u64(), Some(u64::from(s2.id())));
@@ -486,4 +478,189 @@ fn sessions_lists_service_tty_and_remote_host_root_only() {
     let r = parse_report(&child.wait_with_output().unwrap());
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
     assert!(open_sessions(&setup, &dave.name).is_empty());
+}
+
+/// The customer moves its process `pid` into the cgroup `dir` (inside its own leaf).
+fn move_as_user(user: &TestUser, pid: u32, dir: &Path) {
+    let o = user
+        .command("sh")
+        .args(["-c", "echo \"$0\" > \"$1/cgroup.procs\""])
+        .arg(pid.to_string())
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "move {pid} to {}: {}",
+        dir.display(),
+        describe(&o)
+    );
+}
+
+/// A process gone, or a zombie waiting for whichever process inherited it.
+fn is_gone(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string));
+    matches!(state.as_deref(), None | Some("Z") | Some("X"))
+}
+
+#[test]
+fn show_kill_and_sessions_see_processes_in_cgroups_with_children_and_non_utf8_names() {
+    use std::os::unix::ffi::OsStrExt;
+    require_root();
+    let setup = TestSetup::new("", "");
+    let dave = TestUser::new("pchid");
+    let _kill = KillOnDrop(setup.tree.user(&dave.name));
+    let (pids, leaf) = session_with_sleeps(&setup, &dave, 3);
+    // The customer's own layout: a process in its session leaf itself (beside login/), one
+    // in a sub-cgroup that has an (empty) child, one in a cgroup whose name is not UTF-8.
+    let sub = leaf.join("sub");
+    let odd = leaf.join(std::ffi::OsStr::from_bytes(b"odd-\xff\xfe"));
+    for dir in [sub.join("child"), odd.clone()] {
+        let o = dave.command("mkdir").arg("-p").arg(&dir).output().unwrap();
+        assert!(
+            o.status.success(),
+            "mkdir {}: {}",
+            dir.display(),
+            describe(&o)
+        );
+    }
+    move_as_user(&dave, pids[0], &leaf);
+    move_as_user(&dave, pids[1], &sub);
+    move_as_user(&dave, pids[2], &odd);
+
+    // show lists all three, in their cgroups.
+    let v = ctl_json(&setup, &["show", &dave.name, "--json"]);
+    let mut listed: Vec<(String, u64)> = Vec::new();
+    for row in v["leaves"].as_array().unwrap() {
+        for p in row["processes"].as_array().unwrap() {
+            listed.push((
+                row["path"].as_str().unwrap().to_string(),
+                p["pid"].as_u64().unwrap(),
+            ));
+        }
+    }
+    listed.sort();
+    let leaf_name = leaf.file_name().unwrap().to_str().unwrap().to_string();
+    let mut want = vec![
+        (leaf_name.clone(), u64::from(pids[0])),
+        (format!("{leaf_name}/sub"), u64::from(pids[1])),
+        (format!("{leaf_name}/odd-\\xff\\xfe"), u64::from(pids[2])),
+    ];
+    want.sort();
+    assert_eq!(listed, want, "{v:#}");
+    let text = ctl_ok(&setup, &["show", &dave.name]);
+    for pid in &pids {
+        assert!(
+            text.contains(&format!(" {pid} ")),
+            "{pid} not shown: {text}"
+        );
+    }
+    assert!(text.contains("odd-\\xff\\xfe"), "{text}");
+
+    // sessions counts them all.
+    let sessions = ctl_json(&setup, &["sessions", &dave.name, "--all", "--json"]);
+    let mine = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| Some(s["path"].as_str().unwrap()) == leaf.to_str())
+        .unwrap_or_else(|| panic!("{sessions:#}"));
+    assert_eq!(mine["processes"].as_u64(), Some(3), "{mine:#}");
+
+    // kill with a signal other than KILL reaches every one, and "0 remaining" is true.
+    let id = mine["id"].as_str().unwrap();
+    let o = ctl(
+        &setup,
+        &["kill", &dave.name, "--session", id, "--signal", "TERM"],
+    );
+    assert!(o.status.success(), "{}", describe(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("SIGTERM sent to 3 processes"), "{out}");
+    assert!(out.contains("0 remaining"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pids.iter().all(|p| is_gone(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in &pids {
+        assert!(is_gone(*pid), "{pid} survived the kill that said: {out}");
+    }
+    assert!(events(&leaf).contains("populated 0"), "{}", events(&leaf));
+}
+
+#[test]
+fn show_lists_the_processes_of_a_threaded_sub_cgroup_the_customer_made() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let erin = TestUser::new("pcthr");
+    let _kill = KillOnDrop(setup.tree.user(&erin.name));
+    let (pids, leaf) = session_with_sleeps(&setup, &erin, 2);
+    // The customer makes app/t threaded (app becomes its threaded domain) and puts one
+    // process in each: cgroup.procs of app/t now answers EOPNOTSUPP.
+    let app = leaf.join("app");
+    let threaded = app.join("t");
+    let o = erin
+        .command("mkdir")
+        .arg("-p")
+        .arg(&threaded)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+    let o = erin
+        .command("sh")
+        .args(["-c", "echo threaded > \"$0/cgroup.type\""])
+        .arg(&threaded)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+    move_as_user(&erin, pids[0], &threaded);
+    move_as_user(&erin, pids[1], &app);
+    assert_eq!(
+        std::fs::read_to_string(threaded.join("cgroup.type"))
+            .unwrap()
+            .trim(),
+        "threaded"
+    );
+
+    let v = ctl_json(&setup, &["show", &erin.name, "--json"]);
+    let leaf_name = leaf.file_name().unwrap().to_str().unwrap();
+    let pids_of = |rel: &str| -> Vec<u64> {
+        v["leaves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"].as_str() == Some(rel))
+            .flat_map(|r| r["processes"].as_array().unwrap().clone())
+            .map(|p| p["pid"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        pids_of(&format!("{leaf_name}/app/t")),
+        vec![u64::from(pids[0])],
+        "{v:#}"
+    );
+    assert_eq!(
+        pids_of(&format!("{leaf_name}/app")),
+        vec![u64::from(pids[1])],
+        "{v:#}"
+    );
+    assert!(
+        v["leaves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["error"].is_null()),
+        "{v:#}"
+    );
+    let text = ctl_ok(&setup, &["show", &erin.name]);
+    for pid in &pids {
+        assert!(
+            text.contains(&format!(" {pid} ")),
+            "{pid} not shown: {text}"
+        );
+    }
+    let sessions = ctl_json(&setup, &["sessions", &erin.name, "--all", "--json"]);
+    assert_eq!(sessions[0]["processes"].as_u64(), Some(2), "{sessions:#}");
 }

@@ -5,9 +5,10 @@
 //!
 //! std has no `*at()` API; nix's thin wrappers are used instead of hand-written syscalls.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -74,7 +75,8 @@ impl CgroupDir {
     /// Opens the child cgroup `name`. A directory of a cgroup2 directory is a cgroup2
     /// directory (only root can mount over one, and O_NOFOLLOW refuses a symlink): no second
     /// statfs.
-    pub fn open_child(&self, name: &str) -> Result<CgroupDir> {
+    pub fn open_child(&self, name: &(impl AsRef<OsStr> + ?Sized)) -> Result<CgroupDir> {
+        let name = name.as_ref();
         let path = self.path.join(name);
         let raw = openat(Some(self.raw()), name, DIR_FLAGS, Mode::empty())
             .map_err(|e| io("open", &path, e))?;
@@ -98,12 +100,16 @@ impl CgroupDir {
     }
 
     /// rmdir of the child `name`; the errno is the caller's to judge (EBUSY, ENOENT...).
-    pub fn remove_child(&self, name: &str) -> std::result::Result<(), Errno> {
+    pub fn remove_child(
+        &self,
+        name: &(impl AsRef<OsStr> + ?Sized),
+    ) -> std::result::Result<(), Errno> {
+        let name = name.as_ref();
         unlinkat(Some(self.raw()), name, UnlinkatFlags::RemoveDir)
     }
 
     /// Opens the entry `name` with `flags`, never following a symlink and never creating it.
-    fn open_entry(&self, name: &str, flags: OFlag) -> nix::Result<std::fs::File> {
+    fn open_entry(&self, name: &OsStr, flags: OFlag) -> nix::Result<std::fs::File> {
         let raw = openat(
             Some(self.raw()),
             name,
@@ -124,7 +130,7 @@ impl CgroupDir {
             source,
         };
         let mut file = self
-            .open_entry(name, OFlag::O_WRONLY)
+            .open_entry(name.as_ref(), OFlag::O_WRONLY)
             .map_err(|e| wrap(std::io::Error::from(e)))?;
         file.write_all(data.as_bytes()).map_err(wrap)
     }
@@ -133,7 +139,7 @@ impl CgroupDir {
     pub fn read(&self, name: &str) -> Result<String> {
         let path = self.path.join(name);
         let file = self
-            .open_entry(name, OFlag::O_RDONLY)
+            .open_entry(name.as_ref(), OFlag::O_RDONLY)
             .map_err(|e| io("read", &path, e))?;
         std::io::read_to_string(file).map_err(|source| Error::Io {
             op: "read",
@@ -181,7 +187,8 @@ impl CgroupDir {
 
     /// Removes the group and other permission bits of the regular file `name`
     /// (open O_NOFOLLOW, then fchmod: fchmodat cannot refuse symlinks on Linux).
-    pub fn restrict_entry(&self, name: &str) -> Result<()> {
+    pub fn restrict_entry(&self, name: &(impl AsRef<OsStr> + ?Sized)) -> Result<()> {
+        let name = name.as_ref();
         let path = self.path.join(name);
         let fd = self
             .open_entry(name, OFlag::O_RDONLY | OFlag::O_NONBLOCK)
@@ -198,8 +205,10 @@ impl CgroupDir {
         Ok(())
     }
 
-    /// Names of the entries of the directory: (name, is a directory).
-    pub fn entries(&self) -> Result<Vec<(String, bool)>> {
+    /// Names of the entries of the directory: (name, is a directory). Names are the kernel's
+    /// bytes: a customer may name its cgroups anything, and a name skipped here would be a
+    /// cgroup (and its processes) hidden from every walk.
+    pub fn entries(&self) -> Result<Vec<(OsString, bool)>> {
         // A second descriptor: reading a directory moves its offset.
         let dir = nix::dir::Dir::openat(Some(self.raw()), ".", DIR_FLAGS, Mode::empty())
             .map_err(|e| io("read directory", &self.path, e))?;
@@ -210,11 +219,8 @@ impl CgroupDir {
             if name == b"." || name == b".." {
                 continue;
             }
-            let Ok(name) = std::str::from_utf8(name) else {
-                continue;
-            };
             let is_dir = entry.file_type() == Some(nix::dir::Type::Directory);
-            out.push((name.to_string(), is_dir));
+            out.push((OsStr::from_bytes(name).to_os_string(), is_dir));
         }
         out.sort();
         Ok(out)

@@ -27,6 +27,37 @@ pub fn term(text: &str) -> String {
     out
 }
 
+/// `term` for bytes that need not be UTF-8 (a cgroup name a customer chose): each byte that
+/// is not part of valid UTF-8 is written `\xNN`. Unambiguous, as `term` doubles `\`.
+pub fn term_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(&term(chunk.valid()));
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Bytes as JSON text: unchanged when they are UTF-8; otherwise `\` doubled and each byte
+/// that is not part of valid UTF-8 written `\xNN` (JSON strings cannot carry raw bytes).
+pub fn json_bytes(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => {
+            let mut out = String::with_capacity(bytes.len());
+            for chunk in bytes.utf8_chunks() {
+                out.push_str(&chunk.valid().replace('\\', "\\\\"));
+                for b in chunk.invalid() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            out
+        }
+    }
+}
+
 /// Invisible or reordering characters: bidi embeddings, overrides and isolates, marks,
 /// zero-width characters, the line and paragraph separators.
 fn is_format(c: char) -> bool {
@@ -45,5 +76,14 @@ mod tests {
         assert_eq!(term("sleep 10 \u{202e}txt"), "sleep 10 \\u{202e}txt");
         assert_eq!(term("back\\slash"), "back\\\\slash");
         assert_eq!(term("plain-name_1 é"), "plain-name_1 é");
+    }
+
+    #[test]
+    fn escapes_bytes_that_are_not_utf8() {
+        assert_eq!(term_bytes(b"a\xffb\x1b"), "a\\xffb\\e");
+        assert_eq!(term_bytes(b"back\\x\xfe"), "back\\\\x\\xfe");
+        assert_eq!(term_bytes("é".as_bytes()), "é");
+        assert_eq!(json_bytes(b"plain\\x\x1b"), "plain\\x\x1b");
+        assert_eq!(json_bytes(b"a\\\xff"), "a\\\\\\xff");
     }
 }

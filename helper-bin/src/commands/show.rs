@@ -1,7 +1,9 @@
 //! `cgroupctl show USER [--json]`: one user in depth: profile and effective limits (with
 //! where each comes from and the value live in the cgroup), usage and fault counters, and
-//! every leaf with its processes.
+//! every cgroup with its processes (every leaf, and every other cgroup holding a process).
+//! A cgroup that cannot be read is shown with its error; the others are still listed.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -10,12 +12,14 @@ use clap::Args;
 use serde::Serialize;
 
 use cgroup_core::config::Config;
-use cgroup_core::inventory::{leaves, proc_info, LeafKind, ProcInfo};
+use cgroup_core::inventory::{leaf_kind, proc_info, subtree_processes, LeafKind, ProcInfo};
 use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::stats::{read_optional, CgroupStats};
 
-use super::escape::term;
+use cgroup_core::tree::dirfd::CgroupDir;
+
+use super::escape::{json_bytes, term, term_bytes};
 use super::list::max_cell;
 use super::table::{self, opt};
 use super::view::{load, selected_users, summary};
@@ -41,10 +45,45 @@ struct LimitRow {
 
 #[derive(Debug, Serialize)]
 struct LeafRow {
+    /// Relative to the user cgroup; a name that is not UTF-8 as `escape::json_bytes` writes it.
     path: String,
+    #[serde(skip)]
+    path_for_terminal: String,
     #[serde(flatten)]
     kind: LeafKind,
     processes: Vec<ProcInfo>,
+    /// Why this cgroup's processes or children could not be read.
+    error: Option<String>,
+}
+
+/// Every cgroup below the user cgroup that is a leaf, holds a process or could not be read.
+fn leaf_rows(user_dir: &Path) -> Result<Vec<LeafRow>> {
+    let dir = CgroupDir::open(user_dir)?;
+    let proc_root = Path::new("/proc");
+    Ok(subtree_processes(&dir)
+        .into_iter()
+        .filter(|c| {
+            let listed = !c.has_children || !c.pids.is_empty() || c.error.is_some();
+            // The user cgroup itself is shown only if something is wrong there: it never
+            // holds a process in this layout.
+            listed && (!c.rel.as_os_str().is_empty() || !c.pids.is_empty() || c.error.is_some())
+        })
+        .map(|c| {
+            let bytes = c.rel.as_os_str().as_bytes();
+            let (path, path_for_terminal) = if bytes.is_empty() {
+                (".".to_string(), ".".to_string())
+            } else {
+                (json_bytes(bytes), term_bytes(bytes))
+            };
+            LeafRow {
+                path,
+                path_for_terminal,
+                kind: leaf_kind(&c.rel),
+                processes: c.pids.iter().map(|p| proc_info(proc_root, *p)).collect(),
+                error: c.error.map(|e| e.to_string()),
+            }
+        })
+        .collect())
 }
 
 #[derive(Debug, Serialize)]
@@ -108,15 +147,7 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
     };
     let mut s = summary(&config, user)?;
     s.stats.network = super::stats::network_of(TrafficReader::open(&tree)?.as_ref(), &user.path)?;
-    let proc_root = Path::new("/proc");
-    let leaf_rows: Vec<LeafRow> = leaves(&user.path)?
-        .into_iter()
-        .map(|l| LeafRow {
-            path: l.rel,
-            kind: l.kind,
-            processes: l.pids.iter().map(|p| proc_info(proc_root, *p)).collect(),
-        })
-        .collect();
+    let leaf_rows = leaf_rows(&user.path)?;
     let (suspended, sessions_max) = suspension_and_cap(&config, &user.name)?;
     let sessions = super::sessions::collect(&tree, Some(&user.name), true)?;
     let report = ShowReport {
@@ -204,27 +235,31 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
     if report.leaves.is_empty() {
         println!("  (none)");
     }
+    // Cells escaped here: a cgroup's name is bytes, which `term` alone cannot show.
     let mut rows = Vec::new();
     for leaf in &report.leaves {
-        if leaf.processes.is_empty() {
+        let path = format!("  {}", leaf.path_for_terminal);
+        if let Some(error) = &leaf.error {
             rows.push(vec![
-                format!("  {}", leaf.path),
+                path.clone(),
                 "-".into(),
                 "-".into(),
-                "(empty)".into(),
+                format!("(error: {})", term(error)),
             ]);
+        } else if leaf.processes.is_empty() {
+            rows.push(vec![path.clone(), "-".into(), "-".into(), "(empty)".into()]);
         }
         for p in &leaf.processes {
             rows.push(vec![
-                format!("  {}", leaf.path),
+                path.clone(),
                 p.pid.to_string(),
                 opt(p.uid, |u| u.to_string()),
-                p.command.clone(),
+                term(&p.command),
             ]);
         }
     }
     if !rows.is_empty() {
-        table::print(&["  LEAF", "PID", "UID", "COMMAND"], &rows);
+        table::print_escaped(&["  LEAF", "PID", "UID", "COMMAND"], &rows);
     }
     Ok(ExitCode::SUCCESS)
 }

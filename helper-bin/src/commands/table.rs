@@ -6,6 +6,12 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) {
     print!("{}", render(headers, rows));
 }
 
+/// `print` for cells the caller escaped already (escape::term, escape::term_bytes): for a
+/// cell made from bytes that are not text, which `term` alone cannot show.
+pub fn print_escaped(headers: &[&str], rows: &[Vec<String>]) {
+    print!("{}", render_escaped(headers, rows));
+}
+
 /// The table as text. Every cell is escaped for the terminal (escape::term): cells carry
 /// names and command lines customers chose.
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -13,7 +19,11 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
         .iter()
         .map(|r| r.iter().map(|c| super::escape::term(c)).collect())
         .collect();
-    let rows = &rows;
+    render_escaped(headers, &rows)
+}
+
+/// `render` of cells escaped already.
+fn render_escaped(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
