@@ -376,9 +376,8 @@ fn confine(
     }
     // ---- end issue 12
     let limits = config.effective_limits(groups, user_file.as_ref());
-    // The user manager is no login: it neither counts towards sessions.max nor is refused by it.
     let manager = req.service == USER_MANAGER_SERVICE;
-    let cap = if config.sessions.counts(req.service) && !manager {
+    let cap = if config.sessions.counts(req.service) {
         config.sessions_max_for(groups, user_file.as_ref())
     } else {
         None

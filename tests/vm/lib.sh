@@ -95,11 +95,21 @@ vm_boot() {
     local kver attempt
     kver=$(cat "$VM_IMAGE_DIR/kernel-version")
     for attempt in 1 2 3; do
-        VM_PORT=$(vm_free_port)
+        # The guest writes to a copy-on-write overlay in VM_TMP (removed with it): the cached
+        # image stays pristine, and the overlay outlives a guest's own reboot (vm_reboot),
+        # which -snapshot's did not. A fresh boot starts from a fresh overlay.
+        if [[ ${VM_KEEP_DISK:-0} != 1 || ! -f $VM_TMP/overlay.qcow2 || $attempt -gt 1 ]]; then
+            rm -f "$VM_TMP/overlay.qcow2"
+            qemu-img create -q -f qcow2 -F raw -b "$VM_IMAGE_DIR/rootfs.ext4" "$VM_TMP/overlay.qcow2" \
+                || return 1
+        fi
+        # A reboot keeps the port (a scenario's ssh calls go on with it).
+        if [[ ${VM_KEEP_DISK:-0} != 1 || -z ${VM_PORT:-} || $attempt -gt 1 ]]; then
+            VM_PORT=$(vm_free_port)
+        fi
         export VM_PORT
         tlog "boot: qemu (TCG, ${VM_CPUS} vCPUs, ${VM_MEM} MB) kernel $kver, ssh on 127.0.0.1:$VM_PORT"
-        # -snapshot: writes go to a temp overlay qemu deletes itself (in VM_TMP via TMPDIR);
-        # the cached image stays pristine. restrict=on: the guest reaches neither the host
+        # restrict=on: the guest reaches neither the host
         # nor the outside; only the ssh forward works. --pdeathsig: qemu dies with run
         # even on SIGKILL.
         TMPDIR=$VM_TMP setpriv --pdeathsig KILL -- \
@@ -108,7 +118,7 @@ vm_boot() {
             -accel tcg,tb-size=128 -cpu max -smp "$VM_CPUS" -m "$VM_MEM" \
             -kernel "$VM_IMAGE_DIR/vmlinuz" -initrd "$VM_IMAGE_DIR/initrd.img" \
             -append "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 systemd.unified_cgroup_hierarchy=1 quiet mitigations=off panic=-1" \
-            -drive "file=$VM_IMAGE_DIR/rootfs.ext4,format=raw,if=virtio,cache=unsafe" -snapshot \
+            -drive "file=$VM_TMP/overlay.qcow2,format=qcow2,if=virtio,cache=unsafe" \
             -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$VM_PORT-:22" \
             -device virtio-net-pci,netdev=n0 \
             -device virtio-rng-pci \
@@ -137,6 +147,37 @@ vm_boot() {
         return 1
     done
     return 1
+}
+
+# vm_request_reboot (in a scenario): `run`, which owns qemu, reboots the guest (vm_reboot)
+# and the scenario goes on afterwards with the same port and ControlMaster path.
+vm_request_reboot() {
+    tlog "reboot requested"
+    rm -f "$VM_TMP/reboot-done"
+    touch "$VM_TMP/reboot-request"
+    local deadline=$((SECONDS + 600))
+    while [[ ! -e $VM_TMP/reboot-done ]]; do
+        ((SECONDS < deadline)) || return 1
+        sleep 1
+    done
+    [[ $(cat "$VM_TMP/reboot-done") == ok ]]
+}
+
+# vm_reboot: the guest powers off cleanly (-no-reboot: qemu then exits) and boots again from
+# the same disk, with everything installed and changed so far: what a reboot of a host does to
+# lingering users, the unit and the tree.
+vm_reboot() {
+    tlog "reboot"
+    vm_root "systemctl poweroff" >/dev/null 2>&1 || true
+    local deadline=$((SECONDS + 180))
+    while kill -0 "$VM_QEMU_PID" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 1
+    done
+    if [[ -S $VM_TMP/cm ]]; then
+        ssh -F /dev/null -S "$VM_TMP/cm" -O exit root@127.0.0.1 >/dev/null 2>&1 || true
+    fi
+    vm_stop_qemu
+    VM_KEEP_DISK=1 vm_boot
 }
 
 vm_stop_qemu() {

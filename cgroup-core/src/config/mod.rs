@@ -88,8 +88,10 @@ impl Default for SessionsConfig {
 
 impl SessionsConfig {
     /// Does a session of this PAM service count towards (and get refused by) sessions.max?
+    /// Never the user manager's: it is no login, and refusing it at the cap would only stop
+    /// the customer's own services.
     pub fn counts(&self, service: &str) -> bool {
-        !self.uncounted_services.iter().any(|s| s == service)
+        service != USER_MANAGER_SERVICE && !self.uncounted_services.iter().any(|s| s == service)
     }
 }
 

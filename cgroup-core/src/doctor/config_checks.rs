@@ -187,6 +187,38 @@ pub(super) fn check_tree(config: &Config, mounts: &[Cgroup2Mount], out: &mut Vec
         check_delegation(&tree, out);
     }
     check_private_ip(config, &tree, out);
+    check_user_manager(config, out);
+}
+
+/// Where confined customers' user managers (systemd --user) run: a path out of the fence
+/// unless they are fenced or refused.
+fn check_user_manager(config: &Config, out: &mut Vec<Finding>) {
+    use crate::config::{UserManager, USER_MANAGER_SERVICE};
+    let exempted = config
+        .policy
+        .exempt_services
+        .iter()
+        .any(|s| s == USER_MANAGER_SERVICE);
+    match (config.policy.user_manager, exempted) {
+        (UserManager::Unconfined, _) | (_, true) => out.push(Finding::fail(
+            "user-manager",
+            if exempted {
+                format!("policy.exempt_services lists {USER_MANAGER_SERVICE}: user managers run outside the fence")
+            } else {
+                "policy.user_manager = \"unconfined\": user managers run outside the fence".to_string()
+            },
+            "anything a customer starts through its user manager (systemd-run --user, enabled or lingering units) escapes its plan's limits, the private-IP rules and the levers",
+            "remove the setting: user_manager = \"fence\" (the default) keeps managers in users/<user>/manager-*, \"refuse\" gives confined users none",
+        )),
+        (UserManager::Fence, false) => out.push(Finding::ok(
+            "user-manager",
+            "user managers of confined users run in their fence (users/<user>/manager-*)",
+        )),
+        (UserManager::Refuse, false) => out.push(Finding::ok(
+            "user-manager",
+            "user managers of confined users are refused (policy.user_manager = \"refuse\")",
+        )),
+    }
 }
 
 /// The tree's ownership (DESIGN.md, "The tree"): `users/` root's 0711; each `users/<user>`

@@ -1,6 +1,6 @@
 # pam_systemd and pam_cgroup together, in the arrangement the package installs: the login is
 # confined, and logind still tracks the session and keeps the user's runtime dir and user@
-# manager while any session of the user is open.
+# manager (in the user's fence) while any session of the user is open.
 stack=$(vm_root "grep -E '^[^#]*(pam_systemd|pam_cgroup)' /etc/pam.d/common-session || true")
 tlog "common-session order: $(tr '\n' '|' <<<"$stack")"
 grep -q pam_cgroup <<<"$stack" || fail "pam_cgroup.so is not in /etc/pam.d/common-session"
@@ -19,11 +19,12 @@ if grep -q pam_systemd <<<"$stack"; then
         fail "user@2001.service (alice's systemd --user) is not active while she is logged in${why:+: $why}"
     fi
     vm_root "test -d /run/user/2001" || fail "alice's XDG_RUNTIME_DIR /run/user/2001 does not exist while she is logged in"
-    step "alice's user manager is not confined in a session leaf (it manages its own cgroup)"
+    step "alice's user manager runs in her fence, in a leaf of its own (it manages that cgroup)"
     um=$(vm_root "systemctl show -p MainPID --value user@2001.service")
-    cg=$(assert_not_confined "$um" "alice's user manager")
-    [[ $cg == */user.slice/user-2001.slice/user@2001.service* ]] \
-        || tlog "note: alice's user manager runs in $cg"
+    cg=$(cgroup_of "$um")
+    tlog "alice's user manager is in $cg"
+    [[ $cg =~ ^${VM_TREE_ROOT}/users/alice/manager-[^/]+/init\.scope$ ]] \
+        || fail "alice's user manager runs in $cg, not in $VM_TREE_ROOT/users/alice/manager-*/init.scope"
     step "a second session opens and closes; the first keeps its runtime dir"
     vm_root "touch /run/user/2001/pamcg-s09-marker && chown alice: /run/user/2001/pamcg-s09-marker" >/dev/null
     vm_login alice true >/dev/null || fail "alice's second login failed"
