@@ -49,6 +49,10 @@ pub struct Policy {
     pub exempt_services: Vec<String>,
     /// Users with a uid below are not confined (system accounts).
     pub min_uid: u32,
+    /// The daemon moves every process whose real uid becomes a confined customer's (a root
+    /// daemon's setuid: PHP-FPM workers, suexec, runuser) into that customer's fence. On by
+    /// default: off leaves those paths outside the fence, a choice `doctor` reports.
+    pub safety_net: bool,
 }
 
 pub const DEFAULT_MIN_UID: u32 = 1000;
@@ -61,6 +65,7 @@ impl Default for Policy {
             exempt_groups: Vec::new(),
             exempt_services: vec!["systemd-user".to_string()],
             min_uid: DEFAULT_MIN_UID,
+            safety_net: true,
         }
     }
 }
@@ -73,6 +78,7 @@ pub(super) struct RawPolicy {
     exempt_groups: Option<Vec<String>>,
     exempt_services: Option<Vec<String>>,
     min_uid: Option<Spanned<i64>>,
+    safety_net: Option<bool>,
 }
 
 impl RawPolicy {
@@ -100,6 +106,9 @@ impl RawPolicy {
                     return src.error(v.span(), "policy.min_uid", "must be from 0 to 4294967295")
                 }
             };
+        }
+        if let Some(on) = self.safety_net {
+            policy.safety_net = on;
         }
         Ok(policy)
     }
