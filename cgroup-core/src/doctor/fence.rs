@@ -1,0 +1,149 @@
+//! Every process of a confined customer is in its fence: the safety net's state (the
+//! `[policy]` switch and the daemon that runs it) and any process of a confined uid found
+//! outside `users/<user>/` (the same /proc scan as the daemon's sweep).
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::mount::Cgroup2Mount;
+use crate::strays::{self, Confinement, Stray};
+use crate::tree::Tree;
+
+use super::{Finding, Inputs};
+
+/// Strays listed in full before the rest are counted.
+const LISTED: usize = 10;
+
+pub(super) fn check(
+    inputs: &Inputs,
+    config: &Config,
+    mounts: &[Cgroup2Mount],
+    out: &mut Vec<Finding>,
+) {
+    let daemon = running_daemon(&inputs.proc_root);
+    out.push(safety_net_finding(config.policy.safety_net, daemon));
+    let Ok(tree) = Tree::locate_in(mounts, config.tree.root.as_deref()) else {
+        return;
+    };
+    let mut who = Confinement::new(config.policy.clone());
+    let (found, problems) = strays::scan(&inputs.proc_root, &tree, &mut who);
+    for p in problems {
+        out.push(Finding::warn(
+            "fence",
+            format!("some processes could not be checked: {p}"),
+            "a process whose user cannot be resolved cannot be told confined or not",
+            "check NSS (nsswitch.conf, sssd) and run doctor again",
+        ));
+    }
+    out.push(strays_finding(&found));
+}
+
+fn safety_net_finding(on: bool, daemon: Option<u32>) -> Finding {
+    match (on, daemon) {
+        (true, Some(pid)) => Finding::ok(
+            "safety-net",
+            format!("on; the daemon runs (pid {pid}) and moves processes switched to a customer's uid into its fence"),
+        ),
+        (true, None) => Finding::fail(
+            "safety-net",
+            "on, but `cgroupctl daemon` is not running",
+            "a process a root daemon switches to a customer's uid (PHP-FPM, suexec, runuser) stays outside the customer's fence: its limits, private IP and levers",
+            "systemctl enable --now pam-cgroup (the packaged unit runs `cgroupctl daemon`)",
+        ),
+        (false, _) => Finding::warn(
+            "safety-net",
+            "off ([policy] safety_net = false)",
+            "a process a root daemon switches to a customer's uid stays where that daemon runs, outside the customer's fence, limits and private IP",
+            "remove safety_net = false from [policy] (or set it to true) and reload the daemon",
+        ),
+    }
+}
+
+fn strays_finding(found: &[Stray]) -> Finding {
+    if found.is_empty() {
+        return Finding::ok(
+            "fence",
+            "every process of a confined user is inside its fence",
+        );
+    }
+    let mut listed: Vec<String> = found
+        .iter()
+        .take(LISTED)
+        .map(|s| {
+            let origin = s
+                .origin
+                .as_deref()
+                .map(|o| format!(", from {o}"))
+                .unwrap_or_default();
+            format!("pid {} ({}) in {}{origin}", s.pid, s.user, s.cgroup)
+        })
+        .collect();
+    if found.len() > LISTED {
+        listed.push(format!("and {} more", found.len() - LISTED));
+    }
+    Finding::fail(
+        "fence",
+        format!(
+            "{} process(es) of confined users outside their fence: {}",
+            found.len(),
+            listed.join("; ")
+        ),
+        "they run outside the customer's limits and private-IP rules and out of reach of suspend, freeze and kill",
+        "start `cgroupctl daemon` (its safety net moves them), or move one with `cgroupctl classify PID --user USER`",
+    )
+}
+
+/// The pid of a running `cgroupctl daemon`, if any.
+fn running_daemon(proc_root: &Path) -> Option<u32> {
+    let entries = std::fs::read_dir(proc_root).ok()?;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let mut args = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty());
+        let is_cgroupctl = args
+            .next()
+            .and_then(|a| a.rsplit(|b| *b == b'/').next())
+            .is_some_and(|name| name == b"cgroupctl");
+        if is_cgroupctl && args.any(|a| a == b"daemon") {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+
+    #[test]
+    fn the_safety_net_off_or_without_its_daemon_is_reported() {
+        assert_eq!(safety_net_finding(true, Some(7)).status, Status::Ok);
+        assert_eq!(safety_net_finding(true, None).status, Status::Fail);
+        assert_eq!(safety_net_finding(false, Some(7)).status, Status::Warn);
+    }
+
+    #[test]
+    fn strays_are_listed_with_their_origin() {
+        let f = strays_finding(&[Stray {
+            pid: 42,
+            uid: 1001,
+            user: "alice".into(),
+            cgroup: "/system.slice/php8.2-fpm.service".into(),
+            origin: Some("systemd unit php8.2-fpm.service".into()),
+        }]);
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.summary.contains(
+            "pid 42 (alice) in /system.slice/php8.2-fpm.service, from systemd unit php8.2-fpm.service"
+        ));
+        assert_eq!(strays_finding(&[]).status, Status::Ok);
+    }
+}
