@@ -16,6 +16,7 @@ mod me;
 mod net_traffic;
 mod private_ip;
 mod private_ip_login;
+mod safety_net;
 mod session;
 mod storm;
 mod supervisor;

@@ -20,7 +20,7 @@ pub(super) fn check(
     mounts: &[Cgroup2Mount],
     out: &mut Vec<Finding>,
 ) {
-    let daemon = running_daemon(&inputs.proc_root);
+    let daemon = running_daemon(&inputs.proc_root, &inputs.config);
     out.push(safety_net_finding(config.policy.safety_net, daemon));
     let Ok(tree) = Tree::locate_in(mounts, config.tree.root.as_deref()) else {
         return;
@@ -93,8 +93,8 @@ fn strays_finding(found: &[Stray]) -> Finding {
     )
 }
 
-/// The pid of a running `cgroupctl daemon`, if any.
-fn running_daemon(proc_root: &Path) -> Option<u32> {
+/// The pid of a running `cgroupctl daemon` of the config `config`, if any.
+fn running_daemon(proc_root: &Path, config: &Path) -> Option<u32> {
     let entries = std::fs::read_dir(proc_root).ok()?;
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -107,16 +107,32 @@ fn running_daemon(proc_root: &Path) -> Option<u32> {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        let mut args = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty());
-        let is_cgroupctl = args
-            .next()
-            .and_then(|a| a.rsplit(|b| *b == b'/').next())
-            .is_some_and(|name| name == b"cgroupctl");
-        if is_cgroupctl && args.any(|a| a == b"daemon") {
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if is_daemon_of(&args, config) {
             return Some(pid);
         }
     }
     None
+}
+
+/// Is this command line `cgroupctl [--config PATH] daemon ...` of `config`?
+fn is_daemon_of(args: &[&[u8]], config: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let is_cgroupctl = args
+        .first()
+        .and_then(|a| a.rsplit(|b| *b == b'/').next())
+        .is_some_and(|name| name == b"cgroupctl");
+    let Some(verb) = args.iter().position(|a| *a == b"daemon") else {
+        return false;
+    };
+    let global = &args[1..verb];
+    let given = global
+        .iter()
+        .position(|a| *a == b"--config")
+        .and_then(|i| global.get(i + 1).copied())
+        .or_else(|| global.iter().find_map(|a| a.strip_prefix(b"--config=")))
+        .unwrap_or(crate::config::DEFAULT_CONFIG_PATH.as_bytes());
+    is_cgroupctl && given == config.as_os_str().as_bytes()
 }
 
 #[cfg(test)]
@@ -129,6 +145,27 @@ mod tests {
         assert_eq!(safety_net_finding(true, Some(7)).status, Status::Ok);
         assert_eq!(safety_net_finding(true, None).status, Status::Fail);
         assert_eq!(safety_net_finding(false, Some(7)).status, Status::Warn);
+    }
+
+    #[test]
+    fn daemons_are_told_by_their_config() {
+        let conf = Path::new("/etc/pam_cgroup/config.toml");
+        let line =
+            |s: &'static str| -> Vec<&'static [u8]> { s.split(' ').map(str::as_bytes).collect() };
+        assert!(is_daemon_of(
+            &line("/usr/bin/cgroupctl daemon --listen x"),
+            conf
+        ));
+        assert!(is_daemon_of(
+            &line("cgroupctl --config /etc/pam_cgroup/config.toml daemon"),
+            conf
+        ));
+        assert!(!is_daemon_of(
+            &line("cgroupctl --config /tmp/c.toml daemon"),
+            conf
+        ));
+        assert!(!is_daemon_of(&line("cgroupctl show daemon-x"), conf));
+        assert!(!is_daemon_of(&line("/usr/bin/vim daemon"), conf));
     }
 
     #[test]
