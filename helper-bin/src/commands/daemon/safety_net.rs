@@ -145,6 +145,9 @@ impl SafetyNet {
                 self.record(pid, &user, &cgroup, &leaf, own_comm.unwrap_or_default());
                 true
             }
+            // Gone during the move (a short CGI, a worker that ended): nothing to fence, and
+            // whatever its PID reached meanwhile was moved back by move_pinned.
+            Err(_) if !process.alive() => false,
             Err(e) => {
                 self.sources
                     .counters
