@@ -70,6 +70,10 @@ fn loopback_addr(s: &str) -> std::result::Result<SocketAddr, String> {
 #[command(
     after_help = "Signals: SIGHUP reloads the config and re-applies it to every live user \
     cgroup; SIGTERM or SIGINT stops the daemon.\n\
+    Safety net ([policy] safety_net, default on): a process whose real uid becomes a confined \
+    customer's (a root daemon's setuid: PHP-FPM, suexec, runuser) is moved into \
+    users/<user>/<service>/pid-<PID>, recorded as a `fenced` event and counted; /proc is swept \
+    at start and every 30 s.\n\
     Metrics: only root and the --allow-user users may read them (the peer's uid is asked of the \
     kernel before the request is read; everyone else gets 403). \
     curl http://127.0.0.1:9464/metrics, or curl --unix-socket PATH http://x/metrics. \
@@ -98,8 +102,9 @@ pub struct DaemonArgs {
     /// creating its leaf and entering it).
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub min_age: u64,
-    /// The process events the safety net asks of the kernel: `uid` (uid changes only where
-    /// the kernel filters, >= 6.6) or `all` (what older kernels send; for measurements).
+    /// The process events the safety net asks of the kernel: `uid` (uid changes only), `all`
+    /// (every type, as kernels before 6.6 send them, kept to uid changes by the socket
+    /// filter) or `unfiltered` (every event wakes the daemon); the last two for measurements.
     #[arg(
         long,
         value_name = "WHICH",

@@ -11,6 +11,9 @@
 //!                                /proc/self/cgroup until it contains FENCE; print the window
 //!                                (ns from just before the switch to the first read showing the
 //!                                fence) per child, or "timeout"
+//! setuid-probe storm UID SECS WORKERS PROGRAM
+//!                                WORKERS processes switch to UID once, then run PROGRAM
+//!                                back to back for SECS; print "EXECS SECONDS"
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -100,6 +103,53 @@ fn windows(uid: u32, gid: u32, n: usize, fence: &str, timeout: Duration) {
     }
 }
 
+/// Exec storm: `workers` processes of `uid` running `program` back to back for `secs`.
+fn storm(uid: u32, secs: f64, workers: usize, program: &str) {
+    let start = Instant::now();
+    let deadline = Duration::from_secs_f64(secs);
+    let mut readers = Vec::new();
+    for _ in 0..workers {
+        let mut fds = [0; 2];
+        // SAFETY: a pipe into a two-int array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child switches uid, spawns /bin/true in a loop and writes a count.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            switch_fully(uid, uid);
+            let mut n: u64 = 0;
+            while start.elapsed() < deadline {
+                if std::process::Command::new(program).status().is_ok() {
+                    n += 1;
+                }
+            }
+            let bytes = n.to_ne_bytes();
+            // SAFETY: fds[1] is the write end; bytes is valid.
+            unsafe {
+                libc::write(fds[1], bytes.as_ptr().cast(), 8);
+                libc::_exit(0);
+            }
+        }
+        // SAFETY: the parent keeps only the read end.
+        unsafe { libc::close(fds[1]) };
+        readers.push((pid, fds[0]));
+    }
+    let mut total = 0;
+    for (pid, fd) in readers {
+        let mut bytes = [0u8; 8];
+        // SAFETY: fd is the read end; bytes is valid for 8 bytes.
+        unsafe {
+            if libc::read(fd, bytes.as_mut_ptr().cast(), 8) == 8 {
+                total += u64::from_ne_bytes(bytes);
+            }
+            libc::close(fd);
+            let mut status = 0;
+            libc::waitpid(pid, &mut status, 0);
+        }
+    }
+    println!("{total} {:.3}", start.elapsed().as_secs_f64());
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -121,8 +171,12 @@ fn main() {
             let timeout = Duration::from_millis(arg(&args, 6));
             windows(arg(&args, 2), arg(&args, 3), arg(&args, 4), &fence, timeout);
         }
+        Some("storm") => {
+            let program: String = arg(&args, 5);
+            storm(arg(&args, 2), arg(&args, 3), arg(&args, 4), &program)
+        }
         _ => panic!(
-            "usage: setuid-probe switch UID GID | seteuid UID | window UID GID N FENCE TIMEOUT_MS"
+            "usage: setuid-probe switch UID GID | seteuid UID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
         ),
     }
 }
