@@ -188,18 +188,11 @@ pub fn parent_and_comm(proc_root: &Path, pid: u32) -> Option<(u32, String)> {
 pub fn scan(proc_root: &Path, tree: &Tree, who: &mut Confinement) -> (Vec<Stray>, Vec<String>) {
     let mut strays = Vec::new();
     let mut problems = Vec::new();
-    let Ok(entries) = std::fs::read_dir(proc_root) else {
+    let Ok(pids) = pids(proc_root) else {
         problems.push(format!("{}: cannot be listed", proc_root.display()));
         return (strays, problems);
     };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in pids {
         let Some((uid, cgroup)) = ruid_and_cgroup(proc_root, pid) else {
             continue;
         };
@@ -230,6 +223,14 @@ pub fn scan(proc_root: &Path, tree: &Tree, who: &mut Confinement) -> (Vec<Stray>
     }
     strays.sort_by_key(|s| s.pid);
     (strays, problems)
+}
+
+/// Every process in `proc_root` (its numeric entries).
+pub fn pids(proc_root: &Path) -> std::io::Result<Vec<u32>> {
+    Ok(std::fs::read_dir(proc_root)?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect())
 }
 
 /// The children of every thread of `pid` (/proc/PID/task/*/children).

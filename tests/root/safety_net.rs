@@ -15,11 +15,12 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pam_cgroup_tests::support::{require_root, TestSetup, TestUser};
 
-use crate::cgroupctl::{cgroupctl_bin, ctl, ctl_ok, describe};
+use crate::cgroupctl::{cgroup_of, cgroupctl_bin, ctl, ctl_ok, describe};
+use crate::cgroupctl_daemon::wait_for;
 
 /// How long a move may take before a test fails (the bench measures the real window).
 const MOVE_LIMIT: Duration = Duration::from_secs(10);
@@ -129,28 +130,6 @@ impl Drop for Probe {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn cgroup_of(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    start.elapsed()
 }
 
 fn in_fence(setup: &TestSetup, cgroup: &str, user: &str) -> bool {

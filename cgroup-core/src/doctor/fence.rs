@@ -31,7 +31,7 @@ pub(super) fn check(
         out.push(Finding::warn(
             "fence",
             format!("some processes could not be checked: {p}"),
-            "a process whose user cannot be resolved cannot be told confined or not",
+            "matters while NSS cannot answer: a process whose user cannot be resolved cannot be told confined or not",
             "check NSS (nsswitch.conf, sssd) and run doctor again",
         ));
     }
@@ -53,7 +53,7 @@ fn safety_net_finding(on: bool, daemon: Option<u32>) -> Finding {
         (false, _) => Finding::warn(
             "safety-net",
             "off ([policy] safety_net = false)",
-            "a process a root daemon switches to a customer's uid stays where that daemon runs, outside the customer's fence, limits and private IP",
+            "matters as soon as a root daemon switches to a customer's uid (PHP-FPM, suexec, runuser): that process stays where the daemon runs, outside the customer's fence, limits and private IP",
             "remove safety_net = false from [policy] (or set it to true) and reload the daemon",
         ),
     }
@@ -95,16 +95,8 @@ fn strays_finding(found: &[Stray]) -> Finding {
 
 /// The pid of a running `cgroupctl daemon` of the config `config`, if any.
 fn running_daemon(proc_root: &Path, config: &Path) -> Option<u32> {
-    let entries = std::fs::read_dir(proc_root).ok()?;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+    for pid in strays::pids(proc_root).ok()? {
+        let Ok(cmdline) = std::fs::read(proc_root.join(pid.to_string()).join("cmdline")) else {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
