@@ -24,6 +24,7 @@ pub mod session;
 pub mod sessions;
 pub mod state_dir;
 pub mod stats;
+pub mod strays;
 pub mod tree;
 pub mod userfile_edit;
 

@@ -43,6 +43,22 @@ pub fn lookup_user(name: &str) -> Result<UserInfo> {
     }
 }
 
+/// Looks a user up by uid: `Ok(None)` when NSS knows no such uid, an error when the
+/// database could not answer (see `lookup_user`).
+pub fn lookup_uid(uid: u32) -> Result<Option<UserInfo>> {
+    match User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(found) => Ok(found.map(|u| UserInfo {
+            name: u.name,
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        })),
+        Err(errno) => Err(Error::UserDbUnavailable {
+            user: format!("uid {uid}"),
+            reason: format!("getpwuid_r: {}", errno.desc()),
+        }),
+    }
+}
+
 /// Names of every group of the user (primary and supplementary). Groups without a name in
 /// NSS are skipped: they cannot match a configured name anyway.
 pub fn group_names(user: &UserInfo) -> Result<Vec<String>> {

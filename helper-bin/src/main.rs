@@ -77,10 +77,12 @@ pub enum Command {
     Resume(commands::suspend::ResumeArgs),
     /// Remove empty session and service leaves; say what was removed.
     Gc(commands::gc::GcArgs),
-    /// Check the kernel, config, tree, private IPs, /proc, PAM stacks and logind: OK/WARN/FAIL
-    /// with why and how to fix (exit 1 on any FAIL).
+    /// Check the kernel, config, tree, private IPs, the safety net and processes outside their
+    /// fence, /proc, PAM stacks and logind: OK/WARN/FAIL with why and how to fix (exit 1 on any
+    /// FAIL).
     Doctor(commands::doctor::DoctorArgs),
-    /// Supervise the tree: reap empty leaves as they empty, reload on SIGHUP, serve metrics.
+    /// Supervise the tree: reap empty leaves as they empty, move processes switched to a
+    /// customer's uid into its fence (the safety net), reload on SIGHUP, serve metrics.
     Daemon(commands::daemon::DaemonArgs),
     /// Create the tree, attach the private-IP programs and the traffic counters at its root
     /// and fill their fence map for every user directory (idempotent; a changed [private_ip],

@@ -184,7 +184,7 @@ pub fn empty_session(setup: &TestSetup, user: &str) -> PathBuf {
     setup.tree.session_leaf_of(&r.cgroup_after_open)
 }
 
-fn cgroup_of(pid: u32) -> String {
+pub fn cgroup_of(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .unwrap()
         .lines()

@@ -76,7 +76,7 @@ fn scrape_unix(path: &Path) -> (String, String) {
     http_get(s)
 }
 
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !cond() {
         assert!(

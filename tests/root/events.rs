@@ -314,6 +314,7 @@ fn event(n: u64, user: &str) -> Event {
             cgroup: "session-1".into(),
         }],
         killed: Vec::new(),
+        from: None,
     }
 }
 

@@ -18,6 +18,7 @@ mod neighbours;
 mod net_traffic;
 mod private_ip;
 mod private_ip_login;
+mod safety_net;
 mod session;
 mod storm;
 mod supervisor;

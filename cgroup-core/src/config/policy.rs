@@ -95,6 +95,10 @@ pub struct Policy {
     pub user_manager: UserManager,
     /// Users with a uid below are not confined (system accounts).
     pub min_uid: u32,
+    /// The daemon moves every process whose real uid becomes a confined customer's (a root
+    /// daemon's setuid: PHP-FPM workers, suexec, runuser) into that customer's fence. On by
+    /// default: off leaves those paths outside the fence, a choice `doctor` reports.
+    pub safety_net: bool,
 }
 
 pub const DEFAULT_MIN_UID: u32 = 1000;
@@ -108,6 +112,7 @@ impl Default for Policy {
             exempt_services: Vec::new(),
             user_manager: UserManager::Fence,
             min_uid: DEFAULT_MIN_UID,
+            safety_net: true,
         }
     }
 }
@@ -121,6 +126,7 @@ pub(super) struct RawPolicy {
     exempt_services: Option<Vec<String>>,
     user_manager: Option<Spanned<String>>,
     min_uid: Option<Spanned<i64>>,
+    safety_net: Option<bool>,
 }
 
 impl RawPolicy {
@@ -154,6 +160,9 @@ impl RawPolicy {
                     return src.error(v.span(), "policy.min_uid", "must be from 0 to 4294967295")
                 }
             };
+        }
+        if let Some(on) = self.safety_net {
+            policy.safety_net = on;
         }
         Ok(policy)
     }

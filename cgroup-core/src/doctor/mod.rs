@@ -3,6 +3,7 @@
 //! the system files read are inputs, so tests can point them at temporary directories.
 
 mod config_checks;
+mod fence;
 mod kernel;
 pub mod logind;
 pub mod pam;
@@ -136,6 +137,7 @@ pub fn run(inputs: &Inputs) -> Vec<Finding> {
     let config = config_checks::check_config(inputs, &mut out);
     if let Some(config) = &config {
         config_checks::check_tree(config, &mounts, &mut out);
+        fence::check(inputs, config, &mounts, &mut out);
     }
     kernel::check_hidepid(inputs, config.as_ref(), &mut out);
     stacks::check_pam(inputs, &mut out);

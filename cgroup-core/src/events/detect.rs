@@ -197,6 +197,7 @@ fn limit_of(kind: FaultKind, r: &Reading, cfg: &EventsConfig) -> Option<String> 
         FaultKind::MemoryPressure => Some(format!("{}%", cfg.memory_pressure_percent)),
         FaultKind::IoPressure => Some(format!("{}%", cfg.io_pressure_percent)),
         FaultKind::CpuPressure => Some(format!("{}%", cfg.cpu_pressure_percent)),
+        FaultKind::Fenced => None,
     }
 }
 

@@ -299,6 +299,7 @@ mod tests {
                 cgroup: "session-1".into(),
             }],
             killed: Vec::new(),
+            from: None,
         }
     }
 

@@ -123,6 +123,7 @@ mod tests {
                 })
                 .collect(),
             killed: Vec::new(),
+            from: None,
         }
     }
 

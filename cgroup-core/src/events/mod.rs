@@ -39,9 +39,12 @@ pub enum FaultKind {
     MemoryPressure,
     IoPressure,
     CpuPressure,
+    /// Not a fault: the daemon's safety net moved a process whose real uid became the
+    /// customer's into its fence (`from` says where it was).
+    Fenced,
 }
 
-pub const ALL_KINDS: [FaultKind; 9] = [
+pub const ALL_KINDS: [FaultKind; 10] = [
     FaultKind::MemoryHigh,
     FaultKind::MemoryMax,
     FaultKind::Oom,
@@ -51,6 +54,7 @@ pub const ALL_KINDS: [FaultKind; 9] = [
     FaultKind::MemoryPressure,
     FaultKind::IoPressure,
     FaultKind::CpuPressure,
+    FaultKind::Fenced,
 ];
 
 impl FaultKind {
@@ -65,6 +69,7 @@ impl FaultKind {
             FaultKind::MemoryPressure => "memory_pressure",
             FaultKind::IoPressure => "io_pressure",
             FaultKind::CpuPressure => "cpu_pressure",
+            FaultKind::Fenced => "fenced",
         }
     }
 
@@ -133,6 +138,9 @@ pub struct Event {
     /// kernel's log (see `kmsg`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub killed: Vec<kmsg::OomVictim>,
+    /// fenced: the cgroup the process was in before the safety net moved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl Event {
@@ -156,6 +164,9 @@ impl Event {
                 " killed=pid:{},uid:{},comm:{:?}",
                 k.pid, k.uid, k.comm
             ));
+        }
+        if let Some(from) = &self.from {
+            line.push_str(&format!(" from={from:?}"));
         }
         for p in self.processes.iter().take(3) {
             line.push_str(&format!(

@@ -155,6 +155,7 @@ impl Recorder {
                     usage: fault.usage,
                     processes,
                     killed,
+                    from: None,
                 });
             }
         }

@@ -93,7 +93,7 @@ pub fn run(cli: &Cli, args: &ClassifyArgs) -> Result<ExitCode> {
 
 /// Writes the pinned process's PID to `leaf` and checks it was that process that moved; if
 /// not, moves whatever the PID reached back to where it was.
-fn move_pinned(tree: &Tree, process: &PidFd, leaf: &Path) -> Result<()> {
+pub(crate) fn move_pinned(tree: &Tree, process: &PidFd, leaf: &Path) -> Result<()> {
     let pid = process.pid;
     let source = fs::cgroup_v2_of(pid).ok().flatten();
     if !process.alive() {

@@ -6,6 +6,8 @@
 //! - records fault events (memory.events, pids.events, cpu throttling, PSI) of every user
 //!   cgroup once a second, with a snapshot of the user's top processes, in the journal and a
 //!   bounded history (faults.rs, cgroup-core's `events`);
+//! - moves every process whose real uid becomes a confined customer's into its fence, from
+//!   the kernel's process events and a sweep of /proc (safety_net.rs; `[policy] safety_net`);
 //! - reloads on SIGHUP (a broken config is logged and the running one kept);
 //! - serves Prometheus metrics on a loopback TCP address (--listen) or a unix socket (--socket);
 //! - logs to stderr (the journal, with priorities) and exits cleanly on SIGTERM/SIGINT.
@@ -21,6 +23,8 @@ mod log;
 mod me;
 mod metrics;
 mod peer;
+mod proc_events;
+mod safety_net;
 mod watch;
 
 use std::net::{SocketAddr, TcpListener};
@@ -66,6 +70,10 @@ fn loopback_addr(s: &str) -> std::result::Result<SocketAddr, String> {
 #[command(
     after_help = "Signals: SIGHUP reloads the config and re-applies it to every live user \
     cgroup; SIGTERM or SIGINT stops the daemon.\n\
+    Safety net ([policy] safety_net, default on): a process whose real uid becomes a confined \
+    customer's (a root daemon's setuid: PHP-FPM, suexec, runuser) is moved into \
+    users/<user>/<service>/pid-<PID>, recorded as a `fenced` event and counted; /proc is swept \
+    at start and every 30 s.\n\
     Metrics: only root and the --allow-user users may read them (the peer's uid is asked of the \
     kernel before the request is read; everyone else gets 403). \
     curl http://127.0.0.1:9464/metrics, or curl --unix-socket PATH http://x/metrics. \
@@ -94,6 +102,21 @@ pub struct DaemonArgs {
     /// creating its leaf and entering it).
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub min_age: u64,
+    /// The process events the safety net asks of the kernel: `uid` (uid changes only), `all`
+    /// (every type, as kernels before 6.6 send them, kept to uid changes by the socket
+    /// filter) or `unfiltered` (every event wakes the daemon); the last two for measurements.
+    #[arg(
+        long,
+        value_name = "WHICH",
+        value_enum,
+        default_value = "uid",
+        hide = true
+    )]
+    pub proc_events: proc_events::Subscription,
+    /// The safety net acts for this uid only (repeatable): for tests and benches, whose
+    /// daemons share a host with other trees and must not take their users' processes.
+    #[arg(long, value_name = "UID", hide = true)]
+    pub safety_net_uid: Vec<u32>,
 }
 
 struct Daemon {
@@ -104,6 +127,8 @@ struct Daemon {
     min_age: Duration,
     /// `[events]`, shared with the fault thread and the me socket (follows reloads).
     events: Arc<RwLock<EventsConfig>>,
+    /// The whole config, shared with the safety net (follows reloads).
+    shared_config: Arc<RwLock<Arc<Config>>>,
 }
 
 impl Daemon {
@@ -178,6 +203,10 @@ impl Daemon {
         match self.events.write() {
             Ok(mut e) => *e = self.config.events.clone(),
             Err(p) => *p.into_inner() = self.config.events.clone(),
+        }
+        match self.shared_config.write() {
+            Ok(mut c) => *c = Arc::new(self.config.clone()),
+            Err(p) => *p.into_inner() = Arc::new(self.config.clone()),
         }
         log::info(&format!("reloaded {}", self.config_path.display()));
         self.apply();
@@ -333,9 +362,11 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     enable_controllers(&tree);
 
     let events = Arc::new(RwLock::new(config.events.clone()));
+    let shared_config = Arc::new(RwLock::new(Arc::new(config.clone())));
     let mut daemon = Daemon {
         config_path,
         config,
+        shared_config,
         events,
         tree: Arc::new(RwLock::new(tree.clone())),
         counters: Arc::new(Counters::default()),
@@ -384,13 +415,30 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     // Fault events: a thread of their own, so a snapshot slowed by a customer's process (its
     // /proc files) never holds up reaping, reloads or signals.
     let (faults_stop_rx, faults_stop_tx) = nix::unistd::pipe().context("pipe")?;
+    let (fenced_tx, fenced_rx) = std::sync::mpsc::channel();
     let faults_thread = faults::spawn(
         daemon.tree.clone(),
         daemon.events.clone(),
         daemon.counters.clone(),
+        fenced_rx,
         faults_stop_rx,
     )
     .context("start the fault events thread")?;
+    // The safety net: its own thread, so moving a process (mkdir, NSS, an RCU wait in the
+    // kernel) never holds up reaping or signals, and neither holds up a move.
+    let (net_stop_rx, net_stop_tx) = nix::unistd::pipe().context("pipe")?;
+    let net_thread = safety_net::spawn(
+        safety_net::Sources {
+            tree: daemon.tree.clone(),
+            config: daemon.shared_config.clone(),
+            counters: daemon.counters.clone(),
+            events: fenced_tx,
+            subscription: args.proc_events,
+            only_uids: args.safety_net_uid.clone(),
+        },
+        net_stop_rx,
+    )
+    .context("start the safety net thread")?;
     let result = loop {
         let wait = next_scan.saturating_duration_since(Instant::now());
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
@@ -434,6 +482,10 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         }
     };
 
+    drop(net_stop_tx);
+    if net_thread.join().is_err() {
+        log::error("the safety net thread panicked");
+    }
     drop(faults_stop_tx);
     if faults_thread.join().is_err() {
         log::error("the fault events thread panicked");

@@ -82,7 +82,7 @@ impl TestSetup {
     }
 
     pub fn write_config(&self, text: &str) {
-        std::fs::write(self.config_path(), text).unwrap();
+        std::fs::write(self.config_path(), without_safety_net(text)).unwrap();
         std::fs::set_permissions(self.config_path(), std::fs::Permissions::from_mode(0o644))
             .unwrap();
     }
@@ -123,4 +123,24 @@ impl Drop for KeptPolicyGuard {
     fn drop(&mut self) {
         forget_kept_policy(&self.0);
     }
+}
+
+/// `text` with `[policy] safety_net = false` unless it names `safety_net` itself: the daemons
+/// of tests running side by side on one host must not take each other's users' processes
+/// (each would move every other test's users into its own tree). A config that does not
+/// parse is left exactly as written (broken-config tests check its lines).
+fn without_safety_net(text: &str) -> String {
+    if text.contains("safety_net") || text.parse::<toml::Table>().is_err() {
+        return text.to_string();
+    }
+    if let Some(at) = text.find("[policy]\n") {
+        let after = at + "[policy]\n".len();
+        return format!("{}safety_net = false\n{}", &text[..after], &text[after..]);
+    }
+    let sep = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    format!("{text}{sep}[policy]\nsafety_net = false\n")
 }

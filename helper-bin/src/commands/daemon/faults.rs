@@ -9,6 +9,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use cgroup_core::tree::Tree;
 use cgroup_core::config::EventsConfig;
 use cgroup_core::events::history::Writer;
 use cgroup_core::events::recorder::Recorder;
+use cgroup_core::events::Event;
 
 use super::log;
 use super::metrics::Counters;
@@ -87,7 +89,9 @@ impl Faults {
         }
     }
 
-    pub fn pass(&mut self, users_dir: &Path, counters: &Counters) {
+    /// One sample of every user cgroup, plus the events other threads sent (already logged
+    /// by them), into the history.
+    pub fn pass(&mut self, users_dir: &Path, counters: &Counters, sent: &Receiver<Event>) {
         let pass = self.recorder.sample(users_dir);
         for (user, why) in pass.unreadable {
             log::warn(&format!("fault counters of {user}: {why}"));
@@ -95,21 +99,28 @@ impl Faults {
         for event in pass.events {
             log::warn(&event.log_line());
             counters.fault_events.fetch_add(1, Ordering::Relaxed);
-            if self.history.is_none() {
-                self.open_history();
-            }
-            let Some(history) = self.history.as_mut() else {
-                counters
-                    .fault_events_unsaved
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            if let Err(e) = history.append(&event) {
-                counters
-                    .fault_events_unsaved
-                    .fetch_add(1, Ordering::Relaxed);
-                self.history_failed(format!("event history: {e}"));
-            }
+            self.keep(event, counters);
+        }
+        for event in sent.try_iter() {
+            self.keep(event, counters);
+        }
+    }
+
+    fn keep(&mut self, event: Event, counters: &Counters) {
+        if self.history.is_none() {
+            self.open_history();
+        }
+        let Some(history) = self.history.as_mut() else {
+            counters
+                .fault_events_unsaved
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if let Err(e) = history.append(&event) {
+            counters
+                .fault_events_unsaved
+                .fetch_add(1, Ordering::Relaxed);
+            self.history_failed(format!("event history: {e}"));
         }
     }
 }
@@ -119,6 +130,7 @@ pub fn spawn(
     tree: Arc<RwLock<Tree>>,
     events: Arc<RwLock<EventsConfig>>,
     counters: Arc<Counters>,
+    sent: Receiver<Event>,
     stop: OwnedFd,
 ) -> std::io::Result<JoinHandle<()>> {
     let read_events = move || match events.read() {
@@ -158,7 +170,7 @@ pub fn spawn(
                     faults.reload(&now_cfg);
                     cfg = now_cfg;
                 }
-                faults.pass(&current_tree().users_dir(), &counters);
+                faults.pass(&current_tree().users_dir(), &counters, &sent);
                 next = Instant::now() + every;
             }
         })

@@ -56,6 +56,11 @@ pub struct Counters {
     /// Fault events recorded (issue 14), and those the history could not keep.
     pub fault_events: AtomicU64,
     pub fault_events_unsaved: AtomicU64,
+    /// Processes the safety net moved into their fence, and moves that failed.
+    pub fenced: AtomicU64,
+    pub fence_failures: AtomicU64,
+    /// Times the kernel dropped process events (a sweep of /proc followed).
+    pub proc_events_lost: AtomicU64,
 }
 
 pub enum Listener {
@@ -115,6 +120,21 @@ pub fn daemon_metrics(c: &Counters) -> String {
             "pam_cgroup_daemon_fault_events_unsaved_total",
             "Fault events logged but not kept in the history (it could not be written).",
             &c.fault_events_unsaved,
+        ),
+        (
+            "pam_cgroup_daemon_fenced_processes_total",
+            "Processes whose real uid became a confined customer's, moved into its fence by the safety net.",
+            &c.fenced,
+        ),
+        (
+            "pam_cgroup_daemon_fence_failures_total",
+            "Processes of confined customers the safety net found outside their fence but could not move.",
+            &c.fence_failures,
+        ),
+        (
+            "pam_cgroup_daemon_proc_events_lost_total",
+            "Times the kernel dropped process events (the safety net then sweeps /proc).",
+            &c.proc_events_lost,
         ),
     ] {
         out.push_str(&format!(

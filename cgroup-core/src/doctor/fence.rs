@@ -1,0 +1,178 @@
+//! Every process of a confined customer is in its fence: the safety net's state (the
+//! `[policy]` switch and the daemon that runs it) and any process of a confined uid found
+//! outside `users/<user>/` (the same /proc scan as the daemon's sweep).
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::mount::Cgroup2Mount;
+use crate::strays::{self, Confinement, Stray};
+use crate::tree::Tree;
+
+use super::{Finding, Inputs};
+
+/// Strays listed in full before the rest are counted.
+const LISTED: usize = 10;
+
+pub(super) fn check(
+    inputs: &Inputs,
+    config: &Config,
+    mounts: &[Cgroup2Mount],
+    out: &mut Vec<Finding>,
+) {
+    let daemon = running_daemon(&inputs.proc_root, &inputs.config);
+    out.push(safety_net_finding(config.policy.safety_net, daemon));
+    let Ok(tree) = Tree::locate_in(mounts, config.tree.root.as_deref()) else {
+        return;
+    };
+    let mut who = Confinement::new(config.policy.clone());
+    let (found, problems) = strays::scan(&inputs.proc_root, &tree, &mut who);
+    for p in problems {
+        out.push(Finding::warn(
+            "fence",
+            format!("some processes could not be checked: {p}"),
+            "matters while NSS cannot answer: a process whose user cannot be resolved cannot be told confined or not",
+            "check NSS (nsswitch.conf, sssd) and run doctor again",
+        ));
+    }
+    out.push(strays_finding(&found));
+}
+
+fn safety_net_finding(on: bool, daemon: Option<u32>) -> Finding {
+    match (on, daemon) {
+        (true, Some(pid)) => Finding::ok(
+            "safety-net",
+            format!("on; the daemon runs (pid {pid}) and moves processes switched to a customer's uid into its fence"),
+        ),
+        (true, None) => Finding::fail(
+            "safety-net",
+            "on, but `cgroupctl daemon` is not running",
+            "a process a root daemon switches to a customer's uid (PHP-FPM, suexec, runuser) stays outside the customer's fence: its limits, private IP and levers",
+            "systemctl enable --now pam-cgroup (the packaged unit runs `cgroupctl daemon`)",
+        ),
+        (false, _) => Finding::warn(
+            "safety-net",
+            "off ([policy] safety_net = false)",
+            "matters as soon as a root daemon switches to a customer's uid (PHP-FPM, suexec, runuser): that process stays where the daemon runs, outside the customer's fence, limits and private IP",
+            "remove safety_net = false from [policy] (or set it to true) and reload the daemon",
+        ),
+    }
+}
+
+fn strays_finding(found: &[Stray]) -> Finding {
+    if found.is_empty() {
+        return Finding::ok(
+            "fence",
+            "every process of a confined user is inside its fence",
+        );
+    }
+    let mut listed: Vec<String> = found
+        .iter()
+        .take(LISTED)
+        .map(|s| {
+            let origin = s
+                .origin
+                .as_deref()
+                .map(|o| format!(", from {o}"))
+                .unwrap_or_default();
+            format!("pid {} ({}) in {}{origin}", s.pid, s.user, s.cgroup)
+        })
+        .collect();
+    if found.len() > LISTED {
+        listed.push(format!("and {} more", found.len() - LISTED));
+    }
+    Finding::fail(
+        "fence",
+        format!(
+            "{} process(es) of confined users outside their fence: {}",
+            found.len(),
+            listed.join("; ")
+        ),
+        "they run outside the customer's limits and private-IP rules and out of reach of suspend, freeze and kill",
+        "start `cgroupctl daemon` (its safety net moves them), or move one with `cgroupctl classify PID --user USER`",
+    )
+}
+
+/// The pid of a running `cgroupctl daemon` of the config `config`, if any.
+fn running_daemon(proc_root: &Path, config: &Path) -> Option<u32> {
+    for pid in strays::pids(proc_root).ok()? {
+        let Ok(cmdline) = std::fs::read(proc_root.join(pid.to_string()).join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if is_daemon_of(&args, config) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Is this command line `cgroupctl [--config PATH] daemon ...` of `config`?
+fn is_daemon_of(args: &[&[u8]], config: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let is_cgroupctl = args
+        .first()
+        .and_then(|a| a.rsplit(|b| *b == b'/').next())
+        .is_some_and(|name| name == b"cgroupctl");
+    let Some(verb) = args.iter().position(|a| *a == b"daemon") else {
+        return false;
+    };
+    let global = &args[1..verb];
+    let given = global
+        .iter()
+        .position(|a| *a == b"--config")
+        .and_then(|i| global.get(i + 1).copied())
+        .or_else(|| global.iter().find_map(|a| a.strip_prefix(b"--config=")))
+        .unwrap_or(crate::config::DEFAULT_CONFIG_PATH.as_bytes());
+    is_cgroupctl && given == config.as_os_str().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+
+    #[test]
+    fn the_safety_net_off_or_without_its_daemon_is_reported() {
+        assert_eq!(safety_net_finding(true, Some(7)).status, Status::Ok);
+        assert_eq!(safety_net_finding(true, None).status, Status::Fail);
+        assert_eq!(safety_net_finding(false, Some(7)).status, Status::Warn);
+    }
+
+    #[test]
+    fn daemons_are_told_by_their_config() {
+        let conf = Path::new("/etc/pam_cgroup/config.toml");
+        let line =
+            |s: &'static str| -> Vec<&'static [u8]> { s.split(' ').map(str::as_bytes).collect() };
+        assert!(is_daemon_of(
+            &line("/usr/bin/cgroupctl daemon --listen x"),
+            conf
+        ));
+        assert!(is_daemon_of(
+            &line("cgroupctl --config /etc/pam_cgroup/config.toml daemon"),
+            conf
+        ));
+        assert!(!is_daemon_of(
+            &line("cgroupctl --config /tmp/c.toml daemon"),
+            conf
+        ));
+        assert!(!is_daemon_of(&line("cgroupctl show daemon-x"), conf));
+        assert!(!is_daemon_of(&line("/usr/bin/vim daemon"), conf));
+    }
+
+    #[test]
+    fn strays_are_listed_with_their_origin() {
+        let f = strays_finding(&[Stray {
+            pid: 42,
+            uid: 1001,
+            user: "alice".into(),
+            cgroup: "/system.slice/php8.2-fpm.service".into(),
+            origin: Some("systemd unit php8.2-fpm.service".into()),
+        }]);
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.summary.contains(
+            "pid 42 (alice) in /system.slice/php8.2-fpm.service, from systemd unit php8.2-fpm.service"
+        ));
+        assert_eq!(strays_finding(&[]).status, Status::Ok);
+    }
+}

@@ -1,0 +1,318 @@
+//! Processes of confined customers outside their fence ("strays"), found in /proc: one scan
+//! shared by the daemon's safety net (at start and periodically) and by `cgroupctl doctor`.
+//!
+//! A process belongs to the customer whose uid is its REAL uid. The effective uid is not
+//! enough: a root daemon that only seteuid()s for a moment (sshd reading authorized_keys,
+//! a mail server writing a mailbox) is still root's and must not be moved.
+//!
+//! The fence of a customer is `users/<user>/`, whatever is below it. A process of customer B
+//! found in customer A's fence is a stray too: A's limits would pay for it, A's private
+//! address would be its own, and A (who owns the delegated leaf) could freeze, kill or starve
+//! it. The uid decides whose fence a process is in, never the place it happens to be.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::config::Policy;
+use crate::error::Result;
+use crate::inventory::status_ids;
+use crate::nss::{group_names, lookup_uid, UserInfo};
+use crate::session::exemption;
+use crate::tree::Tree;
+
+/// A process of a confined uid outside that user's fence.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Stray {
+    pub pid: u32,
+    /// Real uid.
+    pub uid: u32,
+    pub user: String,
+    /// Its cgroup v2 path as /proc/PID/cgroup shows it.
+    pub cgroup: String,
+    /// How it got there when the cgroup tells (`systemd unit php8.2-fpm.service`).
+    pub origin: Option<String>,
+}
+
+/// Who is confined, by uid, through NSS and `[policy]`; answers are kept until `forget`
+/// (the daemon forgets at each sweep and reload, so a changed passwd or policy is seen).
+pub struct Confinement {
+    policy: Policy,
+    known: HashMap<u32, Option<UserInfo>>,
+    /// When set, every other uid counts as never confined: tests and benches that share a
+    /// host with other trees act on their own users only.
+    only: Option<Vec<u32>>,
+}
+
+impl Confinement {
+    pub fn new(policy: Policy) -> Confinement {
+        Confinement {
+            policy,
+            known: HashMap::new(),
+            only: None,
+        }
+    }
+
+    /// Acts on these uids only (empty: on every uid).
+    pub fn only(mut self, uids: &[u32]) -> Confinement {
+        self.only = (!uids.is_empty()).then(|| uids.to_vec());
+        self
+    }
+
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+        self.forget();
+    }
+
+    pub fn forget(&mut self) {
+        self.known.clear();
+    }
+
+    /// Without NSS: uids no policy could confine (root, below min_uid).
+    pub fn never_confined(&self, uid: u32) -> bool {
+        uid == 0
+            || uid < self.policy.min_uid
+            || self.only.as_ref().is_some_and(|only| !only.contains(&uid))
+    }
+
+    /// The confined user of `uid`; `None` for root, exempt users and groups, uids below
+    /// min_uid and uids NSS does not know. An NSS failure is an error and is not remembered.
+    pub fn confined(&mut self, uid: u32) -> Result<Option<UserInfo>> {
+        if self.never_confined(uid) {
+            return Ok(None);
+        }
+        if let Some(known) = self.known.get(&uid) {
+            return Ok(known.clone());
+        }
+        let answer = match lookup_uid(uid)? {
+            Some(user) => {
+                let groups = group_names(&user)?;
+                exemption(&self.policy, &user, Some(&groups))
+                    .is_none()
+                    .then_some(user)
+            }
+            None => None,
+        };
+        self.known.insert(uid, answer.clone());
+        Ok(answer)
+    }
+}
+
+/// A process's real uid and cgroup v2 path (`None` once it has exited).
+pub fn ruid_and_cgroup(proc_root: &Path, pid: u32) -> Option<(u32, String)> {
+    let dir = proc_root.join(pid.to_string());
+    let status = crate::tree::fs::read_proc_file(&dir.join("status")).ok()?;
+    let ruid = status_ids(&status, "Uid:")?[0];
+    let cgroup = cgroup_v2_line(&crate::tree::fs::read_proc_file(&dir.join("cgroup")).ok()?)?;
+    Some((ruid, cgroup))
+}
+
+fn cgroup_v2_line(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|rel| rel.trim().to_string())
+}
+
+/// Is the cgroup `cgroup` (as /proc/PID/cgroup shows it) inside `users/<user>/`?
+pub fn inside_fence(tree: &Tree, cgroup: &str, user: &str) -> bool {
+    tree.path_of(cgroup)
+        .starts_with(tree.users_dir().join(user))
+}
+
+/// The systemd unit a cgroup path names (its deepest `.service` or `.scope` component).
+pub fn unit_of(cgroup: &str) -> Option<&str> {
+    cgroup
+        .rsplit('/')
+        .find(|c| c.ends_with(".service") || c.ends_with(".scope"))
+}
+
+/// How a process came to be in `cgroup`, when its path tells.
+pub fn origin_of(cgroup: &str) -> Option<String> {
+    unit_of(cgroup).map(|unit| format!("systemd unit {unit}"))
+}
+
+/// The service cgroup the safety net files a process under: the systemd service that started
+/// it (`php8.2-fpm.service` -> `php8.2-fpm`), else the command name of its parent (what
+/// switched it to the customer's uid), else its own; every candidate made a valid name.
+pub fn service_name(cgroup: &str, parent_comm: Option<&str>, comm: Option<&str>) -> String {
+    let from_unit = unit_of(cgroup)
+        .and_then(|u| u.strip_suffix(".service"))
+        .map(|u| u.replace('@', "-"));
+    let candidates = [from_unit.as_deref(), parent_comm, comm];
+    let name = candidates.into_iter().flatten().find_map(as_service_name);
+    name.unwrap_or_else(|| FALLBACK_SERVICE.to_string())
+}
+
+/// The service of a process whose origin tells nothing usable.
+pub const FALLBACK_SERVICE: &str = "setuid";
+
+/// `text` as a service name: characters outside the allowed set become '_'; `None` when even
+/// that is not a valid, unreserved name.
+fn as_service_name(text: &str) -> Option<String> {
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(crate::names::MAX_NAME_LEN)
+        .collect();
+    let cleaned = cleaned.trim_start_matches(['-', '.']).to_string();
+    crate::service::check_service_name(&cleaned)
+        .is_ok()
+        .then_some(cleaned)
+}
+
+/// The parent pid and command name of a process, from /proc/PID/stat (the comm is inside
+/// parentheses and may itself contain ") ").
+pub fn parent_and_comm(proc_root: &Path, pid: u32) -> Option<(u32, String)> {
+    let stat =
+        crate::tree::fs::read_proc_file(&proc_root.join(pid.to_string()).join("stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    let ppid = stat
+        .get(close + 1..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ppid, comm))
+}
+
+/// Every process of a confined uid outside its fence. Unreadable processes (exited meanwhile)
+/// are skipped; an NSS failure for one uid skips that uid's processes and is returned beside.
+pub fn scan(proc_root: &Path, tree: &Tree, who: &mut Confinement) -> (Vec<Stray>, Vec<String>) {
+    let mut strays = Vec::new();
+    let mut problems = Vec::new();
+    let Ok(pids) = pids(proc_root) else {
+        problems.push(format!("{}: cannot be listed", proc_root.display()));
+        return (strays, problems);
+    };
+    for pid in pids {
+        let Some((uid, cgroup)) = ruid_and_cgroup(proc_root, pid) else {
+            continue;
+        };
+        if who.never_confined(uid) {
+            continue;
+        }
+        let user = match who.confined(uid) {
+            Ok(Some(user)) => user,
+            Ok(None) => continue,
+            Err(e) => {
+                let text = e.to_string();
+                if !problems.contains(&text) {
+                    problems.push(text);
+                }
+                continue;
+            }
+        };
+        if inside_fence(tree, &cgroup, &user.name) {
+            continue;
+        }
+        strays.push(Stray {
+            pid,
+            uid,
+            user: user.name,
+            origin: origin_of(&cgroup),
+            cgroup,
+        });
+    }
+    strays.sort_by_key(|s| s.pid);
+    (strays, problems)
+}
+
+/// Every process in `proc_root` (its numeric entries).
+pub fn pids(proc_root: &Path) -> std::io::Result<Vec<u32>> {
+    Ok(std::fs::read_dir(proc_root)?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect())
+}
+
+/// The children of every thread of `pid` (/proc/PID/task/*/children).
+pub fn children(proc_root: &Path, pid: u32) -> Vec<u32> {
+    let tasks = proc_root.join(pid.to_string()).join("task");
+    let Ok(entries) = std::fs::read_dir(&tasks) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for task in entries.flatten() {
+        let Ok(text) = crate::tree::fs::read_proc_file(&task.path().join("children")) else {
+            continue;
+        };
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_are_found_deepest_first() {
+        assert_eq!(
+            unit_of("/system.slice/php8.2-fpm.service"),
+            Some("php8.2-fpm.service")
+        );
+        assert_eq!(
+            unit_of("/user.slice/user-1000.slice/user@1000.service/app.slice/run-x.scope"),
+            Some("run-x.scope")
+        );
+        assert_eq!(unit_of("/"), None);
+        assert_eq!(unit_of("/pam_cgroup/unconfined/session-3"), None);
+    }
+
+    #[test]
+    fn services_are_named_after_the_unit_then_the_parent() {
+        assert_eq!(
+            service_name("/system.slice/php8.2-fpm.service", Some("php-fpm8.2"), None),
+            "php8.2-fpm"
+        );
+        assert_eq!(
+            service_name("/system.slice/getty@tty1.service", None, None),
+            "getty-tty1"
+        );
+        // A scope (a login) names no service: the parent's command does.
+        assert_eq!(
+            service_name("/user.slice/session-4.scope", Some("suexec"), Some("php")),
+            "suexec"
+        );
+        assert_eq!(
+            service_name("/", Some("php-fpm: pool"), None),
+            "php-fpm__pool"
+        );
+        // Names that cannot be used fall through.
+        assert_eq!(service_name("/", Some("session-9"), Some("..")), "setuid");
+        assert_eq!(service_name("/", Some("cgroup.x"), Some("cron")), "cron");
+    }
+
+    #[test]
+    fn stat_lines_with_odd_command_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("42");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("stat"), "42 (a) b (c) S 7 42 42 0 -1\n").unwrap();
+        assert_eq!(
+            parent_and_comm(dir.path(), 42),
+            Some((7, "a) b (c".to_string()))
+        );
+    }
+
+    #[test]
+    fn root_and_system_uids_never_reach_nss() {
+        let who = Confinement::new(Policy::default());
+        assert!(who.never_confined(0));
+        assert!(who.never_confined(999));
+        assert!(!who.never_confined(1000));
+    }
+}

@@ -1,0 +1,331 @@
+//! The safety net: every process whose REAL uid becomes a confined customer's (a root daemon's
+//! setuid(): PHP-FPM workers, suexec, runuser, a platform's service starter) is moved into
+//! the customer's fence, `users/<user>/<service>/pid-<PID>`, a leaf made as `cgroupctl
+//! classify` makes one. It runs in a thread of its own, woken by the kernel's process events
+//! (proc_events.rs) and every `SWEEP_EVERY` for a sweep of /proc (cgroup-core's `strays`),
+//! which also runs at start, after the kernel dropped events, and after each move for the
+//! children the process forked between its setuid() and the move.
+//!
+//! A PID is pinned by a pidfd before anything about it is read and checked alive after, so a
+//! recycled PID is never moved (classify's `move_pinned`). Each move is logged, counted and
+//! recorded as a `fenced` event (sent to the fault thread, the history's one writer).
+//!
+//! `[policy] safety_net = false` stops it (the subscription is dropped) until a reload turns
+//! it on again.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use cgroup_core::config::Config;
+use cgroup_core::events::{when, Event, FaultKind, ProcessInfo};
+use cgroup_core::nss::UserInfo;
+use cgroup_core::service::{prepare_service_leaf, release_leaf};
+use cgroup_core::strays::{self, Confinement};
+use cgroup_core::tree::Tree;
+
+use super::log;
+use super::metrics::Counters;
+use super::proc_events::{ProcEvents, Subscription};
+use crate::commands::classify::move_pinned;
+use crate::commands::pidfd::PidFd;
+
+/// Between sweeps of /proc: a process missed by the events (a lost burst) waits at most this.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Descendants followed after one move (a fork bomb between setuid and move stays bounded).
+const MAX_DESCENDANTS: usize = 4096;
+
+/// What the thread reads and reports to; the config follows reloads.
+pub struct Sources {
+    pub tree: Arc<RwLock<Tree>>,
+    pub config: Arc<RwLock<Arc<Config>>>,
+    pub counters: Arc<Counters>,
+    pub events: Sender<Event>,
+    pub subscription: Subscription,
+    /// Only these uids (empty: all); see the daemon's --safety-net-uid.
+    pub only_uids: Vec<u32>,
+}
+
+struct SafetyNet {
+    sources: Sources,
+    proc_root: PathBuf,
+    config: Arc<Config>,
+    tree: Tree,
+    who: Confinement,
+}
+
+impl SafetyNet {
+    /// Takes the running config and tree; true when they changed.
+    fn refresh(&mut self) -> bool {
+        let config = match self.sources.config.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        if Arc::ptr_eq(&config, &self.config) {
+            return false;
+        }
+        self.tree = match self.sources.tree.read() {
+            Ok(t) => t.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        self.who.set_policy(config.policy.clone());
+        self.config = config;
+        true
+    }
+
+    fn sweep(&mut self) {
+        self.who.forget();
+        let (found, problems) = strays::scan(&self.proc_root, &self.tree, &mut self.who);
+        for p in problems {
+            log::warn(&format!("safety net sweep: {p}"));
+        }
+        for stray in found {
+            self.fence(stray.pid);
+        }
+    }
+
+    /// Moves `pid` into its fence if its real uid is a confined customer's and it is outside;
+    /// then its children, which it may have forked before the move.
+    fn fence(&mut self, pid: u32) {
+        let mut pending = vec![pid];
+        let mut followed = 0;
+        while let Some(pid) = pending.pop() {
+            if self.fence_one(pid) {
+                for child in strays::children(&self.proc_root, pid) {
+                    if followed < MAX_DESCENDANTS {
+                        followed += 1;
+                        pending.push(child);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One process; true when it was moved.
+    fn fence_one(&mut self, pid: u32) -> bool {
+        // Pinned before anything is read: what follows is about this process or nothing.
+        let Ok(process) = PidFd::open(pid) else {
+            return false;
+        };
+        let Some((ruid, cgroup)) = strays::ruid_and_cgroup(&self.proc_root, pid) else {
+            return false;
+        };
+        let parent = strays::parent_and_comm(&self.proc_root, pid);
+        if !process.alive() {
+            return false;
+        }
+        if self.who.never_confined(ruid) {
+            return false;
+        }
+        let user = match self.who.confined(ruid) {
+            Ok(Some(user)) => user,
+            Ok(None) => return false,
+            Err(e) => {
+                log::warn(&format!("safety net: process {pid}: {e}"));
+                return false;
+            }
+        };
+        if strays::inside_fence(&self.tree, &cgroup, &user.name) {
+            return false;
+        }
+        let parent_comm = parent
+            .as_ref()
+            .and_then(|(ppid, _)| strays::parent_and_comm(&self.proc_root, *ppid))
+            .map(|(_, comm)| comm);
+        let own_comm = parent.map(|(_, comm)| comm);
+        let service = strays::service_name(&cgroup, parent_comm.as_deref(), own_comm.as_deref());
+        match self.move_into(&process, &user, &service) {
+            Ok(leaf) => {
+                self.record(pid, &user, &cgroup, &leaf, own_comm.unwrap_or_default());
+                true
+            }
+            // Gone during the move (a short CGI, a worker that ended): nothing to fence, and
+            // whatever its PID reached meanwhile was moved back by move_pinned.
+            Err(_) if !process.alive() => false,
+            Err(e) => {
+                self.sources
+                    .counters
+                    .fence_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                log::error(&format!(
+                    "safety net: could not move process {pid} of {} out of {cgroup}: {e:#}",
+                    user.name
+                ));
+                false
+            }
+        }
+    }
+
+    fn move_into(
+        &self,
+        process: &PidFd,
+        user: &UserInfo,
+        service: &str,
+    ) -> anyhow::Result<PathBuf> {
+        let (leaf, _) =
+            prepare_service_leaf(&self.tree, &self.config, user, service, "pid", process.pid)?;
+        if let Err(e) = move_pinned(&self.tree, process, &leaf) {
+            let _ = release_leaf(&self.tree, &leaf);
+            return Err(e);
+        }
+        Ok(leaf)
+    }
+
+    fn record(&self, pid: u32, user: &UserInfo, from: &str, leaf: &Path, comm: String) {
+        let counters = &self.sources.counters;
+        counters.fenced.fetch_add(1, Ordering::Relaxed);
+        let rel_leaf = leaf
+            .strip_prefix(self.tree.users_dir().join(&user.name))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| leaf.display().to_string());
+        log::info(&format!(
+            "safety net: moved process {pid} ({comm:?}) of {} from {from:?} into {}",
+            user.name,
+            leaf.display()
+        ));
+        let event = Event {
+            time_ms: when::now_ms(),
+            user: user.name.clone(),
+            kind: FaultKind::Fenced,
+            delta: 1,
+            limit: None,
+            usage: None,
+            processes: vec![ProcessInfo {
+                pid,
+                cmdline: comm.clone(),
+                comm,
+                uid: Some(user.uid),
+                rss_bytes: 0,
+                cpu_usec: 0,
+                cpu_percent: None,
+                cgroup: rel_leaf,
+            }],
+            killed: Vec::new(),
+            from: Some(from.to_string()),
+        };
+        if self.sources.events.send(event).is_err() {
+            counters
+                .fault_events_unsaved
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs until `stop` becomes readable.
+pub fn spawn(sources: Sources, stop: OwnedFd) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("safety-net".into())
+        .spawn(move || run(sources, stop))
+}
+
+fn run(sources: Sources, stop: OwnedFd) {
+    let config = match sources.config.read() {
+        Ok(c) => c.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let tree = match sources.tree.read() {
+        Ok(t) => t.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let mut net = SafetyNet {
+        who: Confinement::new(config.policy.clone()).only(&sources.only_uids),
+        proc_root: PathBuf::from("/proc"),
+        config,
+        tree,
+        sources,
+    };
+    let mut events: Option<ProcEvents> = None;
+    let mut next_sweep = Instant::now();
+    loop {
+        net.refresh();
+        let on = net.config.policy.safety_net;
+        if on && events.is_none() {
+            match ProcEvents::subscribe(net.sources.subscription) {
+                Ok(e) => {
+                    log::info("safety net: listening to the kernel's process events");
+                    events = Some(e);
+                    next_sweep = Instant::now();
+                }
+                Err(e) => {
+                    // Sweeps still run: a process is fenced within SWEEP_EVERY, not at once.
+                    log::error(&format!(
+                        "safety net: process events connector: {e}; falling back to sweeps every {}s",
+                        SWEEP_EVERY.as_secs()
+                    ));
+                }
+            }
+        } else if !on && events.is_some() {
+            log::warn("safety net: off ([policy] safety_net = false)");
+            events = None;
+        }
+        if on && Instant::now() >= next_sweep {
+            net.sweep();
+            next_sweep = Instant::now() + SWEEP_EVERY;
+        }
+        let wait = if on {
+            next_sweep.saturating_duration_since(Instant::now())
+        } else {
+            // Off: only reloads matter, looked at every few seconds.
+            Duration::from_secs(5)
+        };
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+        let stop_ready;
+        let events_ready;
+        {
+            let mut fds = vec![PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
+            if let Some(e) = &events {
+                fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    log::error(&format!("safety net: poll: {e}"));
+                    return;
+                }
+            }
+            stop_ready = fds[0].any().unwrap_or(true);
+            events_ready = fds.get(1).and_then(|f| f.any()).unwrap_or(false);
+        }
+        if stop_ready {
+            return;
+        }
+        if !events_ready {
+            continue;
+        }
+        let Some(source) = events.as_mut() else {
+            continue;
+        };
+        match source.read() {
+            Ok(batch) => {
+                if net.refresh() {
+                    log::info("safety net: config reloaded");
+                }
+                for change in batch.changes {
+                    if !net.who.never_confined(change.ruid) {
+                        net.fence(change.tgid);
+                    }
+                }
+                if batch.lost {
+                    net.sources
+                        .counters
+                        .proc_events_lost
+                        .fetch_add(1, Ordering::Relaxed);
+                    log::warn("safety net: the kernel dropped process events: sweeping /proc");
+                    next_sweep = Instant::now();
+                }
+            }
+            Err(e) => {
+                log::error(&format!(
+                    "safety net: read process events: {e}; subscribing again"
+                ));
+                events = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The daemon's safety net on the real kernel: a root program that setuid()s to a confined
+//! user lands in that user's fence (and the move is an event); one that only seteuid()s,
+//! one that stays root and one that switches to an exempt user stay where they are; a process
+//! already in its fence stays in its leaf, one in another customer's fence goes to its own;
+//! a process switched while the daemon was down is reported by doctor and moved by the
+//! daemon's first sweep.
+//!
+//! "Stays put" without fixed sleeps: the daemon handles the kernel's events in order in one
+//! thread, so once a later switch to the confined user has been moved, every earlier event
+//! has been handled.
+//!
+//! Each daemon acts for the test's own uids only (--safety-net-uid): daemons of other tests
+//! on this host must keep their users' processes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use pam_cgroup_tests::support::{require_root, TestSetup, TestUser};
+
+use crate::cgroupctl::{cgroup_of, cgroupctl_bin, ctl, ctl_ok, describe};
+use crate::cgroupctl_daemon::wait_for;
+
+/// How long a move may take before a test fails (the bench measures the real window).
+const MOVE_LIMIT: Duration = Duration::from_secs(10);
+
+fn probe_bin() -> PathBuf {
+    cgroupctl_bin().with_file_name("setuid-probe")
+}
+
+/// `cgroupctl daemon` with the safety net acting for `uids`; killed on drop.
+struct NetDaemon {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NetDaemon {
+    fn start(setup: &TestSetup, uids: &[u32]) -> NetDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("daemon.log");
+        let mut cmd = Command::new(cgroupctl_bin());
+        cmd.arg("--config")
+            .arg(setup.config_path())
+            .args(["daemon", "--scan-interval", "600"]);
+        for uid in uids {
+            cmd.args(["--safety-net-uid", &uid.to_string()]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let daemon = NetDaemon {
+            child,
+            log,
+            _dir: dir,
+        };
+        wait_for("the safety net to listen", MOVE_LIMIT, || {
+            daemon
+                .log()
+                .contains("safety net: listening to the kernel's process events")
+        });
+        daemon
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NetDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A root program that switches (or only seteuid()s) when told; ends on drop.
+struct Probe {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Probe {
+    fn switch(uid: u32, gid: u32) -> Probe {
+        Self::spawn(&["switch", &uid.to_string(), &gid.to_string()])
+    }
+
+    fn seteuid(uid: u32) -> Probe {
+        Self::spawn(&["seteuid", &uid.to_string()])
+    }
+
+    fn spawn(args: &[&str]) -> Probe {
+        let mut child = Command::new(probe_bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        Probe { child, stdin }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Switches now; returns once the switch is done.
+    fn go(&mut self) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        BufReader::new(self.child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "switched");
+    }
+
+    fn cgroup(&self) -> String {
+        cgroup_of(self.pid())
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn in_fence(setup: &TestSetup, cgroup: &str, user: &str) -> bool {
+    setup
+        .tree
+        .path_of(cgroup)
+        .starts_with(setup.tree.user(user))
+}
+
+/// Waits until `probe` is in `user`'s fence; returns how long that took.
+fn wait_fenced(setup: &TestSetup, probe: &Probe, user: &str) -> Duration {
+    wait_for(
+        &format!("process {} to enter {user}'s fence", probe.pid()),
+        MOVE_LIMIT,
+        || in_fence(setup, &probe.cgroup(), user),
+    )
+}
+
+fn config(history: &Path, policy: &str) -> String {
+    format!(
+        "[policy]\nsafety_net = true\n{policy}[events]\nhistory_dir = \"{}\"\nhistory_size = \"64K\"\n",
+        history.display()
+    )
+}
+
+#[test]
+fn setuid_to_a_confined_user_lands_in_its_fence_and_is_an_event() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let work = tempfile::tempdir().unwrap();
+    let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
+    let daemon = NetDaemon::start(&setup, &[alice.uid]);
+
+    let mut probe = Probe::switch(alice.uid, alice.gid);
+    let before = probe.cgroup();
+    assert!(!in_fence(&setup, &before, &alice.name));
+    probe.go();
+    let took = wait_fenced(&setup, &probe, &alice.name);
+    eprintln!("moved within {took:?}");
+    // A leaf of its own under a service named after its parent (the test binary).
+    let leaf = setup.tree.path_of(&probe.cgroup());
+    assert_eq!(
+        leaf.file_name().unwrap().to_string_lossy(),
+        format!("pid-{}", probe.pid())
+    );
+    assert_eq!(
+        leaf.parent().unwrap().parent().unwrap(),
+        setup.tree.user(&alice.name)
+    );
+
+    // The move is an event of kind fenced, with where the process was.
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    wait_for("the fenced event in the history", MOVE_LIMIT, || {
+        let out = ctl(&setup, &["events", "--json", "--kind", "fenced"]);
+        // One JSON object a line; nothing (and a failure) until the history exists.
+        events = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        !events.is_empty()
+    });
+    let e = &events[0];
+    assert_eq!(e["user"], alice.name.as_str(), "{e}");
+    assert_eq!(e["kind"], "fenced", "{e}");
+    assert_eq!(e["from"], before.as_str(), "{e}");
+    assert_eq!(e["processes"][0]["pid"], probe.pid(), "{e}");
+    assert!(
+        daemon
+            .log()
+            .contains(&format!("moved process {} ", probe.pid())),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn seteuid_only_root_and_exempt_users_stay_put() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let exempt = TestUser::new("psx");
+    let work = tempfile::tempdir().unwrap();
+    let policy = format!("exempt_users = [\"root\", \"{}\"]\n", exempt.name);
+    let setup = TestSetup::new(&config(&work.path().join("history"), &policy), "");
+    // The net may act for all three uids: what keeps them put must be the policy.
+    let _daemon = NetDaemon::start(&setup, &[0, alice.uid, exempt.uid]);
+
+    let mut only_euid = Probe::seteuid(alice.uid);
+    let mut stays_root = Probe::switch(0, 0);
+    let mut to_exempt = Probe::switch(exempt.uid, exempt.gid);
+    let places: Vec<String> = [&only_euid, &stays_root, &to_exempt]
+        .iter()
+        .map(|p| p.cgroup())
+        .collect();
+    only_euid.go();
+    stays_root.go();
+    to_exempt.go();
+    // The barrier: a later switch to the confined user is moved.
+    let mut later = Probe::switch(alice.uid, alice.gid);
+    later.go();
+    wait_fenced(&setup, &later, &alice.name);
+    assert_eq!(only_euid.cgroup(), places[0], "seteuid only");
+    assert_eq!(stays_root.cgroup(), places[1], "root");
+    assert_eq!(to_exempt.cgroup(), places[2], "exempt user");
+}
+
+#[test]
+fn a_process_in_its_fence_stays_and_one_in_another_fence_goes_to_its_own() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let bob = TestUser::new("psn");
+    let work = tempfile::tempdir().unwrap();
+    let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
+    let _daemon = NetDaemon::start(&setup, &[alice.uid, bob.uid]);
+
+    // Both start as root in alice's fence (classify --force), then one becomes alice, the
+    // other bob.
+    let mut stays = Probe::switch(alice.uid, alice.gid);
+    let mut moves = Probe::switch(bob.uid, bob.gid);
+    for p in [&stays, &moves] {
+        let pid = p.pid().to_string();
+        ctl_ok(
+            &setup,
+            &[
+                "classify",
+                &pid,
+                "--user",
+                &alice.name,
+                "--service",
+                "pre",
+                "--force",
+            ],
+        );
+    }
+    let placed = stays.cgroup();
+    assert!(in_fence(&setup, &placed, &alice.name), "{placed}");
+    stays.go();
+    moves.go();
+    wait_fenced(&setup, &moves, &bob.name);
+    // The barrier for alice's probe: a later switch to alice is moved.
+    let mut later = Probe::switch(alice.uid, alice.gid);
+    later.go();
+    wait_fenced(&setup, &later, &alice.name);
+    assert_eq!(stays.cgroup(), placed);
+}
+
+#[test]
+fn doctor_fails_a_stray_while_the_daemon_is_down_and_its_first_sweep_moves_it() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let work = tempfile::tempdir().unwrap();
+    let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
+    // The tree exists (a daemon ran and stopped); nothing watches now.
+    ctl_ok(&setup, &["init"]);
+    let mut stray = Probe::switch(alice.uid, alice.gid);
+    stray.go();
+
+    let out = ctl(&setup, &["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let fence = findings
+        .iter()
+        .find(|f| f["check"] == "fence")
+        .unwrap_or_else(|| panic!("no fence finding: {}", describe(&out)));
+    assert_eq!(fence["status"], "FAIL", "{fence}");
+    let summary = fence["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("pid {} ({})", stray.pid(), alice.name)),
+        "{summary}"
+    );
+    let net = findings
+        .iter()
+        .find(|f| f["check"] == "safety-net")
+        .unwrap();
+    assert_eq!(net["status"], "FAIL", "no daemon runs for it: {net}");
+
+    let _daemon = NetDaemon::start(&setup, &[alice.uid]);
+    wait_fenced(&setup, &stray, &alice.name);
+}

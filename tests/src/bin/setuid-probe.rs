@@ -1,0 +1,182 @@
+//! setuid-probe: a root program that switches to a user the way root daemons do (PHP-FPM
+//! workers, suexec, runuser), for the safety net's tests and bench.
+//!
+//! ```text
+//! setuid-probe switch UID GID    wait for a line on stdin, setresgid/setresuid to UID/GID
+//!                                (real, effective, saved), print "switched", wait for EOF
+//! setuid-probe seteuid UID       wait for a line, seteuid(UID) only (real uid stays root),
+//!                                print "switched", wait for EOF
+//! setuid-probe window UID GID N FENCE TIMEOUT_MS
+//!                                N times: fork a child that setresuid()s to UID and spin-reads
+//!                                /proc/self/cgroup until it contains FENCE; print the window
+//!                                (ns from just before the switch to the first read showing the
+//!                                fence) per child, or "timeout"
+//! setuid-probe storm UID SECS WORKERS PROGRAM
+//!                                WORKERS processes switch to UID once, then run PROGRAM
+//!                                back to back for SECS; print "EXECS SECONDS"
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, Read, Write};
+use std::time::{Duration, Instant};
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize) -> T {
+    args.get(i)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("argument {i} missing or invalid: {args:?}"))
+}
+
+fn wait_line() {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).unwrap();
+}
+
+fn switch_fully(uid: u32, gid: u32) {
+    // SAFETY: plain syscalls with integer arguments.
+    unsafe {
+        assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
+        assert_eq!(libc::setresgid(gid, gid, gid), 0);
+        assert_eq!(libc::setresuid(uid, uid, uid), 0);
+    }
+}
+
+fn announce_and_wait() {
+    println!("switched");
+    std::io::stdout().flush().unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut rest);
+}
+
+/// One child: the window between its setresuid() and the first /proc/self/cgroup that shows
+/// the fence, in ns (or u64::MAX on timeout), written to `out`.
+fn one_window(uid: u32, gid: u32, fence: &str, timeout: Duration) -> u64 {
+    let start = Instant::now();
+    switch_fully(uid, gid);
+    let mut buf = Vec::with_capacity(512);
+    loop {
+        buf.clear();
+        if let Ok(mut f) = std::fs::File::open("/proc/self/cgroup") {
+            let _ = f.read_to_end(&mut buf);
+        }
+        if String::from_utf8_lossy(&buf).contains(fence) {
+            return start.elapsed().as_nanos() as u64;
+        }
+        if start.elapsed() > timeout {
+            return u64::MAX;
+        }
+    }
+}
+
+fn windows(uid: u32, gid: u32, n: usize, fence: &str, timeout: Duration) {
+    for _ in 0..n {
+        let mut fds = [0; 2];
+        // SAFETY: a pipe into a two-int array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only switches uid, reads /proc and writes to the pipe.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ns = one_window(uid, gid, fence, timeout);
+            let bytes = ns.to_ne_bytes();
+            // SAFETY: fds[1] is the write end of the pipe; bytes is valid.
+            unsafe {
+                libc::write(fds[1], bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(0);
+            }
+        }
+        let mut bytes = [0u8; 8];
+        // SAFETY: fds[0] is the read end; bytes is valid for 8 bytes.
+        let got = unsafe {
+            libc::close(fds[1]);
+            let got = libc::read(fds[0], bytes.as_mut_ptr().cast(), 8);
+            libc::close(fds[0]);
+            let mut status = 0;
+            libc::waitpid(pid, &mut status, 0);
+            got
+        };
+        let ns = u64::from_ne_bytes(bytes);
+        if got != 8 || ns == u64::MAX {
+            println!("timeout");
+        } else {
+            println!("{ns}");
+        }
+    }
+}
+
+/// Exec storm: `workers` processes of `uid` running `program` back to back for `secs`.
+fn storm(uid: u32, secs: f64, workers: usize, program: &str) {
+    let start = Instant::now();
+    let deadline = Duration::from_secs_f64(secs);
+    let mut readers = Vec::new();
+    for _ in 0..workers {
+        let mut fds = [0; 2];
+        // SAFETY: a pipe into a two-int array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child switches uid, spawns /bin/true in a loop and writes a count.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            switch_fully(uid, uid);
+            let mut n: u64 = 0;
+            while start.elapsed() < deadline {
+                if std::process::Command::new(program).status().is_ok() {
+                    n += 1;
+                }
+            }
+            let bytes = n.to_ne_bytes();
+            // SAFETY: fds[1] is the write end; bytes is valid.
+            unsafe {
+                libc::write(fds[1], bytes.as_ptr().cast(), 8);
+                libc::_exit(0);
+            }
+        }
+        // SAFETY: the parent keeps only the read end.
+        unsafe { libc::close(fds[1]) };
+        readers.push((pid, fds[0]));
+    }
+    let mut total = 0;
+    for (pid, fd) in readers {
+        let mut bytes = [0u8; 8];
+        // SAFETY: fd is the read end; bytes is valid for 8 bytes.
+        unsafe {
+            if libc::read(fd, bytes.as_mut_ptr().cast(), 8) == 8 {
+                total += u64::from_ne_bytes(bytes);
+            }
+            libc::close(fd);
+            let mut status = 0;
+            libc::waitpid(pid, &mut status, 0);
+        }
+    }
+    println!("{total} {:.3}", start.elapsed().as_secs_f64());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("switch") => {
+            let (uid, gid) = (arg(&args, 2), arg(&args, 3));
+            wait_line();
+            switch_fully(uid, gid);
+            announce_and_wait();
+        }
+        Some("seteuid") => {
+            let uid: u32 = arg(&args, 2);
+            wait_line();
+            // SAFETY: plain syscall.
+            assert_eq!(unsafe { libc::seteuid(uid) }, 0);
+            announce_and_wait();
+        }
+        Some("window") => {
+            let fence: String = arg(&args, 5);
+            let timeout = Duration::from_millis(arg(&args, 6));
+            windows(arg(&args, 2), arg(&args, 3), arg(&args, 4), &fence, timeout);
+        }
+        Some("storm") => {
+            let program: String = arg(&args, 5);
+            storm(arg(&args, 2), arg(&args, 3), arg(&args, 4), &program)
+        }
+        _ => panic!(
+            "usage: setuid-probe switch UID GID | seteuid UID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
+        ),
+    }
+}
