@@ -55,6 +55,7 @@ pub fn lookup_uid(uid: u32) -> Result<Option<UserInfo>> {
         Err(errno) => Err(Error::UserDbUnavailable {
             user: format!("uid {uid}"),
             reason: format!("getpwuid_r: {}", errno.desc()),
+            errno: Some(errno as i32),
         }),
     }
 }

@@ -33,6 +33,13 @@ pub fn check_service_name(name: &str) -> Result<()> {
             reason: "session-* names are reserved for PAM sessions",
         });
     }
+    if name.starts_with(crate::tree::user_cgroup::MANAGER_PREFIX) {
+        return Err(Error::InvalidName {
+            what: "service name",
+            name: name.to_string(),
+            reason: "manager-* names are reserved for the users' service managers",
+        });
+    }
     Ok(())
 }
 

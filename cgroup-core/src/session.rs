@@ -138,6 +138,12 @@ pub fn exemption(policy: &Policy, user: &UserInfo, groups: Option<&[String]>) ->
             user.uid, policy.min_uid
         ));
     }
+    if user.uid > policy.max_uid {
+        return Some(format!(
+            "uid {} is above policy.max_uid {}",
+            user.uid, policy.max_uid
+        ));
+    }
     let groups = groups?;
     policy
         .exempt_groups

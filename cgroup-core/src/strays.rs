@@ -67,10 +67,11 @@ impl Confinement {
         self.known.clear();
     }
 
-    /// Without NSS: uids no policy could confine (root, below min_uid).
+    /// Without NSS: uids no policy could confine (root, below min_uid, above max_uid).
     pub fn never_confined(&self, uid: u32) -> bool {
         uid == 0
             || uid < self.policy.min_uid
+            || uid > self.policy.max_uid
             || self.only.as_ref().is_some_and(|only| !only.contains(&uid))
     }
 

@@ -116,14 +116,18 @@ fn render(config: &Config) -> String {
          exempt_groups = {}\n\
          exempt_services = {}\n\
          user_manager = \"{}\"\n\
-         min_uid = {}\n",
+         min_uid = {}\n\
+         max_uid = {}\n\
+         safety_net = {}\n",
         config.path.display().to_string().replace('\n', "?"),
         p.on_error,
         list(&p.exempt_users),
         list(&p.exempt_groups),
         list(&p.exempt_services),
         p.user_manager,
-        p.min_uid
+        p.min_uid,
+        p.max_uid,
+        p.safety_net
     )
 }
 

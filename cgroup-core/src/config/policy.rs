@@ -95,6 +95,10 @@ pub struct Policy {
     pub user_manager: UserManager,
     /// Users with a uid below are not confined (system accounts).
     pub min_uid: u32,
+    /// Users with a uid above are not confined: `nobody` (65534) and systemd's dynamic users
+    /// (DynamicUser=, 61184-65519), which daemons switch to and which are nobody's customers.
+    /// Default 60000, Debian's UID_MAX for accounts made by useradd/adduser.
+    pub max_uid: u32,
     /// The daemon moves every process whose real uid becomes a confined customer's (a root
     /// daemon's setuid: PHP-FPM workers, suexec, runuser) into that customer's fence. On by
     /// default: off leaves those paths outside the fence, a choice `doctor` reports.
@@ -102,6 +106,7 @@ pub struct Policy {
 }
 
 pub const DEFAULT_MIN_UID: u32 = 1000;
+pub const DEFAULT_MAX_UID: u32 = 60000;
 
 impl Default for Policy {
     fn default() -> Self {
@@ -112,6 +117,7 @@ impl Default for Policy {
             exempt_services: Vec::new(),
             user_manager: UserManager::Fence,
             min_uid: DEFAULT_MIN_UID,
+            max_uid: DEFAULT_MAX_UID,
             safety_net: true,
         }
     }
@@ -126,6 +132,7 @@ pub(super) struct RawPolicy {
     exempt_services: Option<Vec<String>>,
     user_manager: Option<Spanned<String>>,
     min_uid: Option<Spanned<i64>>,
+    max_uid: Option<Spanned<i64>>,
     safety_net: Option<bool>,
 }
 
@@ -158,6 +165,18 @@ impl RawPolicy {
                 Ok(uid) => uid,
                 Err(_) => {
                     return src.error(v.span(), "policy.min_uid", "must be from 0 to 4294967295")
+                }
+            };
+        }
+        if let Some(v) = &self.max_uid {
+            policy.max_uid = match u32::try_from(*v.get_ref()) {
+                Ok(uid) if uid >= policy.min_uid => uid,
+                _ => {
+                    return src.error(
+                        v.span(),
+                        "policy.max_uid",
+                        "must be from policy.min_uid to 4294967295",
+                    )
                 }
             };
         }
@@ -222,6 +241,14 @@ impl Policy {
         {
             // A broken file never lowers the floor below the default: fail towards exempting.
             policy.min_uid = uid.max(DEFAULT_MIN_UID);
+        }
+        if let Some(uid) = section
+            .get("max_uid")
+            .and_then(|v| v.as_integer())
+            .and_then(|v| u32::try_from(v).ok())
+        {
+            // Nor raises the ceiling above the default.
+            policy.max_uid = uid.min(DEFAULT_MAX_UID);
         }
         policy
     }

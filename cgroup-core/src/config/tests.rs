@@ -413,3 +413,29 @@ fn events_section_defaults_and_errors_have_a_line() {
     }
     assert_eq!(err("[events]\nbogus = 1\n").line, Some(2));
 }
+
+#[test]
+fn uids_above_max_uid_are_never_confined() {
+    use crate::nss::UserInfo;
+    use crate::session::exemption;
+    let c = parse("").unwrap();
+    assert_eq!(c.policy.max_uid, 60000);
+    let user = |uid| UserInfo {
+        name: "x".into(),
+        uid,
+        gid: uid,
+    };
+    assert!(exemption(&c.policy, &user(65534), None).is_some(), "nobody");
+    assert!(
+        exemption(&c.policy, &user(61184), None).is_some(),
+        "a dynamic user"
+    );
+    assert!(exemption(&c.policy, &user(60000), None).is_none());
+    let c = parse("[policy]\nmax_uid = 70000\n").unwrap();
+    assert_eq!(c.policy.max_uid, 70000);
+    let e = parse("[policy]\nmin_uid = 5000\nmax_uid = 4000\n").unwrap_err();
+    assert!(e.to_string().contains("policy.max_uid"), "{e}");
+    // A broken file never raises the ceiling.
+    let p = Policy::fallback(Some("[policy]\nmax_uid = 70000\n[limits]\nbad = 1\n"), None);
+    assert_eq!(p.max_uid, 60000);
+}
