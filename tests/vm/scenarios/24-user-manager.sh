@@ -1,7 +1,8 @@
 # The customer's user manager runs in its fence (policy.user_manager = "fence", the default,
 # with the package installed beside pam_systemd as Debian puts it): `systemd-run --user`
-# (--scope and --pipe), a unit enabled for the next login and a lingering unit after a reboot
-# all run under users/alice/; a fork bomb started through `systemd-run --user` is held by her
+# (--pipe, and --scope from a user service), a unit enabled for the next login and a lingering
+# unit after a reboot all run under users/alice/, and a --scope from the login shell is refused
+# (nothing runs outside); a fork bomb started through `systemd-run --user` is held by her
 # pids.max; a user unit on 0.0.0.0:8080 gets her private address and root (the platform's
 # proxy) reaches it while bob cannot; suspend, freeze and kill reach the manager's processes;
 # `systemctl --user status/stop/restart` work; the last logout (no linger) leaves no leaf, no
@@ -58,13 +59,19 @@ leaf=${leaf%/*}
 assert_eq "owner of the manager's leaf" "$(vm_root "stat -c %U '$leaf'")" alice
 assert_eq "owner of users/alice" "$(vm_root "stat -c %U '$ucg'")" root
 
-step "systemd-run --user --scope and --pipe run in the fence"
-out=$(as_alice "systemd-run --user --scope -q sh -c 'grep ^0:: /proc/self/cgroup'") \
-    || fail "systemd-run --user --scope failed: $out"
-[[ $out == *"/users/alice/manager-"* ]] || fail "systemd-run --user --scope ran in ${out#0::}, outside the fence"
+step "systemd-run --user --pipe, and --scope from the manager's tree, run in the fence"
 out=$(as_alice "systemd-run --user --pipe --wait -q sh -c 'grep ^0:: /proc/self/cgroup'") \
     || fail "systemd-run --user --pipe failed: $out"
 [[ $out == *"/users/alice/manager-"* ]] || fail "systemd-run --user --pipe ran in ${out#0::}, outside the fence"
+out=$(as_alice "systemd-run --user --pipe --wait -q systemd-run --user --scope -q sh -c 'grep ^0:: /proc/self/cgroup'") \
+    || fail "systemd-run --user --scope (from a user service) failed: $out"
+[[ $out == *"/users/alice/manager-"*"/run-"*".scope" ]] || fail "systemd-run --user --scope ran in ${out#0::}, not in a scope of the fenced manager"
+step "systemd-run --user --scope from the login shell: refused by the kernel, nothing runs outside"
+# The login's leaf and the manager's are siblings under users/alice, which is root's: the
+# manager may not move the shell's child across (and PID 1's fallback knows no such cgroup).
+out=$(as_alice "systemd-run --user --scope -q sh -c 'echo ran; grep ^0:: /proc/self/cgroup'" 2>&1) \
+    && fail "systemd-run --user --scope from the login shell ran: $out"
+[[ $out != *ran* ]] || fail "the command of a refused scope ran anyway: $out"
 
 step "a fork bomb through systemd-run --user is held by alice's pids.max"
 before=$(pids_max_refusals "$ucg")
