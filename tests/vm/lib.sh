@@ -497,6 +497,9 @@ vm_reset_fixture() {
     # A scenario that froze a user (issue 13: suspend) and failed half way must not leave it
     # frozen for the next one.
     vm_root "for f in '${VM_TREE_ROOT:-/nonexistent}'/users/*/cgroup.freeze; do [ -e \"\$f\" ] && echo 0 > \"\$f\"; done; true" >/dev/null
+    # A scenario's user units and lingering (24, 25) must not start in the next one.
+    vm_root 'for u in alice bob carol; do loginctl disable-linger "$u" 2>/dev/null || true; rm -rf "/home/$u/.config/systemd"; done
+             systemctl stop nginx.service "php*-fpm.service" 2>/dev/null; true' >/dev/null || true
     vm_root 'rm -f /etc/pam_cgroup/users/*.toml /etc/cron.d/pamcg-*
              for u in alice bob carol sftponly; do pkill -KILL -u "$u" 2>/dev/null || true; done
              sleep 0.5; true' >/dev/null

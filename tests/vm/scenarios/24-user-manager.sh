@@ -14,7 +14,6 @@ vm_user_file alice <<'EOT'
 EOT
 vm_enable_private_ip || fail "cgroupctl init failed (it attaches the private-IP programs at the tree root)"
 ucg=$(user_cg alice)
-cursor=$(journal_cursor)
 
 manager_pid() { vm_root "systemctl show -p MainPID --value user@2001.service"; }
 # wait_manager: until alice's user@2001.service is active; prints its main pid.
@@ -152,6 +151,8 @@ done
 [[ -z $(vm_root "pgrep -u alice || true") ]] || fail "alice's processes survived cgroupctl kill: $(vm_root 'ps -o pid,cgroup,cmd -u alice' || true)"
 
 step "the last logout without linger: no leaf, no process, no error of PID 1 or logind"
+# (cgroupctl kill above killed the manager on purpose: PID 1 said so; from here on, nothing.)
+cursor=$(journal_cursor)
 vm_login_bg alice "exec -a pamcg-s24-hold2 sleep 1200" >/dev/null
 hold=$(wait_tagged pamcg-s24-hold2)
 um=$(wait_manager)

@@ -35,13 +35,8 @@ vm_root "install -d -o alice -g alice /home/alice/site && echo 'alice site' > /h
     || fail "cannot set up alice's site"
 as_alice "systemctl --user daemon-reload && systemctl --user enable --now pamcg-site.service" >/dev/null \
     || fail "systemctl --user enable --now pamcg-site.service failed"
-site=""
-for _ in $(seq 1 30); do
-    site=$(vm_root "pgrep -u alice -f 'http.server 8080' || true")
-    [[ -n $site ]] && break
-    sleep 1
-done
-[[ -n $site ]] || fail "alice's site did not start"
+site=$(as_alice "systemctl --user show -p MainPID --value pamcg-site.service")
+[[ $site =~ ^[1-9][0-9]*$ ]] || fail "alice's site did not start (main pid '$site')"
 cg=$(cgroup_of "$site")
 [[ $cg == "$ucg/"* ]] || fail "alice's site runs in $cg, outside her fence"
 
