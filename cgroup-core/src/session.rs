@@ -400,21 +400,59 @@ fn confine(
     };
     let applied = apply_user_cgroup(&tree, config, user, &user_cgroup, &limits).map_err(inside)?;
     report_applied(&tree, &applied, notices);
-    if manager {
-        let leaf = enter_manager_leaf(config, user, &user_cgroup, pid).map_err(inside)?;
-        return Ok(Placement::Confined {
-            record: SessionRecord {
-                user: user.name.clone(),
-                leaf,
-                previous,
-                fallback: tree.mount.mount_point.clone(),
-            },
-            limits,
-            skipped: applied.skipped,
-        });
-    }
+    let leaf = if manager {
+        enter_manager_leaf(config, user, &user_cgroup, pid).map_err(inside)?
+    } else {
+        let login = Login {
+            tree: &tree,
+            config,
+            user,
+            user_cgroup: &user_cgroup,
+            req,
+            cap: cap.map(|(max, _)| max),
+        };
+        enter_login_leaf(&login, notices)?
+    };
+    Ok(Placement::Confined {
+        record: SessionRecord {
+            user: user.name.clone(),
+            leaf,
+            previous,
+            fallback: tree.mount.mount_point.clone(),
+        },
+        limits,
+        skipped: applied.skipped,
+    })
+}
+
+/// What placing a login in its leaf needs.
+struct Login<'a> {
+    tree: &'a Tree,
+    config: &'a Config,
+    user: &'a UserInfo,
+    user_cgroup: &'a UserCgroup,
+    req: &'a OpenRequest<'a>,
+    /// sessions.max, when it applies to this login.
+    cap: Option<u32>,
+}
+
+/// A login's session leaf, counted against sessions.max: the mark, the count and the new leaf
+/// under the user's lock. Every failure here is inside the user's fence.
+fn enter_login_leaf(login: &Login<'_>, notices: &mut Vec<Notice>) -> Result<PathBuf> {
+    let Login {
+        tree,
+        config,
+        user,
+        user_cgroup,
+        req,
+        cap,
+    } = *login;
+    let inside = |source: Error| Error::InsideFence {
+        user: user.name.clone(),
+        source: Box::new(source),
+    };
     let mark =
-        SessionMark::new(&user.name, req.service, req.tty, req.rhost, pid).map_err(inside)?;
+        SessionMark::new(&user.name, req.service, req.tty, req.rhost, req.pid).map_err(inside)?;
     // sessions.max: the count and the new leaf's mark under one lock (crate::sessions). The
     // lock is held by another login of this same user, which may be the customer's own `su`
     // stopped on purpose: the wait is short and its end refuses this login, never opens it.
@@ -422,7 +460,7 @@ fn confine(
         Some(_) => Some(crate::sessions::lock_user(&user.name).map_err(inside)?),
         None => None,
     };
-    if let Some((max, _)) = cap {
+    if let Some(max) = cap {
         let found = user_cgroup
             .sessions(&tree.mount.mount_point)
             .map_err(inside)?;
@@ -436,7 +474,7 @@ fn confine(
         }
     }
     let (leaf, mark_error) =
-        enter_new_leaf(config, user, &user_cgroup, pid, &mark, cap.is_some()).map_err(inside)?;
+        enter_new_leaf(config, user, user_cgroup, req.pid, &mark, cap.is_some()).map_err(inside)?;
     if let Some(e) = mark_error {
         // Without a cap the mark only feeds `cgroupctl sessions`: not worth a refused login.
         notices.push(Notice {
@@ -444,16 +482,7 @@ fn confine(
             text: format!("session record not written (cgroupctl sessions will not list it): {e}"),
         });
     }
-    Ok(Placement::Confined {
-        record: SessionRecord {
-            user: user.name.clone(),
-            leaf,
-            previous,
-            fallback: tree.mount.mount_point.clone(),
-        },
-        limits,
-        skipped: applied.skipped,
-    })
+    Ok(leaf)
 }
 
 /// A fresh leaf, the process moved in, the leaf handed over. A leaf that vanished before the
