@@ -150,16 +150,20 @@ fn ulimit_n_from_3_to_20_before_su_never_opens_a_login_unconfined_or_uncounted()
     let _files = LockFiles(vec![alice.name.clone()]);
     let users_dir = setup.tree.user(&alice.name);
 
-    // Room under the cap: every login is either refused or confined, and counted.
-    for n in 3..=20u64 {
-        let r = run_session(
+    // `su` after `ulimit -n N`.
+    let with_nofile = |n: u64| {
+        run_session(
             &setup.pam_dir(),
             &alice.name,
             &SessionOptions {
                 nofile: Some(n),
                 ..SessionOptions::default()
             },
-        );
+        )
+    };
+    // Room under the cap: every login is either refused or confined, and counted.
+    for n in 3..=20u64 {
+        let r = with_nofile(n);
         assert_not_unconfined(&r, &format!("ulimit -n {n}, room under the cap"));
     }
 
@@ -187,14 +191,7 @@ fn ulimit_n_from_3_to_20_before_su_never_opens_a_login_unconfined_or_uncounted()
         std::thread::sleep(Duration::from_millis(20));
     }
     for n in 3..=20u64 {
-        let r = run_session(
-            &setup.pam_dir(),
-            &alice.name,
-            &SessionOptions {
-                nofile: Some(n),
-                ..SessionOptions::default()
-            },
-        );
+        let r = with_nofile(n);
         assert_not_unconfined(&r, &format!("ulimit -n {n}, at the cap"));
         assert_ne!(
             r.open_rc, PAM_SUCCESS,
