@@ -36,6 +36,16 @@ in_fence() {
     [[ $cg =~ ^${ucg}/manager-[^/]+/ ]] || fail "$2 runs in $cg, outside alice's fence ($ucg/manager-*/)"
 }
 as_alice() { vm_login alice "export XDG_RUNTIME_DIR=/run/user/2001; $*"; }
+# wait_app SECONDS: the pid of alice's app server once it runs (started by her manager).
+wait_app() {
+    local pid i
+    for ((i = 0; i < $1; i++)); do
+        pid=$(vm_root "pgrep -o -u alice -f 'http.server 8080' || true")
+        [[ -n $pid ]] && { echo "$pid"; return 0; }
+        sleep 1
+    done
+    return 1
+}
 # unit_pid UNIT: the main pid of one of alice's user units (0 when not running).
 unit_pid() { as_alice "systemctl --user show -p MainPID --value $1"; }
 # fetch [SECONDS]: the HTTP status root (the platform's proxy) gets from alice's app, 000 when
@@ -157,13 +167,7 @@ vm_login_bg alice "exec -a pamcg-s24-hold2 sleep 1200" >/dev/null
 hold=$(wait_tagged pamcg-s24-hold2)
 um=$(wait_manager)
 in_fence "$um" "alice's systemd --user at her next login"
-web=""
-for _ in $(seq 1 30); do
-    web=$(vm_root "pgrep -u alice -f 'http.server 8080' || true")
-    [[ -n $web ]] && break
-    sleep 1
-done
-[[ -n $web ]] || fail "the unit alice enabled did not start at her next login"
+web=$(wait_app 30) || fail "the unit alice enabled did not start at her next login"
 in_fence "$web" "alice's enabled app at her next login"
 vm_root "kill $hold" >/dev/null
 for _ in $(seq 1 60); do
@@ -186,13 +190,7 @@ vm_root "loginctl enable-linger alice" >/dev/null || fail "loginctl enable-linge
 vm_request_reboot || fail "the guest did not come back after the reboot"
 um=$(wait_manager)
 in_fence "$um" "alice's lingering systemd --user after the reboot"
-web=""
-for _ in $(seq 1 90); do
-    web=$(vm_root "pgrep -u alice -f 'http.server 8080' || true")
-    [[ -n $web ]] && break
-    sleep 1
-done
-[[ -n $web ]] || fail "alice's lingering app did not start after the reboot"
+web=$(wait_app 90) || fail "alice's lingering app did not start after the reboot"
 in_fence "$web" "alice's lingering app after the reboot"
 vm_root "loginctl disable-linger alice; systemctl stop user@2001.service; rm -rf /home/alice/.config/systemd" >/dev/null
 kill_user_processes alice

@@ -9,8 +9,10 @@ EOT
 vm_user_file bob <<'EOT'
 "pids.max" = 24
 EOT
-# refused_forks USER: run in a login of USER, forks until pids.max refuses some.
-refused_forks='for i in $(seq 1 40); do sleep 30 & done 2>/dev/null; sleep 1; kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; true'
+# A login's command that forks until pids.max refuses, then ends with all it started. Under
+# sh: bash retries a refused fork with growing sleeps (minutes), dash stops at the first
+# refusal; its EXIT trap (builtins only: no fork left) kills the whole process group.
+refused_forks="exec sh -c 'trap \"kill 0\" EXIT; i=0; while [ \$i -lt 40 ]; do sleep 30 </dev/null >/dev/null 2>&1 & i=\$((i + 1)); done'"
 vm_login alice true >/dev/null || fail "alice cannot log in"
 vm_login bob true >/dev/null || fail "bob cannot log in"
 
