@@ -745,6 +745,21 @@ pub struct CloseReport {
 /// Closes a session: back to where the process came from, then the leaf goes if empty.
 pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
     let _limits = crate::process_limits::RaisedLimits::raise();
+    let is_manager_leaf = record
+        .leaf
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(tree::user_cgroup::MANAGER_PREFIX));
+    if is_manager_leaf {
+        // A user manager's session is closed by systemd's (sd-pam), which by then runs as the
+        // user and sits in the leaf's init.scope itself: nothing to move back, and the leaf
+        // cannot go yet. The daemon (or gc) removes it once its last process has exited.
+        return Ok(CloseReport {
+            moved_back: false,
+            leaf: Removed::Busy,
+            carry_error: None,
+        });
+    }
     let current = current_cgroup_path(record, pid)?;
     let mut moved_back = false;
     if current.as_deref() == Some(record.leaf.as_path()) {

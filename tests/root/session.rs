@@ -698,6 +698,12 @@ fn the_user_manager_runs_in_a_delegated_leaf_of_the_fence_by_default() {
             "{f} stays root's"
         );
     }
+    // Its close (systemd's (sd-pam), as the user by then) leaves the leaf to the daemon and
+    // logs no error.
+    let closed = user_manager_session(&setup, &alice.name, false);
+    assert_eq!(closed["close_rc"], 0, "{closed}");
+    let log = closed["syslog"].to_string();
+    assert!(!log.contains("close:"), "close logged a failure: {log}");
     // The user manager is no login: `cgroupctl sessions` does not list it.
     let sessions = crate::cgroupctl::ctl_json(&setup, &["sessions", &alice.name, "--json"]);
     assert_eq!(sessions.as_array().map(Vec::len), Some(0), "{sessions}");
