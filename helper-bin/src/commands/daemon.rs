@@ -360,6 +360,12 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     tree.ensure_base()
         .with_context(|| format!("create the tree at {}", tree.root.display()))?;
     enable_controllers(&tree);
+    // The tree is ready for logins (the unit's cgroup holds no process any more, controllers
+    // are enabled): systemd may start what waits for the unit (Type=notify), the lingering
+    // users' managers first among them. Without NOTIFY_SOCKET this does nothing.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        log::warn(&format!("cannot tell systemd the daemon is ready: {e}"));
+    }
 
     let events = Arc::new(RwLock::new(config.events.clone()));
     let shared_config = Arc::new(RwLock::new(Arc::new(config.clone())));

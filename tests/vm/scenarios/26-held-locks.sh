@@ -54,6 +54,6 @@ dt=$((SECONDS - t0))
 tlog "alice's login with refused forks, behind her own held lock, took $dt s"
 ((dt < 30)) || fail "alice's logout behind her own stopped lock holder took $dt s"
 
-vm_root "kill -KILL $holder; pkill -KILL -f 'sleep 600'; rm -f /run/pamcg-s26-holder; true" >/dev/null
+vm_root "pkill -KILL -P $holder; kill -KILL $holder; rm -f /run/pamcg-s26-holder; true" >/dev/null
 kill_user_processes alice
 kill_user_processes bob
