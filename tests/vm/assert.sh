@@ -134,3 +134,16 @@ journal_cursor() {
 journal_since() {
     vm_root "journalctl -q --no-pager --after-cursor='$1'"
 }
+
+# require_daemon: pam-cgroup.service runs (an earlier scenario, 16-unit-lifecycle, may have
+# stopped it). systemd 252 starts it again only while no session populates tree/
+# (pam_cgroup(8)): call it before the scenario's first login, with the customers' processes
+# gone (vm_reset_fixture; the kernel may take a moment to empty the cgroups).
+require_daemon() {
+    local _
+    for _ in 1 2 3 4 5; do
+        vm_root "systemctl is-active pam-cgroup.service || systemctl start pam-cgroup.service" >/dev/null && return 0
+        sleep 1
+    done
+    fail "pam-cgroup.service is not running and does not start: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
+}

@@ -12,16 +12,7 @@ vm_user_file alice <<'EOT'
 "memory.max" = "96M"
 "pids.max" = 64
 EOT
-# An earlier scenario (16-unit-lifecycle) may have stopped the unit. systemd 252 starts it
-# again only while no session populates tree/ (pam_cgroup(8)): start it now, with every
-# customer's processes gone (kill_user_processes above; the kernel may take a moment to
-# empty the cgroups), before alice's login below.
-for _ in 1 2 3 4 5; do
-    vm_root "systemctl is-active pam-cgroup.service || systemctl start pam-cgroup.service" >/dev/null && break
-    sleep 1
-done
-vm_root "systemctl is-active pam-cgroup.service" >/dev/null \
-    || fail "pam-cgroup.service is not running and does not start: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
+require_daemon
 vm_login alice true >/dev/null || fail "alice cannot log in"
 ucg=$(user_cg alice)
 assert_file_eq "$ucg/pids.max" 64

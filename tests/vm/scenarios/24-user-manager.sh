@@ -9,6 +9,8 @@
 # process and no error of PID 1 or logind in the journal.
 # vm-timeout: 900
 require_cgroupctl_verb init
+# The daemon reaps the manager's leaf, and its safety net fences (16 may have stopped it).
+require_daemon
 vm_user_file alice <<'EOT'
 "pids.max" = 64
 EOT

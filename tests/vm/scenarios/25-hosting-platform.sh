@@ -5,6 +5,8 @@
 # frozen), resume brings it back.
 # vm-timeout: 600
 require_cgroupctl_verb init
+# The daemon reaps the manager's leaf, and its safety net fences (16 may have stopped it).
+require_daemon
 vm_enable_private_ip || fail "cgroupctl init failed (it attaches the private-IP programs at the tree root)"
 ucg=$(user_cg alice)
 as_alice() { vm_login alice "export XDG_RUNTIME_DIR=/run/user/2001; $*"; }

@@ -3,6 +3,8 @@
 # counts to the user's record under a lock): with alice's carry lock held by a process that
 # she stopped (as she can stop her own `su` while it closes a session), bob's logouts and the
 # daemon's reaping go on at once, and alice's own logout waits half a second at most.
+# The daemon reaps and carries too (an earlier scenario may have stopped it).
+require_daemon
 vm_user_file alice <<'EOT'
 "pids.max" = 24
 EOT
