@@ -196,27 +196,7 @@ impl StateDir {
     /// Replaces `name` with `bytes` (0600), atomically.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
         let path = self.path.join(name);
-        let tmp = format!(
-            ".{name}.{}.{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
-        );
-        let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let raw = openat(
-            Some(self.fd.as_raw_fd()),
-            tmp.as_str(),
-            flags,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| err(&path, format!("cannot create {tmp}: {e}")))?;
-        // SAFETY: openat just returned this fd and nothing else owns it.
-        let mut file = unsafe { File::from_raw_fd(raw) };
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
-        drop(file);
+        let (tmp, written) = self.write_temp(name, "", bytes)?;
         let renamed = written.map_err(|e| e.to_string()).and_then(|()| {
             renameat(
                 Some(self.fd.as_raw_fd()),
@@ -273,20 +253,7 @@ impl StateDir {
     /// creators exactly one wins (`true`); a loser reads the winner's file, never half of it.
     pub fn create_new(&self, name: &str, bytes: &[u8]) -> Result<bool, StateError> {
         let path = self.path.join(name);
-        let tmp = format!(".{name}.new.{}.{}", std::process::id(), now_nanos());
-        let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let raw = openat(
-            Some(self.fd.as_raw_fd()),
-            tmp.as_str(),
-            flags,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| os_err(&path, format!("cannot create {tmp}: {e}"), e))?;
-        // SAFETY: openat just returned this fd and nothing else owns it.
-        let mut file = unsafe { File::from_raw_fd(raw) };
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
-        drop(file);
+        let (tmp, written) = self.write_temp(name, ".new", bytes)?;
         let linked = match written {
             Err(e) => Err(io_err(&path, format!("cannot write {tmp}: {e}"), &e)),
             Ok(()) => match nix::unistd::linkat(
@@ -312,6 +279,36 @@ impl StateDir {
             UnlinkatFlags::NoRemoveDir,
         );
         linked
+    }
+
+    /// Writes `bytes` to a fresh temporary file (0600) for `name`: its name, and whether the
+    /// write and sync worked (the caller removes it either way once done).
+    fn write_temp(
+        &self,
+        name: &str,
+        kind: &str,
+        bytes: &[u8],
+    ) -> Result<(String, std::io::Result<()>), StateError> {
+        let tmp = format!(".{name}{kind}.{}.{}", std::process::id(), now_nanos());
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let raw = openat(
+            Some(self.fd.as_raw_fd()),
+            tmp.as_str(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| {
+            os_err(
+                &self.path.join(name),
+                format!("cannot create {tmp}: {e}"),
+                e,
+            )
+        })?;
+        // SAFETY: openat just returned this fd and nothing else owns it.
+        let mut file = unsafe { File::from_raw_fd(raw) };
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        Ok((tmp, written))
     }
 
     /// Removes `name`; gone already is fine.

@@ -144,12 +144,13 @@ pub const CARRY_WAIT: std::time::Duration = std::time::Duration::from_millis(500
 /// open (a customer can open its own user cgroup, 0750 root:<its gid>), and never one lock for
 /// every user: a lock held by one customer's stopped process stalls nobody else.
 fn lock_carrying(user_dir: &Path) -> Result<nix::fcntl::Flock<File>> {
-    // One lock per user cgroup directory (a legacy one of an upgraded user has its own): its
-    // name, checked to be a user's, names the lock.
+    // Named by the user the directory belongs to (its own or a legacy one: one lock).
+    let key = crate::tree::tree_key()?;
     let user = user_dir
         .file_name()
         .and_then(|n| n.to_str())
-        .filter(|n| crate::tree::tree_key().is_ok_and(|k| k.classify(n).is_some()))
+        .and_then(|n| key.classify(n))
+        .map(|entry| entry.user())
         .ok_or_else(|| Error::Other(format!("{}: not a user cgroup", user_dir.display())))?;
     let run_dir = Path::new(crate::sessions::RUN_DIR);
     let dir = crate::state_dir::StateDir::open(run_dir, true)
