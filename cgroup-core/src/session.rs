@@ -467,7 +467,7 @@ fn enter_login_leaf(login: &Login<'_>, notices: &mut Vec<Notice>) -> Result<Path
         let mut open = crate::sessions::count_open(&found, |s| config.sessions.counts(s));
         // Sessions still open in a legacy cgroup (opened before an upgrade) count too: one
         // more open, ENOENT once the legacy cgroup is gone.
-        if let Some(legacy) = UserCgroup::open_legacy(&tree, &user.name).map_err(inside)? {
+        if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name).map_err(inside)? {
             let found = legacy.sessions(&tree.mount.mount_point).map_err(inside)?;
             open += crate::sessions::count_open(&found, |s| config.sessions.counts(s));
         }
