@@ -308,3 +308,48 @@ fn doctor_fails_a_stray_while_the_daemon_is_down_and_its_first_sweep_moves_it() 
     let _daemon = NetDaemon::start(&setup, &[alice.uid]);
     wait_fenced(&setup, &stray, &alice.name);
 }
+
+#[test]
+fn the_net_judges_by_the_policy_the_logins_follow_an_edit_or_a_typo_without_a_reload() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let admin = TestUser::new("psa");
+    let work = tempfile::tempdir().unwrap();
+    let history = work.path().join("history");
+    let setup = TestSetup::new(&config(&history, ""), "");
+    let _daemon = NetDaemon::start(&setup, &[alice.uid, admin.uid]);
+
+    // The admin is made exempt by an edit of the file, with no reload of the daemon, and then
+    // the file gets a typo after the valid [policy]: the module follows that [policy] (the
+    // broken file's readable part), and so must the net.
+    let policy = format!("exempt_users = [\"root\", \"{}\"]\n", admin.name);
+    setup.write_config(&config(&history, &policy));
+    let mut to_admin = Probe::switch(admin.uid, admin.gid);
+    let place = to_admin.cgroup();
+    to_admin.go();
+    let mut later = Probe::switch(alice.uid, alice.gid);
+    later.go();
+    wait_fenced(&setup, &later, &alice.name);
+    assert_eq!(
+        to_admin.cgroup(),
+        place,
+        "an exempt admin's process was moved"
+    );
+
+    let broken = format!(
+        "{}[limits]\n\"memory.max\" = \"1Gx\"\n",
+        config(&history, &policy)
+    );
+    std::fs::write(setup.config_path(), broken).unwrap();
+    let mut to_admin = Probe::switch(admin.uid, admin.gid);
+    let place = to_admin.cgroup();
+    to_admin.go();
+    let mut later = Probe::switch(alice.uid, alice.gid);
+    later.go();
+    wait_fenced(&setup, &later, &alice.name);
+    assert_eq!(
+        to_admin.cgroup(),
+        place,
+        "with a typo in the file, an exempt admin's process was moved"
+    );
+}

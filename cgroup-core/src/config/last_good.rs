@@ -90,7 +90,7 @@ pub fn forget(config_path: &Path) -> Result<(), StateError> {
 
 /// The latest of the file's mtime and ctime and, for a symlink, the link's own mtime: any
 /// edit, rename-into-place or relink moves it forward.
-fn config_changed_at(path: &Path) -> Option<(i64, i64)> {
+pub fn config_changed_at(path: &Path) -> Option<(i64, i64)> {
     let target = std::fs::metadata(path).ok()?;
     let mut latest =
         (target.mtime(), target.mtime_nsec()).max((target.ctime(), target.ctime_nsec()));

@@ -437,6 +437,7 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         safety_net::Sources {
             tree: daemon.tree.clone(),
             config: daemon.shared_config.clone(),
+            config_path: daemon.config_path.clone(),
             counters: daemon.counters.clone(),
             events: fenced_tx,
             subscription: args.proc_events,

@@ -45,6 +45,8 @@ const MAX_DESCENDANTS: usize = 4096;
 pub struct Sources {
     pub tree: Arc<RwLock<Tree>>,
     pub config: Arc<RwLock<Arc<Config>>>,
+    /// The config file the module reads: who is confined is judged by the policy it follows.
+    pub config_path: PathBuf,
     pub counters: Arc<Counters>,
     pub events: Sender<Event>,
     pub subscription: Subscription,
@@ -58,6 +60,36 @@ struct SafetyNet {
     config: Arc<Config>,
     tree: Tree,
     who: Confinement,
+    policy: PolicyFile,
+}
+
+/// The `[policy]` the module follows for the config file now: the file's own when it parses,
+/// else the module's fallback (the broken file's readable `[policy]`, the last valid one, the
+/// defaults). Read again whenever the file changes: the daemon's own config changes only on a
+/// reload, and a net judging by it would move the processes of a user the logins treat as
+/// exempt (an admin added to `exempt_groups` without a reload, or a typo after which the
+/// module falls back to a policy the daemon never loaded).
+struct PolicyFile {
+    path: PathBuf,
+    /// When the file last changed, as last seen (`None`: never read).
+    seen: Option<Option<(i64, i64)>>,
+    current: cgroup_core::config::Policy,
+}
+
+impl PolicyFile {
+    /// The policy, read again if the file changed; `true` with it when it was.
+    fn refresh(&mut self) -> bool {
+        let now = cgroup_core::config::last_good::config_changed_at(&self.path);
+        if self.seen == Some(now) {
+            return false;
+        }
+        self.seen = Some(now);
+        self.current = match cgroup_core::session::load_config(&self.path) {
+            Ok(config) => config.policy,
+            Err(failure) => failure.fallback,
+        };
+        true
+    }
 }
 
 impl SafetyNet {
@@ -67,16 +99,19 @@ impl SafetyNet {
             Ok(c) => c.clone(),
             Err(p) => p.into_inner().clone(),
         };
-        if Arc::ptr_eq(&config, &self.config) {
-            return false;
+        let reloaded = !Arc::ptr_eq(&config, &self.config);
+        if reloaded {
+            self.tree = match self.sources.tree.read() {
+                Ok(t) => t.clone(),
+                Err(p) => p.into_inner().clone(),
+            };
+            self.config = config;
         }
-        self.tree = match self.sources.tree.read() {
-            Ok(t) => t.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
-        self.who.set_policy(config.policy.clone());
-        self.config = config;
-        true
+        if self.policy.refresh() || reloaded {
+            self.who.set_policy(self.policy.current.clone());
+            return true;
+        }
+        false
     }
 
     fn sweep(&mut self) {
@@ -234,8 +269,15 @@ fn run(sources: Sources, stop: OwnedFd) {
         Ok(t) => t.clone(),
         Err(p) => p.into_inner().clone(),
     };
+    let mut policy = PolicyFile {
+        path: sources.config_path.clone(),
+        seen: None,
+        current: config.policy.clone(),
+    };
+    policy.refresh();
     let mut net = SafetyNet {
-        who: Confinement::new(config.policy.clone()).only(&sources.only_uids),
+        who: Confinement::new(policy.current.clone()).only(&sources.only_uids),
+        policy,
         proc_root: PathBuf::from("/proc"),
         config,
         tree,
@@ -245,7 +287,7 @@ fn run(sources: Sources, stop: OwnedFd) {
     let mut next_sweep = Instant::now();
     loop {
         net.refresh();
-        let on = net.config.policy.safety_net;
+        let on = net.policy.current.safety_net;
         if on && events.is_none() {
             match ProcEvents::subscribe(net.sources.subscription) {
                 Ok(e) => {
