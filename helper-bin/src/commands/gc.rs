@@ -1,8 +1,7 @@
 //! `cgroupctl gc [--dry-run] [--min-age SECS] [--json]`: remove empty session and service
 //! leaves pam_cgroup made (session leaves outlived by nohup processes that have since exited,
 //! leaves of finished `cgroupctl run`s), and say what was removed. Cgroups users made
-//! themselves are never removed, nor user cgroups, except a legacy `users/<user>` (made before
-//! the keyed names) once it is empty.
+//! themselves, and user cgroups, are never removed.
 
 use std::process::ExitCode;
 use std::time::Duration;

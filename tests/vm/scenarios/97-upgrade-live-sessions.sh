@@ -48,15 +48,10 @@ leaf_b=$(assert_session_leaf "$pb" bob "bob's session")
 # Only the users with live sessions: empty user cgroups that earlier scenarios left behind
 # (the LDAP customers of 22/23) may be reaped by the restarted daemon, which is no change to
 # a session.
-# The user cgroups are named by the tree key, which the upgrade keeps (it lives in
-# /var/lib/pam_cgroup, removed only at purge): the same names before and after.
-ucg_a=$(user_cg alice)
-ucg_b=$(user_cg bob)
 snapshot() {
-    vm_root "find '$ucg_a' '$ucg_b' -type d | sort
-for d in '$ucg_a' '$ucg_b'; do for f in memory.max pids.max cpu.max; do
-    printf '%s %s ' \$d \$f; cat \$d/\$f; done; done
-cat /var/lib/pam_cgroup/tree-key"
+    vm_root "find '$VM_TREE_ROOT/users/alice' '$VM_TREE_ROOT/users/bob' -type d | sort
+for u in alice bob; do for f in memory.max pids.max cpu.max; do
+    printf '%s %s ' \$u \$f; cat '$VM_TREE_ROOT/users/'\$u/\$f; done; done"
 }
 before=$(snapshot)
 
@@ -86,7 +81,7 @@ after=$(snapshot)
 
 step "a new login after the upgrade is confined"
 out=$(vm_login bob "grep ^0:: /proc/self/cgroup") || fail "bob's login failed after the upgrade"
-[[ $out == *"$ucg_b/session-"*/login ]] || fail "bob's login after the upgrade is in ${out#0::}, not in $ucg_b"
+[[ $out == *"/users/bob/session-"*/login ]] || fail "bob's login after the upgrade is in ${out#0::}"
 
 step "back to $version (a downgrade, alice's session still live)"
 vm_root "$apt_install /root/pam-cgroup.deb" >/dev/null 2>&1 || fail "apt-get install of $version (downgrade) failed"
