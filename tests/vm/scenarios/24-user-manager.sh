@@ -86,7 +86,9 @@ out=$(as_alice "systemd-run --user --scope -q sh -c 'echo ran; grep ^0:: /proc/s
 
 step "a fork bomb through systemd-run --user is held by alice's pids.max"
 before=$(pids_max_refusals "$ucg")
-as_alice "systemd-run --user --unit=pamcg-s24-bomb -q bash -c ':(){ :|:& };:'" >/dev/null || true
+# The unit's main process stays (exec sleep): were it to exit, systemd would stop the unit and
+# kill the bomb with it before it filled pids.max (seen once in a whole run).
+as_alice "systemd-run --user --unit=pamcg-s24-bomb -q bash -c ':(){ :|:& }; :; exec sleep 600'" >/dev/null || true
 sleep 10
 cur=$(cgread "$ucg/pids.current")
 tlog "pids.current of alice during the bomb: $cur"
