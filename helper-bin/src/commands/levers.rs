@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 
 use cgroup_core::levers::{self, parse_signal};
@@ -66,15 +66,18 @@ pub struct KillArgs {
     pub signal: String,
 }
 
-/// Opens a user's cgroup for a lever (it must exist).
-pub fn open_user(tree: &Tree, user: &str) -> Result<UserCgroup> {
+/// Opens a user's cgroups for a lever (at least one must exist): its own, and a legacy one
+/// an upgrade left while its old sessions live.
+pub fn open_user(tree: &Tree, user: &str) -> Result<Vec<UserCgroup>> {
     cgroup_core::names::validate_user_name(user)?;
-    UserCgroup::open(tree, user)?.with_context(|| {
-        format!(
+    let all = UserCgroup::open_all(tree, user)?;
+    if all.is_empty() {
+        bail!(
             "user {user} has no cgroup under {} (no process of it runs in the tree)",
             tree.users_dir().display()
-        )
-    })
+        );
+    }
+    Ok(all)
 }
 
 pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
@@ -84,7 +87,7 @@ pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
     })?;
     let (_, tree) = load(cli)?;
     let user = open_user(&tree, &args.target.user)?;
-    let outcome = levers::kill(
+    let outcome = levers::kill_all(
         &user,
         args.target.target(),
         signal,
@@ -116,7 +119,8 @@ pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
 pub fn freeze(cli: &Cli, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
     let (_, tree) = load(cli)?;
     let user = open_user(&tree, &args.user)?;
-    let outcome = levers::set_frozen(&user, args.target(), frozen, Duration::from_secs(args.wait))?;
+    let outcome =
+        levers::set_frozen_all(&user, args.target(), frozen, Duration::from_secs(args.wait))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {

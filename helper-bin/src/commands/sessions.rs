@@ -32,7 +32,7 @@ pub struct SessionsArgs {
 pub fn collect(tree: &Tree, only: Option<&str>, all: bool) -> Result<Vec<SessionInfo>> {
     let mut out = Vec::new();
     for u in selected_users(tree, only)? {
-        let Some(uc) = UserCgroup::open(tree, &u.name)? else {
+        let Some(uc) = UserCgroup::open_path(&u.path, &u.name)? else {
             continue;
         };
         out.extend(list_user(&uc, &tree.mount.mount_point, all)?);
