@@ -13,6 +13,11 @@ vm_copy_in "$PAM_CGROUP_OLD_DEB" /root/pam-cgroup-0.1.0.deb || fail "cannot copy
 step "install 0.1.0 over $new_version"
 vm_root "$apt_install /root/pam-cgroup-0.1.0.deb" >/dev/null 2>&1 || fail "apt-get install of the 0.1.0 package failed"
 assert_eq "installed version" "$(vm_root "dpkg-query -W -f='\${Version}' pam-cgroup")" 0.1.0
+# The downgrade leaves the new daemon running (upgrades never stop the unit): its safety net
+# would place alice's sshd child in her keyed cgroup and take users/alice back from her at
+# once, which no 0.1.0 host ever does. A 0.1.0 host is modelled without it (the module does not
+# need the daemon); it is started again once the new package is installed.
+vm_root "systemctl stop pam-cgroup.service" >/dev/null || fail "cannot stop the daemon for the 0.1.0 phase"
 # 0.1.0 names the user cgroup users/alice (its cgroupctl has no `path`).
 ucg=$(legacy_user_cg alice)
 
@@ -32,6 +37,8 @@ assert_eq "cgroup of alice's own process" "$(cgroup_of "$pm")" "$ucg/mine"
 step "install $new_version over 0.1.0 with alice's session and process live"
 vm_root "$apt_install /root/pam-cgroup.deb" >/dev/null 2>&1 || fail "apt-get install of $new_version over 0.1.0 failed"
 assert_eq "installed version" "$(vm_root "dpkg-query -W -f='\${Version}' pam-cgroup")" "$new_version"
+vm_root "systemctl start pam-cgroup.service" >/dev/null 2>&1 ||
+    tlog "pam-cgroup.service did not start with alice's 0.1.0 session live: $(vm_root "systemctl status pam-cgroup.service --no-pager -n 5" 2>&1 | tail -n 5 | tr '\n' ' ')"
 assert_eq "owner, group and mode of $ucg" "$(vm_root "stat -c '%U %G %a' '$ucg'")" "root alice 750"
 assert_eq "owner of $ucg/cgroup.procs" "$(vm_root "stat -c %U '$ucg/cgroup.procs'")" root
 assert_eq "owner and mode of users/" "$(vm_root "stat -c '%U %a' '$VM_TREE_ROOT/users'")" "root 711"
