@@ -5,6 +5,9 @@
 //! and so does any tag it guesses.
 
 use std::path::Path;
+use std::process::Command;
+
+use pam_cgroup_tests::support::driver::driver;
 
 use pam_cgroup_tests::support::{require_root, run_session, SessionOptions, TestSetup, TestUser};
 
@@ -17,7 +20,13 @@ fn stat_as(who: &TestUser, path: &Path) -> Option<String> {
     (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn assert_nothing_to_see(bob: &TestUser, setup: &TestSetup, alice: &str, when: &str) {
+fn assert_nothing_to_see(
+    bob: &TestUser,
+    bob_leaf: &Path,
+    setup: &TestSetup,
+    alice: &str,
+    when: &str,
+) {
     let users = setup.tree.users();
     for guess in [
         alice.to_string(),
@@ -35,6 +44,30 @@ fn assert_nothing_to_see(bob: &TestUser, setup: &TestSetup, alice: &str, when: &
     }
     let list = bob.command("ls").arg(&users).output().unwrap();
     assert!(!list.status.success(), "{when}: bob lists users/");
+    // Watching users/ for new names (an inotify loop would see every first login) needs read
+    // access to the directory, which customers lack. Run from bob's own session leaf.
+    let out = Command::new(driver().with_file_name("escape-probe"))
+        .arg("--cgroup")
+        .arg(bob_leaf)
+        .args(["--uid", &bob.uid.to_string(), "--gid", &bob.gid.to_string()])
+        .arg(format!("race:{}=0", users.display()))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(&format!("\"errno\":{}", libc::EACCES)),
+        "{when}: bob's inotify watch on users/ answered {report} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The tag is keyed: the key is root's alone (no customer computes a neighbour's name).
+    let key = Path::new(cgroup_core::state_dir::STATE_DIR).join(cgroup_core::tree::key::KEY_FILE);
+    assert!(key.is_file(), "{when}: no tree key at {}", key.display());
+    let read = bob.command("cat").arg(&key).output().unwrap();
+    assert!(
+        !read.status.success() && read.stdout.is_empty(),
+        "{when}: bob read the tree key {}",
+        key.display()
+    );
 }
 
 #[test]
@@ -46,7 +79,8 @@ fn a_customer_cannot_tell_whether_a_neighbour_has_a_cgroup_and_its_own_path_work
     // Bob's own login makes the tree; alice has no cgroup yet.
     let r = run_session(&setup.pam_dir(), &bob.name, &SessionOptions::no_close());
     assert_eq!(r.open_rc, 0, "{r:?}");
-    assert_nothing_to_see(&bob, &setup, &alice.name, "before alice's login");
+    let bob_leaf = setup.tree.session_leaf_of(&r.cgroup_after_open);
+    assert_nothing_to_see(&bob, &bob_leaf, &setup, &alice.name, "before alice's login");
 
     // Alice logs in and stays: her cgroup exists, with a live leaf.
     let script = r#"cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
@@ -70,7 +104,7 @@ stat -c %F "$1$cg" >/dev/null && grep -qx "$$" "$1$cg/cgroup.procs" && echo "own
     assert_eq!(r.open_rc, 0, "{r:?}");
     let alice_dir = setup.tree.user(&alice.name);
     assert!(alice_dir.is_dir(), "{r:?}");
-    assert_nothing_to_see(&bob, &setup, &alice.name, "with alice logged in");
+    assert_nothing_to_see(&bob, &bob_leaf, &setup, &alice.name, "with alice logged in");
 
     // Alice's tools: her own cgroup, by the path the kernel shows her, through users/.
     let own = r
