@@ -188,6 +188,9 @@ vm_stop_qemu() {
     VM_QEMU_PID=
 }
 
+# Read with a command substitution, not `< <(...)`: a whole-suite run once hung between two
+# scenarios in the main shell's wait4() (at `vm_root true`) with no child left but qemu, until
+# qemu was killed; a process substitution is the only asynchronous child on that path.
 vm_ssh_opts() {
     printf '%s\n' -F /dev/null -i "$VM_TMP/id" -p "$VM_PORT" \
         -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no \
@@ -199,7 +202,7 @@ vm_ssh_opts() {
 vm_wait_ssh() {
     local deadline=$((SECONDS + VM_BOOT_TIMEOUT))
     local -a opts
-    mapfile -t opts < <(vm_ssh_opts)
+    mapfile -t opts <<<"$(vm_ssh_opts)"
     while ((SECONDS < deadline)); do
         if ! kill -0 "$VM_QEMU_PID" 2>/dev/null; then
             tlog "qemu exited during boot"
@@ -249,7 +252,7 @@ _vm_run() {
 # the module was installed.
 vm_root() {
     local -a opts
-    mapfile -t opts < <(vm_ssh_opts)
+    mapfile -t opts <<<"$(vm_ssh_opts)"
     _vm_run "root@vm" "${opts[@]}" -o ControlMaster=no -o ControlPath="$VM_TMP/cm" \
         root@127.0.0.1 -- "$@"
 }
@@ -266,7 +269,7 @@ vm_login() {
     local user=$1
     shift
     local -a opts
-    mapfile -t opts < <(vm_ssh_opts)
+    mapfile -t opts <<<"$(vm_ssh_opts)"
     _vm_run "login $user" "${opts[@]}" -o ControlMaster=no -o ControlPath=none \
         "$user@127.0.0.1" -- "$@"
 }
@@ -277,7 +280,7 @@ vm_login_bg() {
     local user=$1
     shift
     local -a opts
-    mapfile -t opts < <(vm_ssh_opts)
+    mapfile -t opts <<<"$(vm_ssh_opts)"
     tlog "login $user (background)\$ $*"
     ssh "${opts[@]}" -o ControlMaster=no -o ControlPath=none "$user@127.0.0.1" "$*" \
         </dev/null >>"$VM_TRANSCRIPT" 2>&1 &
@@ -293,7 +296,7 @@ vm_client_ssh() {
     local user=$1
     shift
     local -a opts all
-    mapfile -t all < <(vm_ssh_opts)
+    mapfile -t all <<<"$(vm_ssh_opts)"
     local i
     for ((i = 0; i < ${#all[@]}; i++)); do
         if [[ ${all[$i]} == -o && ${all[$((i + 1))]:-} == LogLevel=* ]]; then
@@ -311,7 +314,7 @@ vm_client_ssh() {
 vm_sftp() {
     local user=$1 batch=$2
     local -a opts
-    mapfile -t opts < <(vm_ssh_opts)
+    mapfile -t opts <<<"$(vm_ssh_opts)"
     # sftp takes -P for the port; the other options are the same.
     local -a sopts=()
     local i
@@ -357,7 +360,7 @@ vm_write() {
 # vm_save_journal FILE: the guest's whole journal of this boot (not in the transcript: long).
 vm_save_journal() {
     local -a opts
-    mapfile -t opts < <(vm_ssh_opts)
+    mapfile -t opts <<<"$(vm_ssh_opts)"
     ssh "${opts[@]}" -o ControlMaster=no -o ControlPath="$VM_TMP/cm" root@127.0.0.1 \
         "journalctl -b --no-pager -o short-monotonic" >"$1" 2>&1 </dev/null || true
     tlog "guest journal saved to $1"
