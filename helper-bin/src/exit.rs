@@ -11,6 +11,38 @@ pub const USAGE_ERROR: u8 = 2;
 pub const CONFIG_ERROR: u8 = 3;
 pub const SYSTEM_ERROR: u8 = 4;
 
+/// A usage error found by cgroupctl itself (a value clap cannot judge alone): exit 2, like
+/// clap's own.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// A verb that needs root, run by someone else.
+#[derive(Debug)]
+pub struct NotRoot {
+    pub verb: String,
+    pub uid: u32,
+}
+
+impl std::fmt::Display for NotRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cgroupctl {}: must be run as root (you are uid {})",
+            self.verb, self.uid
+        )
+    }
+}
+
+impl std::error::Error for NotRoot {}
+
 /// The whole error chain on one line: `outer: inner: cause`.
 pub fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -30,10 +62,11 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             || matches!(c.downcast_ref::<Error>(), Some(Error::Config(_)))
     });
     let usage = err.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<Error>(),
-            Some(Error::InvalidLimit { .. } | Error::InvalidName { .. })
-        )
+        c.downcast_ref::<Usage>().is_some()
+            || matches!(
+                c.downcast_ref::<Error>(),
+                Some(Error::InvalidLimit { .. } | Error::InvalidName { .. })
+            )
     });
     ExitCode::from(if config {
         CONFIG_ERROR

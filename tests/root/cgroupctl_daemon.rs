@@ -19,14 +19,14 @@ use crate::cgroupctl::{
 };
 
 /// The daemon process; killed on drop if the test did not stop it.
-struct Daemon {
+pub struct Daemon {
     child: Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Daemon {
-    fn start(setup: &TestSetup, listen: &[&str]) -> Daemon {
+    pub fn start(setup: &TestSetup, listen: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("daemon.log");
         let child = Command::new(cgroupctl_bin())
@@ -45,11 +45,11 @@ impl Daemon {
         }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn signal(&self, s: Signal) {
+    pub fn signal(&self, s: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), s).unwrap();
     }
 }
@@ -61,7 +61,7 @@ impl Drop for Daemon {
     }
 }
 
-fn http_get<S: Read + Write>(mut s: S) -> (String, String) {
+pub fn http_get<S: Read + Write>(mut s: S) -> (String, String) {
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut resp = String::new();
@@ -70,7 +70,7 @@ fn http_get<S: Read + Write>(mut s: S) -> (String, String) {
     (head.to_string(), body.to_string())
 }
 
-fn scrape_unix(path: &Path) -> (String, String) {
+pub fn scrape_unix(path: &Path) -> (String, String) {
     let s = UnixStream::connect(path).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     http_get(s)

@@ -14,6 +14,7 @@ mod fence;
 mod held_locks;
 mod levers;
 mod me;
+mod monitoring;
 mod neighbours;
 mod net_traffic;
 mod privacy;

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-pub use parse::{parse_flat_keyed, parse_io_stat, parse_max, parse_pressure};
+pub use parse::{parse_cpu_max, parse_flat_keyed, parse_io_stat, parse_max, parse_pressure};
 
 /// A limit file's value: a number or the kernel's "max" (unlimited). JSON: the number, or the
 /// string "max" as the kernel writes it.
@@ -66,6 +66,24 @@ pub struct CpuStat {
     pub throttled_usec: Option<u64>,
 }
 
+/// cpu.max: a quota of CPU time per period, or no quota ("max").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuMax {
+    /// Microseconds per period; `None`: unlimited.
+    pub quota_usec: Option<u64>,
+    pub period_usec: u64,
+}
+
+impl CpuMax {
+    /// The limit in CPUs (`150000 100000` is 1.5); infinite when unlimited.
+    pub fn cores(&self) -> f64 {
+        match self.quota_usec {
+            Some(q) if self.period_usec > 0 => q as f64 / self.period_usec as f64,
+            _ => f64::INFINITY,
+        }
+    }
+}
+
 /// io.stat summed over devices.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct IoStat {
@@ -106,6 +124,10 @@ pub struct CgroupStats {
     pub memory_max: Option<MaxValue>,
     pub memory_events: Option<MemoryEvents>,
     pub cpu: Option<CpuStat>,
+    /// cpu.max. Not in the JSON of `cgroupctl stats` (it reports usage; `show` and `check
+    /// --user` report limits), only in the Prometheus families.
+    #[serde(skip)]
+    pub cpu_max: Option<CpuMax>,
     pub pids_current: Option<u64>,
     pub pids_max: Option<MaxValue>,
     /// pids.events "max": forks refused because pids.max was reached. For a user
@@ -185,6 +207,7 @@ pub fn read_stats(dir: &Path) -> Result<CgroupStats> {
         memory_max: read_max(dir, "memory.max")?,
         memory_events,
         cpu,
+        cpu_max: read_optional(&dir.join("cpu.max"))?.and_then(|t| parse_cpu_max(&t)),
         pids_current: read_u64(dir, "pids.current")?,
         pids_max: read_max(dir, "pids.max")?,
         pids_events_max,

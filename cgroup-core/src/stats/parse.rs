@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{IoStat, MaxValue, Pressure, PressureLine};
+use super::{CpuMax, IoStat, MaxValue, Pressure, PressureLine};
 
 /// `key value` per line (memory.events, cpu.stat, pids.events). Lines that do not parse are
 /// skipped: newer kernels add keys, and one odd line must not hide the others.
@@ -26,6 +26,24 @@ pub fn parse_max(text: &str) -> Option<MaxValue> {
     } else {
         t.parse().ok().map(MaxValue::Value)
     }
+}
+
+/// cpu.max: `QUOTA PERIOD` or `max PERIOD`.
+pub fn parse_cpu_max(text: &str) -> Option<CpuMax> {
+    let mut fields = text.split_whitespace();
+    let quota = fields.next()?;
+    let period_usec = fields.next()?.parse().ok()?;
+    if fields.next().is_some() {
+        return None;
+    }
+    let quota_usec = match quota {
+        "max" => None,
+        q => Some(q.parse().ok()?),
+    };
+    Some(CpuMax {
+        quota_usec,
+        period_usec,
+    })
 }
 
 /// io.stat: `MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N` per device, summed.
@@ -83,6 +101,18 @@ pub fn parse_pressure(text: &str) -> Pressure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_max_as_cores() {
+        let half = parse_cpu_max("50000 100000\n").unwrap();
+        assert_eq!(half.quota_usec, Some(50_000));
+        assert_eq!(half.cores(), 0.5);
+        assert_eq!(parse_cpu_max("300000 100000").unwrap().cores(), 3.0);
+        assert!(parse_cpu_max("max 100000").unwrap().cores().is_infinite());
+        for bad in ["", "max", "x 100000", "1 2 3", "100000 y"] {
+            assert_eq!(parse_cpu_max(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn flat_keyed_skips_odd_lines() {

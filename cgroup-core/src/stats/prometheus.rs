@@ -21,10 +21,21 @@ pub struct UserSample<'a> {
     pub stats: &'a CgroupStats,
     /// Session leaves (`session-*`) currently present.
     pub sessions: u64,
+    /// The user's plan and suspension, from the config; `None` when they could not be told
+    /// (the user is unknown to NSS, or its user file is broken): no info sample then.
+    pub info: Option<UserInfo<'a>>,
+}
+
+/// What `pam_cgroup_user_info` says of a user.
+#[derive(Debug, Clone, Copy)]
+pub struct UserInfo<'a> {
+    /// The profile that applies; `None`: the `[limits]` defaults only.
+    pub plan: Option<&'a str>,
+    pub suspended: bool,
 }
 
 /// A sample of a family: extra labels (besides `user`) and the value.
-type Point = (Vec<(&'static str, &'static str)>, f64);
+type Point = (Vec<(&'static str, String)>, f64);
 
 struct Family {
     name: &'static str,
@@ -56,7 +67,10 @@ fn pressure(s: &UserSample<'_>, value: fn(&PressureLine) -> f64) -> Vec<Point> {
         let Some(p) = p else { continue };
         for (kind, line) in [("some", p.some), ("full", p.full)] {
             if let Some(line) = line {
-                out.push((vec![("resource", resource), ("kind", kind)], value(&line)));
+                out.push((
+                    vec![("resource", resource.into()), ("kind", kind.into())],
+                    value(&line),
+                ));
             }
         }
     }
@@ -77,14 +91,38 @@ fn network(s: &UserSample<'_>, value: fn(&Flow) -> u64) -> Vec<Point> {
         .network
         .map(|t| {
             vec![
-                (vec![("scope", "loopback")], value(&t.loopback) as f64),
-                (vec![("scope", "external")], value(&t.external) as f64),
+                (
+                    vec![("scope", "loopback".into())],
+                    value(&t.loopback) as f64,
+                ),
+                (
+                    vec![("scope", "external".into())],
+                    value(&t.external) as f64,
+                ),
             ]
         })
         .unwrap_or_default()
 }
 
 const FAMILIES: &[Family] = &[
+    Family {
+        name: "pam_cgroup_user_info",
+        kind: "gauge",
+        help: "Always 1: the user's plan (the profile that applies; empty: the [limits] defaults) and whether it is suspended (true/false), as the config says now.",
+        points: |s| {
+            s.info
+                .map(|i| {
+                    vec![(
+                        vec![
+                            ("plan", i.plan.unwrap_or("").to_string()),
+                            ("suspended", i.suspended.to_string()),
+                        ],
+                        1.0,
+                    )]
+                })
+                .unwrap_or_default()
+        },
+    },
     Family {
         name: "pam_cgroup_sessions",
         kind: "gauge",
@@ -118,10 +156,10 @@ const FAMILIES: &[Family] = &[
                 .memory_events
                 .map(|e| {
                     vec![
-                        (vec![("event", "high")], e.high as f64),
-                        (vec![("event", "max")], e.max as f64),
-                        (vec![("event", "oom")], e.oom as f64),
-                        (vec![("event", "oom_kill")], e.oom_kill as f64),
+                        (vec![("event", "high".into())], e.high as f64),
+                        (vec![("event", "max".into())], e.max as f64),
+                        (vec![("event", "oom".into())], e.oom as f64),
+                        (vec![("event", "oom_kill".into())], e.oom_kill as f64),
                     ]
                 })
                 .unwrap_or_default()
@@ -146,6 +184,12 @@ const FAMILIES: &[Family] = &[
         points: |s| one(s.stats.cpu.map(|c| usec(c.system_usec))),
     },
     Family {
+        name: "pam_cgroup_cpu_periods_total",
+        kind: "counter",
+        help: "cpu.stat nr_periods: cpu.max enforcement periods that have elapsed while the user's processes ran (the denominator of the throttled ratio: rate(pam_cgroup_cpu_throttled_periods_total) / rate(pam_cgroup_cpu_periods_total)).",
+        points: |s| one(s.stats.cpu.and_then(|c| c.nr_periods).map(|v| v as f64)),
+    },
+    Family {
         name: "pam_cgroup_cpu_throttled_periods_total",
         kind: "counter",
         help: "cpu.stat nr_throttled: enforcement periods in which cpu.max throttled the user.",
@@ -156,6 +200,12 @@ const FAMILIES: &[Family] = &[
         kind: "counter",
         help: "cpu.stat throttled_usec: time the user's processes were throttled by cpu.max, in seconds.",
         points: |s| one(s.stats.cpu.and_then(|c| c.throttled_usec).map(usec)),
+    },
+    Family {
+        name: "pam_cgroup_cpu_max_cores",
+        kind: "gauge",
+        help: "cpu.max: the user's CPU limit in CPUs (quota / period: 200% = 2; +Inf: unlimited).",
+        points: |s| one(s.stats.cpu_max.map(|m| m.cores())),
     },
     Family {
         name: "pam_cgroup_pids_current",
@@ -237,10 +287,20 @@ const FAMILIES: &[Family] = &[
     },
 ];
 
+/// The one family that is not per user: which build answers.
+const BUILD_INFO: (&str, &str, &str) = (
+    "pam_cgroup_build_info",
+    "gauge",
+    "Always 1: the version of cgroupctl that produced these metrics.",
+);
+
 /// Every family's name, type and help text, in output order (the manual page and the README
 /// list them from here).
 pub fn families() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
-    FAMILIES.iter().map(|f| (f.name, f.kind, f.help))
+    FAMILIES
+        .iter()
+        .map(|f| (f.name, f.kind, f.help))
+        .chain(std::iter::once(BUILD_INFO))
 }
 
 /// Escapes a label value (backslash, double quote, newline), as the format requires.
@@ -267,7 +327,8 @@ fn format_value(v: f64) -> String {
     }
 }
 
-/// Renders the snapshot of every user.
+/// Renders the snapshot of every user, then the build's info series (always present, also
+/// with no user: it tells a scrape that found no customer from one that found nothing).
 pub fn render(samples: &[UserSample<'_>]) -> String {
     let mut out = String::new();
     for family in FAMILIES {
@@ -276,7 +337,7 @@ pub fn render(samples: &[UserSample<'_>]) -> String {
             for (labels, value) in (family.points)(sample) {
                 let mut label_text = format!("user=\"{}\"", escape_label(sample.user));
                 for (k, v) in labels {
-                    let _ = write!(label_text, ",{k}=\"{}\"", escape_label(v));
+                    let _ = write!(label_text, ",{k}=\"{}\"", escape_label(&v));
                 }
                 let _ = writeln!(
                     lines,
@@ -293,6 +354,14 @@ pub fn render(samples: &[UserSample<'_>]) -> String {
         let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
         out.push_str(&lines);
     }
+    let (name, kind, help) = BUILD_INFO;
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(
+        out,
+        "{name}{{version=\"{}\"}} 1",
+        escape_label(env!("CARGO_PKG_VERSION"))
+    );
     out
 }
 
@@ -324,6 +393,7 @@ mod tests {
             user: "alice",
             stats: &stats,
             sessions: 2,
+            info: None,
         }]);
         assert!(text.contains("# TYPE pam_cgroup_cpu_usage_seconds_total counter\n"));
         assert!(text.contains("pam_cgroup_cpu_usage_seconds_total{user=\"alice\"} 1.5\n"));
@@ -357,6 +427,7 @@ mod tests {
             user: "c",
             stats: &stats,
             sessions: 0,
+            info: None,
         }]);
         assert!(text.contains("# TYPE pam_cgroup_network_transmit_bytes_total counter\n"));
         assert!(text.contains(
@@ -383,6 +454,7 @@ mod tests {
             user: "b\"x",
             stats: &stats,
             sessions: 0,
+            info: None,
         }]);
         assert!(
             text.contains("pam_cgroup_memory_max_bytes{user=\"b\\\"x\"} +Inf\n"),
@@ -390,6 +462,98 @@ mod tests {
         );
         assert!(
             text.contains("{user=\"b\\\"x\",event=\"oom_kill\"} 3\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn info_limits_and_build_series() {
+        use crate::stats::CpuMax;
+        let stats = CgroupStats {
+            cpu: Some(CpuStat {
+                nr_periods: Some(40),
+                nr_throttled: Some(10),
+                ..CpuStat::default()
+            }),
+            cpu_max: Some(CpuMax {
+                quota_usec: Some(150_000),
+                period_usec: 100_000,
+            }),
+            ..CgroupStats::default()
+        };
+        let unlimited = CgroupStats {
+            cpu_max: Some(CpuMax {
+                quota_usec: None,
+                period_usec: 100_000,
+            }),
+            ..CgroupStats::default()
+        };
+        let text = render(&[
+            UserSample {
+                user: "alice",
+                stats: &stats,
+                sessions: 1,
+                info: Some(UserInfo {
+                    plan: Some("pro"),
+                    suspended: true,
+                }),
+            },
+            UserSample {
+                user: "bob",
+                stats: &unlimited,
+                sessions: 0,
+                info: Some(UserInfo {
+                    plan: None,
+                    suspended: false,
+                }),
+            },
+        ]);
+        assert!(text.contains("# TYPE pam_cgroup_cpu_periods_total counter\n"));
+        assert!(text.contains("pam_cgroup_cpu_periods_total{user=\"alice\"} 40\n"));
+        assert!(text.contains("pam_cgroup_cpu_throttled_periods_total{user=\"alice\"} 10\n"));
+        assert!(text.contains("pam_cgroup_cpu_max_cores{user=\"alice\"} 1.5\n"));
+        assert!(text.contains("pam_cgroup_cpu_max_cores{user=\"bob\"} +Inf\n"));
+        assert!(text
+            .contains("pam_cgroup_user_info{user=\"alice\",plan=\"pro\",suspended=\"true\"} 1\n"));
+        assert!(
+            text.contains("pam_cgroup_user_info{user=\"bob\",plan=\"\",suspended=\"false\"} 1\n")
+        );
+        assert!(text.ends_with(&format!(
+            "# TYPE pam_cgroup_build_info gauge\npam_cgroup_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+        // With no user at all, only the build's series.
+        let empty = render(&[]);
+        assert_eq!(empty.lines().filter(|l| !l.starts_with('#')).count(), 1);
+        assert!(families().any(|(n, _, _)| n == "pam_cgroup_build_info"));
+    }
+
+    #[test]
+    fn hostile_label_values_are_escaped() {
+        let stats = CgroupStats {
+            pids_current: Some(1),
+            ..CgroupStats::default()
+        };
+        let text = render(&[UserSample {
+            user: "a\\b\"c\nd",
+            stats: &stats,
+            sessions: 0,
+            info: Some(UserInfo {
+                plan: Some("p\"} 1\nfake_metric{x=\""),
+                suspended: false,
+            }),
+        }]);
+        assert!(
+            text.contains("pam_cgroup_pids_current{user=\"a\\\\b\\\"c\\nd\"} 1\n"),
+            "{text}"
+        );
+        // One sample line per family: the injected newline did not make a line of its own.
+        assert!(
+            !text.lines().any(|l| l.starts_with("fake_metric")),
+            "{text}"
+        );
+        assert!(
+            text.contains("plan=\"p\\\"} 1\\nfake_metric{x=\\\"\""),
             "{text}"
         );
     }

@@ -83,7 +83,9 @@ pub struct DaemonArgs {
     /// Serve metrics over HTTP on this loopback address (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR", value_parser = loopback_addr)]
     pub listen: Option<SocketAddr>,
-    /// Serve metrics over HTTP on this unix socket (mode 0600, root only).
+    /// Serve metrics over HTTP on this unix socket (mode 0600, root only); with --listen too
+    /// if both are given. The package uses /run/pam_cgroup/metrics.sock, where `cgroupctl
+    /// stats --prometheus` asks for the daemon's own counters.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Besides root, this user may read the metrics (e.g. `prometheus`); repeatable. Every
@@ -252,6 +254,11 @@ pub fn metric_families() -> Vec<(String, String)> {
     out
 }
 
+/// The daemon's own counters from a running daemon (see metrics::ask_daemon).
+pub fn ask_daemon_metrics(path: &Path) -> Result<String> {
+    metrics::ask_daemon(path)
+}
+
 /// The uids of --allow-user (resolved once at start).
 fn allowed_uids(names: &[String]) -> Result<Access> {
     let mut uids = Vec::new();
@@ -262,17 +269,26 @@ fn allowed_uids(names: &[String]) -> Result<Access> {
     Ok(Access { uids })
 }
 
-fn bind(args: &DaemonArgs) -> Result<Option<Listener>> {
+/// The metrics listeners: the loopback TCP address, the unix socket, or both (Prometheus
+/// scrapes the first; `cgroupctl stats` asks the second for the daemon's own counters).
+fn bind(args: &DaemonArgs) -> Result<Vec<Listener>> {
+    let mut out = Vec::new();
     if let Some(addr) = args.listen {
         let l = TcpListener::bind(addr).with_context(|| format!("listen on {addr}"))?;
         l.set_nonblocking(true)?;
-        return Ok(Some(Listener::Tcp(l)));
+        out.push(Listener::Tcp(l));
     }
-    let Some(path) = &args.socket else {
-        return Ok(None);
-    };
-    let l = bind_unix_socket(path, 0o600)?;
-    Ok(Some(Listener::Unix(l, path.clone())))
+    if let Some(path) = &args.socket {
+        // The packaged socket lives in the root-only runtime directory, which the first login
+        // usually makes; at boot the daemon may come first.
+        if path.parent() == Some(Path::new(cgroup_core::sessions::RUN_DIR)) {
+            cgroup_core::state_dir::StateDir::open(Path::new(cgroup_core::sessions::RUN_DIR), true)
+                .context("the runtime directory")?;
+        }
+        let l = bind_unix_socket(path, 0o600)?;
+        out.push(Listener::Unix(l, path.clone()));
+    }
+    Ok(out)
 }
 
 /// Listens on the unix socket `path` with `mode`, non-blocking: a stale socket there is
@@ -331,9 +347,6 @@ fn enable_controllers(tree: &Tree) {
 }
 
 pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
-    if args.listen.is_some() && args.socket.is_some() {
-        bail!("give --listen or --socket, not both");
-    }
     // Block the signals in this thread before any other starts, so every thread inherits the
     // mask and they are only ever read from the signalfd; and before the setup below, so a stop
     // that arrives while the daemon starts (systemctl stop right after start) waits in the
@@ -383,24 +396,25 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     daemon.scan(&mut watcher);
 
     let access = allowed_uids(&args.allow_user)?;
-    let listener = bind(args)?;
-    let socket_path = match &listener {
-        Some(Listener::Unix(_, p)) => Some(p.clone()),
-        _ => None,
-    };
-    let mut server = None;
-    if let Some(l) = listener {
+    let listeners = bind(args)?;
+    let socket_path = listeners.iter().find_map(|l| match l {
+        Listener::Unix(_, p) => Some(p.clone()),
+        Listener::Tcp(_) => None,
+    });
+    let mut servers = Vec::new();
+    for l in listeners {
         let (stop_rx, stop_tx) = nix::unistd::pipe().context("pipe")?;
         log::info(&format!("serving metrics on {}", l.describe()));
         let handle = metrics::spawn(
             l,
             daemon.tree.clone(),
+            daemon.shared_config.clone(),
             daemon.counters.clone(),
-            access,
+            access.clone(),
             stop_rx,
         )
         .context("start the metrics thread")?;
-        server = Some((handle, stop_tx));
+        servers.push((handle, stop_tx));
     }
     let mut me_server = None;
     if let Some(path) = &args.me_socket {
@@ -497,7 +511,7 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     if faults_thread.join().is_err() {
         log::error("the fault events thread panicked");
     }
-    if let Some((handle, stop_tx)) = server {
+    for (handle, stop_tx) in servers {
         // Closing the write end makes the pipe readable (EOF): the thread returns.
         drop(stop_tx);
         if handle.join().is_err() {

@@ -27,5 +27,6 @@ pub mod show;
 pub mod stats;
 pub mod suspend;
 pub mod table;
+pub mod textfile;
 pub mod top;
 pub mod view;

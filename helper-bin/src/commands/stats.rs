@@ -1,6 +1,7 @@
-//! `cgroupctl stats [--user U] [--json | --prometheus]`: per-user usage and fault counters
-//! (memory, memory.events, cpu.stat, pids, io.stat, PSI). Values whose file is absent here
-//! (no controller, PSI off) are `-` in the table, null in JSON and omitted in Prometheus.
+//! `cgroupctl stats [--user U] [--json | --prometheus | --textfile PATH]`: per-user usage and
+//! fault counters (memory, memory.events, cpu.stat, pids, io.stat, PSI). Values whose file is
+//! absent here (no controller, PSI off) are `-` in the table, null in JSON and omitted in
+//! Prometheus.
 
 use std::process::ExitCode;
 
@@ -10,15 +11,17 @@ use serde::Serialize;
 
 use std::path::Path;
 
+use cgroup_core::config::Config;
 use cgroup_core::inventory::session_and_service_counts;
 use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::private_ip::Traffic;
-use cgroup_core::stats::prometheus::{render, UserSample};
+use cgroup_core::stats::prometheus::{render, UserInfo, UserSample};
 use cgroup_core::stats::{read_user_stats, CgroupStats, Pressure};
 use cgroup_core::tree::Tree;
 
 use super::table::{self, opt};
-use super::view::{load, selected_users};
+use super::textfile;
+use super::view::{load, profile_of, selected_users};
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -29,14 +32,28 @@ pub struct StatsArgs {
     /// Print JSON (absent values are null, never 0).
     #[arg(long, conflicts_with = "prometheus")]
     pub json: bool,
-    /// Print the Prometheus text exposition format (HELP/TYPE lines, a `user` label).
-    #[arg(long)]
+    /// Print the Prometheus text exposition format (HELP/TYPE lines, a `user` label), with the
+    /// daemon's own counters when it answers on --daemon-socket.
+    #[arg(long, conflicts_with = "textfile")]
     pub prometheus: bool,
+    /// Write the Prometheus text to PATH (a `.prom` file in node_exporter's textfile
+    /// directory) atomically: a temporary file in the same directory, renamed over PATH, mode
+    /// 0644. The directory must keep other users out (no access for others): the file names
+    /// every customer.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["json", "user"])]
+    pub textfile: Option<std::path::PathBuf>,
+    /// The daemon's root-only metrics socket, asked for the daemon's own counters by
+    /// --prometheus and --textfile (left out, with a note on stderr, when it does not answer).
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_DAEMON_SOCKET)]
+    pub daemon_socket: std::path::PathBuf,
     /// Print every metric family the daemon can export (`NAME TYPE`), also those absent on
     /// this host: what monitoring/check validates the dashboard and alert rules against.
     #[arg(long, hide = true, conflicts_with_all = ["json", "prometheus"])]
     pub list_families: bool,
 }
+
+/// Where the packaged daemon serves its metrics to root (debian/pam-cgroup.service).
+pub const DEFAULT_DAEMON_SOCKET: &str = "/run/pam_cgroup/metrics.sock";
 
 #[derive(Debug, Serialize)]
 pub struct UserStats {
@@ -44,6 +61,24 @@ pub struct UserStats {
     pub sessions: u64,
     #[serde(flatten)]
     pub stats: CgroupStats,
+    /// Plan and suspension (`fill_info`), for `pam_cgroup_user_info`.
+    #[serde(skip)]
+    pub info: Option<(Option<String>, bool)>,
+}
+
+/// The plan and suspension of each user, as the config says now: one NSS look-up (the user's
+/// groups) and one user file per user, like `list`. A user NSS does not know, or whose file
+/// is broken, gets none (no info series rather than a wrong one).
+pub fn fill_info(config: &Config, all: &mut [UserStats]) {
+    for u in all {
+        let Ok(file) = config.load_user_file(&u.user) else {
+            continue;
+        };
+        let (uid, plan) = profile_of(config, &u.user);
+        if uid.is_some() {
+            u.info = Some((plan, file.is_some_and(|f| f.suspend.is_some())));
+        }
+    }
 }
 
 /// Stats of every user cgroup (or one); shared with the daemon's metrics endpoint. The
@@ -64,6 +99,7 @@ pub fn collect(tree: &Tree, only: Option<&str>) -> Result<Vec<UserStats>> {
                 user: u.name.clone(),
                 sessions: session_and_service_counts(&u.path)?.0 as u64,
                 stats,
+                info: None,
             })
         })
         .collect()
@@ -90,6 +126,10 @@ pub fn prometheus_text(all: &[UserStats]) -> String {
             user: &u.user,
             stats: &u.stats,
             sessions: u.sessions,
+            info: u.info.as_ref().map(|(plan, suspended)| UserInfo {
+                plan: plan.as_deref(),
+                suspended: *suspended,
+            }),
         })
         .collect();
     render(&samples)
@@ -106,10 +146,26 @@ pub fn run(cli: &Cli, args: &StatsArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let (_config, tree) = load(cli)?;
-    let all = collect(&tree, args.user.as_deref())?;
-    if args.prometheus {
-        print!("{}", prometheus_text(&all));
+    if let Some(path) = &args.textfile {
+        // Checked before anything is read: a bad path is a usage error, not a late failure.
+        textfile::check_name(path)?;
+    }
+    let (config, tree) = load(cli)?;
+    let mut all = collect(&tree, args.user.as_deref())?;
+    if args.prometheus || args.textfile.is_some() {
+        fill_info(&config, &mut all);
+        let mut text = prometheus_text(&all);
+        match super::daemon::ask_daemon_metrics(&args.daemon_socket) {
+            Ok(daemon) => text.push_str(&daemon),
+            Err(e) => eprintln!(
+                "cgroupctl stats: the daemon's own counters left out: {}",
+                super::escape::term(&format!("{e:#}"))
+            ),
+        }
+        match &args.textfile {
+            Some(path) => textfile::write(path, text.as_bytes())?,
+            None => print!("{text}"),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if args.json {

@@ -35,7 +35,9 @@ use cgroup_core::tree::Tree;
 
 use super::log;
 use super::peer::{tcp_peer_uid, unix_peer_uid};
-use crate::commands::stats::{collect, prometheus_text};
+use cgroup_core::config::Config;
+
+use crate::commands::stats::{collect, fill_info, prometheus_text};
 
 /// The whole request (line and headers) must have arrived this long after accept.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
@@ -145,6 +147,58 @@ pub fn daemon_metrics(c: &Counters) -> String {
     out
 }
 
+/// The daemon's own families, asked of a running daemon on its unix metrics socket (for
+/// `cgroupctl stats --prometheus` and `--textfile`, which have no counters of their own).
+pub fn ask_daemon(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let mut s = UnixStream::connect(path).with_context(|| {
+        format!(
+            "connect to {} (is the daemon running, with --socket {}?)",
+            path.display(),
+            path.display()
+        )
+    })?;
+    s.set_timeouts(
+        Some(REQUEST_DEADLINE + WRITE_DEADLINE),
+        Some(REQUEST_DEADLINE),
+    )?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+    let mut answer = Vec::new();
+    (&mut s)
+        .take(MAX_ANSWER)
+        .read_to_end(&mut answer)
+        .with_context(|| format!("read from {}", path.display()))?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("the daemon's answer has no body")?;
+    let status = head.lines().next().unwrap_or("");
+    if !status.contains(" 200 ") {
+        anyhow::bail!("the daemon answered {status:?}");
+    }
+    Ok(daemon_families_of(body))
+}
+
+/// The lines of the daemon's own families (`pam_cgroup_daemon_*`, their HELP and TYPE
+/// included) out of a whole scrape.
+fn daemon_families_of(body: &str) -> String {
+    body.lines()
+        .filter(|l| {
+            let name = l
+                .strip_prefix("# HELP ")
+                .or_else(|| l.strip_prefix("# TYPE "))
+                .unwrap_or(l);
+            name.starts_with(DAEMON_PREFIX)
+        })
+        .flat_map(|l| [l, "\n"])
+        .collect()
+}
+
+/// The daemon's own families start with this; the per-user ones never do.
+const DAEMON_PREFIX: &str = "pam_cgroup_daemon_";
+/// A whole scrape is read up to this size (hundreds of users take a few hundred KB).
+const MAX_ANSWER: u64 = 64 << 20;
+
 /// A stream whose reads and writes end at a deadline, however the peer paces its bytes.
 trait DeadlineIo: Read + Write {
     fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> std::io::Result<()>;
@@ -209,12 +263,8 @@ fn write_answer<S: DeadlineIo>(
     s.flush()
 }
 
-fn respond<S: DeadlineIo>(
-    mut s: S,
-    tree: &RwLock<Tree>,
-    counters: &Counters,
-    accepted: Instant,
-) -> std::io::Result<()> {
+fn respond<S: DeadlineIo>(mut s: S, server: &Server, accepted: Instant) -> std::io::Result<()> {
+    let (tree, counters) = (&*server.tree, &*server.counters);
     let buf = read_head(&mut s, accepted + REQUEST_DEADLINE)?;
     s.set_timeouts(None, Some(WRITE_DEADLINE))?;
     let head = String::from_utf8_lossy(&buf);
@@ -233,12 +283,15 @@ fn respond<S: DeadlineIo>(
             Ok(t) => collect(&t, None),
             Err(p) => collect(&p.into_inner(), None),
         };
+        let config = match server.config.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
         match snapshot {
-            Ok(all) => (
-                "200 OK",
-                CONTENT_TYPE,
-                prometheus_text(&all) + &daemon_metrics(counters),
-            ),
+            Ok(mut all) => ("200 OK", CONTENT_TYPE, {
+                fill_info(&config, &mut all);
+                prometheus_text(&all) + &daemon_metrics(counters)
+            }),
             Err(e) => ("500 Internal Server Error", "text/plain", format!("{e}\n")),
         }
     };
@@ -260,6 +313,8 @@ impl Access {
 /// Shared by the accept loop and the connection threads.
 struct Server {
     tree: Arc<RwLock<Tree>>,
+    /// The running config (follows reloads): plans and suspensions of `pam_cgroup_user_info`.
+    config: Arc<RwLock<Arc<Config>>>,
     counters: Arc<Counters>,
     access: Access,
     active: AtomicUsize,
@@ -304,7 +359,7 @@ fn dispatch<S: DeadlineIo + AsFd + Send + 'static>(
     let spawned = std::thread::Builder::new()
         .name("metrics-conn".into())
         .spawn(move || {
-            if let Err(e) = respond(s, &worker.tree, &worker.counters, accepted) {
+            if let Err(e) = respond(s, &worker, accepted) {
                 use std::io::ErrorKind::{BrokenPipe, ConnectionReset, TimedOut};
                 if !matches!(e.kind(), TimedOut | BrokenPipe | ConnectionReset) {
                     log::warn(&format!("metrics: {e}"));
@@ -340,12 +395,14 @@ fn accept_one(listener: &Listener, server: &Arc<Server>) -> std::io::Result<()> 
 pub fn spawn(
     listener: Listener,
     tree: Arc<RwLock<Tree>>,
+    config: Arc<RwLock<Arc<Config>>>,
     counters: Arc<Counters>,
     access: Access,
     stop: OwnedFd,
 ) -> std::io::Result<JoinHandle<()>> {
     let server = Arc::new(Server {
         tree,
+        config,
         counters,
         access,
         active: AtomicUsize::new(0),
@@ -376,4 +433,22 @@ pub fn spawn(
                 }
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `stats --prometheus` takes the daemon's families by their prefix out of a whole scrape:
+    /// every daemon family has it and no per-user one does.
+    #[test]
+    fn daemon_families_are_told_by_their_prefix() {
+        let daemon = daemon_metrics(&Counters::default());
+        assert_eq!(daemon_families_of(&daemon), daemon);
+        for (name, _, _) in cgroup_core::stats::prometheus::families() {
+            assert!(!name.starts_with(DAEMON_PREFIX), "{name}");
+        }
+        let users = crate::commands::stats::prometheus_text(&[]);
+        assert_eq!(daemon_families_of(&(users + &daemon)), daemon);
+    }
 }
