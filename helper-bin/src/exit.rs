@@ -24,11 +24,13 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
-/// A verb that needs root, run by someone else.
+/// A verb that needs root, run by someone else (exit 4, like the EACCES it replaces).
 #[derive(Debug)]
 pub struct NotRoot {
     pub verb: String,
     pub uid: u32,
+    /// Why, or what a customer can use instead.
+    pub hint: Option<&'static str>,
 }
 
 impl std::fmt::Display for NotRoot {
@@ -37,11 +39,20 @@ impl std::fmt::Display for NotRoot {
             f,
             "cgroupctl {}: must be run as root (you are uid {})",
             self.verb, self.uid
-        )
+        )?;
+        match self.hint {
+            Some(h) => write!(f, "; {h}"),
+            None => Ok(()),
+        }
     }
 }
 
 impl std::error::Error for NotRoot {}
+
+/// The error as JSON for `--json` callers: `{"error": "<one line>", "code": <exit code>}`.
+pub fn json(err: &anyhow::Error) -> String {
+    serde_json::json!({ "error": one_line(err), "code": number(err) }).to_string()
+}
 
 /// The whole error chain on one line: `outer: inner: cause`.
 pub fn one_line(err: &anyhow::Error) -> String {
@@ -56,6 +67,10 @@ pub fn one_line(err: &anyhow::Error) -> String {
 }
 
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
+    ExitCode::from(number(err))
+}
+
+fn number(err: &anyhow::Error) -> u8 {
     let config = err.chain().any(|c| {
         c.downcast_ref::<cgroup_core::config::ConfigError>()
             .is_some()
@@ -68,11 +83,11 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 Some(Error::InvalidLimit { .. } | Error::InvalidName { .. })
             )
     });
-    ExitCode::from(if config {
+    if config {
         CONFIG_ERROR
     } else if usage {
         USAGE_ERROR
     } else {
         SYSTEM_ERROR
-    })
+    }
 }

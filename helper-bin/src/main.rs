@@ -7,7 +7,7 @@ mod exit;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cgroup_core::config::DEFAULT_CONFIG_PATH;
 
@@ -99,9 +99,42 @@ pub enum Command {
     Ip(commands::ip::IpArgs),
     /// Remount /proc with the [proc] section's hidepid= and gid= (run by pam-cgroup.service).
     ProcApply(commands::proc_apply::ProcApplyArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(commands::completions::CompletionsArgs),
     /// Write the manual pages (used by the package build).
     #[command(hide = true)]
     Man(commands::man::ManArgs),
+}
+
+/// Verbs anyone may run: `check` (the config is world-readable), `me` (customers ask about
+/// themselves), `ip`, and the build's `man` and `completions`. Every other verb reads or
+/// writes what only root may (users/ is 0711, the user files and the state 0600 or 0700).
+fn needs_root(command: &Command) -> Option<Option<&'static str>> {
+    match command {
+        Command::Check(_)
+        | Command::Me(_)
+        | Command::Ip(_)
+        | Command::Man(_)
+        | Command::Completions(_) => None,
+        Command::Events(_) | Command::Stats(_) | Command::Top(_) | Command::Show(_) => Some(Some(
+            "root only: it names every customer; a customer sees its own limits, usage and faults with `cgroupctl me`",
+        )),
+        _ => Some(None),
+    }
+}
+
+/// Did the caller ask for JSON? From the verb's own `--json` flag, or (when clap refused the
+/// line before there were matches) from the raw arguments.
+fn wants_json(matches: Option<&clap::ArgMatches>) -> bool {
+    match matches.and_then(|m| m.subcommand()) {
+        Some((_, sub)) => sub
+            .try_get_one::<bool>("json")
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false),
+        None => std::env::args_os().any(|a| a == "--json"),
+    }
 }
 
 fn main() -> ExitCode {
@@ -110,43 +143,84 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Check(args) => commands::check::run(&cli, args),
-        Command::List(args) => commands::list::run(&cli, args),
-        Command::Show(args) => commands::show::run(&cli, args),
-        Command::Path(args) => commands::path::run(&cli, args),
-        Command::Set(args) => commands::set::run(&cli, args),
-        Command::Reload(args) => commands::reload::run(&cli, args),
-        Command::Run(args) => commands::run::run(&cli, args),
-        Command::Classify(args) => commands::classify::run(&cli, args),
-        Command::Stats(args) => commands::stats::run(&cli, args),
-        Command::Events(args) => commands::events::run(&cli, args),
-        Command::Me(args) => commands::me::run(args),
-        Command::Top(args) => commands::top::run(&cli, args),
-        Command::Sessions(args) => commands::sessions::run(&cli, args),
-        Command::Kill(args) => commands::levers::kill(&cli, args),
-        Command::Freeze(args) => commands::levers::freeze(&cli, args, true),
-        Command::Thaw(args) => commands::levers::freeze(&cli, args, false),
-        Command::Suspend(args) => commands::suspend::suspend(&cli, args),
-        Command::Resume(args) => commands::suspend::resume(&cli, args),
-        Command::Gc(args) => commands::gc::run(&cli, args),
-        Command::Doctor(args) => commands::doctor::run(&cli, args),
-        Command::Daemon(args) => commands::daemon::run(&cli, args),
-        Command::Init(args) => commands::init::run(&cli, args),
-        Command::Deinit(args) => commands::deinit::run(&cli, args),
-        Command::Ip(args) => commands::ip::run(&cli, args),
-        Command::ProcApply(args) => commands::proc_apply::run(&cli, args),
-        Command::Man(args) => commands::man::run(args),
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (m, cli)));
+    let (matches, cli) = match parsed {
+        Ok(both) => both,
+        Err(e) => {
+            // A usage error (exit 2), not --help or --version: as JSON too when asked.
+            if e.use_stderr() && wants_json(None) {
+                let rendered = e.render().to_string();
+                let first = rendered.lines().next().unwrap_or("");
+                let text = first.strip_prefix("error: ").unwrap_or(first);
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": text, "code": exit::USAGE_ERROR })
+                );
+            }
+            e.exit();
+        }
+    };
+    let json = wants_json(Some(&matches));
+    let verb = matches.subcommand_name().unwrap_or("").to_string();
+    let uid = nix::unistd::geteuid();
+    let result = match needs_root(&cli.command) {
+        Some(hint) if !uid.is_root() => Err(anyhow::Error::from(exit::NotRoot {
+            verb,
+            uid: uid.as_raw(),
+            hint,
+        })),
+        _ => run(&cli),
     };
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!(
-                "cgroupctl: {}",
-                commands::escape::term(&exit::one_line(&err))
-            );
+            if json {
+                println!("{}", exit::json(&err));
+            }
+            if err.downcast_ref::<exit::NotRoot>().is_some() {
+                // Already "cgroupctl VERB: ...".
+                eprintln!("{err}");
+            } else {
+                eprintln!(
+                    "cgroupctl: {}",
+                    commands::escape::term(&exit::one_line(&err))
+                );
+            }
             exit::code_for(&err)
         }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Check(args) => commands::check::run(cli, args),
+        Command::List(args) => commands::list::run(cli, args),
+        Command::Show(args) => commands::show::run(cli, args),
+        Command::Path(args) => commands::path::run(cli, args),
+        Command::Set(args) => commands::set::run(cli, args),
+        Command::Reload(args) => commands::reload::run(cli, args),
+        Command::Run(args) => commands::run::run(cli, args),
+        Command::Classify(args) => commands::classify::run(cli, args),
+        Command::Stats(args) => commands::stats::run(cli, args),
+        Command::Events(args) => commands::events::run(cli, args),
+        Command::Me(args) => commands::me::run(args),
+        Command::Top(args) => commands::top::run(cli, args),
+        Command::Sessions(args) => commands::sessions::run(cli, args),
+        Command::Kill(args) => commands::levers::kill(cli, args),
+        Command::Freeze(args) => commands::levers::freeze(cli, args, true),
+        Command::Thaw(args) => commands::levers::freeze(cli, args, false),
+        Command::Suspend(args) => commands::suspend::suspend(cli, args),
+        Command::Resume(args) => commands::suspend::resume(cli, args),
+        Command::Gc(args) => commands::gc::run(cli, args),
+        Command::Doctor(args) => commands::doctor::run(cli, args),
+        Command::Daemon(args) => commands::daemon::run(cli, args),
+        Command::Init(args) => commands::init::run(cli, args),
+        Command::Deinit(args) => commands::deinit::run(cli, args),
+        Command::Ip(args) => commands::ip::run(cli, args),
+        Command::ProcApply(args) => commands::proc_apply::run(cli, args),
+        Command::Completions(args) => commands::completions::run(args),
+        Command::Man(args) => commands::man::run(args),
     }
 }

@@ -4,6 +4,7 @@
 //! never carries a value the kernel would reject for a reason we could have told first.
 
 mod cpu;
+pub mod human;
 mod io;
 mod memory;
 mod pids;

@@ -7,7 +7,8 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use cgroup_core::config::Config;
+use cgroup_core::config::{Config, ConfigError};
+use cgroup_core::limits::human::human_lines;
 use cgroup_core::names::validate_user_name;
 use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::session::exemption;
@@ -49,7 +50,11 @@ struct CheckReport {
 }
 
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
-    let config = Config::load(&cli.config)?;
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) if args.json => return broken_json(cli, &e),
+        Err(e) => return Err(e.into()),
+    };
     super::keep_policy::keep(&config);
     let user = match &args.user {
         Some(name) => Some(user_report(&config, name)?),
@@ -66,6 +71,25 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
         print_text(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `check --json` on a file that does not parse: the report says so, with the place, on
+/// stdout (and the one-line error on stderr, as without --json); exit 3 as a config error.
+fn broken_json(cli: &Cli, e: &ConfigError) -> Result<ExitCode> {
+    let report = serde_json::json!({
+        "config": cli.config.display().to_string(),
+        "valid": false,
+        "error": e.to_string(),
+        "code": crate::exit::CONFIG_ERROR,
+        "file": e.file.display().to_string(),
+        "line": e.line,
+        "column": e.column,
+        "key": e.key,
+        "reason": e.reason,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    eprintln!("cgroupctl: {}", super::escape::term(&e.to_string()));
+    Ok(ExitCode::from(crate::exit::CONFIG_ERROR))
 }
 
 fn user_report(config: &Config, name: &str) -> Result<UserReport> {
@@ -118,11 +142,17 @@ fn print_text(report: &CheckReport) {
         return;
     }
     let key_width = user.limits.iter().map(|l| l.key.len()).max().unwrap_or(0);
-    let value_width = user.limits.iter().map(|l| l.value.len()).max().unwrap_or(0);
-    for l in &user.limits {
+    // Human units here (4G, 200%); JSON keeps the kernel's text.
+    let shown: Vec<String> = user
+        .limits
+        .iter()
+        .map(|l| human_lines(&l.key, &l.value))
+        .collect();
+    let value_width = shown.iter().map(String::len).max().unwrap_or(0);
+    for (l, value) in user.limits.iter().zip(&shown) {
         println!(
-            "  {:key_width$}  {:value_width$}  ({})",
-            l.key, l.value, l.source
+            "  {:key_width$}  {value:value_width$}  ({})",
+            l.key, l.source
         );
     }
 }

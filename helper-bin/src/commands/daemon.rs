@@ -97,12 +97,13 @@ pub struct DaemonArgs {
     /// uses /run/pam_cgroup-me/me.sock.
     #[arg(long, value_name = "PATH")]
     pub me_socket: Option<PathBuf>,
-    /// Seconds between full gc passes (a safety net under the inotify watches).
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Time between full gc passes (a safety net under the inotify watches): seconds, or a
+    /// duration like 30s, 5m.
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = super::duration::positive_secs)]
     pub scan_interval: u64,
     /// Empty leaves found by a full pass are kept until this old (a login may be between
-    /// creating its leaf and entering it).
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    /// creating its leaf and entering it): seconds, or a duration like 5s, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = super::duration::secs)]
     pub min_age: u64,
     /// The process events the safety net asks of the kernel: `uid` (uid changes only), `all`
     /// (every type, as kernels before 6.6 send them, kept to uid changes by the socket

@@ -212,7 +212,9 @@ pub fn run(cli: &Cli, args: &EventsArgs) -> Result<ExitCode> {
         cgroup_core::names::validate_user_name(u)?;
     }
     let since_ms = match &args.since {
-        Some(t) => parse_since(t, now_ms()).map_err(anyhow::Error::msg)?,
+        Some(t) => {
+            parse_since(t, now_ms()).map_err(|e| crate::exit::Usage(format!("--since {e}")))?
+        }
         None => 0,
     };
     let filter = Filter {

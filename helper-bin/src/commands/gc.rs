@@ -1,4 +1,4 @@
-//! `cgroupctl gc [--dry-run] [--min-age SECS] [--json]`: remove empty session and service
+//! `cgroupctl gc [--dry-run] [--min-age DURATION] [--json]`: remove empty session and service
 //! leaves pam_cgroup made (session leaves outlived by nohup processes that have since exited,
 //! leaves of finished `cgroupctl run`s), and say what was removed. Cgroups users made
 //! themselves are never removed, nor user cgroups, except a legacy `users/<user>` (made before
@@ -20,9 +20,9 @@ pub struct GcArgs {
     /// Show what would be removed, remove nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Keep empty leaves younger than this many seconds (a login may be between creating its
-    /// leaf and entering it).
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    /// Keep empty leaves younger than this (a login may be between creating its leaf and
+    /// entering it): seconds, or a duration like 90s, 10m, 2h.
+    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = super::duration::secs)]
     pub min_age: u64,
     /// Print JSON.
     #[arg(long)]

@@ -27,8 +27,8 @@ pub struct TargetArgs {
     /// Only this service (users/USER/NAME, made by `cgroupctl run/classify`).
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
-    /// How long to wait for the kernel to finish, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    /// How long to wait for the kernel to finish: seconds, or a duration like 5s, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = super::duration::secs)]
     pub wait: u64,
     /// Print JSON.
     #[arg(long)]

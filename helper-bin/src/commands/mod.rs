@@ -2,9 +2,11 @@
 
 pub mod check;
 pub mod classify;
+pub mod completions;
 pub mod daemon;
 pub mod deinit;
 pub mod doctor;
+pub mod duration;
 pub mod escape;
 pub mod events;
 pub mod gc;

@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
@@ -61,7 +61,10 @@ pub fn run(cli: &Cli, args: &SetArgs) -> Result<ExitCode> {
         edits.push(Edit::Profile(None));
     }
     if edits.is_empty() {
-        bail!("nothing to set: give KEY=VALUE arguments, --profile NAME or --clear-profile");
+        return Err(crate::exit::Usage(
+            "nothing to set: give KEY=VALUE arguments, --profile NAME or --clear-profile".into(),
+        )
+        .into());
     }
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;

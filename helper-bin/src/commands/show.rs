@@ -19,6 +19,8 @@ use cgroup_core::stats::{read_optional, CgroupStats};
 
 use cgroup_core::tree::dirfd::CgroupDir;
 
+use cgroup_core::limits::human::human_lines;
+
 use super::escape::{json_bytes, term, term_bytes};
 use super::list::max_cell;
 use super::table::{self, opt};
@@ -207,11 +209,13 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
             .limits
             .iter()
             .map(|l| {
+                // Human units here (4G, 200%); JSON keeps the kernel's text.
                 vec![
                     format!("  {}", l.key),
-                    l.configured.clone(),
+                    human_lines(&l.key, &l.configured),
                     l.live
-                        .clone()
+                        .as_deref()
+                        .map(|v| human_lines(&l.key, v))
                         .unwrap_or_else(|| "(controller not enabled)".into()),
                     l.source.clone(),
                 ]

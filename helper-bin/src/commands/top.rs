@@ -26,8 +26,8 @@ pub struct TopArgs {
     /// Sort by: cpu, memory, pids or io.
     #[arg(long, value_name = "KEY", default_value = "cpu")]
     pub sort: SortKey,
-    /// Seconds between samples.
-    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    /// Time between samples: seconds (fractions allowed), or a duration like 500ms, 5s.
+    #[arg(long, value_name = "DURATION", default_value = "2", value_parser = super::duration::secs_f64)]
     pub interval: f64,
     /// Stop after this many tables (default: 1 when not on a terminal, endless on one).
     #[arg(long, value_name = "N")]

@@ -35,13 +35,25 @@ pub fn selected_users(tree: &Tree, only: Option<&str>) -> Result<Vec<UserCgroup>
             cgroup_core::names::validate_user_name(name)?;
             let found: Vec<UserCgroup> = all.into_iter().filter(|u| u.name == name).collect();
             if found.is_empty() {
-                anyhow::bail!(
-                    "user {name} has no cgroup under {} (not logged in since boot, or exempt)",
-                    tree.users_dir().display()
-                );
+                return Err(no_cgroup(tree, name));
             }
             Ok(found)
         }
+    }
+}
+
+/// Why a user has no cgroup, in words that tell an unknown name from root and from a user
+/// who has not logged in.
+fn no_cgroup(tree: &Tree, name: &str) -> anyhow::Error {
+    match lookup_user(name) {
+        Err(e) => anyhow::Error::from(e).context(format!("no such user: {name}")),
+        Ok(u) if u.uid == 0 => anyhow::anyhow!(
+            "{name} is uid 0, which pam_cgroup never confines: it has no cgroup"
+        ),
+        Ok(_) => anyhow::anyhow!(
+            "user {name} has no cgroup under {} (not logged in since boot, or exempt: cgroupctl check --user {name} says which)",
+            tree.users_dir().display()
+        ),
     }
 }
 
