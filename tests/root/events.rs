@@ -277,8 +277,16 @@ fn daemon_records_injected_faults_and_events_lists_them_escaped() {
         .args(["events", "--json"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty(), "{out:?}");
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    // --json: the refusal as JSON on stdout, nothing of the history.
+    let refusal: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(refusal["code"], 4, "{refusal}");
+    let text = refusal["error"].as_str().unwrap();
+    assert!(
+        text.starts_with("cgroupctl events: must be run as root (you are uid ")
+            && text.contains("root only"),
+        "{refusal}"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("root only"),
         "{out:?}"
