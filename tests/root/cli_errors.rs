@@ -38,11 +38,18 @@ fn usage_errors_exit_2_and_come_as_json_when_asked() {
     // events --since yesterday: not a time cgroupctl reads.
     let o = ctl(&setup, &["events", "--since", "yesterday"]);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
-    assert!(stderr(&o).contains("--since \"yesterday\""), "{}", describe(&o));
+    assert!(
+        stderr(&o).contains("--since \"yesterday\""),
+        "{}",
+        describe(&o)
+    );
     assert!(o.stdout.is_empty(), "{}", describe(&o));
     let o = ctl(&setup, &["events", "--since", "yesterday", "--json"]);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
-    assert!(json_error(&o)["error"].as_str().unwrap().contains("yesterday"));
+    assert!(json_error(&o)["error"]
+        .as_str()
+        .unwrap()
+        .contains("yesterday"));
 
     // set USER with nothing to set; nothing is written.
     let o = ctl(&setup, &["set", &user.name]);
@@ -51,7 +58,12 @@ fn usage_errors_exit_2_and_come_as_json_when_asked() {
     let o = ctl(&setup, &["set", &user.name, "--json"]);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
     json_error(&o);
-    let user_file = setup.config_path().parent().unwrap().join("users").join(format!("{}.toml", user.name));
+    let user_file = setup
+        .config_path()
+        .parent()
+        .unwrap()
+        .join("users")
+        .join(format!("{}.toml", user.name));
     assert!(!user_file.exists(), "{}", user_file.display());
 
     // A duration cgroupctl cannot read is clap's usage error; with units it is taken.
@@ -65,13 +77,20 @@ fn usage_errors_exit_2_and_come_as_json_when_asked() {
     let o = ctl(&setup, &["list", "--no-such-option", "--json"]);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
     assert!(
-        json_error(&o)["error"].as_str().unwrap().contains("--no-such-option"),
+        json_error(&o)["error"]
+            .as_str()
+            .unwrap()
+            .contains("--no-such-option"),
         "{}",
         describe(&o)
     );
     // --help is no error: no JSON.
     let o = ctl(&setup, &["list", "--help", "--json"]);
-    assert!(o.status.success() && !stdout(&o).starts_with('{'), "{}", describe(&o));
+    assert!(
+        o.status.success() && !stdout(&o).starts_with('{'),
+        "{}",
+        describe(&o)
+    );
 }
 
 #[test]
@@ -95,7 +114,11 @@ fn root_only_verbs_say_so_to_anyone_else() {
             customer.uid
         );
         assert_eq!(o.status.code(), Some(4), "{verb}: {}", describe(&o));
-        assert!(stderr(&o).starts_with(&expected), "{verb}: {}", describe(&o));
+        assert!(
+            stderr(&o).starts_with(&expected),
+            "{verb}: {}",
+            describe(&o)
+        );
         assert!(!stderr(&o).contains("os error"), "{verb}: {}", describe(&o));
     }
     let o = run(&["list", "--json"]);
@@ -126,10 +149,17 @@ fn show_tells_root_from_an_unknown_name_and_prints_human_units() {
     let unknown = ctl(&setup, &["show", "nosuchuser-pus"]);
     assert!(!root.status.success() && !unknown.status.success());
     assert!(stderr(&root).contains("uid 0"), "{}", describe(&root));
-    assert!(stderr(&unknown).contains("no such user"), "{}", describe(&unknown));
+    assert!(
+        stderr(&unknown).contains("no such user"),
+        "{}",
+        describe(&unknown)
+    );
     assert_ne!(stderr(&root), stderr(&unknown));
     let o = ctl(&setup, &["show", "nosuchuser-pus", "--json"]);
-    assert!(json_error(&o)["error"].as_str().unwrap().contains("no such user"));
+    assert!(json_error(&o)["error"]
+        .as_str()
+        .unwrap()
+        .contains("no such user"));
 
     // Human units in text, the kernel's text in JSON.
     let text = ctl_ok(&setup, &["show", &user.name]);
@@ -141,7 +171,10 @@ fn show_tells_root_from_an_unknown_name_and_prints_human_units() {
     };
     assert!(row("memory.max").contains(" 4G "), "{text}");
     assert!(row("cpu.max").contains(" 200% "), "{text}");
-    assert!(!text.contains("4294967296") && !text.contains("200000 100000"), "{text}");
+    assert!(
+        !text.contains("4294967296") && !text.contains("200000 100000"),
+        "{text}"
+    );
     let json = ctl_json(&setup, &["show", &user.name, "--json"]);
     let limits = json["limits"].as_array().unwrap();
     let configured = |key: &str| {
@@ -155,11 +188,18 @@ fn show_tells_root_from_an_unknown_name_and_prints_human_units() {
     assert_eq!(configured("cpu.max"), "200000 100000");
 
     let check = ctl_ok(&setup, &["check", "--user", &user.name]);
-    assert!(check.contains(" 4G ") && check.contains(" 200% "), "{check}");
+    assert!(
+        check.contains(" 4G ") && check.contains(" 200% "),
+        "{check}"
+    );
     assert!(!check.contains("4294967296"), "{check}");
     let check = ctl_json(&setup, &["check", "--user", &user.name, "--json"]);
     let rows = check["user"]["limits"].as_array().unwrap();
-    assert!(rows.iter().any(|l| l["key"] == "memory.max" && l["value"] == "4294967296"), "{check}");
+    assert!(
+        rows.iter()
+            .any(|l| l["key"] == "memory.max" && l["value"] == "4294967296"),
+        "{check}"
+    );
 }
 
 #[test]
@@ -169,12 +209,18 @@ fn check_json_on_a_broken_file_prints_its_report() {
     setup.write_config("[limits]\n\"pids.max\" = \"512x\"\n");
     let o = ctl(&setup, &["check", "--json"]);
     assert_eq!(o.status.code(), Some(3), "{}", describe(&o));
-    let report: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", describe(&o)));
+    let report: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&o)));
     assert_eq!(report["valid"], false, "{report}");
     assert_eq!(report["code"], 3, "{report}");
     assert_eq!(report["line"], 2, "{report}");
-    assert!(report["key"].as_str().unwrap_or("").contains("pids.max"), "{report}");
-    assert!(report["error"].as_str().unwrap().contains("512x"), "{report}");
+    assert!(
+        report["key"].as_str().unwrap_or("").contains("pids.max"),
+        "{report}"
+    );
+    assert!(
+        report["error"].as_str().unwrap().contains("512x"),
+        "{report}"
+    );
     assert!(stderr(&o).contains("pids.max"), "{}", describe(&o));
 }
