@@ -1,8 +1,38 @@
 # Metrics: the daemon serves them on 127.0.0.1:9464 to root and the prometheus user only (a
 # unit drop-in, as README shows); a customer gets nothing and cannot stall a scrape; Debian's
-# Prometheus scrapes them and shows per-user series.
+# Prometheus scrapes them and shows per-user series. Before that, with the unit as packaged:
+# `cgroupctl stats --prometheus` has the daemon's own counters (from its root-only socket) and
+# passes promtool; the textfile timer is off, and its service writes a promtool-clean 0644
+# file that a customer cannot read.
 [[ $VM_INSTALL_MODE == deb* ]] || fail "feature missing: the unit comes with the .deb ($VM_INSTALL_MODE)"
 vm_root "command -v prometheus" >/dev/null || fail "Debian's prometheus package is not in the image"
+
+step "the packaged daemon's own counters reach stats --prometheus; the textfile service"
+require_daemon
+r=""
+for _ in $(seq 1 20); do
+    r=$(vm_root "cgroupctl stats --prometheus 2>&1 >/tmp/s17-stats.prom; grep -c '^pam_cgroup_daemon_reloads_total ' /tmp/s17-stats.prom" || true)
+    [[ $r == *1 ]] && break
+    sleep 1
+done
+[[ $r == *1 ]] || fail "stats --prometheus has no daemon counters: $r"
+r=$(vm_root "promtool check metrics </tmp/s17-stats.prom 2>&1; echo rc=\$?")
+[[ $r == "rc=0" ]] || fail "promtool check metrics on stats --prometheus: $r"
+r=$(vm_root "systemctl is-enabled pam-cgroup-textfile.timer 2>&1 || true")
+[[ $r == disabled ]] || fail "pam-cgroup-textfile.timer is '$r' after install (must be disabled)"
+textdir=/var/lib/prometheus/node-exporter
+mode_before=$(vm_root "stat -c %a $textdir 2>/dev/null || echo none")
+vm_root "mkdir -p $textdir && chgrp prometheus $textdir && chmod 0750 $textdir && systemctl start pam-cgroup-textfile.service" >/dev/null \
+    || fail "pam-cgroup-textfile.service failed: $(vm_root 'journalctl -u pam-cgroup-textfile.service --no-pager | tail -n 5' || true)"
+r=$(vm_root "stat -c '%a %U' $textdir/pam_cgroup.prom; promtool check metrics <$textdir/pam_cgroup.prom 2>&1; grep -c '^pam_cgroup_daemon_reloads_total ' $textdir/pam_cgroup.prom")
+[[ $r == $'644 root\n1' ]] || fail "the textfile: '$r'"
+r=$(vm_login alice "cat $textdir/pam_cgroup.prom >/dev/null 2>&1 && echo read || echo refused")
+[[ $r == refused ]] || fail "alice read the textfile: $r"
+if [[ $mode_before == none ]]; then
+    vm_root "rm -f $textdir/pam_cgroup.prom && rmdir $textdir" >/dev/null
+else
+    vm_root "rm -f $textdir/pam_cgroup.prom && chgrp root $textdir && chmod $mode_before $textdir" >/dev/null
+fi
 
 step "the daemon serves metrics on 127.0.0.1:9464 to root and prometheus"
 kill_user_processes alice
