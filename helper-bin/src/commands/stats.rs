@@ -13,6 +13,7 @@ use std::path::Path;
 
 use cgroup_core::config::Config;
 use cgroup_core::inventory::session_and_service_counts;
+use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::private_ip::Traffic;
 use cgroup_core::stats::prometheus::{render, UserInfo, UserSample};
@@ -21,7 +22,7 @@ use cgroup_core::tree::Tree;
 
 use super::table::{self, opt};
 use super::textfile;
-use super::view::{load, profile_of, selected_users};
+use super::view::{load, selected_users};
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -71,13 +72,14 @@ pub struct UserStats {
 /// is broken, gets none (no info series rather than a wrong one).
 pub fn fill_info(config: &Config, all: &mut [UserStats]) {
     for u in all {
-        let Ok(file) = config.load_user_file(&u.user) else {
+        let (Ok(info), Ok(file)) = (lookup_user(&u.user), config.load_user_file(&u.user)) else {
             continue;
         };
-        let (uid, plan) = profile_of(config, &u.user);
-        if uid.is_some() {
-            u.info = Some((plan, file.is_some_and(|f| f.suspend.is_some())));
-        }
+        let Ok(groups) = group_names(&info) else {
+            continue;
+        };
+        let plan = config.effective_limits(&groups, file.as_ref()).profile;
+        u.info = Some((plan, file.is_some_and(|f| f.suspend.is_some())));
     }
 }
 
