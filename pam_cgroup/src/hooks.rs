@@ -231,21 +231,12 @@ fn close(pamh: &mut PamHandle, log: &mut Logger) -> PamResultCode {
     // A second close on the same handle must not act again.
     let used: StoredRecord = None;
     let _ = pamh.set_data(RECORD_KEY, Box::new(used));
-    match session::close_session(&record, std::process::id()) {
-        Ok(report) => {
-            if let Some(e) = &report.carry_error {
-                log.log(
-                    Level::Warning,
-                    &format!("user {}: fault counts of the leaf lost: {e}", record.user),
-                );
-            }
-            log.debug(&format!(
-                "user {}: session closed, leaf {}: {}",
-                record.user,
-                record.leaf.display(),
-                report.leaf
-            ));
-        }
+    match session::close_session(&record) {
+        Ok(closed) => log.debug(&format!(
+            "user {}: session closed, leaf {}: {closed}",
+            record.user,
+            record.leaf.display(),
+        )),
         Err(e) => log.error(&format!("user {}: close: {e}", record.user)),
     }
     PamResultCode::PAM_SUCCESS
