@@ -51,7 +51,12 @@ impl PamHooks for PamCgroup {
         warn_unknown(&mut log, &args);
         guarded(
             &on_error,
-            |on_error| open(pamh, &args, on_error, &mut log),
+            |on_error| {
+                if args.selftest_panic {
+                    selftest_panic("open");
+                }
+                open(pamh, &args, on_error, &mut log)
+            },
             |policy, panic| {
                 Logger::new("pam_cgroup", false).error(&format!("internal error (panic): {panic}"));
                 failure_code(policy, None)
@@ -65,7 +70,12 @@ impl PamHooks for PamCgroup {
         let mut log = Logger::new(&service_name(pamh), args.debug);
         guarded(
             &on_error,
-            |_| close(pamh, &mut log),
+            |_| {
+                if args.selftest_panic {
+                    selftest_panic("close");
+                }
+                close(pamh, &mut log)
+            },
             |_, panic| {
                 Logger::new("pam_cgroup", false)
                     .error(&format!("internal error (panic) at close: {panic}"));
@@ -74,6 +84,12 @@ impl PamHooks for PamCgroup {
             },
         )
     }
+}
+
+/// `selftest=panic`: a real unwind from inside the hook to its catch_unwind.
+#[allow(clippy::panic)] // the one deliberate panic, asked for by the PAM line, caught by `guarded`
+fn selftest_panic(hook: &str) {
+    std::panic::panic_any(format!("selftest=panic in {hook}"));
 }
 
 pub(crate) fn parse_args(args: &[&CStr]) -> ModuleArgs {

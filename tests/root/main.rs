@@ -16,6 +16,7 @@ mod levers;
 mod me;
 mod neighbours;
 mod net_traffic;
+mod panic_boundary;
 mod privacy;
 mod private_ip;
 mod private_ip_login;
