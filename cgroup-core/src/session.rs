@@ -3,8 +3,12 @@
 //!
 //! - open: resolve the user, decide exemption, compute the effective limits, create or update
 //!   `users/<user>`, create a session leaf, move the calling process into it.
-//! - close: move the process back to where it came from (if it is still in our leaf), then
-//!   remove the leaf if it is empty.
+//! - close: no migration. The session's process stays in its leaf until it exits (every real
+//!   login program exits right after pam_close_session); the session stops counting as open
+//!   (its mark goes), and the leaf is removed once it empties: the daemon reaps it the moment
+//!   its `populated` drops, `cgroupctl gc` is the safety net. Writing a PID into cgroup.procs
+//!   waits for an RCU grace period while holding the host-wide cgroup_mutex: a login pays that
+//!   once at open, which is the job, and not again at logout.
 //!
 //! Root and exempt users are decided before anything can fail on the config: a broken file
 //! never locks them out.
@@ -21,17 +25,16 @@ use crate::names::validate_user_name;
 use crate::nss::{group_names, lookup_user, UserInfo};
 use crate::sessions::SessionMark;
 use crate::tree::user_cgroup::{GroupAccess, UserCgroup};
-use crate::tree::{self, fs, Removed, Tree};
+use crate::tree::{self, fs, Tree};
 
 /// What a session needs to be undone at close (kept with pam_set_data).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
+    /// The confined user (empty for an exempt session's leaf in `unconfined/`).
     pub user: String,
+    /// The cgroup the process was placed in (`.../session-*/login`, `.../manager-*`, or
+    /// `unconfined/session-*`).
     pub leaf: PathBuf,
-    /// The cgroup the process was in before open.
-    pub previous: PathBuf,
-    /// Where to go when `previous` no longer exists: the cgroup2 mount's top.
-    pub fallback: PathBuf,
 }
 
 /// Severity of a notice for the log.
@@ -326,8 +329,6 @@ fn leave_fence(config: Option<&Config>, pid: u32) -> Result<Option<SessionRecord
     Ok(Some(SessionRecord {
         user: String::new(),
         leaf,
-        previous,
-        fallback: tree.mount.mount_point.clone(),
     }))
 }
 
@@ -389,7 +390,24 @@ fn confine(
         None
     };
     validate_user_name(&user.name)?;
+    // Close moves nobody: a caller that outlives its close stays where its last session put
+    // it until its next open moves it here. Say so, so the admin exempts its service.
     let previous = tree.cgroup_of(pid)?;
+    if survived_close(&tree, &previous, pid) {
+        let text = format!(
+            "PAM service {} kept its process alive after pam_close_session (still in {}); a program that opens and closes sessions without exiting runs nothing in them: list {:?} in policy.exempt_services",
+            req.service,
+            previous.display(),
+            req.service
+        );
+        // Once per service, not per login (the text names a different leaf each time).
+        let level = if crate::report_once::should_report("survived-close", req.service) {
+            Level::Warning
+        } else {
+            Level::Info
+        };
+        notices.push(Notice { level, text });
+    }
 
     let user_cgroup = UserCgroup::open_or_create(&tree, &user.name)?;
     // From here on the failure arises inside the user's own cgroup: whatever on_error says,
@@ -417,8 +435,6 @@ fn confine(
         record: SessionRecord {
             user: user.name.clone(),
             leaf,
-            previous,
-            fallback: tree.mount.mount_point.clone(),
         },
         limits,
         skipped: applied.skipped,
@@ -749,101 +765,107 @@ pub fn prepare_user_cgroup(
 }
 
 /// What close did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseReport {
-    /// The process was moved back to `previous` (false: something else had moved it).
-    pub moved_back: bool,
-    pub leaf: Removed,
-    /// Why the leaf's fault counts could not be carried to the user's record, if so.
-    pub carry_error: Option<String>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// A session leaf: its mark is gone (it no longer counts as open); the leaf goes once its
+    /// processes, the closing one included, have exited.
+    Unmarked,
+    /// A user manager's or an unconfined leaf: nothing to do at close.
+    Untouched,
 }
 
-/// Closes a session: back to where the process came from, then the leaf goes if empty.
-pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
-    let _limits = crate::process_limits::RaisedLimits::raise();
-    let is_manager_leaf = record
-        .leaf
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with(tree::user_cgroup::MANAGER_PREFIX));
-    if is_manager_leaf {
-        // A user manager's session is closed by systemd's (sd-pam), which by then runs as the
-        // user and sits in the leaf's init.scope itself: nothing to move back, and the leaf
-        // cannot go yet. The daemon (or gc) removes it once its last process has exited.
-        return Ok(CloseReport {
-            moved_back: false,
-            leaf: Removed::Busy,
-            carry_error: None,
-        });
+/// How the debug line says it.
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Closed::Unmarked => "no longer counted as open; removed once its processes exit",
+            Closed::Untouched => "removed once its processes exit",
+        })
     }
-    let current = current_cgroup_path(record, pid)?;
-    let mut moved_back = false;
-    if current.as_deref() == Some(record.leaf.as_path()) {
-        let target = if record.previous.is_dir() {
-            &record.previous
-        } else {
-            &record.fallback
-        };
-        if let Err(e) = fs::move_pid(target, pid) {
-            // The previous cgroup may have gained controllers and children meanwhile (EBUSY):
-            // the top of the mount always accepts processes.
-            if target == &record.fallback {
-                return Err(e);
-            }
-            fs::move_pid(&record.fallback, pid)?;
-        }
-        moved_back = true;
-    }
-    // issue 18: fault counts the kernel would forget with a cgroup go to the user's record,
-    // right before each rmdir: login/, then the session leaf once it is empty too.
-    let mut carry_error = None;
-    // The user cgroup of a confined session's `<user cgroup>/session-*/login` (an exempt
-    // session's leaf in unconfined/ has no user record).
-    let user_dir = (!record.user.is_empty())
-        .then(|| record.leaf.parent().and_then(Path::parent))
-        .flatten();
-    let mut carry = |dir: &Path| {
-        if let Some(user_dir) = user_dir {
-            if let Err(e) = crate::stats::carry::before_removal(user_dir, dir) {
-                carry_error.get_or_insert_with(|| e.to_string());
-            }
-        }
-    };
+}
+
+/// Closes a session without moving any process: see the module comment. The only write is the
+/// removal of a session leaf's mark (an xattr: no cgroup lock, no grace period).
+pub fn close_session(record: &SessionRecord) -> Result<Closed> {
     let is_session_login =
         record.leaf.file_name().and_then(|n| n.to_str()) == Some(tree::user_cgroup::LOGIN_DIR);
-    carry(&record.leaf);
-    let mut removed = fs::remove_dir(&record.leaf);
-    // A session leaf's process sat in its `login/` (root's): the leaf itself goes too once
-    // empty. What the customer left in it keeps it for gc, which takes it back first.
-    if is_session_login && matches!(removed, Ok(Removed::Removed | Removed::AlreadyGone)) {
-        if let Some(session) = record.leaf.parent() {
-            carry(session);
-            removed = fs::remove_dir(session);
-        }
+    // A user manager's leaf (closed by sd-pam, as the user, from inside the leaf) and an
+    // exempt session's leaf in unconfined/ carry no mark.
+    if record.user.is_empty() || !is_session_login {
+        return Ok(Closed::Untouched);
     }
-    let leaf = removed.as_ref().map_or(Removed::Busy, |r| *r);
-    // The session is over, whatever its leaf still holds: it no longer counts as open. A
-    // removed leaf took its mark with it; only a leaf that stays (nohup processes, the
-    // customer's own sub-cgroups) has its mark removed, which spares the common close the
-    // opening of users/<user> and the leaf.
-    if is_session_login && leaf == Removed::Busy {
-        if let (Some(user_dir), Some(session)) =
-            (user_dir, record.leaf.parent().and_then(Path::file_name))
-        {
-            if let Ok(Some(uc)) = UserCgroup::open_path(user_dir, &record.user) {
-                let _ = uc.unmark_session(&session.to_string_lossy());
-            }
-        }
+    let Some(session) = record.leaf.parent() else {
+        return Ok(Closed::Untouched);
+    };
+    // The session leaf sits in the root-owned user cgroup: the customer can neither remove
+    // nor replace it (cgroup2 has no rename), so its path still names the leaf open made.
+    match crate::tree::dirfd::CgroupDir::open(session) {
+        Ok(leaf) => leaf.remove_xattr(crate::sessions::SESSION_XATTR)?,
+        // Emptied and reaped already (the process was moved out before close).
+        Err(e) if e.errno() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(e),
     }
-    removed?;
-    Ok(CloseReport {
-        moved_back,
-        leaf,
-        carry_error,
-    })
+    Ok(Closed::Unmarked)
 }
 
-/// The process's cgroup as a path under the same mount as the record's leaf.
-fn current_cgroup_path(record: &SessionRecord, pid: u32) -> Result<Option<PathBuf>> {
-    Ok(fs::cgroup_v2_of(pid)?.map(|rel| record.fallback.join(rel.trim_start_matches('/'))))
+/// Did process `pid` open the session whose `login/` leaf `cgroup` is, and outlive its close?
+/// A PAM caller that opens and closes sessions without exiting (Dovecot's auth worker with
+/// `session=yes`) finds itself there at its next open: session leaves are named after their
+/// opener's pid.
+pub fn survived_close(tree: &Tree, cgroup: &Path, pid: u32) -> bool {
+    if !tree.is_in_users(cgroup)
+        || cgroup.file_name().and_then(|n| n.to_str()) != Some(tree::user_cgroup::LOGIN_DIR)
+    {
+        return false;
+    }
+    let own = format!("{}{pid}", tree::SESSION_PREFIX);
+    cgroup
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n == own || n.starts_with(&format!("{own}-")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mount::Cgroup2Mount;
+
+    fn tree() -> Tree {
+        Tree {
+            mount: Cgroup2Mount {
+                mount_point: PathBuf::from("/sys/fs/cgroup"),
+                root: PathBuf::from("/"),
+            },
+            root: PathBuf::from("/sys/fs/cgroup/pam_cgroup"),
+        }
+    }
+
+    #[test]
+    fn a_caller_back_in_a_leaf_named_after_it_survived_its_close() {
+        let t = tree();
+        let users = t.users_dir();
+        let leaf = |name: &str| users.join("alice.x1").join(name).join("login");
+        assert!(survived_close(&t, &leaf("session-4242"), 4242));
+        assert!(survived_close(&t, &leaf("session-4242-k3j9"), 4242));
+        // Another opener's leaf (su started from a customer's shell sits in sshd's).
+        assert!(!survived_close(&t, &leaf("session-4243"), 4242));
+        assert!(!survived_close(&t, &leaf("session-42421"), 4242));
+        // Not a session's login/: the customer's own cgroups, a manager, outside the tree.
+        assert!(!survived_close(
+            &t,
+            &users.join("alice.x1/session-4242/web"),
+            4242
+        ));
+        assert!(!survived_close(
+            &t,
+            &users.join("alice.x1/manager-4242"),
+            4242
+        ));
+        assert!(!survived_close(
+            &t,
+            Path::new("/sys/fs/cgroup/system.slice/session-4242/login"),
+            4242
+        ));
+    }
 }

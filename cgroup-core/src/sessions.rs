@@ -8,8 +8,8 @@
 //! customer can neither read, forge, remove nor rename the mark (cgroup2 has no rename).
 //!
 //! A session is *open* while its opener still runs inside its leaf: the kernel's own record,
-//! not a file anybody has to keep right. close_session moves the opener out (and removes the
-//! mark); a crashed sshd takes its pid with it. The start time guards against a recycled pid.
+//! not a file anybody has to keep right. close_session removes the mark (the opener stays in
+//! the leaf until it exits, right after); a crashed sshd takes its pid with it. The start time guards against a recycled pid.
 //! So a leaf kept alive by `nohup` processes of a closed session is not an open session, and
 //! does not count towards `sessions.max`, even while those processes linger in `login/`.
 //!

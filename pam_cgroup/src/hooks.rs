@@ -51,7 +51,12 @@ impl PamHooks for PamCgroup {
         warn_unknown(&mut log, &args);
         guarded(
             &on_error,
-            |on_error| open(pamh, &args, on_error, &mut log),
+            |on_error| {
+                if args.selftest_panic {
+                    selftest_panic("open");
+                }
+                open(pamh, &args, on_error, &mut log)
+            },
             |policy, panic| {
                 Logger::new("pam_cgroup", false).error(&format!("internal error (panic): {panic}"));
                 failure_code(policy, None)
@@ -65,7 +70,12 @@ impl PamHooks for PamCgroup {
         let mut log = Logger::new(&service_name(pamh), args.debug);
         guarded(
             &on_error,
-            |_| close(pamh, &mut log),
+            |_| {
+                if args.selftest_panic {
+                    selftest_panic("close");
+                }
+                close(pamh, &mut log)
+            },
             |_, panic| {
                 Logger::new("pam_cgroup", false)
                     .error(&format!("internal error (panic) at close: {panic}"));
@@ -74,6 +84,12 @@ impl PamHooks for PamCgroup {
             },
         )
     }
+}
+
+/// `selftest=panic`: a real unwind from inside the hook to its catch_unwind.
+#[allow(clippy::panic)] // the one deliberate panic, asked for by the PAM line, caught by `guarded`
+fn selftest_panic(hook: &str) {
+    std::panic::panic_any(format!("selftest=panic in {hook}"));
 }
 
 pub(crate) fn parse_args(args: &[&CStr]) -> ModuleArgs {
@@ -231,21 +247,12 @@ fn close(pamh: &mut PamHandle, log: &mut Logger) -> PamResultCode {
     // A second close on the same handle must not act again.
     let used: StoredRecord = None;
     let _ = pamh.set_data(RECORD_KEY, Box::new(used));
-    match session::close_session(&record, std::process::id()) {
-        Ok(report) => {
-            if let Some(e) = &report.carry_error {
-                log.log(
-                    Level::Warning,
-                    &format!("user {}: fault counts of the leaf lost: {e}", record.user),
-                );
-            }
-            log.debug(&format!(
-                "user {}: session closed, leaf {}: {}",
-                record.user,
-                record.leaf.display(),
-                report.leaf
-            ));
-        }
+    match session::close_session(&record) {
+        Ok(closed) => log.debug(&format!(
+            "user {}: session closed, leaf {}: {closed}",
+            record.user,
+            record.leaf.display(),
+        )),
         Err(e) => log.error(&format!("user {}: close: {e}", record.user)),
     }
     PamResultCode::PAM_SUCCESS

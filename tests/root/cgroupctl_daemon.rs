@@ -156,6 +156,27 @@ fn daemon_reaps_serves_reloads_and_stops() {
     });
     eprintln!("burst of 5 leaves removed within {took:?} of the last session");
 
+    // Closed sessions: close moves nobody, the driver exits inside its leaf, the daemon
+    // removes the leaf as it empties.
+    let closed: Vec<PathBuf> = (0..5)
+        .map(|_| {
+            let r = pam_cgroup_tests::support::run_session(
+                &setup.pam_dir(),
+                &user.name,
+                &pam_cgroup_tests::support::SessionOptions::default(),
+            );
+            assert_eq!((r.open_rc, r.close_rc), (0, Some(0)), "{r:?}");
+            assert_eq!(r.cgroup_after_close, r.cgroup_after_open, "{r:?}");
+            setup.tree.session_leaf_of(&r.cgroup_after_open)
+        })
+        .collect();
+    let took = wait_for(
+        "the closed sessions' leaves to go",
+        Duration::from_secs(10),
+        || closed.iter().all(|l| !l.exists()),
+    );
+    eprintln!("5 closed sessions' leaves removed within {took:?} of the last exit");
+
     // Metrics.
     let (head, body) = scrape_unix(&socket);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

@@ -18,6 +18,7 @@ mod me;
 mod monitoring;
 mod neighbours;
 mod net_traffic;
+mod panic_boundary;
 mod privacy;
 mod private_ip;
 mod private_ip_login;

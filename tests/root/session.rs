@@ -26,7 +26,7 @@ fn kernel_path(setup: &TestSetup, dir: &Path) -> String {
 }
 
 #[test]
-fn session_lands_in_its_leaf_child_inherits_and_close_cleans_up() {
+fn session_lands_in_its_leaf_child_inherits_and_close_moves_nobody() {
     require_root();
     let setup = TestSetup::new("[limits]\n\"memory.max\" = \"1G\"\n", "debug");
     let alice = TestUser::new("pca");
@@ -44,23 +44,42 @@ fn session_lands_in_its_leaf_child_inherits_and_close_cleans_up() {
         "child inherits"
     );
     assert_eq!(r.close_rc, Some(PAM_SUCCESS));
-    assert_eq!(
-        r.cgroup_after_close, r.cgroup_before,
-        "moved back out at close"
-    );
-    assert!(
-        setup.tree.session_leaves(&alice.name).is_empty(),
-        "empty leaf removed"
-    );
-    // The debug line says so in words, not as a Rust enum.
+    // Close migrates nobody: the process stays in its leaf until it exits.
+    assert_eq!(r.cgroup_after_close, leaf, "still in its leaf after close");
     assert!(
         r.syslog_text().contains(&format!(
-            "user {}: session closed, leaf {}{leaf}: removed",
+            "user {}: session closed, leaf {}{leaf}: no longer counted as open; removed once its processes exit",
             alice.name,
             setup.tree.mount_point.display()
         )),
         "{:?}",
         r.syslog
+    );
+    // The driver has exited: the leaf is empty, unmarked, and gone at the next reaping.
+    let session = setup.tree.path_of(&leaf);
+    let session = session.parent().unwrap();
+    let events = std::fs::read_to_string(session.join("cgroup.events"))
+        .unwrap_or_else(|e| panic!("{}: {e}", session.display()));
+    assert!(events.contains("populated 0"), "{events}");
+    let path = std::ffi::CString::new(session.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: both strings are NUL-terminated; a null buffer of size 0 asks for the size.
+    let rc = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"trusted.pam_cgroup.session".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    assert_eq!(
+        (rc, std::io::Error::last_os_error().raw_os_error()),
+        (-1, Some(libc::ENODATA)),
+        "the mark is gone at close"
+    );
+    setup.gc();
+    assert!(
+        setup.tree.session_leaves(&alice.name).is_empty(),
+        "empty leaf reaped"
     );
     assert!(
         setup.tree.user(&alice.name).is_dir(),
@@ -68,6 +87,64 @@ fn session_lands_in_its_leaf_child_inherits_and_close_cleans_up() {
     );
 }
 
+/// Every cgroup.procs file the driver (and its child) opened for writing, from an strace log.
+fn procs_writes(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("openat(") && l.contains("cgroup.procs\""))
+        .filter(|l| l.contains("O_WRONLY") || l.contains("O_RDWR"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// One session under strace: the log of its openat calls.
+fn strace_session(setup: &TestSetup, user: &str) -> (SessionReportJson, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("strace.log");
+    let mut cmd = Command::new("strace");
+    // -y: each descriptor with its path, so a write through a directory fd names its cgroup.
+    cmd.args(["-f", "-qq", "-y", "-e", "trace=openat", "-o"])
+        .arg(&log);
+    cmd.arg(pam_cgroup_tests::support::driver::driver());
+    let out = cmd
+        .arg("--confdir")
+        .arg(setup.pam_dir())
+        .args(["--service", "pamcgroup-test", "--user", user])
+        .output()
+        .unwrap_or_else(|e| panic!("strace is needed for this test (apt install strace): {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: SessionReportJson = serde_json::from_slice(&out.stdout).unwrap();
+    (report, std::fs::read_to_string(&log).unwrap())
+}
+
+type SessionReportJson = serde_json::Value;
+
+#[test]
+fn close_writes_no_cgroup_procs_and_the_daemon_or_gc_reaps_the_leaf() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let alice = TestUser::new("pca");
+    let (r, log) = strace_session(&setup, &alice.name);
+    assert_eq!(r["open_rc"], 0, "{r}");
+    assert_eq!(r["close_rc"], 0, "{r}");
+    // One migration in the whole session: open's, into the new leaf.
+    let writes = procs_writes(&log);
+    assert_eq!(
+        writes.len(),
+        1,
+        "cgroup.procs opened for writing: {writes:#?}"
+    );
+    assert!(
+        writes[0].contains("/session-") && writes[0].contains("/login/cgroup.procs"),
+        "{writes:#?}"
+    );
+    assert_eq!(r["cgroup_after_close"], r["cgroup_after_open"], "{r}");
+    setup.gc();
+    assert!(setup.tree.session_leaves(&alice.name).is_empty());
+}
 #[test]
 fn a_hostile_process_name_tty_or_rhost_never_splits_or_forges_a_log_line() {
     require_root();
@@ -439,7 +516,7 @@ fn a_symlinked_user_file_is_refused() {
 }
 
 #[test]
-fn exempt_login_from_inside_a_fence_leaves_it_and_returns() {
+fn exempt_login_from_inside_a_fence_leaves_it_and_stays_out_until_it_exits() {
     require_root();
     let alice = TestUser::new("pca");
     let setup = TestSetup::new("", "");
@@ -474,14 +551,16 @@ fn exempt_login_from_inside_a_fence_leaves_it_and_returns() {
         )),
         "root's session left alice's fence: {during}"
     );
-    assert_eq!(after, before, "back in alice's leaf at close");
+    // Close moves nobody: su exits from the unconfined leaf, never back into the fence.
+    assert_eq!(after, during, "still unconfined after close");
+    setup.gc();
     let unconfined = setup.tree.root.join("unconfined");
     let leftover: Vec<_> = std::fs::read_dir(&unconfined)
         .unwrap()
         .filter_map(Result::ok)
         .filter(|e| e.path().is_dir())
         .collect();
-    assert!(leftover.is_empty(), "unconfined leaf removed");
+    assert!(leftover.is_empty(), "unconfined leaf reaped once empty");
 }
 
 fn concurrent(setup: &TestSetup, users: &[String], sessions_per_user: usize) {
@@ -532,6 +611,7 @@ fn concurrent(setup: &TestSetup, users: &[String], sessions_per_user: usize) {
         "{} failures: {failures:#?}",
         failures.len()
     );
+    setup.gc();
     for user in users {
         assert!(
             setup.tree.session_leaves(user).is_empty(),

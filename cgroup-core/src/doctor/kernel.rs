@@ -40,7 +40,42 @@ pub(super) fn check_cgroup2(inputs: &Inputs, out: &mut Vec<Finding>) -> Vec<Cgro
         format!("mounted at {}", first.mount_point.display()),
     ));
     out.push(check_controllers(&first.mount_point, &text));
+    out.push(check_favordynmods(&first.mount_point, &text));
     mounts
+}
+
+/// Does the cgroup2 mount at `mount_point` carry `favordynmods` (its super options)?
+pub fn favordynmods(mountinfo: &str, mount_point: &Path) -> Option<bool> {
+    let target = mount_point.to_string_lossy();
+    mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let f: Vec<&str> = right.split(' ').collect();
+        (f.first() == Some(&"cgroup2") && left.split(' ').nth(4) == Some(target.as_ref())).then(
+            || {
+                f.get(2)
+                    .is_some_and(|o| o.split(',').any(|x| x == "favordynmods"))
+            },
+        )
+    })
+}
+
+/// favordynmods: an option with a cost, reported either way (INFO).
+fn check_favordynmods(mount_point: &Path, mountinfo: &str) -> Finding {
+    let why = "each login moves its process into its leaf once; without favordynmods that write waits for an RCU grace period (~8-12 ms after a quiet moment at HZ=250) while holding the host-wide cgroup mutex; with it the wait goes, but every fork and exit on the host pays a little more (README, \"favordynmods\")";
+    match favordynmods(mountinfo, mount_point) {
+        Some(true) => Finding::info(
+            "cgroup2 favordynmods",
+            format!("{} is mounted with favordynmods", mount_point.display()),
+            why,
+            "nothing to do",
+        ),
+        _ => Finding::info(
+            "cgroup2 favordynmods",
+            format!("{} is mounted without favordynmods", mount_point.display()),
+            why,
+            "optional (kernel 6.0+), after weighing the fork and exit cost: mount -o remount,favordynmods on the cgroup2 mount point",
+        ),
+    }
 }
 
 /// v1 hierarchies holding a controller (`cgroup` mounts whose options name it).
@@ -181,6 +216,16 @@ mod tests {
         let off = "22 1 0:5 / /proc rw,nosuid - proc proc rw\n";
         assert_eq!(proc_hidepid(off), Some(("off".into(), None)));
         assert_eq!(proc_hidepid("1 2 0:1 / /x rw - ext4 /dev/sda rw\n"), None);
+    }
+
+    #[test]
+    fn favordynmods_from_mountinfo() {
+        let on = "30 24 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate,favordynmods,memory_recursiveprot\n";
+        let off = "30 24 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        let at = Path::new("/sys/fs/cgroup");
+        assert_eq!(favordynmods(on, at), Some(true));
+        assert_eq!(favordynmods(off, at), Some(false));
+        assert_eq!(favordynmods(on, Path::new("/sys/fs/cgroup/unified")), None);
     }
 
     #[test]

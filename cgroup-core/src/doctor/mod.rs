@@ -6,10 +6,11 @@ mod config_checks;
 mod fence;
 mod kernel;
 pub mod logind;
+mod nss_cost;
 pub mod pam;
 mod stacks;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -142,5 +143,6 @@ pub fn run(inputs: &Inputs) -> Vec<Finding> {
     kernel::check_hidepid(inputs, config.as_ref(), &mut out);
     stacks::check_pam(inputs, &mut out);
     out.push(logind::check_remove_ipc(&inputs.logind_conf));
+    out.extend(nss_cost::check(Path::new(nss_cost::NSSWITCH)));
     out
 }

@@ -27,7 +27,7 @@ pub const LEAF_MODE: u32 = 0o700;
 pub fn delegate_files() -> &'static [String] {
     static FILES: OnceLock<Vec<String>> = OnceLock::new();
     FILES.get_or_init(|| {
-        std::fs::read_to_string(DELEGATE_LIST)
+        super::fs::read_proc_file(std::path::Path::new(DELEGATE_LIST))
             .map(|t| t.split_whitespace().map(str::to_string).collect())
             .unwrap_or_else(|_| REQUIRED.iter().map(|s| s.to_string()).collect())
     })

@@ -89,9 +89,25 @@ pub fn read_file(path: &Path) -> Result<String> {
 /// run on every login.
 pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
-    let mut text = String::with_capacity(4096);
-    std::fs::File::open(path)?.read_to_string(&mut text)?;
-    Ok(text)
+    // Plain read(2)s into a page-sized buffer until end of file: read_to_string first asks
+    // statx for a size hint and lseek for the position, two syscalls a procfs file (size 0)
+    // answers with nothing useful, at every login.
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Moves a process (all its threads) into the cgroup at `dir`.

@@ -3,8 +3,9 @@
 //! excluded. With --raw-floor it instead times the bare syscalls the job needs, as the
 //! single-writer tree does them (DESIGN.md): open = mkdir `session-<i>/`, its two caps, mkdir
 //! `login/`, the pid into `login/cgroup.procs`, the session mark (a trusted xattr), the files of
-//! /sys/kernel/cgroup/delegate and the directory chowned to the user; close = the pid back
-//! home, rmdir `login/`, rmdir the leaf. With --nss it adds what resolving the user costs and
+//! /sys/kernel/cgroup/delegate and the directory chowned to the user; close = the session
+//! mark removed (the process stays in its leaf until it exits; the previous session's leaf is
+//! removed after the next open moved the process out, untimed, as the daemon would). With --nss it adds what resolving the user costs and
 //! no module can avoid: getpwnam_r of --user, and getgrouplist when --nss-groups (a config
 //! whose plans or exemptions name groups), through the host's NSS configuration.
 //! Prints one JSON object with the median, p90 and p99 of each phase in microseconds, in wall
@@ -134,6 +135,17 @@ fn write_at(dir: RawFd, name: &str, data: &str) {
     file.write_all(data.as_bytes()).unwrap();
 }
 
+fn remove_leaf(parent: &OwnedFd, name: &str) {
+    for dir in [format!("{name}/login"), name.to_string()] {
+        unlinkat(
+            Some(parent.as_raw_fd()),
+            dir.as_str(),
+            UnlinkatFlags::RemoveDir,
+        )
+        .unwrap();
+    }
+}
+
 fn raw_floor(parent: &std::path::Path, args: &Args) -> Report {
     let mount = cgroup_core::mount::primary_cgroup2().unwrap().mount_point;
     let home = own_cgroup_dir(&mount);
@@ -199,19 +211,19 @@ fn raw_floor(parent: &std::path::Path, args: &Args) -> Report {
         drop(leaf);
         let t1 = Instant::now();
         let c1 = cpu_now();
-        std::fs::write(&home_procs, &pid).unwrap();
-        unlinkat(
-            Some(parent_fd.as_raw_fd()),
-            format!("{name}/login").as_str(),
-            UnlinkatFlags::RemoveDir,
-        )
-        .unwrap();
-        unlinkat(
+        let leaf = openat(
             Some(parent_fd.as_raw_fd()),
             name.as_str(),
-            UnlinkatFlags::RemoveDir,
+            dflags | OFlag::O_NOFOLLOW,
+            Mode::empty(),
         )
         .unwrap();
+        // SAFETY: openat just returned this descriptor; nobody else owns it.
+        let leaf = unsafe { OwnedFd::from_raw_fd(leaf) };
+        // SAFETY: xattr is NUL-terminated.
+        let rc = unsafe { libc::fremovexattr(leaf.as_raw_fd(), xattr.as_ptr()) };
+        assert_eq!(rc, 0, "fremovexattr: {}", std::io::Error::last_os_error());
+        drop(leaf);
         let t2 = Instant::now();
         let c2 = cpu_now();
         if i >= args.warmup {
@@ -220,6 +232,16 @@ fn raw_floor(parent: &std::path::Path, args: &Args) -> Report {
             open_cpu.push(c1 - c0);
             close_cpu.push(c2 - c1);
         }
+        // The previous session's leaf, now empty (this open moved the process out): what the
+        // daemon removes, outside any login's time.
+        if i > 0 {
+            remove_leaf(&parent_fd, &format!("session-{}", i - 1));
+        }
+    }
+    // Back home, and the last leaf removed.
+    std::fs::write(&home_procs, &pid).unwrap();
+    if let Some(last) = (args.warmup + args.iterations).checked_sub(1) {
+        remove_leaf(&parent_fd, &format!("session-{last}"));
     }
     Report {
         iterations: args.iterations,

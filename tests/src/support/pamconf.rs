@@ -64,6 +64,22 @@ impl TestSetup {
         self.dir.path().join("config.toml")
     }
 
+    /// `cgroupctl gc --min-age 0` over this setup's tree: what the daemon does as each leaf
+    /// empties (close moves nobody; a session's leaf goes once its processes have exited).
+    pub fn gc(&self) {
+        let out = std::process::Command::new(super::pip_tree::cgroupctl_path())
+            .arg("--config")
+            .arg(self.config_path())
+            .args(["gc", "--min-age", "0"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cgroupctl gc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn users_dir(&self) -> PathBuf {
         self.dir.path().join("users")
     }

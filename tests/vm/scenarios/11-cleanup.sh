@@ -1,6 +1,8 @@
 # Cleanup: after 30 cron jobs and 30 short ssh sessions of alice, no empty session leaf is
 # left in alice's cgroup. The cron jobs are real cron (30 entries that all fire in the same
-# minute), each recording the cgroup it ran in.
+# minute), each recording the cgroup it ran in. Close moves nobody: sshd's monitor and cron's
+# child exit inside their leaves, and the daemon removes each leaf as it empties.
+require_daemon
 vm_root "rm -rf /tmp/s11 && mkdir -m 777 /tmp/s11" >/dev/null
 {
     echo "SHELL=/bin/bash"
@@ -34,8 +36,10 @@ leaves=$(vm_root "for d in '$(user_cg alice)'/session-*; do [ -d \"\$d\" ] || co
 tlog "alice's leaves now: ${leaves:-none}"
 empty=$(awk '$2 == 0 {print $1}' <<<"$leaves")
 if [[ -n $empty ]]; then
-    # Which PAM services failed to close (the module logs every failure).
+    # Which PAM services failed to close (the module logs every failure), and what the
+    # daemon said.
     why=$(vm_root "journalctl -q --no-pager -b | grep -o 'pam_cgroup([a-z-]*:session): user alice: close[^(]*' | sed 's/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn | head -n 3" || true)
-    fail "$(wc -l <<<"$empty") empty session leaves left (of 60 sessions), e.g. $(head -n 1 <<<"$empty")${why:+; close errors in the journal: $(tr -s ' \n' ' ' <<<"$why")}"
+    daemon=$(vm_root "journalctl -q --no-pager -b -u pam-cgroup.service | tail -n 3" || true)
+    fail "$(wc -l <<<"$empty") empty session leaves left (of 60 sessions), e.g. $(head -n 1 <<<"$empty")${why:+; close errors in the journal: $(tr -s ' \n' ' ' <<<"$why")}; daemon: $(tr -s ' \n' ' ' <<<"$daemon")"
 fi
 [[ -z $leaves ]] || fail "session leaves still hold processes after every session ended: $(tr '\n' ' ' <<<"$leaves")"

@@ -1,0 +1,192 @@
+/*
+ * pam-c-driver: PAM transactions from a C program, as sshd, su, login and cron run them:
+ * no Rust runtime and no libgcc_s in the process unless a module brings it. For each of N
+ * transactions: pam_start_confdir, pam_open_session, HOLD_MS in the session (default 0),
+ * pam_close_session, pam_end, then GAP_MS of idle time (an isolated login; 0: back to back).
+ * One line per transaction:
+ *
+ *   start_us open_us close_us end_us open_rc close_rc libgcc_s_mapped_during_open open_done_us
+ *
+ * (open_done_us: CLOCK_MONOTONIC in µs when the open returned.)
+ *
+ *   pam-c-driver CONFDIR SERVICE USER N GAP_MS [HOLD_MS]
+ *   pam-c-driver --floor PARENT USER N GAP_MS [HOLD_MS]
+ *
+ * --floor times what any module placing a login in a cgroup must do, without libpam: open =
+ * getpwnam of USER, mkdir PARENT/USER-PID-I, the pid into its cgroup.procs (one migration);
+ * close = nothing (the process stays in its leaf until it exits). The previous leaf is removed
+ * after the next open moved the process out, untimed (what the daemon does). start and end
+ * are 0.
+ *
+ * With PAM_C_DRIVER_START_AT=µs (CLOCK_MONOTONIC), the first transaction waits until then:
+ * a burst of drivers started together.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <security/pam_appl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    if (ms > 0)
+        nanosleep(&t, NULL);
+}
+
+/* Is libgcc_s.so.1 mapped in this process right now? */
+static int libgcc_s_mapped(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[4096];
+    int found = 0;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "/libgcc_s.so")) {
+            found = 1;
+            break;
+        }
+    fclose(f);
+    return found;
+}
+
+/* A conversation that answers nothing (session modules only print). */
+static int conv(int n, const struct pam_message **msg, struct pam_response **resp, void *data) {
+    (void)n;
+    (void)msg;
+    (void)data;
+    *resp = NULL;
+    return PAM_CONV_ERR;
+}
+
+static void wait_for_start(void) {
+    const char *at = getenv("PAM_C_DRIVER_START_AT");
+    if (!at)
+        return;
+    double t = strtod(at, NULL);
+    struct timespec ts = {(time_t)(t / 1e6), (long)(((long long)t % 1000000) * 1000)};
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+static int floor_open(const char *parent, const char *user, long i) {
+    char dir[4096], procs[4200], pid[32];
+    struct passwd *pw = getpwnam(user);
+    if (!pw)
+        return 1;
+    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)getpid(), i);
+    if (mkdir(dir, 0700) != 0)
+        return 2;
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
+    int fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 3;
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    int rc = write(fd, pid, n) == n ? 0 : 4;
+    close(fd);
+    return rc;
+}
+
+static void floor_remove(const char *parent, const char *user, long i) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)getpid(), i);
+    rmdir(dir);
+}
+
+int main(int argc, char **argv) {
+    int floor = argc > 1 && strcmp(argv[1], "--floor") == 0;
+    const int fixed = 6; /* argv[0] and five arguments, in either form */
+    if (argc != fixed && argc != fixed + 1) {
+        fprintf(stderr,
+                "usage: %s CONFDIR SERVICE USER N GAP_MS [HOLD_MS]\n"
+                "       %s --floor PARENT USER N GAP_MS [HOLD_MS]\n",
+                argv[0], argv[0]);
+        return 2;
+    }
+    const char *confdir = floor ? NULL : argv[1], *service = floor ? NULL : argv[2];
+    const char *parent = floor ? argv[2] : NULL;
+    /* USER, N and GAP_MS sit at the same places in both forms. */
+    const char *user = argv[3];
+    long n = strtol(argv[4], NULL, 10), gap_ms = strtol(argv[5], NULL, 10);
+    long hold_ms = argc == fixed + 1 ? strtol(argv[fixed], NULL, 10) : 0;
+    struct pam_conv c = {conv, NULL};
+    char home[8400] = "";
+    if (floor) {
+        /* Where the process goes back to at the end, so the last leaf can go too. */
+        FILE *f = fopen("/proc/self/cgroup", "r");
+        char line[4096];
+        while (f && fgets(line, sizeof line, f))
+            if (strncmp(line, "0::", 3) == 0) {
+                line[strcspn(line, "\n")] = 0;
+                /* PARENT is a cgroup directly under the mount: the mount is its dirname. */
+                char mount[4096];
+                snprintf(mount, sizeof mount, "%s", parent);
+                char *slash = strrchr(mount, '/');
+                if (slash)
+                    *slash = 0;
+                snprintf(home, sizeof home, "%s%s/cgroup.procs", mount, line + 3);
+            }
+        if (f)
+            fclose(f);
+    }
+    wait_for_start();
+    for (long i = 0; i < n; i++) {
+        pam_handle_t *h = NULL;
+        int open_rc, close_rc = 0, mapped;
+        double t0 = now_us(), t1 = t0, t2, t3, t4, t5;
+        if (floor) {
+            open_rc = floor_open(parent, user, i);
+            t2 = now_us();
+            if (i > 0)
+                floor_remove(parent, user, i - 1);
+            mapped = libgcc_s_mapped();
+            sleep_ms(hold_ms);
+            t3 = now_us();
+            t4 = t3;
+            t5 = t4;
+        } else {
+            int rc = pam_start_confdir(service, user, &c, confdir, &h);
+            t1 = now_us();
+            if (rc != PAM_SUCCESS) {
+                fprintf(stderr, "pam_start_confdir: %d\n", rc);
+                return 1;
+            }
+            open_rc = pam_open_session(h, 0);
+            t2 = now_us();
+            mapped = libgcc_s_mapped();
+            sleep_ms(hold_ms);
+            t3 = now_us();
+            close_rc = pam_close_session(h, 0);
+            t4 = now_us();
+            pam_end(h, open_rc);
+            t5 = now_us();
+        }
+        printf("%.1f %.1f %.1f %.1f %d %d %d %.0f\n", t1 - t0, t2 - t1, t4 - t3, t5 - t4, open_rc,
+               close_rc, mapped, t2);
+        fflush(stdout);
+        sleep_ms(gap_ms);
+    }
+    if (floor && home[0]) {
+        int fd = open(home, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            char pid[32];
+            int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+            if (write(fd, pid, len) != len)
+                fprintf(stderr, "back to %s: %s\n", home, strerror(errno));
+            close(fd);
+        }
+        if (n > 0)
+            floor_remove(parent, user, n - 1);
+    }
+    return 0;
+}
