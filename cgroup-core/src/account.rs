@@ -56,8 +56,10 @@ fn judge(req: &AccountRequest<'_>, notices: &mut Vec<Notice>) -> AccountVerdict 
     if req.user == "root" {
         return AccountVerdict::NotJudged("root is never refused".into());
     }
+    // A broken file is met with its last good copy (a suspension in it holds); the session
+    // part that follows says so in the log.
     let config = match load_config(req.config_path) {
-        Ok(c) => c,
+        Ok(loaded) => loaded.config,
         Err(f) => {
             notices.push(Notice {
                 level: Level::Warning,

@@ -1,5 +1,8 @@
-//! `cgroupctl check [--user U] [--json]`: validate the config and show a user's effective
-//! limits with where each came from (default, profile, user file).
+//! `cgroupctl check [--user U] [--json]`: every config check doctor runs (validity with
+//! file:line:col: key, permissions, user files, the tree root's place, plan groups, limits
+//! that cannot act), and a user's effective limits with where each came from (default,
+//! profile, user file). Exit 3 when the file is broken (logins then use its last good copy), 1
+//! when another check FAILs; a good file is kept as the last good one.
 
 use std::process::ExitCode;
 
@@ -7,11 +10,14 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
+use cgroup_core::config::last_good::Keep;
 use cgroup_core::config::Config;
+use cgroup_core::doctor::{self, Finding, Status};
 use cgroup_core::names::validate_user_name;
 use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::session::exemption;
 
+use crate::exit::{CONFIG_ERROR, PROBLEMS_FOUND};
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -44,20 +50,26 @@ struct UserReport {
 #[derive(Debug, Serialize)]
 struct CheckReport {
     config: String,
+    /// No finding is FAIL.
     valid: bool,
+    /// Every config check doctor runs (doctor's finding format).
+    findings: Vec<Finding>,
     user: Option<UserReport>,
 }
 
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
-    let config = Config::load(&cli.config)?;
-    super::keep_policy::keep(&config);
-    let user = match &args.user {
-        Some(name) => Some(user_report(&config, name)?),
-        None => None,
+    let path = super::view::config_path(cli);
+    // The administrator's word that the file is meant: a good one is kept at once.
+    let (findings, config) = doctor::check_config(&path, Keep::as_root(Keep::Now));
+    let valid = !findings.iter().any(|f| f.status == Status::Fail);
+    let user = match (&args.user, &config) {
+        (Some(name), Some(config)) => Some(user_report(config, name)?),
+        _ => None,
     };
     let report = CheckReport {
-        config: cli.config.display().to_string(),
-        valid: true,
+        config: path.display().to_string(),
+        valid,
+        findings,
         user,
     };
     if args.json {
@@ -65,14 +77,25 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
     } else {
         print_text(&report);
     }
-    Ok(ExitCode::SUCCESS)
+    // A broken file is a config error (3) as it always was; another FAIL, problems found (1).
+    let broken = report
+        .findings
+        .iter()
+        .any(|f| f.check == "config" && f.status == Status::Fail);
+    Ok(if broken {
+        ExitCode::from(CONFIG_ERROR)
+    } else if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(PROBLEMS_FOUND)
+    })
 }
 
 fn user_report(config: &Config, name: &str) -> Result<UserReport> {
     validate_user_name(name)?;
     let user = lookup_user(name)?;
     let groups = group_names(&user)?;
-    let user_file = config.load_user_file(name)?;
+    let user_file = config.load_user_file_strict(name)?;
     let effective = config.effective_limits(&groups, user_file.as_ref());
     let mut limits: Vec<LimitRow> = effective
         .limits
@@ -102,7 +125,12 @@ fn user_report(config: &Config, name: &str) -> Result<UserReport> {
 }
 
 fn print_text(report: &CheckReport) {
-    println!("{}: OK", report.config);
+    super::doctor::print_findings(&report.findings);
+    println!(
+        "{}: {}",
+        report.config,
+        if report.valid { "OK" } else { "FAILED" }
+    );
     let Some(user) = &report.user else { return };
     println!("user {} (uid {})", user.user, user.uid);
     if let Some(reason) = &user.exempt {

@@ -61,6 +61,9 @@ pub struct Counters {
     pub fence_failures: AtomicU64,
     /// Times the kernel dropped process events (a sweep of /proc followed).
     pub proc_events_lost: AtomicU64,
+    /// The config file and the broken user files, each with whether it is broken now
+    /// (`last_good::Watch::files`, refreshed at each pass).
+    pub config_files: std::sync::Mutex<Vec<(String, bool)>>,
 }
 
 pub enum Listener {
@@ -140,6 +143,29 @@ pub fn daemon_metrics(c: &Counters) -> String {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
             v.load(Ordering::Relaxed)
+        ));
+    }
+    out.push_str(&config_broken(c));
+    out
+}
+
+/// `pam_cgroup_config_broken{file}`: 1 while a config file does not parse (logins, reload
+/// and the daemon use its last good copy, or follow on_error when none was kept). The
+/// global file always has a series; a user file only while it is broken.
+fn config_broken(c: &Counters) -> String {
+    let name = "pam_cgroup_config_broken";
+    let mut out = format!(
+        "# HELP {name} 1 while the config file does not parse: its last good copy is used (or on_error, when none was kept).\n# TYPE {name} gauge\n"
+    );
+    let files = match c.config_files.lock() {
+        Ok(f) => f.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    for (file, broken) in files {
+        out.push_str(&format!(
+            "{name}{{file=\"{}\"}} {}\n",
+            cgroup_core::stats::prometheus::escape_label(&file),
+            u8::from(broken)
         ));
     }
     out
