@@ -19,7 +19,7 @@ use crate::cgroupctl::{
 };
 
 /// The daemon process; killed on drop if the test did not stop it.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -27,13 +27,20 @@ struct Daemon {
 
 impl Daemon {
     fn start(setup: &TestSetup, listen: &[&str]) -> Daemon {
+        let mut args = vec!["--scan-interval", "600"];
+        args.extend_from_slice(listen);
+        Self::start_with(setup, &args)
+    }
+
+    /// The daemon with these arguments.
+    pub(crate) fn start_with(setup: &TestSetup, args: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("daemon.log");
         let child = Command::new(cgroupctl_bin())
             .arg("--config")
             .arg(setup.config_path())
-            .args(["daemon", "--scan-interval", "600"])
-            .args(listen)
+            .arg("daemon")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -45,11 +52,11 @@ impl Daemon {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn signal(&self, s: Signal) {
+    pub(crate) fn signal(&self, s: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), s).unwrap();
     }
 }
@@ -70,7 +77,7 @@ fn http_get<S: Read + Write>(mut s: S) -> (String, String) {
     (head.to_string(), body.to_string())
 }
 
-fn scrape_unix(path: &Path) -> (String, String) {
+pub(crate) fn scrape_unix(path: &Path) -> (String, String) {
     let s = UnixStream::connect(path).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     http_get(s)

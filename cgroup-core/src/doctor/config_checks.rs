@@ -110,7 +110,7 @@ pub(super) fn check_config(
             return None;
         }
     };
-    check_user_files(&config, out);
+    check_user_files(&config, keep, out);
     check_tree_root(&config, mounts, out);
     check_user_manager(&config, out);
     check_plan_groups(&config, out);
@@ -315,7 +315,7 @@ pub(super) fn limit_findings(config: &Config, cpus: Option<u64>) -> Vec<Finding>
     out
 }
 
-fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
+fn check_user_files(config: &Config, keep: Keep, out: &mut Vec<Finding>) {
     let dir = config.users_dir();
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return;
@@ -352,6 +352,8 @@ fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
                 bad.push(format!("{e} ({kept})"));
             }
             Ok(Some(f)) => {
+                // Good: kept as its last good copy (as `keep` says).
+                let _ = last_good::load_user(config, user, keep);
                 if let Some(s) = f.suspend {
                     suspended.push(format!("{user} ({})", s.reason));
                 }
