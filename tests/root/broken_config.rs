@@ -212,16 +212,31 @@ fn typos_in_config_toml_keep_the_last_good_config_whole() {
     // The typos, each one change of the good file (the pids.max line is its 7th: [tree]
     // takes two lines, then safety_net = false below [policy]).
     let typos: Vec<(&str, String)> = vec![
-        ("a bad value", good.replace("\"pids.max\" = 100", "\"pids.max\" = \"512x\"")),
-        ("an unknown key", good.replace("exempt_users", "exempt_user")),
+        (
+            "a bad value",
+            good.replace("\"pids.max\" = 100", "\"pids.max\" = \"512x\""),
+        ),
+        (
+            "an unknown key",
+            good.replace("exempt_users", "exempt_user"),
+        ),
         ("broken TOML", good.replace("[limits]", "[limits")),
-        ("a wrong type", good.replace("on_error = \"open\"", "on_error = 1")),
+        (
+            "a wrong type",
+            good.replace("on_error = \"open\"", "on_error = 1"),
+        ),
         ("an unknown section", good.replace("[limits]", "[limitz]")),
         (
             "a plan that does not exist",
-            good.replace(&format!("{} = \"pro\"", plan.name), &format!("{} = \"por\"", plan.name)),
+            good.replace(
+                &format!("{} = \"pro\"", plan.name),
+                &format!("{} = \"por\"", plan.name),
+            ),
         ),
-        ("memory.max = 0", good.replace("\"memory.max\" = \"1G\"", "\"memory.max\" = 0")),
+        (
+            "memory.max = 0",
+            good.replace("\"memory.max\" = \"1G\"", "\"memory.max\" = 0"),
+        ),
     ];
     for (what, text) in &typos {
         assert_ne!(text, &good, "{what}: the typo changed nothing");
@@ -235,10 +250,9 @@ fn typos_in_config_toml_keep_the_last_good_config_whole() {
         // The next login: confined, with the last good limits (plan pro's pids.max).
         let first = assert_confined_as(&setup, &alice.name, &want, what);
         assert!(
-            first
-                .syslog
-                .iter()
-                .any(|l| l.starts_with("<83>") && l.contains(&position) && l.contains("using the last good config")),
+            first.syslog.iter().any(|l| l.starts_with("<83>")
+                && l.contains(&position)
+                && l.contains("using the last good config")),
             "{what}: the error with its place, once: {:?}",
             first.syslog
         );
@@ -252,7 +266,10 @@ fn typos_in_config_toml_keep_the_last_good_config_whole() {
         // The exempt admin of the last good policy stays exempt, whatever the file says.
         let r = login(&setup, &admin.name);
         assert_eq!(r.open_rc, PAM_SUCCESS, "{what}: {r:?}");
-        assert_eq!(r.cgroup_after_open, r.cgroup_before, "{what}: admin confined");
+        assert_eq!(
+            r.cgroup_after_open, r.cgroup_before,
+            "{what}: admin confined"
+        );
         // The admin still sees and works.
         assert_verb_answers(&setup, &["list"], what);
         assert_verb_answers(&setup, &["stats"], what);
@@ -263,7 +280,8 @@ fn typos_in_config_toml_keep_the_last_good_config_whole() {
         assert_eq!(o.status.code(), Some(3), "{what}: {}", describe(&o));
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(
-            out.lines().any(|l| l.starts_with("FAIL") && l.contains(&position)),
+            out.lines()
+                .any(|l| l.starts_with("FAIL") && l.contains(&position)),
             "{what}: {}",
             describe(&o)
         );
@@ -308,13 +326,23 @@ fn a_login_keeps_only_a_file_that_has_settled() {
     assert_confined_as(&setup, &alice.name, &moment, "the half-written file");
     // The write ends with a typo: the last good config is still the full one.
     std::fs::write(setup.config_path(), format!("{partial}[limits\n")).unwrap();
-    assert_confined_as(&setup, &alice.name, &want, "a typo after the half-written file");
+    assert_confined_as(
+        &setup,
+        &alice.name,
+        &want,
+        "a typo after the half-written file",
+    );
     // The same short file left alone past the settling time is what the admin meant: kept.
     std::fs::write(setup.config_path(), &partial).unwrap();
     std::thread::sleep(last_good::SETTLE + std::time::Duration::from_millis(200));
     assert_confined_as(&setup, &alice.name, &moment, "the settled short file");
     std::fs::write(setup.config_path(), format!("{partial}[limits\n")).unwrap();
-    assert_confined_as(&setup, &alice.name, &moment, "a typo after the settled file");
+    assert_confined_as(
+        &setup,
+        &alice.name,
+        &moment,
+        "a typo after the settled file",
+    );
 }
 
 #[test]
@@ -337,14 +365,21 @@ fn a_typo_in_a_user_file_keeps_its_last_good_copy() {
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600), "{kept:?}");
     let want = fingerprint_for(&setup, &config, &alice.name);
     assert_confined_as(&setup, &alice.name, &want, "the good user file");
-    assert_ne!(login(&setup, &carol.name).open_rc, PAM_SUCCESS, "carol is suspended");
+    assert_ne!(
+        login(&setup, &carol.name).open_rc,
+        PAM_SUCCESS,
+        "carol is suspended"
+    );
 
     let alice_file = setup.users_dir().join(format!("{}.toml", alice.name));
     for (what, text) in [
         ("a bad value", alice_good.replace("\"2G\"", "\"2Gx\"")),
         ("an unknown key", alice_good.replace("profile", "profil")),
         ("broken TOML", format!("{alice_good}[[x\n")),
-        ("a plan that does not exist", alice_good.replace("pro", "por")),
+        (
+            "a plan that does not exist",
+            alice_good.replace("pro", "por"),
+        ),
     ] {
         std::fs::write(&alice_file, &text).unwrap();
         let r = assert_confined_as(&setup, &alice.name, &want, what);
@@ -360,7 +395,9 @@ fn a_typo_in_a_user_file_keeps_its_last_good_copy() {
         assert!(
             String::from_utf8_lossy(&o.stdout)
                 .lines()
-                .any(|l| l.starts_with("FAIL") && l.contains("user-files") && l.contains(&format!("{}.toml:", alice.name))),
+                .any(|l| l.starts_with("FAIL")
+                    && l.contains("user-files")
+                    && l.contains(&format!("{}.toml:", alice.name))),
             "{what}: {}",
             describe(&o)
         );
@@ -372,9 +409,16 @@ fn a_typo_in_a_user_file_keeps_its_last_good_copy() {
     std::fs::set_permissions(&alice_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     // A typo in a suspended customer's file does not lift the suspension.
     let carol_file = setup.users_dir().join(format!("{}.toml", carol.name));
-    std::fs::write(&carol_file, carol_good.replace("since = \"", "since = 1 # \"")).unwrap();
+    std::fs::write(
+        &carol_file,
+        carol_good.replace("since = \"", "since = 1 # \""),
+    )
+    .unwrap();
     let r = login(&setup, &carol.name);
-    assert_ne!(r.open_rc, PAM_SUCCESS, "the suspension was lifted by a typo: {r:?}");
+    assert_ne!(
+        r.open_rc, PAM_SUCCESS,
+        "the suspension was lifted by a typo: {r:?}"
+    );
     assert_eq!(r.cgroup_after_open, r.cgroup_before);
     // A file removed on purpose is gone for good: its copy is forgotten, the plan defaults
     // apply, and a broken file written later has no copy to fall back on.
@@ -412,7 +456,10 @@ fn a_deleted_or_untrusted_config_is_met_with_the_last_good_one() {
     require_root();
     let customer = TestUser::new("pcb");
     let admin = TestUser::new("pcb");
-    let setup = TestSetup::new(&closed_policy(&admin.name, "[limits]\n\"pids.max\" = 77\n"), "");
+    let setup = TestSetup::new(
+        &closed_policy(&admin.name, "[limits]\n\"pids.max\" = 77\n"),
+        "",
+    );
     let good = std::fs::read_to_string(setup.config_path()).unwrap();
     check_ok(&setup);
     let want = fingerprint_for(&setup, &good, &customer.name);
@@ -430,7 +477,10 @@ fn a_deleted_or_untrusted_config_is_met_with_the_last_good_one() {
     assert!(r.syslog_text().contains("No such file"), "{:?}", r.syslog);
     let r = login(&setup, &admin.name);
     assert_eq!(r.open_rc, PAM_SUCCESS);
-    assert_eq!(r.cgroup_after_open, r.cgroup_before, "the admin stays exempt");
+    assert_eq!(
+        r.cgroup_after_open, r.cgroup_before,
+        "the admin stays exempt"
+    );
 }
 
 #[test]
@@ -460,7 +510,10 @@ fn the_daemon_raises_config_broken_and_reloads_the_last_good_config() {
     wait_for("config_broken 0", Duration::from_secs(10), || {
         scrape().contains(&series(&config, 0))
     });
-    assert!(!scrape().contains(&user_file), "a good user file has no series");
+    assert!(
+        !scrape().contains(&user_file),
+        "a good user file has no series"
+    );
     // A typo: raised within a pass or two, logged once however many passes see it.
     std::fs::write(setup.config_path(), good.replace("100", "\"100x\"")).unwrap();
     let took = wait_for("config_broken 1", Duration::from_secs(10), || {

@@ -211,9 +211,10 @@ pub fn parse_limit(key: &str, value: &RawValue) -> Result<Limit, LimitError> {
             if bytes == "0" {
                 // As pids.max = 0: no process of the user could run (memory.max OOM-kills
                 // each at once, memory.high throttles each to a standstill). Never a plan.
-                return Err(err(format!(
+                return Err(err(
                     "must be above 0 (0 would stop every process of the user; to stop a customer, use `cgroupctl suspend`)"
-                )));
+                        .to_string(),
+                ));
             }
             vec![bytes]
         }
