@@ -234,7 +234,7 @@ fn keep_text(
     if !should_keep(keep, changed) {
         return Ok(false);
     }
-    let Some(dir) = StateDir::open(Path::new(STATE_DIR), true)? else {
+    let Some(dir) = open_state_dir()? else {
         return Ok(false);
     };
     if dir.mtime(&name) == Some(changed) {
@@ -242,6 +242,14 @@ fn keep_text(
     }
     dir.write_stamped(&name, text.as_bytes(), Some(changed))
         .map(|()| true)
+}
+
+/// The state directory, made when missing (a login pays one open when it exists).
+fn open_state_dir() -> Result<Option<StateDir>, StateError> {
+    match StateDir::open(Path::new(STATE_DIR), false)? {
+        Some(dir) => Ok(Some(dir)),
+        None => StateDir::open(Path::new(STATE_DIR), true),
+    }
 }
 
 fn should_keep(keep: Keep, changed: (i64, i64)) -> bool {
@@ -319,7 +327,7 @@ fn keep_user_text(
     if !should_keep(keep, changed) {
         return Ok(false);
     }
-    let Some(dir) = StateDir::open(Path::new(STATE_DIR), true)? else {
+    let Some(dir) = open_state_dir()? else {
         return Ok(false);
     };
     let Some(dir) = dir.subdir(&sub, true)? else {
