@@ -106,7 +106,8 @@ pub struct ConfigFailure {
 /// Loads the config, or its last good copy when the file is broken (`last_good`); a good
 /// parse is kept once the file has settled. On failure also says which policy to follow.
 pub fn load_config(path: &Path) -> std::result::Result<Loaded, Box<ConfigFailure>> {
-    last_good::load(path, Keep::as_root(Keep::Settled)).map_err(|none| {
+    // The module and the daemon run as root (a write that fails otherwise is only logged).
+    last_good::load(path, Keep::Settled).map_err(|none| {
         Box::new(ConfigFailure {
             fallback: none.fallback_policy(),
             error: none.error,
@@ -371,7 +372,7 @@ fn confine(
 ) -> Result<Placement> {
     let pid = req.pid;
     let user_file = {
-        let loaded = last_good::load_user(config, &user.name, Keep::as_root(Keep::Settled))?;
+        let loaded = last_good::load_user(config, &user.name, Keep::Settled)?;
         if let Some(broken) = &loaded.broken {
             notices.push(broken_notice(broken, "user file"));
         }

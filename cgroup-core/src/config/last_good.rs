@@ -231,7 +231,7 @@ fn keep_text(
     let (Some(changed), Some(name)) = (changed, config_name(path)) else {
         return Ok(false);
     };
-    if !should_keep(keep, changed) {
+    if !should_keep(keep, changed) || kept_is_current(&Path::new(STATE_DIR).join(&name), changed) {
         return Ok(false);
     }
     let Some(dir) = open_state_dir()? else {
@@ -242,6 +242,14 @@ fn keep_text(
     }
     dir.write_stamped(&name, text.as_bytes(), Some(changed))
         .map(|()| true)
+}
+
+/// Is the kept copy at `path` already this version of its file (its mtime the file's stamp)?
+/// One stat by path, at every login: read only, and only root can make anything in the state
+/// directory; a mismatch goes the hardened way (`StateDir`).
+fn kept_is_current(path: &Path, changed: (i64, i64)) -> bool {
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.is_file() && (m.mtime(), m.mtime_nsec()) == changed)
 }
 
 /// The state directory, made when missing (a login pays one open when it exists).
@@ -275,8 +283,18 @@ pub fn load_user(config: &Config, user: &str, keep: Keep) -> Result<UserLoaded, 
     crate::names::validate_user_name(user)
         .map_err(|e| ConfigError::file(&config.user_file_path("_"), format!("refused: {e}")))?;
     let path = config.user_file_path(user);
-    let changed = config_changed_at(&path);
-    let error = match config.read_user_text(user) {
+    // A user file is never a symlink (`Follow::NoSymlinks`): its own ctime is its stamp. Most
+    // users have no file: this one stat is then all it costs (with the copy's unlink below).
+    let (changed, text) = match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, Ok(None)),
+        Ok(meta) => (
+            Some((meta.ctime(), meta.ctime_nsec())),
+            config.read_user_text(user),
+        ),
+        // The read says why.
+        Err(_) => (None, config.read_user_text(user)),
+    };
+    let error = match text {
         Ok(None) => {
             if keep != Keep::Never {
                 // Nothing to keep any more; a failure only leaves an unused copy behind.
@@ -324,7 +342,8 @@ fn keep_user_text(
     let Some(sub) = users_dir_name(&config.path) else {
         return Ok(false);
     };
-    if !should_keep(keep, changed) {
+    let current = kept_user_path(&config.path, user).is_some_and(|p| kept_is_current(&p, changed));
+    if !should_keep(keep, changed) || current {
         return Ok(false);
     }
     let Some(dir) = open_state_dir()? else {
@@ -372,16 +391,20 @@ fn load_kept_user(
     Ok(Some((file, kept, dir.mtime(&name).map(|(s, _)| s))))
 }
 
+/// One unlink by path, at every login of a user without a file: only root can create
+/// anything in the state directory (0700), so no component of the path is anyone else's, and
+/// unlink never follows the last one.
 fn forget_user(config_path: &Path, user: &str) -> Result<(), StateError> {
-    let Some(sub) = users_dir_name(config_path) else {
+    let Some(path) = kept_user_path(config_path, user) else {
         return Ok(());
     };
-    let Some(dir) = StateDir::open(Path::new(STATE_DIR), false)? else {
-        return Ok(());
-    };
-    match dir.subdir(&sub, false)? {
-        Some(d) => d.remove(&format!("{user}.toml")),
-        None => Ok(()),
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StateError {
+            path,
+            reason: format!("cannot remove: {e}"),
+        }),
     }
 }
 
