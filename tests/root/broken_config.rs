@@ -296,6 +296,24 @@ fn typos_in_config_toml_keep_the_last_good_config_whole() {
             .unwrap();
         assert_eq!(config["status"], "FAIL", "{what}: {config}");
         assert_eq!(config["summary"], position.as_str(), "{what}: {config}");
+        // reload applies the last good config whole, and says the file was not taken.
+        let tree = Tree::locate_root(Some(&setup.tree.root)).unwrap();
+        UserCgroup::open(&tree, &alice.name)
+            .unwrap()
+            .unwrap()
+            .clear_stamp()
+            .unwrap();
+        let o = ctl(&setup, &["reload"]);
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", describe(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("using the last good config"),
+            "{what}: {}",
+            describe(&o)
+        );
+        assert!(
+            applied(&setup, &alice.name).starts_with(&want),
+            "{what}: reload"
+        );
         // The kept copy is still the good file.
         assert_eq!(std::fs::read_to_string(&kept).unwrap(), good, "{what}");
     }

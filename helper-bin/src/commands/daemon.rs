@@ -243,16 +243,14 @@ impl Daemon {
     fn check_config(&mut self) {
         for change in self.health.refresh() {
             match change {
-                last_good::HealthChange::Broken {
-                    file: _,
-                    error,
-                    kept,
-                } => log::error(&format!(
+                last_good::HealthChange::Broken { file, error, kept } => log::error(&format!(
                     "{error}; {}",
-                    if kept {
-                        "logins, reload and the daemon use its last good copy"
-                    } else {
-                        "no good copy was ever kept: logins follow on_error"
+                    match (kept, file == self.config_path) {
+                        (true, _) => "logins, reload and the daemon use its last good copy",
+                        (false, true) => "no good copy was ever kept: logins follow on_error",
+                        (false, false) => {
+                            "no good copy was ever kept: that user's logins follow on_error"
+                        }
                     }
                 )),
                 last_good::HealthChange::Fixed { file } => {
