@@ -3,8 +3,9 @@
 //! show the reason to the person logging in and a cron job of a suspended user never starts.
 //!
 //! It only ever refuses on a decision written by the administrator. Root, exempt users,
-//! groups and services are never refused; a broken or unreadable config, user file, NSS or
-//! cgroupfs never refuses anybody here (the session part then follows its own rules). The
+//! groups and services are never refused. A broken config or user file is met with its last
+//! good copy (a suspension written there still holds); one with no good copy, NSS or
+//! cgroupfs failing never refuses anybody here (the session part then follows its own rules). The
 //! sessions.max count here is advice that saves a doomed login its shell: the session part
 //! counts again under the lock, and its answer is the one that holds.
 
@@ -56,8 +57,10 @@ fn judge(req: &AccountRequest<'_>, notices: &mut Vec<Notice>) -> AccountVerdict 
     if req.user == "root" {
         return AccountVerdict::NotJudged("root is never refused".into());
     }
+    // A broken file is met with its last good copy (a suspension in it holds); the session
+    // part that follows says so in the log.
     let config = match load_config(req.config_path) {
-        Ok(c) => c,
+        Ok(loaded) => loaded.config,
         Err(f) => {
             notices.push(Notice {
                 level: Level::Warning,

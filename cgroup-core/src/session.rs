@@ -15,9 +15,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::last_good::{self, Broken, Keep, Loaded};
 use crate::config::{
-    Config, ConfigError, EffectiveLimits, Follow, OnError, Policy, UserManager,
-    USER_MANAGER_SERVICE,
+    Config, ConfigError, EffectiveLimits, OnError, Policy, UserManager, USER_MANAGER_SERVICE,
 };
 use crate::error::{Error, Result};
 use crate::limits::{Controller, LimitKey};
@@ -95,35 +95,65 @@ pub struct OpenRequest<'a> {
     pub pid: u32,
 }
 
-/// A config that could not be loaded, and the policy to follow instead: what of the broken
-/// file's `[policy]` can still be read, else the last valid config's, else the defaults
-/// (`Policy::fallback`).
+/// No config could be used (the file is broken and no good copy was ever kept), and the
+/// policy to follow instead: what of the broken file's `[policy]` can still be read, else the
+/// defaults (`Policy::fallback`).
 #[derive(Debug)]
 pub struct ConfigFailure {
     pub error: ConfigError,
     pub fallback: Policy,
-    /// Why the kept last valid policy could not be used, when it could not.
+    /// Why the kept last good copy could not be used, when there is one that could not.
     pub last_good_error: Option<String>,
 }
 
-/// Loads the config; on failure also says which policy to follow.
-pub fn load_config(path: &Path) -> std::result::Result<Config, Box<ConfigFailure>> {
-    let fail = |error, text: Option<&str>| {
-        let (kept, last_good_error) = match crate::config::last_good::load(path) {
-            Ok(kept) => (kept, None),
-            Err(e) => (None, Some(e.to_string())),
-        };
+/// Loads the config, or its last good copy when the file is broken (`last_good`); a good
+/// parse is kept once the file has settled. On failure also says which policy to follow.
+pub fn load_config(path: &Path) -> std::result::Result<Loaded, Box<ConfigFailure>> {
+    // The module and the daemon run as root (a write that fails otherwise is only logged).
+    last_good::load(path, Keep::Settled).map_err(|none| {
         Box::new(ConfigFailure {
-            error,
-            fallback: Policy::fallback(text, kept.as_ref()),
-            last_good_error,
+            fallback: none.fallback_policy(),
+            error: none.error,
+            last_good_error: none.kept_error,
         })
+    })
+}
+
+/// One line for a broken file met with its last good copy: the error and what is used.
+/// `what`: "config", "user file".
+pub fn broken_line(broken: &Broken, what: &str) -> String {
+    let since = broken
+        .kept_changed
+        .and_then(|t| u64::try_from(t).ok())
+        .map(|t| {
+            format!(
+                " (as of {})",
+                crate::events::when::utc_text(t.saturating_mul(1000))
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{}; using the last good {what}{since}, kept in {}",
+        broken.error,
+        broken.kept.display()
+    )
+}
+
+/// A broken file's line for the log: an error the first time this error is seen, an info
+/// line (shown with `debug`) at the logins after, so the log says it once per change.
+fn broken_notice(broken: &Broken, what: &str) -> Notice {
+    let text = broken_line(broken, what);
+    let key = crate::state_dir::escape_path(&broken.error.file)
+        .map(|p| format!("broken@{p}"))
+        .unwrap_or_else(|| "broken".to_string());
+    let level = if crate::report_once::should_report(&key, &broken.error.to_string()) {
+        Level::Error
+    } else {
+        Level::Info
     };
-    match crate::config::read_secure(path, Follow::Symlinks, false) {
-        Ok(Some(text)) => Config::parse(path, &text).map_err(|e| fail(e, Some(&text))),
-        Ok(None) => Err(fail(ConfigError::file(path, "does not exist"), None)),
-        // Not trusted (permissions, size): nothing from it may exempt anybody.
-        Err(e) => Err(fail(e, None)),
+    Notice {
+        level,
+        text: format!("{what}: {text}"),
     }
 }
 
@@ -162,30 +192,32 @@ pub fn open_session(req: &OpenRequest<'_>) -> OpenReport {
     // below fail, and they are the caller's again when this returns.
     let _limits = crate::process_limits::RaisedLimits::raise();
     let (config, policy) = match load_config(req.config_path) {
-        Ok(c) => {
-            // Keep this policy for the day the file breaks (once per config change).
-            if let Err(e) = crate::config::last_good::store_if_stale(&c) {
+        Ok(loaded) => {
+            if let Some(e) = &loaded.keep_error {
                 notices.push(Notice {
                     level: Level::Info,
-                    text: format!("cannot keep the last valid policy: {e}"),
+                    text: format!("cannot keep the last good config: {e}"),
                 });
             }
-            let p = c.policy.clone();
-            (Some(c), p)
+            if let Some(broken) = &loaded.broken {
+                notices.push(broken_notice(broken, "config"));
+            }
+            let p = loaded.config.policy.clone();
+            (Some(loaded.config), p)
         }
         Err(failure) => {
             let p = &failure.fallback;
             notices.push(Notice {
                 level: Level::Error,
                 text: format!(
-                    "config: {}; following the fallback policy (on_error={}, exempt_users={:?}, exempt_groups={:?}, min_uid={})",
+                    "config: {}; no good config was ever kept: following the fallback policy (on_error={}, exempt_users={:?}, exempt_groups={:?}, min_uid={})",
                     failure.error, p.on_error, p.exempt_users, p.exempt_groups, p.min_uid
                 ),
             });
             if let Some(e) = &failure.last_good_error {
                 notices.push(Notice {
                     level: Level::Warning,
-                    text: format!("last valid policy not used: {e}"),
+                    text: format!("last good config not used: {e}"),
                 });
             }
             (None, failure.fallback)
@@ -340,7 +372,13 @@ fn confine(
     notices: &mut Vec<Notice>,
 ) -> Result<Placement> {
     let pid = req.pid;
-    let user_file = config.load_user_file(&user.name)?;
+    let user_file = {
+        let loaded = last_good::load_user(config, &user.name, Keep::Settled)?;
+        if let Some(broken) = &loaded.broken {
+            notices.push(broken_notice(broken, "user file"));
+        }
+        loaded.file
+    };
     // The session part refuses too, for stacks without the account part (`account_check`).
     if let Some(s) = user_file.as_ref().and_then(|f| f.suspend.as_ref()) {
         return Err(Error::Suspended {

@@ -104,6 +104,11 @@ impl StateDir {
 
     /// Reads a root-only regular file of the directory. `Ok(None)`: it does not exist.
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.read_at_most(name, MAX_STATE_BYTES)
+    }
+
+    /// `read`, for files up to `max` bytes (kept copies of config files).
+    pub fn read_at_most(&self, name: &str, max: u64) -> Result<Option<Vec<u8>>, StateError> {
         let path = self.path.join(name);
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
         let raw = match openat(Some(self.fd.as_raw_fd()), name, flags, Mode::empty()) {
@@ -128,10 +133,10 @@ impl StateDir {
         check_root_only(&path, meta.uid(), meta.mode())?;
         let mut bytes = Vec::new();
         (&file)
-            .take(MAX_STATE_BYTES + 1)
+            .take(max + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| io_err(&path, format!("cannot read: {e}"), &e))?;
-        if bytes.len() as u64 > MAX_STATE_BYTES {
+        if bytes.len() as u64 > max {
             return Err(err(&path, "is too large"));
         }
         Ok(Some(bytes))
@@ -193,10 +198,49 @@ impl StateDir {
         Some((st.st_mtime, st.st_mtime_nsec))
     }
 
+    /// A root-only subdirectory (created 0700 when `create`), opened and checked like the
+    /// directory itself, never through a symlink. `Ok(None)`: it does not exist.
+    pub fn subdir(&self, name: &str, create: bool) -> Result<Option<StateDir>, StateError> {
+        let path = self.path.join(name);
+        if create {
+            match nix::sys::stat::mkdirat(
+                Some(self.fd.as_raw_fd()),
+                name,
+                Mode::from_bits_truncate(0o700),
+            ) {
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => return Err(err(&path, format!("cannot create: {e}"))),
+            }
+        }
+        let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+        let raw = match openat(Some(self.fd.as_raw_fd()), name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(err(&path, format!("cannot open (symlinks refused): {e}"))),
+        };
+        // SAFETY: openat just returned this fd and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let meta = nix::sys::stat::fstat(fd.as_raw_fd())
+            .map_err(|e| err(&path, format!("cannot stat: {e}")))?;
+        check_root_only(&path, meta.st_uid, meta.st_mode)?;
+        Ok(Some(StateDir { path, fd }))
+    }
+
     /// Replaces `name` with `bytes` (0600), atomically.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        self.write_stamped(name, bytes, None)
+    }
+
+    /// `write`, with the file's modification time set to `mtime` (seconds, nanoseconds)
+    /// before it is renamed into place: a reader that finds the file finds its stamp too.
+    pub fn write_stamped(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        mtime: Option<(i64, i64)>,
+    ) -> Result<(), StateError> {
         let path = self.path.join(name);
-        let (tmp, written) = self.write_temp(name, "", bytes)?;
+        let (tmp, written) = self.write_temp(name, "", bytes, mtime)?;
         let renamed = written.map_err(|e| e.to_string()).and_then(|()| {
             renameat(
                 Some(self.fd.as_raw_fd()),
@@ -253,7 +297,7 @@ impl StateDir {
     /// creators exactly one wins (`true`); a loser reads the winner's file, never half of it.
     pub fn create_new(&self, name: &str, bytes: &[u8]) -> Result<bool, StateError> {
         let path = self.path.join(name);
-        let (tmp, written) = self.write_temp(name, ".new", bytes)?;
+        let (tmp, written) = self.write_temp(name, ".new", bytes, None)?;
         let linked = match written {
             Err(e) => Err(io_err(&path, format!("cannot write {tmp}: {e}"), &e)),
             Ok(()) => match nix::unistd::linkat(
@@ -281,13 +325,15 @@ impl StateDir {
         linked
     }
 
-    /// Writes `bytes` to a fresh temporary file (0600) for `name`: its name, and whether the
-    /// write and sync worked (the caller removes it either way once done).
+    /// Writes `bytes` to a fresh temporary file (0600) for `name`, its modification time set to
+    /// `mtime` when given: its name, and whether the write and sync worked (the caller removes
+    /// it either way once done).
     fn write_temp(
         &self,
         name: &str,
         kind: &str,
         bytes: &[u8],
+        mtime: Option<(i64, i64)>,
     ) -> Result<(String, std::io::Result<()>), StateError> {
         let tmp = format!(".{name}{kind}.{}.{}", std::process::id(), now_nanos());
         let flags =
@@ -307,8 +353,45 @@ impl StateDir {
         })?;
         // SAFETY: openat just returned this fd and nothing else owns it.
         let mut file = unsafe { File::from_raw_fd(raw) };
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| match mtime {
+                Some((sec, nsec)) => {
+                    let at = nix::sys::time::TimeSpec::new(sec, nsec);
+                    nix::sys::stat::futimens(file.as_raw_fd(), &at, &at).map_err(Into::into)
+                }
+                None => Ok(()),
+            })
+            .and_then(|()| file.sync_all());
         Ok((tmp, written))
+    }
+
+    /// The names of the directory's entries (not `.` and `..`).
+    pub fn names(&self) -> Result<Vec<String>, StateError> {
+        let mut dir = nix::dir::Dir::openat(
+            Some(self.fd.as_raw_fd()),
+            ".",
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| err(&self.path, format!("cannot list: {e}")))?;
+        let mut out = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| err(&self.path, format!("cannot list: {e}")))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name != "." && name != ".." {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the empty subdirectory `name`; gone already is fine.
+    pub fn remove_dir(&self, name: &str) -> Result<(), StateError> {
+        match unlinkat(Some(self.fd.as_raw_fd()), name, UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(err(&self.path.join(name), format!("cannot remove: {e}"))),
+        }
     }
 
     /// Removes `name`; gone already is fine.

@@ -33,8 +33,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the configuration (like `sshd -t`); with --user, print that user's effective
-    /// limits and where each comes from.
+    /// Validate the configuration (like `sshd -t`, exit 3 with file:line:col: key) and run every
+    /// config check doctor runs (exit 1 on another FAIL); keep a good file as the last good
+    /// one; with --user, print that user's effective limits and where each comes from.
     Check(commands::check::CheckArgs),
     /// List every user cgroup: profile, memory, cpu, pids, sessions, services.
     List(commands::list::ListArgs),
@@ -47,7 +48,8 @@ pub enum Command {
     /// (comments kept), apply to the live cgroup.
     Set(commands::set::SetArgs),
     /// Re-read the config and apply it to every live user cgroup; print what changed. Users
-    /// NSS cannot resolve are reported and skipped, the others applied (exit 1 if any).
+    /// NSS cannot resolve are reported and skipped, the others applied (exit 1 if any). A
+    /// broken config: its last good copy is applied whole (exit 1).
     Reload(commands::reload::ReloadArgs),
     /// Run a command as a user inside <user cgroup>/<service>/run-<pid> (like cgexec), in a
     /// session and on a terminal of its own (never yours).

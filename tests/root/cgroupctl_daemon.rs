@@ -19,21 +19,28 @@ use crate::cgroupctl::{
 };
 
 /// The daemon process; killed on drop if the test did not stop it.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Daemon {
-    pub fn start(setup: &TestSetup, listen: &[&str]) -> Daemon {
+    pub(crate) fn start(setup: &TestSetup, listen: &[&str]) -> Daemon {
+        let mut args = vec!["--scan-interval", "600"];
+        args.extend_from_slice(listen);
+        Self::start_with(setup, &args)
+    }
+
+    /// The daemon with these arguments.
+    pub(crate) fn start_with(setup: &TestSetup, args: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("daemon.log");
         let child = Command::new(cgroupctl_bin())
             .arg("--config")
             .arg(setup.config_path())
-            .args(["daemon", "--scan-interval", "600"])
-            .args(listen)
+            .arg("daemon")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -45,11 +52,11 @@ impl Daemon {
         }
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn signal(&self, s: Signal) {
+    pub(crate) fn signal(&self, s: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), s).unwrap();
     }
 }
@@ -70,7 +77,7 @@ pub fn http_get<S: Read + Write>(mut s: S) -> (String, String) {
     (head.to_string(), body.to_string())
 }
 
-pub fn scrape_unix(path: &Path) -> (String, String) {
+pub(crate) fn scrape_unix(path: &Path) -> (String, String) {
     let s = UnixStream::connect(path).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     http_get(s)
@@ -215,7 +222,7 @@ fn daemon_reaps_serves_reloads_and_stops() {
     );
     let (_, body) = scrape_unix(&socket);
     assert!(body.contains("pam_cgroup_daemon_reloads_total 2"), "{body}");
-    // A broken config on SIGHUP is logged and the running one kept.
+    // A broken config on SIGHUP is logged and counted as a failed reload.
     setup.write_config("[limits]\n\"pids.max\" = 0\n");
     daemon.signal(Signal::SIGHUP);
     wait_for(
@@ -246,7 +253,13 @@ fn daemon_reaps_serves_reloads_and_stops() {
     assert!(!socket.exists(), "socket left behind");
     let log = daemon.log();
     assert!(log.contains("removed empty leaf"), "{log}");
-    assert!(log.contains("keeping the running config"), "{log}");
+    // The broken file's last good copy is applied when one was kept (a config is kept once it
+    // has stood unchanged for a second, which this test's timing may or may not give), else
+    // the running config stays.
+    assert!(
+        log.contains("keeping the running config") || log.contains("using the last good config"),
+        "{log}"
+    );
     drop(kill_list);
 }
 

@@ -362,12 +362,12 @@ fn suspend_freezes_and_refuses_with_the_reason_resume_restores_kill_session_spar
             .any(|m| m == "account suspended: unpaid invoice 2026-11"),
         "{r:?}"
     );
-    // A broken config never suspends anybody: the account part lets the login through.
+    // A broken config is met with the last good one: a typo does not lift the suspension.
     let good = std::fs::read_to_string(setup.config_path()).unwrap();
     stack_with_account(&setup);
     setup.write_config(&format!("{good}\n[limits\n"));
     let r = run_session(&setup.pam_dir(), &carol.name, &acct);
-    assert_eq!(r.acct_rc, Some(PAM_SUCCESS), "{r:?}");
+    assert_eq!(r.acct_rc, Some(PAM_PERM_DENIED), "{r:?}");
     setup.write_config(&good);
 
     // resume: the loop runs again, logins work.

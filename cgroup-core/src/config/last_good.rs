@@ -1,32 +1,197 @@
-//! The `[policy]` of the last valid config, kept root-only in the state directory, so that a
-//! config broken beyond what `salvage` can read (a broken `[policy]` header, an unreadable
-//! `on_error` line, a file deleted or made group-writable) still follows the administrator's
-//! last word: a host that was "closed" stays closed, its exempt admins stay exempt.
+//! The last good configuration: every config file that parsed (the global file and each
+//! user file) is kept by root, verbatim, in the root-only state directory, and a file that
+//! no longer parses (a typo, a bad value, a file deleted or made group-writable) is met with
+//! its last good copy, whole: limits, plans, policy, tree. An administrator's typo never
+//! changes what customers get; only where no good copy was ever kept does `on_error` decide.
 //!
-//! Written by `cgroupctl check`, `init` and `reload`, and by the PAM module when it loads a
-//! valid config newer than the kept copy (one extra fstatat per login; the write happens once
-//! per config change). One file per config path:
-//! `/var/lib/pam_cgroup/last-good-policy@<escaped config path>`.
+//! Where: `/var/lib/pam_cgroup/last-good@<escaped config path>` for the global file, and
+//! `/var/lib/pam_cgroup/last-good-users@<escaped config path>/<user>.toml` for user files
+//! (`StateDir`: root-owned, 0700 directories and 0600 files, opened without following a
+//! symlink, written under a temporary name and renamed into place). Each copy's mtime is the
+//! change stamp of the file it was taken from (`config_changed_at`), so a reader tells in one
+//! fstatat whether the copy is current, and a copy is never older than it says.
+//!
+//! Who keeps: the PAM module at a login, the daemon at each pass, and every `cgroupctl` verb
+//! run by root; `cgroupctl check`, `init` and `reload` (the administrator's own word that
+//! the file is meant) at once, everybody else only once the file has not changed for
+//! `SETTLE`. A customer chooses when it logs in: an editor that truncates a file and then
+//! writes it leaves an empty (valid!) file for a moment, and a login at that moment must not
+//! make "no limits" the last good config. Only files `read_secure` accepts are ever kept
+//! (root-owned, in root-owned directories nobody else may write): nobody but root decides
+//! what a copy holds.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use super::{Config, Policy};
+use super::{read_secure, Config, ConfigError, Follow, Policy, UserFile, MAX_CONFIG_BYTES};
 use crate::state_dir::{escape_path, StateDir, StateError, STATE_DIR};
 
-fn file_name(config_path: &Path) -> Option<String> {
-    escape_path(config_path).map(|p| format!("last-good-policy@{p}"))
+/// A file must have been left alone this long before a login, the daemon or a read-only
+/// verb keeps it (see the module's comment).
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+/// Who is asking, and so whether a good parse is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The administrator validated the file (`cgroupctl check`, `init`, `reload`): kept now.
+    Now,
+    /// A login, the daemon, another verb: kept once the file has settled (`SETTLE`).
+    Settled,
+    /// Never kept (not root; the account hook, whose session hook keeps).
+    Never,
 }
 
-/// The kept policy of `config_path`, if there is a trustworthy one.
-pub fn load(config_path: &Path) -> Result<Option<Policy>, StateError> {
-    let Some(name) = file_name(config_path) else {
+impl Keep {
+    /// `wanted`, or `Never` when this process cannot write the state directory.
+    pub fn as_root(wanted: Keep) -> Keep {
+        if nix::unistd::geteuid().is_root() {
+            wanted
+        } else {
+            Keep::Never
+        }
+    }
+}
+
+/// A file that did not parse, met with its last good copy.
+#[derive(Debug, Clone)]
+pub struct Broken {
+    /// What is wrong with the file (file:line:col: key: reason).
+    pub error: ConfigError,
+    /// The kept copy in use.
+    pub kept: PathBuf,
+    /// When the file the copy was taken from had last changed (seconds since the epoch).
+    pub kept_changed: Option<i64>,
+}
+
+/// The config in use: the file's, or its last good copy when the file is broken.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub broken: Option<Broken>,
+    /// Why a good parse could not be kept (the state directory refused or failed).
+    pub keep_error: Option<StateError>,
+}
+
+/// No config can be used: the file is broken and no good copy was ever kept (or the kept one
+/// cannot be trusted). `on_error` decides.
+#[derive(Debug)]
+pub struct NoGoodConfig {
+    pub error: ConfigError,
+    /// The broken file's text when it could be read and trusted (what its `[policy]` says).
+    pub text: Option<String>,
+    /// Why the kept copy was not used, when there is one that could not be.
+    pub kept_error: Option<String>,
+    /// The `[policy]` 0.2.0 kept of its last valid config (`last-good-policy@`), on a host
+    /// upgraded while its file is broken: a host that was closed stays closed.
+    pub legacy_policy: Option<Policy>,
+}
+
+impl NoGoodConfig {
+    /// The policy to follow meanwhile (`Policy::fallback`): what the broken file's `[policy]`
+    /// still says, else what 0.2.0 kept, else the defaults.
+    pub fn fallback_policy(&self) -> Policy {
+        Policy::fallback(self.text.as_deref(), self.legacy_policy.as_ref())
+    }
+}
+
+/// The `[policy]` file 0.2.0 kept (read only; `forget` removes it).
+fn legacy_policy(config_path: &Path) -> Option<Policy> {
+    let name = format!("last-good-policy@{}", escape_path(config_path)?);
+    let dir = StateDir::open(Path::new(STATE_DIR), false).ok()??;
+    let bytes = dir.read(&name).ok()??;
+    let text = String::from_utf8(bytes).ok()?;
+    Config::parse(&dir.path().join(&name), &text)
+        .ok()
+        .map(|c| c.policy)
+}
+
+fn config_name(config_path: &Path) -> Option<String> {
+    escape_path(config_path).map(|p| format!("last-good@{p}"))
+}
+
+fn users_dir_name(config_path: &Path) -> Option<String> {
+    escape_path(config_path).map(|p| format!("last-good-users@{p}"))
+}
+
+/// The kept copy of `config_path` (for tests and documentation).
+pub fn kept_config_path(config_path: &Path) -> Option<PathBuf> {
+    config_name(config_path).map(|n| Path::new(STATE_DIR).join(n))
+}
+
+/// The kept copy of a user's file (for tests and documentation).
+pub fn kept_user_path(config_path: &Path, user: &str) -> Option<PathBuf> {
+    users_dir_name(config_path).map(|d| Path::new(STATE_DIR).join(d).join(format!("{user}.toml")))
+}
+
+/// Loads the config at `path`, or its last good copy when it is broken.
+pub fn load(path: &Path, keep: Keep) -> Result<Loaded, Box<NoGoodConfig>> {
+    // Taken before the read: if the file changes in between, the copy is stamped older than
+    // what it holds and the next reader keeps it again, never the other way round.
+    let changed = config_changed_at(path);
+    let (error, text) = match read_secure(path, Follow::Symlinks, false) {
+        Ok(Some(text)) => match Config::parse(path, &text) {
+            Ok(config) => {
+                let keep_error = keep_text(path, &text, changed, keep).err();
+                return Ok(Loaded {
+                    config,
+                    broken: None,
+                    keep_error,
+                });
+            }
+            Err(e) => (e, Some(text)),
+        },
+        Ok(None) => (ConfigError::file(path, "does not exist"), None),
+        // Not trusted (permissions, size) or missing: nothing from it is read.
+        Err(e) => (e, None),
+    };
+    match load_kept(path) {
+        Ok(Some((config, kept, kept_changed))) => Ok(Loaded {
+            config,
+            broken: Some(Broken {
+                error,
+                kept,
+                kept_changed,
+            }),
+            keep_error: None,
+        }),
+        Ok(None) => Err(Box::new(NoGoodConfig {
+            error,
+            text,
+            kept_error: None,
+            legacy_policy: legacy_policy(path),
+        })),
+        Err(e) => Err(Box::new(NoGoodConfig {
+            error,
+            text,
+            kept_error: Some(e.to_string()),
+            legacy_policy: legacy_policy(path),
+        })),
+    }
+}
+
+/// Loads the config at `path` and nothing else (an error when it is broken); a good one is
+/// kept at once when this process is root. For `cgroupctl init` and the like, which set
+/// things up from what the administrator just wrote.
+pub fn load_and_keep(path: &Path) -> Result<Config, ConfigError> {
+    let changed = config_changed_at(path);
+    let text = read_secure(path, Follow::Symlinks, false)?
+        .ok_or_else(|| ConfigError::file(path, "does not exist"))?;
+    let config = Config::parse(path, &text)?;
+    // A copy that cannot be written is no reason to refuse what was asked.
+    let _ = keep_text(path, &text, changed, Keep::as_root(Keep::Now));
+    Ok(config)
+}
+
+/// The kept copy of the global file, parsed; with its path and its source's change time.
+fn load_kept(path: &Path) -> Result<Option<(Config, PathBuf, Option<i64>)>, StateError> {
+    let Some(name) = config_name(path) else {
         return Ok(None);
     };
     let Some(dir) = StateDir::open(Path::new(STATE_DIR), false)? else {
         return Ok(None);
     };
-    let Some(bytes) = dir.read(&name)? else {
+    let Some(bytes) = dir.read_at_most(&name, MAX_CONFIG_BYTES)? else {
         return Ok(None);
     };
     let kept = dir.path().join(&name);
@@ -35,104 +200,421 @@ pub fn load(config_path: &Path) -> Result<Option<Policy>, StateError> {
         reason: "is not UTF-8".into(),
         errno: None,
     })?;
-    Config::parse(&kept, &text)
-        .map(|c| Some(c.policy))
-        .map_err(|e| StateError {
-            path: kept,
-            reason: e.to_string(),
-            errno: None,
-        })
+    let mut config = Config::parse(&kept, &text).map_err(|e| StateError {
+        path: kept.clone(),
+        reason: e.to_string(),
+        errno: None,
+    })?;
+    // User files are found next to the real file, not next to the copy.
+    config.path = path.to_path_buf();
+    Ok(Some((config, kept, dir.mtime(&name).map(|(s, _)| s))))
 }
 
-/// Keeps `config`'s policy as the last good one.
-pub fn store(config: &Config) -> Result<(), StateError> {
-    let Some(name) = file_name(&config.path) else {
-        return Err(StateError {
-            path: config.path.clone(),
-            reason: "path too long to keep its policy".into(),
-            errno: None,
-        });
-    };
-    let Some(dir) = StateDir::open(Path::new(STATE_DIR), true)? else {
-        return Err(StateError {
-            path: STATE_DIR.into(),
-            reason: "vanished while being created".into(),
-            errno: None,
-        });
-    };
-    dir.write(&name, render(config).as_bytes())
+/// Has the file stood unchanged for `SETTLE`?
+fn settled(changed: (i64, i64)) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let changed = Duration::new(
+        u64::try_from(changed.0).unwrap_or(0),
+        u32::try_from(changed.1).unwrap_or(0),
+    );
+    now.checked_sub(changed).is_some_and(|age| age >= SETTLE)
 }
 
-/// Keeps `config`'s policy when the kept copy is older than the config file (or missing).
-/// Cheap when nothing changed: two stats. Returns whether it wrote.
-pub fn store_if_stale(config: &Config) -> Result<bool, StateError> {
-    let Some(name) = file_name(&config.path) else {
+/// Keeps `text` as the last good copy of `path` when `keep` says so and the copy is not
+/// already this version. Returns whether it wrote.
+fn keep_text(
+    path: &Path,
+    text: &str,
+    changed: Option<(i64, i64)>,
+    keep: Keep,
+) -> Result<bool, StateError> {
+    let (Some(changed), Some(name)) = (changed, config_name(path)) else {
         return Ok(false);
     };
-    let changed = config_changed_at(&config.path);
-    let kept = StateDir::open(Path::new(STATE_DIR), false)?.and_then(|d| d.mtime(&name));
-    match (kept, changed) {
-        (Some(kept), Some(changed)) if kept > changed => Ok(false),
-        _ => store(config).map(|()| true),
+    if !should_keep(keep, changed) || kept_is_current(&Path::new(STATE_DIR).join(&name), changed) {
+        return Ok(false);
+    }
+    let Some(dir) = open_state_dir()? else {
+        return Ok(false);
+    };
+    if dir.mtime(&name) == Some(changed) {
+        return Ok(false);
+    }
+    dir.write_stamped(&name, text.as_bytes(), Some(changed))
+        .map(|()| true)
+}
+
+/// Is the kept copy at `path` already this version of its file (its mtime the file's stamp)?
+/// One stat by path, at every login: read only, and only root can make anything in the state
+/// directory; a mismatch goes the hardened way (`StateDir`).
+fn kept_is_current(path: &Path, changed: (i64, i64)) -> bool {
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.is_file() && (m.mtime(), m.mtime_nsec()) == changed)
+}
+
+/// The state directory, made when missing (a login pays one open when it exists).
+fn open_state_dir() -> Result<Option<StateDir>, StateError> {
+    match StateDir::open(Path::new(STATE_DIR), false)? {
+        Some(dir) => Ok(Some(dir)),
+        None => StateDir::open(Path::new(STATE_DIR), true),
     }
 }
 
-/// Forgets the kept policy of `config_path` (tests, `cgroupctl deinit`).
-pub fn forget(config_path: &Path) -> Result<(), StateError> {
-    let Some(name) = file_name(config_path) else {
+fn should_keep(keep: Keep, changed: (i64, i64)) -> bool {
+    match keep {
+        Keep::Never => false,
+        Keep::Now => true,
+        Keep::Settled => settled(changed),
+    }
+}
+
+/// A user's file as used: the file's, or its last good copy when it is broken.
+#[derive(Debug)]
+pub struct UserLoaded {
+    pub file: Option<UserFile>,
+    pub broken: Option<Broken>,
+}
+
+/// Loads `users/<user>.toml` of `config`, or its last good copy when it is broken. A file
+/// that does not exist is a good state too: its kept copy is forgotten, so a file removed
+/// on purpose never comes back. When the copy cannot be used either (none kept, or it names
+/// a plan the config no longer has), the file's own error is returned.
+pub fn load_user(config: &Config, user: &str, keep: Keep) -> Result<UserLoaded, ConfigError> {
+    crate::names::validate_user_name(user)
+        .map_err(|e| ConfigError::file(&config.user_file_path("_"), format!("refused: {e}")))?;
+    let path = config.user_file_path(user);
+    // A user file is never a symlink (`Follow::NoSymlinks`): its own ctime is its stamp. Most
+    // users have no file: this one stat is then all it costs (with the copy's unlink below).
+    let (changed, text) = match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, Ok(None)),
+        Ok(meta) => (
+            Some((meta.ctime(), meta.ctime_nsec())),
+            config.read_user_text(user),
+        ),
+        // The read says why.
+        Err(_) => (None, config.read_user_text(user)),
+    };
+    let error = match text {
+        Ok(None) => {
+            if keep != Keep::Never {
+                // Nothing to keep any more; a failure only leaves an unused copy behind.
+                let _ = forget_user(&config.path, user);
+            }
+            return Ok(UserLoaded {
+                file: None,
+                broken: None,
+            });
+        }
+        Ok(Some(text)) => match UserFile::parse(&path, &text, config) {
+            Ok(file) => {
+                if let Some(changed) = changed {
+                    let _ = keep_user_text(config, user, &text, changed, keep);
+                }
+                return Ok(UserLoaded {
+                    file: Some(file),
+                    broken: None,
+                });
+            }
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    match load_kept_user(config, user) {
+        Ok(Some((file, kept, kept_changed))) => Ok(UserLoaded {
+            file: Some(file),
+            broken: Some(Broken {
+                error,
+                kept,
+                kept_changed,
+            }),
+        }),
+        Ok(None) | Err(_) => Err(error),
+    }
+}
+
+fn keep_user_text(
+    config: &Config,
+    user: &str,
+    text: &str,
+    changed: (i64, i64),
+    keep: Keep,
+) -> Result<bool, StateError> {
+    let Some(sub) = users_dir_name(&config.path) else {
+        return Ok(false);
+    };
+    let current = kept_user_path(&config.path, user).is_some_and(|p| kept_is_current(&p, changed));
+    if !should_keep(keep, changed) || current {
+        return Ok(false);
+    }
+    let Some(dir) = open_state_dir()? else {
+        return Ok(false);
+    };
+    let Some(dir) = dir.subdir(&sub, true)? else {
+        return Ok(false);
+    };
+    let name = format!("{user}.toml");
+    if dir.mtime(&name) == Some(changed) {
+        return Ok(false);
+    }
+    dir.write_stamped(&name, text.as_bytes(), Some(changed))
+        .map(|()| true)
+}
+
+fn load_kept_user(
+    config: &Config,
+    user: &str,
+) -> Result<Option<(UserFile, PathBuf, Option<i64>)>, StateError> {
+    let Some(sub) = users_dir_name(&config.path) else {
+        return Ok(None);
+    };
+    let Some(dir) = StateDir::open(Path::new(STATE_DIR), false)? else {
+        return Ok(None);
+    };
+    let Some(dir) = dir.subdir(&sub, false)? else {
+        return Ok(None);
+    };
+    let name = format!("{user}.toml");
+    let Some(bytes) = dir.read_at_most(&name, MAX_CONFIG_BYTES)? else {
+        return Ok(None);
+    };
+    let kept = dir.path().join(&name);
+    let text = String::from_utf8(bytes).map_err(|_| StateError {
+        path: kept.clone(),
+        reason: "is not UTF-8".into(),
+        errno: None,
+    })?;
+    // Errors name the copy; the file itself is reported by its own error.
+    let mut file = UserFile::parse(&kept, &text, config).map_err(|e| StateError {
+        path: kept.clone(),
+        reason: e.to_string(),
+        errno: None,
+    })?;
+    file.path = config.user_file_path(user);
+    Ok(Some((file, kept, dir.mtime(&name).map(|(s, _)| s))))
+}
+
+/// One unlink by path, at every login of a user without a file: only root can create
+/// anything in the state directory (0700), so no component of the path is anyone else's, and
+/// unlink never follows the last one.
+fn forget_user(config_path: &Path, user: &str) -> Result<(), StateError> {
+    let Some(path) = kept_user_path(config_path, user) else {
         return Ok(());
     };
-    match StateDir::open(Path::new(STATE_DIR), false)? {
-        Some(dir) => dir.remove(&name),
-        None => Ok(()),
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StateError {
+            path,
+            reason: format!("cannot remove: {e}"),
+            errno: e.raw_os_error(),
+        }),
     }
 }
 
-/// The latest of the file's mtime and ctime and, for a symlink, the link's own mtime: any
-/// edit, rename-into-place or relink moves it forward.
+/// Forgets every kept copy of `config_path` (tests, `cgroupctl deinit`), and the kept
+/// `[policy]` of 0.2.0 (`last-good-policy@`), which this replaces.
+pub fn forget(config_path: &Path) -> Result<(), StateError> {
+    let (Some(name), Some(sub), Some(escaped)) = (
+        config_name(config_path),
+        users_dir_name(config_path),
+        escape_path(config_path),
+    ) else {
+        return Ok(());
+    };
+    let Some(dir) = StateDir::open(Path::new(STATE_DIR), false)? else {
+        return Ok(());
+    };
+    dir.remove(&name)?;
+    dir.remove(&format!("last-good-policy@{escaped}"))?;
+    if let Some(users) = dir.subdir(&sub, false)? {
+        for entry in users.names()? {
+            users.remove(&entry)?;
+        }
+        dir.remove_dir(&sub)?;
+    }
+    Ok(())
+}
+
+/// A change in a file's health, for the log: it broke (or broke differently), or it is
+/// good again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthChange {
+    /// The file's error (and whether a last good copy stands in for it).
+    Broken {
+        file: PathBuf,
+        error: String,
+        kept: bool,
+    },
+    Fixed {
+        file: PathBuf,
+    },
+}
+
+/// What the daemon follows between reloads: whether the config file and each user file parse
+/// now (for the `config_broken` metric and one log line per change), keeping each good one
+/// once it has settled, as logins do. The global file is read at every look; a user file
+/// only when it, or the global file, changed since the last look, or while its good version
+/// waits to settle.
+#[derive(Debug)]
+pub struct Watch {
+    path: PathBuf,
+    config_error: Option<String>,
+    config_stamp: Option<(i64, i64)>,
+    users: std::collections::BTreeMap<String, UserSeen>,
+}
+
+#[derive(Debug, Clone)]
+struct UserSeen {
+    stamp: Option<(i64, i64)>,
+    error: Option<String>,
+    /// Parsed good but not kept yet (not settled): look again.
+    pending: bool,
+}
+
+impl Watch {
+    pub fn new(path: &Path) -> Watch {
+        Watch {
+            path: path.to_path_buf(),
+            config_error: None,
+            config_stamp: None,
+            users: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Looks at the files again; returns what changed since the last look.
+    pub fn refresh(&mut self) -> Vec<HealthChange> {
+        let mut changes = Vec::new();
+        let stamp = config_changed_at(&self.path);
+        let config_changed = stamp != self.config_stamp;
+        self.config_stamp = stamp;
+        let keep = Keep::as_root(Keep::Settled);
+        let (config, error) = match load(&self.path, keep) {
+            Ok(loaded) => {
+                let error = loaded.broken.map(|b| b.error.to_string());
+                (Some(loaded.config), error.map(|e| (e, true)))
+            }
+            Err(none) => (None, Some((none.error.to_string(), false))),
+        };
+        note(&mut changes, &self.path, &mut self.config_error, error);
+        let Some(config) = config else {
+            return changes;
+        };
+        let names = user_file_names(&config);
+        self.users.retain(|name, _| names.contains(name));
+        for name in names {
+            let stamp = config_changed_at(&config.user_file_path(&name));
+            let seen = self.users.get(&name).cloned();
+            let fresh = match &seen {
+                Some(s) => s.stamp != stamp || s.pending || config_changed,
+                None => true,
+            };
+            if !fresh {
+                continue;
+            }
+            let (error, pending) = match load_user(&config, &name, keep) {
+                Ok(l) => match l.broken {
+                    Some(b) => (Some((b.error.to_string(), true)), false),
+                    None => (
+                        None,
+                        stamp.is_some_and(|s| keep != Keep::Never && !settled(s)),
+                    ),
+                },
+                Err(e) => (Some((e.to_string(), false)), false),
+            };
+            let mut previous = seen.and_then(|s| s.error);
+            note(
+                &mut changes,
+                &config.user_file_path(&name),
+                &mut previous,
+                error,
+            );
+            self.users.insert(
+                name,
+                UserSeen {
+                    stamp,
+                    error: previous,
+                    pending,
+                },
+            );
+        }
+        changes
+    }
+
+    /// The files looked at, each with whether it is broken now: the global file always
+    /// (first), user files only while broken.
+    pub fn files(&self) -> Vec<(PathBuf, bool)> {
+        let mut out = vec![(self.path.clone(), self.config_error.is_some())];
+        let users = self
+            .path
+            .parent()
+            .unwrap_or_else(|| Path::new("/"))
+            .join("users");
+        for (name, seen) in &self.users {
+            if seen.error.is_some() {
+                out.push((users.join(format!("{name}.toml")), true));
+            }
+        }
+        out
+    }
+}
+
+/// Records a file's error now against the one seen before, noting a change.
+fn note(
+    changes: &mut Vec<HealthChange>,
+    file: &Path,
+    previous: &mut Option<String>,
+    now: Option<(String, bool)>,
+) {
+    match (previous.as_ref(), now) {
+        (Some(_), None) => {
+            changes.push(HealthChange::Fixed {
+                file: file.to_path_buf(),
+            });
+            *previous = None;
+        }
+        (before, Some((error, kept))) if before != Some(&error) => {
+            changes.push(HealthChange::Broken {
+                file: file.to_path_buf(),
+                error: error.clone(),
+                kept,
+            });
+            *previous = Some(error);
+        }
+        _ => {}
+    }
+}
+
+/// User names of the `*.toml` files in the config's users directory (valid names only).
+pub fn user_file_names(config: &Config) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(config.users_dir()) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".toml"))
+                .map(str::to_string)
+        })
+        .filter(|n| !n.starts_with('.') && crate::names::validate_user_name(n).is_ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The change stamp of a file: the latest ctime of the file and, for a symlink, of the link
+/// itself. Every edit, chmod, rename-into-place or relink moves it forward, and unlike the
+/// mtime nobody can set it (`touch -d`, `cp -p`, `rsync -a` keep an old mtime).
 pub fn config_changed_at(path: &Path) -> Option<(i64, i64)> {
     let target = std::fs::metadata(path).ok()?;
-    let mut latest =
-        (target.mtime(), target.mtime_nsec()).max((target.ctime(), target.ctime_nsec()));
+    let mut latest = (target.ctime(), target.ctime_nsec());
     if let Ok(link) = std::fs::symlink_metadata(path) {
-        latest = latest.max((link.mtime(), link.mtime_nsec()));
         latest = latest.max((link.ctime(), link.ctime_nsec()));
     }
     Some(latest)
-}
-
-/// The policy as a config file of its own (parsed back with `Config::parse`).
-fn render(config: &Config) -> String {
-    let p = &config.policy;
-    let list = |items: &[String]| {
-        let quoted: Vec<String> = items
-            .iter()
-            .map(|s| toml::Value::String(s.clone()).to_string())
-            .collect();
-        format!("[{}]", quoted.join(", "))
-    };
-    format!(
-        "# Written by pam_cgroup: the [policy] of the last valid {}.\n\
-         # Followed when that file cannot be read or parsed. Do not edit.\n\
-         [policy]\n\
-         on_error = \"{}\"\n\
-         exempt_users = {}\n\
-         exempt_groups = {}\n\
-         exempt_services = {}\n\
-         user_manager = \"{}\"\n\
-         min_uid = {}\n\
-         max_uid = {}\n\
-         safety_net = {}\n",
-        config.path.display().to_string().replace('\n', "?"),
-        p.on_error,
-        list(&p.exempt_users),
-        list(&p.exempt_groups),
-        list(&p.exempt_services),
-        p.user_manager,
-        p.min_uid,
-        p.max_uid,
-        p.safety_net
-    )
 }
 
 #[cfg(test)]
@@ -140,10 +622,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rendered_policy_parses_back() {
-        let text = "[policy]\non_error = \"closed\"\nexempt_users = [\"root\", \"o\\\"ps\"]\nexempt_groups = [\"adm\"]\nmin_uid = 500\n";
-        let c = Config::parse(Path::new("/x/config.toml"), text).unwrap();
-        let back = Config::parse(Path::new("/kept"), &render(&c)).unwrap();
-        assert_eq!(back.policy, c.policy);
+    fn a_file_changed_just_now_has_not_settled() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let secs = i64::try_from(now.as_secs()).unwrap();
+        assert!(!settled((secs, 0)), "changed this second");
+        assert!(!settled((secs + 60, 0)), "changed in the future");
+        assert!(settled((secs - 2, 0)));
+        assert!(should_keep(Keep::Now, (secs, 0)));
+        assert!(!should_keep(Keep::Never, (secs - 10, 0)));
+    }
+
+    #[test]
+    fn kept_names_are_one_component_per_config() {
+        let a = kept_config_path(Path::new("/etc/pam_cgroup/config.toml")).unwrap();
+        let b = kept_config_path(Path::new("/tmp/other.toml")).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.parent(), Some(Path::new(STATE_DIR)));
+        let u = kept_user_path(Path::new("/etc/pam_cgroup/config.toml"), "alice").unwrap();
+        assert_eq!(
+            u.parent().and_then(Path::parent),
+            Some(Path::new(STATE_DIR))
+        );
     }
 }

@@ -404,15 +404,33 @@ impl Config {
         self.users_dir().join(format!("{user}.toml"))
     }
 
-    /// Reads `users/<user>.toml` if it exists.
+    /// `users/<user>.toml` as used: the file if it exists and parses, else its last good copy
+    /// (`last_good::load_user`; kept when this process is root and the file has settled).
+    /// An error only when neither can be used.
     pub fn load_user_file(&self, user: &str) -> Result<Option<UserFile>, ConfigError> {
-        crate::names::validate_user_name(user)
-            .map_err(|e| ConfigError::file(&self.user_file_path("_"), format!("refused: {e}")))?;
+        last_good::load_user(
+            self,
+            user,
+            last_good::Keep::as_root(last_good::Keep::Settled),
+        )
+        .map(|loaded| loaded.file)
+    }
+
+    /// Reads and parses `users/<user>.toml` itself, if it exists: its own error when it is
+    /// broken (`cgroupctl check`, `doctor`).
+    pub fn load_user_file_strict(&self, user: &str) -> Result<Option<UserFile>, ConfigError> {
         let path = self.user_file_path(user);
-        match read_secure(&path, Follow::NoSymlinks, true)? {
+        match self.read_user_text(user)? {
             None => Ok(None),
             Some(text) => UserFile::parse(&path, &text, self).map(Some),
         }
+    }
+
+    /// The text of `users/<user>.toml` if it exists (read as `read_secure` reads).
+    pub(crate) fn read_user_text(&self, user: &str) -> Result<Option<String>, ConfigError> {
+        crate::names::validate_user_name(user)
+            .map_err(|e| ConfigError::file(&self.user_file_path("_"), format!("refused: {e}")))?;
+        read_secure(&self.user_file_path(user), Follow::NoSymlinks, true)
     }
 }
 

@@ -4,10 +4,13 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::{Finding, Inputs};
+use std::collections::BTreeMap;
+
+use super::Finding;
+use crate::config::last_good::{self, Keep};
 use crate::config::Config;
 use crate::inventory::user_cgroups;
-use crate::limits::LimitKey;
+use crate::limits::{Limit, LimitKey};
 use crate::mount::Cgroup2Mount;
 use crate::names::validate_user_name;
 use crate::tree::{delegate_files, Tree};
@@ -32,10 +35,19 @@ fn permission_problem(path: &Path) -> Option<String> {
     None
 }
 
-pub(super) fn check_config(inputs: &Inputs, out: &mut Vec<Finding>) -> Option<Config> {
-    let path = &inputs.config;
+/// Every check of the config files themselves and of what they say (`cgroupctl check` runs
+/// these; doctor runs them first): permissions, validity (file:line:col: key), whether the
+/// last good copy is in use, user files, the tree root's place, the user managers' policy,
+/// plan groups, and limits that cannot do what they say. Returns the config in use (the
+/// file's, or its last good copy) for the checks of the live system that follow.
+pub(super) fn check_config(
+    path: &Path,
+    mounts: &[Cgroup2Mount],
+    keep: Keep,
+    out: &mut Vec<Finding>,
+) -> Option<Config> {
     let dir = path.parent().unwrap_or_else(|| Path::new("/"));
-    let problems: Vec<String> = [path.as_path(), dir]
+    let problems: Vec<String> = [path, dir]
         .iter()
         .filter_map(|p| permission_problem(p))
         .collect();
@@ -53,33 +65,257 @@ pub(super) fn check_config(inputs: &Inputs, out: &mut Vec<Finding>) -> Option<Co
         out.push(Finding::fail(
             "config-permissions",
             problems.join("; "),
-            "the config decides every login's limits and exemptions: the module refuses a file others could have written, so confined logins follow on_error",
+            "the config decides every login's limits and exemptions: the module refuses a file others could have written and uses the last good config instead",
             format!("chown root:root {0} {1}; chmod go-w {0} {1}", path.display(), dir.display()),
         ));
     }
-    let config = match Config::load(path) {
-        Ok(c) => {
-            out.push(Finding::ok(
-                "config",
-                format!("{} is valid", path.display()),
-            ));
-            c
-        }
-        Err(e) => {
+    let config = match last_good::load(path, keep) {
+        Ok(loaded) => match loaded.broken {
+            None => {
+                out.push(Finding::ok(
+                    "config",
+                    format!("{} is valid", path.display()),
+                ));
+                loaded.config
+            }
+            Some(broken) => {
+                out.push(Finding::fail(
+                    "config",
+                    broken.error.to_string(),
+                    format!(
+                        "logins, `cgroupctl reload` and the daemon use the last good config (kept in {}) until the file is fixed: the change being made does not apply",
+                        broken.kept.display()
+                    ),
+                    format!("correct {}, then `cgroupctl check` and `cgroupctl reload`", path.display()),
+                ));
+                loaded.config
+            }
+        },
+        Err(none) => {
+            let policy = none.fallback_policy();
+            let kept = none
+                .kept_error
+                .as_deref()
+                .map(|e| format!(" (the kept copy is refused: {e})"))
+                .unwrap_or_default();
             out.push(Finding::fail(
                 "config",
-                e.to_string(),
-                "confined logins cannot be confined: they get in unconfined (on_error=open) or are refused (closed)",
+                none.error.to_string(),
+                format!(
+                    "no good config was ever kept{kept}: confined logins follow on_error={} (open: let in unconfined; closed: refused)",
+                    policy.on_error
+                ),
                 format!("correct {}, then check it with `cgroupctl check`", path.display()),
             ));
             return None;
         }
     };
-    check_user_files(&config, out);
+    check_user_files(&config, keep, out);
+    check_tree_root(&config, mounts, out);
+    check_user_manager(&config, out);
+    check_plan_groups(&config, out);
+    let cpus = online_cpus();
+    for finding in limit_findings(&config, cpus) {
+        out.push(finding);
+    }
     Some(config)
 }
 
-fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
+/// Where the tree root is: inside a cgroup2 mount, or no login can be placed.
+fn check_tree_root(config: &Config, mounts: &[Cgroup2Mount], out: &mut Vec<Finding>) {
+    if mounts.is_empty() {
+        // Not the config's fault (doctor's cgroup2 check FAILs it on a host); a WARN so that
+        // the file can be checked where no cgroup2 is mounted (a chroot, a build).
+        out.push(Finding::warn(
+            "tree-root",
+            "no cgroup2 filesystem is mounted here: where the tree root lies cannot be told",
+            "matters on a host that runs logins: without cgroup2 every confined login follows on_error",
+            "run the check on the host itself; mount cgroup2 (mount -t cgroup2 none /sys/fs/cgroup) if it is missing there",
+        ));
+        return;
+    }
+    match Tree::locate_in(mounts, config.tree.root.as_deref()) {
+        Ok(tree) => out.push(Finding::ok(
+            "tree-root",
+            format!(
+                "{} is inside the cgroup2 mount at {}",
+                tree.root.display(),
+                tree.mount.mount_point.display()
+            ),
+        )),
+        Err(e) => out.push(Finding::fail(
+            "tree-root",
+            e.to_string(),
+            "no login can be placed in a cgroup: every confined login follows on_error",
+            "set [tree] root to a path inside the cgroup2 mount",
+        )),
+    }
+}
+
+/// `[groups]` lines whose NSS group does not exist: they select a plan for nobody.
+fn check_plan_groups(config: &Config, out: &mut Vec<Finding>) {
+    if config.groups.is_empty() {
+        return;
+    }
+    let mut missing = Vec::new();
+    let mut unknown = Vec::new();
+    for (group, profile) in &config.groups {
+        match nix::unistd::Group::from_name(group) {
+            Ok(Some(_)) => {}
+            Ok(None) => missing.push(format!("{group} (-> {profile})")),
+            Err(e) => unknown.push(format!("{group}: {e}")),
+        }
+    }
+    if !missing.is_empty() {
+        // A WARN, not a FAIL: a fleet shares one config while a group may exist on some
+        // hosts only, or be made before its first customer; the line harms nobody else.
+        out.push(Finding::warn(
+            "plan-groups",
+            format!("[groups] names groups NSS does not know: {}", missing.join(", ")),
+            "matters if customers are meant to be on these plans: nobody gets them, and those customers get the plan of a later [groups] line or the [limits] defaults (a typo in a group name looks exactly like this)",
+            "correct the group name in [groups], or create the group (groupadd / your directory)",
+        ));
+    }
+    if !unknown.is_empty() {
+        out.push(Finding::warn(
+            "plan-groups",
+            format!("cannot look up [groups] groups: {}", unknown.join("; ")),
+            "whether the plans reach anybody cannot be told while NSS fails",
+            "check NSS (nsswitch.conf, sssd) and run the check again",
+        ));
+    }
+    if missing.is_empty() && unknown.is_empty() {
+        out.push(Finding::ok(
+            "plan-groups",
+            format!("the {} groups of [groups] exist", config.groups.len()),
+        ));
+    }
+}
+
+/// CPUs online on this host.
+fn online_cpus() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u64::try_from(n).ok().filter(|n| *n > 0)
+}
+
+/// A limit set a user can end up with: its name, the limits, and the keys it sets itself.
+type LimitSet = (String, BTreeMap<LimitKey, Limit>, Vec<LimitKey>);
+
+/// The limit sets a user can end up with: `[limits]`, each plan over it, each user file over
+/// its named plan (or the defaults).
+fn limit_sets(config: &Config) -> Vec<LimitSet> {
+    let mut sets = vec![(
+        "[limits]".to_string(),
+        config.limits.clone(),
+        config.limits.keys().copied().collect(),
+    )];
+    for (name, profile) in &config.profiles {
+        let mut merged = config.limits.clone();
+        merged.extend(profile.iter().map(|(k, v)| (*k, v.clone())));
+        sets.push((
+            format!("[profiles.{name}]"),
+            merged,
+            profile.keys().copied().collect(),
+        ));
+    }
+    for user in last_good::user_file_names(config) {
+        if let Ok(Some(file)) = config.load_user_file_strict(&user) {
+            if file.limits.is_empty() {
+                continue;
+            }
+            let mut merged = config.limits.clone();
+            if let Some(p) = file.profile.as_ref().and_then(|p| config.profiles.get(p)) {
+                merged.extend(p.iter().map(|(k, v)| (*k, v.clone())));
+            }
+            merged.extend(file.limits.iter().map(|(k, v)| (*k, v.clone())));
+            sets.push((
+                format!("users/{user}.toml"),
+                merged,
+                file.limits.keys().copied().collect(),
+            ));
+        }
+    }
+    sets
+}
+
+fn bytes_of(limit: Option<&Limit>) -> Option<u64> {
+    limit?.lines.first()?.parse().ok()
+}
+
+/// Limits that parse but cannot do what they say: memory.high at or above memory.max (it
+/// never acts: the OOM killer comes first) and cpu.max above the host's CPUs (it never
+/// binds here). WARNs: the first is harmless, the second may be meant for a bigger host of
+/// a fleet sharing the file.
+pub(super) fn limit_findings(config: &Config, cpus: Option<u64>) -> Vec<Finding> {
+    let mut high = Vec::new();
+    let mut cpu = Vec::new();
+    // A set is reported for what it sets itself: a plan that only inherits the defaults'
+    // problem is the defaults' line.
+    for (name, set, own) in limit_sets(config) {
+        let sets = |keys: &[LimitKey]| keys.iter().any(|k| own.contains(k));
+        if let (true, Some(h), Some(m)) = (
+            sets(&[LimitKey::MemoryHigh, LimitKey::MemoryMax]),
+            bytes_of(set.get(&LimitKey::MemoryHigh)),
+            bytes_of(set.get(&LimitKey::MemoryMax)),
+        ) {
+            if h >= m {
+                high.push(format!("{name}: memory.high {h} >= memory.max {m}"));
+            }
+        }
+        if let (true, Some(cpus), Some(limit)) =
+            (sets(&[LimitKey::CpuMax]), cpus, set.get(&LimitKey::CpuMax))
+        {
+            let mut words = limit
+                .lines
+                .first()
+                .map(|l| l.split(' '))
+                .into_iter()
+                .flatten();
+            let quota = words.next().and_then(|q| q.parse::<u64>().ok());
+            let period = words.next().and_then(|p| p.parse::<u64>().ok());
+            if let (Some(q), Some(p)) = (quota, period.filter(|p| *p > 0)) {
+                if q > p.saturating_mul(cpus) {
+                    cpu.push(format!(
+                        "{name}: cpu.max {}% > {}% ({cpus} CPUs)",
+                        q * 100 / p,
+                        cpus * 100
+                    ));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if high.is_empty() {
+        out.push(Finding::ok(
+            "memory-high",
+            "memory.high is below memory.max wherever both are set",
+        ));
+    } else {
+        out.push(Finding::warn(
+            "memory-high",
+            high.join("; "),
+            "memory.high never acts at or above memory.max: such a user is OOM-killed at memory.max without being slowed down first",
+            "set memory.high below memory.max (about 90% of it), or remove it",
+        ));
+    }
+    if cpu.is_empty() {
+        out.push(Finding::ok(
+            "cpu-max",
+            "no cpu.max is above this host's CPUs",
+        ));
+    } else {
+        out.push(Finding::warn(
+            "cpu-max",
+            cpu.join("; "),
+            "a cpu.max above the host's CPUs never binds here: such a plan is not limited by cpu.max on this host (fine only if the file is shared with bigger hosts)",
+            "lower cpu.max to at most 100% per CPU of this host",
+        ));
+    }
+    out
+}
+
+fn check_user_files(config: &Config, keep: Keep, out: &mut Vec<Finding>) {
     let dir = config.users_dir();
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return;
@@ -106,9 +342,18 @@ fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
                 readable.push(format!("{name} ({:o})", m.mode() & 0o7777));
             }
         }
-        match config.load_user_file(user) {
-            Err(e) => bad.push(e.to_string()),
+        match config.load_user_file_strict(user) {
+            Err(e) => {
+                // What logins of this user get meanwhile.
+                let kept = match last_good::load_user(config, user, Keep::Never) {
+                    Ok(l) if l.broken.is_some() => "the last good copy is used",
+                    _ => "no good copy was kept: its logins follow on_error",
+                };
+                bad.push(format!("{e} ({kept})"));
+            }
             Ok(Some(f)) => {
+                // Good: kept as its last good copy (as `keep` says).
+                let _ = last_good::load_user(config, user, keep);
                 if let Some(s) = f.suspend {
                     suspended.push(format!("{user} ({})", s.reason));
                 }
@@ -150,7 +395,7 @@ fn check_user_files(config: &Config, out: &mut Vec<Finding>) {
         out.push(Finding::fail(
             "user-files",
             bad.join("; "),
-            "a user whose file is refused is not confined as planned (the login follows on_error)",
+            "the change being made does not apply: that user's logins use the last good copy of its file, or follow on_error when none was kept",
             "correct the file (or `cgroupctl set USER KEY=VALUE`, which validates), and keep it root-owned 0600",
         ));
     }
@@ -160,17 +405,9 @@ pub(super) fn check_tree(config: &Config, mounts: &[Cgroup2Mount], out: &mut Vec
     if mounts.is_empty() {
         return;
     }
-    let tree = match Tree::locate_in(mounts, config.tree.root.as_deref()) {
-        Ok(t) => t,
-        Err(e) => {
-            out.push(Finding::fail(
-                "tree",
-                e.to_string(),
-                "no login can be placed in a cgroup",
-                "set [tree] root to a path inside the cgroup2 mount",
-            ));
-            return;
-        }
+    // A root outside every cgroup2 mount is the tree-root check's FAIL.
+    let Ok(tree) = Tree::locate_in(mounts, config.tree.root.as_deref()) else {
+        return;
     };
     if !tree.root.is_dir() {
         out.push(Finding::warn(
@@ -187,7 +424,6 @@ pub(super) fn check_tree(config: &Config, mounts: &[Cgroup2Mount], out: &mut Vec
         check_delegation(&tree, out);
     }
     check_private_ip(config, &tree, out);
-    check_user_manager(config, out);
 }
 
 /// Where confined customers' user managers (systemd --user) run: a path out of the fence
@@ -496,5 +732,49 @@ fn check_private_addresses(config: &Config, tree: &Tree, out: &mut Vec<Finding>)
             "their services cannot listen on the port range, and their localhost on the range reaches nothing",
             "give them a primary group with a gid >= [private_ip] min_gid, or lower min_gid",
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+
+    fn findings(text: &str, cpus: u64) -> Vec<Finding> {
+        let config = Config::parse(Path::new("/nonexistent/config.toml"), text).unwrap();
+        limit_findings(&config, Some(cpus))
+    }
+
+    fn status(found: &[Finding], check: &str) -> (Status, String) {
+        let f = found.iter().find(|f| f.check == check).unwrap();
+        (f.status, f.summary.clone())
+    }
+
+    #[test]
+    fn memory_high_at_or_above_max_is_a_warning_per_plan() {
+        let text = "[limits]\n\"memory.max\" = \"1G\"\n[profiles.pro]\n\"memory.high\" = \"2G\"\n[profiles.ok]\n\"memory.high\" = \"512M\"\n";
+        let (s, summary) = status(&findings(text, 2), "memory-high");
+        assert_eq!(s, Status::Warn);
+        assert!(summary.contains("[profiles.pro]"), "{summary}");
+        assert!(!summary.contains("[profiles.ok]"), "{summary}");
+        let (s, _) = status(
+            &findings("[limits]\n\"memory.high\" = \"1G\"\n", 2),
+            "memory-high",
+        );
+        assert_eq!(s, Status::Ok, "memory.high alone is fine");
+    }
+
+    #[test]
+    fn cpu_max_above_the_host_is_a_warning() {
+        let text = "[limits]\n\"cpu.max\" = \"100%\"\n[profiles.big]\n\"cpu.max\" = \"5000%\"\n";
+        let (s, summary) = status(&findings(text, 2), "cpu-max");
+        assert_eq!(s, Status::Warn);
+        assert!(
+            summary.contains("[profiles.big]: cpu.max 5000% > 200% (2 CPUs)"),
+            "{summary}"
+        );
+        assert_eq!(status(&findings(text, 64), "cpu-max").0, Status::Ok);
+        let (s, _) = status(&findings("[limits]\n\"cpu.max\" = \"max\"\n", 2), "cpu-max");
+        assert_eq!(s, Status::Ok, "no quota is no claim");
     }
 }

@@ -130,12 +130,26 @@ impl Default for Inputs {
     }
 }
 
+/// The checks of `cgroupctl check`: every check of the config files and of what they say
+/// (the first part of `run`), and the config in use (the file's or its last good copy).
+pub fn check_config(
+    config: &std::path::Path,
+    keep: crate::config::last_good::Keep,
+) -> (Vec<Finding>, Option<crate::config::Config>) {
+    let mut out = Vec::new();
+    // Without a mount table (a chroot without /proc) the tree-root check says it cannot tell.
+    let mounts = crate::mount::cgroup2_mounts().unwrap_or_default();
+    let config = config_checks::check_config(config, &mounts, keep, &mut out);
+    (out, config)
+}
+
 /// Runs every check, in the order an administrator fixes things: kernel, config, tree,
 /// private IPs, /proc, PAM stacks, logind.
 pub fn run(inputs: &Inputs) -> Vec<Finding> {
     let mut out = Vec::new();
     let mounts = kernel::check_cgroup2(inputs, &mut out);
-    let config = config_checks::check_config(inputs, &mut out);
+    let keep = crate::config::last_good::Keep::as_root(crate::config::last_good::Keep::Settled);
+    let config = config_checks::check_config(&inputs.config, &mounts, keep, &mut out);
     if let Some(config) = &config {
         config_checks::check_tree(config, &mounts, &mut out);
         fence::check(inputs, config, &mounts, &mut out);

@@ -207,10 +207,19 @@ pub fn parse_limit(key: &str, value: &RawValue) -> Result<Limit, LimitError> {
         reason,
     };
     let lines = match limit_key {
-        LimitKey::MemoryMax
-        | LimitKey::MemoryHigh
-        | LimitKey::MemoryLow
-        | LimitKey::MemorySwapMax => {
+        LimitKey::MemoryMax | LimitKey::MemoryHigh => {
+            let bytes = memory::parse(&value.single().map_err(err)?).map_err(err)?;
+            if bytes == "0" {
+                // As pids.max = 0: no process of the user could run (memory.max OOM-kills
+                // each at once, memory.high throttles each to a standstill). Never a plan.
+                return Err(err(
+                    "must be above 0 (0 would stop every process of the user; to stop a customer, use `cgroupctl suspend`)"
+                        .to_string(),
+                ));
+            }
+            vec![bytes]
+        }
+        LimitKey::MemoryLow | LimitKey::MemorySwapMax => {
             vec![memory::parse(&value.single().map_err(err)?).map_err(err)?]
         }
         LimitKey::CpuMax => vec![cpu::parse_max(&value.single().map_err(err)?).map_err(err)?],
@@ -318,6 +327,9 @@ mod tests {
                 "single value",
             ),
             ("pids.max", RawValue::Integer(0), "at least 1"),
+            ("memory.max", RawValue::Integer(0), "above 0"),
+            ("memory.max", text("0G"), "above 0"),
+            ("memory.high", text("0"), "above 0"),
             ("pids.max", text("many"), "whole number"),
             ("cpu.max", text("0%"), "at least"),
             ("cpu.max", text("abc"), "cpu.max"),

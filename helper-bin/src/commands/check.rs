@@ -1,5 +1,8 @@
-//! `cgroupctl check [--user U] [--json]`: validate the config and show a user's effective
-//! limits with where each came from (default, profile, user file).
+//! `cgroupctl check [--user U] [--json]`: every config check doctor runs (validity with
+//! file:line:col: key, permissions, user files, the tree root's place, plan groups, limits
+//! that cannot act), and a user's effective limits with where each came from (default,
+//! profile, user file). Exit 3 when the file is broken (logins then use its last good copy), 1
+//! when another check FAILs; a good file is kept as the last good one.
 
 use std::process::ExitCode;
 
@@ -7,12 +10,15 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
+use cgroup_core::config::last_good::Keep;
 use cgroup_core::config::{Config, ConfigError};
+use cgroup_core::doctor::{self, Finding, Status};
 use cgroup_core::limits::human::human_lines;
 use cgroup_core::names::validate_user_name;
 use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::session::exemption;
 
+use crate::exit::{CONFIG_ERROR, PROBLEMS_FOUND};
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -45,57 +51,90 @@ struct UserReport {
 #[derive(Debug, Serialize)]
 struct CheckReport {
     config: String,
+    /// No finding is FAIL.
     valid: bool,
+    /// Every config check doctor runs (doctor's finding format).
+    findings: Vec<Finding>,
     user: Option<UserReport>,
+    #[serde(flatten)]
+    broken: Option<BrokenFile>,
+}
+
+/// Where a file that does not parse is broken (`check --json`'s top-level fields).
+#[derive(Debug, Serialize)]
+struct BrokenFile {
+    error: String,
+    code: u8,
+    file: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    key: Option<String>,
+    reason: String,
+}
+
+impl BrokenFile {
+    fn of(e: &ConfigError) -> BrokenFile {
+        BrokenFile {
+            error: e.to_string(),
+            code: CONFIG_ERROR,
+            file: e.file.display().to_string(),
+            line: e.line,
+            column: e.column,
+            key: e.key.clone(),
+            reason: e.reason.clone(),
+        }
+    }
 }
 
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
-    let config = match Config::load(&cli.config) {
-        Ok(c) => c,
-        Err(e) if args.json => return broken_json(cli, &e),
-        Err(e) => return Err(e.into()),
+    let path = super::view::config_path(cli);
+    // The administrator's word that the file is meant: a good one is kept at once.
+    let (findings, config) = doctor::check_config(&path, Keep::as_root(Keep::Now));
+    let valid = !findings.iter().any(|f| f.status == Status::Fail);
+    let user = match (&args.user, &config) {
+        (Some(name), Some(config)) => Some(user_report(config, name)?),
+        _ => None,
     };
-    super::keep_policy::keep(&config);
-    let user = match &args.user {
-        Some(name) => Some(user_report(&config, name)?),
-        None => None,
+    // A file that does not parse: its error, with the place, at the top of the JSON too.
+    let broken = match Config::load(&path) {
+        Err(e) => Some(BrokenFile::of(&e)),
+        Ok(_) => None,
     };
     let report = CheckReport {
-        config: cli.config.display().to_string(),
-        valid: true,
+        config: path.display().to_string(),
+        valid,
+        findings,
         user,
+        broken,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
+        // The one-line error on stderr too, as without --json.
+        if let Some(b) = &report.broken {
+            eprintln!("cgroupctl: {}", super::escape::term(&b.error));
+        }
     } else {
         print_text(&report);
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `check --json` on a file that does not parse: the report says so, with the place, on
-/// stdout (and the one-line error on stderr, as without --json); exit 3 as a config error.
-fn broken_json(cli: &Cli, e: &ConfigError) -> Result<ExitCode> {
-    let report = serde_json::json!({
-        "config": cli.config.display().to_string(),
-        "valid": false,
-        "error": e.to_string(),
-        "code": crate::exit::CONFIG_ERROR,
-        "file": e.file.display().to_string(),
-        "line": e.line,
-        "column": e.column,
-        "key": e.key,
-        "reason": e.reason,
-    });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    eprintln!("cgroupctl: {}", super::escape::term(&e.to_string()));
-    Ok(ExitCode::from(crate::exit::CONFIG_ERROR))
+    // A broken file is a config error (3) as it always was; another FAIL, problems found (1).
+    let broken = report
+        .findings
+        .iter()
+        .any(|f| f.check == "config" && f.status == Status::Fail);
+    Ok(if broken {
+        ExitCode::from(CONFIG_ERROR)
+    } else if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(PROBLEMS_FOUND)
+    })
 }
 
 fn user_report(config: &Config, name: &str) -> Result<UserReport> {
     validate_user_name(name)?;
     let user = lookup_user(name)?;
     let groups = group_names(&user)?;
+    // What applies: a broken file's last good copy (the findings FAIL the file itself).
     let user_file = config.load_user_file(name)?;
     let effective = config.effective_limits(&groups, user_file.as_ref());
     let mut limits: Vec<LimitRow> = effective
@@ -126,7 +165,12 @@ fn user_report(config: &Config, name: &str) -> Result<UserReport> {
 }
 
 fn print_text(report: &CheckReport) {
-    println!("{}: OK", report.config);
+    super::doctor::print_findings(&report.findings);
+    println!(
+        "{}: {}",
+        report.config,
+        if report.valid { "OK" } else { "FAILED" }
+    );
     let Some(user) = &report.user else { return };
     println!("user {} (uid {})", user.user, user.uid);
     if let Some(reason) = &user.exempt {

@@ -43,6 +43,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use cgroup_core::config::last_good::{self, Keep};
 use cgroup_core::config::{Config, EventsConfig};
 use cgroup_core::gc::{collect, GcOptions, Reaped};
 use cgroup_core::tree::Tree;
@@ -132,6 +133,8 @@ struct Daemon {
     events: Arc<RwLock<EventsConfig>>,
     /// The whole config, shared with the safety net (follows reloads).
     shared_config: Arc<RwLock<Arc<Config>>>,
+    /// Whether the config and user files parse now (the config_broken metric).
+    health: last_good::Watch,
 }
 
 impl Daemon {
@@ -182,11 +185,27 @@ impl Daemon {
         self.counters.reloads.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// SIGHUP: a new config (if valid), re-applied; a moved root gets fresh watches.
+    /// SIGHUP: the config in use, re-applied (a broken file's last good copy, as logins use
+    /// it); a moved root gets fresh watches.
     fn reload(&mut self, watcher: &mut Watcher) {
-        let loaded = Config::load(&self.config_path)
-            .map_err(|e| e.to_string())
-            .and_then(|c| Tree::locate(&c).map(|t| (c, t)).map_err(|e| e.to_string()));
+        let loaded = match last_good::load(&self.config_path, Keep::as_root(Keep::Settled)) {
+            Ok(loaded) => {
+                if let Some(broken) = &loaded.broken {
+                    // Applied all the same: the file's change is what failed.
+                    log::error(&format!(
+                        "reload: {}",
+                        cgroup_core::session::broken_line(broken, "config")
+                    ));
+                    self.counters
+                        .reload_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(loaded.config)
+            }
+            Err(none) => Err(format!("{} (no good config was ever kept)", none.error)),
+        };
+        let loaded =
+            loaded.and_then(|c| Tree::locate(&c).map(|t| (c, t)).map_err(|e| e.to_string()));
         let (config, tree) = match loaded {
             Ok(both) => both,
             Err(e) => {
@@ -222,8 +241,41 @@ impl Daemon {
         self.scan(watcher);
     }
 
+    /// Looks at the config files again: each change of their health logged once, the
+    /// metric updated, good files kept once settled.
+    fn check_config(&mut self) {
+        for change in self.health.refresh() {
+            match change {
+                last_good::HealthChange::Broken { file, error, kept } => log::error(&format!(
+                    "{error}; {}",
+                    match (kept, file == self.config_path) {
+                        (true, _) => "logins, reload and the daemon use its last good copy",
+                        (false, true) => "no good copy was ever kept: logins follow on_error",
+                        (false, false) => {
+                            "no good copy was ever kept: that user's logins follow on_error"
+                        }
+                    }
+                )),
+                last_good::HealthChange::Fixed { file } => {
+                    log::info(&format!("{} parses again", file.display()))
+                }
+            }
+        }
+        let files = self
+            .health
+            .files()
+            .into_iter()
+            .map(|(f, broken)| (f.display().to_string(), broken))
+            .collect();
+        match self.counters.config_files.lock() {
+            Ok(mut f) => *f = files,
+            Err(p) => *p.into_inner() = files,
+        }
+    }
+
     /// A full pass: gc with the minimum age, and watches for anything new.
-    fn scan(&self, watcher: &mut Watcher) {
+    fn scan(&mut self, watcher: &mut Watcher) {
+        self.check_config();
         match collect(
             &self.current_tree(),
             GcOptions {
@@ -360,7 +412,11 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
     let config_path = super::view::config_path(cli);
-    let config = Config::load(&config_path)?;
+    // A broken file: its last good copy, as logins use it (the error is logged by the first
+    // pass's config check); with none ever kept, the file's error stops the daemon.
+    let config = last_good::load(&config_path, Keep::as_root(Keep::Settled))
+        .map_err(|none| none.error)?
+        .config;
     let tree = Tree::locate(&config).context("locate the cgroup tree")?;
     if let Some(leaf) = tree
         .step_aside("supervisor")
@@ -381,6 +437,7 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         log::warn(&format!("cannot tell systemd the daemon is ready: {e}"));
     }
 
+    let health = last_good::Watch::new(&config_path);
     let events = Arc::new(RwLock::new(config.events.clone()));
     let shared_config = Arc::new(RwLock::new(Arc::new(config.clone())));
     let mut daemon = Daemon {
@@ -391,6 +448,7 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         tree: Arc::new(RwLock::new(tree.clone())),
         counters: Arc::new(Counters::default()),
         min_age: Duration::from_secs(args.min_age),
+        health,
     };
     let mut watcher = Watcher::new(tree.clone()).context("inotify")?;
     daemon.apply();

@@ -8,7 +8,6 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use cgroup_core::config::Config;
 use cgroup_core::private_ip::{pin_dir, uninstall, UninstallReport, DEFAULT_BPFFS};
 use cgroup_core::tree::fs::{remove_dir, Removed};
 use cgroup_core::tree::Tree;
@@ -33,7 +32,7 @@ struct DeinitReport {
 }
 
 pub fn run(cli: &Cli, args: &DeinitArgs) -> Result<ExitCode> {
-    let config = Config::load(&cli.config)?;
+    let config = super::view::load_config(cli)?;
     let tree = Tree::locate(&config)?;
     let removed = uninstall(&tree.root, &pin_dir(Path::new(DEFAULT_BPFFS), &tree.root)?)?;
     // Bottom-up; each rmdir fails (Busy) while anything is below, which is what we want.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use cgroup_core::doctor::{self, Inputs, Status, DEFAULT_SERVICES};
+use cgroup_core::doctor::{self, Finding, Inputs, Status, DEFAULT_SERVICES};
 
 use crate::Cli;
 
@@ -31,6 +31,20 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
+/// Findings as text, one line each with why and fix below (shared with `check`).
+pub fn print_findings(findings: &[Finding]) {
+    let width = findings.iter().map(|f| f.check.len()).max().unwrap_or(0);
+    for f in findings {
+        println!("{:<4} {:width$}  {}", f.status.label(), f.check, f.summary);
+        if let Some(why) = &f.why {
+            println!("     {:width$}  why: {why}", "");
+        }
+        if let Some(fix) = &f.fix {
+            println!("     {:width$}  fix: {fix}", "");
+        }
+    }
+}
+
 pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<ExitCode> {
     let findings = doctor::run(&Inputs {
         config: super::view::config_path(cli),
@@ -42,16 +56,7 @@ pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&findings)?);
     } else {
-        let width = findings.iter().map(|f| f.check.len()).max().unwrap_or(0);
-        for f in &findings {
-            println!("{:<4} {:width$}  {}", f.status.label(), f.check, f.summary);
-            if let Some(why) = &f.why {
-                println!("     {:width$}  why: {why}", "");
-            }
-            if let Some(fix) = &f.fix {
-                println!("     {:width$}  fix: {fix}", "");
-            }
-        }
+        print_findings(&findings);
     }
     let failed = findings.iter().any(|f| f.status == Status::Fail);
     Ok(if failed {

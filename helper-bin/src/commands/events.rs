@@ -12,14 +12,12 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use cgroup_core::config::Config;
 use cgroup_core::events::history::{self, Stored};
 use cgroup_core::events::when::{now_ms, parse_since, utc_text};
 use cgroup_core::events::{Event, FaultKind};
 
 use super::escape::term;
 use super::table;
-use super::view::config_path;
 use crate::Cli;
 
 fn kind_arg(s: &str) -> std::result::Result<FaultKind, String> {
@@ -193,7 +191,7 @@ fn print_events(events: &[&Stored], args: &EventsArgs, headers: bool) -> Result<
 }
 
 fn history_dir(cli: &Cli) -> Result<PathBuf> {
-    Ok(Config::load(&config_path(cli))?.events.history_dir)
+    Ok(super::view::load_config(cli)?.events.history_dir)
 }
 
 fn read(dir: &Path) -> Result<history::Contents> {

@@ -10,12 +10,11 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use cgroup_core::config::Config;
 use cgroup_core::private_ip::{
     ensure_bpffs, install, pin_dir, uninstall, Action, BpffsState, InstallReport, UninstallReport,
     DEFAULT_BPFFS,
 };
-use cgroup_core::tree::{self, Tree};
+use cgroup_core::tree;
 
 use crate::Cli;
 
@@ -39,9 +38,10 @@ struct InitReport {
 }
 
 pub fn run(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
-    let config = Config::load(&cli.config)?;
-    super::keep_policy::keep(&config);
-    let tree = Tree::locate(&config)?;
+    // A broken file: set up what logins use, its last good copy (the unit runs this at
+    // boot, and a typo must not keep the daemon down).
+    let (config, tree, _) =
+        super::view::load_keeping(cli, cgroup_core::config::last_good::Keep::Settled)?;
     // No step_aside here, unlike the daemon: under systemd < 254 this runs as ExecStartPre in
     // the unit's own cgroup, and enabling controllers there would keep systemd from starting
     // the next process of the unit (EBUSY). The daemon, the unit's last process, does it.

@@ -6,7 +6,6 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use cgroup_core::config::Config;
 use cgroup_core::names::validate_user_name;
 use cgroup_core::nss::lookup_user;
 use cgroup_core::private_ip::private_address_of;
@@ -33,7 +32,7 @@ struct IpReport {
 }
 
 pub fn run(cli: &Cli, args: &IpArgs) -> Result<ExitCode> {
-    let config = Config::load(&cli.config)?;
+    let config = super::view::load_config(cli)?;
     validate_user_name(&args.user)?;
     let user = lookup_user(&args.user)?;
     let address = private_address_of(&user, config.private_ip.min_gid)?;

@@ -12,7 +12,6 @@ pub mod events;
 pub mod gc;
 pub mod init;
 pub mod ip;
-pub mod keep_policy;
 pub mod levers;
 pub mod list;
 pub mod man;

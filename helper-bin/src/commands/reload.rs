@@ -4,6 +4,8 @@
 //! A user NSS cannot resolve (an uncached directory customer during an outage, a deleted
 //! account) is reported and skipped: every other user is still applied, and the exit code is
 //! 1 ("problems found") unless applying to a resolved user failed (4, a system error).
+//! A broken config is met with the last good one, applied whole as logins use it; the exit
+//! code is then 1 too (the file's change was not taken).
 
 use std::process::ExitCode;
 
@@ -12,13 +14,14 @@ use clap::Args;
 use serde::Serialize;
 
 use cgroup_core::apply::{apply_user, ApplyReport, ChangeStatus};
+use cgroup_core::config::last_good::Keep;
 use cgroup_core::config::Config;
 use cgroup_core::inventory::user_cgroups;
 use cgroup_core::nss::lookup_user;
 use cgroup_core::tree::Tree;
 use cgroup_core::Error;
 
-use super::view::load;
+use super::view::load_keeping;
 use crate::exit::{PROBLEMS_FOUND, SYSTEM_ERROR};
 use crate::Cli;
 
@@ -119,8 +122,10 @@ pub fn describe(report: &ApplyReport) -> Vec<String> {
 }
 
 pub fn run(cli: &Cli, args: &ReloadArgs) -> Result<ExitCode> {
-    let (config, tree) = load(cli)?;
-    super::keep_policy::keep(&config);
+    // The administrator's word that the file is meant: kept as the last good one at once. A
+    // broken file is met with the last good one (said on stderr), applied whole, and the
+    // exit code says the file was not taken.
+    let (config, tree, broken) = load_keeping(cli, Keep::Now)?;
     let outcomes = reload_all(&config, &tree)?;
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     let unresolved = outcomes.iter().filter(|o| o.unresolved).count();
@@ -150,6 +155,13 @@ pub fn run(cli: &Cli, args: &ReloadArgs) -> Result<ExitCode> {
             outcomes.len()
         );
         return Ok(ExitCode::from(SYSTEM_ERROR));
+    }
+    if broken.is_some() {
+        eprintln!(
+            "cgroupctl: {} is broken: the last good config was applied instead",
+            super::view::config_path(cli).display()
+        );
+        return Ok(ExitCode::from(PROBLEMS_FOUND));
     }
     if unresolved > 0 {
         eprintln!(

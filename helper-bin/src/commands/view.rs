@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use cgroup_core::config::last_good::{self, Broken, Keep};
 use cgroup_core::config::Config;
 use cgroup_core::inventory::{session_and_service_counts, user_cgroups, UserCgroup};
 use cgroup_core::nss::{group_names, lookup_user};
@@ -19,11 +20,37 @@ pub fn config_path(cli: &Cli) -> PathBuf {
     std::path::absolute(&cli.config).unwrap_or_else(|_| cli.config.clone())
 }
 
-/// Loads the config and locates its tree.
+/// Loads the config and locates its tree. A broken file is met with its last good copy, as
+/// logins meet it, and one line on stderr says so; with no good copy ever kept, the file's
+/// error (exit 3).
 pub fn load(cli: &Cli) -> Result<(Config, Tree)> {
-    let config = Config::load(&config_path(cli))?;
-    let tree = Tree::locate(&config).context("locate the cgroup tree")?;
+    let (config, tree, _) = load_keeping(cli, Keep::Settled)?;
     Ok((config, tree))
+}
+
+/// The config in use, as `load` finds it (for verbs that need no tree).
+pub fn load_config(cli: &Cli) -> Result<Config> {
+    Ok(load_in_use(cli, Keep::Settled)?.0)
+}
+
+/// `load`, keeping a good file as the last good one as `keep` says (when root), and telling
+/// whether the file was broken.
+pub fn load_keeping(cli: &Cli, keep: Keep) -> Result<(Config, Tree, Option<Broken>)> {
+    let (config, broken) = load_in_use(cli, keep)?;
+    let tree = Tree::locate(&config).context("locate the cgroup tree")?;
+    Ok((config, tree, broken))
+}
+
+fn load_in_use(cli: &Cli, keep: Keep) -> Result<(Config, Option<Broken>)> {
+    let loaded =
+        last_good::load(&config_path(cli), Keep::as_root(keep)).map_err(|none| none.error)?;
+    if let Some(broken) = &loaded.broken {
+        eprintln!(
+            "cgroupctl: {}",
+            cgroup_core::session::broken_line(broken, "config")
+        );
+    }
+    Ok((loaded.config, loaded.broken))
 }
 
 /// The user cgroups to report: all, or the one named (which must exist).

@@ -118,11 +118,31 @@ impl TestSetup {
 impl Drop for TestSetup {
     fn drop(&mut self) {
         forget_kept_policy(&self.config_path());
+        forget_reported_breakage(self.dir.path());
     }
 }
 
-/// The module and `cgroupctl check/init/reload` keep the last valid policy of every config
-/// they load, keyed by the config's path, in /var/lib/pam_cgroup: tests forget theirs.
+/// The module logs a broken file once, remembering it in /run/pam_cgroup/broken@<escaped
+/// path>: tests forget what they broke under `dir`.
+fn forget_reported_breakage(dir: &Path) {
+    let Some(prefix) = cgroup_core::state_dir::escape_path(dir) else {
+        return;
+    };
+    let prefix = format!("broken@{prefix}");
+    let Ok(entries) = std::fs::read_dir(cgroup_core::report_once::STATE_DIR) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                eprintln!("cleanup: {}: {err}", e.path().display());
+            }
+        }
+    }
+}
+
+/// The module and every `cgroupctl` verb keep the last good copy of every config (and user
+/// file) they load, keyed by the config's path, in /var/lib/pam_cgroup: tests forget theirs.
 pub fn forget_kept_policy(config: &Path) {
     if let Err(e) = cgroup_core::config::last_good::forget(config) {
         eprintln!(

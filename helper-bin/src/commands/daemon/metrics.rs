@@ -63,6 +63,9 @@ pub struct Counters {
     pub fence_failures: AtomicU64,
     /// Times the kernel dropped process events (a sweep of /proc followed).
     pub proc_events_lost: AtomicU64,
+    /// The config file and the broken user files, each with whether it is broken now
+    /// (`last_good::Watch::files`, refreshed at each pass).
+    pub config_files: std::sync::Mutex<Vec<(String, bool)>>,
 }
 
 pub enum Listener {
@@ -144,6 +147,29 @@ pub fn daemon_metrics(c: &Counters) -> String {
             v.load(Ordering::Relaxed)
         ));
     }
+    out.push_str(&config_broken(c));
+    out
+}
+
+/// `pam_cgroup_config_broken{file}`: 1 while a config file does not parse (logins, reload
+/// and the daemon use its last good copy, or follow on_error when none was kept). The
+/// global file always has a series; a user file only while it is broken.
+fn config_broken(c: &Counters) -> String {
+    let name = CONFIG_BROKEN;
+    let mut out = format!(
+        "# HELP {name} 1 while the config file does not parse: its last good copy is used (or on_error, when none was kept).\n# TYPE {name} gauge\n"
+    );
+    let files = match c.config_files.lock() {
+        Ok(f) => f.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    for (file, broken) in files {
+        out.push_str(&format!(
+            "{name}{{file=\"{}\"}} {}\n",
+            cgroup_core::stats::prometheus::escape_label(&file),
+            u8::from(broken)
+        ));
+    }
     out
 }
 
@@ -179,8 +205,8 @@ pub fn ask_daemon(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(daemon_families_of(body))
 }
 
-/// The lines of the daemon's own families (`pam_cgroup_daemon_*`, their HELP and TYPE
-/// included) out of a whole scrape.
+/// The lines of the daemon's own families (`pam_cgroup_daemon_*` and
+/// `pam_cgroup_config_broken`, their HELP and TYPE included) out of a whole scrape.
 fn daemon_families_of(body: &str) -> String {
     body.lines()
         .filter(|l| {
@@ -188,7 +214,7 @@ fn daemon_families_of(body: &str) -> String {
                 .strip_prefix("# HELP ")
                 .or_else(|| l.strip_prefix("# TYPE "))
                 .unwrap_or(l);
-            name.starts_with(DAEMON_PREFIX)
+            is_daemon_family(name)
         })
         .flat_map(|l| [l, "\n"])
         .collect()
@@ -196,6 +222,17 @@ fn daemon_families_of(body: &str) -> String {
 
 /// The daemon's own families start with this; the per-user ones never do.
 const DAEMON_PREFIX: &str = "pam_cgroup_daemon_";
+/// The one daemon family without the prefix (its name is the one the alert rules and the
+/// dashboards know): whether a config file is broken, which only the daemon watches.
+const CONFIG_BROKEN: &str = "pam_cgroup_config_broken";
+
+/// Is the sample or metadata line's metric name (up to its labels) one of the daemon's?
+fn is_daemon_family(name: &str) -> bool {
+    name.starts_with(DAEMON_PREFIX)
+        || name
+            .strip_prefix(CONFIG_BROKEN)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['{', ' ']))
+}
 /// A whole scrape is read up to this size (hundreds of users take a few hundred KB).
 const MAX_ANSWER: u64 = 64 << 20;
 
@@ -446,7 +483,7 @@ mod tests {
         let daemon = daemon_metrics(&Counters::default());
         assert_eq!(daemon_families_of(&daemon), daemon);
         for (name, _, _) in cgroup_core::stats::prometheus::families() {
-            assert!(!name.starts_with(DAEMON_PREFIX), "{name}");
+            assert!(!is_daemon_family(name), "{name}");
         }
         let users = crate::commands::stats::prometheus_text(&[]);
         assert_eq!(daemon_families_of(&(users + &daemon)), daemon);

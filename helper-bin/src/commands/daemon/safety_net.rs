@@ -85,7 +85,7 @@ impl PolicyFile {
         }
         self.seen = Some(now);
         self.current = match cgroup_core::session::load_config(&self.path) {
-            Ok(config) => config.policy,
+            Ok(loaded) => loaded.config.policy,
             Err(failure) => failure.fallback,
         };
         true
