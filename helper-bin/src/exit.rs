@@ -11,6 +11,19 @@ pub const USAGE_ERROR: u8 = 2;
 pub const CONFIG_ERROR: u8 = 3;
 pub const SYSTEM_ERROR: u8 = 4;
 
+/// The operand names nothing the verb applies to (an unknown user, a user who is not
+/// suspended, a cgroup that is not frozen): nothing was changed. Exit 2, like a usage error.
+#[derive(Debug)]
+pub struct NotApplicable(pub String);
+
+impl std::fmt::Display for NotApplicable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotApplicable {}
+
 /// The whole error chain on one line: `outer: inner: cause`.
 pub fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -30,7 +43,8 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             || matches!(c.downcast_ref::<Error>(), Some(Error::Config(_)))
     });
     let usage = err.chain().any(|c| {
-        matches!(
+        c.downcast_ref::<NotApplicable>().is_some()
+            || matches!(
             c.downcast_ref::<Error>(),
             Some(Error::InvalidLimit { .. } | Error::InvalidName { .. })
         )

@@ -460,6 +460,21 @@ pub enum TargetDir<'a> {
     Child(CgroupDir),
 }
 
+impl TargetDir<'_> {
+    /// `cgroup.kill`: SIGKILL to every process of the target, atomically (no pid race).
+    /// Root's file on the user cgroup; on a leaf not among the delegated files either. Written
+    /// through the descriptor the lever opened, so a leaf reaped and made again by the same
+    /// name meanwhile is never the one acted on.
+    pub fn write_kill(&self) -> Result<()> {
+        self.write("cgroup.kill", "1")
+    }
+
+    /// `cgroup.freeze`: 1 freezes every process of the target, 0 thaws it.
+    pub fn write_freeze(&self, frozen: bool) -> Result<()> {
+        self.write("cgroup.freeze", if frozen { "1" } else { "0" })
+    }
+}
+
 impl std::ops::Deref for TargetDir<'_> {
     type Target = CgroupDir;
     fn deref(&self) -> &CgroupDir {
@@ -480,16 +495,9 @@ impl UserCgroup {
         }
     }
 
-    /// `cgroup.kill`: SIGKILL to every process of the target, atomically (no pid race).
-    /// Root's file on the user cgroup; on a leaf not among the delegated files either.
-    pub fn write_kill(&self, target: Target<'_>) -> Result<()> {
-        self.open_target(target)?.write("cgroup.kill", "1")
-    }
-
     /// `cgroup.freeze`: 1 freezes every process of the target, 0 thaws it.
     pub fn write_freeze(&self, target: Target<'_>, frozen: bool) -> Result<()> {
-        self.open_target(target)?
-            .write("cgroup.freeze", if frozen { "1" } else { "0" })
+        self.open_target(target)?.write_freeze(frozen)
     }
 
     /// The session leaves and their marks (`crate::sessions`).

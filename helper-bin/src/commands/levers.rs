@@ -6,14 +6,15 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 
 use cgroup_core::levers::{self, parse_signal};
-use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
+use cgroup_core::tree::user_cgroup::{Target, TargetDir, UserCgroup};
 use cgroup_core::tree::Tree;
 
 use super::view::load;
+use crate::exit::NotApplicable;
 use crate::Cli;
 
 /// What a lever acts on.
@@ -69,12 +70,26 @@ pub struct KillArgs {
 /// Opens a user's cgroup for a lever (it must exist).
 pub fn open_user(tree: &Tree, user: &str) -> Result<UserCgroup> {
     cgroup_core::names::validate_user_name(user)?;
-    UserCgroup::open(tree, user)?.with_context(|| {
-        format!(
+    UserCgroup::open(tree, user)?.ok_or_else(|| {
+        NotApplicable(format!(
             "user {user} has no cgroup under {} (no process of it runs in the tree)",
             tree.users_dir().display()
-        )
+        ))
+        .into()
     })
+}
+
+/// Opens what the lever acts on; a session or service that is not there is named.
+fn open_target<'a>(user: &'a UserCgroup, args: &TargetArgs) -> Result<TargetDir<'a>> {
+    match user.open_target(args.target()) {
+        Err(e) if e.errno() == Some(libc::ENOENT) => Err(NotApplicable(format!(
+            "{}: not found under {}",
+            args.describe(),
+            user.path().display()
+        ))
+        .into()),
+        other => Ok(other?),
+    }
 }
 
 pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
@@ -84,22 +99,23 @@ pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
     })?;
     let (_, tree) = load(cli)?;
     let user = open_user(&tree, &args.target.user)?;
-    let outcome = levers::kill(
-        &user,
-        args.target.target(),
-        signal,
-        Duration::from_secs(args.target.wait),
-    )?;
+    let dir = open_target(&user, &args.target)?;
+    let outcome = levers::kill_in(&dir, signal, Duration::from_secs(args.target.wait))?;
     if args.target.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
         println!(
-            "{}: {} sent to {} processes; {} remaining after {} ms",
+            "{}: {} sent to {} processes; {} remaining after {} ms{}",
             args.target.describe(),
             outcome.signal,
             outcome.processes,
             outcome.remaining,
-            outcome.waited_ms
+            outcome.waited_ms,
+            if outcome.vanished {
+                " (its cgroup emptied and was removed)"
+            } else {
+                ""
+            }
         );
     }
     if outcome.remaining > 0 && signal == nix::sys::signal::Signal::SIGKILL {
@@ -113,10 +129,44 @@ pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Why `thaw` has nothing to do: the target is not frozen, or frozen only through its
+/// parent (or a suspension), which thawing it cannot undo. Nothing is written then.
+fn thaw_refusal(
+    config: &cgroup_core::config::Config,
+    args: &TargetArgs,
+    dir: &cgroup_core::tree::dirfd::CgroupDir,
+) -> Result<Option<String>> {
+    if let Some(s) = super::view::suspension_of(config, &args.user) {
+        return Ok(Some(format!(
+            "{} is suspended ({}): `cgroupctl resume {}` lifts it",
+            args.user, s.reason, args.user
+        )));
+    }
+    if levers::freeze_requested(dir)? {
+        return Ok(None);
+    }
+    Ok(Some(if levers::is_frozen(dir)? {
+        format!(
+            "{} is frozen through users/{} itself: thaw the user (`cgroupctl thaw {}`)",
+            args.describe(),
+            args.user,
+            args.user
+        )
+    } else {
+        format!("{} is not frozen: nothing to thaw", args.describe())
+    }))
+}
+
 pub fn freeze(cli: &Cli, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
-    let (_, tree) = load(cli)?;
+    let (config, tree) = load(cli)?;
     let user = open_user(&tree, &args.user)?;
-    let outcome = levers::set_frozen(&user, args.target(), frozen, Duration::from_secs(args.wait))?;
+    let dir = open_target(&user, args)?;
+    if !frozen {
+        if let Some(why) = thaw_refusal(&config, args, &dir)? {
+            return Err(NotApplicable(why).into());
+        }
+    }
+    let outcome = levers::set_frozen_in(&dir, frozen, Duration::from_secs(args.wait))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
@@ -125,7 +175,9 @@ pub fn freeze(cli: &Cli, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
             args.describe(),
             if frozen { "frozen" } else { "thawed" },
             outcome.processes,
-            if outcome.reached {
+            if outcome.vanished {
+                " - its cgroup emptied and was removed".to_string()
+            } else if outcome.reached {
                 String::new()
             } else {
                 format!(" - the kernel has not confirmed it after {} s", args.wait)
