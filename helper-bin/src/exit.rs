@@ -45,9 +45,9 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
     let usage = err.chain().any(|c| {
         c.downcast_ref::<NotApplicable>().is_some()
             || matches!(
-            c.downcast_ref::<Error>(),
-            Some(Error::InvalidLimit { .. } | Error::InvalidName { .. })
-        )
+                c.downcast_ref::<Error>(),
+                Some(Error::InvalidLimit { .. } | Error::InvalidName { .. })
+            )
     });
     ExitCode::from(if config {
         CONFIG_ERROR

@@ -13,6 +13,7 @@ mod faults;
 mod fence;
 mod held_locks;
 mod levers;
+mod life_cycle;
 mod me;
 mod neighbours;
 mod net_traffic;

@@ -60,7 +60,8 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<ExitCode> {
         .collect();
     table::print(
         &[
-            "USER", "PROFILE", "STATE", "MEM", "MEM.MAX", "CPU", "PIDS", "PIDS.MAX", "SESSIONS", "SERVICES",
+            "USER", "PROFILE", "STATE", "MEM", "MEM.MAX", "CPU", "PIDS", "PIDS.MAX", "SESSIONS",
+            "SERVICES",
         ],
         &rows,
     );

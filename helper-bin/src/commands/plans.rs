@@ -80,16 +80,18 @@ pub fn run(cli: &Cli, args: &PlansArgs) -> Result<ExitCode> {
         groups: Vec::new(),
         members: Vec::new(),
     })
-    .chain(config.profiles.iter().map(|(name, limits)| Plan {
-        plan: Some(name.clone()),
-        limits: limit_texts(limits),
-        groups: config
-            .groups
-            .iter()
-            .filter(|(_, p)| p == name)
-            .map(|(g, _)| g.clone())
-            .collect(),
-        members: Vec::new(),
+    .chain(config.profiles.iter().map(|(name, limits)| {
+        Plan {
+            plan: Some(name.clone()),
+            limits: limit_texts(limits),
+            groups: config
+                .groups
+                .iter()
+                .filter(|(_, p)| p == name)
+                .map(|(g, _)| g.clone())
+                .collect(),
+            members: Vec::new(),
+        }
     }))
     .collect();
     let mut unresolved = Vec::new();

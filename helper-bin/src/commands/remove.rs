@@ -28,8 +28,10 @@ use crate::exit::NotApplicable;
 use crate::Cli;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  userdel -r alice && cgroupctl remove alice --yes\n  \
-    cgroupctl remove bob --force      # bob's account stays; his cgroup, file and events go")]
+#[command(
+    after_help = "Examples:\n  userdel -r alice && cgroupctl remove alice --yes\n  \
+    cgroupctl remove bob --force      # bob's account stays; his cgroup, file and events go"
+)]
 pub struct RemoveArgs {
     /// The user (a customer; never root).
     pub user: String,
@@ -66,9 +68,9 @@ fn refusal(user: &str, force: bool) -> Result<Option<u32>> {
         bail!(NotApplicable("root is never removed".into()));
     }
     match lookup_user(user) {
-        Ok(info) if info.uid == 0 => bail!(NotApplicable(format!(
-            "{user} has uid 0: never removed"
-        ))),
+        Ok(info) if info.uid == 0 => {
+            bail!(NotApplicable(format!("{user} has uid 0: never removed")))
+        }
         Ok(info) if !force => bail!(NotApplicable(format!(
             "{user} still exists (uid {}): remove the account first (userdel), or --force",
             info.uid

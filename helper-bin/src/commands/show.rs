@@ -12,7 +12,9 @@ use clap::Args;
 use serde::Serialize;
 
 use cgroup_core::config::Config;
-use cgroup_core::inventory::{leaf_kind, user_cgroups, proc_info, subtree_processes, LeafKind, ProcInfo};
+use cgroup_core::inventory::{
+    leaf_kind, proc_info, subtree_processes, user_cgroups, LeafKind, ProcInfo,
+};
 use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::stats::{read_optional, CgroupStats};
@@ -187,7 +189,12 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
     );
     println!(
         "  cgroup:   {}",
-        term(report.path.as_deref().unwrap_or("(none: nothing of it runs)"))
+        term(
+            report
+                .path
+                .as_deref()
+                .unwrap_or("(none: nothing of it runs)")
+        )
     );
     println!("  state:    {}", report.life.state);
     println!(

@@ -14,9 +14,9 @@ use clap::Args;
 use serde::Serialize;
 
 use cgroup_core::config::Config;
-use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::stats::top::{rates, sort, SortKey, UserRate};
 use cgroup_core::stats::CgroupStats;
+use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::tree::Tree;
 
 use super::stats::collect;

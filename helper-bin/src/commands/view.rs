@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use cgroup_core::config::{Config, Suspension};
 use cgroup_core::events::when::parse_since;
-use cgroup_core::levers;
-use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::inventory::{session_and_service_counts, user_cgroups, UserCgroup};
+use cgroup_core::levers;
 use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::stats::{read_user_stats, CgroupStats, MaxValue};
+use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::tree::Tree;
 
 use crate::Cli;
