@@ -215,10 +215,7 @@ fn list_show_stats_report_live_sessions_and_absent_fields() {
     if controller_available(&mount, "memory") {
         assert!(row["memory_bytes"].is_u64(), "{row}");
     } else {
-        assert!(
-            row["memory_bytes"].is_null(),
-            "absent must be null: {row}"
-        );
+        assert!(row["memory_bytes"].is_null(), "absent must be null: {row}");
         assert!(row["memory_max"].is_null(), "{row}");
     }
     if !controller_available(&mount, "pids") {
@@ -508,7 +505,8 @@ fn reload_applies_every_resolvable_user_and_reports_the_others_with_exit_1() {
     let out = stdout(&o);
     assert!(
         out.contains(&format!(
-            "{gone_name}: NOT RESOLVED, not applied: user {gone_name:?} not found"
+            "{gone_name}: UNKNOWN USER, not applied (a deleted account: `cgroupctl remove \
+             {gone_name}` ends it): user {gone_name:?} not found"
         )),
         "{out}"
     );
