@@ -371,6 +371,41 @@ mod tests {
         assert_eq!((ok.len(), skipped, end), (1, 1, line.len()));
     }
 
+    /// `erase_user` under a live writer: the user's records go without a trace of damage,
+    /// the others stay in order, and the writer's next record lands on a clean line.
+    #[test]
+    fn erasing_a_user_keeps_the_others_and_the_writer_appending() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("events");
+        let mut w = Writer::open(&dir, 64 * 1024).unwrap();
+        for n in 0..6 {
+            let mut e = event(n);
+            if n % 2 == 1 {
+                e.user = "bob".into();
+            }
+            w.append(&e).unwrap();
+        }
+        assert_eq!(erase_user(&dir, "bob").unwrap(), 3);
+        assert_eq!(erase_user(&dir, "bob").unwrap(), 0, "nothing left to erase");
+        w.append(&event(6)).unwrap();
+        let c = read(&dir).unwrap();
+        assert_eq!(c.skipped, 0, "an erased record is not damage");
+        let kept: Vec<(String, u64)> = c
+            .events
+            .iter()
+            .map(|s| (s.event.user.clone(), s.event.delta))
+            .collect();
+        let alice = |n| ("alice".to_string(), n);
+        assert_eq!(kept, vec![alice(0), alice(2), alice(4), alice(6)]);
+        drop(w);
+        // A writer opened again finds its place after the erased lines too.
+        let mut w = Writer::open(&dir, 64 * 1024).unwrap();
+        w.append(&event(7)).unwrap();
+        let c = read(&dir).unwrap();
+        assert_eq!((c.events.len(), c.skipped), (5, 0));
+        assert_eq!(erase_user(&tmp.path().join("none"), "bob").unwrap(), 0);
+    }
+
     #[test]
     fn survives_reopen_and_keeps_the_bound() {
         let tmp = tempfile::tempdir().unwrap();
