@@ -138,7 +138,15 @@ pub fn apply_user(
         profile: effective.profile.clone(),
         files: Vec::new(),
     };
-    if report.exempt.is_some() || (!report.live && !create) {
+    if report.exempt.is_some() {
+        return Ok(report);
+    }
+    if !report.live && !create {
+        // No cgroup of its own yet, but a legacy `users/<user>` a 0.1.0 customer owns is
+        // taken back now (the package's reload at upgrade), not at the user's next login.
+        if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name)? {
+            legacy.secure(tree, GroupAccess::of(user))?;
+        }
         return Ok(report);
     }
     let existing = UserCgroup::open(tree, &user.name)?;

@@ -105,6 +105,10 @@ pub enum Error {
     #[error("the user manager (systemd --user) of a confined user is refused by policy.user_manager = \"refuse\"")]
     UserManagerRefused { user: String },
 
+    /// The tree key that names user cgroups (`tree::key`) could not be read or made.
+    #[error("tree key {0}")]
+    TreeKey(crate::state_dir::StateError),
+
     #[error("{0}")]
     Other(String),
 }
@@ -126,6 +130,7 @@ impl Error {
             Error::Io { source, .. } | Error::Write { source, .. } => source.raw_os_error(),
             Error::InsideFence { source, .. } => source.errno(),
             Error::UserDbUnavailable { errno, .. } => *errno,
+            Error::TreeKey(e) => e.errno,
             _ => None,
         }
     }

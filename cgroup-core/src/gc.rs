@@ -3,15 +3,17 @@
 //! customer made directly in its user cgroup once it empties.
 //!
 //! What gc removes is decided by position, in the part of the tree only root writes:
-//! - a leaf: a child of `users/<user>` that is not a service dir (a session leaf, or a 0.1.0
+//! - a leaf: a child of a user cgroup that is not a service dir (a session leaf, or a 0.1.0
 //!   customer's cgroup), a child of a service dir, or `unconfined/session-*`;
-//! - a service dir (`users/<user>/<service>`, root-owned, not `session-*`) once it has no
-//!   leaf left.
+//! - a service dir (`<user cgroup>/<service>`, root-owned, not `session-*`) once it has no
+//!   leaf left;
+//! - a legacy user cgroup (`users/<user>` of a version before the keyed names) once it has
+//!   no leaf left: new logins go to `users/<user>.<tag>`, so it only empties.
 //!
 //! A leaf is dead when its `cgroup.events` says `populated 0`: nothing runs anywhere in its
 //! subtree. It is then trimmed (`user_cgroup::trim`): taken back from the customer and removed
 //! with the empty sub-cgroups the customer left in it. The user cgroup holds the limits and is
-//! never removed.
+//! never removed, unless it is a legacy one.
 //!
 //! A leaf that was never populated may be in the instant between its mkdir and the write of
 //! the first PID (a login in progress): such leaves are removed only once older than a minimum
@@ -25,7 +27,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::tree::dirfd::CgroupDir;
 use crate::tree::user_cgroup::{self, open_users, Trimmed};
-use crate::tree::{Tree, SESSION_PREFIX};
+use crate::tree::{tree_key, Tree, SESSION_PREFIX};
 
 /// Options of one collection pass.
 #[derive(Debug, Clone, Copy)]
@@ -52,11 +54,11 @@ pub struct Reaped {
 pub enum Position {
     /// A leaf of `user` (`None`: `unconfined/session-*`).
     Leaf { user: Option<String> },
-    /// `users/<user>/<service>`.
+    /// `<user cgroup>/<service>`.
     ServiceDir { user: String },
 }
 
-/// Is `name` (a child of `users/<user>`) a service dir? Root-owned and not the name of a
+/// Is `name` (a child of a user cgroup) a service dir? Root-owned and not the name of a
 /// session's or a user manager's leaf.
 fn is_service_dir(dir: &CgroupDir, name: &str) -> bool {
     !name.starts_with(SESSION_PREFIX)
@@ -71,24 +73,25 @@ fn is_service_dir(dir: &CgroupDir, name: &str) -> bool {
 pub fn position(tree: &Tree, dir: &Path) -> Option<Position> {
     if let Ok(rel) = dir.strip_prefix(tree.users_dir()) {
         let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+        let (user_dir, user) = match parts.first() {
+            Some(first) => {
+                let user = tree_key().ok()?.classify(first)?.user().to_string();
+                (tree.users_dir().join(first), user)
+            }
+            None => return None,
+        };
         return match parts.as_slice() {
-            [user, name] => {
-                let parent = CgroupDir::open(&tree.users_dir().join(user)).ok()?;
+            [_, name] => {
+                let parent = CgroupDir::open(&user_dir).ok()?;
                 if is_service_dir(&parent, name) {
-                    Some(Position::ServiceDir {
-                        user: user.to_string(),
-                    })
+                    Some(Position::ServiceDir { user })
                 } else {
-                    Some(Position::Leaf {
-                        user: Some(user.to_string()),
-                    })
+                    Some(Position::Leaf { user: Some(user) })
                 }
             }
-            [user, service, _] => {
-                let parent = CgroupDir::open(&tree.users_dir().join(user)).ok()?;
-                is_service_dir(&parent, service).then(|| Position::Leaf {
-                    user: Some(user.to_string()),
-                })
+            [_, service, _] => {
+                let parent = CgroupDir::open(&user_dir).ok()?;
+                is_service_dir(&parent, service).then_some(Position::Leaf { user: Some(user) })
             }
             _ => None,
         };
@@ -151,7 +154,11 @@ fn consider_leaf(
     // issue 18: fault counts the kernel would forget with each removed cgroup go to the
     // user's record first.
     let mut carry_error = None;
-    let user_dir = user.map(|u| tree.users_dir().join(u));
+    // The user cgroup holding the leaf (a legacy one carries into its own record).
+    let user_dir = match user {
+        Some(_) => tree.user_of(&path)?.map(|(_, dir, _)| dir),
+        None => None,
+    };
     let mut carry = |dir: &Path| {
         if let Some(user_dir) = &user_dir {
             if let Err(e) = crate::stats::carry::before_removal(user_dir, dir) {
@@ -228,6 +235,23 @@ pub fn reap_emptied(tree: &Tree, dir: &Path) -> Result<Vec<Reaped>> {
         dry_run: false,
     };
     let gone = consider_leaf(tree, &parent, name, user.as_deref(), opts, true, &mut out)?;
+    if gone {
+        if let Some((user, user_dir, true)) = tree.user_of(dir)? {
+            // The last leaf of a legacy user cgroup (or of its last service) takes it along.
+            if let Some(service) = dir
+                .parent()
+                .filter(|p| *p != user_dir.as_path())
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+            {
+                if let Ok(legacy) = CgroupDir::open(&user_dir) {
+                    consider_service_dir(tree, &legacy, service, &user, opts, &mut out)?;
+                }
+            }
+            remove_emptied_legacy(&user_dir, &user, &mut out)?;
+            return Ok(out);
+        }
+    }
     if let (true, Some(user), Some(Position::ServiceDir { .. })) =
         (gone, user.as_deref(), position(tree, parent_path))
     {
@@ -251,20 +275,48 @@ pub fn reap_emptied(tree: &Tree, dir: &Path) -> Result<Vec<Reaped>> {
     Ok(out)
 }
 
+/// Removes the legacy user cgroup `dir` once it has no child cgroup left and nothing runs
+/// in it: root's directory, made by an older version, which no login enters any more.
+fn remove_emptied_legacy(dir: &Path, user: &str, out: &mut Vec<Reaped>) -> Result<()> {
+    let (Some(users), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Ok(());
+    };
+    let legacy = match CgroupDir::open(dir) {
+        Ok(d) => d,
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if user_cgroup::populated(&legacy)? || legacy.entries()?.iter().any(|(_, d)| *d) {
+        return Ok(());
+    }
+    drop(legacy);
+    let users = CgroupDir::open(users)?;
+    if users.remove_child(name).is_ok() {
+        out.push(Reaped {
+            path: dir.to_path_buf(),
+            user: Some(user.to_string()),
+            carry_error: None,
+        });
+    }
+    Ok(())
+}
+
 /// One pass over the whole tree.
 pub fn collect(tree: &Tree, opts: GcOptions) -> Result<Vec<Reaped>> {
     let mut out = Vec::new();
     if let Some(users) = open_users(tree)? {
-        for (user, is_dir) in users.entries()? {
-            // users/ and users/<user> are root's: a name root did not make (not a user
-            // name, not UTF-8) is nothing of ours to reap.
-            let Some(user) = user.to_str() else {
+        let key = tree_key()?;
+        for (entry, is_dir) in users.entries()? {
+            // users/ and the user cgroups are root's: a name root did not make (no user's,
+            // not UTF-8) is nothing of ours to reap.
+            let Some(dir_name) = entry.to_str() else {
                 continue;
             };
-            if !is_dir || crate::names::validate_user_name(user).is_err() {
+            let Some(found) = key.classify(dir_name).filter(|_| is_dir) else {
                 continue;
-            }
-            let user_dir = match users.open_child(user) {
+            };
+            let user = found.user();
+            let user_dir = match users.open_child(dir_name) {
                 Ok(d) => d,
                 Err(e) if e.errno() == Some(libc::ENOENT) => continue,
                 Err(e) => return Err(e),
@@ -278,6 +330,11 @@ pub fn collect(tree: &Tree, opts: GcOptions) -> Result<Vec<Reaped>> {
                 } else {
                     consider_leaf(tree, &user_dir, name, Some(user), opts, false, &mut out)?;
                 }
+            }
+            if found.is_legacy() && !opts.dry_run {
+                let path = user_dir.path().to_path_buf();
+                drop(user_dir);
+                remove_emptied_legacy(&path, user, &mut out)?;
             }
         }
     }

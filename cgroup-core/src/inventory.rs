@@ -8,15 +8,17 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
-use crate::names::validate_user_name;
 use crate::tree::dirfd::CgroupDir;
-use crate::tree::{fs, Tree, SESSION_PREFIX};
+use crate::tree::{fs, tree_key, Tree, SESSION_PREFIX};
 
-/// One `users/<user>` directory.
+/// One user cgroup directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserCgroup {
+    /// The user's name (the directory's name carries the keyed tag).
     pub name: String,
     pub path: PathBuf,
+    /// `users/<user>` of a version before the keyed names, kept while its sessions live.
+    pub legacy: bool,
 }
 
 /// Child cgroup directories of `dir`, sorted by name. A directory that vanished meanwhile
@@ -36,17 +38,29 @@ pub fn child_cgroups(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Every user cgroup under `<root>/users`, sorted by name. Directories whose name is not a
-/// valid user name (made by hand) are skipped: nothing we do may act on them.
+/// Every user cgroup under `<root>/users`, sorted by user name, a user's own before its legacy
+/// one. Directories that are no user's (made by hand: not `<user>.<tag>` under this host's key
+/// and not a valid user name) are skipped: nothing we do may act on them.
 pub fn user_cgroups(tree: &Tree) -> Result<Vec<UserCgroup>> {
-    Ok(child_cgroups(&tree.users_dir())?
+    let children = child_cgroups(&tree.users_dir())?;
+    if children.is_empty() {
+        // No tree yet: nothing to name, no key to make.
+        return Ok(Vec::new());
+    }
+    let key = tree_key()?;
+    let mut out: Vec<UserCgroup> = children
         .into_iter()
         .filter_map(|path| {
-            let name = path.file_name()?.to_str()?.to_string();
-            validate_user_name(&name).ok()?;
-            Some(UserCgroup { name, path })
+            let entry = key.classify(path.file_name()?.to_str()?)?;
+            Some(UserCgroup {
+                name: entry.user().to_string(),
+                legacy: entry.is_legacy(),
+                path,
+            })
         })
-        .collect())
+        .collect();
+    out.sort_by(|a, b| (&a.name, a.legacy).cmp(&(&b.name, b.legacy)));
+    Ok(out)
 }
 
 /// What a leaf is, by where it sits.

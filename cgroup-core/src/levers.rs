@@ -215,6 +215,77 @@ pub fn set_frozen_in(dir: &TargetDir<'_>, frozen: bool, wait: Duration) -> Resul
     })
 }
 
+/// The targets in the user cgroups `users` (`UserCgroup::open_all`: the user's own, then a
+/// legacy one an upgrade left), each opened once: all of them for the whole user, those with
+/// the named session or service otherwise. None of them: the first one's error naming what is
+/// missing.
+pub fn open_targets<'a>(users: &'a [UserCgroup], target: Target<'_>) -> Result<Vec<TargetDir<'a>>> {
+    let mut found = Vec::new();
+    let mut first_error = None;
+    for user in users {
+        match user.open_target(target) {
+            Ok(dir) => found.push(dir),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (found.is_empty(), first_error) {
+        (false, _) => Ok(found),
+        (true, Some(e)) => Err(e),
+        (true, None) => Err(Error::Other("no user cgroup to act on".to_string())),
+    }
+}
+
+/// `kill` on every user cgroup of a user holding `target`: an upgraded customer's sessions
+/// in a legacy cgroup are reached with its new ones.
+pub fn kill_all(
+    users: &[UserCgroup],
+    target: Target<'_>,
+    signal: Signal,
+    wait: Duration,
+) -> Result<KillOutcome> {
+    let mut total = KillOutcome {
+        signal: signal.as_str().to_string(),
+        processes: 0,
+        remaining: 0,
+        waited_ms: 0,
+        vanished: false,
+    };
+    for dir in open_targets(users, target)? {
+        let one = kill_in(&dir, signal, wait)?;
+        total.processes += one.processes;
+        total.remaining += one.remaining;
+        total.waited_ms += one.waited_ms;
+        total.vanished |= one.vanished;
+    }
+    Ok(total)
+}
+
+/// `set_frozen` on every user cgroup of a user holding `target` (see `kill_all`).
+pub fn set_frozen_all(
+    users: &[UserCgroup],
+    target: Target<'_>,
+    frozen: bool,
+    wait: Duration,
+) -> Result<FreezeOutcome> {
+    let mut total = FreezeOutcome {
+        frozen,
+        reached: true,
+        processes: 0,
+        waited_ms: 0,
+        vanished: false,
+    };
+    for dir in open_targets(users, target)? {
+        let one = set_frozen_in(&dir, frozen, wait)?;
+        total.reached &= one.reached;
+        total.processes += one.processes;
+        total.waited_ms += one.waited_ms;
+        total.vanished |= one.vanished;
+    }
+    Ok(total)
+}
+
 /// Keeps a suspension written in the user's file in force (`reload`, the daemon): freezes the
 /// user cgroup if it exists and is not frozen. Returns the reason when the user is suspended,
 /// and whether this call froze it.
@@ -229,14 +300,15 @@ pub fn enforce_suspension(
     let Some(suspension) = file.suspend else {
         return Ok(None);
     };
-    let Some(uc) = UserCgroup::open(tree, user)? else {
-        return Ok(Some((suspension.reason, false)));
-    };
-    if freeze_requested(uc.dir())? {
-        return Ok(Some((suspension.reason, false)));
+    // A legacy cgroup an upgrade left holds sessions of the same customer: frozen too.
+    let mut froze = false;
+    for uc in UserCgroup::open_all(tree, user)? {
+        if !freeze_requested(uc.dir())? {
+            uc.write_freeze(Target::User, true)?;
+            froze = true;
+        }
     }
-    uc.write_freeze(Target::User, true)?;
-    Ok(Some((suspension.reason, true)))
+    Ok(Some((suspension.reason, froze)))
 }
 
 /// Parses a signal as `kill(1)` takes it: `KILL`, `SIGTERM`, `15`.

@@ -464,7 +464,13 @@ fn enter_login_leaf(login: &Login<'_>, notices: &mut Vec<Notice>) -> Result<Path
         let found = user_cgroup
             .sessions(&tree.mount.mount_point)
             .map_err(inside)?;
-        let open = crate::sessions::count_open(&found, |s| config.sessions.counts(s));
+        let mut open = crate::sessions::count_open(&found, |s| config.sessions.counts(s));
+        // Sessions still open in a legacy cgroup (opened before an upgrade) count too: one
+        // more open, ENOENT once the legacy cgroup is gone.
+        if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name).map_err(inside)? {
+            let found = legacy.sessions(&tree.mount.mount_point).map_err(inside)?;
+            open += crate::sessions::count_open(&found, |s| config.sessions.counts(s));
+        }
         if open >= max {
             return Err(Error::SessionLimit {
                 user: user.name.clone(),
@@ -708,6 +714,16 @@ pub fn prepare_user_cgroup(
             user_cgroup.path().display()
         ));
     }
+    // A legacy `users/<user>` (a version before the keyed names) keeps its sessions until they
+    // end, and is then removed; one a 0.1.0 customer owned is taken back as its own would be.
+    if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name)? {
+        if legacy.secure(tree, access)?.taken_back {
+            out.notices.push(format!(
+                "{} was owned by the user (a 0.1.0 tree): taken back; its sessions stay until they end",
+                legacy.path().display()
+            ));
+        }
+    }
     if access == GroupAccess::Shared {
         out.notices.push(format!(
             "primary group {} of {} is not a user-private group: {} is root-only (0711, files 0600); give each customer its own primary group so it can read its own totals",
@@ -781,7 +797,7 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
     // issue 18: fault counts the kernel would forget with a cgroup go to the user's record,
     // right before each rmdir: login/, then the session leaf once it is empty too.
     let mut carry_error = None;
-    // users/<user> of a confined session's `users/<user>/session-*/login` (an exempt
+    // The user cgroup of a confined session's `<user cgroup>/session-*/login` (an exempt
     // session's leaf in unconfined/ has no user record).
     let user_dir = (!record.user.is_empty())
         .then(|| record.leaf.parent().and_then(Path::parent))
@@ -814,7 +830,7 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<CloseReport> {
         if let (Some(user_dir), Some(session)) =
             (user_dir, record.leaf.parent().and_then(Path::file_name))
         {
-            if let Ok(Some(uc)) = UserCgroup::open_path(user_dir) {
+            if let Ok(Some(uc)) = UserCgroup::open_path(user_dir, &record.user) {
                 let _ = uc.unmark_session(&session.to_string_lossy());
             }
         }

@@ -29,12 +29,30 @@ const MAX_STATE_BYTES: u64 = 64 * 1024;
 pub struct StateError {
     pub path: PathBuf,
     pub reason: String,
+    /// The OS error behind it, if any: a resource exhausted by the caller's own limits
+    /// (EMFILE) is told apart from a broken file (`crate::process_limits`).
+    pub errno: Option<i32>,
 }
 
 fn err(path: &Path, reason: impl Into<String>) -> StateError {
     StateError {
         path: path.to_path_buf(),
         reason: reason.into(),
+        errno: None,
+    }
+}
+
+fn os_err(path: &Path, reason: impl Into<String>, errno: nix::errno::Errno) -> StateError {
+    StateError {
+        errno: Some(errno as i32),
+        ..err(path, reason)
+    }
+}
+
+fn io_err(path: &Path, reason: impl Into<String>, e: &std::io::Error) -> StateError {
+    StateError {
+        errno: e.raw_os_error(),
+        ..err(path, reason)
     }
 }
 
@@ -53,20 +71,26 @@ impl StateDir {
             match std::fs::DirBuilder::new().mode(0o700).create(dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(err(dir, format!("cannot create: {e}"))),
+                Err(e) => return Err(io_err(dir, format!("cannot create: {e}"), &e)),
             }
         }
         let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
         let raw = match openat(None, dir, flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(nix::errno::Errno::ENOENT) => return Ok(None),
-            Err(e) => return Err(err(dir, format!("cannot open (symlinks refused): {e}"))),
+            Err(e) => {
+                return Err(os_err(
+                    dir,
+                    format!("cannot open (symlinks refused): {e}"),
+                    e,
+                ))
+            }
         };
         // SAFETY: openat just returned this fd and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // fstat on the descriptor itself (no dup, no File): this runs on every login.
         let meta = nix::sys::stat::fstat(fd.as_raw_fd())
-            .map_err(|e| err(dir, format!("cannot stat: {e}")))?;
+            .map_err(|e| os_err(dir, format!("cannot stat: {e}"), e))?;
         check_root_only(dir, meta.st_uid, meta.st_mode)?;
         Ok(Some(StateDir {
             path: dir.to_path_buf(),
@@ -85,13 +109,19 @@ impl StateDir {
         let raw = match openat(Some(self.fd.as_raw_fd()), name, flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(nix::errno::Errno::ENOENT) => return Ok(None),
-            Err(e) => return Err(err(&path, format!("cannot open (symlinks refused): {e}"))),
+            Err(e) => {
+                return Err(os_err(
+                    &path,
+                    format!("cannot open (symlinks refused): {e}"),
+                    e,
+                ))
+            }
         };
         // SAFETY: openat just returned this fd and nothing else owns it.
         let file = unsafe { File::from_raw_fd(raw) };
         let meta = file
             .metadata()
-            .map_err(|e| err(&path, format!("cannot stat: {e}")))?;
+            .map_err(|e| io_err(&path, format!("cannot stat: {e}"), &e))?;
         if !meta.is_file() {
             return Err(err(&path, "is not a regular file"));
         }
@@ -100,7 +130,7 @@ impl StateDir {
         (&file)
             .take(MAX_STATE_BYTES + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| err(&path, format!("cannot read: {e}")))?;
+            .map_err(|e| io_err(&path, format!("cannot read: {e}"), &e))?;
         if bytes.len() as u64 > MAX_STATE_BYTES {
             return Err(err(&path, "is too large"));
         }
@@ -166,27 +196,7 @@ impl StateDir {
     /// Replaces `name` with `bytes` (0600), atomically.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
         let path = self.path.join(name);
-        let tmp = format!(
-            ".{name}.{}.{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
-        );
-        let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let raw = openat(
-            Some(self.fd.as_raw_fd()),
-            tmp.as_str(),
-            flags,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| err(&path, format!("cannot create {tmp}: {e}")))?;
-        // SAFETY: openat just returned this fd and nothing else owns it.
-        let mut file = unsafe { File::from_raw_fd(raw) };
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
-        drop(file);
+        let (tmp, written) = self.write_temp(name, "", bytes)?;
         let renamed = written.map_err(|e| e.to_string()).and_then(|()| {
             renameat(
                 Some(self.fd.as_raw_fd()),
@@ -238,6 +248,69 @@ impl StateDir {
         Ok(Some(file))
     }
 
+    /// Creates `name` with `bytes` (0600) unless it exists: written whole under a temporary
+    /// name, then linked into place, which fails if `name` exists. Of several concurrent
+    /// creators exactly one wins (`true`); a loser reads the winner's file, never half of it.
+    pub fn create_new(&self, name: &str, bytes: &[u8]) -> Result<bool, StateError> {
+        let path = self.path.join(name);
+        let (tmp, written) = self.write_temp(name, ".new", bytes)?;
+        let linked = match written {
+            Err(e) => Err(io_err(&path, format!("cannot write {tmp}: {e}"), &e)),
+            Ok(()) => match nix::unistd::linkat(
+                Some(self.fd.as_raw_fd()),
+                tmp.as_str(),
+                Some(self.fd.as_raw_fd()),
+                name,
+                // No AT_SYMLINK_FOLLOW: a symlink is linked, never followed.
+                nix::fcntl::AtFlags::empty(),
+            ) {
+                Ok(()) => Ok(true),
+                Err(nix::errno::Errno::EEXIST) => Ok(false),
+                Err(e) => Err(os_err(
+                    &path,
+                    format!("cannot link {tmp} into place: {e}"),
+                    e,
+                )),
+            },
+        };
+        let _ = unlinkat(
+            Some(self.fd.as_raw_fd()),
+            tmp.as_str(),
+            UnlinkatFlags::NoRemoveDir,
+        );
+        linked
+    }
+
+    /// Writes `bytes` to a fresh temporary file (0600) for `name`: its name, and whether the
+    /// write and sync worked (the caller removes it either way once done).
+    fn write_temp(
+        &self,
+        name: &str,
+        kind: &str,
+        bytes: &[u8],
+    ) -> Result<(String, std::io::Result<()>), StateError> {
+        let tmp = format!(".{name}{kind}.{}.{}", std::process::id(), now_nanos());
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let raw = openat(
+            Some(self.fd.as_raw_fd()),
+            tmp.as_str(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| {
+            os_err(
+                &self.path.join(name),
+                format!("cannot create {tmp}: {e}"),
+                e,
+            )
+        })?;
+        // SAFETY: openat just returned this fd and nothing else owns it.
+        let mut file = unsafe { File::from_raw_fd(raw) };
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        Ok((tmp, written))
+    }
+
     /// Removes `name`; gone already is fine.
     pub fn remove(&self, name: &str) -> Result<(), StateError> {
         match unlinkat(Some(self.fd.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir) {
@@ -245,6 +318,14 @@ impl StateDir {
             Err(e) => Err(err(&self.path.join(name), format!("cannot remove: {e}"))),
         }
     }
+}
+
+/// Sub-second part of now: with the pid, a temporary name no other writer uses.
+fn now_nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
 }
 
 fn check_root_only(path: &Path, uid: u32, mode: u32) -> Result<(), StateError> {

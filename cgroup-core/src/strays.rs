@@ -113,10 +113,10 @@ fn cgroup_v2_line(text: &str) -> Option<String> {
         .map(|rel| rel.trim().to_string())
 }
 
-/// Is the cgroup `cgroup` (as /proc/PID/cgroup shows it) inside `users/<user>/`?
+/// Is the cgroup `cgroup` (as /proc/PID/cgroup shows it) inside a cgroup of `user` (its own,
+/// or a legacy one an upgrade left while its sessions live)?
 pub fn inside_fence(tree: &Tree, cgroup: &str, user: &str) -> bool {
-    tree.path_of(cgroup)
-        .starts_with(tree.users_dir().join(user))
+    matches!(tree.user_of(&tree.path_of(cgroup)), Ok(Some((u, _, _))) if u == user)
 }
 
 /// The systemd unit a cgroup path names (its deepest `.service` or `.scope` component).

@@ -40,16 +40,19 @@ pub enum Command {
     List(commands::list::ListArgs),
     /// Show one user in depth: limits (configured and live), usage, cgroups and processes.
     Show(commands::show::ShowArgs),
+    /// Print the directory of a user's cgroup (users/<user>.<tag>: the tag is keyed, so only
+    /// root can name it); --all: every existing one, a legacy users/<user> included.
+    Path(commands::path::PathArgs),
     /// Change a user's limits or plan: validate, rewrite users/<user>.toml atomically
     /// (comments kept), apply to the live cgroup.
     Set(commands::set::SetArgs),
     /// Re-read the config and apply it to every live user cgroup; print what changed. Users
     /// NSS cannot resolve are reported and skipped, the others applied (exit 1 if any).
     Reload(commands::reload::ReloadArgs),
-    /// Run a command as a user inside users/<user>/<service>/run-<pid> (like cgexec), in a
+    /// Run a command as a user inside <user cgroup>/<service>/run-<pid> (like cgexec), in a
     /// session and on a terminal of its own (never yours).
     Run(commands::run::RunArgs),
-    /// Move a running process of the user into users/<user>/<service>/pid-<pid> (like
+    /// Move a running process of the user into <user cgroup>/<service>/pid-<pid> (like
     /// cgclassify); pinned by a pidfd, so a recycled PID is never moved.
     Classify(commands::classify::ClassifyArgs),
     /// Per-user usage and fault counters; --prometheus for the text exposition format.
@@ -82,7 +85,8 @@ pub enum Command {
     Remove(commands::remove::RemoveArgs),
     /// Every plan with its limits, the groups mapped to it and its members.
     Plans(commands::plans::PlansArgs),
-    /// Remove empty session and service leaves; say what was removed.
+    /// Remove empty session and service leaves, and legacy user cgroups (users/<user> of a
+    /// version before the keyed names) once empty; say what was removed.
     Gc(commands::gc::GcArgs),
     /// Check the kernel, config, tree, private IPs, the safety net and processes outside their
     /// fence, /proc, PAM stacks and logind: OK/WARN/FAIL with why and how to fix (exit 1 on any
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(&cli, args),
         Command::List(args) => commands::list::run(&cli, args),
         Command::Show(args) => commands::show::run(&cli, args),
+        Command::Path(args) => commands::path::run(&cli, args),
         Command::Set(args) => commands::set::run(&cli, args),
         Command::Reload(args) => commands::reload::run(&cli, args),
         Command::Run(args) => commands::run::run(&cli, args),

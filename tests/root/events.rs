@@ -89,9 +89,10 @@ impl Drop for FakeTreeDaemon {
     }
 }
 
-/// users/<user> of a fake tree, with a session leaf holding `pids`.
+/// The cgroup of `user` in a fake tree (named as the daemon names it), with a session leaf
+/// holding `pids`.
 pub fn fake_user(users: &Path, user: &str, pids: &[u32]) -> PathBuf {
-    let dir = users.join(user);
+    let dir = users.join(pam_cgroup_tests::support::cgroup::user_dir_name(user));
     let leaf = dir.join("session-1");
     std::fs::create_dir_all(&leaf).unwrap();
     let files = [

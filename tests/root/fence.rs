@@ -12,6 +12,8 @@ use pam_cgroup_tests::support::{
     require_root, run_session, SessionOptions, TestGroup, TestSetup, TestUser,
 };
 
+use pam_cgroup_tests::support::cgroup::user_dir_name;
+
 use crate::cgroupctl::{ctl, ctl_ok, describe, Kill};
 
 const PAM_SUCCESS: i32 = 0;
@@ -25,7 +27,7 @@ fn login(setup: &TestSetup, user: &str) -> String {
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
     assert!(
         r.cgroup_after_open
-            .contains(&format!("/users/{user}/session-")),
+            .contains(&format!("/users/{}/session-", user_dir_name(user))),
         "{r:?}"
     );
     r.cgroup_after_open
@@ -252,7 +254,7 @@ fn a_0_1_0_tree_is_taken_back_at_the_next_login_and_the_customers_cgroups_stay()
         "{}",
         cgroup_of(daemon)
     );
-    assert!(cgroup_of(stray).ends_with(&format!("/users/{}", alice.name)));
+    assert!(cgroup_of(stray).ends_with(&format!("/users/{}", user_dir_name(&alice.name))));
     // The customer can no longer move its processes around in the user cgroup.
     let moved = alice
         .command("sh")

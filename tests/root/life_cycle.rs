@@ -293,7 +293,7 @@ fn what_is_not_there_is_an_error_that_writes_nothing() {
     ctl_ok(&setup, &["freeze", &hal.name]);
     expect_2(
         &["thaw", &hal.name, "--session", &id],
-        "is frozen through users/",
+        "is frozen through the user's cgroup",
     );
     ctl_ok(&setup, &["thaw", &hal.name]);
     ctl_ok(&setup, &["suspend", &hal.name, "--reason", "test"]);

@@ -17,6 +17,7 @@ mod life_cycle;
 mod me;
 mod neighbours;
 mod net_traffic;
+mod privacy;
 mod private_ip;
 mod private_ip_login;
 mod safety_net;

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use pam_cgroup_tests::support::cgroup::user_dir_name;
 use pam_cgroup_tests::support::pip_tree::cgroupctl_path;
 use pam_cgroup_tests::support::{require_root, TestSetup, TestUser};
 
@@ -117,7 +118,7 @@ fn two_hundred_sessions_of_fifty_users_with_reload_and_gc_running() {
                     && v["cgroup_after_open"]
                         .as_str()
                         .unwrap_or("")
-                        .contains(&format!("/users/{name}/session-")) => {}
+                        .contains(&format!("/users/{}/session-", user_dir_name(&name))) => {}
             Ok(v) => failures.push(format!("session {i} of {name}: {v}")),
             Err(e) => failures.push(format!(
                 "session {i}: {e}: {}",

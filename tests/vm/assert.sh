@@ -52,13 +52,14 @@ cgroup_of() {
 }
 
 # assert_session_leaf PID USER [WHAT]: PID is where a session's processes start, the
-# login/ of a session leaf: <tree root>/users/USER/session-*/login. Prints that cgroup.
+# login/ of a session leaf: <tree root>/users/USER.<tag>/session-*/login (the tag: 16 hex
+# digits keyed by the guest's tree key). Prints that cgroup.
 assert_session_leaf() {
     local pid=$1 user=$2 what=${3:-process $1} cg
     cg=$(cgroup_of "$pid")
     tlog "$what of $user is in $cg"
-    if [[ ! $cg =~ ^${VM_TREE_ROOT}/users/${user}/session-[^/]+/login$ ]]; then
-        fail "$what is in $cg, not in $VM_TREE_ROOT/users/$user/session-*/login"
+    if [[ ! $cg =~ ^${VM_TREE_ROOT}/users/${user}\.[0-9a-f]{16}/session-[^/]+/login$ ]]; then
+        fail "$what is in $cg, not in $VM_TREE_ROOT/users/$user.<tag>/session-*/login"
     fi
     echo "$cg"
 }
@@ -99,8 +100,18 @@ assert_file_eq() {
     assert_eq "$1" "$v" "$2"
 }
 
-# user_cg USER: <tree root>/users/USER
+# user_cg USER: the user's cgroup, <tree root>/users/USER.<tag>: the tag is keyed by a secret
+# only root reads, so the guest's cgroupctl names it.
 user_cg() {
+    local cg
+    cg=$(vm_root "cgroupctl path '$1'") || fail "cgroupctl path $1 failed"
+    [[ $cg =~ ^${VM_TREE_ROOT}/users/$1\.[0-9a-f]{16}$ ]] || fail "cgroupctl path $1 names $cg"
+    echo "$cg"
+}
+
+# legacy_user_cg USER: <tree root>/users/USER, where versions before the keyed names (0.1.0
+# among them) put the user.
+legacy_user_cg() {
     echo "$VM_TREE_ROOT/users/$1"
 }
 
@@ -120,10 +131,13 @@ require_cgroupctl_verb() {
 }
 
 # kill_user_processes USER: all of USER's processes, through the kernel (cgroup.kill on the
-# user's cgroup when it exists, then pkill for anything outside it).
+# user's cgroup and on a legacy users/USER when they exist, then pkill for anything outside).
+# Named by the tree root, not by cgroupctl: the installed one may be 0.1.0's (98).
 kill_user_processes() {
     local u=$1
-    vm_root "if [ -e '$(user_cg "$u")/cgroup.kill' ]; then echo 1 > '$(user_cg "$u")/cgroup.kill'; fi
+    vm_root "for d in '$VM_TREE_ROOT/users/$u' '$VM_TREE_ROOT/users/$u'.????????????????; do
+                 if [ -e \"\$d/cgroup.kill\" ]; then echo 1 > \"\$d/cgroup.kill\"; fi
+             done
              pkill -KILL -u $u 2>/dev/null; sleep 0.5; true" >/dev/null
 }
 

@@ -33,12 +33,14 @@ pub fn load(config_path: &Path) -> Result<Option<Policy>, StateError> {
     let text = String::from_utf8(bytes).map_err(|_| StateError {
         path: kept.clone(),
         reason: "is not UTF-8".into(),
+        errno: None,
     })?;
     Config::parse(&kept, &text)
         .map(|c| Some(c.policy))
         .map_err(|e| StateError {
             path: kept,
             reason: e.to_string(),
+            errno: None,
         })
 }
 
@@ -48,12 +50,14 @@ pub fn store(config: &Config) -> Result<(), StateError> {
         return Err(StateError {
             path: config.path.clone(),
             reason: "path too long to keep its policy".into(),
+            errno: None,
         });
     };
     let Some(dir) = StateDir::open(Path::new(STATE_DIR), true)? else {
         return Err(StateError {
             path: STATE_DIR.into(),
             reason: "vanished while being created".into(),
+            errno: None,
         });
     };
     dir.write(&name, render(config).as_bytes())

@@ -221,7 +221,7 @@ fn check_user_manager(config: &Config, out: &mut Vec<Finding>) {
     }
 }
 
-/// The tree's ownership (DESIGN.md, "The tree"): `users/` root's 0711; each `users/<user>`
+/// The tree's ownership (DESIGN.md, "The tree"): `users/` root's 0711; each user cgroup
 /// root's and never delegated (0750 root:<gid>, or 0711 root:root for a shared primary group);
 /// limits and caps root-owned everywhere, the leaves' included.
 fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
@@ -356,6 +356,8 @@ fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
             ),
         ));
     }
+    // A user with a legacy cgroup beside its own is listed once.
+    shared.dedup();
     if !shared.is_empty() {
         out.push(Finding::warn(
             "shared-groups",
@@ -473,7 +475,7 @@ fn check_private_addresses(config: &Config, tree: &Tree, out: &mut Vec<Finding>)
         return;
     };
     let mut without = Vec::new();
-    for u in users {
+    for u in users.into_iter().filter(|u| !u.legacy) {
         if let Ok(info) = crate::nss::lookup_user(&u.name) {
             if let Err(reason) =
                 crate::private_ip::private_address(info.gid, config.private_ip.min_gid)

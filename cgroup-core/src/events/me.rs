@@ -45,8 +45,9 @@ pub struct MeAnswer {
     pub note: Option<String>,
 }
 
-/// The answer for `user` (resolved from the peer's uid by the caller).
-pub fn answer(users_dir: &Path, user: &str, uid: u32, history_dir: &Path) -> MeAnswer {
+/// The answer for `user` (resolved from the peer's uid by the caller), whose cgroup is
+/// `user_dir` (`Tree::user_dir`; `None` when it cannot be named).
+pub fn answer(user_dir: Option<&Path>, user: &str, uid: u32, history_dir: &Path) -> MeAnswer {
     let mut me = MeAnswer {
         user: user.to_string(),
         uid,
@@ -56,11 +57,10 @@ pub fn answer(users_dir: &Path, user: &str, uid: u32, history_dir: &Path) -> MeA
         events: Vec::new(),
         note: None,
     };
-    if validate_user_name(user).is_err() {
+    let Some(dir) = user_dir.filter(|_| validate_user_name(user).is_ok()) else {
         me.note = Some("your user name cannot name a cgroup".to_string());
         return me;
-    }
-    let dir = users_dir.join(user);
+    };
     if dir.is_dir() {
         me.confined = true;
         for name in LIMIT_FILES {
@@ -68,7 +68,7 @@ pub fn answer(users_dir: &Path, user: &str, uid: u32, history_dir: &Path) -> MeA
                 me.limits.insert(name.to_string(), text.trim().to_string());
             }
         }
-        me.usage = read_user_stats(&dir).ok();
+        me.usage = read_user_stats(dir).ok();
     }
     match history::read(history_dir) {
         Ok(contents) => {
@@ -138,13 +138,13 @@ mod tests {
         w.append(&ev("alice", &[1001, 0])).unwrap();
         w.append(&ev("bob", &[1002])).unwrap();
         drop(w);
-        let me = answer(&users, "alice", 1001, &hist);
+        let me = answer(Some(&users.join("alice")), "alice", 1001, &hist);
         assert!(me.confined);
         assert_eq!(me.limits["pids.max"], "64");
         assert_eq!(me.events.len(), 1);
         assert_eq!(me.events[0].processes.len(), 1);
         assert_eq!(me.events[0].processes[0].uid, Some(1001));
-        let bob = answer(&users, "bob", 1002, &hist);
+        let bob = answer(Some(&users.join("bob")), "bob", 1002, &hist);
         assert!(!bob.confined);
         assert!(bob.events.iter().all(|e| e.user == "bob"));
         let json = serde_json::to_string(&bob).unwrap();

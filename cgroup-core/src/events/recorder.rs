@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::EventsConfig;
-use crate::names::validate_user_name;
+use crate::tree::TreeKey;
 
 use super::detect::{Reading, UserState};
 use super::kmsg::{belongs_to, Kmsg, OomVictim};
@@ -73,7 +73,8 @@ impl Recorder {
 
     /// The logged victims of `user`: inside its cgroup by the kernel-made path, and running
     /// as its uid (so a name chosen to look like a path never moves a victim to another user).
-    fn take_victims(&mut self, user: &str) -> Vec<OomVictim> {
+    /// The kills in `user`'s cgroup directory `dir_name` (its own or a legacy one).
+    fn take_victims(&mut self, user: &str, dir_name: &str) -> Vec<OomVictim> {
         let Some(users_rel) = self.users_rel.as_ref() else {
             return Vec::new();
         };
@@ -82,7 +83,7 @@ impl Recorder {
         };
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.victims)
             .into_iter()
-            .partition(|(_, v)| v.uid == uid && belongs_to(v, users_rel, user));
+            .partition(|(_, v)| v.uid == uid && belongs_to(v, users_rel, dir_name));
         self.victims = rest;
         mine.into_iter().map(|(_, v)| v).collect()
     }
@@ -96,27 +97,29 @@ impl Recorder {
         &self.cfg
     }
 
-    /// One pass over `users_dir` at the current time.
-    pub fn sample(&mut self, users_dir: &Path) -> Pass {
-        self.sample_at(users_dir, now_ms())
+    /// One pass over `users_dir` (user cgroups named under `key`) at the current time.
+    pub fn sample(&mut self, users_dir: &Path, key: &TreeKey) -> Pass {
+        self.sample_at(users_dir, key, now_ms())
     }
 
-    pub fn sample_at(&mut self, users_dir: &Path, time_ms: u64) -> Pass {
+    pub fn sample_at(&mut self, users_dir: &Path, key: &TreeKey, time_ms: u64) -> Pass {
         let mut pass = Pass::default();
         self.read_victims(time_ms);
-        let users: Vec<(String, PathBuf)> = crate::inventory::child_cgroups(users_dir)
+        // (directory name, user, path): a user may have a legacy cgroup beside its own, each
+        // with its own counters.
+        let users: Vec<(String, String, PathBuf)> = crate::inventory::child_cgroups(users_dir)
             .unwrap_or_default()
             .into_iter()
             .filter_map(|path| {
-                let name = path.file_name()?.to_str()?.to_string();
-                validate_user_name(&name).ok()?;
-                Some((name, path))
+                let dir_name = path.file_name()?.to_str()?.to_string();
+                let user = key.classify(&dir_name)?.user().to_string();
+                Some((dir_name, user, path))
             })
             .collect();
         // A user whose cgroup went away starts from a new baseline if it comes back.
         self.states
-            .retain(|name, _| users.iter().any(|(n, _)| n == name));
-        for (name, dir) in users {
+            .retain(|dir_name, _| users.iter().any(|(d, _, _)| d == dir_name));
+        for (dir_name, name, dir) in users {
             let reading = match Reading::read(&dir) {
                 Ok(r) => r,
                 Err(e) if e.errno() == Some(libc::ENOENT) => continue,
@@ -125,8 +128,8 @@ impl Recorder {
                     continue;
                 }
             };
-            let Some(state) = self.states.get_mut(&name) else {
-                self.states.insert(name, UserState::new(&reading));
+            let Some(state) = self.states.get_mut(&dir_name) else {
+                self.states.insert(dir_name, UserState::new(&reading));
                 continue;
             };
             let faults = state.observe(&reading, time_ms, &self.cfg);
@@ -134,7 +137,7 @@ impl Recorder {
                 let killed = if fault.kind == FaultKind::OomKill {
                     // The record may have come right after the counter moved.
                     self.read_victims(time_ms);
-                    self.take_victims(&name)
+                    self.take_victims(&name, &dir_name)
                 } else {
                     Vec::new()
                 };
@@ -190,9 +193,14 @@ mod tests {
         .unwrap();
         std::fs::write(proc_root.join("4242/cmdline"), "memhog\0-m\0900M\0").unwrap();
         let mut r = Recorder::new(EventsConfig::default(), &proc_root);
-        assert!(r.sample_at(&users, 1000).events.is_empty(), "baseline");
+        assert!(
+            r.sample_at(&users, &TreeKey::from_bytes([0; 16]), 1000)
+                .events
+                .is_empty(),
+            "baseline"
+        );
         write("memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
-        let pass = r.sample_at(&users, 2000);
+        let pass = r.sample_at(&users, &TreeKey::from_bytes([0; 16]), 2000);
         let kinds: Vec<FaultKind> = pass.events.iter().map(|e| e.kind).collect();
         assert_eq!(
             kinds,
@@ -203,7 +211,10 @@ mod tests {
         assert_eq!(e.limit.as_deref(), Some("1048576"));
         assert_eq!(e.processes[0].pid, 4242);
         assert_eq!(e.processes[0].cmdline, "memhog -m 900M");
-        assert!(r.sample_at(&users, 3000).events.is_empty());
+        assert!(r
+            .sample_at(&users, &TreeKey::from_bytes([0; 16]), 3000)
+            .events
+            .is_empty());
     }
 
     #[test]
@@ -216,7 +227,10 @@ mod tests {
         let events = |n: u64| format!("low 0\nhigh 0\nmax 0\noom {n}\noom_kill {n}\n");
         std::fs::write(dir.join("memory.events"), events(0)).unwrap();
         let mut r = Recorder::new(EventsConfig::default(), &tmp.path().join("proc"));
-        assert!(r.sample_at(&users, 1000).events.is_empty());
+        assert!(r
+            .sample_at(&users, &TreeKey::from_bytes([0; 16]), 1000)
+            .events
+            .is_empty());
         let victim = |uid: u32, memcg: &str| OomVictim {
             pid: 99,
             uid,
@@ -227,7 +241,7 @@ mod tests {
         r.note_victim(1500, "/t/users", victim(0, "/t/users/rootx/session-1"));
         r.note_victim(1500, "/t/users", victim(0, "/t/users/root/session-1"));
         std::fs::write(dir.join("memory.events"), events(1)).unwrap();
-        let pass = r.sample_at(&users, 2000);
+        let pass = r.sample_at(&users, &TreeKey::from_bytes([0; 16]), 2000);
         let kill = pass
             .events
             .iter()

@@ -139,7 +139,7 @@ fn update(map: &OwnedFd, tree: &Tree, dir: &Path, id: u64, value: FenceValue) ->
     })
 }
 
-/// Records `user_dir` (the existing `users/<user>` of `user`) as that user's fence, with its
+/// Records `user_dir` (an existing cgroup of `user`: its own, or a legacy one) as that user's fence, with its
 /// address (none when its primary gid is below min_gid), and users/ as the users directory.
 /// Idempotent and cheap; returns the address the fence gives.
 pub fn register_fence(
@@ -190,7 +190,7 @@ pub struct FenceSync {
     pub pruned: usize,
 }
 
-/// Makes the map match the tree: registers every existing `users/<user>` (after a fresh map,
+/// Makes the map match the tree: registers every existing user cgroup (after a fresh map,
 /// a changed min_gid, or a user whose gid changed) and drops entries of cgroups that are gone.
 /// The keys are read *before* the directories are listed, so a fence a login registers
 /// meanwhile is never dropped.
@@ -207,14 +207,24 @@ pub fn sync_fences(tree: &Tree, policy: &PrivateIpConfig) -> Result<FenceSync> {
     let users_id = cgroup_id(&users)?;
     let mut live = std::collections::HashSet::from([users_id]);
     update(&map, tree, &users, users_id, FenceValue::users_dir())?;
-    for dir in crate::inventory::child_cgroups(&users)? {
-        let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+    let children = crate::inventory::child_cgroups(&users)?;
+    let key = match children.is_empty() {
+        true => None,
+        false => Some(crate::tree::tree_key()?),
+    };
+    for dir in children {
+        let Some(dir_name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
             continue;
         };
         let id = cgroup_id(&dir)?;
         live.insert(id);
-        let user =
-            crate::names::validate_user_name(&name).and_then(|()| crate::nss::lookup_user(&name));
+        // The user of `<user>.<tag>`, or of a legacy `users/<user>` whose sessions still run.
+        let entry = key.as_ref().and_then(|k| k.classify(&dir_name));
+        let name = entry.map_or(dir_name.clone(), |e| e.user().to_string());
+        let user = match entry {
+            Some(e) => crate::nss::lookup_user(e.user()),
+            None => Err(Error::Other(format!("{dir_name}: no user's cgroup"))),
+        };
         match user {
             Ok(user) => {
                 let value = FenceValue::of_user(&user, policy);

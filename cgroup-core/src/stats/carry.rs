@@ -4,7 +4,7 @@
 //! 6.12, `memory.events` under `memory_localevents`; see `semantics`), removing an emptied
 //! session leaf would take its count with it. So right before root removes a leaf,
 //! `before_removal` adds the leaf's own counts to a per-user record, a `trusted.` extended
-//! attribute of `users/<user>`; `user_faults` then reports the record plus what the live
+//! attribute of the user cgroup; `user_faults` then reports the record plus what the live
 //! cgroups of the subtree still hold.
 //!
 //! Neither side can be forged by the customer: `trusted.*` attributes need CAP_SYS_ADMIN (in
@@ -31,7 +31,7 @@ use super::semantics::EventSemantics;
 use super::{parse_flat_keyed, read_optional, MemoryEvents};
 use crate::error::{Error, IoContext, Result};
 
-/// The per-user record on `users/<user>`, and the per-leaf mark.
+/// The per-user record on the user cgroup, and the per-leaf mark.
 pub const CARRIED_XATTR: &str = "trusted.pam_cgroup.carried";
 
 /// Counts of the local-semantics counters (the hierarchical ones stay 0: never carried).
@@ -144,11 +144,14 @@ pub const CARRY_WAIT: std::time::Duration = std::time::Duration::from_millis(500
 /// open (a customer can open its own user cgroup, 0750 root:<its gid>), and never one lock for
 /// every user: a lock held by one customer's stopped process stalls nobody else.
 fn lock_carrying(user_dir: &Path) -> Result<nix::fcntl::Flock<File>> {
+    // Named by the user the directory belongs to (its own or a legacy one: one lock).
+    let key = crate::tree::tree_key()?;
     let user = user_dir
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::Other(format!("{}: no user name", user_dir.display())))?;
-    crate::names::validate_user_name(user)?;
+        .and_then(|n| key.classify(n))
+        .map(|entry| entry.user())
+        .ok_or_else(|| Error::Other(format!("{}: not a user cgroup", user_dir.display())))?;
     let run_dir = Path::new(crate::sessions::RUN_DIR);
     let dir = crate::state_dir::StateDir::open(run_dir, true)
         .map_err(|e| Error::Other(e.to_string()))?

@@ -3,21 +3,24 @@
 //! ```text
 //! <root>/
 //!   users/                        root:root 0711
-//!     <user>/                     root's: aggregate limits and caps, never delegated
+//!     <user>.<tag>/               root's: aggregate limits and caps, never delegated; the tag
+//!                                 is keyed (`tag`): no customer can name a neighbour's
 //!       session-<pid>[-<n>]/      one leaf per PAM session, made by root, then delegated
 //!       <service>/<leaf>/         cgroupctl run/classify; the leaf delegated the same way
 //!   unconfined/session-<pid>/     exempt sessions started from inside a fence (su - root)
 //! ```
 //!
 //! Nothing is ever created outside `<root>`: every component below it is a validated name.
-//! Root's writes inside `users/<user>` all go through `user_cgroup` (one directory descriptor,
+//! Root's writes inside a user cgroup all go through `user_cgroup` (one directory descriptor,
 //! then `*at()` calls); handing a leaf over goes through `delegation`.
 
 mod controllers;
 mod delegation;
 pub mod dirfd;
 pub mod fs;
+pub mod key;
 pub mod stamp;
+pub mod tag;
 pub mod user_cgroup;
 
 use std::path::{Component, Path, PathBuf};
@@ -25,6 +28,7 @@ use std::path::{Component, Path, PathBuf};
 pub use controllers::{already_enabled, enable_down, offered, ControllerReport};
 pub use delegation::{delegate_files, DELEGATE_LIST, LEAF_MODE};
 pub use fs::{Created, Removed};
+pub use tag::{TreeKey, UserEntry};
 
 use crate::config::{Config, DEFAULT_ROOT_NAME};
 use crate::error::{Error, Result};
@@ -185,10 +189,42 @@ impl Tree {
         self.root.join(UNCONFINED_DIR)
     }
 
-    /// `users/<user>`, after validating the name.
+    /// The cgroup directory of `user`, `users/<user>.<tag>`, after validating the name. The one
+    /// place that names it (the tree key is read, or made, on first use).
     pub fn user_dir(&self, user: &str) -> Result<PathBuf> {
+        self.user_dir_with(&tree_key()?, user)
+    }
+
+    /// The same under a given key.
+    pub fn user_dir_with(&self, key: &TreeKey, user: &str) -> Result<PathBuf> {
+        validate_user_name(user)?;
+        Ok(self.users_dir().join(key.dir_name(user)))
+    }
+
+    /// `users/<user>`, where versions before the tags put the user: an upgraded host keeps it
+    /// while its sessions live (levers reach it, gc removes it once empty).
+    pub fn legacy_user_dir(&self, user: &str) -> Result<PathBuf> {
         validate_user_name(user)?;
         Ok(self.users_dir().join(user))
+    }
+
+    /// The user cgroup holding `path` (a cgroup anywhere inside it, or itself): its user, its
+    /// directory and whether that is a legacy one. `None` outside `users/` or for a child of
+    /// `users/` that is no user's.
+    pub fn user_of(&self, path: &Path) -> Result<Option<(String, PathBuf, bool)>> {
+        let Ok(rel) = path.strip_prefix(self.users_dir()) else {
+            return Ok(None);
+        };
+        let Some(first) = rel.iter().next().and_then(|c| c.to_str()) else {
+            return Ok(None);
+        };
+        Ok(tree_key()?.classify(first).map(|entry| {
+            (
+                entry.user().to_string(),
+                self.users_dir().join(first),
+                entry.is_legacy(),
+            )
+        }))
     }
 
     /// Directories from the mount point down to `dir` (inclusive), top first.
@@ -309,6 +345,11 @@ impl Tree {
     }
 }
 
+/// This host's tree key (`key`), as a cgroup-core error.
+pub fn tree_key() -> Result<TreeKey> {
+    key::current().map_err(Error::TreeKey)
+}
+
 /// Controllers enabled for `dir` (its cgroup.controllers).
 pub fn available_controllers(dir: &Path) -> Result<Vec<Controller>> {
     Ok(fs::read_controllers(&dir.join("cgroup.controllers"))?
@@ -405,9 +446,19 @@ mod tests {
     }
 
     #[test]
-    fn user_dir_validates() {
+    fn user_dir_validates_and_is_tagged() {
         let t = Tree::locate_in(&mounts(), None).unwrap();
-        assert!(t.user_dir("../x").is_err());
-        assert!(t.user_dir("alice").is_ok());
+        let key = TreeKey::from_bytes([1; 16]);
+        assert!(t.user_dir_with(&key, "../x").is_err());
+        let dir = t.user_dir_with(&key, "alice").unwrap();
+        assert_eq!(dir.parent(), Some(t.users_dir().as_path()));
+        assert_eq!(
+            dir.file_name().and_then(|n| n.to_str()),
+            Some(format!("alice.{}", key.tag("alice")).as_str())
+        );
+        assert_eq!(
+            t.legacy_user_dir("alice").unwrap(),
+            t.users_dir().join("alice")
+        );
     }
 }

@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! users/                  root:root 0711          nobody lists the customers
-//!   <user>/               root:<gid> 0750         limits and caps; never delegated, no process
+//!   <user>.<tag>/         root:<gid> 0750         limits and caps; never delegated, no process
 //!     session-<id>/       <uid>:<gid> 0700        made by root, caps written, then delegated
 //!       login/            root 0755               the session's own processes start here
 //!     <service>/          root:<gid> 0750         made by cgroupctl run/classify
 //!       <leaf>/           <uid>:<gid> 0700        delegated like a session leaf
 //! ```
 //!
-//! `users/<user>` is opened once (`CgroupDir`: O_NOFOLLOW, checked to be cgroup2) and every
+//! The user cgroup (`Tree::user_dir`, keyed name) is opened once (`CgroupDir`: O_NOFOLLOW, checked to be cgroup2) and every
 //! write below it is an `*at()` call on that descriptor.
 //!
 //! A session's process is root's (sshd's monitor, su, cron) and sits in the session for its
@@ -141,11 +141,12 @@ fn chmod_users_dir(users: &CgroupDir) -> Result<()> {
 }
 
 impl UserCgroup {
-    /// Opens `users/<user>`, creating it (and the tree's base) when missing. The name must
+    /// Opens the user cgroup, creating it (and the tree's base) when missing. The name must
     /// have been validated.
     pub fn open_or_create(tree: &Tree, user: &str) -> Result<UserCgroup> {
+        let path = tree.user_dir(user)?;
         // A login's common case: the user cgroup exists (one open, one statfs).
-        match CgroupDir::open(&tree.users_dir().join(user)) {
+        match CgroupDir::open(&path) {
             Ok(dir) => {
                 return Ok(UserCgroup {
                     dir,
@@ -156,6 +157,12 @@ impl UserCgroup {
             Err(e) if e.errno() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),
         }
+        let Some(dir_name) = path.file_name().and_then(|n| n.to_str()) else {
+            return Err(Error::Other(format!(
+                "{}: no directory name",
+                path.display()
+            )));
+        };
         let users = match CgroupDir::open(&tree.users_dir()) {
             Ok(d) => d,
             Err(e) if e.errno() == Some(libc::ENOENT) => {
@@ -166,21 +173,40 @@ impl UserCgroup {
         };
         // Made root-only first: a fresh user cgroup is never readable by others, not even
         // for the instant before `secure`.
-        let created = users.make_child(user, 0o700)?;
+        let created = users.make_child(dir_name, 0o700)?;
         if created {
             // A new user cgroup is the moment a 0.1.0 `users/` (0755) is put right as well.
             chmod_users_dir(&users)?;
         }
         Ok(UserCgroup {
-            dir: users.open_child(user)?,
+            dir: users.open_child(dir_name)?,
             name: user.to_string(),
             created,
         })
     }
 
-    /// Opens `users/<user>` if it exists.
+    /// Opens the user cgroup if it exists.
     pub fn open(tree: &Tree, user: &str) -> Result<Option<UserCgroup>> {
-        match CgroupDir::open(&tree.users_dir().join(user)) {
+        Self::open_at(&tree.user_dir(user)?, user)
+    }
+
+    /// Opens `users/<user>` of a version before the keyed names, if it is still there.
+    pub fn open_legacy(tree: &Tree, user: &str) -> Result<Option<UserCgroup>> {
+        Self::open_at(&tree.legacy_user_dir(user)?, user)
+    }
+
+    /// Every user cgroup of `user` that exists: its own, then a legacy one still holding
+    /// sessions from before an upgrade. What a lever acts on: an upgraded customer's old
+    /// sessions are frozen, killed and shown with its new ones.
+    pub fn open_all(tree: &Tree, user: &str) -> Result<Vec<UserCgroup>> {
+        Ok([Self::open(tree, user)?, Self::open_legacy(tree, user)?]
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    fn open_at(path: &Path, user: &str) -> Result<Option<UserCgroup>> {
+        match CgroupDir::open(path) {
             Ok(dir) => Ok(Some(UserCgroup {
                 dir,
                 name: user.to_string(),
@@ -191,27 +217,17 @@ impl UserCgroup {
         }
     }
 
-    /// Opens the user cgroup at `path` (a `users/<user>` a session record names), if it exists.
-    pub fn open_path(path: &Path) -> Result<Option<UserCgroup>> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        match CgroupDir::open(path) {
-            Ok(dir) => Ok(Some(UserCgroup {
-                dir,
-                name,
-                created: false,
-            })),
-            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
-            Err(e) => Err(e),
-        }
+    /// Opens the user cgroup at `path` (one a session record or a listing names), of `user`,
+    /// if it exists.
+    pub fn open_path(path: &Path, user: &str) -> Result<Option<UserCgroup>> {
+        Self::open_at(path, user)
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
+    /// The user's name (not the directory's: that carries the tag).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -432,7 +448,7 @@ pub enum Target<'a> {
 }
 
 impl Target<'_> {
-    /// The child of `users/<user>` it names (validated), `None` for the user cgroup itself.
+    /// The child of the user cgroup it names (validated), `None` for the user cgroup itself.
     pub fn child_name(&self) -> Result<Option<String>> {
         match self {
             Target::User => Ok(None),
@@ -739,7 +755,7 @@ pub struct UserRemoval {
 /// How many rounds of kill-and-remove `remove_user_cgroup` makes before it gives up.
 const REMOVE_ROUNDS: u32 = 5;
 
-/// Removes `users/<user>` whole (`cgroupctl remove`, the end of a customer): kills every
+/// Removes the user's cgroups whole (`cgroupctl remove`, the end of a customer): kills every
 /// process in it through its cgroup.kill (atomic against forks: the kernel refuses a fork in a
 /// cgroup being killed), waits for the kernel to say it is empty, takes every cgroup back
 /// from the customer (so nothing can be made inside by name meanwhile) and removes them
@@ -756,13 +772,29 @@ pub fn remove_user_cgroup(
     let Some(users) = open_users(tree)? else {
         return Ok(out);
     };
-    let dir = match users.open_child(user) {
+    // Its own `users/<user>.<tag>`, and a legacy `users/<user>` an upgrade left.
+    for path in [tree.user_dir(user)?, tree.legacy_user_dir(user)?] {
+        if let Some(name) = path.file_name() {
+            remove_named(&users, name, wait, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// `remove_user_cgroup` of one child of `users/`.
+fn remove_named(
+    users: &CgroupDir,
+    name: &std::ffi::OsStr,
+    wait: std::time::Duration,
+    out: &mut UserRemoval,
+) -> Result<()> {
+    let dir = match users.open_child(name) {
         Ok(d) => d,
-        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(out),
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(()),
         Err(e) => return Err(e),
     };
     out.existed = true;
-    out.processes = crate::inventory::subtree_pids(&dir).len() as u64;
+    out.processes += crate::inventory::subtree_pids(&dir).len() as u64;
     let mut last = Errno::EBUSY;
     for _ in 0..REMOVE_ROUNDS {
         if populated(&dir)? {
@@ -781,12 +813,12 @@ pub fn remove_user_cgroup(
             delegation::take_back(&dir, 0, LEAF_MODE)?;
         }
         out.cgroups += remove_subtree(&dir, 0)?;
-        match users.remove_child(user) {
+        match users.remove_child(name) {
             Ok(()) => {
                 out.cgroups += 1;
-                return Ok(out);
+                return Ok(());
             }
-            Err(Errno::ENOENT) => return Ok(out),
+            Err(Errno::ENOENT) => return Ok(()),
             Err(e @ (Errno::EBUSY | Errno::ENOTEMPTY)) => last = e,
             Err(e) => {
                 return Err(Error::Io {

@@ -1,7 +1,8 @@
 //! `cgroupctl gc [--dry-run] [--min-age SECS] [--json]`: remove empty session and service
 //! leaves pam_cgroup made (session leaves outlived by nohup processes that have since exited,
 //! leaves of finished `cgroupctl run`s), and say what was removed. Cgroups users made
-//! themselves, and user cgroups, are never removed.
+//! themselves are never removed, nor user cgroups, except a legacy `users/<user>` (made before
+//! the keyed names) once it is empty.
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -46,6 +46,8 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
     // the unit's own cgroup, and enabling controllers there would keep systemd from starting
     // the next process of the unit (EBUSY). The daemon, the unit's last process, does it.
     tree.ensure_base()?;
+    // The key naming user cgroups, made now rather than by the first login.
+    tree::tree_key()?;
     let offered = tree::offered(&tree.mount.mount_point)?;
     let controllers = tree::enable_down(&tree.chain_to(&tree.users_dir()), &offered)?;
     let bpffs = Path::new(DEFAULT_BPFFS);

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use cgroup_core::levers::{self, parse_signal};
-use cgroup_core::tree::user_cgroup::{Target, TargetDir, UserCgroup};
+use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::tree::Tree;
 
 use super::view::load;
@@ -67,28 +67,27 @@ pub struct KillArgs {
     pub signal: String,
 }
 
-/// Opens a user's cgroup for a lever (it must exist).
-pub fn open_user(tree: &Tree, user: &str) -> Result<UserCgroup> {
+/// Opens a user's cgroups for a lever (at least one must exist): its own, and a legacy one
+/// an upgrade left while its old sessions live.
+pub fn open_user(tree: &Tree, user: &str) -> Result<Vec<UserCgroup>> {
     cgroup_core::names::validate_user_name(user)?;
-    UserCgroup::open(tree, user)?.ok_or_else(|| {
-        NotApplicable(format!(
+    let all = UserCgroup::open_all(tree, user)?;
+    if all.is_empty() {
+        return Err(NotApplicable(format!(
             "user {user} has no cgroup under {} (no process of it runs in the tree)",
             tree.users_dir().display()
         ))
-        .into()
-    })
+        .into());
+    }
+    Ok(all)
 }
 
-/// Opens what the lever acts on; a session or service that is not there is named.
-fn open_target<'a>(user: &'a UserCgroup, args: &TargetArgs) -> Result<TargetDir<'a>> {
-    match user.open_target(args.target()) {
-        Err(e) if e.errno() == Some(libc::ENOENT) => Err(NotApplicable(format!(
-            "{}: not found under {}",
-            args.describe(),
-            user.path().display()
-        ))
-        .into()),
-        other => Ok(other?),
+/// A session or service that is not there is named (exit 2: nothing was done).
+fn not_found(e: cgroup_core::Error, args: &TargetArgs) -> anyhow::Error {
+    if e.errno() == Some(libc::ENOENT) {
+        NotApplicable(format!("{}: not found ({e})", args.describe())).into()
+    } else {
+        e.into()
     }
 }
 
@@ -99,8 +98,13 @@ pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
     })?;
     let (_, tree) = load(cli)?;
     let user = open_user(&tree, &args.target.user)?;
-    let dir = open_target(&user, &args.target)?;
-    let outcome = levers::kill_in(&dir, signal, Duration::from_secs(args.target.wait))?;
+    let outcome = levers::kill_all(
+        &user,
+        args.target.target(),
+        signal,
+        Duration::from_secs(args.target.wait),
+    )
+    .map_err(|e| not_found(e, &args.target))?;
     if args.target.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
@@ -130,11 +134,12 @@ pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
 }
 
 /// Why `thaw` has nothing to do: the target is not frozen, or frozen only through its
-/// parent (or a suspension), which thawing it cannot undo. Nothing is written then.
+/// parent (or a suspension), which thawing it cannot undo. Nothing is written then. A target
+/// that is not there is left to the lever's own error.
 fn thaw_refusal(
     config: &cgroup_core::config::Config,
     args: &TargetArgs,
-    dir: &cgroup_core::tree::dirfd::CgroupDir,
+    users: &[UserCgroup],
 ) -> Result<Option<String>> {
     if let Some(s) = super::view::suspension_of(config, &args.user) {
         return Ok(Some(format!(
@@ -142,14 +147,20 @@ fn thaw_refusal(
             args.user, s.reason, args.user
         )));
     }
-    if levers::freeze_requested(dir)? {
+    let Ok(dirs) = levers::open_targets(users, args.target()) else {
         return Ok(None);
+    };
+    let mut through_parent = false;
+    for dir in &dirs {
+        if levers::freeze_requested(dir)? {
+            return Ok(None);
+        }
+        through_parent |= levers::is_frozen(dir)?;
     }
-    Ok(Some(if levers::is_frozen(dir)? {
+    Ok(Some(if through_parent {
         format!(
-            "{} is frozen through users/{} itself: thaw the user (`cgroupctl thaw {}`)",
+            "{} is frozen through the user's cgroup itself: thaw the user (`cgroupctl thaw {}`)",
             args.describe(),
-            args.user,
             args.user
         )
     } else {
@@ -160,13 +171,14 @@ fn thaw_refusal(
 pub fn freeze(cli: &Cli, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let user = open_user(&tree, &args.user)?;
-    let dir = open_target(&user, args)?;
     if !frozen {
-        if let Some(why) = thaw_refusal(&config, args, &dir)? {
+        if let Some(why) = thaw_refusal(&config, args, &user)? {
             return Err(NotApplicable(why).into());
         }
     }
-    let outcome = levers::set_frozen_in(&dir, frozen, Duration::from_secs(args.wait))?;
+    let outcome =
+        levers::set_frozen_all(&user, args.target(), frozen, Duration::from_secs(args.wait))
+            .map_err(|e| not_found(e, args))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {

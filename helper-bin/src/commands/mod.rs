@@ -15,6 +15,7 @@ pub mod levers;
 pub mod list;
 pub mod man;
 pub mod me;
+pub mod path;
 pub mod pidfd;
 pub mod plans;
 pub mod proc_apply;

@@ -45,7 +45,11 @@ pub struct UserOutcome {
 /// Applies the config to every live user cgroup; one user's failure does not stop the rest.
 pub fn reload_all(config: &Config, tree: &Tree) -> Result<Vec<UserOutcome>> {
     let mut out = Vec::new();
-    for u in user_cgroups(tree)? {
+    let mut users = user_cgroups(tree)?;
+    // Once per user: the config goes to its own cgroup (listed first); a legacy one an
+    // upgrade left keeps what it had until it empties, and a suspension reaches both.
+    users.dedup_by(|later, first| later.name == first.name);
+    for u in users {
         let result = lookup_user(&u.name).and_then(|info| apply_user(tree, config, &info, false));
         // The group lookup of apply_user is NSS too.
         let unresolved = matches!(

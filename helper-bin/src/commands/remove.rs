@@ -5,7 +5,7 @@
 //! (run it after `userdel`, or with `--force` to end a customer whose account stays).
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,12 +14,14 @@ use clap::Args;
 use serde::Serialize;
 
 use cgroup_core::events::history;
+use cgroup_core::inventory::subtree_pids;
 use cgroup_core::nss::lookup_user;
 use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::private_ip::{cgroup_id, forget_fence};
 use cgroup_core::sessions::RUN_DIR;
 use cgroup_core::state_dir::StateDir;
-use cgroup_core::tree::user_cgroup::{remove_user_cgroup, UserRemoval};
+use cgroup_core::tree::dirfd::CgroupDir;
+use cgroup_core::tree::user_cgroup::{remove_user_cgroup, UserCgroup, UserRemoval};
 use cgroup_core::userfile_edit::remove_user_file;
 use cgroup_core::Error;
 
@@ -117,8 +119,12 @@ pub fn run(cli: &Cli, args: &RemoveArgs) -> Result<ExitCode> {
     let user = args.user.as_str();
     cgroup_core::names::validate_user_name(user)?;
     let nss_uid = refusal(user, args.force)?;
-    let user_dir = tree.user_dir(user)?;
-    let has_cgroup = user_dir.is_dir();
+    // Its own cgroup and a legacy one an upgrade left (`UserCgroup::open_all`).
+    let dirs: Vec<PathBuf> = UserCgroup::open_all(&tree, user)?
+        .iter()
+        .map(|u| u.path().to_path_buf())
+        .collect();
+    let has_cgroup = !dirs.is_empty();
     let has_file = config.user_file_path(user).exists();
     let history_dir = config.events.history_dir.clone();
     let has_events = history::read(&history_dir)
@@ -130,37 +136,34 @@ pub fn run(cli: &Cli, args: &RemoveArgs) -> Result<ExitCode> {
         )));
     }
     if !args.yes {
-        let processes = if has_cgroup {
-            cgroup_core::tree::dirfd::CgroupDir::open(&user_dir)
-                .map(|d| cgroup_core::inventory::subtree_pids(&d).len())
-                .unwrap_or(0)
-        } else {
-            0
-        };
+        let processes: usize = dirs
+            .iter()
+            .filter_map(|d| CgroupDir::open(d).ok())
+            .map(|d| subtree_pids(&d).len())
+            .sum();
+        let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         let what = format!(
-            "remove {user}: kill its {processes} processes, remove {}{}, its user file and its events",
-            user_dir.display(),
-            if has_cgroup { "" } else { " (absent)" }
+            "remove {user}: kill its {processes} processes, remove {}, its user file and its events",
+            if shown.is_empty() {
+                "(no cgroup)".to_string()
+            } else {
+                shown.join(" and ")
+            }
         );
         if !confirm(&what)? {
             eprintln!("cgroupctl: {user} not removed");
             return Ok(ExitCode::from(crate::exit::PROBLEMS_FOUND));
         }
     }
-    // What the programs know it by, read before its directory goes.
-    let (fence_id, fence_uid) = if has_cgroup {
-        let id = cgroup_id(&user_dir).ok();
-        let uid = match TrafficReader::open(&tree) {
-            Ok(Some(r)) => r.fence_uid(&user_dir).ok().flatten(),
-            _ => None,
-        };
-        (id, uid)
-    } else {
-        (None, None)
-    };
+    // What the programs know it by, read before its directories go.
+    let reader = TrafficReader::open(&tree).ok().flatten();
+    let fence_ids: Vec<u64> = dirs.iter().filter_map(|d| cgroup_id(d).ok()).collect();
+    let fence_uid = dirs
+        .iter()
+        .find_map(|d| reader.as_ref().and_then(|r| r.fence_uid(d).ok().flatten()));
     let uid = fence_uid.or(nss_uid);
     let cgroup = remove_user_cgroup(&tree, user, Duration::from_secs(args.wait))?;
-    if let Some(id) = fence_id {
+    for id in fence_ids {
         forget_fence(&tree, id)?;
     }
     let traffic_counters = match uid {
@@ -184,10 +187,8 @@ pub fn run(cli: &Cli, args: &RemoveArgs) -> Result<ExitCode> {
     } else {
         if cgroup.existed {
             println!(
-                "{user}: {} processes killed, {} cgroups removed ({})",
-                cgroup.processes,
-                cgroup.cgroups,
-                user_dir.display()
+                "{user}: {} processes killed, {} cgroups removed",
+                cgroup.processes, cgroup.cgroups
             );
         }
         if user_file {

@@ -74,7 +74,7 @@ pub fn collect(
 ) -> Result<Vec<SessionRow>> {
     let mut out = Vec::new();
     for u in selected_users(tree, only)? {
-        let Some(uc) = UserCgroup::open(tree, &u.name)? else {
+        let Some(uc) = UserCgroup::open_path(&u.path, &u.name)? else {
             continue;
         };
         let life = LifeState::of(config, &u.name, Some(uc.dir()));

@@ -51,7 +51,11 @@ pub struct UserStats {
 /// per user through its fence (no NSS look-up per user).
 pub fn collect(tree: &Tree, only: Option<&str>) -> Result<Vec<UserStats>> {
     let traffic = TrafficReader::open(tree)?;
-    selected_users(tree, only)?
+    let mut users = selected_users(tree, only)?;
+    // One series per user: a legacy cgroup an upgrade left is reported until the user has its
+    // own (listed first), which then holds its new sessions and limits.
+    users.dedup_by(|later, first| later.name == first.name);
+    users
         .iter()
         .map(|u| {
             let mut stats = read_user_stats(&u.path)?;

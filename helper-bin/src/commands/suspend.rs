@@ -79,18 +79,20 @@ pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<ExitCode> {
         args.user,
         update.path.display()
     );
-    let Some(user) = UserCgroup::open(&tree, &args.user)? else {
+    // A legacy cgroup an upgrade left holds sessions of the same customer: reached too.
+    let user = UserCgroup::open_all(&tree, &args.user)?;
+    if user.is_empty() {
         println!("{}: nothing runs in the tree", args.user);
         return Ok(ExitCode::SUCCESS);
-    };
+    }
     if args.kill {
-        let k = levers::kill(&user, Target::User, Signal::SIGKILL, WAIT)?;
+        let k = levers::kill_all(&user, Target::User, Signal::SIGKILL, WAIT)?;
         println!(
             "{}: killed {} processes ({} remaining)",
             args.user, k.processes, k.remaining
         );
     } else {
-        let f = levers::set_frozen(&user, Target::User, true, WAIT)?;
+        let f = levers::set_frozen_all(&user, Target::User, true, WAIT)?;
         println!(
             "{}: {} processes frozen{}",
             args.user,
@@ -130,8 +132,9 @@ pub fn resume(cli: &Cli, args: &ResumeArgs) -> Result<ExitCode> {
         args.user,
         update.path.display()
     );
-    if let Some(user) = UserCgroup::open(&tree, &args.user)? {
-        let f = levers::set_frozen(&user, Target::User, false, WAIT)?;
+    let user = UserCgroup::open_all(&tree, &args.user)?;
+    if !user.is_empty() {
+        let f = levers::set_frozen_all(&user, Target::User, false, WAIT)?;
         println!("{}: {} processes thawed", args.user, f.processes);
     }
     Ok(ExitCode::SUCCESS)

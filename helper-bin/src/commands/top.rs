@@ -59,7 +59,10 @@ struct TopRow {
 fn with_state(config: &Config, tree: &Tree, rows: Vec<UserRate>) -> Vec<TopRow> {
     rows.into_iter()
         .map(|rate| {
-            let dir = CgroupDir::open(&tree.users_dir().join(&rate.user)).ok();
+            let dir = tree
+                .user_dir(&rate.user)
+                .ok()
+                .and_then(|p| CgroupDir::open(&p).ok());
             let life = LifeState::of(config, &rate.user, dir.as_ref());
             TopRow { rate, life }
         })

@@ -5,6 +5,13 @@ use std::path::{Path, PathBuf};
 
 use cgroup_core::mount::primary_cgroup2;
 
+/// The directory name of a user's cgroup, `<user>.<tag>`, under this host's tree key.
+pub fn user_dir_name(user: &str) -> String {
+    cgroup_core::tree::tree_key()
+        .expect("the tree key (tests run as root)")
+        .dir_name(user)
+}
+
 pub struct TestTree {
     pub mount_point: PathBuf,
     pub root: PathBuf,
@@ -25,11 +32,18 @@ impl TestTree {
         self.root.join("users")
     }
 
+    /// The cgroup directory of a user, `users/<user>.<tag>`, named by the same library
+    /// function as the module's (under this host's tree key).
     pub fn user(&self, name: &str) -> PathBuf {
+        self.users().join(user_dir_name(name))
+    }
+
+    /// `users/<user>`, where versions before the keyed names put the user.
+    pub fn legacy_user(&self, name: &str) -> PathBuf {
         self.users().join(name)
     }
 
-    /// The session leaf (`users/<u>/session-*`) of a session whose process the kernel shows
+    /// The session leaf (`users/<u>.<tag>/session-*`) of a session whose process the kernel shows
     /// in `cgroup` (its `login/`, or a cgroup the customer made inside the leaf).
     pub fn session_leaf_of(&self, cgroup: &str) -> PathBuf {
         let mut path = self.path_of(cgroup);

@@ -1,4 +1,4 @@
-# An ssh login of a confined user lands in <tree root>/users/<user>/session-*, with the
+# An ssh login of a confined user lands in <tree root>/users/<user>.<tag>/session-*, with the
 # limits of the user's plan (alice: group plan-pro -> profile pro; bob: the defaults).
 tag=pamcg-s01
 vm_login_bg alice "exec -a $tag-alice sleep 120" >/dev/null

@@ -23,8 +23,8 @@ if grep -q pam_systemd <<<"$stack"; then
     um=$(vm_root "systemctl show -p MainPID --value user@2001.service")
     cg=$(cgroup_of "$um")
     tlog "alice's user manager is in $cg"
-    [[ $cg =~ ^${VM_TREE_ROOT}/users/alice/manager-[^/]+/init\.scope$ ]] \
-        || fail "alice's user manager runs in $cg, not in $VM_TREE_ROOT/users/alice/manager-*/init.scope"
+    [[ $cg =~ ^${VM_TREE_ROOT}/users/alice\.[0-9a-f]{16}/manager-[^/]+/init\.scope$ ]] \
+        || fail "alice's user manager runs in $cg, not in $VM_TREE_ROOT/users/alice.<tag>/manager-*/init.scope"
     step "a second session opens and closes; the first keeps its runtime dir"
     vm_root "touch /run/user/2001/pamcg-s09-marker && chown alice: /run/user/2001/pamcg-s09-marker" >/dev/null
     vm_login alice true >/dev/null || fail "alice's second login failed"

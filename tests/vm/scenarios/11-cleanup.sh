@@ -25,7 +25,7 @@ done
 vm_root "rm -f /etc/cron.d/pamcg-s11" >/dev/null
 ((n >= 30)) || fail "only $n of 30 cron jobs ran within 3 minutes"
 rel=${VM_TREE_ROOT#"$(cg_mount)"}
-bad=$(vm_root "grep -L '^0::$rel/users/alice/session-' /tmp/s11/job-* || true")
+bad=$(vm_root "grep -LE '^0::$rel/users/alice\.[0-9a-f]{16}/session-' /tmp/s11/job-* || true")
 [[ -z $bad ]] || fail "cron jobs ran outside alice's session leaves: $(vm_root "cat $(head -n 1 <<<"$bad")")"
 
 step "no leaf is left behind"

@@ -21,10 +21,10 @@ step "a session of alice survives daemon-reload, in the same leaf, tree untouche
 vm_login_bg alice "exec -a pamcg-s16 sleep 300" >/dev/null
 pa=$(wait_tagged pamcg-s16)
 leaf=$(assert_session_leaf "$pa" alice "alice's session")
-before=$(vm_root "find '$VM_TREE_ROOT' -type d | sort; cat '$VM_TREE_ROOT/users/alice/memory.max'")
+before=$(vm_root "find '$VM_TREE_ROOT' -type d | sort; cat '$(user_cg alice)/memory.max'")
 vm_root "systemctl daemon-reload" >/dev/null
 sleep 2
-after=$(vm_root "find '$VM_TREE_ROOT' -type d | sort; cat '$VM_TREE_ROOT/users/alice/memory.max'")
+after=$(vm_root "find '$VM_TREE_ROOT' -type d | sort; cat '$(user_cg alice)/memory.max'")
 [[ $before == "$after" ]] || fail "daemon-reload changed the tree: $(diff <(echo "$before") <(echo "$after") | head -n 5)"
 [[ $(cgroup_of "$pa") == "$leaf" ]] || fail "alice's session moved during daemon-reload: $(cgroup_of "$pa")"
 [[ $(vm_root "systemctl show -p MainPID --value pam-cgroup.service") == "$main" ]] || fail "daemon-reload restarted the daemon"
@@ -39,5 +39,5 @@ vm_root "kill -0 $pa" || fail "stopping the unit killed alice's session"
 vm_root "kill -0 $main 2>/dev/null" && fail "the daemon $main still runs after stop"
 step "logins keep working without the unit"
 out=$(vm_login bob "grep ^0:: /proc/self/cgroup") || fail "bob's login failed with the unit stopped"
-[[ $out == *"/users/bob/session-"* ]] || fail "bob's login was not confined with the unit stopped: $out"
+[[ $out =~ /users/bob\.[0-9a-f]{16}/session- ]] || fail "bob's login was not confined with the unit stopped: $out"
 kill_user_processes alice

@@ -73,10 +73,10 @@ assert_eq "owner of users/alice" "$(vm_root "stat -c %U '$ucg'")" root
 step "systemd-run --user --pipe, and --scope from the manager's tree, run in the fence"
 out=$(as_alice "systemd-run --user --pipe --wait -q sh -c 'grep ^0:: /proc/self/cgroup'") \
     || fail "systemd-run --user --pipe failed: $out"
-[[ $out == *"/users/alice/manager-"* ]] || fail "systemd-run --user --pipe ran in ${out#0::}, outside the fence"
+[[ $out =~ /users/alice\.[0-9a-f]{16}/manager- ]] || fail "systemd-run --user --pipe ran in ${out#0::}, outside the fence"
 out=$(as_alice "systemd-run --user --pipe --wait -q systemd-run --user --scope -q sh -c 'grep ^0:: /proc/self/cgroup'") \
     || fail "systemd-run --user --scope (from a user service) failed: $out"
-[[ $out == *"/users/alice/manager-"*"/run-"*".scope" ]] || fail "systemd-run --user --scope ran in ${out#0::}, not in a scope of the fenced manager"
+[[ $out =~ /users/alice\.[0-9a-f]{16}/manager-.*/run-.*\.scope$ ]] || fail "systemd-run --user --scope ran in ${out#0::}, not in a scope of the fenced manager"
 step "systemd-run --user --scope from the login shell: refused by the kernel, nothing runs outside"
 # The login's leaf and the manager's are siblings under users/alice, which is root's: the
 # manager may not move the shell's child across (and PID 1's fallback knows no such cgroup).

@@ -50,10 +50,15 @@ leaf_b=$(assert_session_leaf "$pb" bob "bob's session")
 # a session. A user manager's leaf is compared, not what is inside it: that tree is the
 # customer's own systemd --user's, which makes and removes its units' cgroups at will (on
 # Debian 13 its socket units' cgroups came and went across the upgrade).
+# The user cgroups are named by the tree key, which the upgrade keeps (it lives in
+# /var/lib/pam_cgroup, removed only at purge): the same names before and after.
+ucg_a=$(user_cg alice)
+ucg_b=$(user_cg bob)
 snapshot() {
-    vm_root "find '$VM_TREE_ROOT/users/alice' '$VM_TREE_ROOT/users/bob' -type d | grep -v '/manager-[^/]*/' | sort
-for u in alice bob; do for f in memory.max pids.max cpu.max; do
-    printf '%s %s ' \$u \$f; cat '$VM_TREE_ROOT/users/'\$u/\$f; done; done"
+    vm_root "find '$ucg_a' '$ucg_b' -type d | grep -v '/manager-[^/]*/' | sort
+for d in '$ucg_a' '$ucg_b'; do for f in memory.max pids.max cpu.max; do
+    printf '%s %s ' \$d \$f; cat \$d/\$f; done; done
+cat /var/lib/pam_cgroup/tree-key"
 }
 before=$(snapshot)
 
@@ -83,7 +88,8 @@ after=$(snapshot)
 
 step "a new login after the upgrade is confined"
 out=$(vm_login bob "grep ^0:: /proc/self/cgroup") || fail "bob's login failed after the upgrade"
-[[ $out == *"/users/bob/session-"*/login ]] || fail "bob's login after the upgrade is in ${out#0::}"
+# /proc/self/cgroup names the cgroup from the mount; user_cg names it from / (with the mount).
+[[ $(cg_mount)${out#0::} == "$ucg_b/session-"*/login ]] || fail "bob's login after the upgrade is in ${out#0::}, not in $ucg_b"
 
 step "back to $version (a downgrade, alice's session still live)"
 vm_root "$apt_install /root/pam-cgroup.deb" >/dev/null 2>&1 || fail "apt-get install of $version (downgrade) failed"

@@ -92,7 +92,15 @@ impl Faults {
     /// One sample of every user cgroup, plus the events other threads sent (already logged
     /// by them), into the history.
     pub fn pass(&mut self, users_dir: &Path, counters: &Counters, sent: &Receiver<Event>) {
-        let pass = self.recorder.sample(users_dir);
+        let key = match cgroup_core::tree::tree_key() {
+            Ok(key) => key,
+            Err(e) => {
+                // Without the key no user cgroup can be named: nothing to sample this time.
+                log::error(&format!("fault counters: {e}"));
+                return;
+            }
+        };
+        let pass = self.recorder.sample(users_dir, &key);
         for (user, why) in pass.unreadable {
             log::warn(&format!("fault counters of {user}: {why}"));
         }

@@ -159,15 +159,15 @@ fn answer_json(sources: &Sources, uid: u32) -> String {
             return serde_json::json!({"error": format!("uid {uid} has no user name")}).to_string()
         }
     };
-    let users_dir = match sources.tree.read() {
-        Ok(t) => t.users_dir(),
-        Err(p) => p.into_inner().users_dir(),
+    let user_dir = match sources.tree.read() {
+        Ok(t) => t.user_dir(&name),
+        Err(p) => p.into_inner().user_dir(&name),
     };
     let history = match sources.events.read() {
         Ok(e) => e.history_dir.clone(),
         Err(p) => p.into_inner().history_dir.clone(),
     };
-    let me = cgroup_core::events::me::answer(&users_dir, &name, uid, &history);
+    let me = cgroup_core::events::me::answer(user_dir.ok().as_deref(), &name, uid, &history);
     serde_json::to_string(&me)
         .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}).to_string())
 }

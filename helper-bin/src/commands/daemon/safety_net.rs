@@ -215,8 +215,9 @@ impl SafetyNet {
     fn record(&self, pid: u32, user: &UserInfo, from: &str, leaf: &Path, comm: String) {
         let counters = &self.sources.counters;
         counters.fenced.fetch_add(1, Ordering::Relaxed);
+        let user_dir = self.tree.user_dir(&user.name).unwrap_or_default();
         let rel_leaf = leaf
-            .strip_prefix(self.tree.users_dir().join(&user.name))
+            .strip_prefix(user_dir)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| leaf.display().to_string());
         log::info(&format!(
