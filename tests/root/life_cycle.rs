@@ -828,3 +828,32 @@ fn json_field_names_are_the_documented_ones_in_every_verb() {
         }
     }
 }
+
+#[test]
+fn remove_takes_a_legacy_cgroup_an_upgrade_left_too() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let mut vic = TestUser::new("pcleg");
+    let own = setup.tree.user(&vic.name);
+    let legacy = setup.tree.users().join(&vic.name);
+    let _k1 = KillOnDrop(own.clone());
+    let _k2 = KillOnDrop(legacy.clone());
+    let (pids, _) = session_with_sleeps(&setup, &vic, 1);
+    // users/<user> as a version before the keyed names made it, an old session's process in it.
+    std::fs::create_dir_all(legacy.join("session-1")).unwrap();
+    let mut old = vic.command("sleep").arg("300").spawn().unwrap();
+    std::fs::write(
+        legacy.join("session-1").join("cgroup.procs"),
+        old.id().to_string(),
+    )
+    .unwrap();
+    vic.delete();
+    let v = ctl_json(&setup, &["remove", &vic.name, "--yes", "--json"]);
+    assert_eq!(v["cgroup"]["processes"], 2, "{v:#}");
+    assert!(!own.exists() && !legacy.exists(), "{v:#}");
+    assert!(
+        old.wait().unwrap().code().is_none(),
+        "the legacy session's process was killed"
+    );
+    assert!(is_gone(pids[0]));
+}
