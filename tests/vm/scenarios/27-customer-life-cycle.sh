@@ -89,7 +89,8 @@ done
 
 step "cust27 hits its pids.max: fault events recorded by the daemon"
 start=$(vm_root "date +%s")
-vm_login cust27 "for i in \$(seq 1 40); do (exec -a $tag-burst sleep 300) & done 2>/dev/null; sleep 1; true" >/dev/null || true
+# The sleeps leave the login's output: ssh would wait for them otherwise.
+vm_login cust27 "for i in \$(seq 1 40); do (exec -a $tag-burst sleep 300 </dev/null >/dev/null 2>&1) & done 2>/dev/null; sleep 1; true" >/dev/null || true
 n=0
 for _ in $(seq 1 30); do
     n=$(vm_root "cgroupctl events --json --user cust27 --since @$start | wc -l")
