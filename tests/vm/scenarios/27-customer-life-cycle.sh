@@ -122,7 +122,7 @@ assert_file_eq "$(user_cg keep27)/pids.max" 211
 
 step "remove cust27: nothing of it is left"
 status=0
-vm_root "cgroupctl remove cust27 </dev/null >/dev/null 2>&1" || status=$?
+vm_root "cgroupctl remove cust27 $force </dev/null >/dev/null 2>&1" || status=$?
 assert_eq "exit of remove without --yes off a terminal" "$status" 2
 vm_root "test -d '$(user_cg cust27)'" || fail "remove without --yes removed something"
 if [[ -n $force ]]; then
