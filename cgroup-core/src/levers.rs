@@ -1,6 +1,6 @@
 //! The operator's levers on a user's processes: kill, freeze, thaw, and the suspension that
 //! keeps them. Every write goes through the user cgroup's descriptor
-//! (`tree::user_cgroup::UserCgroup::write_kill/write_freeze`).
+//! (`tree::user_cgroup::TargetDir::write_kill/write_freeze`, opened through it).
 //!
 //! SIGKILL uses `cgroup.kill`: the kernel kills every process of the subtree, including those
 //! forked meanwhile, with no pid race. Other signals have no such file: the target is frozen
@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::inventory::subtree_pids;
 use crate::tree::dirfd::CgroupDir;
-use crate::tree::user_cgroup::{populated, Target, UserCgroup};
+use crate::tree::user_cgroup::{populated, Target, TargetDir, UserCgroup};
 
 /// How often the waits below look at cgroup.events.
 const POLL: Duration = Duration::from_millis(20);
@@ -28,9 +28,29 @@ pub struct KillOutcome {
     /// Processes found before the signal.
     pub processes: u64,
     /// Processes still there when the wait ended: 0 only when the kernel says the subtree is
-    /// empty (`populated 0`), at least 1 otherwise.
+    /// empty (`populated 0`, or the cgroup was removed because it emptied), at least 1
+    /// otherwise.
     pub remaining: u64,
     pub waited_ms: u64,
+    /// The target's cgroup was removed while the lever ran: it emptied and was reaped (the
+    /// daemon, `gc` or a closing session remove a leaf the moment it is empty).
+    pub vanished: bool,
+}
+
+/// Did `e` come from a cgroup that was removed after it was opened? A removed cgroup's
+/// files are gone (ENOENT at openat) and a file still open answers ENODEV. cgroupfs removes
+/// only an empty cgroup, so a vanished target holds no process: the lever's work is done.
+pub fn vanished(e: &Error) -> bool {
+    matches!(e.errno(), Some(libc::ENOENT) | Some(libc::ENODEV))
+}
+
+/// `Ok(true)` when `r` failed because the target vanished.
+fn gone(r: Result<()>) -> Result<bool> {
+    match r {
+        Ok(()) => Ok(false),
+        Err(e) if vanished(&e) => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 /// `frozen` of cgroup.events.
@@ -61,26 +81,43 @@ fn wait_until(wait: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<
 }
 
 /// Sends `signal` to every process of `target` and waits (at most `wait`) until it is empty.
+/// A target missing when the lever starts is an error that names it; one removed while the
+/// lever runs emptied, which is what a kill is for.
 pub fn kill(
     user: &UserCgroup,
     target: Target<'_>,
     signal: Signal,
     wait: Duration,
 ) -> Result<KillOutcome> {
-    let dir = user.open_target(target)?;
-    let processes = subtree_pids(&dir).len() as u64;
+    kill_in(&user.open_target(target)?, signal, wait)
+}
+
+/// `kill` on a target already opened.
+pub fn kill_in(dir: &TargetDir<'_>, signal: Signal, wait: Duration) -> Result<KillOutcome> {
+    let processes = subtree_pids(dir).len() as u64;
+    let mut vanished = false;
     if signal == Signal::SIGKILL {
-        user.write_kill(target)?;
+        vanished = gone(dir.write_kill())?;
     } else {
-        let was_frozen = freeze_requested(&dir)?;
-        if !was_frozen {
-            user.write_freeze(target, true)?;
+        let was_frozen = match dir.read("cgroup.freeze") {
+            Ok(text) => text.trim() == "1",
+            Err(e) if self::vanished(&e) => {
+                vanished = true;
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        if !vanished && !was_frozen {
+            vanished = gone(dir.write_freeze(true))?;
             // Processes already in the kernel's freezer path finish it quickly; a process
             // stuck in uninterruptible sleep is signalled anyway and gets it at thaw.
-            let _ = wait_until(Duration::from_secs(2), || is_frozen(&dir))?;
+            let _ = wait_until(Duration::from_secs(2), || match is_frozen(dir) {
+                Err(e) if self::vanished(&e) => Ok(true),
+                other => other,
+            })?;
         }
         let mut failed = None;
-        for pid in subtree_pids(&dir) {
+        for pid in subtree_pids(dir) {
             let Ok(raw) = i32::try_from(pid) else {
                 continue;
             };
@@ -89,19 +126,31 @@ pub fn kill(
                 Err(e) => failed = Some((pid, e)),
             }
         }
-        if !was_frozen {
-            user.write_freeze(target, false)?;
+        if !vanished && !was_frozen {
+            vanished = gone(dir.write_freeze(false))?;
         }
         if let Some((pid, e)) = failed {
             return Err(Error::Other(format!("kill -{signal} {pid}: {e}")));
         }
     }
-    let (emptied, waited_ms) = wait_until(wait, || Ok(!populated(&dir)?))?;
+    let (emptied, waited_ms) = if vanished {
+        (true, 0)
+    } else {
+        wait_until(wait, || match populated(dir) {
+            Ok(p) => Ok(!p),
+            Err(e) if self::vanished(&e) => {
+                vanished = true;
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        })?
+    };
     Ok(KillOutcome {
         signal: signal.as_str().to_string(),
         processes,
-        remaining: remaining_after(&dir, emptied),
+        remaining: remaining_after(dir, emptied),
         waited_ms,
+        vanished,
     })
 }
 
@@ -119,10 +168,13 @@ fn remaining_after(dir: &CgroupDir, emptied: bool) -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FreezeOutcome {
     pub frozen: bool,
-    /// The kernel reported the wanted state within the wait.
+    /// The kernel reported the wanted state within the wait (or the target vanished: an
+    /// empty cgroup that was reaped has nothing left to freeze or thaw).
     pub reached: bool,
     pub processes: u64,
     pub waited_ms: u64,
+    /// The target's cgroup was removed while the lever ran (it emptied and was reaped).
+    pub vanished: bool,
 }
 
 /// Freezes (`true`) or thaws `target`, waiting (at most `wait`) for `frozen` in cgroup.events.
@@ -132,28 +184,55 @@ pub fn set_frozen(
     frozen: bool,
     wait: Duration,
 ) -> Result<FreezeOutcome> {
-    let dir = user.open_target(target)?;
-    user.write_freeze(target, frozen)?;
-    let (reached, waited_ms) = wait_until(wait, || Ok(is_frozen(&dir)? == frozen))?;
+    set_frozen_in(&user.open_target(target)?, frozen, wait)
+}
+
+/// `set_frozen` on a target already opened.
+pub fn set_frozen_in(dir: &TargetDir<'_>, frozen: bool, wait: Duration) -> Result<FreezeOutcome> {
+    let mut vanished = gone(dir.write_freeze(frozen))?;
+    let (reached, waited_ms) = if vanished {
+        (true, 0)
+    } else {
+        wait_until(wait, || match is_frozen(dir) {
+            Ok(f) => Ok(f == frozen),
+            Err(e) if self::vanished(&e) => {
+                vanished = true;
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        })?
+    };
     Ok(FreezeOutcome {
         frozen,
         reached,
-        processes: subtree_pids(&dir).len() as u64,
+        processes: if vanished {
+            0
+        } else {
+            subtree_pids(dir).len() as u64
+        },
         waited_ms,
+        vanished,
     })
 }
 
-/// The user cgroups among `users` (`UserCgroup::open_all`: the user's own, then a legacy one
-/// an upgrade left) that hold `target`: all of them for the whole user, those with the named
-/// session or service otherwise. None of them: the first one's error naming what is missing.
-fn holding<'a>(users: &'a [UserCgroup], target: Target<'_>) -> Result<Vec<&'a UserCgroup>> {
-    let found: Vec<&UserCgroup> = users
-        .iter()
-        .filter(|u| target == Target::User || u.open_target(target).is_ok())
-        .collect();
-    match (found.is_empty(), users.first()) {
+/// The targets in the user cgroups `users` (`UserCgroup::open_all`: the user's own, then a
+/// legacy one an upgrade left), each opened once: all of them for the whole user, those with
+/// the named session or service otherwise. None of them: the first one's error naming what is
+/// missing.
+pub fn open_targets<'a>(users: &'a [UserCgroup], target: Target<'_>) -> Result<Vec<TargetDir<'a>>> {
+    let mut found = Vec::new();
+    let mut first_error = None;
+    for user in users {
+        match user.open_target(target) {
+            Ok(dir) => found.push(dir),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (found.is_empty(), first_error) {
         (false, _) => Ok(found),
-        (true, Some(first)) => first.open_target(target).map(|_| Vec::new()),
+        (true, Some(e)) => Err(e),
         (true, None) => Err(Error::Other("no user cgroup to act on".to_string())),
     }
 }
@@ -171,12 +250,14 @@ pub fn kill_all(
         processes: 0,
         remaining: 0,
         waited_ms: 0,
+        vanished: false,
     };
-    for user in holding(users, target)? {
-        let one = kill(user, target, signal, wait)?;
+    for dir in open_targets(users, target)? {
+        let one = kill_in(&dir, signal, wait)?;
         total.processes += one.processes;
         total.remaining += one.remaining;
         total.waited_ms += one.waited_ms;
+        total.vanished |= one.vanished;
     }
     Ok(total)
 }
@@ -193,12 +274,14 @@ pub fn set_frozen_all(
         reached: true,
         processes: 0,
         waited_ms: 0,
+        vanished: false,
     };
-    for user in holding(users, target)? {
-        let one = set_frozen(user, target, frozen, wait)?;
+    for dir in open_targets(users, target)? {
+        let one = set_frozen_in(&dir, frozen, wait)?;
         total.reached &= one.reached;
         total.processes += one.processes;
         total.waited_ms += one.waited_ms;
+        total.vanished |= one.vanished;
     }
     Ok(total)
 }

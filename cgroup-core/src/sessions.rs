@@ -202,12 +202,15 @@ pub struct SessionInfo {
     pub terminal: Option<String>,
     pub rhost: Option<String>,
     pub pid: Option<u32>,
-    /// Seconds since the epoch, and the same as UTC text.
-    pub started: Option<u64>,
-    pub started_utc: Option<String>,
+    /// When it opened: RFC 3339 UTC, and seconds since the epoch.
+    pub started_at: Option<String>,
+    pub started_epoch: Option<u64>,
     pub processes: u64,
     /// memory.current of the leaf, where the memory controller reaches it.
-    pub memory_current: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    /// The kernel says the leaf is frozen (`frozen 1` in its cgroup.events: the leaf or the
+    /// user cgroup above it was frozen by `cgroupctl freeze` or `suspend`).
+    pub frozen: bool,
 }
 
 /// The controlling terminal of the oldest process (of `pids`, sorted) that has one.
@@ -253,7 +256,11 @@ pub fn list_user(
             .unwrap_or_default();
         let processes = pids.len() as u64;
         let terminal = session_terminal(&pids);
-        let memory_current = leaf
+        let frozen = leaf
+            .as_ref()
+            .and_then(|l| crate::levers::is_frozen(l).ok())
+            .unwrap_or(false);
+        let memory_bytes = leaf
             .as_ref()
             .filter(|l| l.has("memory.current"))
             .and_then(|l| l.read("memory.current").ok())
@@ -273,10 +280,11 @@ pub fn list_user(
             terminal,
             rhost: mark.and_then(|m| m.rhost.clone()),
             pid: mark.map(|m| m.pid),
-            started: mark.map(|m| m.started),
-            started_utc: mark.map(|m| crate::levers::utc_text(m.started)),
+            started_at: mark.map(|m| crate::levers::utc_text(m.started)),
+            started_epoch: mark.map(|m| m.started),
             processes,
-            memory_current,
+            memory_bytes,
+            frozen,
         });
     }
     Ok(out)

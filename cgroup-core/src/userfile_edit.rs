@@ -244,6 +244,27 @@ pub fn update_user_file(config: &Config, user: &str, edits: &[Edit]) -> Result<U
     })
 }
 
+/// Removes `users/<user>.toml` (`cgroupctl remove`), under the same lock as `set`, and
+/// makes the removal durable. Returns whether there was one.
+pub fn remove_user_file(config: &Config, user: &str) -> Result<bool> {
+    validate_user_name(user)?;
+    let dir = config.users_dir();
+    if !dir.is_dir() {
+        return Ok(false);
+    }
+    let _lock = lock_user_files(&dir, LOCK_WAIT)?;
+    let path = config.user_file_path(user);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).ctx("remove", &path),
+    }
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .ctx("fsync", &dir)?;
+    Ok(true)
+}
+
 /// How long `set` waits for another `set` of the same directory.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 

@@ -24,6 +24,19 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
+/// The operand names nothing the verb applies to (an unknown user, a user who is not
+/// suspended, a cgroup that is not frozen): nothing was changed. Exit 2, like a usage error.
+#[derive(Debug)]
+pub struct NotApplicable(pub String);
+
+impl std::fmt::Display for NotApplicable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotApplicable {}
+
 /// A verb that needs root, run by someone else (exit 4, like the EACCES it replaces).
 #[derive(Debug)]
 pub struct NotRoot {
@@ -78,6 +91,7 @@ fn number(err: &anyhow::Error) -> u8 {
     });
     let usage = err.chain().any(|c| {
         c.downcast_ref::<Usage>().is_some()
+            || c.downcast_ref::<NotApplicable>().is_some()
             || matches!(
                 c.downcast_ref::<Error>(),
                 Some(Error::InvalidLimit { .. } | Error::InvalidName { .. })

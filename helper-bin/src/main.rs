@@ -78,8 +78,15 @@ pub enum Command {
     /// Suspend a user: kept in its user file (survives reboots and reload), freezes (or
     /// --kill kills) what runs, refuses every new login with the reason.
     Suspend(commands::suspend::SuspendArgs),
-    /// Lift a suspension: thaw, and let logins in again.
+    /// Lift a suspension: thaw, and let logins in again (exit 2, nothing written, for a user
+    /// who is not suspended).
     Resume(commands::suspend::ResumeArgs),
+    /// Remove a customer for good (after userdel): kill what runs, remove users/<user>, its
+    /// user file, its events and counters. Asks first (--yes when not on a terminal); never
+    /// root; refused while NSS knows the user unless --force.
+    Remove(commands::remove::RemoveArgs),
+    /// Every plan with its limits, the groups mapped to it and its members.
+    Plans(commands::plans::PlansArgs),
     /// Remove empty session and service leaves, and legacy user cgroups (users/<user> of a
     /// version before the keyed names) once empty; say what was removed.
     Gc(commands::gc::GcArgs),
@@ -215,6 +222,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Thaw(args) => commands::levers::freeze(cli, args, false),
         Command::Suspend(args) => commands::suspend::suspend(cli, args),
         Command::Resume(args) => commands::suspend::resume(cli, args),
+        Command::Remove(args) => commands::remove::run(cli, args),
+        Command::Plans(args) => commands::plans::run(cli, args),
         Command::Gc(args) => commands::gc::run(cli, args),
         Command::Doctor(args) => commands::doctor::run(cli, args),
         Command::Daemon(args) => commands::daemon::run(cli, args),

@@ -213,16 +213,13 @@ fn list_show_stats_report_live_sessions_and_absent_fields() {
     assert_eq!(row["sessions"], 2, "{row}");
     assert_eq!(row["uid"], user.uid, "{row}");
     if controller_available(&mount, "memory") {
-        assert!(row["memory_current"].is_u64(), "{row}");
+        assert!(row["memory_bytes"].is_u64(), "{row}");
     } else {
-        assert!(
-            row["memory_current"].is_null(),
-            "absent must be null: {row}"
-        );
+        assert!(row["memory_bytes"].is_null(), "absent must be null: {row}");
         assert!(row["memory_max"].is_null(), "{row}");
     }
     if !controller_available(&mount, "pids") {
-        assert!(row["pids_current"].is_null(), "{row}");
+        assert!(row["pids"].is_null(), "{row}");
     }
     let text = ctl_ok(&setup, &["list"]);
     let header = text.lines().next().unwrap();
@@ -276,7 +273,7 @@ fn list_show_stats_report_live_sessions_and_absent_fields() {
     );
     if !controller_available(&mount, "memory") {
         assert!(s["memory_events"].is_null(), "{s}");
-        assert!(s["memory_peak"].is_null(), "{s}");
+        assert!(s["memory_peak_bytes"].is_null(), "{s}");
     }
     if !controller_available(&mount, "cpu") {
         assert!(s["cpu"]["throttled_usec"].is_null(), "{s}");
@@ -508,7 +505,8 @@ fn reload_applies_every_resolvable_user_and_reports_the_others_with_exit_1() {
     let out = stdout(&o);
     assert!(
         out.contains(&format!(
-            "{gone_name}: NOT RESOLVED, not applied: user {gone_name:?} not found"
+            "{gone_name}: UNKNOWN USER, not applied (a deleted account: `cgroupctl remove \
+             {gone_name}` ends it): user {gone_name:?} not found"
         )),
         "{out}"
     );

@@ -20,7 +20,7 @@ const PAM_PERM_DENIED: i32 = 6;
 
 /// Kills every process left in a user's cgroup on drop (the nohup leftovers of a test), so
 /// that nothing outlives the test when the tree is removed.
-struct KillOnDrop(PathBuf);
+pub struct KillOnDrop(pub PathBuf);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -481,7 +481,7 @@ fn sessions_lists_service_tty_and_remote_host_root_only() {
 }
 
 /// The customer moves its process `pid` into the cgroup `dir` (inside its own leaf).
-fn move_as_user(user: &TestUser, pid: u32, dir: &Path) {
+pub fn move_as_user(user: &TestUser, pid: u32, dir: &Path) {
     let o = user
         .command("sh")
         .args(["-c", "echo \"$0\" > \"$1/cgroup.procs\""])
@@ -498,7 +498,7 @@ fn move_as_user(user: &TestUser, pid: u32, dir: &Path) {
 }
 
 /// A process gone, or a zombie waiting for whichever process inherited it.
-fn is_gone(pid: u32) -> bool {
+pub fn is_gone(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = stat
         .rfind(')')

@@ -14,6 +14,7 @@ mod faults;
 mod fence;
 mod held_locks;
 mod levers;
+mod life_cycle;
 mod me;
 mod monitoring;
 mod neighbours;

@@ -90,6 +90,12 @@ fn parse(bytes: &[u8]) -> (Vec<Stored>, usize, usize) {
             None => (&bytes[pos..], bytes.len()),
         };
         let complete = next <= bytes.len() && bytes.get(next - 1) == Some(&b'\n');
+        if complete && !line.is_empty() && line.iter().all(|b| *b == ERASED) {
+            // An erased record (`erase_user`): not damage, nothing to report.
+            good_end = next;
+            pos = next;
+            continue;
+        }
         match decode(line).filter(|_| complete) {
             Some(s) => {
                 out.push(s);
@@ -270,6 +276,49 @@ impl Writer {
     }
 }
 
+/// What an erased record's line is filled with (its newline kept).
+const ERASED: u8 = b' ';
+
+/// Erases every record of `user` from the history (`cgroupctl remove`): each of its lines is
+/// overwritten in place with spaces, same length, newline kept. In place, because the daemon
+/// (the one writer, holding the lock for its whole life) appends at an offset it keeps: a
+/// rewritten, shorter file would put its next record after a hole. A line is overwritten only
+/// if it still holds that record when it is written (the writer may have rotated meanwhile).
+/// Returns how many records were erased; a missing history has none.
+pub fn erase_user(dir_path: &Path, user: &str) -> Result<usize, HistoryError> {
+    use std::os::unix::fs::FileExt;
+    let Some(dir) = StateDir::open(dir_path, false)? else {
+        return Ok(0);
+    };
+    let mut erased = 0;
+    for name in FILES {
+        let bytes = read_file(&dir, name)?;
+        let Some(file) = dir.open_file(name, false)? else {
+            continue;
+        };
+        let mut pos = 0;
+        while let Some(n) = bytes[pos..].iter().position(|b| *b == b'\n') {
+            let line = &bytes[pos..pos + n];
+            let next = pos + n + 1;
+            if decode(line).is_some_and(|s| s.event.user == user) {
+                let mut now = vec![0u8; line.len()];
+                let same = file
+                    .read_exact_at(&mut now, pos as u64)
+                    .is_ok_and(|()| now == line);
+                if same {
+                    file.write_all_at(&vec![ERASED; line.len()], pos as u64)
+                        .map_err(|e| io_err(&dir, name, "erase", e))?;
+                    erased += 1;
+                }
+            }
+            pos = next;
+        }
+        file.sync_data()
+            .map_err(|e| io_err(&dir, name, "sync", e))?;
+    }
+    Ok(erased)
+}
+
 /// The paths of the ring files (tests inject torn records into them).
 pub fn file_paths(dir: &Path) -> [PathBuf; 2] {
     FILES.map(|n| dir.join(n))
@@ -320,6 +369,41 @@ mod tests {
         two.extend_from_slice(torn);
         let (ok, skipped, end) = parse(&two);
         assert_eq!((ok.len(), skipped, end), (1, 1, line.len()));
+    }
+
+    /// `erase_user` under a live writer: the user's records go without a trace of damage,
+    /// the others stay in order, and the writer's next record lands on a clean line.
+    #[test]
+    fn erasing_a_user_keeps_the_others_and_the_writer_appending() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("events");
+        let mut w = Writer::open(&dir, 64 * 1024).unwrap();
+        for n in 0..6 {
+            let mut e = event(n);
+            if n % 2 == 1 {
+                e.user = "bob".into();
+            }
+            w.append(&e).unwrap();
+        }
+        assert_eq!(erase_user(&dir, "bob").unwrap(), 3);
+        assert_eq!(erase_user(&dir, "bob").unwrap(), 0, "nothing left to erase");
+        w.append(&event(6)).unwrap();
+        let c = read(&dir).unwrap();
+        assert_eq!(c.skipped, 0, "an erased record is not damage");
+        let kept: Vec<(String, u64)> = c
+            .events
+            .iter()
+            .map(|s| (s.event.user.clone(), s.event.delta))
+            .collect();
+        let alice = |n| ("alice".to_string(), n);
+        assert_eq!(kept, vec![alice(0), alice(2), alice(4), alice(6)]);
+        drop(w);
+        // A writer opened again finds its place after the erased lines too.
+        let mut w = Writer::open(&dir, 64 * 1024).unwrap();
+        w.append(&event(7)).unwrap();
+        let c = read(&dir).unwrap();
+        assert_eq!((c.events.len(), c.skipped), (5, 0));
+        assert_eq!(erase_user(&tmp.path().join("none"), "bob").unwrap(), 0);
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl Traffic {
 }
 
 #[cfg(feature = "bpf")]
-pub use reader::{read_all_traffic, read_user_traffic, TrafficReader};
+pub use reader::{forget_user_traffic, read_all_traffic, read_user_traffic, TrafficReader};
 
 #[cfg(feature = "bpf")]
 mod reader {
@@ -174,6 +174,38 @@ mod reader {
                 (kind == crate::private_ip::fence::KIND_FENCE).then_some(uid)
             });
             Ok(uid.map(|uid| self.all.get(&uid).copied().unwrap_or_default()))
+        }
+    }
+
+    /// Drops the counters of `uid` (`cgroupctl remove`: a uid given to a new account later
+    /// must not start with the removed customer's counts). No map, or no entry: nothing to do.
+    /// Returns whether an entry was there.
+    pub fn forget_user_traffic(tree: &Tree, uid: u32) -> Result<bool> {
+        let Some((map, pin)) = open(tree)? else {
+            return Ok(false);
+        };
+        let key = uid.to_ne_bytes();
+        if sum(&map, &pin, &key)?.is_none() {
+            return Ok(false);
+        }
+        map.delete(&key).map_err(|e| bpf_err("delete", &pin, e))?;
+        Ok(true)
+    }
+
+    impl TrafficReader {
+        /// The uid the programs count `user_dir`'s sockets under (its fence entry); None when
+        /// it is not a registered fence.
+        pub fn fence_uid(&self, user_dir: &Path) -> Result<Option<u32>> {
+            let id = crate::private_ip::cgroup_id(user_dir)?;
+            let value = self
+                .fences
+                .lookup(&id.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| bpf_err("read", &self.fence_pin, e))?;
+            Ok(value.as_deref().and_then(|v| {
+                let kind = u32::from_ne_bytes(v.get(4..8)?.try_into().ok()?);
+                let uid = u32::from_ne_bytes(v.get(8..12)?.try_into().ok()?);
+                (kind == crate::private_ip::fence::KIND_FENCE).then_some(uid)
+            }))
         }
     }
 

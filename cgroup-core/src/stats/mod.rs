@@ -119,7 +119,10 @@ pub struct Psi {
 /// Everything `cgroupctl stats` reports about one cgroup.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CgroupStats {
+    /// JSON names follow docs/json.md: usage in bytes is `*_bytes`, a count of tasks `pids`.
+    #[serde(rename = "memory_bytes")]
     pub memory_current: Option<u64>,
+    #[serde(rename = "memory_peak_bytes")]
     pub memory_peak: Option<u64>,
     pub memory_max: Option<MaxValue>,
     pub memory_events: Option<MemoryEvents>,
@@ -128,6 +131,7 @@ pub struct CgroupStats {
     /// --user` report limits), only in the Prometheus families.
     #[serde(skip)]
     pub cpu_max: Option<CpuMax>,
+    #[serde(rename = "pids")]
     pub pids_current: Option<u64>,
     pub pids_max: Option<MaxValue>,
     /// pids.events "max": forks refused because pids.max was reached. For a user

@@ -476,6 +476,21 @@ pub enum TargetDir<'a> {
     Child(CgroupDir),
 }
 
+impl TargetDir<'_> {
+    /// `cgroup.kill`: SIGKILL to every process of the target, atomically (no pid race).
+    /// Root's file on the user cgroup; on a leaf not among the delegated files either. Written
+    /// through the descriptor the lever opened, so a leaf reaped and made again by the same
+    /// name meanwhile is never the one acted on.
+    pub fn write_kill(&self) -> Result<()> {
+        self.write("cgroup.kill", "1")
+    }
+
+    /// `cgroup.freeze`: 1 freezes every process of the target, 0 thaws it.
+    pub fn write_freeze(&self, frozen: bool) -> Result<()> {
+        self.write("cgroup.freeze", if frozen { "1" } else { "0" })
+    }
+}
+
 impl std::ops::Deref for TargetDir<'_> {
     type Target = CgroupDir;
     fn deref(&self) -> &CgroupDir {
@@ -496,16 +511,9 @@ impl UserCgroup {
         }
     }
 
-    /// `cgroup.kill`: SIGKILL to every process of the target, atomically (no pid race).
-    /// Root's file on the user cgroup; on a leaf not among the delegated files either.
-    pub fn write_kill(&self, target: Target<'_>) -> Result<()> {
-        self.open_target(target)?.write("cgroup.kill", "1")
-    }
-
     /// `cgroup.freeze`: 1 freezes every process of the target, 0 thaws it.
     pub fn write_freeze(&self, target: Target<'_>, frozen: bool) -> Result<()> {
-        self.open_target(target)?
-            .write("cgroup.freeze", if frozen { "1" } else { "0" })
+        self.open_target(target)?.write_freeze(frozen)
     }
 
     /// The session leaves and their marks (`crate::sessions`).
@@ -729,6 +737,135 @@ fn remove_children(
         let _ = dir.remove_child(&child);
     }
     Ok(())
+}
+
+/// What `remove_user_cgroup` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UserRemoval {
+    /// users/<user> existed.
+    pub existed: bool,
+    /// Processes found in it before the first kill.
+    pub processes: u64,
+    /// Times cgroup.kill was written (more than one: processes raced in between).
+    pub kills: u32,
+    /// Cgroups removed, users/<user> included.
+    pub cgroups: u64,
+}
+
+/// How many rounds of kill-and-remove `remove_user_cgroup` makes before it gives up.
+const REMOVE_ROUNDS: u32 = 5;
+
+/// Removes the user's cgroups whole (`cgroupctl remove`, the end of a customer): kills every
+/// process in it through its cgroup.kill (atomic against forks: the kernel refuses a fork in a
+/// cgroup being killed), waits for the kernel to say it is empty, takes every cgroup back
+/// from the customer (so nothing can be made inside by name meanwhile) and removes them
+/// bottom-up through descriptors, names as bytes (a customer's sub-cgroup need not be UTF-8),
+/// threaded ones too. The one place root removes what a customer made: the customer is gone.
+/// A process that slipped in between (moved in by another root process) costs one more
+/// round; after `REMOVE_ROUNDS` the error names what is left. The name must be validated.
+pub fn remove_user_cgroup(
+    tree: &Tree,
+    user: &str,
+    wait: std::time::Duration,
+) -> Result<UserRemoval> {
+    let mut out = UserRemoval::default();
+    let Some(users) = open_users(tree)? else {
+        return Ok(out);
+    };
+    // Its own `users/<user>.<tag>`, and a legacy `users/<user>` an upgrade left.
+    for path in [tree.user_dir(user)?, tree.legacy_user_dir(user)?] {
+        if let Some(name) = path.file_name() {
+            remove_named(&users, name, wait, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// `remove_user_cgroup` of one child of `users/`.
+fn remove_named(
+    users: &CgroupDir,
+    name: &std::ffi::OsStr,
+    wait: std::time::Duration,
+    out: &mut UserRemoval,
+) -> Result<()> {
+    let dir = match users.open_child(name) {
+        Ok(d) => d,
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    out.existed = true;
+    out.processes += crate::inventory::subtree_pids(&dir).len() as u64;
+    let mut last = Errno::EBUSY;
+    for _ in 0..REMOVE_ROUNDS {
+        if populated(&dir)? {
+            // A frozen subtree is killed too (SIGKILL reaches frozen tasks); thawed first so
+            // that the exit does not wait on the freezer of an older kernel.
+            let _ = dir.write("cgroup.freeze", "0");
+            dir.write("cgroup.kill", "1")?;
+            out.kills += 1;
+            let deadline = std::time::Instant::now() + wait;
+            while populated(&dir)? && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        if dir.stat()?.st_uid != 0 {
+            // A 0.1.0 user cgroup, the customer's own: taken back first.
+            delegation::take_back(&dir, 0, LEAF_MODE)?;
+        }
+        out.cgroups += remove_subtree(&dir, 0)?;
+        match users.remove_child(name) {
+            Ok(()) => {
+                out.cgroups += 1;
+                return Ok(());
+            }
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(e @ (Errno::EBUSY | Errno::ENOTEMPTY)) => last = e,
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "rmdir",
+                    path: dir.path().to_path_buf(),
+                    source: std::io::Error::from(e),
+                })
+            }
+        }
+    }
+    Err(Error::Io {
+        op: "rmdir",
+        path: dir.path().to_path_buf(),
+        source: std::io::Error::other(format!(
+            "{} after {REMOVE_ROUNDS} rounds of cgroup.kill ({} processes still there)",
+            std::io::Error::from(last),
+            crate::inventory::subtree_pids(&dir).len()
+        )),
+    })
+}
+
+/// Takes back and removes every child cgroup of `dir`, bottom-up; returns how many went.
+/// Busy ones stay (the caller's next round kills again). Depth is bounded like `trim`'s.
+fn remove_subtree(dir: &CgroupDir, depth: u32) -> Result<u64> {
+    if depth > 70 {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    for (child, is_dir) in dir.entries()? {
+        if !is_dir {
+            continue;
+        }
+        match dir.open_child(&child) {
+            Ok(sub) => {
+                if sub.stat()?.st_uid != 0 {
+                    delegation::take_back(&sub, 0, LEAF_MODE)?;
+                }
+                removed += remove_subtree(&sub, depth + 1)?;
+            }
+            Err(e) if e.errno() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        }
+        if dir.remove_child(&child).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// `populated` of a cgroup's cgroup.events (its whole subtree).

@@ -158,10 +158,29 @@ fn processes_text(e: &Event) -> String {
         .collect()
 }
 
+/// An event as `--json` prints it (docs/json.md): its time as `time_at` (RFC 3339 UTC, with
+/// milliseconds) and `time_epoch` (seconds), instead of the history's own `time_ms`. The
+/// history and the daemon's answers to `cgroupctl me` keep `time_ms`: what is stored is not
+/// renamed under a running daemon.
+pub fn event_json(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(obj) = v.as_object_mut() {
+        if let Some(ms) = obj.remove("time_ms").and_then(|t| t.as_u64()) {
+            let at = utc_text(ms);
+            obj.insert(
+                "time_at".into(),
+                format!("{}.{:03}Z", at.trim_end_matches('Z'), ms % 1000).into(),
+            );
+            obj.insert("time_epoch".into(), (ms / 1000).into());
+        }
+    }
+    v
+}
+
 fn print_events(events: &[&Stored], args: &EventsArgs, headers: bool) -> Result<()> {
     if args.json {
         for s in events {
-            println!("{}", serde_json::to_string(&s.event)?);
+            let v = event_json(serde_json::to_value(&s.event)?);
+            println!("{}", serde_json::to_string(&v)?);
         }
         return Ok(());
     }

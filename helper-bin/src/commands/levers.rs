@@ -14,6 +14,7 @@ use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::tree::Tree;
 
 use super::view::load;
+use crate::exit::NotApplicable;
 use crate::Cli;
 
 /// What a lever acts on.
@@ -72,12 +73,22 @@ pub fn open_user(tree: &Tree, user: &str) -> Result<Vec<UserCgroup>> {
     cgroup_core::names::validate_user_name(user)?;
     let all = UserCgroup::open_all(tree, user)?;
     if all.is_empty() {
-        bail!(
+        return Err(NotApplicable(format!(
             "user {user} has no cgroup under {} (no process of it runs in the tree)",
             tree.users_dir().display()
-        );
+        ))
+        .into());
     }
     Ok(all)
+}
+
+/// A session or service that is not there is named (exit 2: nothing was done).
+fn not_found(e: cgroup_core::Error, args: &TargetArgs) -> anyhow::Error {
+    if e.errno() == Some(libc::ENOENT) {
+        NotApplicable(format!("{}: not found ({e})", args.describe())).into()
+    } else {
+        e.into()
+    }
 }
 
 pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
@@ -92,17 +103,23 @@ pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
         args.target.target(),
         signal,
         Duration::from_secs(args.target.wait),
-    )?;
+    )
+    .map_err(|e| not_found(e, &args.target))?;
     if args.target.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
         println!(
-            "{}: {} sent to {} processes; {} remaining after {} ms",
+            "{}: {} sent to {} processes; {} remaining after {} ms{}",
             args.target.describe(),
             outcome.signal,
             outcome.processes,
             outcome.remaining,
-            outcome.waited_ms
+            outcome.waited_ms,
+            if outcome.vanished {
+                " (its cgroup emptied and was removed)"
+            } else {
+                ""
+            }
         );
     }
     if outcome.remaining > 0 && signal == nix::sys::signal::Signal::SIGKILL {
@@ -116,11 +133,52 @@ pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Why `thaw` has nothing to do: the target is not frozen, or frozen only through its
+/// parent (or a suspension), which thawing it cannot undo. Nothing is written then. A target
+/// that is not there is left to the lever's own error.
+fn thaw_refusal(
+    config: &cgroup_core::config::Config,
+    args: &TargetArgs,
+    users: &[UserCgroup],
+) -> Result<Option<String>> {
+    if let Some(s) = super::view::suspension_of(config, &args.user) {
+        return Ok(Some(format!(
+            "{} is suspended ({}): `cgroupctl resume {}` lifts it",
+            args.user, s.reason, args.user
+        )));
+    }
+    let Ok(dirs) = levers::open_targets(users, args.target()) else {
+        return Ok(None);
+    };
+    let mut through_parent = false;
+    for dir in &dirs {
+        if levers::freeze_requested(dir)? {
+            return Ok(None);
+        }
+        through_parent |= levers::is_frozen(dir)?;
+    }
+    Ok(Some(if through_parent {
+        format!(
+            "{} is frozen through the user's cgroup itself: thaw the user (`cgroupctl thaw {}`)",
+            args.describe(),
+            args.user
+        )
+    } else {
+        format!("{} is not frozen: nothing to thaw", args.describe())
+    }))
+}
+
 pub fn freeze(cli: &Cli, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
-    let (_, tree) = load(cli)?;
+    let (config, tree) = load(cli)?;
     let user = open_user(&tree, &args.user)?;
+    if !frozen {
+        if let Some(why) = thaw_refusal(&config, args, &user)? {
+            return Err(NotApplicable(why).into());
+        }
+    }
     let outcome =
-        levers::set_frozen_all(&user, args.target(), frozen, Duration::from_secs(args.wait))?;
+        levers::set_frozen_all(&user, args.target(), frozen, Duration::from_secs(args.wait))
+            .map_err(|e| not_found(e, args))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
@@ -129,7 +187,9 @@ pub fn freeze(cli: &Cli, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
             args.describe(),
             if frozen { "frozen" } else { "thawed" },
             outcome.processes,
-            if outcome.reached {
+            if outcome.vanished {
+                " - its cgroup emptied and was removed".to_string()
+            } else if outcome.reached {
                 String::new()
             } else {
                 format!(" - the kernel has not confirmed it after {} s", args.wait)

@@ -1,5 +1,6 @@
-//! `cgroupctl list [--json]`: every user cgroup under the tree with its profile, usage,
-//! limits, sessions and services, sorted by user.
+//! `cgroupctl list [--json]`: every user cgroup under the tree with its state (active, frozen,
+//! suspended), profile, usage, limits, sessions and services, sorted by user; a suspended
+//! customer without a cgroup is listed too.
 
 use std::process::ExitCode;
 
@@ -9,7 +10,7 @@ use clap::Args;
 use cgroup_core::stats::MaxValue;
 
 use super::table::{self, opt};
-use super::view::{load, selected_users, summary};
+use super::view::{all_summaries, load};
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -28,17 +29,16 @@ pub fn max_cell(v: Option<MaxValue>, f: fn(u64) -> String) -> String {
 
 pub fn run(cli: &Cli, args: &ListArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
-    let users = selected_users(&tree, None)?;
-    let summaries = users
-        .iter()
-        .map(|u| summary(&config, u))
-        .collect::<Result<Vec<_>>>()?;
+    let summaries = all_summaries(&config, &tree)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summaries)?);
         return Ok(ExitCode::SUCCESS);
     }
     if summaries.is_empty() {
-        println!("no user cgroups under {}", tree.users_dir().display());
+        println!(
+            "no user cgroups under {} and no suspended customer",
+            tree.users_dir().display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = summaries
@@ -47,10 +47,11 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<ExitCode> {
             vec![
                 s.user.clone(),
                 s.profile.clone().unwrap_or_else(|| "-".to_string()),
-                opt(s.memory_current, table::bytes),
+                s.life.cell(),
+                opt(s.memory_bytes, table::bytes),
                 max_cell(s.memory_max, table::bytes),
                 opt(s.cpu_usage_usec, table::usec),
-                opt(s.pids_current, |v| v.to_string()),
+                opt(s.pids, |v| v.to_string()),
                 max_cell(s.pids_max, |v| v.to_string()),
                 s.sessions.to_string(),
                 s.services.to_string(),
@@ -59,7 +60,8 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<ExitCode> {
         .collect();
     table::print(
         &[
-            "USER", "PROFILE", "MEM", "MEM.MAX", "CPU", "PIDS", "PIDS.MAX", "SESSIONS", "SERVICES",
+            "USER", "PROFILE", "STATE", "MEM", "MEM.MAX", "CPU", "PIDS", "PIDS.MAX", "SESSIONS",
+            "SERVICES",
         ],
         &rows,
     );

@@ -64,9 +64,20 @@ fn usage_rows(u: &serde_json::Value) -> Vec<Vec<String>> {
     let mut push = |what: &str, v: Option<String>| {
         rows.push(vec![what.to_string(), v.unwrap_or_else(|| "-".to_string())]);
     };
-    push("memory", num(&u["memory_current"]).map(table::bytes));
-    push("memory peak", num(&u["memory_peak"]).map(table::bytes));
-    push("processes", num(&u["pids_current"]).map(|v| v.to_string()));
+    // The names before docs/json.md too: a daemon not yet restarted after an upgrade.
+    let either = |new: &str, old: &str| num(&u[new]).or_else(|| num(&u[old]));
+    push(
+        "memory",
+        either("memory_bytes", "memory_current").map(table::bytes),
+    );
+    push(
+        "memory peak",
+        either("memory_peak_bytes", "memory_peak").map(table::bytes),
+    );
+    push(
+        "processes",
+        either("pids", "pids_current").map(|v| v.to_string()),
+    );
     push("cpu time", num(&u["cpu"]["usage_usec"]).map(table::usec));
     push(
         "cpu throttled",
@@ -85,7 +96,13 @@ pub fn run(args: &MeArgs) -> Result<ExitCode> {
         bail!("the daemon says: {}", term(e));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        let mut shown = value.clone();
+        if let Some(events) = shown.get_mut("events").and_then(|e| e.as_array_mut()) {
+            for e in events.iter_mut() {
+                *e = super::events::event_json(e.take());
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(ExitCode::SUCCESS);
     }
     let view: View = serde_json::from_value(value).context("the daemon's answer")?;

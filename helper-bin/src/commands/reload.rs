@@ -38,10 +38,11 @@ pub struct UserOutcome {
     pub report: Option<ApplyReport>,
     pub error: Option<String>,
     /// The user is suspended (`cgroupctl suspend`): its reason; it stays frozen.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub suspended: Option<String>,
+    pub suspended_reason: Option<String>,
     /// The error was resolving the user (NSS), not applying to its cgroup.
     pub unresolved: bool,
+    /// Every NSS source answered "no such user": a deleted account (`cgroupctl remove`).
+    pub unknown_user: bool,
 }
 
 /// Applies the config to every live user cgroup; one user's failure does not stop the rest.
@@ -58,6 +59,7 @@ pub fn reload_all(config: &Config, tree: &Tree) -> Result<Vec<UserOutcome>> {
             &result,
             Err(Error::UnknownUser { .. } | Error::UserDbUnavailable { .. })
         );
+        let unknown_user = matches!(&result, Err(Error::UnknownUser { .. }));
         // A suspension lives in the user's file: reload keeps what it froze frozen.
         let suspension = cgroup_core::levers::enforce_suspension(tree, config, &u.name);
         let suspended = match &suspension {
@@ -73,8 +75,9 @@ pub fn reload_all(config: &Config, tree: &Tree) -> Result<Vec<UserOutcome>> {
             user: u.name,
             report: result.ok(),
             error,
-            suspended,
+            suspended_reason: suspended,
             unresolved,
+            unknown_user,
         });
     }
     Ok(out)
@@ -137,6 +140,11 @@ pub fn run(cli: &Cli, args: &ReloadArgs) -> Result<ExitCode> {
         }
         for o in &outcomes {
             match (&o.report, &o.error) {
+                (_, Some(e)) if o.unknown_user => println!(
+                    "{}: UNKNOWN USER, not applied (a deleted account: `cgroupctl remove {}` \
+                     ends it): {e}",
+                    o.user, o.user
+                ),
                 (_, Some(e)) if o.unresolved => {
                     println!("{}: NOT RESOLVED, not applied: {e}", o.user)
                 }
@@ -144,7 +152,7 @@ pub fn run(cli: &Cli, args: &ReloadArgs) -> Result<ExitCode> {
                 (Some(r), None) => describe(r).iter().for_each(|l| println!("{l}")),
                 (None, None) => {}
             }
-            if let Some(reason) = &o.suspended {
+            if let Some(reason) = &o.suspended_reason {
                 println!("{}: suspended ({reason}): kept frozen", o.user);
             }
         }

@@ -12,7 +12,9 @@ use clap::Args;
 use serde::Serialize;
 
 use cgroup_core::config::Config;
-use cgroup_core::inventory::{leaf_kind, proc_info, subtree_processes, LeafKind, ProcInfo};
+use cgroup_core::inventory::{
+    leaf_kind, proc_info, subtree_processes, user_cgroups, LeafKind, ProcInfo,
+};
 use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::stats::{read_optional, CgroupStats};
@@ -24,7 +26,9 @@ use cgroup_core::limits::human::human_lines;
 use super::escape::{json_bytes, term, term_bytes};
 use super::list::max_cell;
 use super::table::{self, opt};
-use super::view::{load, selected_users, summary};
+use super::view::{
+    load, selected_users, summary, summary_without_cgroup, suspension_of, LifeState,
+};
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -93,14 +97,15 @@ struct ShowReport {
     user: String,
     uid: Option<u32>,
     profile: Option<String>,
-    path: String,
+    /// users/<user>; null for a suspended customer with no cgroup.
+    path: Option<String>,
     limits: Vec<LimitRow>,
     stats: CgroupStats,
-    /// `[suspend]` of the user file: the reason, while the user is suspended.
-    suspended: Option<String>,
+    #[serde(flatten)]
+    life: LifeState,
     /// `sessions.max` and where it comes from.
     sessions_max: Option<String>,
-    sessions: Vec<cgroup_core::sessions::SessionInfo>,
+    sessions: Vec<super::sessions::SessionRow>,
     leaves: Vec<LeafRow>,
 }
 
@@ -123,46 +128,57 @@ fn limit_rows(config: &Config, user: &str, dir: &Path) -> Result<Vec<LimitRow>> 
     Ok(rows)
 }
 
-/// The user file's suspension reason and the user's sessions.max (with its source).
-fn suspension_and_cap(config: &Config, user: &str) -> Result<(Option<String>, Option<String>)> {
+/// The user's sessions.max (with its source).
+fn sessions_cap(config: &Config, user: &str) -> Result<Option<String>> {
     let info = lookup_user(user)?;
     let groups = group_names(&info)?;
     let file = config.load_user_file(user)?;
-    let suspended = file
-        .as_ref()
-        .and_then(|f| f.suspend.as_ref())
-        .map(|s| match &s.since {
-            Some(since) => format!("{} (since {since})", s.reason),
-            None => s.reason.clone(),
-        });
-    let cap = config
+    Ok(config
         .sessions_max_for(&groups, file.as_ref())
-        .map(|(n, source)| format!("{n} ({source})"));
-    Ok((suspended, cap))
+        .map(|(n, source)| format!("{n} ({source})")))
 }
 
 pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
-    let users = selected_users(&tree, Some(&args.user))?;
-    let Some(user) = users.first() else {
-        return Ok(ExitCode::FAILURE);
+    cgroup_core::names::validate_user_name(&args.user)?;
+    let user = user_cgroups(&tree)?
+        .into_iter()
+        .find(|u| u.name == args.user);
+    // A suspended customer with nothing running has no cgroup: still shown.
+    let (s, leaves, sessions) = match &user {
+        Some(user) => {
+            let mut s = summary(&config, user)?;
+            s.stats.network =
+                super::stats::network_of(TrafficReader::open(&tree)?.as_ref(), &user.path)?;
+            let sessions = super::sessions::collect(&config, &tree, Some(&user.name), true)?;
+            (s, leaf_rows(&user.path)?, sessions)
+        }
+        None if suspension_of(&config, &args.user).is_some() => (
+            summary_without_cgroup(&config, &args.user),
+            Vec::new(),
+            Vec::new(),
+        ),
+        // The error that says the user has no cgroup.
+        None => {
+            selected_users(&tree, Some(&args.user))?;
+            return Ok(ExitCode::FAILURE);
+        }
     };
-    let mut s = summary(&config, user)?;
-    s.stats.network = super::stats::network_of(TrafficReader::open(&tree)?.as_ref(), &user.path)?;
-    let leaf_rows = leaf_rows(&user.path)?;
-    let (suspended, sessions_max) = suspension_and_cap(&config, &user.name)?;
-    let sessions = super::sessions::collect(&tree, Some(&user.name), true)?;
+    let user_path = match s.path.clone() {
+        Some(p) => p,
+        None => tree.user_dir(&args.user)?,
+    };
     let report = ShowReport {
         user: s.user.clone(),
         uid: s.uid,
         profile: s.profile.clone(),
-        path: user.path.display().to_string(),
-        limits: limit_rows(&config, &user.name, &user.path)?,
+        path: s.path.as_ref().map(|p| p.display().to_string()),
+        limits: limit_rows(&config, &args.user, &user_path)?,
         stats: s.stats.clone(),
-        suspended,
-        sessions_max,
+        life: s.life.clone(),
+        sessions_max: sessions_cap(&config, &args.user)?,
         sessions,
-        leaves: leaf_rows,
+        leaves,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -173,21 +189,30 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
         term(&report.user),
         opt(report.uid, |u| u.to_string())
     );
-    println!("  cgroup:   {}", term(&report.path));
+    println!(
+        "  cgroup:   {}",
+        term(
+            report
+                .path
+                .as_deref()
+                .unwrap_or("(none: nothing of it runs)")
+        )
+    );
+    println!("  state:    {}", report.life.state);
     println!(
         "  profile:  {}",
         term(report.profile.as_deref().unwrap_or("(none)"))
     );
     println!(
         "  memory:   {} of {} (peak {})",
-        opt(s.memory_current, table::bytes),
+        opt(s.memory_bytes, table::bytes),
         max_cell(s.memory_max, table::bytes),
         opt(s.stats.memory_peak, table::bytes)
     );
     println!("  cpu:      {}", opt(s.cpu_usage_usec, table::usec));
     println!(
         "  pids:     {} of {}",
-        opt(s.pids_current, |v| v.to_string()),
+        opt(s.pids, |v| v.to_string()),
         max_cell(s.pids_max, |v| v.to_string())
     );
     if let Some(t) = s.stats.network {
@@ -223,8 +248,17 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
             .collect();
         table::print(&["  KEY", "CONFIGURED", "LIVE", "SOURCE"], &rows);
     }
-    if let Some(reason) = &report.suspended {
-        println!("  SUSPENDED: {reason}");
+    if let Some(reason) = &report.life.suspended_reason {
+        println!(
+            "  SUSPENDED: {}{}",
+            term(reason),
+            report
+                .life
+                .suspended_at
+                .as_deref()
+                .map(|at| format!(" (since {})", term(at)))
+                .unwrap_or_default()
+        );
     }
     println!(
         "\nsessions (sessions.max: {}):",

@@ -18,6 +18,7 @@ use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::userfile_edit::{update_user_file, Edit};
 
 use super::view::load;
+use crate::exit::NotApplicable;
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -109,6 +110,22 @@ pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<ExitCode> {
 pub fn resume(cli: &Cli, args: &ResumeArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;
+    // Only a suspension is lifted: `resume` of anybody else writes nothing (no empty user
+    // file for a typo'd or unknown name).
+    let suspended = config
+        .load_user_file(&args.user)?
+        .is_some_and(|f| f.suspend.is_some());
+    if !suspended {
+        let who = match lookup_user(&args.user) {
+            Err(cgroup_core::Error::UnknownUser { .. }) => " (and unknown to NSS)",
+            _ => "",
+        };
+        return Err(NotApplicable(format!(
+            "{} is not suspended{who}: nothing to resume",
+            args.user
+        ))
+        .into());
+    }
     let update = update_user_file(&config, &args.user, &[Edit::Suspend(None)])?;
     println!(
         "{}: resumed in {}; logins are let in again",

@@ -11,14 +11,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Args;
+use serde::Serialize;
 
+use cgroup_core::config::Config;
 use cgroup_core::stats::top::{rates, sort, SortKey, UserRate};
 use cgroup_core::stats::CgroupStats;
+use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::tree::Tree;
 
 use super::stats::collect;
 use super::table::{self, opt};
-use super::view::load;
+use super::view::{load, LifeState};
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -44,13 +47,37 @@ fn sample(tree: &Tree) -> Result<BTreeMap<String, CgroupStats>> {
         .collect())
 }
 
-fn render(rows: &[UserRate], limit: Option<usize>) -> String {
+/// One row of `top`: the rates and the customer's state.
+#[derive(Debug, Serialize)]
+struct TopRow {
+    #[serde(flatten)]
+    rate: UserRate,
+    #[serde(flatten)]
+    life: LifeState,
+}
+
+fn with_state(config: &Config, tree: &Tree, rows: Vec<UserRate>) -> Vec<TopRow> {
+    rows.into_iter()
+        .map(|rate| {
+            let dir = tree
+                .user_dir(&rate.user)
+                .ok()
+                .and_then(|p| CgroupDir::open(&p).ok());
+            let life = LifeState::of(config, &rate.user, dir.as_ref());
+            TopRow { rate, life }
+        })
+        .collect()
+}
+
+fn render(rows: &[TopRow], limit: Option<usize>) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .take(limit.unwrap_or(usize::MAX))
-        .map(|r| {
+        .map(|row| {
+            let r = &row.rate;
             vec![
                 r.user.clone(),
+                row.life.cell(),
                 opt(r.cpu_percent, |v| format!("{v:.1}")),
                 opt(r.memory_bytes, table::bytes),
                 opt(r.pids, |v| v.to_string()),
@@ -60,7 +87,7 @@ fn render(rows: &[UserRate], limit: Option<usize>) -> String {
             ]
         })
         .collect();
-    table::render(&["USER", "CPU%", "MEM", "PIDS", "IO"], &cells)
+    table::render(&["USER", "STATE", "CPU%", "MEM", "PIDS", "IO"], &cells)
 }
 
 /// Rows of the terminal, if stdout is one.
@@ -81,7 +108,7 @@ fn terminal_rows() -> Option<usize> {
 }
 
 pub fn run(cli: &Cli, args: &TopArgs) -> Result<ExitCode> {
-    let (_config, tree) = load(cli)?;
+    let (config, tree) = load(cli)?;
     let interval = Duration::from_secs_f64(args.interval.clamp(0.1, 3600.0));
     let on_terminal = terminal_rows().is_some();
     let iterations = args
@@ -96,6 +123,7 @@ pub fn run(cli: &Cli, args: &TopArgs) -> Result<ExitCode> {
         let now = Instant::now();
         let mut rows = rates(&before, &after, now.duration_since(at).as_secs_f64());
         sort(&mut rows, args.sort);
+        let rows = with_state(&config, &tree, rows);
         let text = if args.json {
             format!("{}\n", serde_json::to_string(&rows)?)
         } else if let Some(height) = terminal_rows() {

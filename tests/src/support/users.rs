@@ -89,6 +89,8 @@ pub struct TestUser {
     pub name: String,
     pub uid: u32,
     pub gid: u32,
+    /// `userdel` ran already (`delete`): nothing left to remove on drop.
+    deleted: bool,
 }
 
 impl TestUser {
@@ -135,6 +137,7 @@ impl TestUser {
             name,
             uid: user.uid.as_raw(),
             gid: user.gid.as_raw(),
+            deleted: false,
         }
     }
 
@@ -170,6 +173,7 @@ impl TestUser {
             name,
             uid: user.uid.as_raw(),
             gid: user.gid.as_raw(),
+            deleted: false,
         }
     }
 }
@@ -179,8 +183,23 @@ pub fn add_to_group(user: &str, group: &str) {
     run_locked("usermod", &["-a", "-G", group, user]);
 }
 
+impl TestUser {
+    /// `userdel -f` now, as an administrator ends an account (its processes are left alone:
+    /// what still runs under the uid is the test's to see).
+    pub fn delete(&mut self) {
+        run_locked("userdel", &["-f", &self.name]);
+        self.deleted = true;
+    }
+}
+
 impl Drop for TestUser {
     fn drop(&mut self) {
+        if self.deleted {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-U", &self.uid.to_string()])
+                .status();
+            return;
+        }
         // A process the test left behind (a child of something it killed) would make userdel
         // fail and leave the user on the machine: the user's processes go first.
         let _ = Command::new("pkill")

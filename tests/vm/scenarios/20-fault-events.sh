@@ -24,7 +24,7 @@ start=$(vm_root "date +%s")
 # `cgroupctl events` lists a KIND event of alice since the start; prints the event's lag
 # after the counter moved, and the event.
 vm_write /tmp/s20-wait.py 644 <<PY
-import json, os, subprocess, sys, time
+import datetime, json, os, subprocess, sys, time
 kind, top, name, key = sys.argv[1:5]
 def counter():
     total = 0
@@ -52,7 +52,10 @@ while time.time() < deadline:
     events = [json.loads(l) for l in out.splitlines() if l.strip()]
     if events:
         e = events[0]
-        print(json.dumps({"lag_ms": e["time_ms"] - moved_ms, "count": len(events), "event": e}))
+        # time_at: RFC 3339 UTC with milliseconds (docs/json.md).
+        at = datetime.datetime.strptime(e["time_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        at_ms = int(at.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+        print(json.dumps({"lag_ms": at_ms - moved_ms, "count": len(events), "event": e}))
         sys.exit(0)
     time.sleep(0.2)
 print(json.dumps({"error": "no %s event listed" % kind}))
@@ -174,6 +177,6 @@ assert_eq "events of others, or processes of other uids, in bob's view" \
 # (bob's own `fenced` events are his: the safety net moves his sshd's unprivileged child, which
 # sshd forks before the PAM session opens, at each of his logins.)
 assert_eq "bob's faults since alice's faults began" \
-    "$(field "sum(1 for e in v['events'] if e['time_ms'] >= $start * 1000 and e['kind'] != 'fenced')" <<<"$bme")" 0
+    "$(field "sum(1 for e in v['events'] if e['time_epoch'] >= $start and e['kind'] != 'fenced')" <<<"$bme")" 0
 r=$(vm_login bob "/usr/sbin/cgroupctl events --json 2>&1; echo rc=\$?") || true
 [[ $r == *"root only"*"rc="[1-9]* ]] || fail "bob ran cgroupctl events: $r"
