@@ -3,7 +3,12 @@
 //!
 //! A process belongs to the customer whose uid is its REAL uid. The effective uid is not
 //! enough: a root daemon that only seteuid()s for a moment (sshd reading authorized_keys,
-//! a mail server writing a mailbox) is still root's and must not be moved.
+//! a mail server writing a mailbox) is still root's and must not be moved. Nor is the real
+//! uid alone: a root process that switches only its real uid for a moment and keeps root as
+//! its effective or saved uid (pam_keyinit in sshd's session stack: `setreuid(user, -1)` to
+//! make the customer's keyring, then back) can return to root at once and is root's too.
+//! Moving it put sshd's privileged monitor into the customer's fence at every login, and
+//! into a suspended customer's frozen cgroup, where the login hung instead of being refused.
 //!
 //! The fence of a customer is `users/<user>/`, whatever is below it. A process of customer B
 //! found in customer A's fence is a stray too: A's limits would pay for it, A's private
@@ -98,13 +103,25 @@ impl Confinement {
     }
 }
 
-/// A process's real uid and cgroup v2 path (`None` once it has exited).
+/// A process's owner (see the module's rule: its real uid, or root while any of its real,
+/// effective and saved uids is still root's) and cgroup v2 path (`None` once it has exited).
 pub fn ruid_and_cgroup(proc_root: &Path, pid: u32) -> Option<(u32, String)> {
     let dir = proc_root.join(pid.to_string());
     let status = crate::tree::fs::read_proc_file(&dir.join("status")).ok()?;
-    let ruid = status_ids(&status, "Uid:")?[0];
+    let owner = owner_of(&status_ids(&status, "Uid:")?)?;
     let cgroup = cgroup_v2_line(&crate::tree::fs::read_proc_file(&dir.join("cgroup")).ok()?)?;
-    Some((ruid, cgroup))
+    Some((owner, cgroup))
+}
+
+/// The owner of a process from its `Uid:` line (real, effective, saved, filesystem): root
+/// while it can still be root again (its real, effective or saved uid is 0), else its real uid.
+fn owner_of(uids: &[u32]) -> Option<u32> {
+    let (real, effective, saved) = (*uids.first()?, *uids.get(1)?, *uids.get(2)?);
+    Some(if real == 0 || effective == 0 || saved == 0 {
+        0
+    } else {
+        real
+    })
 }
 
 fn cgroup_v2_line(text: &str) -> Option<String> {
@@ -307,6 +324,21 @@ mod tests {
             parent_and_comm(dir.path(), 42),
             Some((7, "a) b (c".to_string()))
         );
+    }
+
+    #[test]
+    fn a_process_that_can_be_root_again_is_roots() {
+        // A customer's process: every uid the customer's.
+        assert_eq!(owner_of(&[2001, 2001, 2001, 2001]), Some(2001));
+        // pam_keyinit in a root sshd: setreuid(2001, -1) keeps root as effective and saved uid.
+        assert_eq!(owner_of(&[2001, 0, 0, 0]), Some(0));
+        // A root daemon's seteuid(2001): real and saved uid still root.
+        assert_eq!(owner_of(&[0, 2001, 0, 2001]), Some(0));
+        // setresuid(2001, 2001, 0): can switch back through the saved uid.
+        assert_eq!(owner_of(&[2001, 2001, 0, 2001]), Some(0));
+        // A customer running another customer's setuid program: the real uid decides.
+        assert_eq!(owner_of(&[2001, 2002, 2002, 2002]), Some(2001));
+        assert_eq!(owner_of(&[2001, 2001]), None);
     }
 
     #[test]

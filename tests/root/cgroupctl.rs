@@ -85,13 +85,28 @@ for f in text_string_to_metric_families(sys.stdin.read()):
     out.append([f.name, f.type, [[s.name, s.labels, str(s.value)] for s in f.samples]])
 print(json.dumps(out))
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", SCRIPT])
+    let out = output_with_stdin(
+        Command::new("python3").args(["-c", SCRIPT]),
+        text,
+        "python3",
+    );
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused the text: {}\n---\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs `cmd` with `text` on its standard input; its output (`needs`: what to install when it
+/// cannot be started).
+pub fn output_with_stdin(cmd: &mut Command, text: &str, needs: &str) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3");
+        .expect(needs);
     use std::io::Write;
     child
         .stdin
@@ -99,13 +114,7 @@ print(json.dumps(out))
         .unwrap()
         .write_all(text.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the Prometheus parser refused the text: {}\n---\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    child.wait_with_output().unwrap()
 }
 
 /// Kills the listed processes on drop (background processes tests leave in leaves).

@@ -6,33 +6,25 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use pam_cgroup_tests::support::{require_root, TestGroup, TestSetup, TestUser};
 
-use crate::cgroupctl::{ctl, ctl_ok, describe, empty_session, parse_prometheus, stdout};
+use crate::cgroupctl::{
+    ctl, ctl_ok, describe, empty_session, output_with_stdin, parse_prometheus, stdout,
+};
 use crate::cgroupctl_daemon::{scrape_unix, wait_for, Daemon};
 
 /// `promtool check metrics` on `text`: its lint problems, or an empty string.
 fn promtool_problems(text: &str) -> String {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (apt-get install prometheus)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new("promtool").args(["check", "metrics"]),
+        text,
+        "promtool (apt-get install prometheus)",
+    );
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -191,23 +191,37 @@ fn load_kept(path: &Path) -> Result<Option<(Config, PathBuf, Option<i64>)>, Stat
     let Some(dir) = StateDir::open(Path::new(STATE_DIR), false)? else {
         return Ok(None);
     };
-    let Some(bytes) = dir.read_at_most(&name, MAX_CONFIG_BYTES)? else {
+    let Some((kept, text, changed)) = read_kept(&dir, &name)? else {
         return Ok(None);
     };
-    let kept = dir.path().join(&name);
-    let text = String::from_utf8(bytes).map_err(|_| StateError {
-        path: kept.clone(),
-        reason: "is not UTF-8".into(),
-        errno: None,
-    })?;
-    let mut config = Config::parse(&kept, &text).map_err(|e| StateError {
-        path: kept.clone(),
-        reason: e.to_string(),
-        errno: None,
-    })?;
+    let mut config = Config::parse(&kept, &text).map_err(|e| copy_error(&kept, e.to_string()))?;
     // User files are found next to the real file, not next to the copy.
     config.path = path.to_path_buf();
-    Ok(Some((config, kept, dir.mtime(&name).map(|(s, _)| s))))
+    Ok(Some((config, kept, changed)))
+}
+
+/// A kept copy in `dir`: its path, its text and its source's change time (the copy's mtime).
+fn read_kept(
+    dir: &StateDir,
+    name: &str,
+) -> Result<Option<(PathBuf, String, Option<i64>)>, StateError> {
+    let Some(bytes) = dir.read_at_most(name, MAX_CONFIG_BYTES)? else {
+        return Ok(None);
+    };
+    let kept = dir.path().join(name);
+    let text = String::from_utf8(bytes).map_err(|_| copy_error(&kept, "is not UTF-8".into()))?;
+    let changed = dir.mtime(name).map(|(s, _)| s);
+    Ok(Some((kept, text, changed)))
+}
+
+/// A kept copy that cannot be used; errors name the copy, the file itself is reported by its
+/// own error.
+fn copy_error(kept: &Path, reason: String) -> StateError {
+    StateError {
+        path: kept.to_path_buf(),
+        reason,
+        errno: None,
+    }
 }
 
 /// Has the file stood unchanged for `SETTLE`?
@@ -375,24 +389,13 @@ fn load_kept_user(
     let Some(dir) = dir.subdir(&sub, false)? else {
         return Ok(None);
     };
-    let name = format!("{user}.toml");
-    let Some(bytes) = dir.read_at_most(&name, MAX_CONFIG_BYTES)? else {
+    let Some((kept, text, changed)) = read_kept(&dir, &format!("{user}.toml"))? else {
         return Ok(None);
     };
-    let kept = dir.path().join(&name);
-    let text = String::from_utf8(bytes).map_err(|_| StateError {
-        path: kept.clone(),
-        reason: "is not UTF-8".into(),
-        errno: None,
-    })?;
-    // Errors name the copy; the file itself is reported by its own error.
-    let mut file = UserFile::parse(&kept, &text, config).map_err(|e| StateError {
-        path: kept.clone(),
-        reason: e.to_string(),
-        errno: None,
-    })?;
+    let mut file =
+        UserFile::parse(&kept, &text, config).map_err(|e| copy_error(&kept, e.to_string()))?;
     file.path = config.user_file_path(user);
-    Ok(Some((file, kept, dir.mtime(&name).map(|(s, _)| s))))
+    Ok(Some((file, kept, changed)))
 }
 
 /// One unlink by path, at every login of a user without a file: only root can create

@@ -1,5 +1,6 @@
-//! The safety net: every process whose REAL uid becomes a confined customer's (a root daemon's
-//! setuid(): PHP-FPM workers, suexec, runuser, a platform's service starter) is moved into
+//! The safety net: every process whose REAL uid becomes a confined customer's for good (no
+//! root left in its effective or saved uid, see `strays`; a root daemon's setuid(): PHP-FPM
+//! workers, suexec, runuser, a platform's service starter) is moved into
 //! the customer's fence, `users/<user>/<service>/pid-<PID>`, a leaf made as `cgroupctl
 //! classify` makes one. It runs in a thread of its own, woken by the kernel's process events
 //! (proc_events.rs) and every `SWEEP_EVERY` for a sweep of /proc (cgroup-core's `strays`),
