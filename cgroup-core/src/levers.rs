@@ -329,11 +329,15 @@ pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
 
 /// Now as UTC text (RFC 3339), for the `since` of a suspension.
 pub fn utc_now_text() -> String {
-    let secs = std::time::SystemTime::now()
+    utc_text(now_epoch())
+}
+
+/// Whole seconds since the epoch now (0 on a clock before 1970).
+pub fn now_epoch() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
-    utc_text(secs)
+        .unwrap_or(0)
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, Howard Hinnant's

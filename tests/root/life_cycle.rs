@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use cgroup_core::config::last_good;
 use cgroup_core::events::history::Writer;
 use cgroup_core::events::{Event, FaultKind};
 use cgroup_core::gc::{collect, reap_emptied, GcOptions};
@@ -529,6 +530,11 @@ fn remove_after_userdel_leaves_nothing_of_the_customer() {
     }
     let lock = Path::new("/run/pam_cgroup").join(format!("sessions-{}.lock", lea.name));
     assert!(lock.exists(), "a login made its lock file");
+    // Once the file has settled, root's reload keeps its last good copy in the state dir.
+    std::thread::sleep(last_good::SETTLE + Duration::from_millis(200));
+    ctl_ok(&setup, &["reload"]);
+    let kept = last_good::kept_user_path(&setup.config_path(), &lea.name).unwrap();
+    assert!(kept.exists(), "{} was not kept", kept.display());
 
     lea.delete();
     // reload reports the deleted account and still applies max (exit 1).
@@ -544,6 +550,8 @@ fn remove_after_userdel_leaves_nothing_of_the_customer() {
     assert_eq!(v["cgroup"]["existed"], true, "{v:#}");
     assert!(v["cgroup"]["processes"].as_u64().unwrap() >= 4, "{v:#}");
     assert_eq!(v["user_file"], true, "{v:#}");
+    assert_eq!(v["last_good_copy"], true, "{v:#}");
+    assert!(!kept.exists(), "{} survived remove", kept.display());
     assert_eq!(v["events_erased"], 3, "{v:#}");
     assert!(v["lock_files"].as_u64().unwrap() >= 1, "{v:#}");
     assert!(!user_dir.exists(), "{} is still there", user_dir.display());
@@ -777,6 +785,13 @@ fn json_field_names_are_the_documented_ones_in_every_verb() {
             ("events", "killed"),
             ("events", "from"),
             ("gc", "carry_error"),
+            ("check", "error"),
+            ("check", "code"),
+            ("check", "file"),
+            ("check", "line"),
+            ("check", "column"),
+            ("check", "key"),
+            ("check", "reason"),
         ];
         let missing: Vec<_> = docs_of
             .difference(&got)
@@ -816,7 +831,13 @@ fn json_field_names_are_the_documented_ones_in_every_verb() {
         &["gc", "--dry-run", "--min-age", "0", "--json"],
         false,
     );
-    ctl_ok(&setup, &["resume", &uma.name]);
+    run(
+        "suspend",
+        &["suspend", &sam.name, "--reason", "r2", "--json"],
+        false,
+    );
+    run("resume", &["resume", &sam.name, "--json"], false);
+    run("resume", &["resume", &uma.name, "--json"], false);
     // Every section marked (tested) in docs/json.md was run here.
     let doc = include_str!("../../docs/json.md");
     let mut verb = "";

@@ -398,16 +398,23 @@ fn load_kept_user(
     Ok(Some((file, kept, changed)))
 }
 
-/// One unlink by path, at every login of a user without a file: only root can create
+/// Forgets the kept copy of `user`'s file: at every login of a user without a file, and at
+/// `cgroupctl remove` (a new account of the same name must not come back with the old
+/// customer's limits). True when there was one. One unlink by path: only root can create
 /// anything in the state directory (0700), so no component of the path is anyone else's, and
 /// unlink never follows the last one.
-fn forget_user(config_path: &Path, user: &str) -> Result<(), StateError> {
+pub fn forget_user(config_path: &Path, user: &str) -> Result<bool, StateError> {
+    crate::names::validate_user_name(user).map_err(|e| StateError {
+        path: PathBuf::from(STATE_DIR),
+        reason: e.to_string(),
+        errno: None,
+    })?;
     let Some(path) = kept_user_path(config_path, user) else {
-        return Ok(());
+        return Ok(false);
     };
     match std::fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(StateError {
             path,
             reason: format!("cannot remove: {e}"),

@@ -13,6 +13,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
 
+use cgroup_core::config::last_good;
 use cgroup_core::events::history;
 use cgroup_core::inventory::subtree_pids;
 use cgroup_core::nss::lookup_user;
@@ -44,9 +45,9 @@ pub struct RemoveArgs {
     /// fresh cgroup with the config's limits.
     #[arg(long)]
     pub force: bool,
-    /// How long to wait for the kernel to end the processes, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    pub wait: u64,
+    /// How long to wait for the kernel to end the processes (`10s`, `1m`).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::duration::parse)]
+    pub wait: Duration,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -59,6 +60,8 @@ struct Removed {
     uid: Option<u32>,
     cgroup: UserRemoval,
     user_file: bool,
+    /// Its kept last good copy of the user file was forgotten.
+    last_good_copy: bool,
     events_erased: usize,
     traffic_counters: bool,
     lock_files: usize,
@@ -162,7 +165,7 @@ pub fn run(cli: &Cli, args: &RemoveArgs) -> Result<ExitCode> {
         .iter()
         .find_map(|d| reader.as_ref().and_then(|r| r.fence_uid(d).ok().flatten()));
     let uid = fence_uid.or(nss_uid);
-    let cgroup = remove_user_cgroup(&tree, user, Duration::from_secs(args.wait))?;
+    let cgroup = remove_user_cgroup(&tree, user, args.wait)?;
     for id in fence_ids {
         forget_fence(&tree, id)?;
     }
@@ -171,6 +174,7 @@ pub fn run(cli: &Cli, args: &RemoveArgs) -> Result<ExitCode> {
         None => false,
     };
     let user_file = remove_user_file(&config, user)?;
+    let last_good_copy = last_good::forget_user(&config.path, user)?;
     let events_erased = history::erase_user(&history_dir, user)?;
     let lock_files = remove_lock_files(user);
     let report = Removed {
@@ -178,6 +182,7 @@ pub fn run(cli: &Cli, args: &RemoveArgs) -> Result<ExitCode> {
         uid,
         cgroup,
         user_file,
+        last_good_copy,
         events_erased,
         traffic_counters,
         lock_files,
@@ -196,6 +201,9 @@ pub fn run(cli: &Cli, args: &RemoveArgs) -> Result<ExitCode> {
                 "{user}: user file {} removed",
                 config.user_file_path(user).display()
             );
+        }
+        if last_good_copy {
+            println!("{user}: last good copy of its user file forgotten");
         }
         if events_erased > 0 {
             println!("{user}: {events_erased} events erased from the history");

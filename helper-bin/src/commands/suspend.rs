@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::Args;
 use nix::sys::signal::Signal;
+use serde::Serialize;
 
 use cgroup_core::config::Suspension;
 use cgroup_core::levers;
@@ -37,12 +38,48 @@ pub struct SuspendArgs {
     /// Kill what runs instead of freezing it.
     #[arg(long)]
     pub kill: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     /// The user.
     pub user: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `suspend --json` and `resume --json` print (docs/json.md).
+#[derive(Debug, Serialize)]
+struct Outcome {
+    user: String,
+    /// The user file the suspension is written in (or was lifted from).
+    user_file: String,
+    state: &'static str,
+    suspended_reason: Option<String>,
+    suspended_at: Option<String>,
+    suspended_epoch: Option<u64>,
+    /// What was done to what runs: `frozen`, `killed`, `thawed`, or `none` (nothing ran).
+    action: &'static str,
+    processes: u64,
+    /// Killed: processes still there when the wait ended; frozen: null.
+    remaining: Option<u64>,
+    /// The kernel confirmed the freeze (or thaw) within the wait.
+    reached: Option<bool>,
+}
+
+fn print(args_json: bool, outcome: &Outcome, lines: &[String]) -> Result<()> {
+    if args_json {
+        println!("{}", serde_json::to_string_pretty(outcome)?);
+    } else {
+        for line in lines {
+            println!("{line}");
+        }
+    }
+    Ok(())
 }
 
 /// How long suspend and resume wait for the kernel.
@@ -66,34 +103,49 @@ pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<ExitCode> {
             args.user
         );
     }
+    let epoch = levers::now_epoch();
+    let since = levers::utc_text(epoch);
     let update = update_user_file(
         &config,
         &args.user,
         &[Edit::Suspend(Some(Suspension {
             reason: args.reason.clone(),
-            since: Some(levers::utc_now_text()),
+            since: Some(since.clone()),
         }))],
     )?;
-    println!(
+    let mut lines = vec![format!(
         "{}: suspended in {}; new logins are refused",
         args.user,
         update.path.display()
-    );
+    )];
+    let mut outcome = Outcome {
+        user: args.user.clone(),
+        user_file: update.path.display().to_string(),
+        state: "suspended",
+        suspended_reason: Some(args.reason.clone()),
+        suspended_at: Some(since),
+        suspended_epoch: Some(epoch),
+        action: "none",
+        processes: 0,
+        remaining: None,
+        reached: None,
+    };
     // A legacy cgroup an upgrade left holds sessions of the same customer: reached too.
     let user = UserCgroup::open_all(&tree, &args.user)?;
     if user.is_empty() {
-        println!("{}: nothing runs in the tree", args.user);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.kill {
+        lines.push(format!("{}: nothing runs in the tree", args.user));
+    } else if args.kill {
         let k = levers::kill_all(&user, Target::User, Signal::SIGKILL, WAIT)?;
-        println!(
+        lines.push(format!(
             "{}: killed {} processes ({} remaining)",
             args.user, k.processes, k.remaining
-        );
+        ));
+        outcome.action = "killed";
+        outcome.processes = k.processes;
+        outcome.remaining = Some(k.remaining);
     } else {
         let f = levers::set_frozen_all(&user, Target::User, true, WAIT)?;
-        println!(
+        lines.push(format!(
             "{}: {} processes frozen{}",
             args.user,
             f.processes,
@@ -102,8 +154,12 @@ pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<ExitCode> {
             } else {
                 " (the kernel has not confirmed it yet)"
             }
-        );
+        ));
+        outcome.action = "frozen";
+        outcome.processes = f.processes;
+        outcome.reached = Some(f.reached);
     }
+    print(args.json, &outcome, &lines)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -127,15 +183,31 @@ pub fn resume(cli: &Cli, args: &ResumeArgs) -> Result<ExitCode> {
         .into());
     }
     let update = update_user_file(&config, &args.user, &[Edit::Suspend(None)])?;
-    println!(
+    let mut lines = vec![format!(
         "{}: resumed in {}; logins are let in again",
         args.user,
         update.path.display()
-    );
+    )];
+    let mut outcome = Outcome {
+        user: args.user.clone(),
+        user_file: update.path.display().to_string(),
+        state: "active",
+        suspended_reason: None,
+        suspended_at: None,
+        suspended_epoch: None,
+        action: "none",
+        processes: 0,
+        remaining: None,
+        reached: None,
+    };
     let user = UserCgroup::open_all(&tree, &args.user)?;
     if !user.is_empty() {
         let f = levers::set_frozen_all(&user, Target::User, false, WAIT)?;
-        println!("{}: {} processes thawed", args.user, f.processes);
+        lines.push(format!("{}: {} processes thawed", args.user, f.processes));
+        outcome.action = "thawed";
+        outcome.processes = f.processes;
+        outcome.reached = Some(f.reached);
     }
+    print(args.json, &outcome, &lines)?;
     Ok(ExitCode::SUCCESS)
 }
