@@ -92,6 +92,10 @@ impl Probe {
         Self::spawn(&["seteuid", &uid.to_string()])
     }
 
+    fn setreuid(uid: u32) -> Probe {
+        Self::spawn(&["setreuid", &uid.to_string()])
+    }
+
     fn spawn(args: &[&str]) -> Probe {
         let mut child = Command::new(probe_bin())
             .args(args)
@@ -206,7 +210,7 @@ fn setuid_to_a_confined_user_lands_in_its_fence_and_is_an_event() {
 }
 
 #[test]
-fn seteuid_only_root_and_exempt_users_stay_put() {
+fn seteuid_or_setreuid_only_root_and_exempt_users_stay_put() {
     require_root();
     let alice = TestUser::new("psn");
     let exempt = TestUser::new("psx");
@@ -217,13 +221,17 @@ fn seteuid_only_root_and_exempt_users_stay_put() {
     let _daemon = NetDaemon::start(&setup, &[0, alice.uid, exempt.uid]);
 
     let mut only_euid = Probe::seteuid(alice.uid);
+    // sshd's privileged monitor after pam_keyinit: real uid the customer's, effective and
+    // saved root. Moved, it would sit in the customer's fence (frozen with it when suspended).
+    let mut only_ruid = Probe::setreuid(alice.uid);
     let mut stays_root = Probe::switch(0, 0);
     let mut to_exempt = Probe::switch(exempt.uid, exempt.gid);
-    let places: Vec<String> = [&only_euid, &stays_root, &to_exempt]
+    let places: Vec<String> = [&only_euid, &only_ruid, &stays_root, &to_exempt]
         .iter()
         .map(|p| p.cgroup())
         .collect();
     only_euid.go();
+    only_ruid.go();
     stays_root.go();
     to_exempt.go();
     // The barrier: a later switch to the confined user is moved.
@@ -231,8 +239,13 @@ fn seteuid_only_root_and_exempt_users_stay_put() {
     later.go();
     wait_fenced(&setup, &later, &alice.name);
     assert_eq!(only_euid.cgroup(), places[0], "seteuid only");
-    assert_eq!(stays_root.cgroup(), places[1], "root");
-    assert_eq!(to_exempt.cgroup(), places[2], "exempt user");
+    assert_eq!(
+        only_ruid.cgroup(),
+        places[1],
+        "setreuid(user, -1): still root"
+    );
+    assert_eq!(stays_root.cgroup(), places[2], "root");
+    assert_eq!(to_exempt.cgroup(), places[3], "exempt user");
 }
 
 #[test]

@@ -6,6 +6,9 @@
 //!                                (real, effective, saved), print "switched", wait for EOF
 //! setuid-probe seteuid UID       wait for a line, seteuid(UID) only (real uid stays root),
 //!                                print "switched", wait for EOF
+//! setuid-probe setreuid UID      wait for a line, setreuid(UID, -1) only (the real uid becomes
+//!                                UID, effective and saved stay root: what pam_keyinit does in
+//!                                sshd's privileged monitor), print "switched", wait for EOF
 //! setuid-probe window UID GID N FENCE TIMEOUT_MS
 //!                                N times: fork a child that setresuid()s to UID and spin-reads
 //!                                /proc/self/cgroup until it contains FENCE; print the window
@@ -166,6 +169,13 @@ fn main() {
             assert_eq!(unsafe { libc::seteuid(uid) }, 0);
             announce_and_wait();
         }
+        Some("setreuid") => {
+            let uid: u32 = arg(&args, 2);
+            wait_line();
+            // SAFETY: plain syscall; u32::MAX is -1, "leave the effective uid alone".
+            assert_eq!(unsafe { libc::setreuid(uid, u32::MAX) }, 0);
+            announce_and_wait();
+        }
         Some("window") => {
             let fence: String = arg(&args, 5);
             let timeout = Duration::from_millis(arg(&args, 6));
@@ -176,7 +186,7 @@ fn main() {
             storm(arg(&args, 2), arg(&args, 3), arg(&args, 4), &program)
         }
         _ => panic!(
-            "usage: setuid-probe switch UID GID | seteuid UID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
+            "usage: setuid-probe switch UID GID | seteuid UID | setreuid UID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
         ),
     }
 }
