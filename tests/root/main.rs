@@ -7,6 +7,7 @@ mod broken_config;
 mod cgroupctl;
 mod cgroupctl_daemon;
 mod cgroupctl_doctor;
+mod check_config;
 mod cli_errors;
 mod escape;
 mod events;
