@@ -2,7 +2,7 @@
 //! common-session), `include` and `substack` lines, `-session` (a missing module is
 //! ignored), and bracketed controls (`[success=1 default=ignore]`).
 //!
-//! The documented arrangement (README, "PAM stack"): `pam_cgroup.so` is listed AFTER
+//! The documented arrangement (docs/admin-guide.md, "The PAM stack"): `pam_cgroup.so` is listed AFTER
 //! `pam_systemd.so` in the session stack. pam_systemd moves the process into logind's
 //! session scope; a module that runs later has the last word on where the session's
 //! processes live, so pam_cgroup must come last or logind would silently take the login out

@@ -294,8 +294,8 @@ const BUILD_INFO: (&str, &str, &str) = (
     "Always 1: the version of cgroupctl that produced these metrics.",
 );
 
-/// Every family's name, type and help text, in output order (the manual page and the README
-/// list them from here).
+/// Every family's name, type and help text, in output order (the manual page lists them from
+/// here; a test holds docs/monitoring.md to them).
 pub fn families() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
     FAMILIES
         .iter()

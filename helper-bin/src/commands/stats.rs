@@ -277,7 +277,7 @@ customer removes that sub-cgroup (the kernel keeps no record, and root never rem
 customer's cgroups). A customer can raise pids_events_max only by real refused forks, e.g. \
 against a pids.max it set on its own sub-cgroup.";
 
-/// How the traffic counters are counted (README and cgroupctl-stats(8)).
+/// How the traffic counters are counted (docs/private-ip.md and cgroupctl-stats(8)).
 pub const NETWORK_COUNTERS: &str = "\
 Two cgroup_skb programs attached at the tree root by cgroupctl init (next to the private-IP \
 programs, pinned the same way) count every IPv4 and IPv6 packet of every socket created by a \
@@ -332,17 +332,20 @@ pub fn man_sections() -> String {
 
 #[cfg(test)]
 mod tests {
-    /// The README documents every metric and JSON field the code emits.
+    /// docs/monitoring.md documents every metric and JSON field the code emits.
     #[test]
-    fn readme_lists_every_metric_and_field() {
-        let readme = include_str!("../../../README.md");
+    fn monitoring_doc_lists_every_metric_and_field() {
+        let doc = include_str!("../../../docs/monitoring.md");
         for (name, _, _) in cgroup_core::stats::prometheus::families() {
-            assert!(readme.contains(name), "README.md does not document {name}");
+            assert!(
+                doc.contains(name),
+                "docs/monitoring.md does not document {name}"
+            );
         }
         for (field, _) in super::JSON_FIELDS {
             assert!(
-                readme.contains(field),
-                "README.md does not document {field}"
+                doc.contains(field),
+                "docs/monitoring.md does not document {field}"
             );
         }
     }

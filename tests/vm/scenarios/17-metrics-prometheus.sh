@@ -1,5 +1,5 @@
 # Metrics: the daemon serves them on 127.0.0.1:9464 to root and the prometheus user only (a
-# unit drop-in, as README shows); a customer gets nothing and cannot stall a scrape; Debian's
+# unit drop-in, as docs/monitoring.md shows); a customer gets nothing and cannot stall a scrape; Debian's
 # Prometheus scrapes them and shows per-user series. Before that, with the unit as packaged:
 # `cgroupctl stats --prometheus` has the daemon's own counters (from its root-only socket) and
 # passes promtool; the textfile timer is off, and its service writes a promtool-clean 0644
@@ -47,7 +47,7 @@ if ((systemd_version >= 254)) || [[ -z $(vm_root "ls '$VM_TREE_ROOT/users' 2>/de
         || fail "restart with the metrics drop-in failed: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
 else
     # systemd < 254 cannot restart the unit once logins made its tree (pam_cgroup(8)): the
-    # drop-in applies from the next boot, and README's way to serve metrics at once is a
+    # drop-in applies from the next boot, and docs/monitoring.md's way to serve metrics at once is a
     # second daemon in a transient unit of its own.
     vm_root "systemd-run --unit=pam-cgroup-metrics /usr/sbin/cgroupctl daemon --listen 127.0.0.1:9464 --allow-user prometheus" >/dev/null \
         || fail "the transient metrics daemon did not start"

@@ -43,7 +43,7 @@ assert_eq "frozen of users/alice after reload" "$(cgkey "$(user_cg alice)/cgroup
 step "alice's cron job does not run while she is suspended (real cron: one minute)"
 # Which part refuses it: the account part, unless a line above ours ends common-account for
 # local users first, as libpam-sss's `sufficient pam_localuser.so` does (the image has SSSD
-# for the LDAP scenarios; README, "PAM stack"); then the session part refuses, and doctor
+# for the LDAP scenarios; docs/admin-guide.md, "The PAM stack"); then the session part refuses, and doctor
 # says why.
 part=account
 doctor=$(vm_root "cgroupctl doctor" || true)

@@ -6,7 +6,7 @@
 # pam_cgroup_network_transmit_bytes_total{user="alice",scope="loopback"}.
 # (The server side of an ssh login is not the customer's: sshd accepted that connection on its
 # own listening socket, outside the tree, and the kernel attributes an accepted socket to the
-# listener's cgroup; README "Traffic per customer".)
+# listener's cgroup; docs/private-ip.md, "Traffic per customer".)
 [[ $VM_INSTALL_MODE == deb* ]] || fail "feature missing: the daemon's unit comes with the .deb ($VM_INSTALL_MODE)"
 require_cgroupctl_verb init
 vm_enable_private_ip || fail "cgroupctl init failed"

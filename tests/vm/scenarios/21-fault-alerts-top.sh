@@ -19,7 +19,7 @@ vm_login alice true >/dev/null || fail "alice cannot log in"
 
 step "a metrics daemon and Prometheus with the shipped rules"
 # systemd 252 cannot restart the unit with a drop-in while logins hold its tree (see 17):
-# README's transient metrics-only daemon.
+# docs/monitoring.md's transient metrics-only daemon.
 vm_root "systemctl stop pam-cgroup-metrics.service 2>/dev/null; systemd-run --unit=pam-cgroup-metrics /usr/sbin/cgroupctl daemon --listen 127.0.0.1:9464 --allow-user prometheus" >/dev/null \
     || fail "the metrics daemon did not start"
 vm_write /etc/prometheus/prometheus.yml 644 <<'YML'

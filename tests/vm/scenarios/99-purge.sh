@@ -17,7 +17,7 @@ not_empty=$(grep "not empty so not removed" <<<"$purge_log" || true)
 # The one expected case: the package built on Debian 12 (module in /lib/<triplet>/security and
 # unit in /lib/systemd/system, beside bookworm's own packages) purged on Debian 13, where /lib
 # is a symlink to /usr/lib and those directories belong to other packages under their /usr
-# names only, so dpkg tries to remove them (merged-/usr aliasing; README, "Debian package").
+# names only, so dpkg tries to remove them (merged-/usr aliasing; docs/admin-guide.md, "Debian package").
 # Any other directory, any other suite or a /usr-built package: a failure.
 while IFS= read -r line; do
     [[ -n $line ]] || continue
