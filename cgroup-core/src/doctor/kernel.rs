@@ -61,7 +61,7 @@ pub fn favordynmods(mountinfo: &str, mount_point: &Path) -> Option<bool> {
 
 /// favordynmods: an option with a cost, reported either way (INFO).
 fn check_favordynmods(mount_point: &Path, mountinfo: &str) -> Finding {
-    let why = "each login moves its process into its leaf once; without favordynmods that write waits for an RCU grace period (~8-12 ms after a quiet moment at HZ=250) while holding the host-wide cgroup mutex; with it the wait goes, but every fork and exit on the host pays a little more (docs/performance.md, \"favordynmods\")";
+    let why = "each login moves its process into its leaf once; without favordynmods that write waits for an RCU grace period (~8-12 ms after a quiet moment at HZ=250) while holding the host-wide cgroup mutex; with it the wait goes, but every fork and exit on the host pays a little more (/usr/share/doc/pam-cgroup/performance.md, \"favordynmods\")";
     match favordynmods(mountinfo, mount_point) {
         Some(true) => Finding::info(
             "cgroup2 favordynmods",

@@ -58,7 +58,7 @@ pub(super) fn check(nsswitch: &Path) -> Option<Finding> {
             nsswitch.display(),
             took.as_micros()
         ),
-        "every login looks up the user's primary group, and all its groups when the config names groups ([groups], exempt_groups); the systemd source asks systemd's userdb over varlink at each lookup, which can cost several times what the files do (docs/performance.md, \"NSS group lookups\")",
+        "every login looks up the user's primary group, and all its groups when the config names groups ([groups], exempt_groups); the systemd source asks systemd's userdb over varlink at each lookup, which can cost several times what the files do (/usr/share/doc/pam-cgroup/performance.md, \"NSS group lookups\")",
         "nothing, if the time is acceptable; systemd's source resolves the groups of DynamicUser= services, so drop it from the group: line only where no login needs those",
     ))
 }
