@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::limits::{Controller, LimitKey};
 use crate::nss::{group_names, UserInfo};
 use crate::session::{desired_fingerprint, exemption, prepare_user_cgroup};
-use crate::tree::user_cgroup::{GroupAccess, UserCgroup};
+use crate::tree::user_cgroup::UserCgroup;
 use crate::tree::Tree;
 
 /// Files a reload may change besides the limits: the root-owned subtree caps.
@@ -145,7 +145,7 @@ pub fn apply_user(
         // No cgroup of its own yet, but a legacy `users/<user>` a 0.1.0 customer owns is
         // taken back now (the package's reload at upgrade), not at the user's next login.
         if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name)? {
-            legacy.secure(tree, GroupAccess::of(user))?;
+            legacy.secure(tree, user.group_access())?;
         }
         return Ok(report);
     }
@@ -155,7 +155,7 @@ pub fn apply_user(
         Some(u) => u,
         None => UserCgroup::open_or_create(tree, &user.name)?,
     };
-    let access = GroupAccess::of(user);
+    let access = user.group_access();
     // A failure half way must not leave a stamp that says "applied".
     user_cgroup.clear_stamp()?;
     prepare_user_cgroup(tree, config, user, &user_cgroup, access)?;

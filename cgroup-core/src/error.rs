@@ -6,10 +6,14 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+mod config_error;
+
+pub use config_error::{line_col, ConfigError};
+
 #[derive(Debug, Error)]
 pub enum Error {
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
 
     #[error("invalid {what} {name:?}: {reason}")]
     InvalidName {

@@ -14,8 +14,8 @@ use nix::unistd::Pid;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::inventory::subtree_pids;
 use crate::tree::dirfd::CgroupDir;
+use crate::tree::processes::subtree_pids;
 use crate::tree::user_cgroup::{populated, Target, TargetDir, UserCgroup};
 
 /// How often the waits below look at cgroup.events.
@@ -327,37 +327,6 @@ pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
         .map_err(|_| format!("{t}: no such signal (KILL, TERM, HUP, INT, ... or a number)"))
 }
 
-/// Now as UTC text (RFC 3339), for the `since` of a suspension.
-pub fn utc_now_text() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    utc_text(secs)
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, Howard Hinnant's
-/// algorithm: a few lines instead of a date crate in the module's dependency tree).
-pub fn utc_text(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,12 +338,5 @@ mod tests {
         assert_eq!(parse_signal("1"), Ok(Signal::SIGHUP));
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("999").is_err());
-    }
-
-    #[test]
-    fn utc() {
-        assert_eq!(utc_text(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc_text(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc_text(1_798_761_599), "2026-12-31T23:59:59Z");
     }
 }

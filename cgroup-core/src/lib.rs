@@ -15,6 +15,7 @@ pub mod log_line;
 pub mod mount;
 pub mod names;
 pub mod nss;
+pub mod paths;
 pub mod private_ip;
 pub mod process_limits;
 pub mod report_once;
@@ -25,6 +26,7 @@ pub mod sessions;
 pub mod state_dir;
 pub mod stats;
 pub mod strays;
+pub mod time;
 pub mod tree;
 pub mod userfile_edit;
 

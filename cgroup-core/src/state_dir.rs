@@ -17,9 +17,6 @@ use nix::fcntl::{openat, renameat, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
-/// The packaged location (debian/postrm purges it).
-pub const STATE_DIR: &str = "/var/lib/pam_cgroup";
-
 /// Larger state files are refused: ours are a few hundred bytes.
 const MAX_STATE_BYTES: u64 = 64 * 1024;
 

@@ -523,7 +523,7 @@ fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
             uid: pw.uid.as_raw(),
             gid: pw.gid.as_raw(),
         };
-        let access = GroupAccess::of(&info);
+        let access = info.group_access();
         if access == GroupAccess::Shared {
             shared.push(format!(
                 "{} (gid {}: {})",

@@ -11,15 +11,9 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
 
 use crate::error::{Error, IoContext, Result};
+use crate::paths::BPFFS_MOUNT_LOCK;
 
-/// Serializes check-then-mount between concurrent `cgroupctl init` runs: two mounts stacked on
-/// one directory would hide the pins made in the lower one. In /run itself (root-only, 0755),
-/// not /run/lock (1777: any user could plant a symlink or hold the lock there); opened with
-/// O_NOFOLLOW, and it must be a regular file of root's.
-const MOUNT_LOCK: &str = "/run/pam_cgroup-bpffs.lock";
-
-/// Where bpffs lives by convention (systemd and iproute2 use it too).
-pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
+pub use crate::paths::DEFAULT_BPFFS;
 
 /// What `ensure_bpffs` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,23 +40,26 @@ pub fn ensure_bpffs(path: &Path) -> Result<BpffsState> {
     if is_bpffs(path)? {
         return Ok(BpffsState::AlreadyMounted);
     }
+    // Serializes check-then-mount between concurrent `cgroupctl init` runs: two mounts stacked
+    // on one directory would hide the pins made in the lower one. Opened with O_NOFOLLOW, and
+    // it must be a regular file of root's.
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(MOUNT_LOCK)
-        .ctx("open", MOUNT_LOCK)?;
-    let meta = file.metadata().ctx("fstat", MOUNT_LOCK)?;
+        .open(BPFFS_MOUNT_LOCK)
+        .ctx("open", BPFFS_MOUNT_LOCK)?;
+    let meta = file.metadata().ctx("fstat", BPFFS_MOUNT_LOCK)?;
     if !meta.is_file() || std::os::unix::fs::MetadataExt::uid(&meta) != 0 {
         return Err(Error::Other(format!(
-            "{MOUNT_LOCK} is not a regular file owned by root: refusing to use it"
+            "{BPFFS_MOUNT_LOCK} is not a regular file owned by root: refusing to use it"
         )));
     }
     let _lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
         op: "flock",
-        path: MOUNT_LOCK.into(),
+        path: BPFFS_MOUNT_LOCK.into(),
         source: e.into(),
     })?;
     // Again under the lock: another init may have mounted it meanwhile.

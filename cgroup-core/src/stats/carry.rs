@@ -152,7 +152,7 @@ fn lock_carrying(user_dir: &Path) -> Result<nix::fcntl::Flock<File>> {
         .and_then(|n| key.classify(n))
         .map(|entry| entry.user())
         .ok_or_else(|| Error::Other(format!("{}: not a user cgroup", user_dir.display())))?;
-    let run_dir = Path::new(crate::sessions::RUN_DIR);
+    let run_dir = Path::new(crate::paths::RUN_DIR);
     let dir = crate::state_dir::StateDir::open(run_dir, true)
         .map_err(|e| Error::Other(e.to_string()))?
         .ok_or_else(|| Error::Other(format!("{}: missing", run_dir.display())))?;

@@ -13,8 +13,6 @@ use nix::errno::Errno;
 use super::dirfd::CgroupDir;
 use crate::error::{Error, Result};
 
-pub const DELEGATE_LIST: &str = "/sys/kernel/cgroup/delegate";
-
 /// Files whose delegation is required: without them the user cannot manage its subtree.
 const REQUIRED: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
 
@@ -27,7 +25,7 @@ pub const LEAF_MODE: u32 = 0o700;
 pub fn delegate_files() -> &'static [String] {
     static FILES: OnceLock<Vec<String>> = OnceLock::new();
     FILES.get_or_init(|| {
-        super::fs::read_proc_file(std::path::Path::new(DELEGATE_LIST))
+        super::fs::read_proc_file(std::path::Path::new(crate::paths::DELEGATE_LIST))
             .map(|t| t.split_whitespace().map(str::to_string).collect())
             .unwrap_or_else(|_| REQUIRED.iter().map(|s| s.to_string()).collect())
     })

@@ -19,55 +19,27 @@ mod delegation;
 pub mod dirfd;
 pub mod fs;
 pub mod key;
+pub mod processes;
 pub mod stamp;
 pub mod tag;
 pub mod user_cgroup;
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 pub use controllers::{already_enabled, enable_down, offered, ControllerReport};
-pub use delegation::{delegate_files, DELEGATE_LIST, LEAF_MODE};
+pub use delegation::{delegate_files, LEAF_MODE};
 pub use fs::{Created, Removed};
 pub use tag::{TreeKey, UserEntry};
 
-use crate::config::{Config, DEFAULT_ROOT_NAME};
 use crate::error::{Error, Result};
 use crate::limits::Controller;
 use crate::mount::{cgroup2_mounts, mount_containing, Cgroup2Mount};
 use crate::names::validate_user_name;
+use crate::paths::{check_root_syntax, DEFAULT_ROOT_NAME, MOUNTINFO};
 
 pub const USERS_DIR: &str = "users";
 pub const UNCONFINED_DIR: &str = "unconfined";
 pub const SESSION_PREFIX: &str = "session-";
-
-/// Syntax check of a configured root: absolute, no `.`/`..`, not `/`.
-pub fn check_root_syntax(root: &Path) -> std::result::Result<(), &'static str> {
-    if !root.is_absolute() {
-        return Err("must be an absolute path");
-    }
-    // Path::components() silently drops "." and "//": check the text itself.
-    let text = root.to_string_lossy();
-    if text
-        .split('/')
-        .skip(1)
-        .any(|seg| seg == "." || seg == ".." || seg.is_empty())
-        && text != "/"
-    {
-        return Err("must not contain '.', '..' or empty components");
-    }
-    let mut normal = 0;
-    for c in root.components() {
-        match c {
-            Component::RootDir => {}
-            Component::Normal(_) => normal += 1,
-            _ => return Err("must not contain '.' or '..'"),
-        }
-    }
-    if normal == 0 {
-        return Err("must not be '/'");
-    }
-    Ok(())
-}
 
 /// A located tree: its cgroup2 mount and its root directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,13 +49,9 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Finds the tree of a config: the configured root, checked to be strictly inside a
-    /// cgroup2 mount, or `<first cgroup2 mount>/pam_cgroup`.
-    pub fn locate(config: &Config) -> Result<Tree> {
-        Self::locate_root(config.tree.root.as_deref())
-    }
-
-    /// The same from a configured root, if any (a broken config may still name one).
+    /// Finds the tree of a configured root (`[tree] root`; a broken config may still name
+    /// one): the root, checked to be strictly inside a cgroup2 mount, or, with none,
+    /// `<first cgroup2 mount>/pam_cgroup`.
     pub fn locate_root(root: Option<&Path>) -> Result<Tree> {
         if let Some(root) = root {
             // The login path: a few statfs(2) calls instead of reading all of mountinfo.
@@ -154,7 +122,7 @@ impl Tree {
     pub fn locate_in(mounts: &[Cgroup2Mount], root: Option<&Path>) -> Result<Tree> {
         let Some(first) = mounts.first() else {
             return Err(Error::NoCgroup2 {
-                mountinfo: PathBuf::from(crate::mount::MOUNTINFO),
+                mountinfo: PathBuf::from(MOUNTINFO),
             });
         };
         let root = match root {
@@ -401,15 +369,6 @@ mod tests {
             let e = Tree::locate_in(&mounts(), Some(Path::new(bad))).unwrap_err();
             assert!(matches!(e, Error::RootOutsideCgroup2 { .. }), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn root_syntax() {
-        assert!(check_root_syntax(Path::new("relative/x")).is_err());
-        assert!(check_root_syntax(Path::new("/a/../b")).is_err());
-        assert!(check_root_syntax(Path::new("/a/./b")).is_err());
-        assert!(check_root_syntax(Path::new("/")).is_err());
-        assert!(check_root_syntax(Path::new("/sys/fs/cgroup/x")).is_ok());
     }
 
     #[test]

@@ -36,10 +36,8 @@ use nix::errno::Errno;
 use super::delegation::{self, LEAF_MODE};
 use super::dirfd::CgroupDir;
 use super::{Tree, SESSION_PREFIX, USERS_DIR};
-use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::limits::{Controller, Limit};
-use crate::nss::UserInfo;
+use crate::limits::{Controller, LeafCaps, Limit};
 
 /// `users/`: traversable, not listable.
 pub const USERS_MODE: u32 = 0o711;
@@ -60,6 +58,10 @@ pub const MANAGER_PREFIX: &str = "manager-";
 /// CAP_SYS_ADMIN to write, and the directory is root's: the user can forge neither.
 pub const STAMP_XATTR: &str = "trusted.pam_cgroup.applied";
 
+/// The mark on a session leaf (what `crate::sessions::SessionMark` encodes); root-only like
+/// the stamp.
+pub const SESSION_XATTR: &str = "trusted.pam_cgroup.session";
+
 /// How a user cgroup is opened to its user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupAccess {
@@ -70,16 +72,16 @@ pub enum GroupAccess {
 }
 
 impl GroupAccess {
-    /// Decided from NSS: a primary group named like the user and with no other member is a
-    /// user-private group (the USERGROUPS convention of useradd and adduser). A group that
-    /// also lists other members (www-data, or a colleague added to share web files: common in
-    /// hosting) would show them the customer's sessions, PIDs, usage and faults: shared.
-    /// Another user whose primary gid is the same group is not seen here (that would need an
-    /// enumeration of every user at each login); `cgroupctl doctor` reports such users.
-    pub fn of(user: &UserInfo) -> GroupAccess {
-        match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(user.gid)) {
-            Ok(Some(g)) if is_private_group(&g.name, &g.mem, &user.name) => {
-                GroupAccess::Private { gid: user.gid }
+    /// A primary group named like the user and with no other member is a user-private group
+    /// (the USERGROUPS convention of useradd and adduser). A group that also lists other
+    /// members (www-data, or a colleague added to share web files: common in hosting) would
+    /// show them the customer's sessions, PIDs, usage and faults: shared. `group` is the
+    /// primary group's name and listed members, `None` when NSS does not know it (shared).
+    /// The lookup itself is `crate::nss::UserInfo::group_access`.
+    pub fn decide(user: &str, gid: u32, group: Option<(&str, &[String])>) -> GroupAccess {
+        match group {
+            Some((name, members)) if is_private_group(name, members, user) => {
+                GroupAccess::Private { gid }
             }
             _ => GroupAccess::Shared,
         }
@@ -352,11 +354,11 @@ impl UserCgroup {
     /// its own cap instead (`new_leaf`), and leaves are made by root alone, one per session
     /// or service start, and trimmed once dead: the total stays bounded. The depth is the
     /// leaf's depth plus the two levels root makes (`<service>/<leaf>`).
-    pub fn write_caps(&self, config: &Config) -> Result<()> {
+    pub fn write_caps(&self, caps: LeafCaps) -> Result<()> {
         self.dir.write("cgroup.max.descendants", "max")?;
         self.dir.write(
             "cgroup.max.depth",
-            &(config.tree.max_depth.saturating_add(2)).to_string(),
+            &(caps.max_depth.saturating_add(2)).to_string(),
         )
     }
 
@@ -397,8 +399,8 @@ impl UserCgroup {
     /// Makes a fresh session leaf `session-<pid>` (with a random suffix when that name is
     /// taken), root-owned and closed, with its caps written and its `login/`. The caller moves
     /// the process in and then delegates it (`Leaf::delegate`).
-    pub fn new_session_leaf(&self, pid: u32, config: &Config) -> Result<Leaf> {
-        let mut leaf = new_leaf_in(&self.dir, &format!("{SESSION_PREFIX}{pid}"), config)?;
+    pub fn new_session_leaf(&self, pid: u32, caps: LeafCaps) -> Result<Leaf> {
+        let mut leaf = new_leaf_in(&self.dir, &format!("{SESSION_PREFIX}{pid}"), caps)?;
         let made = leaf
             .dir
             .make_child(LOGIN_DIR, 0o755)
@@ -420,8 +422,8 @@ impl UserCgroup {
     /// the manager's process enters the leaf itself, which is then delegated whole, because
     /// systemd --user takes the cgroup it starts in as the root of its own tree (it moves
     /// itself into `init.scope` there and makes a child per unit).
-    pub fn new_manager_leaf(&self, pid: u32, config: &Config) -> Result<Leaf> {
-        new_leaf_in(&self.dir, &format!("{MANAGER_PREFIX}{pid}"), config)
+    pub fn new_manager_leaf(&self, pid: u32, caps: LeafCaps) -> Result<Leaf> {
+        new_leaf_in(&self.dir, &format!("{MANAGER_PREFIX}{pid}"), caps)
     }
 
     /// `<service>/` for `cgroupctl run`/`classify`, root-owned like the user cgroup.
@@ -516,16 +518,11 @@ impl UserCgroup {
         self.open_target(target)?.write_freeze(frozen)
     }
 
-    /// The session leaves and their marks (`crate::sessions`).
-    pub fn sessions(&self, mount_point: &Path) -> Result<Vec<crate::sessions::FoundSession>> {
-        crate::sessions::find_sessions(&self.dir, mount_point)
-    }
-
     /// Removes the mark of the session leaf `name` (at close: the session is over even if
     /// `nohup` processes keep its leaf).
     pub fn unmark_session(&self, name: &str) -> Result<()> {
         match self.dir.open_child(name) {
-            Ok(leaf) => leaf.remove_xattr(crate::sessions::SESSION_XATTR),
+            Ok(leaf) => leaf.remove_xattr(SESSION_XATTR),
             Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
             Err(e) => Err(e),
         }
@@ -534,7 +531,7 @@ impl UserCgroup {
 
 /// Makes a fresh leaf `<base>` (or `<base>-<random>` when taken) in `parent`, root-owned and
 /// 0700, with its caps written.
-pub fn new_leaf_in(parent: &CgroupDir, base: &str, config: &Config) -> Result<Leaf> {
+pub fn new_leaf_in(parent: &CgroupDir, base: &str, caps: LeafCaps) -> Result<Leaf> {
     let mut last = Errno::EEXIST;
     for attempt in 0..8u32 {
         let name = if attempt == 0 {
@@ -546,7 +543,7 @@ pub fn new_leaf_in(parent: &CgroupDir, base: &str, config: &Config) -> Result<Le
             Ok(()) => {
                 let dir = parent.open_child(&name)?;
                 let leaf = Leaf { dir, entry: None };
-                leaf.write_caps(config)?;
+                leaf.write_caps(caps)?;
                 return Ok(leaf);
             }
             Err(Errno::EEXIST) => last = Errno::EEXIST,
@@ -594,13 +591,11 @@ impl Leaf {
 
     /// The leaf's own caps: what the customer may build inside it. Root-owned files, never
     /// delegated.
-    fn write_caps(&self, config: &Config) -> Result<()> {
-        self.dir.write(
-            "cgroup.max.descendants",
-            &config.tree.max_descendants.to_string(),
-        )?;
+    fn write_caps(&self, caps: LeafCaps) -> Result<()> {
         self.dir
-            .write("cgroup.max.depth", &config.tree.max_depth.to_string())
+            .write("cgroup.max.descendants", &caps.max_descendants.to_string())?;
+        self.dir
+            .write("cgroup.max.depth", &caps.max_depth.to_string())
     }
 
     /// Moves `pid` in. When the user cgroup is a threaded domain (a 0.1.0 customer made a
@@ -625,10 +620,10 @@ impl Leaf {
         }
     }
 
-    /// Writes the session's mark on the leaf (root-only: `crate::sessions`).
-    pub fn mark(&self, mark: &crate::sessions::SessionMark) -> Result<()> {
-        self.dir
-            .set_xattr(crate::sessions::SESSION_XATTR, &mark.encode())
+    /// Writes the session's mark on the leaf (root-only; its text is
+    /// `crate::sessions::SessionMark::encode`).
+    pub fn mark(&self, encoded: &str) -> Result<()> {
+        self.dir.set_xattr(SESSION_XATTR, encoded)
     }
 
     /// Hands the leaf over to the user.
@@ -794,7 +789,7 @@ fn remove_named(
         Err(e) => return Err(e),
     };
     out.existed = true;
-    out.processes += crate::inventory::subtree_pids(&dir).len() as u64;
+    out.processes += crate::tree::processes::subtree_pids(&dir).len() as u64;
     let mut last = Errno::EBUSY;
     for _ in 0..REMOVE_ROUNDS {
         if populated(&dir)? {
@@ -835,7 +830,7 @@ fn remove_named(
         source: std::io::Error::other(format!(
             "{} after {REMOVE_ROUNDS} rounds of cgroup.kill ({} processes still there)",
             std::io::Error::from(last),
-            crate::inventory::subtree_pids(&dir).len()
+            crate::tree::processes::subtree_pids(&dir).len()
         )),
     })
 }

@@ -71,7 +71,7 @@ pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<ExitCode> {
         &args.user,
         &[Edit::Suspend(Some(Suspension {
             reason: args.reason.clone(),
-            since: Some(levers::utc_now_text()),
+            since: Some(cgroup_core::time::utc_now_text()),
         }))],
     )?;
     println!(

@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use cgroup_core::config::last_good::{self, Broken, Keep};
 use cgroup_core::config::{Config, Suspension};
-use cgroup_core::events::when::parse_since;
 use cgroup_core::inventory::{session_and_service_counts, user_cgroups, UserCgroup};
 use cgroup_core::levers;
 use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::stats::{read_user_stats, CgroupStats, MaxValue};
+use cgroup_core::time::parse_since;
 use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::tree::Tree;
 
@@ -40,7 +40,7 @@ pub fn load_config(cli: &Cli) -> Result<Config> {
 /// whether the file was broken.
 pub fn load_keeping(cli: &Cli, keep: Keep) -> Result<(Config, Tree, Option<Broken>)> {
     let (config, broken) = load_in_use(cli, keep)?;
-    let tree = Tree::locate(&config).context("locate the cgroup tree")?;
+    let tree = Tree::locate_root(config.tree.root.as_deref()).context("locate the cgroup tree")?;
     Ok((config, tree, broken))
 }
 
