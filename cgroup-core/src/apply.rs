@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::cgroup_files;
 use crate::config::Config;
 use crate::error::Result;
 use crate::limits::{Controller, LimitKey};
@@ -18,7 +19,7 @@ use crate::tree::user_cgroup::UserCgroup;
 use crate::tree::Tree;
 
 /// Files a reload may change besides the limits: the root-owned subtree caps.
-const CAP_FILES: &[&str] = &["cgroup.max.descendants", "cgroup.max.depth"];
+const CAP_FILES: &[&str] = &[cgroup_files::MAX_DESCENDANTS, cgroup_files::MAX_DEPTH];
 
 /// What happened to one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde::Serialize;
 
+use crate::cgroup_files::{self, CgroupEvents};
 use crate::error::{Error, Result};
 use crate::tree::dirfd::CgroupDir;
 use crate::tree::processes::subtree_pids;
@@ -55,16 +56,13 @@ fn gone(r: Result<()>) -> Result<bool> {
 
 /// `frozen` of cgroup.events.
 pub fn is_frozen(dir: &CgroupDir) -> Result<bool> {
-    Ok(dir
-        .read("cgroup.events")?
-        .lines()
-        .find_map(|l| l.strip_prefix("frozen "))
-        .is_some_and(|v| v.trim() == "1"))
+    let events = CgroupEvents::parse(&dir.read(cgroup_files::EVENTS)?);
+    Ok(events.frozen.unwrap_or(false))
 }
 
 /// `cgroup.freeze` as written (the wanted state, which `frozen` reaches later).
 pub fn freeze_requested(dir: &CgroupDir) -> Result<bool> {
-    Ok(dir.read("cgroup.freeze")?.trim() == "1")
+    Ok(dir.read(cgroup_files::FREEZE)?.trim() == "1")
 }
 
 fn wait_until(wait: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<(bool, u64)> {
@@ -99,7 +97,7 @@ pub fn kill_in(dir: &TargetDir<'_>, signal: Signal, wait: Duration) -> Result<Ki
     if signal == Signal::SIGKILL {
         vanished = gone(dir.write_kill())?;
     } else {
-        let was_frozen = match dir.read("cgroup.freeze") {
+        let was_frozen = match dir.read(cgroup_files::FREEZE) {
             Ok(text) => text.trim() == "1",
             Err(e) if self::vanished(&e) => {
                 vanished = true;

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod apply;
+pub mod cgroup_files;
 pub mod config;
 pub mod doctor;
 pub mod error;

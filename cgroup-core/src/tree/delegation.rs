@@ -11,10 +11,15 @@ use std::sync::OnceLock;
 use nix::errno::Errno;
 
 use super::dirfd::CgroupDir;
+use crate::cgroup_files;
 use crate::error::{Error, Result};
 
 /// Files whose delegation is required: without them the user cannot manage its subtree.
-const REQUIRED: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
+const REQUIRED: &[&str] = &[
+    cgroup_files::PROCS,
+    cgroup_files::THREADS,
+    cgroup_files::SUBTREE_CONTROL,
+];
 
 /// Mode of a delegated leaf: its owner only. Other customers sharing the user's primary group
 /// must not read the leaf's PIDs or enter it.

@@ -31,6 +31,7 @@ pub use delegation::{delegate_files, LEAF_MODE};
 pub use fs::{Created, Removed};
 pub use tag::{TreeKey, UserEntry};
 
+use crate::cgroup_files;
 use crate::error::{Error, Result};
 use crate::limits::Controller;
 use crate::mount::{cgroup2_mounts, mount_containing, Cgroup2Mount};
@@ -320,7 +321,7 @@ pub fn tree_key() -> Result<TreeKey> {
 
 /// Controllers enabled for `dir` (its cgroup.controllers).
 pub fn available_controllers(dir: &Path) -> Result<Vec<Controller>> {
-    Ok(fs::read_controllers(&dir.join("cgroup.controllers"))?
+    Ok(fs::read_controllers(&dir.join(cgroup_files::CONTROLLERS))?
         .iter()
         .filter_map(|c| Controller::from_name(c))
         .collect())

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::dirfd::CgroupDir;
 use super::fs;
+use crate::cgroup_files;
 use crate::error::{Error, Result};
 
 /// The processes of one cgroup of a walked subtree.
@@ -98,16 +99,16 @@ pub fn subtree_pids(dir: &CgroupDir) -> Vec<u32> {
 /// each thread mapped to its process (Tgid in /proc/<tid>/status): exact for any subtree,
 /// and each process is shown in the cgroups its threads are in.
 pub fn own_processes(dir: &CgroupDir) -> Result<Vec<u32>> {
-    let kind = dir.read("cgroup.type")?;
+    let kind = dir.read(cgroup_files::TYPE)?;
     if !matches!(kind.trim(), "threaded" | "domain threaded") {
-        match dir.read("cgroup.procs") {
+        match dir.read(cgroup_files::PROCS) {
             Ok(text) => return Ok(sorted_ids(&text)),
             // Made threaded since cgroup.type was read.
             Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => {}
             Err(e) => return Err(e),
         }
     }
-    let threads = dir.read("cgroup.threads")?;
+    let threads = dir.read(cgroup_files::THREADS)?;
     let mut pids: Vec<u32> = threads
         .lines()
         .filter_map(|l| l.trim().parse::<u32>().ok())

@@ -36,6 +36,7 @@ use nix::errno::Errno;
 use super::delegation::{self, LEAF_MODE};
 use super::dirfd::CgroupDir;
 use super::{Tree, SESSION_PREFIX, USERS_DIR};
+use crate::cgroup_files::{self, CgroupEvents};
 use crate::error::{Error, Result};
 use crate::limits::{Controller, LeafCaps, Limit};
 
@@ -281,7 +282,7 @@ impl UserCgroup {
     /// Processes sitting in the user cgroup itself (only a 0.1.0 customer could put them
     /// there; root never does).
     pub fn holds_processes(&self) -> Result<bool> {
-        Ok(!self.dir.read("cgroup.procs")?.trim().is_empty())
+        Ok(!self.dir.read(cgroup_files::PROCS)?.trim().is_empty())
     }
 
     pub fn read(&self, file: &str) -> Result<String> {
@@ -301,7 +302,7 @@ impl UserCgroup {
     pub fn available_controllers(&self) -> Result<Vec<Controller>> {
         Ok(self
             .dir
-            .read("cgroup.controllers")?
+            .read(cgroup_files::CONTROLLERS)?
             .split_whitespace()
             .filter_map(Controller::from_name)
             .collect())
@@ -312,7 +313,7 @@ impl UserCgroup {
     /// (domain controllers) or make it a thread root (threaded ones); its own limits still
     /// hold for everything below. Returns what could not be enabled and why.
     pub fn enable_for_leaves(&self, wanted: &[Controller]) -> Result<Vec<(Controller, String)>> {
-        let enabled = self.dir.read("cgroup.subtree_control")?;
+        let enabled = self.dir.read(cgroup_files::SUBTREE_CONTROL)?;
         let missing: Vec<Controller> = wanted
             .iter()
             .copied()
@@ -341,7 +342,7 @@ impl UserCgroup {
             }
             if let Err(e) = self
                 .dir
-                .write("cgroup.subtree_control", &format!("+{}", c.name()))
+                .write(cgroup_files::SUBTREE_CONTROL, &format!("+{}", c.name()))
             {
                 failed.push((c, e.to_string()));
             }
@@ -355,9 +356,9 @@ impl UserCgroup {
     /// or service start, and trimmed once dead: the total stays bounded. The depth is the
     /// leaf's depth plus the two levels root makes (`<service>/<leaf>`).
     pub fn write_caps(&self, caps: LeafCaps) -> Result<()> {
-        self.dir.write("cgroup.max.descendants", "max")?;
+        self.dir.write(cgroup_files::MAX_DESCENDANTS, "max")?;
         self.dir.write(
-            "cgroup.max.depth",
+            cgroup_files::MAX_DEPTH,
             &(caps.max_depth.saturating_add(2)).to_string(),
         )
     }
@@ -484,12 +485,12 @@ impl TargetDir<'_> {
     /// through the descriptor the lever opened, so a leaf reaped and made again by the same
     /// name meanwhile is never the one acted on.
     pub fn write_kill(&self) -> Result<()> {
-        self.write("cgroup.kill", "1")
+        self.write(cgroup_files::KILL, "1")
     }
 
     /// `cgroup.freeze`: 1 freezes every process of the target, 0 thaws it.
     pub fn write_freeze(&self, frozen: bool) -> Result<()> {
-        self.write("cgroup.freeze", if frozen { "1" } else { "0" })
+        self.write(cgroup_files::FREEZE, if frozen { "1" } else { "0" })
     }
 }
 
@@ -592,10 +593,12 @@ impl Leaf {
     /// The leaf's own caps: what the customer may build inside it. Root-owned files, never
     /// delegated.
     fn write_caps(&self, caps: LeafCaps) -> Result<()> {
+        self.dir.write(
+            cgroup_files::MAX_DESCENDANTS,
+            &caps.max_descendants.to_string(),
+        )?;
         self.dir
-            .write("cgroup.max.descendants", &caps.max_descendants.to_string())?;
-        self.dir
-            .write("cgroup.max.depth", &caps.max_depth.to_string())
+            .write(cgroup_files::MAX_DEPTH, &caps.max_depth.to_string())
     }
 
     /// Moves `pid` in. When the user cgroup is a threaded domain (a 0.1.0 customer made a
@@ -604,17 +607,17 @@ impl Leaf {
     pub fn enter(&self, parent: &CgroupDir, pid: u32) -> Result<()> {
         let data = format!("{pid}\n");
         let target = self.entry.as_ref().unwrap_or(&self.dir);
-        match target.write("cgroup.procs", &data) {
+        match target.write(cgroup_files::PROCS, &data) {
             Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => {
-                let parent_type = parent.read("cgroup.type").unwrap_or_default();
+                let parent_type = parent.read(cgroup_files::TYPE).unwrap_or_default();
                 if parent_type.trim() != "domain threaded" {
                     return Err(e);
                 }
-                self.dir.write("cgroup.type", "threaded")?;
+                self.dir.write(cgroup_files::TYPE, "threaded")?;
                 if let Some(login) = &self.entry {
-                    login.write("cgroup.type", "threaded")?;
+                    login.write(cgroup_files::TYPE, "threaded")?;
                 }
-                target.write("cgroup.procs", &data)
+                target.write(cgroup_files::PROCS, &data)
             }
             other => other,
         }
@@ -795,8 +798,8 @@ fn remove_named(
         if populated(&dir)? {
             // A frozen subtree is killed too (SIGKILL reaches frozen tasks); thawed first so
             // that the exit does not wait on the freezer of an older kernel.
-            let _ = dir.write("cgroup.freeze", "0");
-            dir.write("cgroup.kill", "1")?;
+            let _ = dir.write(cgroup_files::FREEZE, "0");
+            dir.write(cgroup_files::KILL, "1")?;
             out.kills += 1;
             let deadline = std::time::Instant::now() + wait;
             while populated(&dir)? && std::time::Instant::now() < deadline {
@@ -865,11 +868,8 @@ fn remove_subtree(dir: &CgroupDir, depth: u32) -> Result<u64> {
 
 /// `populated` of a cgroup's cgroup.events (its whole subtree).
 pub fn populated(dir: &CgroupDir) -> Result<bool> {
-    Ok(dir
-        .read("cgroup.events")?
-        .lines()
-        .find_map(|l| l.strip_prefix("populated "))
-        .is_some_and(|v| v.trim() != "0"))
+    let events = CgroupEvents::parse(&dir.read(cgroup_files::EVENTS)?);
+    Ok(events.populated.unwrap_or(false))
 }
 
 /// `users/` opened, for walks over every user cgroup.
