@@ -10,9 +10,10 @@ use serde::Serialize;
 use crate::error::{IoContext, Result};
 use crate::tree::{tree_key, Tree, SESSION_PREFIX};
 
-/// One user cgroup directory.
+/// One user cgroup directory as found under `users/` (read-only; root's handle that acts on
+/// one is `crate::tree::user_cgroup::UserCgroup`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserCgroup {
+pub struct FoundUserCgroup {
     /// The user's name (the directory's name carries the keyed tag).
     pub name: String,
     pub path: PathBuf,
@@ -40,18 +41,18 @@ pub fn child_cgroups(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Every user cgroup under `<root>/users`, sorted by user name, a user's own before its legacy
 /// one. Directories that are no user's (made by hand: not `<user>.<tag>` under this host's key
 /// and not a valid user name) are skipped: nothing we do may act on them.
-pub fn user_cgroups(tree: &Tree) -> Result<Vec<UserCgroup>> {
+pub fn user_cgroups(tree: &Tree) -> Result<Vec<FoundUserCgroup>> {
     let children = child_cgroups(&tree.users_dir())?;
     if children.is_empty() {
         // No tree yet: nothing to name, no key to make.
         return Ok(Vec::new());
     }
     let key = tree_key()?;
-    let mut out: Vec<UserCgroup> = children
+    let mut out: Vec<FoundUserCgroup> = children
         .into_iter()
         .filter_map(|path| {
             let entry = key.classify(path.file_name()?.to_str()?)?;
-            Some(UserCgroup {
+            Some(FoundUserCgroup {
                 name: entry.user().to_string(),
                 legacy: entry.is_legacy(),
                 path,
