@@ -118,6 +118,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// An I/O failure with its operation and path: what `IoContext::ctx` makes, for the call
+    /// sites that decide on the errno first.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+
     /// A deliberate refusal of the login (not a fault): the text for the person logging in.
     pub fn refusal_message(&self) -> Option<String> {
         match self {
@@ -157,10 +167,13 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io {
-            op,
-            path: path.into(),
-            source,
-        })
+        self.map_err(|source| Error::io(op, path, source))
+    }
+}
+
+/// The same for nix's calls (an `Errno`).
+impl<T> IoContext<T> for nix::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|errno| Error::io(op, path, errno))
     }
 }

@@ -146,7 +146,7 @@ impl StateDir {
         name: &str,
         wait: std::time::Duration,
     ) -> Result<nix::fcntl::Flock<File>, StateError> {
-        use nix::fcntl::{Flock, FlockArg};
+        use crate::root_lock::LockFailed;
         let path = self.path.join(name);
         let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let raw = openat(
@@ -157,7 +157,7 @@ impl StateDir {
         )
         .map_err(|e| err(&path, format!("cannot open (symlinks refused): {e}")))?;
         // SAFETY: openat just returned this fd and nothing else owns it.
-        let mut file = unsafe { File::from_raw_fd(raw) };
+        let file = unsafe { File::from_raw_fd(raw) };
         let meta = file
             .metadata()
             .map_err(|e| err(&path, format!("cannot stat: {e}")))?;
@@ -165,23 +165,12 @@ impl StateDir {
             return Err(err(&path, "is not a regular file"));
         }
         check_root_only(&path, meta.uid(), meta.mode())?;
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(lock),
-                Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(err(
-                            &path,
-                            format!("still locked after {} ms", wait.as_millis()),
-                        ));
-                    }
-                    file = back;
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err((_, e)) => return Err(err(&path, format!("flock: {e}"))),
+        crate::root_lock::lock(file, Some(wait)).map_err(|failed| match failed {
+            LockFailed::StillHeld => {
+                err(&path, format!("still locked after {} ms", wait.as_millis()))
             }
-        }
+            LockFailed::Flock(e) => err(&path, format!("flock: {e}")),
+        })
     }
 
     /// Modification time (seconds, nanoseconds) of a file, without following a symlink.

@@ -3,15 +3,12 @@
 
 use std::path::Path;
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
-
-use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{mount, MsFlags};
 use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
 
 use crate::error::{Error, IoContext, Result};
 use crate::paths::BPFFS_MOUNT_LOCK;
+use crate::root_lock::{self, LockFailed};
 
 pub use crate::paths::DEFAULT_BPFFS;
 
@@ -27,11 +24,7 @@ pub fn is_bpffs(path: &Path) -> Result<bool> {
     match statfs(path) {
         Ok(fs) => Ok(fs.filesystem_type() == BPF_FS_MAGIC),
         Err(nix::errno::Errno::ENOENT) => Ok(false),
-        Err(e) => Err(Error::Io {
-            op: "statfs",
-            path: path.to_path_buf(),
-            source: e.into(),
-        }),
+        Err(e) => Err(Error::io("statfs", path, e)),
     }
 }
 
@@ -41,26 +34,13 @@ pub fn ensure_bpffs(path: &Path) -> Result<BpffsState> {
         return Ok(BpffsState::AlreadyMounted);
     }
     // Serializes check-then-mount between concurrent `cgroupctl init` runs: two mounts stacked
-    // on one directory would hide the pins made in the lower one. Opened with O_NOFOLLOW, and
-    // it must be a regular file of root's.
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(BPFFS_MOUNT_LOCK)
-        .ctx("open", BPFFS_MOUNT_LOCK)?;
-    let meta = file.metadata().ctx("fstat", BPFFS_MOUNT_LOCK)?;
-    if !meta.is_file() || std::os::unix::fs::MetadataExt::uid(&meta) != 0 {
-        return Err(Error::Other(format!(
-            "{BPFFS_MOUNT_LOCK} is not a regular file owned by root: refusing to use it"
-        )));
-    }
-    let _lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
-        op: "flock",
-        path: BPFFS_MOUNT_LOCK.into(),
-        source: e.into(),
+    // on one directory would hide the pins made in the lower one. Held for a statfs and a
+    // mount, by root only: waited for as long as it takes.
+    let lock_path = Path::new(BPFFS_MOUNT_LOCK);
+    let file = root_lock::open_root_only(lock_path)?;
+    let _lock = root_lock::lock(file, None).map_err(|failed| match failed {
+        LockFailed::Flock(e) => Error::io("flock", lock_path, e),
+        LockFailed::StillHeld => Error::Other(format!("{BPFFS_MOUNT_LOCK}: still locked")),
     })?;
     // Again under the lock: another init may have mounted it meanwhile.
     if is_bpffs(path)? {
@@ -73,10 +53,6 @@ pub fn ensure_bpffs(path: &Path) -> Result<BpffsState> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=0700"),
     )
-    .map_err(|e| Error::Io {
-        op: "mount bpffs at",
-        path: path.to_path_buf(),
-        source: e.into(),
-    })?;
+    .ctx("mount bpffs at", path)?;
     Ok(BpffsState::Mounted)
 }

@@ -42,13 +42,7 @@ fn chown_files(dir: &CgroupDir, uid: u32, gid: u32) -> Result<()> {
             Ok(()) => {}
             // An optional file whose controller is not enabled here.
             Err(Errno::ENOENT) if !REQUIRED.contains(&name.as_str()) => {}
-            Err(e) => {
-                return Err(Error::Io {
-                    op: "chown",
-                    path: dir.path().join(name),
-                    source: std::io::Error::from(e),
-                })
-            }
+            Err(e) => return Err(Error::io("chown", dir.path().join(name), e)),
         }
     }
     Ok(())

@@ -91,13 +91,7 @@ impl Tree {
                 }
                 Ok(false) => return Err(outside()),
                 Err(nix::errno::Errno::ENOENT) => probe = p.parent(),
-                Err(e) => {
-                    return Err(Error::Io {
-                        op: "statfs",
-                        path: p.to_path_buf(),
-                        source: std::io::Error::from(e),
-                    })
-                }
+                Err(e) => return Err(Error::io("statfs", p, e)),
             }
         }
         let mut mount_point = existing.ok_or_else(outside)?;
@@ -297,20 +291,14 @@ impl Tree {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     last_err = Some(e);
                 }
-                Err(e) => {
-                    return Err(Error::Io {
-                        op: "mkdir",
-                        path: leaf,
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(Error::io("mkdir", leaf, e)),
             }
         }
-        Err(Error::Io {
-            op: "mkdir",
-            path: parent.join(format!("{SESSION_PREFIX}{pid}-*")),
-            source: last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
-        })
+        Err(Error::io(
+            "mkdir",
+            parent.join(format!("{SESSION_PREFIX}{pid}-*")),
+            last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
+        ))
     }
 }
 

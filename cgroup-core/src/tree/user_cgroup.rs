@@ -548,20 +548,14 @@ pub fn new_leaf_in(parent: &CgroupDir, base: &str, caps: LeafCaps) -> Result<Lea
                 return Ok(leaf);
             }
             Err(Errno::EEXIST) => last = Errno::EEXIST,
-            Err(e) => {
-                return Err(Error::Io {
-                    op: "mkdir",
-                    path: parent.path().join(name),
-                    source: std::io::Error::from(e),
-                })
-            }
+            Err(e) => return Err(Error::io("mkdir", parent.path().join(name), e)),
         }
     }
-    Err(Error::Io {
-        op: "mkdir",
-        path: parent.path().join(format!("{base}-*")),
-        source: std::io::Error::from(last),
-    })
+    Err(Error::io(
+        "mkdir",
+        parent.path().join(format!("{base}-*")),
+        last,
+    ))
 }
 
 /// A leaf root made: root-owned until `delegate`.
@@ -674,13 +668,7 @@ pub fn trim(
         Ok(()) => return Ok(Trimmed::Removed),
         Err(Errno::ENOENT) => return Ok(Trimmed::Gone),
         Err(Errno::EBUSY) | Err(Errno::ENOTEMPTY) => {}
-        Err(e) => {
-            return Err(Error::Io {
-                op: "rmdir",
-                path: parent.path().join(name),
-                source: std::io::Error::from(e),
-            })
-        }
+        Err(e) => return Err(Error::io("rmdir", parent.path().join(name), e)),
     }
     let leaf = match parent.open_child(name) {
         Ok(d) => d,
@@ -702,13 +690,7 @@ pub fn trim(
                     return Ok(Trimmed::Kept);
                 }
             }
-            Err(e) => {
-                return Err(Error::Io {
-                    op: "rmdir",
-                    path: leaf.path().to_path_buf(),
-                    source: std::io::Error::from(e),
-                })
-            }
+            Err(e) => return Err(Error::io("rmdir", leaf.path(), e)),
         }
     }
     Ok(Trimmed::Kept)
@@ -818,24 +800,18 @@ fn remove_named(
             }
             Err(Errno::ENOENT) => return Ok(()),
             Err(e @ (Errno::EBUSY | Errno::ENOTEMPTY)) => last = e,
-            Err(e) => {
-                return Err(Error::Io {
-                    op: "rmdir",
-                    path: dir.path().to_path_buf(),
-                    source: std::io::Error::from(e),
-                })
-            }
+            Err(e) => return Err(Error::io("rmdir", dir.path(), e)),
         }
     }
-    Err(Error::Io {
-        op: "rmdir",
-        path: dir.path().to_path_buf(),
-        source: std::io::Error::other(format!(
+    Err(Error::io(
+        "rmdir",
+        dir.path(),
+        std::io::Error::other(format!(
             "{} after {REMOVE_ROUNDS} rounds of cgroup.kill ({} processes still there)",
             std::io::Error::from(last),
             crate::tree::processes::subtree_pids(&dir).len()
         )),
-    })
+    ))
 }
 
 /// Takes back and removes every child cgroup of `dir`, bottom-up; returns how many went.
