@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -112,6 +113,47 @@ pub enum Error {
     /// The tree key that names user cgroups (`tree::key`) could not be read or made.
     #[error("tree key {0}")]
     TreeKey(crate::state_dir::StateError),
+
+    /// A root-only state directory or a file in it could not be used (`crate::state_dir`).
+    #[error("{0}")]
+    State(#[from] crate::state_dir::StateError),
+
+    /// A directory root made or needs vanished while it was being opened.
+    #[error("{path}: missing")]
+    Missing { path: PathBuf },
+
+    /// Another process held a lock for longer than the wait (`crate::root_lock`).
+    #[error("{path} is held by another {holder} (waited {} s): try again", waited.as_secs())]
+    LockHeld {
+        path: PathBuf,
+        holder: &'static str,
+        waited: Duration,
+    },
+
+    /// A lock file a customer could open, or that is not a file (`crate::root_lock`).
+    #[error("lock file {path} must be a regular file owned by root with mode 0600")]
+    UnsafeLockFile { path: PathBuf },
+
+    /// Another login of the user holds the lock under which sessions are counted, or the
+    /// lock could not be taken: the login is refused rather than let in uncounted.
+    #[error("another login of {user} is still counting its sessions ({source}); refused rather than let in uncounted")]
+    SessionCountLock {
+        user: String,
+        source: crate::state_dir::StateError,
+    },
+
+    /// A directory expected on cgroup2 is on another filesystem.
+    #[error("{} is not a cgroup2 directory", path.display())]
+    NotCgroup2 { path: PathBuf },
+
+    /// A /proc file of a process lacks what was read from it (the process exited, or the
+    /// kernel has no cgroup v2 entry for it).
+    #[error("{path}: {reason}")]
+    Proc { path: PathBuf, reason: &'static str },
+
+    /// A directory under `users/` that is no user's cgroup under this host's tree key.
+    #[error("{}: not a user cgroup", path.display())]
+    NotUserCgroup { path: PathBuf },
 
     #[error("{0}")]
     Other(String),

@@ -31,10 +31,9 @@ pub fn open_root_only(path: &Path) -> Result<File> {
         .ctx("open", path)?;
     let meta = file.metadata().ctx("stat", path)?;
     if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
-        return Err(Error::Other(format!(
-            "lock file {} must be a regular file owned by root with mode 0600",
-            path.display()
-        )));
+        return Err(Error::UnsafeLockFile {
+            path: path.to_path_buf(),
+        });
     }
     Ok(file)
 }
@@ -48,12 +47,10 @@ pub enum LockFailed {
     Flock(Errno),
 }
 
-/// Takes an exclusive flock on an opened root-only lock file, waiting at most `wait`
-/// (`None`: as long as it takes). Held until the returned value drops.
-pub fn lock(file: File, wait: Option<Duration>) -> std::result::Result<Flock<File>, LockFailed> {
-    let Some(wait) = wait else {
-        return Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| LockFailed::Flock(e));
-    };
+/// Takes an exclusive flock on an opened root-only lock file, waiting at most `wait`: a
+/// holder that never lets go is reported, never waited for forever. Held until the returned
+/// value drops.
+pub fn lock(file: File, wait: Duration) -> std::result::Result<Flock<File>, LockFailed> {
     let deadline = Instant::now() + wait;
     let mut file = file;
     loop {
@@ -87,13 +84,13 @@ mod tests {
                 .open(&path)
                 .unwrap()
         };
-        let held = lock(open(), Some(Duration::ZERO)).unwrap();
+        let held = lock(open(), Duration::ZERO).unwrap();
         let started = Instant::now();
         let wait = Duration::from_millis(30);
-        assert_eq!(lock(open(), Some(wait)).err(), Some(LockFailed::StillHeld));
+        assert_eq!(lock(open(), wait).err(), Some(LockFailed::StillHeld));
         assert!(started.elapsed() >= wait);
         drop(held);
-        assert!(lock(open(), Some(Duration::ZERO)).is_ok());
+        assert!(lock(open(), Duration::ZERO).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

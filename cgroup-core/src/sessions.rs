@@ -77,8 +77,9 @@ impl SessionMark {
             tty: clean_item(tty),
             rhost: clean_item(rhost),
             pid,
-            pid_start: process_start(pid).ok_or_else(|| {
-                Error::Other(format!("/proc/{pid}/stat: cannot read the start time"))
+            pid_start: process_start(pid).ok_or_else(|| Error::Proc {
+                path: format!("/proc/{pid}/stat").into(),
+                reason: "cannot read the start time",
             })?,
             started: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -172,13 +173,14 @@ pub fn count_open(sessions: &[FoundSession], counts: impl Fn(&str) -> bool) -> u
 /// The name must have been validated.
 pub fn lock_user(user: &str) -> Result<nix::fcntl::Flock<std::fs::File>> {
     let dir = StateDir::open(Path::new(RUN_DIR), true)
-        .map_err(|e| Error::Other(e.to_string()))?
-        .ok_or_else(|| Error::Other(format!("{RUN_DIR}: missing")))?;
+        .map_err(Error::State)?
+        .ok_or_else(|| Error::Missing {
+            path: RUN_DIR.into(),
+        })?;
     dir.lock(&format!("sessions-{user}.lock"), LOCK_WAIT)
-        .map_err(|e| {
-            Error::Other(format!(
-                "another login of {user} is still counting its sessions ({e}); refused rather than let in uncounted"
-            ))
+        .map_err(|source| Error::SessionCountLock {
+            user: user.to_string(),
+            source,
         })
 }
 

@@ -165,7 +165,7 @@ impl StateDir {
             return Err(err(&path, "is not a regular file"));
         }
         check_root_only(&path, meta.uid(), meta.mode())?;
-        crate::root_lock::lock(file, Some(wait)).map_err(|failed| match failed {
+        crate::root_lock::lock(file, wait).map_err(|failed| match failed {
             LockFailed::StillHeld => {
                 err(&path, format!("still locked after {} ms", wait.as_millis()))
             }

@@ -277,12 +277,12 @@ pub const LOCK_FILE: &str = ".lock";
 pub fn lock_user_files(dir: &Path, wait: std::time::Duration) -> Result<Flock<File>> {
     let path = dir.join(LOCK_FILE);
     let file = root_lock::open_root_only(&path)?;
-    root_lock::lock(file, Some(wait)).map_err(|failed| match failed {
-        LockFailed::StillHeld => Error::Other(format!(
-            "{} is held by another `cgroupctl set` (waited {} s): try again",
-            path.display(),
-            wait.as_secs()
-        )),
+    root_lock::lock(file, wait).map_err(|failed| match failed {
+        LockFailed::StillHeld => Error::LockHeld {
+            path: path.clone(),
+            holder: "`cgroupctl set`",
+            waited: wait,
+        },
         LockFailed::Flock(errno) => Error::io("flock", path.clone(), errno),
     })
 }

@@ -10,6 +10,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::paths::BPFFS_MOUNT_LOCK;
 use crate::root_lock::{self, LockFailed};
 
+/// How long `init` waits for another `init` that is mounting bpffs (a statfs and a mount).
+const MOUNT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub use crate::paths::DEFAULT_BPFFS;
 
 /// What `ensure_bpffs` found.
@@ -35,12 +38,16 @@ pub fn ensure_bpffs(path: &Path) -> Result<BpffsState> {
     }
     // Serializes check-then-mount between concurrent `cgroupctl init` runs: two mounts stacked
     // on one directory would hide the pins made in the lower one. Held for a statfs and a
-    // mount, by root only: waited for as long as it takes.
+    // mount, by root only.
     let lock_path = Path::new(BPFFS_MOUNT_LOCK);
     let file = root_lock::open_root_only(lock_path)?;
-    let _lock = root_lock::lock(file, None).map_err(|failed| match failed {
+    let _lock = root_lock::lock(file, MOUNT_LOCK_WAIT).map_err(|failed| match failed {
         LockFailed::Flock(e) => Error::io("flock", lock_path, e),
-        LockFailed::StillHeld => Error::Other(format!("{BPFFS_MOUNT_LOCK}: still locked")),
+        LockFailed::StillHeld => Error::LockHeld {
+            path: lock_path.to_path_buf(),
+            holder: "`cgroupctl init`",
+            waited: MOUNT_LOCK_WAIT,
+        },
     })?;
     // Again under the lock: another init may have mounted it meanwhile.
     if is_bpffs(path)? {

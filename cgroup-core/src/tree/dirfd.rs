@@ -43,10 +43,7 @@ impl CgroupDir {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let fs = fstatfs(&fd).ctx("statfs", &path)?;
         if fs.filesystem_type() != CGROUP2_SUPER_MAGIC {
-            return Err(Error::Other(format!(
-                "{} is not a cgroup2 directory",
-                path.display()
-            )));
+            return Err(Error::NotCgroup2 { path });
         }
         Ok(CgroupDir { fd, path })
     }

@@ -249,8 +249,10 @@ impl Tree {
 
     /// The cgroup of a process, as a path under this tree's mount, from /proc/PID/cgroup.
     pub fn cgroup_of(&self, pid: u32) -> Result<PathBuf> {
-        let rel = fs::cgroup_v2_of(pid)?
-            .ok_or_else(|| Error::Other(format!("/proc/{pid}/cgroup: no cgroup v2 entry")))?;
+        let rel = fs::cgroup_v2_of(pid)?.ok_or_else(|| Error::Proc {
+            path: format!("/proc/{pid}/cgroup").into(),
+            reason: "no cgroup v2 entry",
+        })?;
         Ok(self.path_of(&rel))
     }
 
