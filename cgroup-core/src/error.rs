@@ -112,11 +112,11 @@ pub enum Error {
 
     /// The tree key that names user cgroups (`tree::key`) could not be read or made.
     #[error("tree key {0}")]
-    TreeKey(crate::state_dir::StateError),
+    TreeKey(StateError),
 
     /// A root-only state directory or a file in it could not be used (`crate::state_dir`).
     #[error("{0}")]
-    State(#[from] crate::state_dir::StateError),
+    State(#[from] StateError),
 
     /// A directory root made or needs vanished while it was being opened.
     #[error("{path}: missing")]
@@ -137,10 +137,7 @@ pub enum Error {
     /// Another login of the user holds the lock under which sessions are counted, or the
     /// lock could not be taken: the login is refused rather than let in uncounted.
     #[error("another login of {user} is still counting its sessions ({source}); refused rather than let in uncounted")]
-    SessionCountLock {
-        user: String,
-        source: crate::state_dir::StateError,
-    },
+    SessionCountLock { user: String, source: StateError },
 
     /// A directory expected on cgroup2 is on another filesystem.
     #[error("{} is not a cgroup2 directory", path.display())]
@@ -200,6 +197,17 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why a root-only state directory (`crate::state_dir`) or a file in it was not used.
+#[derive(Debug, Error)]
+#[error("{path}: {reason}")]
+pub struct StateError {
+    pub path: PathBuf,
+    pub reason: String,
+    /// The OS error behind it, if any: a resource exhausted by the caller's own limits
+    /// (EMFILE) is told apart from a broken file (`crate::process_limits`).
+    pub errno: Option<i32>,
+}
 
 /// Attaches the operation and path to an `io::Error` in one call at the call site
 /// (youki's `WrapIoResult` habit).

@@ -17,19 +17,10 @@ use nix::fcntl::{openat, renameat, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
+use crate::error::StateError;
+
 /// Larger state files are refused: ours are a few hundred bytes.
 const MAX_STATE_BYTES: u64 = 64 * 1024;
-
-/// Why the state directory or a file in it was not used.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {reason}")]
-pub struct StateError {
-    pub path: PathBuf,
-    pub reason: String,
-    /// The OS error behind it, if any: a resource exhausted by the caller's own limits
-    /// (EMFILE) is told apart from a broken file (`crate::process_limits`).
-    pub errno: Option<i32>,
-}
 
 fn err(path: &Path, reason: impl Into<String>) -> StateError {
     StateError {

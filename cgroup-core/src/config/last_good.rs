@@ -25,10 +25,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{read_secure, Config, ConfigError, Follow, Policy, UserFile, MAX_CONFIG_BYTES};
+use crate::error::StateError;
 use crate::paths::{
     LAST_GOOD_CONFIG_PREFIX, LAST_GOOD_POLICY_PREFIX, LAST_GOOD_USERS_PREFIX, STATE_DIR,
 };
-use crate::state_dir::{escape_path, StateDir, StateError};
+use crate::state_dir::{escape_path, StateDir};
 
 /// A file must have been left alone this long before a login, the daemon or a read-only
 /// verb keeps it (see the module's comment).

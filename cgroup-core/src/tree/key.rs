@@ -11,8 +11,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use super::tag::TreeKey;
+use crate::error::StateError;
 use crate::paths::{STATE_DIR, TREE_KEY_FILE};
-use crate::state_dir::{StateDir, StateError};
+use crate::state_dir::StateDir;
 
 static KEY: OnceLock<TreeKey> = OnceLock::new();
 
