@@ -131,10 +131,10 @@ fn judge(req: &AccountRequest<'_>, notices: &mut Vec<Notice>) -> AccountVerdict 
 /// Open sessions of a user that count towards sessions.max (0 without a user cgroup), in its
 /// own cgroup and in a legacy one an upgrade left.
 pub fn count_open(config: &Config, user: &str) -> crate::Result<u32> {
-    let tree = Tree::locate(config)?;
+    let tree = Tree::locate_root(config.tree.root.as_deref())?;
     let mut open = 0;
     for uc in UserCgroup::open_all(&tree, user)? {
-        let found = uc.sessions(&tree.mount.mount_point)?;
+        let found = crate::sessions::find_sessions(uc.dir(), &tree.mount.mount_point)?;
         open += crate::sessions::count_open(&found, |s| config.sessions.counts(s));
     }
     Ok(open)

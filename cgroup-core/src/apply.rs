@@ -9,16 +9,17 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::cgroup_files;
 use crate::config::Config;
 use crate::error::Result;
 use crate::limits::{Controller, LimitKey};
 use crate::nss::{group_names, UserInfo};
 use crate::session::{desired_fingerprint, exemption, prepare_user_cgroup};
-use crate::tree::user_cgroup::{GroupAccess, UserCgroup};
+use crate::tree::user_cgroup::UserCgroup;
 use crate::tree::Tree;
 
 /// Files a reload may change besides the limits: the root-owned subtree caps.
-const CAP_FILES: &[&str] = &["cgroup.max.descendants", "cgroup.max.depth"];
+const CAP_FILES: &[&str] = &[cgroup_files::MAX_DESCENDANTS, cgroup_files::MAX_DEPTH];
 
 /// What happened to one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -145,7 +146,7 @@ pub fn apply_user(
         // No cgroup of its own yet, but a legacy `users/<user>` a 0.1.0 customer owns is
         // taken back now (the package's reload at upgrade), not at the user's next login.
         if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name)? {
-            legacy.secure(tree, GroupAccess::of(user))?;
+            legacy.secure(tree, user.group_access())?;
         }
         return Ok(report);
     }
@@ -155,7 +156,7 @@ pub fn apply_user(
         Some(u) => u,
         None => UserCgroup::open_or_create(tree, &user.name)?,
     };
-    let access = GroupAccess::of(user);
+    let access = user.group_access();
     // A failure half way must not leave a stamp that says "applied".
     user_cgroup.clear_stamp()?;
     prepare_user_cgroup(tree, config, user, &user_cgroup, access)?;

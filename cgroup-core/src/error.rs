@@ -3,13 +3,18 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use thiserror::Error;
+
+mod config_error;
+
+pub use config_error::{line_col, ConfigError};
 
 #[derive(Debug, Error)]
 pub enum Error {
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
 
     #[error("invalid {what} {name:?}: {reason}")]
     InvalidName {
@@ -107,13 +112,61 @@ pub enum Error {
 
     /// The tree key that names user cgroups (`tree::key`) could not be read or made.
     #[error("tree key {0}")]
-    TreeKey(crate::state_dir::StateError),
+    TreeKey(StateError),
+
+    /// A root-only state directory or a file in it could not be used (`crate::state_dir`).
+    #[error("{0}")]
+    State(#[from] StateError),
+
+    /// A directory root made or needs vanished while it was being opened.
+    #[error("{path}: missing")]
+    Missing { path: PathBuf },
+
+    /// Another process held a lock for longer than the wait (`crate::root_lock`).
+    #[error("{path} is held by another {holder} (waited {} s): try again", waited.as_secs())]
+    LockHeld {
+        path: PathBuf,
+        holder: &'static str,
+        waited: Duration,
+    },
+
+    /// A lock file a customer could open, or that is not a file (`crate::root_lock`).
+    #[error("lock file {path} must be a regular file owned by root with mode 0600")]
+    UnsafeLockFile { path: PathBuf },
+
+    /// Another login of the user holds the lock under which sessions are counted, or the
+    /// lock could not be taken: the login is refused rather than let in uncounted.
+    #[error("another login of {user} is still counting its sessions ({source}); refused rather than let in uncounted")]
+    SessionCountLock { user: String, source: StateError },
+
+    /// A directory expected on cgroup2 is on another filesystem.
+    #[error("{} is not a cgroup2 directory", path.display())]
+    NotCgroup2 { path: PathBuf },
+
+    /// A /proc file of a process lacks what was read from it (the process exited, or the
+    /// kernel has no cgroup v2 entry for it).
+    #[error("{path}: {reason}")]
+    Proc { path: PathBuf, reason: &'static str },
+
+    /// A directory under `users/` that is no user's cgroup under this host's tree key.
+    #[error("{}: not a user cgroup", path.display())]
+    NotUserCgroup { path: PathBuf },
 
     #[error("{0}")]
     Other(String),
 }
 
 impl Error {
+    /// An I/O failure with its operation and path: what `IoContext::ctx` makes, for the call
+    /// sites that decide on the errno first.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+
     /// A deliberate refusal of the login (not a fault): the text for the person logging in.
     pub fn refusal_message(&self) -> Option<String> {
         match self {
@@ -145,6 +198,17 @@ impl Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Why a root-only state directory (`crate::state_dir`) or a file in it was not used.
+#[derive(Debug, Error)]
+#[error("{path}: {reason}")]
+pub struct StateError {
+    pub path: PathBuf,
+    pub reason: String,
+    /// The OS error behind it, if any: a resource exhausted by the caller's own limits
+    /// (EMFILE) is told apart from a broken file (`crate::process_limits`).
+    pub errno: Option<i32>,
+}
+
 /// Attaches the operation and path to an `io::Error` in one call at the call site
 /// (youki's `WrapIoResult` habit).
 pub trait IoContext<T> {
@@ -153,10 +217,13 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io {
-            op,
-            path: path.into(),
-            source,
-        })
+        self.map_err(|source| Error::io(op, path, source))
+    }
+}
+
+/// The same for nix's calls (an `Errno`).
+impl<T> IoContext<T> for nix::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|errno| Error::io(op, path, errno))
     }
 }

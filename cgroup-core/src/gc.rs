@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::cgroup_files::{self, CgroupEvents};
 use crate::error::Result;
 use crate::tree::dirfd::CgroupDir;
 use crate::tree::user_cgroup::{self, open_users, Trimmed};
@@ -107,13 +108,8 @@ pub fn position(tree: &Tree, dir: &Path) -> Option<Position> {
 
 /// `populated` of cgroup.events; `None` when the cgroup is gone.
 pub fn populated(dir: &Path) -> Result<Option<bool>> {
-    Ok(
-        crate::stats::read_optional(&dir.join("cgroup.events"))?.and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("populated "))
-                .map(|v| v.trim() != "0")
-        }),
-    )
+    let text = crate::stats::read_optional(&dir.join(cgroup_files::EVENTS))?;
+    Ok(text.and_then(|t| CgroupEvents::parse(&t).populated))
 }
 
 fn age(dir: &CgroupDir) -> Duration {

@@ -13,9 +13,10 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde::Serialize;
 
+use crate::cgroup_files::{self, CgroupEvents};
 use crate::error::{Error, Result};
-use crate::inventory::subtree_pids;
 use crate::tree::dirfd::CgroupDir;
+use crate::tree::processes::subtree_pids;
 use crate::tree::user_cgroup::{populated, Target, TargetDir, UserCgroup};
 
 /// How often the waits below look at cgroup.events.
@@ -55,16 +56,13 @@ fn gone(r: Result<()>) -> Result<bool> {
 
 /// `frozen` of cgroup.events.
 pub fn is_frozen(dir: &CgroupDir) -> Result<bool> {
-    Ok(dir
-        .read("cgroup.events")?
-        .lines()
-        .find_map(|l| l.strip_prefix("frozen "))
-        .is_some_and(|v| v.trim() == "1"))
+    let events = CgroupEvents::parse(&dir.read(cgroup_files::EVENTS)?);
+    Ok(events.frozen.unwrap_or(false))
 }
 
 /// `cgroup.freeze` as written (the wanted state, which `frozen` reaches later).
 pub fn freeze_requested(dir: &CgroupDir) -> Result<bool> {
-    Ok(dir.read("cgroup.freeze")?.trim() == "1")
+    Ok(dir.read(cgroup_files::FREEZE)?.trim() == "1")
 }
 
 fn wait_until(wait: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<(bool, u64)> {
@@ -99,7 +97,7 @@ pub fn kill_in(dir: &TargetDir<'_>, signal: Signal, wait: Duration) -> Result<Ki
     if signal == Signal::SIGKILL {
         vanished = gone(dir.write_kill())?;
     } else {
-        let was_frozen = match dir.read("cgroup.freeze") {
+        let was_frozen = match dir.read(cgroup_files::FREEZE) {
             Ok(text) => text.trim() == "1",
             Err(e) if self::vanished(&e) => {
                 vanished = true;
@@ -327,41 +325,6 @@ pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
         .map_err(|_| format!("{t}: no such signal (KILL, TERM, HUP, INT, ... or a number)"))
 }
 
-/// Now as UTC text (RFC 3339), for the `since` of a suspension.
-pub fn utc_now_text() -> String {
-    utc_text(now_epoch())
-}
-
-/// Whole seconds since the epoch now (0 on a clock before 1970).
-pub fn now_epoch() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, Howard Hinnant's
-/// algorithm: a few lines instead of a date crate in the module's dependency tree).
-pub fn utc_text(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,12 +336,5 @@ mod tests {
         assert_eq!(parse_signal("1"), Ok(Signal::SIGHUP));
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("999").is_err());
-    }
-
-    #[test]
-    fn utc() {
-        assert_eq!(utc_text(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc_text(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc_text(1_798_761_599), "2026-12-31T23:59:59Z");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod apply;
+pub mod cgroup_files;
 pub mod config;
 pub mod doctor;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod log_line;
 pub mod mount;
 pub mod names;
 pub mod nss;
+pub mod paths;
 pub mod private_ip;
 pub mod process_limits;
 pub mod report_once;
@@ -25,6 +27,7 @@ pub mod sessions;
 pub mod state_dir;
 pub mod stats;
 pub mod strays;
+pub mod time;
 pub mod tree;
 pub mod userfile_edit;
 

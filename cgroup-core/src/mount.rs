@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-
-pub const MOUNTINFO: &str = "/proc/self/mountinfo";
+use crate::paths::MOUNTINFO;
 
 /// One mount of the cgroup2 filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]

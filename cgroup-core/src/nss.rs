@@ -6,12 +6,28 @@ use std::ffi::CString;
 use nix::unistd::{getgrouplist, Gid, Group, User};
 
 use crate::error::{Error, Result};
+use crate::tree::user_cgroup::GroupAccess;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
     pub name: String,
     pub uid: u32,
     pub gid: u32,
+}
+
+impl UserInfo {
+    /// How the user's cgroup is opened to the user, from its primary group in NSS
+    /// (`GroupAccess::decide`). Another user whose primary gid is the same group is not seen
+    /// here (that would need an enumeration of every user at each login); `cgroupctl doctor`
+    /// reports such users.
+    pub fn group_access(&self) -> GroupAccess {
+        let group = Group::from_gid(Gid::from_raw(self.gid)).ok().flatten();
+        GroupAccess::decide(
+            &self.name,
+            self.gid,
+            group.as_ref().map(|g| (g.name.as_str(), g.mem.as_slice())),
+        )
+    }
 }
 
 /// Looks a user up by name. The name must have been validated.

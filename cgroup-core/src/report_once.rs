@@ -6,13 +6,13 @@ use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-pub const STATE_DIR: &str = "/run/pam_cgroup";
+use crate::paths::RUN_DIR;
 
 /// Returns true when `text` differs from what was last recorded under `name` (so the caller
 /// should log it), and records it. Any failure to keep the record answers true: better a
 /// repeated line than a silent one.
 pub fn should_report(name: &str, text: &str) -> bool {
-    should_report_in(Path::new(STATE_DIR), name, text)
+    should_report_in(Path::new(RUN_DIR), name, text)
 }
 
 pub fn should_report_in(dir: &Path, name: &str, text: &str) -> bool {

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::names::validate_service_name;
 use crate::nss::UserInfo;
-use crate::tree::user_cgroup::{new_leaf_in, GroupAccess, UserCgroup};
+use crate::tree::user_cgroup::{new_leaf_in, UserCgroup};
 use crate::tree::{Tree, SESSION_PREFIX};
 
 /// Default service name of `cgroupctl run` / `classify`.
@@ -63,13 +63,13 @@ pub fn prepare_service_leaf(
         )));
     }
     let user_cgroup = UserCgroup::open_or_create(tree, &user.name)?;
-    let access = GroupAccess::of(user);
+    let access = user.group_access();
     let mut last = None;
     for _ in 0..ATTEMPTS {
         // gc may remove an empty service dir between the two mkdirs: then try again.
         let made = user_cgroup
             .service_dir(service, access)
-            .and_then(|dir| new_leaf_in(&dir, &format!("{prefix}-{tag}"), config));
+            .and_then(|dir| new_leaf_in(&dir, &format!("{prefix}-{tag}"), config.tree.leaf_caps()));
         match made {
             Ok(leaf) => {
                 // Handed over before the command enters it: an empty leaf the user fills

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::limits::{Controller, LimitKey};
 use crate::names::validate_user_name;
 use crate::nss::{group_names, lookup_user, UserInfo};
-use crate::sessions::SessionMark;
+use crate::sessions::{find_sessions, SessionMark};
 use crate::tree::user_cgroup::{GroupAccess, UserCgroup};
 use crate::tree::{self, fs, Tree};
 
@@ -125,12 +125,7 @@ pub fn broken_line(broken: &Broken, what: &str) -> String {
     let since = broken
         .kept_changed
         .and_then(|t| u64::try_from(t).ok())
-        .map(|t| {
-            format!(
-                " (as of {})",
-                crate::events::when::utc_text(t.saturating_mul(1000))
-            )
-        })
+        .map(|t| format!(" (as of {})", crate::time::utc_text(t.saturating_mul(1000))))
         .unwrap_or_default();
     format!(
         "{}; using the last good {what}{since}, kept in {}",
@@ -386,7 +381,7 @@ fn confine(
             reason: s.reason.clone(),
         });
     }
-    let tree = Tree::locate(config)?;
+    let tree = Tree::locate_root(config.tree.root.as_deref())?;
     if config.private_ip.enabled {
         // The module never loads BPF (`cgroupctl init` does); it only checks the programs
         // are there, so a confined user is never let in with a shared loopback.
@@ -515,14 +510,12 @@ fn enter_login_leaf(login: &Login<'_>, notices: &mut Vec<Notice>) -> Result<Path
         None => None,
     };
     if let Some(max) = cap {
-        let found = user_cgroup
-            .sessions(&tree.mount.mount_point)
-            .map_err(inside)?;
+        let found = find_sessions(user_cgroup.dir(), &tree.mount.mount_point).map_err(inside)?;
         let mut open = crate::sessions::count_open(&found, |s| config.sessions.counts(s));
         // Sessions still open in a legacy cgroup (opened before an upgrade) count too: one
         // more open, ENOENT once the legacy cgroup is gone.
         if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name).map_err(inside)? {
-            let found = legacy.sessions(&tree.mount.mount_point).map_err(inside)?;
+            let found = find_sessions(legacy.dir(), &tree.mount.mount_point).map_err(inside)?;
             open += crate::sessions::count_open(&found, |s| config.sessions.counts(s));
         }
         if open >= max {
@@ -558,7 +551,7 @@ fn enter_new_leaf(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let leaf = user_cgroup.new_session_leaf(pid, config)?;
+        let leaf = user_cgroup.new_session_leaf(pid, config.tree.leaf_caps())?;
         match leaf.enter(user_cgroup.dir(), pid) {
             Ok(()) => {}
             Err(e) if e.errno() == Some(libc::ENOENT) && attempts < 3 => continue,
@@ -569,7 +562,7 @@ fn enter_new_leaf(
         }
         // Before the hand-over, so that the leaf is never the user's without its mark. With
         // sessions.max the mark is what the next login counts: no mark, no login.
-        let mark_error = match leaf.mark(mark) {
+        let mark_error = match leaf.mark(&mark.encode()) {
             Ok(()) => None,
             Err(e) if mark_required => return Err(e),
             Err(e) => Some(e),
@@ -588,7 +581,7 @@ fn enter_manager_leaf(
     user_cgroup: &UserCgroup,
     pid: u32,
 ) -> Result<PathBuf> {
-    let leaf = user_cgroup.new_manager_leaf(pid, config)?;
+    let leaf = user_cgroup.new_manager_leaf(pid, config.tree.leaf_caps())?;
     if let Err(e) = leaf.enter(user_cgroup.dir(), pid) {
         leaf.discard(user_cgroup.dir());
         return Err(e);
@@ -682,7 +675,7 @@ pub fn apply_user_cgroup(
     // a stamp written before could not know. A user cgroup not owned by root (a 0.1.0 tree, or
     // a chown by hand) is never taken as applied, whatever its stamp says.
     let owned_by_root = user_cgroup.dir().stat()?.st_uid == 0;
-    let access = GroupAccess::of(user);
+    let access = user.group_access();
     if owned_by_root {
         let fingerprint = desired_fingerprint(config, user, access, limits);
         if let Some(rest) = user_cgroup
@@ -792,7 +785,7 @@ pub fn prepare_user_cgroup(
             user_cgroup.path().display()
         ));
     }
-    user_cgroup.write_caps(config)?;
+    user_cgroup.write_caps(config.tree.leaf_caps())?;
     // ---- issue 12: private IPs are decided by the fence. Every creation or re-apply of
     // users/<user> records it (and the user's address) in the programs' fence map.
     if config.private_ip.enabled {
@@ -838,7 +831,7 @@ pub fn close_session(record: &SessionRecord) -> Result<Closed> {
     // The session leaf sits in the root-owned user cgroup: the customer can neither remove
     // nor replace it (cgroup2 has no rename), so its path still names the leaf open made.
     match crate::tree::dirfd::CgroupDir::open(session) {
-        Ok(leaf) => leaf.remove_xattr(crate::sessions::SESSION_XATTR)?,
+        Ok(leaf) => leaf.remove_xattr(crate::tree::user_cgroup::SESSION_XATTR)?,
         // Emptied and reaped already (the process was moved out before close).
         Err(e) if e.errno() == Some(libc::ENOENT) => {}
         Err(e) => return Err(e),

@@ -22,14 +22,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::paths::RUN_DIR;
 use crate::state_dir::StateDir;
 use crate::tree::dirfd::CgroupDir;
 
-/// The mark on a session leaf.
-pub const SESSION_XATTR: &str = "trusted.pam_cgroup.session";
-
-/// Root-only runtime state (locks), gone at reboot like the sessions it serialises.
-pub const RUN_DIR: &str = "/run/pam_cgroup";
+use crate::tree::user_cgroup::SESSION_XATTR;
 
 /// How long a login waits for another login of the same user to finish counting. A login
 /// holds the lock for a few milliseconds (one mkdir, one migration, one xattr), so two seconds
@@ -80,8 +77,9 @@ impl SessionMark {
             tty: clean_item(tty),
             rhost: clean_item(rhost),
             pid,
-            pid_start: process_start(pid).ok_or_else(|| {
-                Error::Other(format!("/proc/{pid}/stat: cannot read the start time"))
+            pid_start: process_start(pid).ok_or_else(|| Error::Proc {
+                path: format!("/proc/{pid}/stat").into(),
+                reason: "cannot read the start time",
             })?,
             started: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -175,13 +173,14 @@ pub fn count_open(sessions: &[FoundSession], counts: impl Fn(&str) -> bool) -> u
 /// The name must have been validated.
 pub fn lock_user(user: &str) -> Result<nix::fcntl::Flock<std::fs::File>> {
     let dir = StateDir::open(Path::new(RUN_DIR), true)
-        .map_err(|e| Error::Other(e.to_string()))?
-        .ok_or_else(|| Error::Other(format!("{RUN_DIR}: missing")))?;
+        .map_err(Error::State)?
+        .ok_or_else(|| Error::Missing {
+            path: RUN_DIR.into(),
+        })?;
     dir.lock(&format!("sessions-{user}.lock"), LOCK_WAIT)
-        .map_err(|e| {
-            Error::Other(format!(
-                "another login of {user} is still counting its sessions ({e}); refused rather than let in uncounted"
-            ))
+        .map_err(|source| Error::SessionCountLock {
+            user: user.to_string(),
+            source,
         })
 }
 
@@ -245,14 +244,14 @@ pub fn list_user(
     include_closed: bool,
 ) -> Result<Vec<SessionInfo>> {
     let mut out = Vec::new();
-    for found in user.sessions(mount_point)? {
+    for found in find_sessions(user.dir(), mount_point)? {
         if !found.open && !include_closed {
             continue;
         }
         let leaf = user.dir().open_child(&found.name).ok();
         let pids = leaf
             .as_ref()
-            .map(crate::inventory::subtree_pids)
+            .map(crate::tree::processes::subtree_pids)
             .unwrap_or_default();
         let processes = pids.len() as u64;
         let terminal = session_terminal(&pids);
@@ -280,7 +279,7 @@ pub fn list_user(
             terminal,
             rhost: mark.and_then(|m| m.rhost.clone()),
             pid: mark.map(|m| m.pid),
-            started_at: mark.map(|m| crate::levers::utc_text(m.started)),
+            started_at: mark.map(|m| crate::time::utc_text(m.started.saturating_mul(1000))),
             started_epoch: mark.map(|m| m.started),
             processes,
             memory_bytes,

@@ -17,22 +17,10 @@ use nix::fcntl::{openat, renameat, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
-/// The packaged location (debian/postrm purges it).
-pub const STATE_DIR: &str = "/var/lib/pam_cgroup";
+use crate::error::StateError;
 
 /// Larger state files are refused: ours are a few hundred bytes.
 const MAX_STATE_BYTES: u64 = 64 * 1024;
-
-/// Why the state directory or a file in it was not used.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {reason}")]
-pub struct StateError {
-    pub path: PathBuf,
-    pub reason: String,
-    /// The OS error behind it, if any: a resource exhausted by the caller's own limits
-    /// (EMFILE) is told apart from a broken file (`crate::process_limits`).
-    pub errno: Option<i32>,
-}
 
 fn err(path: &Path, reason: impl Into<String>) -> StateError {
     StateError {
@@ -149,7 +137,7 @@ impl StateDir {
         name: &str,
         wait: std::time::Duration,
     ) -> Result<nix::fcntl::Flock<File>, StateError> {
-        use nix::fcntl::{Flock, FlockArg};
+        use crate::root_lock::LockFailed;
         let path = self.path.join(name);
         let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let raw = openat(
@@ -160,7 +148,7 @@ impl StateDir {
         )
         .map_err(|e| err(&path, format!("cannot open (symlinks refused): {e}")))?;
         // SAFETY: openat just returned this fd and nothing else owns it.
-        let mut file = unsafe { File::from_raw_fd(raw) };
+        let file = unsafe { File::from_raw_fd(raw) };
         let meta = file
             .metadata()
             .map_err(|e| err(&path, format!("cannot stat: {e}")))?;
@@ -168,23 +156,12 @@ impl StateDir {
             return Err(err(&path, "is not a regular file"));
         }
         check_root_only(&path, meta.uid(), meta.mode())?;
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(lock),
-                Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(err(
-                            &path,
-                            format!("still locked after {} ms", wait.as_millis()),
-                        ));
-                    }
-                    file = back;
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err((_, e)) => return Err(err(&path, format!("flock: {e}"))),
+        crate::root_lock::lock(file, wait).map_err(|failed| match failed {
+            LockFailed::StillHeld => {
+                err(&path, format!("still locked after {} ms", wait.as_millis()))
             }
-        }
+            LockFailed::Flock(e) => err(&path, format!("flock: {e}")),
+        })
     }
 
     /// Modification time (seconds, nanoseconds) of a file, without following a symlink.

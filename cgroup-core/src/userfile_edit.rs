@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use toml_edit::{Array, DocumentMut, Item, Value};
 
 use crate::config::{
@@ -20,6 +20,7 @@ use crate::config::{
 use crate::error::{Error, IoContext, Result};
 use crate::limits::{parse_limit, LimitKey, RawValue, SESSIONS_MAX_KEY};
 use crate::names::validate_user_name;
+use crate::root_lock::{self, LockFailed};
 
 /// A user file is the admin's business: it holds one customer's limits and, when suspended, the
 /// reason. Other customers must not read it ("no view of the others"); the module reads it as
@@ -275,32 +276,15 @@ pub const LOCK_FILE: &str = ".lock";
 /// without following a symlink. Gives up after `wait` with an error naming the file.
 pub fn lock_user_files(dir: &Path, wait: std::time::Duration) -> Result<Flock<File>> {
     let path = dir.join(LOCK_FILE);
-    let file = crate::root_lock::open_root_only(&path)?;
-    let deadline = std::time::Instant::now() + wait;
-    let mut file = file;
-    loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(lock),
-            Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
-                if std::time::Instant::now() >= deadline {
-                    return Err(Error::Other(format!(
-                        "{} is held by another `cgroupctl set` (waited {} s): try again",
-                        path.display(),
-                        wait.as_secs()
-                    )));
-                }
-                file = back;
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err((_, errno)) => {
-                return Err(Error::Io {
-                    op: "flock",
-                    path,
-                    source: std::io::Error::from(errno),
-                })
-            }
-        }
-    }
+    let file = root_lock::open_root_only(&path)?;
+    root_lock::lock(file, wait).map_err(|failed| match failed {
+        LockFailed::StillHeld => Error::LockHeld {
+            path: path.clone(),
+            holder: "`cgroupctl set`",
+            waited: wait,
+        },
+        LockFailed::Flock(errno) => Error::io("flock", path.clone(), errno),
+    })
 }
 
 /// Replaces `path` with `text`: root-owned 0644 temporary file in the same directory, fsync,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use cgroup_core::config::last_good;
 use cgroup_core::config::Config;
-use cgroup_core::tree::user_cgroup::{GroupAccess, UserCgroup};
+use cgroup_core::tree::user_cgroup::UserCgroup;
 use cgroup_core::tree::Tree;
 use pam_cgroup_tests::support::{
     require_root, run_session, SessionOptions, SessionReport, TestGroup, TestSetup, TestUser,
@@ -128,7 +128,7 @@ fn fingerprint_for(setup: &TestSetup, text: &str, user: &str) -> String {
     let groups = cgroup_core::nss::group_names(&info).unwrap();
     let file = config.load_user_file_strict(user).unwrap();
     let limits = config.effective_limits(&groups, file.as_ref());
-    cgroup_core::session::desired_fingerprint(&config, &info, GroupAccess::of(&info), &limits)
+    cgroup_core::session::desired_fingerprint(&config, &info, info.group_access(), &limits)
 }
 
 /// What the last login applied to `users/<user>`: its stamp.

@@ -65,6 +65,15 @@ fn usage_errors_exit_2_and_come_as_json_when_asked() {
         .join("users")
         .join(format!("{}.toml", user.name));
     assert!(!user_file.exists(), "{}", user_file.display());
+    // suspend with a reason it cannot keep: a usage error too, and nothing is written.
+    let o = ctl(&setup, &["suspend", &user.name, "--reason", " "]);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(
+        stderr(&o).contains("--reason: must not be empty"),
+        "{}",
+        describe(&o)
+    );
+    assert!(!user_file.exists(), "{}", user_file.display());
 
     // A duration cgroupctl cannot read is clap's usage error; with units it is taken.
     let o = ctl(&setup, &["gc", "--min-age", "yesterday"]);

@@ -368,7 +368,7 @@ fn suspension_and_freezing_are_shown_by_list_sessions_show_and_top() {
     assert!(epoch >= before && epoch <= now_epoch(), "{i}");
     assert_eq!(
         i["suspended_at"].as_str().unwrap(),
-        cgroup_core::levers::utc_text(epoch),
+        cgroup_core::time::utc_text(epoch * 1000),
         "{i}"
     );
     let j = listed(&setup, &jon.name);

@@ -60,7 +60,7 @@ fn assert_nothing_to_see(
         String::from_utf8_lossy(&out.stderr)
     );
     // The tag is keyed: the key is root's alone (no customer computes a neighbour's name).
-    let key = Path::new(cgroup_core::state_dir::STATE_DIR).join(cgroup_core::tree::key::KEY_FILE);
+    let key = Path::new(cgroup_core::paths::STATE_DIR).join(cgroup_core::paths::TREE_KEY_FILE);
     assert!(key.is_file(), "{when}: no tree key at {}", key.display());
     let read = bob.command("cat").arg(&key).output().unwrap();
     assert!(

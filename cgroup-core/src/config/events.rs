@@ -20,8 +20,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ConfigError, Source};
+use crate::paths::DEFAULT_HISTORY_DIR;
 
-pub const DEFAULT_HISTORY_DIR: &str = "/var/lib/pam_cgroup/events";
 /// Smallest history: two ring files that each hold a few full events.
 pub const MIN_HISTORY_SIZE: u64 = 64 * 1024;
 pub const MAX_HISTORY_SIZE: u64 = 1 << 30;

@@ -25,7 +25,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{read_secure, Config, ConfigError, Follow, Policy, UserFile, MAX_CONFIG_BYTES};
-use crate::state_dir::{escape_path, StateDir, StateError, STATE_DIR};
+use crate::error::StateError;
+use crate::paths::{
+    LAST_GOOD_CONFIG_PREFIX, LAST_GOOD_POLICY_PREFIX, LAST_GOOD_USERS_PREFIX, STATE_DIR,
+};
+use crate::state_dir::{escape_path, StateDir};
 
 /// A file must have been left alone this long before a login, the daemon or a read-only
 /// verb keeps it (see the module's comment).
@@ -97,7 +101,7 @@ impl NoGoodConfig {
 
 /// The `[policy]` file 0.2.0 kept (read only; `forget` removes it).
 fn legacy_policy(config_path: &Path) -> Option<Policy> {
-    let name = format!("last-good-policy@{}", escape_path(config_path)?);
+    let name = format!("{LAST_GOOD_POLICY_PREFIX}{}", escape_path(config_path)?);
     let dir = StateDir::open(Path::new(STATE_DIR), false).ok()??;
     let bytes = dir.read(&name).ok()??;
     let text = String::from_utf8(bytes).ok()?;
@@ -107,11 +111,11 @@ fn legacy_policy(config_path: &Path) -> Option<Policy> {
 }
 
 fn config_name(config_path: &Path) -> Option<String> {
-    escape_path(config_path).map(|p| format!("last-good@{p}"))
+    escape_path(config_path).map(|p| format!("{LAST_GOOD_CONFIG_PREFIX}{p}"))
 }
 
 fn users_dir_name(config_path: &Path) -> Option<String> {
-    escape_path(config_path).map(|p| format!("last-good-users@{p}"))
+    escape_path(config_path).map(|p| format!("{LAST_GOOD_USERS_PREFIX}{p}"))
 }
 
 /// The kept copy of `config_path` (for tests and documentation).
@@ -437,7 +441,7 @@ pub fn forget(config_path: &Path) -> Result<(), StateError> {
         return Ok(());
     };
     dir.remove(&name)?;
-    dir.remove(&format!("last-good-policy@{escaped}"))?;
+    dir.remove(&format!("{LAST_GOOD_POLICY_PREFIX}{escaped}"))?;
     if let Some(users) = dir.subdir(&sub, false)? {
         for entry in users.names()? {
             users.remove(&entry)?;

@@ -2,7 +2,6 @@
 //! group -> profile, and per-user files `users/<user>.toml` next to the global file.
 //! Unknown keys are refused; every error names the file, line, column and key.
 
-mod error;
 mod events;
 mod file;
 pub mod last_good;
@@ -20,19 +19,19 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::limits::{parse_limit, Limit, LimitKey, RawValue, SessionsMax, SESSIONS_MAX_KEY};
+use crate::limits::{
+    parse_limit, LeafCaps, Limit, LimitKey, RawValue, SessionsMax, SESSIONS_MAX_KEY,
+};
 
-pub use error::{line_col, ConfigError};
-pub use events::{EventsConfig, DEFAULT_HISTORY_DIR};
+pub use crate::error::{line_col, ConfigError};
+pub use events::EventsConfig;
 pub use file::{read_secure, Follow, MAX_CONFIG_BYTES};
 pub use policy::{OnError, Policy, UserManager, USER_MANAGER_SERVICE};
 pub use proc::{AdminGroup, HidePid, ProcConfig};
 pub use resolve::{EffectiveLimits, LimitSource, ResolvedLimit};
 pub use user::{Suspension, UserFile, MAX_REASON_CHARS, SUSPEND_TABLE};
 
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/pam_cgroup/config.toml";
-/// Name of the tree root inside the cgroup2 mount when the config does not set one.
-pub const DEFAULT_ROOT_NAME: &str = "pam_cgroup";
+pub use crate::paths::{DEFAULT_CONFIG_PATH, DEFAULT_ROOT_NAME};
 /// Per leaf: what a customer may build in one session or service leaf.
 pub const DEFAULT_MAX_DESCENDANTS: u32 = 64;
 pub const DEFAULT_MAX_DEPTH: u32 = 4;
@@ -48,6 +47,16 @@ pub struct TreeConfig {
     pub max_descendants: u32,
     /// cgroup.max.depth of each delegated leaf (the user cgroup's is this plus 2).
     pub max_depth: u32,
+}
+
+impl TreeConfig {
+    /// What the tree writes on each leaf (and, from the depth, on the user cgroup).
+    pub fn leaf_caps(&self) -> LeafCaps {
+        LeafCaps {
+            max_descendants: self.max_descendants,
+            max_depth: self.max_depth,
+        }
+    }
 }
 
 /// `[private_ip]`
@@ -296,7 +305,7 @@ impl Config {
             None => None,
             Some(r) => {
                 let p = PathBuf::from(r.get_ref());
-                if let Err(reason) = crate::tree::check_root_syntax(&p) {
+                if let Err(reason) = crate::paths::check_root_syntax(&p) {
                     return src.error(r.span(), "tree.root", reason);
                 }
                 Some(p)

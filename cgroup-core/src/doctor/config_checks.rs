@@ -7,6 +7,7 @@ use std::path::Path;
 use std::collections::BTreeMap;
 
 use super::Finding;
+use crate::cgroup_files;
 use crate::config::last_good::{self, Keep};
 use crate::config::Config;
 use crate::inventory::user_cgroups;
@@ -499,7 +500,7 @@ fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
                 fails.push(format!("{what}/{} is not root-owned", key.file_name()));
             }
         }
-        for cap in ["cgroup.max.descendants", "cgroup.max.depth"] {
+        for cap in [cgroup_files::MAX_DESCENDANTS, cgroup_files::MAX_DEPTH] {
             if owner(cap).is_some_and(|o| o != 0) {
                 fails.push(format!("{what}/{cap} is not root-owned"));
             }
@@ -523,7 +524,7 @@ fn check_delegation(tree: &Tree, out: &mut Vec<Finding>) {
             uid: pw.uid.as_raw(),
             gid: pw.gid.as_raw(),
         };
-        let access = GroupAccess::of(&info);
+        let access = info.group_access();
         if access == GroupAccess::Shared {
             shared.push(format!(
                 "{} (gid {}: {})",

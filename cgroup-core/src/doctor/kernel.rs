@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Finding, Inputs};
+use crate::cgroup_files;
 use crate::config::Config;
 use crate::limits::Controller;
 use crate::mount::{parse_cgroup2_mounts, Cgroup2Mount};
@@ -97,7 +98,7 @@ fn bound_to_v1<'a>(mountinfo: &str, controllers: &[&'a str]) -> Vec<&'a str> {
 
 fn check_controllers(mount_point: &Path, mountinfo: &str) -> Finding {
     let offered =
-        std::fs::read_to_string(mount_point.join("cgroup.controllers")).unwrap_or_default();
+        std::fs::read_to_string(mount_point.join(cgroup_files::CONTROLLERS)).unwrap_or_default();
     let missing: Vec<&str> = Controller::ALL
         .iter()
         .map(|c| c.name())

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::state_dir::{StateDir, StateError};
+use crate::error::StateError;
+use crate::state_dir::StateDir;
 
 use super::Event;
 

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::cgroup_files;
 use crate::names::validate_user_name;
 use crate::stats::{read_optional, read_user_stats, CgroupStats};
 
@@ -25,7 +26,7 @@ pub const LIMIT_FILES: [&str; 8] = [
     "cpu.max",
     "cpu.weight",
     "io.max",
-    "cgroup.max.descendants",
+    cgroup_files::MAX_DESCENDANTS,
 ];
 
 /// The most recent events a customer is shown.

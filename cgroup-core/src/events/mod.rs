@@ -4,7 +4,8 @@
 //!   cpu.stat, PSI) to the faults between them, with the thresholds of `[events]`;
 //! - `snapshot`: the user's top processes (pid, comm, command line, RSS, CPU time, cgroup);
 //! - `history`: the durable, size-bounded ring of events in a root-only directory;
-//! - `when`: times as UTC text and back (`--since`).
+//!
+//! Times as UTC text and back (`--since`) are `crate::time`.
 //!
 //! The daemon samples every user cgroup once a second, so an event and its snapshot are taken
 //! within a second of the kernel's counter moving.
@@ -15,7 +16,6 @@ pub mod kmsg;
 pub mod me;
 pub mod recorder;
 pub mod snapshot;
-pub mod when;
 
 use serde::{Deserialize, Serialize};
 
@@ -157,7 +157,7 @@ impl Event {
             self.usage
                 .map(|u| u.to_string())
                 .unwrap_or_else(|| "-".into()),
-            when::utc_text(self.time_ms)
+            crate::time::utc_text(self.time_ms)
         );
         for k in &self.killed {
             line.push_str(&format!(

@@ -11,9 +11,9 @@ use crate::tree::TreeKey;
 use super::detect::{Reading, UserState};
 use super::kmsg::{belongs_to, Kmsg, OomVictim};
 use super::snapshot::{take, Sources};
-use super::when::now_ms;
 use super::Event;
 use super::FaultKind;
+use crate::time::now_ms;
 
 pub struct Recorder {
     cfg: EventsConfig,

@@ -10,6 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::ProcessInfo;
+use crate::cgroup_files;
 
 pub const MAX_CMDLINE: usize = 512;
 const MAX_CGROUPS: usize = 4096;
@@ -54,7 +55,7 @@ fn pids_of(user_dir: &Path) -> Vec<(u32, String)> {
             .strip_prefix(user_dir)
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        if let Ok(text) = std::fs::read_to_string(dir.join(cgroup_files::PROCS)) {
             out.extend(
                 text.lines()
                     .filter_map(|l| l.trim().parse::<u32>().ok())

@@ -16,6 +16,14 @@ use std::fmt;
 pub use sessions::{SessionsMax, SESSIONS_MAX_KEY};
 pub use size::parse_size;
 
+/// The caps root writes on each leaf it makes (`cgroup.max.descendants`, `cgroup.max.depth`):
+/// what a customer may build inside one session or service leaf (`[tree]` of the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafCaps {
+    pub max_descendants: u32,
+    pub max_depth: u32,
+}
+
 /// A cgroup v2 controller we can enable and limit with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Controller {

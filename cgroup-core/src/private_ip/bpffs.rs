@@ -3,23 +3,17 @@
 
 use std::path::Path;
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
-
-use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{mount, MsFlags};
 use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
 
 use crate::error::{Error, IoContext, Result};
+use crate::paths::BPFFS_MOUNT_LOCK;
+use crate::root_lock::{self, LockFailed};
 
-/// Serializes check-then-mount between concurrent `cgroupctl init` runs: two mounts stacked on
-/// one directory would hide the pins made in the lower one. In /run itself (root-only, 0755),
-/// not /run/lock (1777: any user could plant a symlink or hold the lock there); opened with
-/// O_NOFOLLOW, and it must be a regular file of root's.
-const MOUNT_LOCK: &str = "/run/pam_cgroup-bpffs.lock";
+/// How long `init` waits for another `init` that is mounting bpffs (a statfs and a mount).
+const MOUNT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Where bpffs lives by convention (systemd and iproute2 use it too).
-pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
+pub use crate::paths::DEFAULT_BPFFS;
 
 /// What `ensure_bpffs` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +27,7 @@ pub fn is_bpffs(path: &Path) -> Result<bool> {
     match statfs(path) {
         Ok(fs) => Ok(fs.filesystem_type() == BPF_FS_MAGIC),
         Err(nix::errno::Errno::ENOENT) => Ok(false),
-        Err(e) => Err(Error::Io {
-            op: "statfs",
-            path: path.to_path_buf(),
-            source: e.into(),
-        }),
+        Err(e) => Err(Error::io("statfs", path, e)),
     }
 }
 
@@ -46,24 +36,18 @@ pub fn ensure_bpffs(path: &Path) -> Result<BpffsState> {
     if is_bpffs(path)? {
         return Ok(BpffsState::AlreadyMounted);
     }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(MOUNT_LOCK)
-        .ctx("open", MOUNT_LOCK)?;
-    let meta = file.metadata().ctx("fstat", MOUNT_LOCK)?;
-    if !meta.is_file() || std::os::unix::fs::MetadataExt::uid(&meta) != 0 {
-        return Err(Error::Other(format!(
-            "{MOUNT_LOCK} is not a regular file owned by root: refusing to use it"
-        )));
-    }
-    let _lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
-        op: "flock",
-        path: MOUNT_LOCK.into(),
-        source: e.into(),
+    // Serializes check-then-mount between concurrent `cgroupctl init` runs: two mounts stacked
+    // on one directory would hide the pins made in the lower one. Held for a statfs and a
+    // mount, by root only.
+    let lock_path = Path::new(BPFFS_MOUNT_LOCK);
+    let file = root_lock::open_root_only(lock_path)?;
+    let _lock = root_lock::lock(file, MOUNT_LOCK_WAIT).map_err(|failed| match failed {
+        LockFailed::Flock(e) => Error::io("flock", lock_path, e),
+        LockFailed::StillHeld => Error::LockHeld {
+            path: lock_path.to_path_buf(),
+            holder: "`cgroupctl init`",
+            waited: MOUNT_LOCK_WAIT,
+        },
     })?;
     // Again under the lock: another init may have mounted it meanwhile.
     if is_bpffs(path)? {
@@ -76,10 +60,6 @@ pub fn ensure_bpffs(path: &Path) -> Result<BpffsState> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=0700"),
     )
-    .map_err(|e| Error::Io {
-        op: "mount bpffs at",
-        path: path.to_path_buf(),
-        source: e.into(),
-    })?;
+    .ctx("mount bpffs at", path)?;
     Ok(BpffsState::Mounted)
 }

@@ -151,13 +151,14 @@ fn lock_carrying(user_dir: &Path) -> Result<nix::fcntl::Flock<File>> {
         .and_then(|n| n.to_str())
         .and_then(|n| key.classify(n))
         .map(|entry| entry.user())
-        .ok_or_else(|| Error::Other(format!("{}: not a user cgroup", user_dir.display())))?;
-    let run_dir = Path::new(crate::sessions::RUN_DIR);
-    let dir = crate::state_dir::StateDir::open(run_dir, true)
-        .map_err(|e| Error::Other(e.to_string()))?
-        .ok_or_else(|| Error::Other(format!("{}: missing", run_dir.display())))?;
-    dir.lock(&format!("carry-{user}.lock"), CARRY_WAIT)
-        .map_err(|e| Error::Other(e.to_string()))
+        .ok_or_else(|| Error::NotUserCgroup {
+            path: user_dir.to_path_buf(),
+        })?;
+    let run_dir = Path::new(crate::paths::RUN_DIR);
+    let dir = crate::state_dir::StateDir::open(run_dir, true)?.ok_or_else(|| Error::Missing {
+        path: run_dir.to_path_buf(),
+    })?;
+    Ok(dir.lock(&format!("carry-{user}.lock"), CARRY_WAIT)?)
 }
 
 /// Opens a cgroup directory without following a symlink.

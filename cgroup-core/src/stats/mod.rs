@@ -160,11 +160,7 @@ pub fn read_optional(path: &Path) -> Result<Option<String>> {
         {
             Ok(None)
         }
-        Err(source) => Err(Error::Io {
-            op: "read",
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(Error::io("read", path, source)),
     }
 }
 

@@ -37,7 +37,7 @@ impl EventSemantics {
 /// The super options of the cgroup2 hierarchy (one per system: every cgroup2 mount shows the
 /// same), e.g. `rw,nsdelegate,memory_recursiveprot`.
 fn cgroup2_super_options() -> Vec<String> {
-    let text = std::fs::read_to_string(crate::mount::MOUNTINFO).unwrap_or_default();
+    let text = std::fs::read_to_string(crate::paths::MOUNTINFO).unwrap_or_default();
     super_options(&text)
 }
 

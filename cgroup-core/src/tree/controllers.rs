@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::fs::{self, read_controllers, write_file};
+use crate::cgroup_files;
 use crate::error::Result;
 use crate::limits::Controller;
 
@@ -20,15 +21,17 @@ pub struct ControllerReport {
 
 /// Controllers the kernel offers at the top of the mount.
 pub fn offered(mount_point: &Path) -> Result<Vec<Controller>> {
-    Ok(read_controllers(&mount_point.join("cgroup.controllers"))?
-        .iter()
-        .filter_map(|c| Controller::from_name(c))
-        .collect())
+    Ok(
+        read_controllers(&mount_point.join(cgroup_files::CONTROLLERS))?
+            .iter()
+            .filter_map(|c| Controller::from_name(c))
+            .collect(),
+    )
 }
 
 /// Is every offered controller already enabled in `dir`'s subtree_control?
 pub fn already_enabled(dir: &Path, wanted: &[Controller]) -> Result<bool> {
-    let enabled = read_controllers(&dir.join("cgroup.subtree_control"))?;
+    let enabled = read_controllers(&dir.join(cgroup_files::SUBTREE_CONTROL))?;
     Ok(wanted.iter().all(|c| enabled.iter().any(|e| e == c.name())))
 }
 
@@ -38,7 +41,7 @@ pub fn enable_down(chain: &[PathBuf], wanted: &[Controller]) -> Result<Controlle
     let mut report = ControllerReport::default();
     let mut remaining: Vec<Controller> = wanted.to_vec();
     for (depth, dir) in chain.iter().enumerate() {
-        let enabled = read_controllers(&dir.join("cgroup.subtree_control"))?;
+        let enabled = read_controllers(&dir.join(cgroup_files::SUBTREE_CONTROL))?;
         // A cgroup holding processes must not get controllers for its children: domain
         // controllers fail with EBUSY, and threaded ones (cpu, pids) succeed but turn it into
         // a thread root, making every child "domain invalid" for good. The top of the mount is
@@ -60,7 +63,7 @@ pub fn enable_down(chain: &[PathBuf], wanted: &[Controller]) -> Result<Controlle
             remaining.retain(|c| !missing.contains(c));
             continue;
         }
-        let available = read_controllers(&dir.join("cgroup.controllers"))?;
+        let available = read_controllers(&dir.join(cgroup_files::CONTROLLERS))?;
         let mut still = Vec::new();
         for c in remaining {
             if enabled.iter().any(|e| e == c.name()) {
@@ -74,7 +77,7 @@ pub fn enable_down(chain: &[PathBuf], wanted: &[Controller]) -> Result<Controlle
                 continue;
             }
             match write_file(
-                &dir.join("cgroup.subtree_control"),
+                &dir.join(cgroup_files::SUBTREE_CONTROL),
                 &format!("+{}", c.name()),
             ) {
                 Ok(()) => still.push(c),

@@ -11,12 +11,15 @@ use std::sync::OnceLock;
 use nix::errno::Errno;
 
 use super::dirfd::CgroupDir;
+use crate::cgroup_files;
 use crate::error::{Error, Result};
 
-pub const DELEGATE_LIST: &str = "/sys/kernel/cgroup/delegate";
-
 /// Files whose delegation is required: without them the user cannot manage its subtree.
-const REQUIRED: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
+const REQUIRED: &[&str] = &[
+    cgroup_files::PROCS,
+    cgroup_files::THREADS,
+    cgroup_files::SUBTREE_CONTROL,
+];
 
 /// Mode of a delegated leaf: its owner only. Other customers sharing the user's primary group
 /// must not read the leaf's PIDs or enter it.
@@ -27,7 +30,7 @@ pub const LEAF_MODE: u32 = 0o700;
 pub fn delegate_files() -> &'static [String] {
     static FILES: OnceLock<Vec<String>> = OnceLock::new();
     FILES.get_or_init(|| {
-        super::fs::read_proc_file(std::path::Path::new(DELEGATE_LIST))
+        super::fs::read_proc_file(std::path::Path::new(crate::paths::DELEGATE_LIST))
             .map(|t| t.split_whitespace().map(str::to_string).collect())
             .unwrap_or_else(|_| REQUIRED.iter().map(|s| s.to_string()).collect())
     })
@@ -39,13 +42,7 @@ fn chown_files(dir: &CgroupDir, uid: u32, gid: u32) -> Result<()> {
             Ok(()) => {}
             // An optional file whose controller is not enabled here.
             Err(Errno::ENOENT) if !REQUIRED.contains(&name.as_str()) => {}
-            Err(e) => {
-                return Err(Error::Io {
-                    op: "chown",
-                    path: dir.path().join(name),
-                    source: std::io::Error::from(e),
-                })
-            }
+            Err(e) => return Err(Error::io("chown", dir.path().join(name), e)),
         }
     }
     Ok(())

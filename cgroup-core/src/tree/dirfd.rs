@@ -17,21 +17,13 @@ use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
 use nix::sys::statfs::{fstatfs, CGROUP2_SUPER_MAGIC};
 use nix::unistd::{fchown, fchownat, unlinkat, Gid, Uid, UnlinkatFlags};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// An open cgroup directory and the path it was opened at (for messages only).
 #[derive(Debug)]
 pub struct CgroupDir {
     fd: OwnedFd,
     path: PathBuf,
-}
-
-fn io(op: &'static str, path: &Path, errno: Errno) -> Error {
-    Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source: std::io::Error::from(errno),
-    }
 }
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
@@ -42,19 +34,16 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
 impl CgroupDir {
     /// Opens `path` (a directory on cgroup2; a symlink or anything else is refused).
     pub fn open(path: &Path) -> Result<CgroupDir> {
-        let raw = openat(None, path, DIR_FLAGS, Mode::empty()).map_err(|e| io("open", path, e))?;
+        let raw = openat(None, path, DIR_FLAGS, Mode::empty()).ctx("open", path)?;
         Self::adopt(raw, path.to_path_buf())
     }
 
     fn adopt(raw: RawFd, path: PathBuf) -> Result<CgroupDir> {
         // SAFETY: `raw` was just returned by openat and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let fs = fstatfs(&fd).map_err(|e| io("statfs", &path, e))?;
+        let fs = fstatfs(&fd).ctx("statfs", &path)?;
         if fs.filesystem_type() != CGROUP2_SUPER_MAGIC {
-            return Err(Error::Other(format!(
-                "{} is not a cgroup2 directory",
-                path.display()
-            )));
+            return Err(Error::NotCgroup2 { path });
         }
         Ok(CgroupDir { fd, path })
     }
@@ -69,7 +58,7 @@ impl CgroupDir {
 
     /// The directory's own status (owner, mode).
     pub fn stat(&self) -> Result<FileStat> {
-        fstat(self.raw()).map_err(|e| io("stat", &self.path, e))
+        fstat(self.raw()).ctx("stat", &self.path)
     }
 
     /// Opens the child cgroup `name`. A directory of a cgroup2 directory is a cgroup2
@@ -78,8 +67,7 @@ impl CgroupDir {
     pub fn open_child(&self, name: &(impl AsRef<OsStr> + ?Sized)) -> Result<CgroupDir> {
         let name = name.as_ref();
         let path = self.path.join(name);
-        let raw = openat(Some(self.raw()), name, DIR_FLAGS, Mode::empty())
-            .map_err(|e| io("open", &path, e))?;
+        let raw = openat(Some(self.raw()), name, DIR_FLAGS, Mode::empty()).ctx("open", &path)?;
         // SAFETY: `raw` was just returned by openat and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         Ok(CgroupDir { fd, path })
@@ -90,7 +78,7 @@ impl CgroupDir {
         match mkdirat(Some(self.raw()), name, Mode::from_bits_truncate(mode)) {
             Ok(()) => Ok(true),
             Err(Errno::EEXIST) => Ok(false),
-            Err(e) => Err(io("mkdir", &self.path.join(name), e)),
+            Err(e) => Err(Error::io("mkdir", self.path.join(name), e)),
         }
     }
 
@@ -140,12 +128,8 @@ impl CgroupDir {
         let path = self.path.join(name);
         let file = self
             .open_entry(name.as_ref(), OFlag::O_RDONLY)
-            .map_err(|e| io("read", &path, e))?;
-        std::io::read_to_string(file).map_err(|source| Error::Io {
-            op: "read",
-            path,
-            source,
-        })
+            .ctx("read", &path)?;
+        std::io::read_to_string(file).ctx("read", path)
     }
 
     /// Is the control file `name` there (its controller enabled)?
@@ -165,12 +149,12 @@ impl CgroupDir {
             Some(Uid::from_raw(uid)),
             Some(Gid::from_raw(gid)),
         )
-        .map_err(|e| io("chown", &self.path, e))
+        .ctx("chown", &self.path)
     }
 
     /// fchmod of the directory itself.
     pub fn chmod_self(&self, mode: u32) -> Result<()> {
-        fchmod(self.raw(), Mode::from_bits_truncate(mode)).map_err(|e| io("chmod", &self.path, e))
+        fchmod(self.raw(), Mode::from_bits_truncate(mode)).ctx("chmod", &self.path)
     }
 
     /// fchownat of the entry `name`, never following a symlink. The errno is returned raw
@@ -192,15 +176,14 @@ impl CgroupDir {
         let path = self.path.join(name);
         let fd = self
             .open_entry(name, OFlag::O_RDONLY | OFlag::O_NONBLOCK)
-            .map_err(|e| io("open", &path, e))?;
-        let st = fstat(fd.as_raw_fd()).map_err(|e| io("stat", &path, e))?;
+            .ctx("open", &path)?;
+        let st = fstat(fd.as_raw_fd()).ctx("stat", &path)?;
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             return Ok(());
         }
         let mode = st.st_mode & 0o700;
         if st.st_mode & 0o077 != 0 {
-            fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode))
-                .map_err(|e| io("chmod", &path, e))?;
+            fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode)).ctx("chmod", &path)?;
         }
         Ok(())
     }
@@ -211,10 +194,10 @@ impl CgroupDir {
     pub fn entries(&self) -> Result<Vec<(OsString, bool)>> {
         // A second descriptor: reading a directory moves its offset.
         let dir = nix::dir::Dir::openat(Some(self.raw()), ".", DIR_FLAGS, Mode::empty())
-            .map_err(|e| io("read directory", &self.path, e))?;
+            .ctx("read directory", &self.path)?;
         let mut out = Vec::new();
         for entry in dir {
-            let entry = entry.map_err(|e| io("read directory", &self.path, e))?;
+            let entry = entry.ctx("read directory", &self.path)?;
             let name = entry.file_name().to_bytes();
             if name == b"." || name == b".." {
                 continue;
@@ -269,7 +252,7 @@ impl CgroupDir {
             )
         };
         if rc != 0 {
-            return Err(io("setxattr", &self.path, Errno::last()));
+            return Err(Error::io("setxattr", &self.path, Errno::last()));
         }
         Ok(())
     }
@@ -281,7 +264,7 @@ impl CgroupDir {
         let rc = unsafe { libc::fremovexattr(self.raw(), cname.as_ptr()) };
         match Errno::result(rc) {
             Ok(_) | Err(Errno::ENODATA) => Ok(()),
-            Err(e) => Err(io("removexattr", &self.path, e)),
+            Err(e) => Err(Error::io("removexattr", &self.path, e)),
         }
     }
 }

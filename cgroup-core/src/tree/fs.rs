@@ -7,6 +7,7 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
+use crate::cgroup_files;
 use crate::error::{Error, IoContext, Result};
 
 /// What `create_dir` found.
@@ -112,7 +113,7 @@ pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
 
 /// Moves a process (all its threads) into the cgroup at `dir`.
 pub fn move_pid(dir: &Path, pid: u32) -> Result<()> {
-    write_file(&dir.join("cgroup.procs"), &format!("{pid}\n"))
+    write_file(&dir.join(cgroup_files::PROCS), &format!("{pid}\n"))
 }
 
 /// A process's cgroup v2 path as the kernel shows it (`/a/b`, from the `0::` line of
@@ -128,7 +129,7 @@ pub fn cgroup_v2_of(pid: u32) -> Result<Option<String>> {
 
 /// PIDs in a cgroup (not its descendants).
 pub fn procs(dir: &Path) -> Result<Vec<u32>> {
-    Ok(read_file(&dir.join("cgroup.procs"))?
+    Ok(read_file(&dir.join(cgroup_files::PROCS))?
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect())

@@ -11,10 +11,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use super::tag::TreeKey;
-use crate::state_dir::{StateDir, StateError, STATE_DIR};
-
-/// The key's file name in the state directory.
-pub const KEY_FILE: &str = "tree-key";
+use crate::error::StateError;
+use crate::paths::{STATE_DIR, TREE_KEY_FILE};
+use crate::state_dir::StateDir;
 
 static KEY: OnceLock<TreeKey> = OnceLock::new();
 
@@ -31,30 +30,30 @@ pub fn current() -> Result<TreeKey, StateError> {
 /// The key kept in the state directory `dir`, made if there is none yet.
 pub fn load_or_create(dir: &Path) -> Result<TreeKey, StateError> {
     let vanished = || StateError {
-        path: dir.join(KEY_FILE),
+        path: dir.join(TREE_KEY_FILE),
         reason: "vanished while being created".into(),
         errno: None,
     };
     let state = StateDir::open(dir, true)?.ok_or_else(vanished)?;
-    if let Some(bytes) = state.read(KEY_FILE)? {
+    if let Some(bytes) = state.read(TREE_KEY_FILE)? {
         return parse(dir, &bytes);
     }
     let fresh = TreeKey::generate().map_err(|e| StateError {
-        path: dir.join(KEY_FILE),
+        path: dir.join(TREE_KEY_FILE),
         reason: format!("cannot draw a random key: {e}"),
         errno: e.raw_os_error(),
     })?;
-    if state.create_new(KEY_FILE, fresh.render().as_bytes())? {
+    if state.create_new(TREE_KEY_FILE, fresh.render().as_bytes())? {
         return Ok(fresh);
     }
     // Another creator won: its key is the one.
-    let bytes = state.read(KEY_FILE)?.ok_or_else(vanished)?;
+    let bytes = state.read(TREE_KEY_FILE)?.ok_or_else(vanished)?;
     parse(dir, &bytes)
 }
 
 fn parse(dir: &Path, bytes: &[u8]) -> Result<TreeKey, StateError> {
     TreeKey::parse(bytes).ok_or_else(|| StateError {
-        path: dir.join(KEY_FILE),
+        path: dir.join(TREE_KEY_FILE),
         reason: "is not a tree key (32 lowercase hex digits); it names every user cgroup, \
                  so it is not replaced: restore it from a backup, or remove it once no user \
                  cgroup is left"
@@ -88,8 +87,11 @@ mod tests {
         assert_eq!(load_or_create(&dir).unwrap(), keys[0]);
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
-        std::fs::write(dir.join(KEY_FILE), "garbage\n").unwrap();
+        std::fs::write(dir.join(TREE_KEY_FILE), "garbage\n").unwrap();
         assert!(load_or_create(&dir).is_err());
-        assert_eq!(std::fs::read(dir.join(KEY_FILE)).unwrap(), b"garbage\n");
+        assert_eq!(
+            std::fs::read(dir.join(TREE_KEY_FILE)).unwrap(),
+            b"garbage\n"
+        );
     }
 }

@@ -19,55 +19,28 @@ mod delegation;
 pub mod dirfd;
 pub mod fs;
 pub mod key;
+pub mod processes;
 pub mod stamp;
 pub mod tag;
 pub mod user_cgroup;
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 pub use controllers::{already_enabled, enable_down, offered, ControllerReport};
-pub use delegation::{delegate_files, DELEGATE_LIST, LEAF_MODE};
+pub use delegation::{delegate_files, LEAF_MODE};
 pub use fs::{Created, Removed};
 pub use tag::{TreeKey, UserEntry};
 
-use crate::config::{Config, DEFAULT_ROOT_NAME};
+use crate::cgroup_files;
 use crate::error::{Error, Result};
 use crate::limits::Controller;
 use crate::mount::{cgroup2_mounts, mount_containing, Cgroup2Mount};
 use crate::names::validate_user_name;
+use crate::paths::{check_root_syntax, DEFAULT_ROOT_NAME, MOUNTINFO};
 
 pub const USERS_DIR: &str = "users";
 pub const UNCONFINED_DIR: &str = "unconfined";
 pub const SESSION_PREFIX: &str = "session-";
-
-/// Syntax check of a configured root: absolute, no `.`/`..`, not `/`.
-pub fn check_root_syntax(root: &Path) -> std::result::Result<(), &'static str> {
-    if !root.is_absolute() {
-        return Err("must be an absolute path");
-    }
-    // Path::components() silently drops "." and "//": check the text itself.
-    let text = root.to_string_lossy();
-    if text
-        .split('/')
-        .skip(1)
-        .any(|seg| seg == "." || seg == ".." || seg.is_empty())
-        && text != "/"
-    {
-        return Err("must not contain '.', '..' or empty components");
-    }
-    let mut normal = 0;
-    for c in root.components() {
-        match c {
-            Component::RootDir => {}
-            Component::Normal(_) => normal += 1,
-            _ => return Err("must not contain '.' or '..'"),
-        }
-    }
-    if normal == 0 {
-        return Err("must not be '/'");
-    }
-    Ok(())
-}
 
 /// A located tree: its cgroup2 mount and its root directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,13 +50,9 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Finds the tree of a config: the configured root, checked to be strictly inside a
-    /// cgroup2 mount, or `<first cgroup2 mount>/pam_cgroup`.
-    pub fn locate(config: &Config) -> Result<Tree> {
-        Self::locate_root(config.tree.root.as_deref())
-    }
-
-    /// The same from a configured root, if any (a broken config may still name one).
+    /// Finds the tree of a configured root (`[tree] root`; a broken config may still name
+    /// one): the root, checked to be strictly inside a cgroup2 mount, or, with none,
+    /// `<first cgroup2 mount>/pam_cgroup`.
     pub fn locate_root(root: Option<&Path>) -> Result<Tree> {
         if let Some(root) = root {
             // The login path: a few statfs(2) calls instead of reading all of mountinfo.
@@ -122,13 +91,7 @@ impl Tree {
                 }
                 Ok(false) => return Err(outside()),
                 Err(nix::errno::Errno::ENOENT) => probe = p.parent(),
-                Err(e) => {
-                    return Err(Error::Io {
-                        op: "statfs",
-                        path: p.to_path_buf(),
-                        source: std::io::Error::from(e),
-                    })
-                }
+                Err(e) => return Err(Error::io("statfs", p, e)),
             }
         }
         let mut mount_point = existing.ok_or_else(outside)?;
@@ -154,7 +117,7 @@ impl Tree {
     pub fn locate_in(mounts: &[Cgroup2Mount], root: Option<&Path>) -> Result<Tree> {
         let Some(first) = mounts.first() else {
             return Err(Error::NoCgroup2 {
-                mountinfo: PathBuf::from(crate::mount::MOUNTINFO),
+                mountinfo: PathBuf::from(MOUNTINFO),
             });
         };
         let root = match root {
@@ -286,8 +249,10 @@ impl Tree {
 
     /// The cgroup of a process, as a path under this tree's mount, from /proc/PID/cgroup.
     pub fn cgroup_of(&self, pid: u32) -> Result<PathBuf> {
-        let rel = fs::cgroup_v2_of(pid)?
-            .ok_or_else(|| Error::Other(format!("/proc/{pid}/cgroup: no cgroup v2 entry")))?;
+        let rel = fs::cgroup_v2_of(pid)?.ok_or_else(|| Error::Proc {
+            path: format!("/proc/{pid}/cgroup").into(),
+            reason: "no cgroup v2 entry",
+        })?;
         Ok(self.path_of(&rel))
     }
 
@@ -328,20 +293,14 @@ impl Tree {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     last_err = Some(e);
                 }
-                Err(e) => {
-                    return Err(Error::Io {
-                        op: "mkdir",
-                        path: leaf,
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(Error::io("mkdir", leaf, e)),
             }
         }
-        Err(Error::Io {
-            op: "mkdir",
-            path: parent.join(format!("{SESSION_PREFIX}{pid}-*")),
-            source: last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
-        })
+        Err(Error::io(
+            "mkdir",
+            parent.join(format!("{SESSION_PREFIX}{pid}-*")),
+            last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
+        ))
     }
 }
 
@@ -352,7 +311,7 @@ pub fn tree_key() -> Result<TreeKey> {
 
 /// Controllers enabled for `dir` (its cgroup.controllers).
 pub fn available_controllers(dir: &Path) -> Result<Vec<Controller>> {
-    Ok(fs::read_controllers(&dir.join("cgroup.controllers"))?
+    Ok(fs::read_controllers(&dir.join(cgroup_files::CONTROLLERS))?
         .iter()
         .filter_map(|c| Controller::from_name(c))
         .collect())
@@ -401,15 +360,6 @@ mod tests {
             let e = Tree::locate_in(&mounts(), Some(Path::new(bad))).unwrap_err();
             assert!(matches!(e, Error::RootOutsideCgroup2 { .. }), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn root_syntax() {
-        assert!(check_root_syntax(Path::new("relative/x")).is_err());
-        assert!(check_root_syntax(Path::new("/a/../b")).is_err());
-        assert!(check_root_syntax(Path::new("/a/./b")).is_err());
-        assert!(check_root_syntax(Path::new("/")).is_err());
-        assert!(check_root_syntax(Path::new("/sys/fs/cgroup/x")).is_ok());
     }
 
     #[test]

@@ -36,10 +36,9 @@ use nix::errno::Errno;
 use super::delegation::{self, LEAF_MODE};
 use super::dirfd::CgroupDir;
 use super::{Tree, SESSION_PREFIX, USERS_DIR};
-use crate::config::Config;
+use crate::cgroup_files::{self, CgroupEvents};
 use crate::error::{Error, Result};
-use crate::limits::{Controller, Limit};
-use crate::nss::UserInfo;
+use crate::limits::{Controller, LeafCaps, Limit};
 
 /// `users/`: traversable, not listable.
 pub const USERS_MODE: u32 = 0o711;
@@ -60,6 +59,10 @@ pub const MANAGER_PREFIX: &str = "manager-";
 /// CAP_SYS_ADMIN to write, and the directory is root's: the user can forge neither.
 pub const STAMP_XATTR: &str = "trusted.pam_cgroup.applied";
 
+/// The mark on a session leaf (what `crate::sessions::SessionMark` encodes); root-only like
+/// the stamp.
+pub const SESSION_XATTR: &str = "trusted.pam_cgroup.session";
+
 /// How a user cgroup is opened to its user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupAccess {
@@ -70,16 +73,16 @@ pub enum GroupAccess {
 }
 
 impl GroupAccess {
-    /// Decided from NSS: a primary group named like the user and with no other member is a
-    /// user-private group (the USERGROUPS convention of useradd and adduser). A group that
-    /// also lists other members (www-data, or a colleague added to share web files: common in
-    /// hosting) would show them the customer's sessions, PIDs, usage and faults: shared.
-    /// Another user whose primary gid is the same group is not seen here (that would need an
-    /// enumeration of every user at each login); `cgroupctl doctor` reports such users.
-    pub fn of(user: &UserInfo) -> GroupAccess {
-        match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(user.gid)) {
-            Ok(Some(g)) if is_private_group(&g.name, &g.mem, &user.name) => {
-                GroupAccess::Private { gid: user.gid }
+    /// A primary group named like the user and with no other member is a user-private group
+    /// (the USERGROUPS convention of useradd and adduser). A group that also lists other
+    /// members (www-data, or a colleague added to share web files: common in hosting) would
+    /// show them the customer's sessions, PIDs, usage and faults: shared. `group` is the
+    /// primary group's name and listed members, `None` when NSS does not know it (shared).
+    /// The lookup itself is `crate::nss::UserInfo::group_access`.
+    pub fn decide(user: &str, gid: u32, group: Option<(&str, &[String])>) -> GroupAccess {
+        match group {
+            Some((name, members)) if is_private_group(name, members, user) => {
+                GroupAccess::Private { gid }
             }
             _ => GroupAccess::Shared,
         }
@@ -279,7 +282,7 @@ impl UserCgroup {
     /// Processes sitting in the user cgroup itself (only a 0.1.0 customer could put them
     /// there; root never does).
     pub fn holds_processes(&self) -> Result<bool> {
-        Ok(!self.dir.read("cgroup.procs")?.trim().is_empty())
+        Ok(!self.dir.read(cgroup_files::PROCS)?.trim().is_empty())
     }
 
     pub fn read(&self, file: &str) -> Result<String> {
@@ -299,7 +302,7 @@ impl UserCgroup {
     pub fn available_controllers(&self) -> Result<Vec<Controller>> {
         Ok(self
             .dir
-            .read("cgroup.controllers")?
+            .read(cgroup_files::CONTROLLERS)?
             .split_whitespace()
             .filter_map(Controller::from_name)
             .collect())
@@ -310,7 +313,7 @@ impl UserCgroup {
     /// (domain controllers) or make it a thread root (threaded ones); its own limits still
     /// hold for everything below. Returns what could not be enabled and why.
     pub fn enable_for_leaves(&self, wanted: &[Controller]) -> Result<Vec<(Controller, String)>> {
-        let enabled = self.dir.read("cgroup.subtree_control")?;
+        let enabled = self.dir.read(cgroup_files::SUBTREE_CONTROL)?;
         let missing: Vec<Controller> = wanted
             .iter()
             .copied()
@@ -339,7 +342,7 @@ impl UserCgroup {
             }
             if let Err(e) = self
                 .dir
-                .write("cgroup.subtree_control", &format!("+{}", c.name()))
+                .write(cgroup_files::SUBTREE_CONTROL, &format!("+{}", c.name()))
             {
                 failed.push((c, e.to_string()));
             }
@@ -352,11 +355,11 @@ impl UserCgroup {
     /// its own cap instead (`new_leaf`), and leaves are made by root alone, one per session
     /// or service start, and trimmed once dead: the total stays bounded. The depth is the
     /// leaf's depth plus the two levels root makes (`<service>/<leaf>`).
-    pub fn write_caps(&self, config: &Config) -> Result<()> {
-        self.dir.write("cgroup.max.descendants", "max")?;
+    pub fn write_caps(&self, caps: LeafCaps) -> Result<()> {
+        self.dir.write(cgroup_files::MAX_DESCENDANTS, "max")?;
         self.dir.write(
-            "cgroup.max.depth",
-            &(config.tree.max_depth.saturating_add(2)).to_string(),
+            cgroup_files::MAX_DEPTH,
+            &(caps.max_depth.saturating_add(2)).to_string(),
         )
     }
 
@@ -397,8 +400,8 @@ impl UserCgroup {
     /// Makes a fresh session leaf `session-<pid>` (with a random suffix when that name is
     /// taken), root-owned and closed, with its caps written and its `login/`. The caller moves
     /// the process in and then delegates it (`Leaf::delegate`).
-    pub fn new_session_leaf(&self, pid: u32, config: &Config) -> Result<Leaf> {
-        let mut leaf = new_leaf_in(&self.dir, &format!("{SESSION_PREFIX}{pid}"), config)?;
+    pub fn new_session_leaf(&self, pid: u32, caps: LeafCaps) -> Result<Leaf> {
+        let mut leaf = new_leaf_in(&self.dir, &format!("{SESSION_PREFIX}{pid}"), caps)?;
         let made = leaf
             .dir
             .make_child(LOGIN_DIR, 0o755)
@@ -420,8 +423,8 @@ impl UserCgroup {
     /// the manager's process enters the leaf itself, which is then delegated whole, because
     /// systemd --user takes the cgroup it starts in as the root of its own tree (it moves
     /// itself into `init.scope` there and makes a child per unit).
-    pub fn new_manager_leaf(&self, pid: u32, config: &Config) -> Result<Leaf> {
-        new_leaf_in(&self.dir, &format!("{MANAGER_PREFIX}{pid}"), config)
+    pub fn new_manager_leaf(&self, pid: u32, caps: LeafCaps) -> Result<Leaf> {
+        new_leaf_in(&self.dir, &format!("{MANAGER_PREFIX}{pid}"), caps)
     }
 
     /// `<service>/` for `cgroupctl run`/`classify`, root-owned like the user cgroup.
@@ -482,12 +485,12 @@ impl TargetDir<'_> {
     /// through the descriptor the lever opened, so a leaf reaped and made again by the same
     /// name meanwhile is never the one acted on.
     pub fn write_kill(&self) -> Result<()> {
-        self.write("cgroup.kill", "1")
+        self.write(cgroup_files::KILL, "1")
     }
 
     /// `cgroup.freeze`: 1 freezes every process of the target, 0 thaws it.
     pub fn write_freeze(&self, frozen: bool) -> Result<()> {
-        self.write("cgroup.freeze", if frozen { "1" } else { "0" })
+        self.write(cgroup_files::FREEZE, if frozen { "1" } else { "0" })
     }
 }
 
@@ -516,16 +519,11 @@ impl UserCgroup {
         self.open_target(target)?.write_freeze(frozen)
     }
 
-    /// The session leaves and their marks (`crate::sessions`).
-    pub fn sessions(&self, mount_point: &Path) -> Result<Vec<crate::sessions::FoundSession>> {
-        crate::sessions::find_sessions(&self.dir, mount_point)
-    }
-
     /// Removes the mark of the session leaf `name` (at close: the session is over even if
     /// `nohup` processes keep its leaf).
     pub fn unmark_session(&self, name: &str) -> Result<()> {
         match self.dir.open_child(name) {
-            Ok(leaf) => leaf.remove_xattr(crate::sessions::SESSION_XATTR),
+            Ok(leaf) => leaf.remove_xattr(SESSION_XATTR),
             Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
             Err(e) => Err(e),
         }
@@ -534,7 +532,7 @@ impl UserCgroup {
 
 /// Makes a fresh leaf `<base>` (or `<base>-<random>` when taken) in `parent`, root-owned and
 /// 0700, with its caps written.
-pub fn new_leaf_in(parent: &CgroupDir, base: &str, config: &Config) -> Result<Leaf> {
+pub fn new_leaf_in(parent: &CgroupDir, base: &str, caps: LeafCaps) -> Result<Leaf> {
     let mut last = Errno::EEXIST;
     for attempt in 0..8u32 {
         let name = if attempt == 0 {
@@ -546,24 +544,18 @@ pub fn new_leaf_in(parent: &CgroupDir, base: &str, config: &Config) -> Result<Le
             Ok(()) => {
                 let dir = parent.open_child(&name)?;
                 let leaf = Leaf { dir, entry: None };
-                leaf.write_caps(config)?;
+                leaf.write_caps(caps)?;
                 return Ok(leaf);
             }
             Err(Errno::EEXIST) => last = Errno::EEXIST,
-            Err(e) => {
-                return Err(Error::Io {
-                    op: "mkdir",
-                    path: parent.path().join(name),
-                    source: std::io::Error::from(e),
-                })
-            }
+            Err(e) => return Err(Error::io("mkdir", parent.path().join(name), e)),
         }
     }
-    Err(Error::Io {
-        op: "mkdir",
-        path: parent.path().join(format!("{base}-*")),
-        source: std::io::Error::from(last),
-    })
+    Err(Error::io(
+        "mkdir",
+        parent.path().join(format!("{base}-*")),
+        last,
+    ))
 }
 
 /// A leaf root made: root-owned until `delegate`.
@@ -594,13 +586,13 @@ impl Leaf {
 
     /// The leaf's own caps: what the customer may build inside it. Root-owned files, never
     /// delegated.
-    fn write_caps(&self, config: &Config) -> Result<()> {
+    fn write_caps(&self, caps: LeafCaps) -> Result<()> {
         self.dir.write(
-            "cgroup.max.descendants",
-            &config.tree.max_descendants.to_string(),
+            cgroup_files::MAX_DESCENDANTS,
+            &caps.max_descendants.to_string(),
         )?;
         self.dir
-            .write("cgroup.max.depth", &config.tree.max_depth.to_string())
+            .write(cgroup_files::MAX_DEPTH, &caps.max_depth.to_string())
     }
 
     /// Moves `pid` in. When the user cgroup is a threaded domain (a 0.1.0 customer made a
@@ -609,26 +601,26 @@ impl Leaf {
     pub fn enter(&self, parent: &CgroupDir, pid: u32) -> Result<()> {
         let data = format!("{pid}\n");
         let target = self.entry.as_ref().unwrap_or(&self.dir);
-        match target.write("cgroup.procs", &data) {
+        match target.write(cgroup_files::PROCS, &data) {
             Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => {
-                let parent_type = parent.read("cgroup.type").unwrap_or_default();
+                let parent_type = parent.read(cgroup_files::TYPE).unwrap_or_default();
                 if parent_type.trim() != "domain threaded" {
                     return Err(e);
                 }
-                self.dir.write("cgroup.type", "threaded")?;
+                self.dir.write(cgroup_files::TYPE, "threaded")?;
                 if let Some(login) = &self.entry {
-                    login.write("cgroup.type", "threaded")?;
+                    login.write(cgroup_files::TYPE, "threaded")?;
                 }
-                target.write("cgroup.procs", &data)
+                target.write(cgroup_files::PROCS, &data)
             }
             other => other,
         }
     }
 
-    /// Writes the session's mark on the leaf (root-only: `crate::sessions`).
-    pub fn mark(&self, mark: &crate::sessions::SessionMark) -> Result<()> {
-        self.dir
-            .set_xattr(crate::sessions::SESSION_XATTR, &mark.encode())
+    /// Writes the session's mark on the leaf (root-only; its text is
+    /// `crate::sessions::SessionMark::encode`).
+    pub fn mark(&self, encoded: &str) -> Result<()> {
+        self.dir.set_xattr(SESSION_XATTR, encoded)
     }
 
     /// Hands the leaf over to the user.
@@ -676,13 +668,7 @@ pub fn trim(
         Ok(()) => return Ok(Trimmed::Removed),
         Err(Errno::ENOENT) => return Ok(Trimmed::Gone),
         Err(Errno::EBUSY) | Err(Errno::ENOTEMPTY) => {}
-        Err(e) => {
-            return Err(Error::Io {
-                op: "rmdir",
-                path: parent.path().join(name),
-                source: std::io::Error::from(e),
-            })
-        }
+        Err(e) => return Err(Error::io("rmdir", parent.path().join(name), e)),
     }
     let leaf = match parent.open_child(name) {
         Ok(d) => d,
@@ -704,13 +690,7 @@ pub fn trim(
                     return Ok(Trimmed::Kept);
                 }
             }
-            Err(e) => {
-                return Err(Error::Io {
-                    op: "rmdir",
-                    path: leaf.path().to_path_buf(),
-                    source: std::io::Error::from(e),
-                })
-            }
+            Err(e) => return Err(Error::io("rmdir", leaf.path(), e)),
         }
     }
     Ok(Trimmed::Kept)
@@ -794,14 +774,14 @@ fn remove_named(
         Err(e) => return Err(e),
     };
     out.existed = true;
-    out.processes += crate::inventory::subtree_pids(&dir).len() as u64;
+    out.processes += crate::tree::processes::subtree_pids(&dir).len() as u64;
     let mut last = Errno::EBUSY;
     for _ in 0..REMOVE_ROUNDS {
         if populated(&dir)? {
             // A frozen subtree is killed too (SIGKILL reaches frozen tasks); thawed first so
             // that the exit does not wait on the freezer of an older kernel.
-            let _ = dir.write("cgroup.freeze", "0");
-            dir.write("cgroup.kill", "1")?;
+            let _ = dir.write(cgroup_files::FREEZE, "0");
+            dir.write(cgroup_files::KILL, "1")?;
             out.kills += 1;
             let deadline = std::time::Instant::now() + wait;
             while populated(&dir)? && std::time::Instant::now() < deadline {
@@ -820,24 +800,18 @@ fn remove_named(
             }
             Err(Errno::ENOENT) => return Ok(()),
             Err(e @ (Errno::EBUSY | Errno::ENOTEMPTY)) => last = e,
-            Err(e) => {
-                return Err(Error::Io {
-                    op: "rmdir",
-                    path: dir.path().to_path_buf(),
-                    source: std::io::Error::from(e),
-                })
-            }
+            Err(e) => return Err(Error::io("rmdir", dir.path(), e)),
         }
     }
-    Err(Error::Io {
-        op: "rmdir",
-        path: dir.path().to_path_buf(),
-        source: std::io::Error::other(format!(
+    Err(Error::io(
+        "rmdir",
+        dir.path(),
+        std::io::Error::other(format!(
             "{} after {REMOVE_ROUNDS} rounds of cgroup.kill ({} processes still there)",
             std::io::Error::from(last),
-            crate::inventory::subtree_pids(&dir).len()
+            crate::tree::processes::subtree_pids(&dir).len()
         )),
-    })
+    ))
 }
 
 /// Takes back and removes every child cgroup of `dir`, bottom-up; returns how many went.
@@ -870,11 +844,8 @@ fn remove_subtree(dir: &CgroupDir, depth: u32) -> Result<u64> {
 
 /// `populated` of a cgroup's cgroup.events (its whole subtree).
 pub fn populated(dir: &CgroupDir) -> Result<bool> {
-    Ok(dir
-        .read("cgroup.events")?
-        .lines()
-        .find_map(|l| l.strip_prefix("populated "))
-        .is_some_and(|v| v.trim() != "0"))
+    let events = CgroupEvents::parse(&dir.read(cgroup_files::EVENTS)?);
+    Ok(events.populated.unwrap_or(false))
 }
 
 /// `users/` opened, for walks over every user cgroup.

@@ -204,8 +204,11 @@ impl Daemon {
             }
             Err(none) => Err(format!("{} (no good config was ever kept)", none.error)),
         };
-        let loaded =
-            loaded.and_then(|c| Tree::locate(&c).map(|t| (c, t)).map_err(|e| e.to_string()));
+        let loaded = loaded.and_then(|c| {
+            Tree::locate_root(c.tree.root.as_deref())
+                .map(|t| (c, t))
+                .map_err(|e| e.to_string())
+        });
         let (config, tree) = match loaded {
             Ok(both) => both,
             Err(e) => {
@@ -334,8 +337,8 @@ fn bind(args: &DaemonArgs) -> Result<Vec<Listener>> {
     if let Some(path) = &args.socket {
         // The packaged socket lives in the root-only runtime directory, which the first login
         // usually makes; at boot the daemon may come first.
-        if path.parent() == Some(Path::new(cgroup_core::sessions::RUN_DIR)) {
-            cgroup_core::state_dir::StateDir::open(Path::new(cgroup_core::sessions::RUN_DIR), true)
+        if path.parent() == Some(Path::new(cgroup_core::paths::RUN_DIR)) {
+            cgroup_core::state_dir::StateDir::open(Path::new(cgroup_core::paths::RUN_DIR), true)
                 .context("the runtime directory")?;
         }
         let l = bind_unix_socket(path, 0o600)?;
@@ -417,7 +420,7 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     let config = last_good::load(&config_path, Keep::as_root(Keep::Settled))
         .map_err(|none| none.error)?
         .config;
-    let tree = Tree::locate(&config).context("locate the cgroup tree")?;
+    let tree = Tree::locate_root(config.tree.root.as_deref()).context("locate the cgroup tree")?;
     if let Some(leaf) = tree
         .step_aside("supervisor")
         .context("move out of the tree's parent cgroup")?

@@ -13,8 +13,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use cgroup_core::events::history::{self, Stored};
-use cgroup_core::events::when::{now_ms, parse_since, utc_text};
 use cgroup_core::events::{Event, FaultKind};
+use cgroup_core::time::{now_ms, parse_since, utc_text};
 
 use super::escape::term;
 use super::table;

@@ -19,7 +19,7 @@ use super::escape::term;
 use super::events::{row, snapshot_text, HEADERS};
 use super::table;
 
-pub const DEFAULT_ME_SOCKET: &str = "/run/pam_cgroup-me/me.sock";
+pub const DEFAULT_ME_SOCKET: &str = cgroup_core::paths::ME_SOCKET;
 /// An answer is a few hundred KiB at most (50 events, 10 processes each).
 const MAX_ANSWER: u64 = 8 << 20;
 

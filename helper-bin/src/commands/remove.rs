@@ -15,13 +15,13 @@ use serde::Serialize;
 
 use cgroup_core::config::last_good;
 use cgroup_core::events::history;
-use cgroup_core::inventory::subtree_pids;
 use cgroup_core::nss::lookup_user;
+use cgroup_core::paths::RUN_DIR;
 use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::private_ip::{cgroup_id, forget_fence};
-use cgroup_core::sessions::RUN_DIR;
 use cgroup_core::state_dir::StateDir;
 use cgroup_core::tree::dirfd::CgroupDir;
+use cgroup_core::tree::processes::subtree_pids;
 use cgroup_core::tree::user_cgroup::{remove_user_cgroup, UserCgroup, UserRemoval};
 use cgroup_core::userfile_edit::remove_user_file;
 use cgroup_core::Error;

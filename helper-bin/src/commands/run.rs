@@ -23,6 +23,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use nix::unistd::{getgrouplist, Gid, User};
 
+use cgroup_core::cgroup_files;
 use cgroup_core::nss::UserInfo;
 use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
 
@@ -134,7 +135,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         "run",
         std::process::id(),
     )?;
-    let procs = CString::new(leaf.join("cgroup.procs").as_os_str().as_bytes())
+    let procs = CString::new(leaf.join(cgroup_files::PROCS).as_os_str().as_bytes())
         .context("cgroup path contains NUL")?;
     let terminals = Terminals::detect();
     let pty = if terminals.any() {

@@ -12,12 +12,11 @@ use clap::Args;
 use serde::Serialize;
 
 use cgroup_core::config::Config;
-use cgroup_core::inventory::{
-    leaf_kind, proc_info, subtree_processes, user_cgroups, LeafKind, ProcInfo,
-};
+use cgroup_core::inventory::{leaf_kind, proc_info, user_cgroups, LeafKind, ProcInfo};
 use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::stats::{read_optional, CgroupStats};
+use cgroup_core::tree::processes::subtree_processes;
 
 use cgroup_core::tree::dirfd::CgroupDir;
 

@@ -54,7 +54,7 @@ pub struct StatsArgs {
 }
 
 /// Where the packaged daemon serves its metrics to root (debian/pam-cgroup.service).
-pub const DEFAULT_DAEMON_SOCKET: &str = "/run/pam_cgroup/metrics.sock";
+pub const DEFAULT_DAEMON_SOCKET: &str = cgroup_core::paths::METRICS_SOCKET;
 
 #[derive(Debug, Serialize)]
 pub struct UserStats {

@@ -19,7 +19,7 @@ use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::userfile_edit::{update_user_file, Edit};
 
 use super::view::load;
-use crate::exit::NotApplicable;
+use crate::exit::{NotApplicable, Usage};
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -87,11 +87,8 @@ const WAIT: Duration = Duration::from_secs(5);
 
 pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<ExitCode> {
     if let Err(why) = Suspension::check_reason(&args.reason) {
-        return Err(cgroup_core::Error::InvalidLimit {
-            key: "--reason".into(),
-            reason: why,
-        }
-        .into());
+        // A bad command-line value: exit 2, like clap's own usage errors.
+        return Err(Usage(format!("--reason: {why}")).into());
     }
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;
@@ -103,8 +100,9 @@ pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<ExitCode> {
             args.user
         );
     }
-    let epoch = levers::now_epoch();
-    let since = levers::utc_text(epoch);
+    let now_ms = cgroup_core::time::now_ms();
+    let epoch = now_ms / 1000;
+    let since = cgroup_core::time::utc_text(now_ms);
     let update = update_user_file(
         &config,
         &args.user,

@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use cgroup_core::config::last_good::{self, Broken, Keep};
 use cgroup_core::config::{Config, Suspension};
-use cgroup_core::events::when::parse_since;
-use cgroup_core::inventory::{session_and_service_counts, user_cgroups, UserCgroup};
+use cgroup_core::inventory::{session_and_service_counts, user_cgroups, FoundUserCgroup};
 use cgroup_core::levers;
 use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::stats::{read_user_stats, CgroupStats, MaxValue};
+use cgroup_core::time::parse_since;
 use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::tree::Tree;
 
@@ -40,7 +40,7 @@ pub fn load_config(cli: &Cli) -> Result<Config> {
 /// whether the file was broken.
 pub fn load_keeping(cli: &Cli, keep: Keep) -> Result<(Config, Tree, Option<Broken>)> {
     let (config, broken) = load_in_use(cli, keep)?;
-    let tree = Tree::locate(&config).context("locate the cgroup tree")?;
+    let tree = Tree::locate_root(config.tree.root.as_deref()).context("locate the cgroup tree")?;
     Ok((config, tree, broken))
 }
 
@@ -57,13 +57,13 @@ fn load_in_use(cli: &Cli, keep: Keep) -> Result<(Config, Option<Broken>)> {
 }
 
 /// The user cgroups to report: all, or the one named (which must exist).
-pub fn selected_users(tree: &Tree, only: Option<&str>) -> Result<Vec<UserCgroup>> {
+pub fn selected_users(tree: &Tree, only: Option<&str>) -> Result<Vec<FoundUserCgroup>> {
     let all = user_cgroups(tree)?;
     match only {
         None => Ok(all),
         Some(name) => {
             cgroup_core::names::validate_user_name(name)?;
-            let found: Vec<UserCgroup> = all.into_iter().filter(|u| u.name == name).collect();
+            let found: Vec<FoundUserCgroup> = all.into_iter().filter(|u| u.name == name).collect();
             if found.is_empty() {
                 return Err(no_cgroup(tree, name));
             }
@@ -194,7 +194,7 @@ pub fn profile_of(config: &Config, user: &str) -> (Option<u32>, Option<String>) 
     )
 }
 
-pub fn summary(config: &Config, user: &UserCgroup) -> Result<UserSummary> {
+pub fn summary(config: &Config, user: &FoundUserCgroup) -> Result<UserSummary> {
     let stats = read_user_stats(&user.path)?;
     let (sessions, services) = session_and_service_counts(&user.path)?;
     let (uid, profile) = profile_of(config, &user.name);

@@ -129,7 +129,7 @@ fn forget_reported_breakage(dir: &Path) {
         return;
     };
     let prefix = format!("broken@{prefix}");
-    let Ok(entries) = std::fs::read_dir(cgroup_core::report_once::STATE_DIR) else {
+    let Ok(entries) = std::fs::read_dir(cgroup_core::paths::RUN_DIR) else {
         return;
     };
     for e in entries.flatten() {

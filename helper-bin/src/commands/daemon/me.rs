@@ -125,12 +125,12 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .context("the me socket needs a directory")?;
-    if parent.starts_with(cgroup_core::sessions::RUN_DIR) {
+    if parent.starts_with(cgroup_core::paths::RUN_DIR) {
         // That directory is root-only (0700) and holds the logins' locks: a customer could not
         // reach the socket there, and making it 0755 would make logins refuse it.
         bail!(
             "the me socket cannot live in {}: use /run/pam_cgroup-me/me.sock",
-            cgroup_core::sessions::RUN_DIR
+            cgroup_core::paths::RUN_DIR
         );
     }
     if !parent.exists() {

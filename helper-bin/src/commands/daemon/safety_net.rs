@@ -25,10 +25,11 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use cgroup_core::config::Config;
-use cgroup_core::events::{when, Event, FaultKind, ProcessInfo};
+use cgroup_core::events::{Event, FaultKind, ProcessInfo};
 use cgroup_core::nss::UserInfo;
 use cgroup_core::service::{prepare_service_leaf, release_leaf};
 use cgroup_core::strays::{self, Confinement};
+use cgroup_core::time;
 use cgroup_core::tree::Tree;
 
 use super::log;
@@ -227,7 +228,7 @@ impl SafetyNet {
             leaf.display()
         ));
         let event = Event {
-            time_ms: when::now_ms(),
+            time_ms: time::now_ms(),
             user: user.name.clone(),
             kind: FaultKind::Fenced,
             delta: 1,

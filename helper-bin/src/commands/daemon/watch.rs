@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
+use cgroup_core::cgroup_files;
 use cgroup_core::gc::{position, reap_emptied, Position, Reaped};
 use cgroup_core::inventory::child_cgroups;
 use cgroup_core::tree::Tree;
@@ -66,7 +67,7 @@ impl Watcher {
                 path.to_path_buf(),
                 AddWatchFlags::IN_CREATE | AddWatchFlags::IN_ONLYDIR,
             ),
-            Kind::Events => (path.join("cgroup.events"), AddWatchFlags::IN_MODIFY),
+            Kind::Events => (path.join(cgroup_files::EVENTS), AddWatchFlags::IN_MODIFY),
         };
         match self.inotify.add_watch(&target, flags) {
             Ok(wd) => {

@@ -1,6 +1,7 @@
-//! Times as UTC text (`2026-12-01T15:04:05Z`) and `--since` values. Hand-written: converting
-//! days to a civil date is a dozen lines (H. Hinnant's algorithm), not worth a date crate in
-//! the library the PAM module links.
+//! Times as UTC text (`2026-12-01T15:04:05Z`, RFC 3339) and `--since` values: the one home
+//! of time formatting for session marks, suspensions and fault events. Hand-written:
+//! converting days to a civil date is a dozen lines (H. Hinnant's algorithm), not worth a date
+//! crate in the library the PAM module links.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -45,6 +46,11 @@ pub fn utc_text(time_ms: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// Now as UTC text (the `since` of a suspension).
+pub fn utc_now_text() -> String {
+    utc_text(now_ms())
 }
 
 /// A `--since` value, as milliseconds since the epoch: `2026-12-01T15:04:05Z` (or without the
@@ -97,6 +103,8 @@ mod tests {
     fn round_trips_known_dates() {
         assert_eq!(utc_text(0), "1970-01-01T00:00:00Z");
         assert_eq!(utc_text(1_764_601_445_000), "2025-12-01T15:04:05Z");
+        assert_eq!(utc_text(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_text(1_798_761_599_999), "2026-12-31T23:59:59Z");
         assert_eq!(
             parse_since("2025-12-01T15:04:05Z", 0).unwrap(),
             1_764_601_445_000
