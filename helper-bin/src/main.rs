@@ -1,8 +1,18 @@
 //! cgroupctl: the administrator's interface to pam_cgroup's tree. Each verb lives in its own
-//! file under `commands/`; errors are reported in one line with a deliberate exit code.
+//! file under `commands/` (the daemon in its folder) and imports no other verb; what verbs
+//! share lives beside it (`load`, `output`, `report`, `process`, `apply_all`, ...). Errors
+//! are reported in one line with a deliberate exit code.
 
+mod apply_all;
 mod commands;
+mod duration;
 mod exit;
+mod load;
+mod metrics_socket;
+mod output;
+mod process;
+mod report;
+mod stats_manual;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -192,10 +202,7 @@ fn main() -> ExitCode {
                 // Already "cgroupctl VERB: ...".
                 eprintln!("{err}");
             } else {
-                eprintln!(
-                    "cgroupctl: {}",
-                    commands::escape::term(&exit::one_line(&err))
-                );
+                eprintln!("cgroupctl: {}", output::escape::term(&exit::one_line(&err)));
             }
             exit::code_for(&err)
         }

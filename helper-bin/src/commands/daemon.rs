@@ -26,6 +26,7 @@ mod peer;
 mod proc_events;
 mod safety_net;
 mod watch;
+mod worker;
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
@@ -48,10 +49,12 @@ use cgroup_core::config::{Config, EventsConfig};
 use cgroup_core::gc::{collect, GcOptions, Reaped};
 use cgroup_core::tree::Tree;
 
-use super::reload::{describe, reload_all};
+use crate::apply_all::{describe, reload_all};
 use crate::Cli;
-use metrics::{Access, Counters, Listener};
+use cgroup_core::stats::daemon::Counters;
+use metrics::{Access, Listener};
 use watch::Watcher;
+use worker::Worker;
 
 /// Parses --listen: a socket address on loopback only (the metrics name every customer).
 fn loopback_addr(s: &str) -> std::result::Result<SocketAddr, String> {
@@ -100,11 +103,11 @@ pub struct DaemonArgs {
     pub me_socket: Option<PathBuf>,
     /// Time between full gc passes (a safety net under the inotify watches): seconds, or a
     /// duration like 30s, 5m.
-    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = super::duration::positive_secs)]
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = crate::duration::positive_secs)]
     pub scan_interval: u64,
     /// Empty leaves found by a full pass are kept until this old (a login may be between
     /// creating its leaf and entering it): seconds, or a duration like 5s, 1m.
-    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = super::duration::secs)]
+    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = crate::duration::secs)]
     pub min_age: u64,
     /// The process events the safety net asks of the kernel: `uid` (uid changes only), `all`
     /// (every type, as kernels before 6.6 send them, kept to uid changes by the socket
@@ -290,28 +293,6 @@ impl Daemon {
     }
 }
 
-/// Every metric family the daemon's endpoint can serve, as `name type`: the per-user families
-/// (cgroup-core's table, also those absent on this host) and the daemon's own counters. The
-/// dashboard checker (monitoring/check) compares every panel's metrics with this list.
-pub fn metric_families() -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = cgroup_core::stats::prometheus::families()
-        .map(|(name, kind, _)| (name.to_string(), kind.to_string()))
-        .collect();
-    for line in metrics::daemon_metrics(&Counters::default()).lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            if let Some((name, kind)) = rest.split_once(' ') {
-                out.push((name.to_string(), kind.to_string()));
-            }
-        }
-    }
-    out
-}
-
-/// The daemon's own counters from a running daemon (see metrics::ask_daemon).
-pub fn ask_daemon_metrics(path: &Path) -> Result<String> {
-    metrics::ask_daemon(path)
-}
-
 /// The uids of --allow-user (resolved once at start).
 fn allowed_uids(names: &[String]) -> Result<Access> {
     let mut uids = Vec::new();
@@ -411,7 +392,7 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     mask.thread_block().context("block signals")?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
-    let config_path = super::view::config_path(cli);
+    let config_path = crate::load::config_path(cli);
     // A broken file: its last good copy, as logins use it (the error is logged by the first
     // pass's config check); with none ever kept, the file's error stops the daemon.
     let config = last_good::load(&config_path, Keep::as_root(Keep::Settled))
@@ -456,36 +437,35 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
 
     let access = allowed_uids(&args.allow_user)?;
     let listeners = bind(args)?;
-    let socket_path = listeners.iter().find_map(|l| match l {
-        Listener::Unix(_, p) => Some(p.clone()),
-        Listener::Tcp(_) => None,
-    });
-    let mut servers = Vec::new();
+    let mut sockets = Vec::new();
+    // Stopped in the reverse order, once the main loop ends.
+    let mut workers = Vec::new();
     for l in listeners {
-        let (stop_rx, stop_tx) = nix::unistd::pipe().context("pipe")?;
         log::info(&format!("serving metrics on {}", l.describe()));
-        let handle = metrics::spawn(
-            l,
+        if let Listener::Unix(_, path) = &l {
+            sockets.push(path.clone());
+        }
+        let (tree, config, counters, access) = (
             daemon.tree.clone(),
             daemon.shared_config.clone(),
             daemon.counters.clone(),
             access.clone(),
-            stop_rx,
-        )
-        .context("start the metrics thread")?;
-        servers.push((handle, stop_tx));
+        );
+        workers.push(Worker::spawn("metrics", "metrics", move |stop| {
+            metrics::run(l, tree, config, counters, access, stop)
+        })?);
     }
-    let mut me_server = None;
     if let Some(path) = &args.me_socket {
         let l = me::bind(path)?;
-        let (stop_rx, stop_tx) = nix::unistd::pipe().context("pipe")?;
         let sources = me::Sources {
             tree: daemon.tree.clone(),
             events: daemon.events.clone(),
         };
-        let handle = me::spawn(l, sources, stop_rx).context("start the me thread")?;
+        workers.push(Worker::spawn("me", "me", move |stop| {
+            me::run(l, sources, stop)
+        })?);
         log::info(&format!("answering cgroupctl me on {}", path.display()));
-        me_server = Some((handle, stop_tx, path.clone()));
+        sockets.push(path.clone());
     }
     log::info(&format!("watching {}", tree.root.display()));
 
@@ -493,32 +473,29 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     let mut next_scan = Instant::now() + interval;
     // Fault events: a thread of their own, so a snapshot slowed by a customer's process (its
     // /proc files) never holds up reaping, reloads or signals.
-    let (faults_stop_rx, faults_stop_tx) = nix::unistd::pipe().context("pipe")?;
     let (fenced_tx, fenced_rx) = std::sync::mpsc::channel();
-    let faults_thread = faults::spawn(
+    let (tree_ref, events, counters) = (
         daemon.tree.clone(),
         daemon.events.clone(),
         daemon.counters.clone(),
-        fenced_rx,
-        faults_stop_rx,
-    )
-    .context("start the fault events thread")?;
+    );
+    workers.push(Worker::spawn("faults", "fault events", move |stop| {
+        faults::run(tree_ref, events, counters, fenced_rx, stop)
+    })?);
     // The safety net: its own thread, so moving a process (mkdir, NSS, an RCU wait in the
     // kernel) never holds up reaping or signals, and neither holds up a move.
-    let (net_stop_rx, net_stop_tx) = nix::unistd::pipe().context("pipe")?;
-    let net_thread = safety_net::spawn(
-        safety_net::Sources {
-            tree: daemon.tree.clone(),
-            config: daemon.shared_config.clone(),
-            config_path: daemon.config_path.clone(),
-            counters: daemon.counters.clone(),
-            events: fenced_tx,
-            subscription: args.proc_events,
-            only_uids: args.safety_net_uid.clone(),
-        },
-        net_stop_rx,
-    )
-    .context("start the safety net thread")?;
+    let sources = safety_net::Sources {
+        tree: daemon.tree.clone(),
+        config: daemon.shared_config.clone(),
+        config_path: daemon.config_path.clone(),
+        counters: daemon.counters.clone(),
+        events: fenced_tx,
+        subscription: args.proc_events,
+        only_uids: args.safety_net_uid.clone(),
+    };
+    workers.push(Worker::spawn("safety-net", "safety net", move |stop| {
+        safety_net::run(sources, stop)
+    })?);
     let result = loop {
         let wait = next_scan.saturating_duration_since(Instant::now());
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
@@ -562,29 +539,10 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         }
     };
 
-    drop(net_stop_tx);
-    if net_thread.join().is_err() {
-        log::error("the safety net thread panicked");
+    for worker in workers.into_iter().rev() {
+        worker.stop();
     }
-    drop(faults_stop_tx);
-    if faults_thread.join().is_err() {
-        log::error("the fault events thread panicked");
-    }
-    for (handle, stop_tx) in servers {
-        // Closing the write end makes the pipe readable (EOF): the thread returns.
-        drop(stop_tx);
-        if handle.join().is_err() {
-            log::error("the metrics thread panicked");
-        }
-    }
-    if let Some(p) = socket_path {
-        remove_socket(&p);
-    }
-    if let Some((handle, stop_tx, path)) = me_server {
-        drop(stop_tx);
-        if handle.join().is_err() {
-            log::error("the me thread panicked");
-        }
+    for path in sockets {
         remove_socket(&path);
     }
     result?;

@@ -32,7 +32,7 @@ struct DeinitReport {
 }
 
 pub fn run(cli: &Cli, args: &DeinitArgs) -> Result<ExitCode> {
-    let config = super::view::load_config(cli)?;
+    let config = crate::load::load_config(cli)?;
     let tree = Tree::locate(&config)?;
     let removed = uninstall(&tree.root, &pin_dir(Path::new(DEFAULT_BPFFS), &tree.root)?)?;
     // Bottom-up; each rmdir fails (Busy) while anything is below, which is what we want.

@@ -32,7 +32,7 @@ struct IpReport {
 }
 
 pub fn run(cli: &Cli, args: &IpArgs) -> Result<ExitCode> {
-    let config = super::view::load_config(cli)?;
+    let config = crate::load::load_config(cli)?;
     validate_user_name(&args.user)?;
     let user = lookup_user(&args.user)?;
     let address = private_address_of(&user, config.private_ip.min_gid)?;

@@ -7,10 +7,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use cgroup_core::stats::MaxValue;
-
-use super::table::{self, opt};
-use super::view::{all_summaries, load};
+use crate::load::load;
+use crate::output::table::{self, max_cell, opt};
+use crate::report::summary::all_summaries;
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -18,13 +17,6 @@ pub struct ListArgs {
     /// Print JSON (absent values are null, never 0).
     #[arg(long)]
     pub json: bool,
-}
-
-pub fn max_cell(v: Option<MaxValue>, f: fn(u64) -> String) -> String {
-    opt(v, |m| match m {
-        MaxValue::Max => "max".to_string(),
-        MaxValue::Value(n) => f(n),
-    })
 }
 
 pub fn run(cli: &Cli, args: &ListArgs) -> Result<ExitCode> {

@@ -59,7 +59,7 @@ fn write_pages(
     man.render(&mut page)
         .with_context(|| format!("render {}", path.display()))?;
     if cmd.get_name() == "stats" {
-        page.extend_from_slice(super::stats::man_sections().as_bytes());
+        page.extend_from_slice(crate::stats_manual::man_sections().as_bytes());
     }
     page.extend_from_slice(see_also(top).as_bytes());
     let mut file = File::create(&path).with_context(|| format!("create {}", path.display()))?;

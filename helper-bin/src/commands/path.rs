@@ -9,7 +9,7 @@ use clap::Args;
 
 use cgroup_core::tree::user_cgroup::UserCgroup;
 
-use super::view::load;
+use crate::load::load;
 use crate::Cli;
 
 #[derive(Debug, Args)]

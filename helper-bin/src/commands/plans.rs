@@ -14,9 +14,9 @@ use cgroup_core::config::Config;
 use cgroup_core::inventory::user_cgroups;
 use cgroup_core::nss::{group_names, lookup_user};
 
-use super::escape::term;
-use super::table;
-use super::view::load;
+use crate::load::load;
+use crate::output::escape::term;
+use crate::output::table;
 use crate::Cli;
 
 #[derive(Debug, Args)]

@@ -44,7 +44,7 @@ pub struct ProcState {
 }
 
 pub fn run(cli: &Cli, args: &ProcApplyArgs) -> Result<ExitCode> {
-    let config = super::view::load_config(cli)?;
+    let config = crate::load::load_config(cli)?;
     let wanted = &config.proc;
     if wanted.hidepid == HidePid::Off {
         println!("[proc] hidepid is off: {PROC} left as mounted");

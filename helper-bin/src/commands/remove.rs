@@ -25,8 +25,8 @@ use cgroup_core::tree::user_cgroup::{remove_user_cgroup, UserCgroup, UserRemoval
 use cgroup_core::userfile_edit::remove_user_file;
 use cgroup_core::Error;
 
-use super::view::load;
 use crate::exit::NotApplicable;
+use crate::load::load;
 use crate::Cli;
 
 #[derive(Debug, Args)]

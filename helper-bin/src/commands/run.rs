@@ -26,8 +26,8 @@ use nix::unistd::{getgrouplist, Gid, User};
 use cgroup_core::nss::UserInfo;
 use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
 
-use super::pty_relay::{Pty, Terminals};
-use super::view::load;
+use crate::load::load;
+use crate::process::pty_relay::{Pty, Terminals};
 use crate::Cli;
 
 /// PATH of a non-root login on Debian (login.defs ENV_PATH).

@@ -13,8 +13,8 @@ use cgroup_core::apply::{apply_user, ApplyReport};
 use cgroup_core::nss::lookup_user;
 use cgroup_core::userfile_edit::{parse_assignments, update_user_file, Edit};
 
-use super::reload::describe;
-use super::view::load;
+use crate::apply_all::describe;
+use crate::load::load;
 use crate::Cli;
 
 #[derive(Debug, Args)]

@@ -17,8 +17,8 @@ use cgroup_core::session::exemption;
 use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::userfile_edit::{update_user_file, Edit};
 
-use super::view::load;
 use crate::exit::NotApplicable;
+use crate::load::load;
 use crate::Cli;
 
 #[derive(Debug, Args)]

@@ -19,9 +19,12 @@ use cgroup_core::stats::CgroupStats;
 use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::tree::Tree;
 
-use super::stats::collect;
-use super::table::{self, opt};
-use super::view::{load, LifeState};
+use cgroup_core::inventory::user_cgroups;
+use cgroup_core::stats::users::collect;
+
+use crate::load::load;
+use crate::output::table::{self, opt};
+use crate::report::summary::LifeState;
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -30,7 +33,7 @@ pub struct TopArgs {
     #[arg(long, value_name = "KEY", default_value = "cpu")]
     pub sort: SortKey,
     /// Time between samples: seconds (fractions allowed), or a duration like 500ms, 5s.
-    #[arg(long, value_name = "DURATION", default_value = "2", value_parser = super::duration::secs_f64)]
+    #[arg(long, value_name = "DURATION", default_value = "2", value_parser = crate::duration::secs_f64)]
     pub interval: f64,
     /// Stop after this many tables (default: 1 when not on a terminal, endless on one).
     #[arg(long, value_name = "N")]
@@ -41,7 +44,7 @@ pub struct TopArgs {
 }
 
 fn sample(tree: &Tree) -> Result<BTreeMap<String, CgroupStats>> {
-    Ok(collect(tree, None)?
+    Ok(collect(tree, user_cgroups(tree)?)?
         .into_iter()
         .map(|u| (u.user, u.stats))
         .collect())
