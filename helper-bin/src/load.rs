@@ -11,36 +11,36 @@ use cgroup_core::inventory::{user_cgroups, UserCgroup};
 use cgroup_core::nss::lookup_user;
 use cgroup_core::tree::Tree;
 
-use crate::Cli;
+use crate::global::GlobalArgs;
 
 /// The config path made absolute: user files are found next to it, and a bare `config.toml`
 /// has an empty parent directory that cannot be checked.
-pub fn config_path(cli: &Cli) -> PathBuf {
+pub fn config_path(cli: &GlobalArgs) -> PathBuf {
     std::path::absolute(&cli.config).unwrap_or_else(|_| cli.config.clone())
 }
 
 /// Loads the config and locates its tree. A broken file is met with its last good copy, as
 /// logins meet it, and one line on stderr says so; with no good copy ever kept, the file's
 /// error (exit 3).
-pub fn load(cli: &Cli) -> Result<(Config, Tree)> {
+pub fn load(cli: &GlobalArgs) -> Result<(Config, Tree)> {
     let (config, tree, _) = load_keeping(cli, Keep::Settled)?;
     Ok((config, tree))
 }
 
 /// The config in use, as `load` finds it (for verbs that need no tree).
-pub fn load_config(cli: &Cli) -> Result<Config> {
+pub fn load_config(cli: &GlobalArgs) -> Result<Config> {
     Ok(load_in_use(cli, Keep::Settled)?.0)
 }
 
 /// `load`, keeping a good file as the last good one as `keep` says (when root), and telling
 /// whether the file was broken.
-pub fn load_keeping(cli: &Cli, keep: Keep) -> Result<(Config, Tree, Option<Broken>)> {
+pub fn load_keeping(cli: &GlobalArgs, keep: Keep) -> Result<(Config, Tree, Option<Broken>)> {
     let (config, broken) = load_in_use(cli, keep)?;
     let tree = Tree::locate(&config).context("locate the cgroup tree")?;
     Ok((config, tree, broken))
 }
 
-fn load_in_use(cli: &Cli, keep: Keep) -> Result<(Config, Option<Broken>)> {
+fn load_in_use(cli: &GlobalArgs, keep: Keep) -> Result<(Config, Option<Broken>)> {
     let loaded =
         last_good::load(&config_path(cli), Keep::as_root(keep)).map_err(|none| none.error)?;
     if let Some(broken) = &loaded.broken {

@@ -19,7 +19,7 @@ use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::session::exemption;
 
 use crate::exit::{CONFIG_ERROR, PROBLEMS_FOUND};
-use crate::Cli;
+use crate::global::GlobalArgs;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -86,7 +86,7 @@ impl BrokenFile {
     }
 }
 
-pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &CheckArgs) -> Result<ExitCode> {
     let path = crate::load::config_path(cli);
     // The administrator's word that the file is meant: a good one is kept at once.
     let (findings, config) = doctor::check_config(&path, Keep::as_root(Keep::Now));

@@ -23,9 +23,9 @@ use cgroup_core::inventory::status_ids;
 use cgroup_core::nss::lookup_user;
 use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
 
+use crate::global::GlobalArgs;
 use crate::load::load;
 use crate::process::pidfd::{move_pinned, PidFd};
-use crate::Cli;
 
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
@@ -52,7 +52,7 @@ struct Moved {
     cgroup: String,
 }
 
-pub fn run(cli: &Cli, args: &ClassifyArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &ClassifyArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;
     let info = lookup_user(&args.user)?;

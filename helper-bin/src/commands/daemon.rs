@@ -50,7 +50,7 @@ use cgroup_core::gc::{collect, GcOptions, Reaped};
 use cgroup_core::tree::Tree;
 
 use crate::apply_all::{describe, reload_all};
-use crate::Cli;
+use crate::global::GlobalArgs;
 use cgroup_core::stats::daemon::Counters;
 use metrics::{Access, Listener};
 use watch::Watcher;
@@ -380,7 +380,7 @@ fn enable_controllers(tree: &Tree) {
     }
 }
 
-pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &DaemonArgs) -> Result<ExitCode> {
     // Block the signals in this thread before any other starts, so every thread inherits the
     // mask and they are only ever read from the signalfd; and before the setup below, so a stop
     // that arrives while the daemon starts (systemctl stop right after start) waits in the

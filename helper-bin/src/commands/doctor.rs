@@ -10,8 +10,8 @@ use clap::Args;
 
 use cgroup_core::doctor::{self, Inputs, Status, DEFAULT_SERVICES};
 
+use crate::global::GlobalArgs;
 use crate::output::findings::print_findings;
-use crate::Cli;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -32,7 +32,7 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &DoctorArgs) -> Result<ExitCode> {
     let findings = doctor::run(&Inputs {
         config: crate::load::config_path(cli),
         proc_root: args.proc_root.clone(),

@@ -16,10 +16,10 @@ use cgroup_core::events::history::{self, Stored};
 use cgroup_core::events::when::{now_ms, parse_since};
 use cgroup_core::events::{Event, FaultKind};
 
+use crate::global::GlobalArgs;
 use crate::output::escape::term;
 use crate::output::table;
 use crate::report::events::{event_json, row, snapshot_text, HEADERS};
-use crate::Cli;
 
 fn kind_arg(s: &str) -> std::result::Result<FaultKind, String> {
     FaultKind::parse(s).ok_or_else(|| {
@@ -105,7 +105,7 @@ fn print_events(events: &[&Stored], args: &EventsArgs, headers: bool) -> Result<
     Ok(())
 }
 
-fn history_dir(cli: &Cli) -> Result<PathBuf> {
+fn history_dir(cli: &GlobalArgs) -> Result<PathBuf> {
     Ok(crate::load::load_config(cli)?.events.history_dir)
 }
 
@@ -117,7 +117,7 @@ fn read(dir: &Path) -> Result<history::Contents> {
     }
 }
 
-pub fn run(cli: &Cli, args: &EventsArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &EventsArgs) -> Result<ExitCode> {
     if !nix::unistd::geteuid().is_root() {
         bail!("events names every customer: root only (a customer sees its own faults with `cgroupctl me`)");
     }

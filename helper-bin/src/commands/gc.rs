@@ -12,8 +12,8 @@ use clap::Args;
 
 use cgroup_core::gc::{collect, GcOptions};
 
+use crate::global::GlobalArgs;
 use crate::load::load;
-use crate::Cli;
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
@@ -29,7 +29,7 @@ pub struct GcArgs {
     pub json: bool,
 }
 
-pub fn run(cli: &Cli, args: &GcArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &GcArgs) -> Result<ExitCode> {
     let (_config, tree) = load(cli)?;
     let removed = collect(
         &tree,

@@ -16,7 +16,7 @@ use cgroup_core::private_ip::{
 };
 use cgroup_core::tree;
 
-use crate::Cli;
+use crate::global::GlobalArgs;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -37,7 +37,7 @@ struct InitReport {
     removed: Option<UninstallReport>,
 }
 
-pub fn run(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &InitArgs) -> Result<ExitCode> {
     // A broken file: set up what logins use, its last good copy (the unit runs this at
     // boot, and a typo must not keep the daemon down).
     let (config, tree, _) =

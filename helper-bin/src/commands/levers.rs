@@ -14,8 +14,8 @@ use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::tree::Tree;
 
 use crate::exit::NotApplicable;
+use crate::global::GlobalArgs;
 use crate::load::load;
-use crate::Cli;
 
 /// What a lever acts on.
 #[derive(Debug, Args)]
@@ -91,7 +91,7 @@ fn not_found(e: cgroup_core::Error, args: &TargetArgs) -> anyhow::Error {
     }
 }
 
-pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
+pub fn kill(cli: &GlobalArgs, args: &KillArgs) -> Result<ExitCode> {
     let signal = parse_signal(&args.signal).map_err(|reason| cgroup_core::Error::InvalidLimit {
         key: "--signal".into(),
         reason,
@@ -168,7 +168,7 @@ fn thaw_refusal(
     }))
 }
 
-pub fn freeze(cli: &Cli, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
+pub fn freeze(cli: &GlobalArgs, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let user = open_user(&tree, &args.user)?;
     if !frozen {

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
+use crate::global::GlobalArgs;
 use crate::load::load;
 use crate::output::table::{self, max_cell, opt};
 use crate::report::summary::all_summaries;
-use crate::Cli;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -19,7 +19,7 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-pub fn run(cli: &Cli, args: &ListArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &ListArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let summaries = all_summaries(&config, &tree)?;
     if args.json {

@@ -22,7 +22,7 @@ use nix::unistd::Group;
 
 use cgroup_core::config::{AdminGroup, Config, ConfigError, HidePid};
 
-use crate::Cli;
+use crate::global::GlobalArgs;
 
 const PROC: &str = "/proc";
 const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -43,7 +43,7 @@ pub struct ProcState {
     pub gid: Option<u32>,
 }
 
-pub fn run(cli: &Cli, args: &ProcApplyArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &ProcApplyArgs) -> Result<ExitCode> {
     let config = crate::load::load_config(cli)?;
     let wanted = &config.proc;
     if wanted.hidepid == HidePid::Off {

@@ -16,8 +16,8 @@ use cgroup_core::config::last_good::Keep;
 
 use crate::apply_all::{describe, reload_all};
 use crate::exit::{PROBLEMS_FOUND, SYSTEM_ERROR};
+use crate::global::GlobalArgs;
 use crate::load::load_keeping;
-use crate::Cli;
 
 #[derive(Debug, Args)]
 pub struct ReloadArgs {
@@ -26,7 +26,7 @@ pub struct ReloadArgs {
     pub json: bool,
 }
 
-pub fn run(cli: &Cli, args: &ReloadArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &ReloadArgs) -> Result<ExitCode> {
     // The administrator's word that the file is meant: kept as the last good one at once. A
     // broken file is met with the last good one (said on stderr), applied whole, and the
     // exit code says the file was not taken.

@@ -26,8 +26,8 @@ use cgroup_core::userfile_edit::remove_user_file;
 use cgroup_core::Error;
 
 use crate::exit::NotApplicable;
+use crate::global::GlobalArgs;
 use crate::load::load;
-use crate::Cli;
 
 #[derive(Debug, Args)]
 #[command(
@@ -114,7 +114,7 @@ fn remove_lock_files(user: &str) -> usize {
         .count()
 }
 
-pub fn run(cli: &Cli, args: &RemoveArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &RemoveArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let user = args.user.as_str();
     cgroup_core::names::validate_user_name(user)?;

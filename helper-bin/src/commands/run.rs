@@ -26,9 +26,9 @@ use nix::unistd::{getgrouplist, Gid, User};
 use cgroup_core::nss::UserInfo;
 use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
 
+use crate::global::GlobalArgs;
 use crate::load::load;
 use crate::process::pty_relay::{Pty, Terminals};
-use crate::Cli;
 
 /// PATH of a non-root login on Debian (login.defs ENV_PATH).
 const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games";
@@ -109,7 +109,7 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
     }
 }
 
-pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &RunArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;
     let pw = User::from_name(&args.user)

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
+use crate::global::GlobalArgs;
 use crate::load::load;
 use crate::report::sessions::{collect, print_table};
-use crate::Cli;
 
 #[derive(Debug, Args)]
 pub struct SessionsArgs {
@@ -24,7 +24,7 @@ pub struct SessionsArgs {
     pub json: bool,
 }
 
-pub fn run(cli: &Cli, args: &SessionsArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &SessionsArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let sessions = collect(&config, &tree, args.user.as_deref(), args.all)?;
     if args.json {

@@ -14,8 +14,8 @@ use cgroup_core::nss::lookup_user;
 use cgroup_core::userfile_edit::{parse_assignments, update_user_file, Edit};
 
 use crate::apply_all::describe;
+use crate::global::GlobalArgs;
 use crate::load::load;
-use crate::Cli;
 
 #[derive(Debug, Args)]
 #[command(
@@ -52,7 +52,7 @@ struct SetReport {
     applied: Option<ApplyReport>,
 }
 
-pub fn run(cli: &Cli, args: &SetArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &SetArgs) -> Result<ExitCode> {
     let mut edits = parse_assignments(&args.assignments)?;
     if let Some(p) = &args.profile {
         edits.push(Edit::Profile(Some(p.clone())));

@@ -23,12 +23,12 @@ use cgroup_core::tree::dirfd::CgroupDir;
 
 use cgroup_core::limits::human::human_lines;
 
+use crate::global::GlobalArgs;
 use crate::load::{load, selected_users};
 use crate::output::escape::{json_bytes, term, term_bytes};
 use crate::output::table::{self, max_cell, opt};
 use crate::report::sessions::{self, SessionRow};
 use crate::report::summary::{summary, summary_without_cgroup, suspension_of, LifeState};
-use crate::Cli;
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
@@ -137,7 +137,7 @@ fn sessions_cap(config: &Config, user: &str) -> Result<Option<String>> {
         .map(|(n, source)| format!("{n} ({source})")))
 }
 
-pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &ShowArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;
     let user = user_cgroups(&tree)?

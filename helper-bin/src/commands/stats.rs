@@ -12,12 +12,12 @@ use cgroup_core::stats::daemon::all_families;
 use cgroup_core::stats::users::{collect, fill_info, prometheus_text};
 use cgroup_core::stats::Pressure;
 
+use crate::global::GlobalArgs;
 use crate::load::{load, selected_users};
 use crate::metrics_socket::{ask_daemon, DEFAULT_DAEMON_SOCKET};
 use crate::output::escape::term;
 use crate::output::table::{self, opt};
 use crate::output::textfile;
-use crate::Cli;
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
@@ -51,7 +51,7 @@ fn psi_cell(p: Option<Pressure>) -> String {
     opt(p.and_then(|p| p.some), |l| format!("{:.2}", l.avg10))
 }
 
-pub fn run(cli: &Cli, args: &StatsArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &StatsArgs) -> Result<ExitCode> {
     if args.list_families {
         for (name, kind) in all_families() {
             println!("{name} {kind}");

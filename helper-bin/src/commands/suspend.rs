@@ -18,8 +18,8 @@ use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::userfile_edit::{update_user_file, Edit};
 
 use crate::exit::NotApplicable;
+use crate::global::GlobalArgs;
 use crate::load::load;
-use crate::Cli;
 
 #[derive(Debug, Args)]
 #[command(
@@ -48,7 +48,7 @@ pub struct ResumeArgs {
 /// How long suspend and resume wait for the kernel.
 const WAIT: Duration = Duration::from_secs(5);
 
-pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<ExitCode> {
+pub fn suspend(cli: &GlobalArgs, args: &SuspendArgs) -> Result<ExitCode> {
     if let Err(why) = Suspension::check_reason(&args.reason) {
         return Err(cgroup_core::Error::InvalidLimit {
             key: "--reason".into(),
@@ -107,7 +107,7 @@ pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn resume(cli: &Cli, args: &ResumeArgs) -> Result<ExitCode> {
+pub fn resume(cli: &GlobalArgs, args: &ResumeArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;
     // Only a suspension is lifted: `resume` of anybody else writes nothing (no empty user

@@ -22,10 +22,10 @@ use cgroup_core::tree::Tree;
 use cgroup_core::inventory::user_cgroups;
 use cgroup_core::stats::users::collect;
 
+use crate::global::GlobalArgs;
 use crate::load::load;
 use crate::output::table::{self, opt};
 use crate::report::summary::LifeState;
-use crate::Cli;
 
 #[derive(Debug, Args)]
 pub struct TopArgs {
@@ -110,7 +110,7 @@ fn terminal_rows() -> Option<usize> {
     })
 }
 
-pub fn run(cli: &Cli, args: &TopArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &TopArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let interval = Duration::from_secs_f64(args.interval.clamp(0.1, 3600.0));
     let on_terminal = terminal_rows().is_some();
