@@ -25,20 +25,19 @@ mod metrics;
 mod peer;
 mod proc_events;
 mod safety_net;
+mod socket;
 mod watch;
 mod worker;
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -53,6 +52,7 @@ use crate::apply_all::{describe, reload_all};
 use crate::global::GlobalArgs;
 use cgroup_core::stats::daemon::Counters;
 use metrics::{Access, Listener};
+use socket::{bind_unix_socket, remove_socket};
 use watch::Watcher;
 use worker::Worker;
 
@@ -141,6 +141,100 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Loads the config, moves out of the tree's parent cgroup, creates the tree and enables
+    /// its controllers, then tells systemd the tree is ready.
+    fn start(cli: &GlobalArgs, args: &DaemonArgs) -> Result<Daemon> {
+        let config_path = crate::load::config_path(cli);
+        // A broken file: its last good copy, as logins use it (the error is logged by the
+        // first pass's config check); with none ever kept, the file's error stops the daemon.
+        let config = last_good::load(&config_path, Keep::as_root(Keep::Settled))
+            .map_err(|none| none.error)?
+            .config;
+        let tree = Tree::locate(&config).context("locate the cgroup tree")?;
+        if let Some(leaf) = tree
+            .step_aside("supervisor")
+            .context("move out of the tree's parent cgroup")?
+        {
+            log::info(&format!(
+                "moved into {} so controllers can be enabled below",
+                leaf.display()
+            ));
+        }
+        tree.ensure_base()
+            .with_context(|| format!("create the tree at {}", tree.root.display()))?;
+        enable_controllers(&tree);
+        // The tree is ready for logins (the unit's cgroup holds no process any more,
+        // controllers are enabled): systemd may start what waits for the unit (Type=notify),
+        // the lingering users' managers first among them. Without NOTIFY_SOCKET this does
+        // nothing.
+        if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+            log::warn(&format!("cannot tell systemd the daemon is ready: {e}"));
+        }
+        Ok(Daemon {
+            health: last_good::Watch::new(&config_path),
+            events: Arc::new(RwLock::new(config.events.clone())),
+            shared_config: Arc::new(RwLock::new(Arc::new(config.clone()))),
+            tree: Arc::new(RwLock::new(tree)),
+            config_path,
+            config,
+            counters: Arc::new(Counters::default()),
+            min_age: Duration::from_secs(args.min_age),
+        })
+    }
+
+    /// The main loop: leaves reaped as inotify reports them empty, a full pass every
+    /// `interval`, SIGHUP reloads; returns on SIGTERM or SIGINT.
+    fn serve(
+        &mut self,
+        watcher: &mut Watcher,
+        signals: &SignalFd,
+        interval: Duration,
+    ) -> Result<()> {
+        let mut next_scan = Instant::now() + interval;
+        loop {
+            let wait = next_scan.saturating_duration_since(Instant::now());
+            let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+            let mut fds = [
+                PollFd::new(watcher.inotify.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(anyhow::Error::from(e).context("poll")),
+            }
+            let (inotify_ready, signal_ready) =
+                (fds[0].any().unwrap_or(false), fds[1].any().unwrap_or(false));
+            if signal_ready {
+                let mut stop = false;
+                while let Ok(Some(info)) = signals.read_signal() {
+                    match Signal::try_from(info.ssi_signo as i32) {
+                        Ok(Signal::SIGHUP) => self.reload(watcher),
+                        Ok(s) => {
+                            log::info(&format!("{s}: stopping"));
+                            stop = true;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                if stop {
+                    return Ok(());
+                }
+            }
+            if inotify_ready {
+                let outcome = watcher.handle();
+                self.log_reaped(&outcome.reaped, "emptied");
+                if outcome.overflow {
+                    log::warn("inotify queue overflowed: rescanning");
+                    self.scan(watcher);
+                }
+            }
+            if Instant::now() >= next_scan {
+                self.scan(watcher);
+                next_scan = Instant::now() + interval;
+            }
+        }
+    }
+
     fn current_tree(&self) -> Tree {
         match self.tree.read() {
             Ok(t) => t.clone(),
@@ -325,38 +419,6 @@ fn bind(args: &DaemonArgs) -> Result<Vec<Listener>> {
     Ok(out)
 }
 
-/// Listens on the unix socket `path` with `mode`, non-blocking: a stale socket there is
-/// replaced, a live one (another daemon) or anything that is not a socket refused. Shared by
-/// the metrics socket and the customers' `me` socket.
-pub(crate) fn bind_unix_socket(path: &Path, mode: u32) -> Result<UnixListener> {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
-            bail!(
-                "{} exists and is not a socket: refusing to replace it",
-                path.display()
-            );
-        }
-        if UnixStream::connect(path).is_ok() {
-            bail!(
-                "{} is in use by another process (a running daemon?)",
-                path.display()
-            );
-        }
-        std::fs::remove_file(path).with_context(|| format!("remove stale {}", path.display()))?;
-    }
-    let l = UnixListener::bind(path).with_context(|| format!("listen on {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {mode:o} {}", path.display()))?;
-    l.set_nonblocking(true)?;
-    Ok(l)
-}
-
-fn remove_socket(path: &Path) {
-    if let Err(e) = std::fs::remove_file(path) {
-        log::warn(&format!("remove {}: {e}", path.display()));
-    }
-}
-
 /// Controllers from the mount down to users/, now that this process sits in a leaf: under a
 /// unit, `cgroupctl init` could not enable them at the unit's cgroup while it stood there.
 fn enable_controllers(tree: &Tree) {
@@ -381,66 +443,50 @@ fn enable_controllers(tree: &Tree) {
 }
 
 pub fn run(cli: &GlobalArgs, args: &DaemonArgs) -> Result<ExitCode> {
-    // Block the signals in this thread before any other starts, so every thread inherits the
-    // mask and they are only ever read from the signalfd; and before the setup below, so a stop
-    // that arrives while the daemon starts (systemctl stop right after start) waits in the
-    // signalfd and ends it cleanly instead of killing it mid-setup.
+    let signals = block_signals()?;
+    let mut daemon = Daemon::start(cli, args)?;
+    let tree = daemon.current_tree();
+    let mut watcher = Watcher::new(tree.clone()).context("inotify")?;
+    daemon.apply();
+    daemon.scan(&mut watcher);
+    let (workers, sockets) = spawn_workers(&daemon, args)?;
+    log::info(&format!("watching {}", tree.root.display()));
+    let result = daemon.serve(
+        &mut watcher,
+        &signals,
+        Duration::from_secs(args.scan_interval),
+    );
+    for worker in workers.into_iter().rev() {
+        worker.stop();
+    }
+    for path in sockets {
+        remove_socket(&path);
+    }
+    result?;
+    log::info("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Blocks the signals in this thread before any other starts, so every thread inherits the
+/// mask and they are only ever read from the signalfd; and before the setup, so a stop that
+/// arrives while the daemon starts (systemctl stop right after start) waits in the signalfd
+/// and ends it cleanly instead of killing it mid-setup.
+fn block_signals() -> Result<SignalFd> {
     let mut mask = SigSet::empty();
     for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
         mask.add(s);
     }
     mask.thread_block().context("block signals")?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .context("signalfd")?;
-    let config_path = crate::load::config_path(cli);
-    // A broken file: its last good copy, as logins use it (the error is logged by the first
-    // pass's config check); with none ever kept, the file's error stops the daemon.
-    let config = last_good::load(&config_path, Keep::as_root(Keep::Settled))
-        .map_err(|none| none.error)?
-        .config;
-    let tree = Tree::locate(&config).context("locate the cgroup tree")?;
-    if let Some(leaf) = tree
-        .step_aside("supervisor")
-        .context("move out of the tree's parent cgroup")?
-    {
-        log::info(&format!(
-            "moved into {} so controllers can be enabled below",
-            leaf.display()
-        ));
-    }
-    tree.ensure_base()
-        .with_context(|| format!("create the tree at {}", tree.root.display()))?;
-    enable_controllers(&tree);
-    // The tree is ready for logins (the unit's cgroup holds no process any more, controllers
-    // are enabled): systemd may start what waits for the unit (Type=notify), the lingering
-    // users' managers first among them. Without NOTIFY_SOCKET this does nothing.
-    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
-        log::warn(&format!("cannot tell systemd the daemon is ready: {e}"));
-    }
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")
+}
 
-    let health = last_good::Watch::new(&config_path);
-    let events = Arc::new(RwLock::new(config.events.clone()));
-    let shared_config = Arc::new(RwLock::new(Arc::new(config.clone())));
-    let mut daemon = Daemon {
-        config_path,
-        config,
-        shared_config,
-        events,
-        tree: Arc::new(RwLock::new(tree.clone())),
-        counters: Arc::new(Counters::default()),
-        min_age: Duration::from_secs(args.min_age),
-        health,
-    };
-    let mut watcher = Watcher::new(tree.clone()).context("inotify")?;
-    daemon.apply();
-    daemon.scan(&mut watcher);
-
+/// The threads beside the main loop, in the order they start (they are stopped in the
+/// reverse order), and the unix sockets to remove once they are stopped.
+fn spawn_workers(daemon: &Daemon, args: &DaemonArgs) -> Result<(Vec<Worker>, Vec<PathBuf>)> {
     let access = allowed_uids(&args.allow_user)?;
-    let listeners = bind(args)?;
     let mut sockets = Vec::new();
-    // Stopped in the reverse order, once the main loop ends.
     let mut workers = Vec::new();
-    for l in listeners {
+    for l in bind(args)? {
         log::info(&format!("serving metrics on {}", l.describe()));
         if let Listener::Unix(_, path) = &l {
             sockets.push(path.clone());
@@ -467,20 +513,16 @@ pub fn run(cli: &GlobalArgs, args: &DaemonArgs) -> Result<ExitCode> {
         log::info(&format!("answering cgroupctl me on {}", path.display()));
         sockets.push(path.clone());
     }
-    log::info(&format!("watching {}", tree.root.display()));
-
-    let interval = Duration::from_secs(args.scan_interval);
-    let mut next_scan = Instant::now() + interval;
     // Fault events: a thread of their own, so a snapshot slowed by a customer's process (its
     // /proc files) never holds up reaping, reloads or signals.
     let (fenced_tx, fenced_rx) = std::sync::mpsc::channel();
-    let (tree_ref, events, counters) = (
+    let (tree, events, counters) = (
         daemon.tree.clone(),
         daemon.events.clone(),
         daemon.counters.clone(),
     );
     workers.push(Worker::spawn("faults", "fault events", move |stop| {
-        faults::run(tree_ref, events, counters, fenced_rx, stop)
+        faults::run(tree, events, counters, fenced_rx, stop)
     })?);
     // The safety net: its own thread, so moving a process (mkdir, NSS, an RCU wait in the
     // kernel) never holds up reaping or signals, and neither holds up a move.
@@ -496,58 +538,7 @@ pub fn run(cli: &GlobalArgs, args: &DaemonArgs) -> Result<ExitCode> {
     workers.push(Worker::spawn("safety-net", "safety net", move |stop| {
         safety_net::run(sources, stop)
     })?);
-    let result = loop {
-        let wait = next_scan.saturating_duration_since(Instant::now());
-        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
-        let mut fds = [
-            PollFd::new(watcher.inotify.as_fd(), PollFlags::POLLIN),
-            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => break Err(anyhow::Error::from(e).context("poll")),
-        }
-        let (inotify_ready, signal_ready) =
-            (fds[0].any().unwrap_or(false), fds[1].any().unwrap_or(false));
-        if signal_ready {
-            let mut stop = false;
-            while let Ok(Some(info)) = signals.read_signal() {
-                match Signal::try_from(info.ssi_signo as i32) {
-                    Ok(Signal::SIGHUP) => daemon.reload(&mut watcher),
-                    Ok(s) => {
-                        log::info(&format!("{s}: stopping"));
-                        stop = true;
-                    }
-                    Err(_) => {}
-                }
-            }
-            if stop {
-                break Ok(());
-            }
-        }
-        if inotify_ready {
-            let outcome = watcher.handle();
-            daemon.log_reaped(&outcome.reaped, "emptied");
-            if outcome.overflow {
-                log::warn("inotify queue overflowed: rescanning");
-                daemon.scan(&mut watcher);
-            }
-        }
-        if Instant::now() >= next_scan {
-            daemon.scan(&mut watcher);
-            next_scan = Instant::now() + interval;
-        }
-    };
-
-    for worker in workers.into_iter().rev() {
-        worker.stop();
-    }
-    for path in sockets {
-        remove_socket(&path);
-    }
-    result?;
-    log::info("stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok((workers, sockets))
 }
 
 #[cfg(test)]

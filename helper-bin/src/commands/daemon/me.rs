@@ -35,6 +35,7 @@ use cgroup_core::tree::Tree;
 
 use super::log;
 use super::peer::unix_peer_uid;
+use super::socket::bind_unix_socket;
 use super::worker::accept_loop;
 
 const MAX_ACTIVE: usize = 8;
@@ -148,7 +149,7 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
             parent.display()
         );
     }
-    super::bind_unix_socket(path, 0o666)
+    bind_unix_socket(path, 0o666)
 }
 
 fn answer_json(sources: &Sources, uid: u32) -> String {
