@@ -1,4 +1,5 @@
-//! One module per verb.
+//! One module per verb (the daemon: a folder), and nothing else: what verbs share lives beside
+//! `commands/` (see main.rs), and no verb imports another.
 
 pub mod check;
 pub mod classify;
