@@ -1,15 +1,23 @@
 //! cgroupctl: the administrator's interface to pam_cgroup's tree. Each verb lives in its own
-//! file under `commands/`; errors are reported in one line with a deliberate exit code.
+//! file under `commands/` (the daemon in its folder) and imports no other verb; what verbs
+//! share lives beside it (`load`, `output`, `report`, `process`, `apply_all`, ...). Errors
+//! are reported in one line with a deliberate exit code.
 
+mod apply_all;
 mod commands;
+mod duration;
 mod exit;
+mod global;
+mod load;
+mod metrics_socket;
+mod output;
+mod process;
+mod report;
+mod stats_manual;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-
-use cgroup_core::config::DEFAULT_CONFIG_PATH;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,9 +31,8 @@ use cgroup_core::config::DEFAULT_CONFIG_PATH;
                   3 configuration error, 4 system error (cgroupfs, BPF, NSS)."
 )]
 pub struct Cli {
-    /// Configuration file.
-    #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub global: global::GlobalArgs,
 
     #[command(subcommand)]
     pub command: Command,
@@ -180,7 +187,7 @@ fn main() -> ExitCode {
             uid: uid.as_raw(),
             hint,
         })),
-        _ => run(&cli),
+        _ => run(&cli.command, &cli.global),
     };
     match result {
         Ok(code) => code,
@@ -192,18 +199,15 @@ fn main() -> ExitCode {
                 // Already "cgroupctl VERB: ...".
                 eprintln!("{err}");
             } else {
-                eprintln!(
-                    "cgroupctl: {}",
-                    commands::escape::term(&exit::one_line(&err))
-                );
+                eprintln!("cgroupctl: {}", output::escape::term(&exit::one_line(&err)));
             }
             exit::code_for(&err)
         }
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    match &cli.command {
+fn run(command: &Command, cli: &global::GlobalArgs) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Check(args) => commands::check::run(cli, args),
         Command::List(args) => commands::list::run(cli, args),
         Command::Show(args) => commands::show::run(cli, args),
@@ -231,7 +235,30 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Deinit(args) => commands::deinit::run(cli, args),
         Command::Ip(args) => commands::ip::run(cli, args),
         Command::ProcApply(args) => commands::proc_apply::run(cli, args),
-        Command::Completions(args) => commands::completions::run(args),
-        Command::Man(args) => commands::man::run(args),
+        Command::Completions(args) => commands::completions::run(args, Cli::command()),
+        Command::Man(args) => commands::man::run(args, Cli::command()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commands::completions::{script, CompletionShell};
+
+    /// Each completion script knows the verbs and their options (a verb added later is in it
+    /// too).
+    #[test]
+    fn completion_scripts_name_verbs_and_options() {
+        for shell in [
+            CompletionShell::Bash,
+            CompletionShell::Zsh,
+            CompletionShell::Fish,
+        ] {
+            let text = String::from_utf8(script(shell, Cli::command())).unwrap_or_default();
+            // Options without their dashes: fish writes `-l min-age`.
+            for word in ["suspend", "sessions", "textfile", "min-age", "json"] {
+                assert!(text.contains(word), "{shell:?} lacks {word}");
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@ use cgroup_core::account::{account_check, AccountRequest, AccountVerdict};
 use cgroup_core::session::Level;
 
 use crate::args::ModuleArgs;
-use crate::hooks::{service_name, tell};
+use crate::items::{service_name, tell};
 use crate::log::Logger;
 
 pub(crate) fn check(pamh: &mut PamHandle, args: &ModuleArgs, log: &mut Logger) -> PamResultCode {

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::ffi::CStr;
 
 use pam::constants::{PamFlag, PamResultCode};
-use pam::items::{RHost, Service, Tty};
+use pam::items::{RHost, Tty};
 use pam::module::{PamHandle, PamHooks};
 
 use cgroup_core::config::OnError;
@@ -15,6 +15,7 @@ use cgroup_core::Error;
 
 use crate::args::{self, ModuleArgs};
 use crate::guard::guarded;
+use crate::items::{item_text, service_name, tell};
 use crate::log::Logger;
 use crate::PamCgroup;
 
@@ -106,42 +107,6 @@ pub(crate) fn warn_unknown(log: &mut Logger, args: &ModuleArgs) {
             Level::Warning,
             &format!("ignoring unknown module argument {arg:?}"),
         );
-    }
-}
-
-/// A PAM string item as text (`None` when unset).
-pub(crate) fn item_text<'a, T>(pamh: &'a PamHandle) -> Option<String>
-where
-    T: pam::items::Item<'a> + std::ops::Deref<Target = &'a CStr>,
-{
-    match pamh.get_item::<T>() {
-        Ok(Some(item)) => Some(item.to_string_lossy().into_owned()),
-        _ => None,
-    }
-}
-
-/// Tells the person logging in why it is refused, through the application's conversation
-/// (sshd sends it to the client before closing the connection). A failure is only logged.
-pub(crate) fn tell(pamh: &PamHandle, message: &str, log: &mut Logger) {
-    let sent = match pamh.get_item::<pam::conv::Conv>() {
-        Ok(Some(conv)) => conv
-            .send(pam::constants::PAM_ERROR_MSG, message)
-            .map(|_| ()),
-        Ok(None) => Err(PamResultCode::PAM_CONV_ERR),
-        Err(code) => Err(code),
-    };
-    if let Err(code) = sent {
-        log.debug(&format!(
-            "the conversation did not take the message (PAM error {})",
-            code as i32
-        ));
-    }
-}
-
-pub(crate) fn service_name(pamh: &PamHandle) -> String {
-    match pamh.get_item::<Service>() {
-        Ok(Some(s)) => s.0.to_string_lossy().into_owned(),
-        _ => "unknown".to_string(),
     }
 }
 

@@ -6,6 +6,7 @@ mod account;
 pub mod args;
 mod guard;
 mod hooks;
+mod items;
 pub mod log;
 
 use pam::pam_hooks;

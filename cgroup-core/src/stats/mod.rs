@@ -5,10 +5,12 @@
 //! zero oom_kill counter says "no OOM kills" while an absent one says "not measured".
 
 pub mod carry;
+pub mod daemon;
 mod parse;
 pub mod prometheus;
 pub mod semantics;
 pub mod top;
+pub mod users;
 
 use std::io::ErrorKind;
 use std::path::Path;

@@ -19,7 +19,7 @@ use cgroup_core::nss::{group_names, lookup_user};
 use cgroup_core::session::exemption;
 
 use crate::exit::{CONFIG_ERROR, PROBLEMS_FOUND};
-use crate::Cli;
+use crate::global::GlobalArgs;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -86,8 +86,8 @@ impl BrokenFile {
     }
 }
 
-pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
-    let path = super::view::config_path(cli);
+pub fn run(cli: &GlobalArgs, args: &CheckArgs) -> Result<ExitCode> {
+    let path = crate::load::config_path(cli);
     // The administrator's word that the file is meant: a good one is kept at once.
     let (findings, config) = doctor::check_config(&path, Keep::as_root(Keep::Now));
     let valid = !findings.iter().any(|f| f.status == Status::Fail);
@@ -111,7 +111,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         // The one-line error on stderr too, as without --json.
         if let Some(b) = &report.broken {
-            eprintln!("cgroupctl: {}", super::escape::term(&b.error));
+            eprintln!("cgroupctl: {}", crate::output::escape::term(&b.error));
         }
     } else {
         print_text(&report);
@@ -165,7 +165,7 @@ fn user_report(config: &Config, name: &str) -> Result<UserReport> {
 }
 
 fn print_text(report: &CheckReport) {
-    super::doctor::print_findings(&report.findings);
+    crate::output::findings::print_findings(&report.findings);
     println!(
         "{}: {}",
         report.config,

@@ -22,11 +22,10 @@ use serde::Serialize;
 use cgroup_core::inventory::status_ids;
 use cgroup_core::nss::lookup_user;
 use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
-use cgroup_core::tree::{fs, Tree};
 
-use super::pidfd::PidFd;
-use super::view::load;
-use crate::Cli;
+use crate::global::GlobalArgs;
+use crate::load::load;
+use crate::process::pidfd::{move_pinned, PidFd};
 
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
@@ -53,7 +52,7 @@ struct Moved {
     cgroup: String,
 }
 
-pub fn run(cli: &Cli, args: &ClassifyArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &ClassifyArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;
     let info = lookup_user(&args.user)?;
@@ -89,25 +88,6 @@ pub fn run(cli: &Cli, args: &ClassifyArgs) -> Result<ExitCode> {
         println!("moved {} to {}", report.pid, report.cgroup);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes the pinned process's PID to `leaf` and checks it was that process that moved; if
-/// not, moves whatever the PID reached back to where it was.
-pub(crate) fn move_pinned(tree: &Tree, process: &PidFd, leaf: &Path) -> Result<()> {
-    let pid = process.pid;
-    let source = fs::cgroup_v2_of(pid).ok().flatten();
-    if !process.alive() {
-        bail!("process {pid} exited before it could be moved");
-    }
-    fs::move_pid(leaf, pid).with_context(|| format!("move process {pid}"))?;
-    if process.alive() {
-        return Ok(());
-    }
-    // It exited during the write: the PID may have reached a recycled process.
-    if let Some(source) = source {
-        let _ = fs::move_pid(&tree.path_of(&source), pid);
-    }
-    bail!("process {pid} exited while it was being moved: nothing was moved (PID reuse)")
 }
 
 /// Debug builds only: lets tests/root recycle the PID between the check and the move.

@@ -12,7 +12,7 @@ use cgroup_core::private_ip::{pin_dir, uninstall, UninstallReport, DEFAULT_BPFFS
 use cgroup_core::tree::fs::{remove_dir, Removed};
 use cgroup_core::tree::Tree;
 
-use crate::Cli;
+use crate::global::GlobalArgs;
 
 #[derive(Debug, Args)]
 pub struct DeinitArgs {
@@ -31,8 +31,8 @@ struct DeinitReport {
     tree_left: Option<String>,
 }
 
-pub fn run(cli: &Cli, args: &DeinitArgs) -> Result<ExitCode> {
-    let config = super::view::load_config(cli)?;
+pub fn run(cli: &GlobalArgs, args: &DeinitArgs) -> Result<ExitCode> {
+    let config = crate::load::load_config(cli)?;
     let tree = Tree::locate_root(config.tree.root.as_deref())?;
     let removed = uninstall(&tree.root, &pin_dir(Path::new(DEFAULT_BPFFS), &tree.root)?)?;
     // Bottom-up; each rmdir fails (Busy) while anything is below, which is what we want.

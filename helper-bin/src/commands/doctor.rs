@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use cgroup_core::doctor::{self, Finding, Inputs, Status, DEFAULT_SERVICES};
+use cgroup_core::doctor::{self, Inputs, Status, DEFAULT_SERVICES};
 
-use crate::Cli;
+use crate::global::GlobalArgs;
+use crate::output::findings::print_findings;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -31,23 +32,9 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-/// Findings as text, one line each with why and fix below (shared with `check`).
-pub fn print_findings(findings: &[Finding]) {
-    let width = findings.iter().map(|f| f.check.len()).max().unwrap_or(0);
-    for f in findings {
-        println!("{:<4} {:width$}  {}", f.status.label(), f.check, f.summary);
-        if let Some(why) = &f.why {
-            println!("     {:width$}  why: {why}", "");
-        }
-        if let Some(fix) = &f.fix {
-            println!("     {:width$}  fix: {fix}", "");
-        }
-    }
-}
-
-pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &DoctorArgs) -> Result<ExitCode> {
     let findings = doctor::run(&Inputs {
-        config: super::view::config_path(cli),
+        config: crate::load::config_path(cli),
         proc_root: args.proc_root.clone(),
         pam_dir: args.pam_dir.clone(),
         services: args.services.clone(),

@@ -12,8 +12,8 @@ use clap::Args;
 
 use cgroup_core::gc::{collect, GcOptions};
 
-use super::view::load;
-use crate::Cli;
+use crate::global::GlobalArgs;
+use crate::load::load;
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
@@ -22,14 +22,14 @@ pub struct GcArgs {
     pub dry_run: bool,
     /// Keep empty leaves younger than this (a login may be between creating its leaf and
     /// entering it): seconds, or a duration like 90s, 10m, 2h.
-    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = super::duration::secs)]
+    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = crate::duration::secs)]
     pub min_age: u64,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn run(cli: &Cli, args: &GcArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &GcArgs) -> Result<ExitCode> {
     let (_config, tree) = load(cli)?;
     let removed = collect(
         &tree,
@@ -50,7 +50,7 @@ pub fn run(cli: &Cli, args: &GcArgs) -> Result<ExitCode> {
     for r in &removed {
         println!(
             "{verb} {}",
-            super::escape::term(&r.path.display().to_string())
+            crate::output::escape::term(&r.path.display().to_string())
         );
     }
     println!("{} empty leaves {verb}", removed.len());

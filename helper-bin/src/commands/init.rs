@@ -16,7 +16,7 @@ use cgroup_core::private_ip::{
 };
 use cgroup_core::tree;
 
-use crate::Cli;
+use crate::global::GlobalArgs;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -37,11 +37,11 @@ struct InitReport {
     removed: Option<UninstallReport>,
 }
 
-pub fn run(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &InitArgs) -> Result<ExitCode> {
     // A broken file: set up what logins use, its last good copy (the unit runs this at
     // boot, and a typo must not keep the daemon down).
     let (config, tree, _) =
-        super::view::load_keeping(cli, cgroup_core::config::last_good::Keep::Settled)?;
+        crate::load::load_keeping(cli, cgroup_core::config::last_good::Keep::Settled)?;
     // No step_aside here, unlike the daemon: under systemd < 254 this runs as ExecStartPre in
     // the unit's own cgroup, and enabling controllers there would keep systemd from starting
     // the next process of the unit (EBUSY). The daemon, the unit's last process, does it.

@@ -10,7 +10,7 @@ use cgroup_core::names::validate_user_name;
 use cgroup_core::nss::lookup_user;
 use cgroup_core::private_ip::private_address_of;
 
-use crate::Cli;
+use crate::global::GlobalArgs;
 
 #[derive(Debug, Args)]
 pub struct IpArgs {
@@ -31,8 +31,8 @@ struct IpReport {
     enabled: bool,
 }
 
-pub fn run(cli: &Cli, args: &IpArgs) -> Result<ExitCode> {
-    let config = super::view::load_config(cli)?;
+pub fn run(cli: &GlobalArgs, args: &IpArgs) -> Result<ExitCode> {
+    let config = crate::load::load_config(cli)?;
     validate_user_name(&args.user)?;
     let user = lookup_user(&args.user)?;
     let address = private_address_of(&user, config.private_ip.min_gid)?;

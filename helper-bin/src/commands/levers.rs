@@ -13,9 +13,9 @@ use cgroup_core::levers::{self, parse_signal};
 use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::tree::Tree;
 
-use super::view::load;
 use crate::exit::NotApplicable;
-use crate::Cli;
+use crate::global::GlobalArgs;
+use crate::load::load;
 
 /// What a lever acts on.
 #[derive(Debug, Args)]
@@ -29,7 +29,7 @@ pub struct TargetArgs {
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
     /// How long to wait for the kernel to finish: seconds, or a duration like 5s, 1m.
-    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = super::duration::secs)]
+    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = crate::duration::secs)]
     pub wait: u64,
     /// Print JSON.
     #[arg(long)]
@@ -91,7 +91,7 @@ fn not_found(e: cgroup_core::Error, args: &TargetArgs) -> anyhow::Error {
     }
 }
 
-pub fn kill(cli: &Cli, args: &KillArgs) -> Result<ExitCode> {
+pub fn kill(cli: &GlobalArgs, args: &KillArgs) -> Result<ExitCode> {
     let signal = parse_signal(&args.signal).map_err(|reason| cgroup_core::Error::InvalidLimit {
         key: "--signal".into(),
         reason,
@@ -141,7 +141,7 @@ fn thaw_refusal(
     args: &TargetArgs,
     users: &[UserCgroup],
 ) -> Result<Option<String>> {
-    if let Some(s) = super::view::suspension_of(config, &args.user) {
+    if let Some(s) = crate::report::summary::suspension_of(config, &args.user) {
         return Ok(Some(format!(
             "{} is suspended ({}): `cgroupctl resume {}` lifts it",
             args.user, s.reason, args.user
@@ -168,7 +168,7 @@ fn thaw_refusal(
     }))
 }
 
-pub fn freeze(cli: &Cli, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
+pub fn freeze(cli: &GlobalArgs, args: &TargetArgs, frozen: bool) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let user = open_user(&tree, &args.user)?;
     if !frozen {

@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use cgroup_core::stats::MaxValue;
-
-use super::table::{self, opt};
-use super::view::{all_summaries, load};
-use crate::Cli;
+use crate::global::GlobalArgs;
+use crate::load::load;
+use crate::output::table::{self, max_cell, opt};
+use crate::report::summary::all_summaries;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -20,14 +19,7 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-pub fn max_cell(v: Option<MaxValue>, f: fn(u64) -> String) -> String {
-    opt(v, |m| match m {
-        MaxValue::Max => "max".to_string(),
-        MaxValue::Value(n) => f(n),
-    })
-}
-
-pub fn run(cli: &Cli, args: &ListArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &ListArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let summaries = all_summaries(&config, &tree)?;
     if args.json {

@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_mangen::Man;
-
-use crate::Cli;
 
 /// Administrators' commands live in section 8.
 const SECTION: &str = "8";
@@ -24,10 +22,11 @@ pub struct ManArgs {
     pub out_dir: PathBuf,
 }
 
-pub fn run(args: &ManArgs) -> Result<ExitCode> {
+/// Writes the pages of the whole command line `cmd`.
+pub fn run(args: &ManArgs, cmd: clap::Command) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("mkdir {}", args.out_dir.display()))?;
-    let mut cmd = Cli::command().disable_help_subcommand(true);
+    let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
     let source = format!("pam-cgroup {}", env!("CARGO_PKG_VERSION"));
     let mut written = Vec::new();
@@ -59,7 +58,7 @@ fn write_pages(
     man.render(&mut page)
         .with_context(|| format!("render {}", path.display()))?;
     if cmd.get_name() == "stats" {
-        page.extend_from_slice(super::stats::man_sections().as_bytes());
+        page.extend_from_slice(crate::stats_manual::man_sections().as_bytes());
     }
     page.extend_from_slice(see_also(top).as_bytes());
     let mut file = File::create(&path).with_context(|| format!("create {}", path.display()))?;

@@ -15,9 +15,9 @@ use serde::Deserialize;
 
 use cgroup_core::events::Event;
 
-use super::escape::term;
-use super::events::{row, snapshot_text, HEADERS};
-use super::table;
+use crate::output::escape::term;
+use crate::output::table;
+use crate::report::events::{row, snapshot_text, HEADERS};
 
 pub const DEFAULT_ME_SOCKET: &str = cgroup_core::paths::ME_SOCKET;
 /// An answer is a few hundred KiB at most (50 events, 10 processes each).
@@ -99,7 +99,7 @@ pub fn run(args: &MeArgs) -> Result<ExitCode> {
         let mut shown = value.clone();
         if let Some(events) = shown.get_mut("events").and_then(|e| e.as_array_mut()) {
             for e in events.iter_mut() {
-                *e = super::events::event_json(e.take());
+                *e = crate::report::events::event_json(e.take());
             }
         }
         println!("{}", serde_json::to_string_pretty(&shown)?);

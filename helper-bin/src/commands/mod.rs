@@ -1,4 +1,5 @@
-//! One module per verb.
+//! One module per verb (the daemon: a folder), and nothing else: what verbs share lives beside
+//! `commands/` (see main.rs), and no verb imports another.
 
 pub mod check;
 pub mod classify;
@@ -6,8 +7,6 @@ pub mod completions;
 pub mod daemon;
 pub mod deinit;
 pub mod doctor;
-pub mod duration;
-pub mod escape;
 pub mod events;
 pub mod gc;
 pub mod init;
@@ -17,10 +16,8 @@ pub mod list;
 pub mod man;
 pub mod me;
 pub mod path;
-pub mod pidfd;
 pub mod plans;
 pub mod proc_apply;
-pub mod pty_relay;
 pub mod reload;
 pub mod remove;
 pub mod run;
@@ -29,7 +26,4 @@ pub mod set;
 pub mod show;
 pub mod stats;
 pub mod suspend;
-pub mod table;
-pub mod textfile;
 pub mod top;
-pub mod view;

@@ -9,8 +9,8 @@ use clap::Args;
 
 use cgroup_core::tree::user_cgroup::UserCgroup;
 
-use super::view::load;
-use crate::Cli;
+use crate::global::GlobalArgs;
+use crate::load::load;
 
 #[derive(Debug, Args)]
 pub struct PathArgs {
@@ -22,7 +22,7 @@ pub struct PathArgs {
     pub all: bool,
 }
 
-pub fn run(cli: &Cli, args: &PathArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &PathArgs) -> Result<ExitCode> {
     let (_config, tree) = load(cli)?;
     if !args.all {
         // Where the user's cgroup is or would be made: it need not exist yet.

@@ -14,10 +14,10 @@ use cgroup_core::config::Config;
 use cgroup_core::inventory::user_cgroups;
 use cgroup_core::nss::{group_names, lookup_user};
 
-use super::escape::term;
-use super::table;
-use super::view::load;
-use crate::Cli;
+use crate::global::GlobalArgs;
+use crate::load::load;
+use crate::output::escape::term;
+use crate::output::table;
 
 #[derive(Debug, Args)]
 pub struct PlansArgs {
@@ -72,7 +72,7 @@ fn limit_texts(
         .collect()
 }
 
-pub fn run(cli: &Cli, args: &PlansArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &PlansArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let mut plans: Vec<Plan> = std::iter::once(Plan {
         plan: None,

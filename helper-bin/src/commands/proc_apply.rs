@@ -22,7 +22,7 @@ use nix::unistd::Group;
 
 use cgroup_core::config::{AdminGroup, Config, ConfigError, HidePid};
 
-use crate::Cli;
+use crate::global::GlobalArgs;
 
 const PROC: &str = "/proc";
 const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -43,8 +43,8 @@ pub struct ProcState {
     pub gid: Option<u32>,
 }
 
-pub fn run(cli: &Cli, args: &ProcApplyArgs) -> Result<ExitCode> {
-    let config = super::view::load_config(cli)?;
+pub fn run(cli: &GlobalArgs, args: &ProcApplyArgs) -> Result<ExitCode> {
+    let config = crate::load::load_config(cli)?;
     let wanted = &config.proc;
     if wanted.hidepid == HidePid::Off {
         println!("[proc] hidepid is off: {PROC} left as mounted");

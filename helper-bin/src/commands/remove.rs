@@ -26,9 +26,9 @@ use cgroup_core::tree::user_cgroup::{remove_user_cgroup, UserCgroup, UserRemoval
 use cgroup_core::userfile_edit::remove_user_file;
 use cgroup_core::Error;
 
-use super::view::load;
 use crate::exit::NotApplicable;
-use crate::Cli;
+use crate::global::GlobalArgs;
+use crate::load::load;
 
 #[derive(Debug, Args)]
 #[command(
@@ -46,7 +46,7 @@ pub struct RemoveArgs {
     #[arg(long)]
     pub force: bool,
     /// How long to wait for the kernel to end the processes (`10s`, `1m`).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::parse)]
     pub wait: Duration,
     /// Print JSON.
     #[arg(long)]
@@ -117,7 +117,7 @@ fn remove_lock_files(user: &str) -> usize {
         .count()
 }
 
-pub fn run(cli: &Cli, args: &RemoveArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &RemoveArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let user = args.user.as_str();
     cgroup_core::names::validate_user_name(user)?;

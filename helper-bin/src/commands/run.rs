@@ -27,9 +27,9 @@ use cgroup_core::cgroup_files;
 use cgroup_core::nss::UserInfo;
 use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
 
-use super::pty_relay::{Pty, Terminals};
-use super::view::load;
-use crate::Cli;
+use crate::global::GlobalArgs;
+use crate::load::load;
+use crate::process::pty_relay::{Pty, Terminals};
 
 /// PATH of a non-root login on Debian (login.defs ENV_PATH).
 const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games";
@@ -110,7 +110,7 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
     }
 }
 
-pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &RunArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;
     let pw = User::from_name(&args.user)

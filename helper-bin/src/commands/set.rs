@@ -13,9 +13,9 @@ use cgroup_core::apply::{apply_user, ApplyReport};
 use cgroup_core::nss::lookup_user;
 use cgroup_core::userfile_edit::{parse_assignments, update_user_file, Edit};
 
-use super::reload::describe;
-use super::view::load;
-use crate::Cli;
+use crate::apply_all::describe;
+use crate::global::GlobalArgs;
+use crate::load::load;
 
 #[derive(Debug, Args)]
 #[command(
@@ -52,7 +52,7 @@ struct SetReport {
     applied: Option<ApplyReport>,
 }
 
-pub fn run(cli: &Cli, args: &SetArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &SetArgs) -> Result<ExitCode> {
     let mut edits = parse_assignments(&args.assignments)?;
     if let Some(p) = &args.profile {
         edits.push(Edit::Profile(Some(p.clone())));

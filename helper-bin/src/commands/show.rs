@@ -22,13 +22,12 @@ use cgroup_core::tree::dirfd::CgroupDir;
 
 use cgroup_core::limits::human::human_lines;
 
-use super::escape::{json_bytes, term, term_bytes};
-use super::list::max_cell;
-use super::table::{self, opt};
-use super::view::{
-    load, selected_users, summary, summary_without_cgroup, suspension_of, LifeState,
-};
-use crate::Cli;
+use crate::global::GlobalArgs;
+use crate::load::{load, selected_users};
+use crate::output::escape::{json_bytes, term, term_bytes};
+use crate::output::table::{self, max_cell, opt};
+use crate::report::sessions::{self, SessionRow};
+use crate::report::summary::{summary, summary_without_cgroup, suspension_of, LifeState};
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
@@ -104,7 +103,7 @@ struct ShowReport {
     life: LifeState,
     /// `sessions.max` and where it comes from.
     sessions_max: Option<String>,
-    sessions: Vec<super::sessions::SessionRow>,
+    sessions: Vec<SessionRow>,
     leaves: Vec<LeafRow>,
 }
 
@@ -137,7 +136,7 @@ fn sessions_cap(config: &Config, user: &str) -> Result<Option<String>> {
         .map(|(n, source)| format!("{n} ({source})")))
 }
 
-pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &ShowArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;
     let user = user_cgroups(&tree)?
@@ -147,9 +146,11 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
     let (s, leaves, sessions) = match &user {
         Some(user) => {
             let mut s = summary(&config, user)?;
-            s.stats.network =
-                super::stats::network_of(TrafficReader::open(&tree)?.as_ref(), &user.path)?;
-            let sessions = super::sessions::collect(&config, &tree, Some(&user.name), true)?;
+            s.stats.network = cgroup_core::stats::users::network_of(
+                TrafficReader::open(&tree)?.as_ref(),
+                &user.path,
+            )?;
+            let sessions = sessions::collect(&config, &tree, Some(&user.name), true)?;
             (s, leaf_rows(&user.path)?, sessions)
         }
         None if suspension_of(&config, &args.user).is_some() => (
@@ -266,7 +267,7 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<ExitCode> {
     if report.sessions.is_empty() {
         println!("  (none)");
     } else {
-        super::sessions::print_table(&report.sessions);
+        sessions::print_table(&report.sessions);
     }
     println!("\nleaves:");
     if report.leaves.is_empty() {

@@ -18,9 +18,9 @@ use cgroup_core::session::exemption;
 use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::userfile_edit::{update_user_file, Edit};
 
-use super::view::load;
 use crate::exit::{NotApplicable, Usage};
-use crate::Cli;
+use crate::global::GlobalArgs;
+use crate::load::load;
 
 #[derive(Debug, Args)]
 #[command(
@@ -85,7 +85,7 @@ fn print(args_json: bool, outcome: &Outcome, lines: &[String]) -> Result<()> {
 /// How long suspend and resume wait for the kernel.
 const WAIT: Duration = Duration::from_secs(5);
 
-pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<ExitCode> {
+pub fn suspend(cli: &GlobalArgs, args: &SuspendArgs) -> Result<ExitCode> {
     if let Err(why) = Suspension::check_reason(&args.reason) {
         // A bad command-line value: exit 2, like clap's own usage errors.
         return Err(Usage(format!("--reason: {why}")).into());
@@ -161,7 +161,7 @@ pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn resume(cli: &Cli, args: &ResumeArgs) -> Result<ExitCode> {
+pub fn resume(cli: &GlobalArgs, args: &ResumeArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     cgroup_core::names::validate_user_name(&args.user)?;
     // Only a suspension is lifted: `resume` of anybody else writes nothing (no empty user

@@ -19,10 +19,13 @@ use cgroup_core::stats::CgroupStats;
 use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::tree::Tree;
 
-use super::stats::collect;
-use super::table::{self, opt};
-use super::view::{load, LifeState};
-use crate::Cli;
+use cgroup_core::inventory::user_cgroups;
+use cgroup_core::stats::users::collect;
+
+use crate::global::GlobalArgs;
+use crate::load::load;
+use crate::output::table::{self, opt};
+use crate::report::summary::LifeState;
 
 #[derive(Debug, Args)]
 pub struct TopArgs {
@@ -30,7 +33,7 @@ pub struct TopArgs {
     #[arg(long, value_name = "KEY", default_value = "cpu")]
     pub sort: SortKey,
     /// Time between samples: seconds (fractions allowed), or a duration like 500ms, 5s.
-    #[arg(long, value_name = "DURATION", default_value = "2", value_parser = super::duration::secs_f64)]
+    #[arg(long, value_name = "DURATION", default_value = "2", value_parser = crate::duration::secs_f64)]
     pub interval: f64,
     /// Stop after this many tables (default: 1 when not on a terminal, endless on one).
     #[arg(long, value_name = "N")]
@@ -41,7 +44,7 @@ pub struct TopArgs {
 }
 
 fn sample(tree: &Tree) -> Result<BTreeMap<String, CgroupStats>> {
-    Ok(collect(tree, None)?
+    Ok(collect(tree, user_cgroups(tree)?)?
         .into_iter()
         .map(|u| (u.user, u.stats))
         .collect())
@@ -107,7 +110,7 @@ fn terminal_rows() -> Option<usize> {
     })
 }
 
-pub fn run(cli: &Cli, args: &TopArgs) -> Result<ExitCode> {
+pub fn run(cli: &GlobalArgs, args: &TopArgs) -> Result<ExitCode> {
     let (config, tree) = load(cli)?;
     let interval = Duration::from_secs_f64(args.interval.clamp(0.1, 3600.0));
     let on_terminal = terminal_rows().is_some();

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -24,7 +23,7 @@ use cgroup_core::events::recorder::Recorder;
 use cgroup_core::events::Event;
 
 use super::log;
-use super::metrics::Counters;
+use cgroup_core::stats::daemon::Counters;
 
 pub struct Faults {
     recorder: Recorder,
@@ -134,13 +133,14 @@ impl Faults {
 }
 
 /// Samples once a second until `stop` becomes readable; picks up `[events]` changes (SIGHUP).
-pub fn spawn(
+/// The daemon's worker thread.
+pub fn run(
     tree: Arc<RwLock<Tree>>,
     events: Arc<RwLock<EventsConfig>>,
     counters: Arc<Counters>,
     sent: Receiver<Event>,
     stop: OwnedFd,
-) -> std::io::Result<JoinHandle<()>> {
+) {
     let read_events = move || match events.read() {
         Ok(e) => e.clone(),
         Err(p) => p.into_inner().clone(),
@@ -149,37 +149,33 @@ pub fn spawn(
         Ok(t) => t.clone(),
         Err(p) => p.into_inner().clone(),
     };
-    std::thread::Builder::new()
-        .name("faults".into())
-        .spawn(move || {
-            let mut cfg = read_events();
-            let mut faults = Faults::new(&cfg, &current_tree());
-            let every = Duration::from_secs(1);
-            let mut next = Instant::now();
-            loop {
-                let wait = next.saturating_duration_since(Instant::now());
-                let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
-                let mut fds = [PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
-                match poll(&mut fds, timeout) {
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => {
-                        log::error(&format!("fault events: poll: {e}"));
-                        return;
-                    }
-                }
-                if fds[0].any().unwrap_or(true) {
-                    return;
-                }
-                if Instant::now() < next {
-                    continue;
-                }
-                let now_cfg = read_events();
-                if now_cfg != cfg {
-                    faults.reload(&now_cfg);
-                    cfg = now_cfg;
-                }
-                faults.pass(&current_tree().users_dir(), &counters, &sent);
-                next = Instant::now() + every;
+    let mut cfg = read_events();
+    let mut faults = Faults::new(&cfg, &current_tree());
+    let every = Duration::from_secs(1);
+    let mut next = Instant::now();
+    loop {
+        let wait = next.saturating_duration_since(Instant::now());
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                log::error(&format!("fault events: poll: {e}"));
+                return;
             }
-        })
+        }
+        if fds[0].any().unwrap_or(true) {
+            return;
+        }
+        if Instant::now() < next {
+            continue;
+        }
+        let now_cfg = read_events();
+        if now_cfg != cfg {
+            faults.reload(&now_cfg);
+            cfg = now_cfg;
+        }
+        faults.pass(&current_tree().users_dir(), &counters, &sent);
+        next = Instant::now() + every;
+    }
 }

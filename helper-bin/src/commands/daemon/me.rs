@@ -26,17 +26,17 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use cgroup_core::config::EventsConfig;
 use cgroup_core::tree::Tree;
 
 use super::log;
 use super::peer::unix_peer_uid;
+use super::socket::bind_unix_socket;
+use super::worker::accept_loop;
 
 const MAX_ACTIVE: usize = 8;
 /// A whole connection, from accept to close: the answer written, then the peer's bytes
@@ -129,8 +129,9 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
         // That directory is root-only (0700) and holds the logins' locks: a customer could not
         // reach the socket there, and making it 0755 would make logins refuse it.
         bail!(
-            "the me socket cannot live in {}: use /run/pam_cgroup-me/me.sock",
-            cgroup_core::paths::RUN_DIR
+            "the me socket cannot live in {}: use {}",
+            cgroup_core::paths::RUN_DIR,
+            cgroup_core::paths::ME_SOCKET
         );
     }
     if !parent.exists() {
@@ -149,7 +150,7 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
             parent.display()
         );
     }
-    super::bind_unix_socket(path, 0o666)
+    bind_unix_socket(path, 0o666)
 }
 
 fn answer_json(sources: &Sources, uid: u32) -> String {
@@ -259,46 +260,22 @@ fn dispatch(server: &Arc<Server>, s: UnixStream) {
     }
 }
 
-/// Serves until `stop` becomes readable.
-pub fn spawn(
-    listener: UnixListener,
-    sources: Sources,
-    stop: OwnedFd,
-) -> std::io::Result<JoinHandle<()>> {
+/// Serves `listener` until `stop` becomes readable (the daemon's worker thread).
+pub fn run(listener: UnixListener, sources: Sources, stop: OwnedFd) {
     let server = Arc::new(Server {
         sources,
         active: Mutex::new(0),
         slot_freed: Condvar::new(),
         per_uid: Mutex::new(HashMap::new()),
     });
-    std::thread::Builder::new()
-        .name("me".into())
-        .spawn(move || loop {
-            let mut fds = [
-                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-                PollFd::new(stop.as_fd(), PollFlags::POLLIN),
-            ];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => {
-                    log::error(&format!("me: poll: {e}"));
-                    return;
-                }
-            }
-            if fds[1].any().unwrap_or(true) {
-                return;
-            }
-            if fds[0].any().unwrap_or(false) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        if s.set_nonblocking(false).is_ok() {
-                            dispatch(&server, s);
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => log::warn(&format!("me: accept: {e}")),
-                }
-            }
-        })
+    accept_loop("me", listener.as_fd(), &stop, || {
+        let (s, _) = listener
+            .accept()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("accept: {e}")))?;
+        // A connection that cannot be made blocking is dropped.
+        if s.set_nonblocking(false).is_ok() {
+            dispatch(&server, s);
+        }
+        Ok(())
+    });
 }

@@ -23,50 +23,25 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-
+use cgroup_core::config::Config;
+use cgroup_core::inventory::user_cgroups;
+use cgroup_core::stats::daemon::{self, Counters};
 use cgroup_core::stats::prometheus::CONTENT_TYPE;
+use cgroup_core::stats::users::{collect, fill_info, prometheus_text};
 use cgroup_core::tree::Tree;
 
 use super::log;
 use super::peer::{tcp_peer_uid, unix_peer_uid};
-use cgroup_core::config::Config;
+use super::worker::accept_loop;
+use crate::metrics_socket::{REQUEST_DEADLINE, WRITE_DEADLINE};
 
-use crate::commands::stats::{collect, fill_info, prometheus_text};
-
-/// The whole request (line and headers) must have arrived this long after accept.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
-/// The whole answer must have been written this long after the request arrived.
-const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 const MAX_REQUEST: usize = 8192;
 /// Allowed connections served at once (Prometheus scrapes one at a time; room for an admin).
 const MAX_ACTIVE: usize = 4;
-
-/// The daemon's own counters, shown with the users' metrics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub reaped: AtomicU64,
-    pub reloads: AtomicU64,
-    pub reload_failures: AtomicU64,
-    /// Metrics connections refused because of who the peer was.
-    pub metrics_refused: AtomicU64,
-    /// Fault events recorded (issue 14), and those the history could not keep.
-    pub fault_events: AtomicU64,
-    pub fault_events_unsaved: AtomicU64,
-    /// Processes the safety net moved into their fence, and moves that failed.
-    pub fenced: AtomicU64,
-    pub fence_failures: AtomicU64,
-    /// Times the kernel dropped process events (a sweep of /proc followed).
-    pub proc_events_lost: AtomicU64,
-    /// The config file and the broken user files, each with whether it is broken now
-    /// (`last_good::Watch::files`, refreshed at each pass).
-    pub config_files: std::sync::Mutex<Vec<(String, bool)>>,
-}
 
 pub enum Listener {
     Tcp(TcpListener),
@@ -91,150 +66,6 @@ impl Listener {
         }
     }
 }
-
-pub fn daemon_metrics(c: &Counters) -> String {
-    let mut out = String::new();
-    for (name, help, v) in [
-        (
-            "pam_cgroup_daemon_reaped_leaves_total",
-            "Empty leaves the daemon removed.",
-            &c.reaped,
-        ),
-        (
-            "pam_cgroup_daemon_reloads_total",
-            "Reloads done (start and SIGHUP).",
-            &c.reloads,
-        ),
-        (
-            "pam_cgroup_daemon_reload_failures_total",
-            "Reloads that failed (config kept).",
-            &c.reload_failures,
-        ),
-        (
-            "pam_cgroup_daemon_metrics_refused_total",
-            "Metrics connections refused: the peer was not root or an allowed user.",
-            &c.metrics_refused,
-        ),
-        // issue 14: fault events
-        (
-            "pam_cgroup_daemon_fault_events_total",
-            "Fault events recorded (see cgroupctl events).",
-            &c.fault_events,
-        ),
-        (
-            "pam_cgroup_daemon_fault_events_unsaved_total",
-            "Fault events logged but not kept in the history (it could not be written).",
-            &c.fault_events_unsaved,
-        ),
-        (
-            "pam_cgroup_daemon_fenced_processes_total",
-            "Processes whose real uid became a confined customer's, moved into its fence by the safety net.",
-            &c.fenced,
-        ),
-        (
-            "pam_cgroup_daemon_fence_failures_total",
-            "Processes of confined customers the safety net found outside their fence but could not move.",
-            &c.fence_failures,
-        ),
-        (
-            "pam_cgroup_daemon_proc_events_lost_total",
-            "Times the kernel dropped process events (the safety net then sweeps /proc).",
-            &c.proc_events_lost,
-        ),
-    ] {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-            v.load(Ordering::Relaxed)
-        ));
-    }
-    out.push_str(&config_broken(c));
-    out
-}
-
-/// `pam_cgroup_config_broken{file}`: 1 while a config file does not parse (logins, reload
-/// and the daemon use its last good copy, or follow on_error when none was kept). The
-/// global file always has a series; a user file only while it is broken.
-fn config_broken(c: &Counters) -> String {
-    let name = CONFIG_BROKEN;
-    let mut out = format!(
-        "# HELP {name} 1 while the config file does not parse: its last good copy is used (or on_error, when none was kept).\n# TYPE {name} gauge\n"
-    );
-    let files = match c.config_files.lock() {
-        Ok(f) => f.clone(),
-        Err(p) => p.into_inner().clone(),
-    };
-    for (file, broken) in files {
-        out.push_str(&format!(
-            "{name}{{file=\"{}\"}} {}\n",
-            cgroup_core::stats::prometheus::escape_label(&file),
-            u8::from(broken)
-        ));
-    }
-    out
-}
-
-/// The daemon's own families, asked of a running daemon on its unix metrics socket (for
-/// `cgroupctl stats --prometheus` and `--textfile`, which have no counters of their own).
-pub fn ask_daemon(path: &std::path::Path) -> anyhow::Result<String> {
-    use anyhow::Context;
-    let mut s = UnixStream::connect(path).with_context(|| {
-        format!(
-            "connect to {} (is the daemon running, with --socket {}?)",
-            path.display(),
-            path.display()
-        )
-    })?;
-    s.set_timeouts(
-        Some(REQUEST_DEADLINE + WRITE_DEADLINE),
-        Some(REQUEST_DEADLINE),
-    )?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
-    let mut answer = Vec::new();
-    (&mut s)
-        .take(MAX_ANSWER)
-        .read_to_end(&mut answer)
-        .with_context(|| format!("read from {}", path.display()))?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("the daemon's answer has no body")?;
-    let status = head.lines().next().unwrap_or("");
-    if !status.contains(" 200 ") {
-        anyhow::bail!("the daemon answered {status:?}");
-    }
-    Ok(daemon_families_of(body))
-}
-
-/// The lines of the daemon's own families (`pam_cgroup_daemon_*` and
-/// `pam_cgroup_config_broken`, their HELP and TYPE included) out of a whole scrape.
-fn daemon_families_of(body: &str) -> String {
-    body.lines()
-        .filter(|l| {
-            let name = l
-                .strip_prefix("# HELP ")
-                .or_else(|| l.strip_prefix("# TYPE "))
-                .unwrap_or(l);
-            is_daemon_family(name)
-        })
-        .flat_map(|l| [l, "\n"])
-        .collect()
-}
-
-/// The daemon's own families start with this; the per-user ones never do.
-const DAEMON_PREFIX: &str = "pam_cgroup_daemon_";
-/// The one daemon family without the prefix (its name is the one the alert rules and the
-/// dashboards know): whether a config file is broken, which only the daemon watches.
-const CONFIG_BROKEN: &str = "pam_cgroup_config_broken";
-
-/// Is the sample or metadata line's metric name (up to its labels) one of the daemon's?
-fn is_daemon_family(name: &str) -> bool {
-    name.starts_with(DAEMON_PREFIX)
-        || name
-            .strip_prefix(CONFIG_BROKEN)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['{', ' ']))
-}
-/// A whole scrape is read up to this size (hundreds of users take a few hundred KB).
-const MAX_ANSWER: u64 = 64 << 20;
 
 /// A stream whose reads and writes end at a deadline, however the peer paces its bytes.
 trait DeadlineIo: Read + Write {
@@ -316,10 +147,11 @@ fn respond<S: DeadlineIo>(mut s: S, server: &Server, accepted: Instant) -> std::
     } else if path != "/metrics" && path != "/" {
         ("404 Not Found", "text/plain", "try /metrics\n".to_string())
     } else {
-        let snapshot = match tree.read() {
-            Ok(t) => collect(&t, None),
-            Err(p) => collect(&p.into_inner(), None),
+        let tree = match tree.read() {
+            Ok(t) => t.clone(),
+            Err(p) => p.into_inner().clone(),
         };
+        let snapshot = user_cgroups(&tree).and_then(|users| collect(&tree, users));
         let config = match server.config.read() {
             Ok(c) => c.clone(),
             Err(p) => p.into_inner().clone(),
@@ -327,7 +159,7 @@ fn respond<S: DeadlineIo>(mut s: S, server: &Server, accepted: Instant) -> std::
         match snapshot {
             Ok(mut all) => ("200 OK", CONTENT_TYPE, {
                 fill_info(&config, &mut all);
-                prometheus_text(&all) + &daemon_metrics(counters)
+                prometheus_text(&all) + &daemon::render(counters)
             }),
             Err(e) => ("500 Internal Server Error", "text/plain", format!("{e}\n")),
         }
@@ -428,15 +260,15 @@ fn accept_one(listener: &Listener, server: &Arc<Server>) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Serves until `stop` becomes readable (the main loop writes to or closes the other end).
-pub fn spawn(
+/// Serves `listener` until `stop` becomes readable (the daemon's worker thread).
+pub fn run(
     listener: Listener,
     tree: Arc<RwLock<Tree>>,
     config: Arc<RwLock<Arc<Config>>>,
     counters: Arc<Counters>,
     access: Access,
     stop: OwnedFd,
-) -> std::io::Result<JoinHandle<()>> {
+) {
     let server = Arc::new(Server {
         tree,
         config,
@@ -444,48 +276,7 @@ pub fn spawn(
         access,
         active: AtomicUsize::new(0),
     });
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || loop {
-            let mut fds = [
-                PollFd::new(listener.fd(), PollFlags::POLLIN),
-                PollFd::new(stop.as_fd(), PollFlags::POLLIN),
-            ];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => {
-                    log::error(&format!("metrics: poll: {e}"));
-                    return;
-                }
-            }
-            if fds[1].any().unwrap_or(true) {
-                return;
-            }
-            if fds[0].any().unwrap_or(false) {
-                if let Err(e) = accept_one(&listener, &server) {
-                    if e.kind() != std::io::ErrorKind::WouldBlock {
-                        log::warn(&format!("metrics: {e}"));
-                    }
-                }
-            }
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `stats --prometheus` takes the daemon's families by their prefix out of a whole scrape:
-    /// every daemon family has it and no per-user one does.
-    #[test]
-    fn daemon_families_are_told_by_their_prefix() {
-        let daemon = daemon_metrics(&Counters::default());
-        assert_eq!(daemon_families_of(&daemon), daemon);
-        for (name, _, _) in cgroup_core::stats::prometheus::families() {
-            assert!(!is_daemon_family(name), "{name}");
-        }
-        let users = crate::commands::stats::prometheus_text(&[]);
-        assert_eq!(daemon_families_of(&(users + &daemon)), daemon);
-    }
+    accept_loop("metrics", listener.fd(), &stop, || {
+        accept_one(&listener, &server)
+    });
 }

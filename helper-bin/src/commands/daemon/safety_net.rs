@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -33,10 +32,10 @@ use cgroup_core::time;
 use cgroup_core::tree::Tree;
 
 use super::log;
-use super::metrics::Counters;
 use super::proc_events::{ProcEvents, Subscription};
-use crate::commands::classify::move_pinned;
-use crate::commands::pidfd::PidFd;
+use crate::process::pidfd::move_pinned;
+use crate::process::pidfd::PidFd;
+use cgroup_core::stats::daemon::Counters;
 
 /// Between sweeps of /proc: a process missed by the events (a lost burst) waits at most this.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -255,14 +254,8 @@ impl SafetyNet {
     }
 }
 
-/// Runs until `stop` becomes readable.
-pub fn spawn(sources: Sources, stop: OwnedFd) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("safety-net".into())
-        .spawn(move || run(sources, stop))
-}
-
-fn run(sources: Sources, stop: OwnedFd) {
+/// Runs until `stop` becomes readable (the daemon's worker thread).
+pub fn run(sources: Sources, stop: OwnedFd) {
     let config = match sources.config.read() {
         Ok(c) => c.clone(),
         Err(p) => p.into_inner().clone(),

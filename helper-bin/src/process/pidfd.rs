@@ -5,6 +5,11 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use cgroup_core::tree::{fs, Tree};
 
 pub struct PidFd {
     pub pid: u32,
@@ -43,4 +48,23 @@ impl PidFd {
         };
         r == 0
     }
+}
+
+/// Writes the pinned process's PID to `leaf` and checks it was that process that moved; if
+/// not, moves whatever the PID reached back to where it was.
+pub fn move_pinned(tree: &Tree, process: &PidFd, leaf: &Path) -> Result<()> {
+    let pid = process.pid;
+    let source = fs::cgroup_v2_of(pid).ok().flatten();
+    if !process.alive() {
+        bail!("process {pid} exited before it could be moved");
+    }
+    fs::move_pid(leaf, pid).with_context(|| format!("move process {pid}"))?;
+    if process.alive() {
+        return Ok(());
+    }
+    // It exited during the write: the PID may have reached a recycled process.
+    if let Some(source) = source {
+        let _ = fs::move_pid(&tree.path_of(&source), pid);
+    }
+    bail!("process {pid} exited while it was being moved: nothing was moved (PID reuse)")
 }

@@ -1,5 +1,7 @@
 //! Aligned text tables and human units for the verbs' text output (JSON has raw numbers).
 
+use cgroup_core::stats::MaxValue;
+
 /// Prints rows under headers, columns padded to their widest cell; numeric-looking columns
 /// are right-aligned so magnitudes line up.
 pub fn print(headers: &[&str], rows: &[Vec<String>]) {
@@ -107,6 +109,14 @@ pub fn usec(v: u64) -> String {
 /// An optional cell: "-" when absent (never "0").
 pub fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "-".to_string())
+}
+
+/// A limit cell: "max" for unlimited, else the number through `f`.
+pub fn max_cell(v: Option<MaxValue>, f: fn(u64) -> String) -> String {
+    opt(v, |m| match m {
+        MaxValue::Max => "max".to_string(),
+        MaxValue::Value(n) => f(n),
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,17 @@
+//! Doctor's findings as text (`doctor` and `check`).
+
+use cgroup_core::doctor::Finding;
+
+/// Findings as text, one line each with why and fix below.
+pub fn print_findings(findings: &[Finding]) {
+    let width = findings.iter().map(|f| f.check.len()).max().unwrap_or(0);
+    for f in findings {
+        println!("{:<4} {:width$}  {}", f.status.label(), f.check, f.summary);
+        if let Some(why) = &f.why {
+            println!("     {:width$}  why: {why}", "");
+        }
+        if let Some(fix) = &f.fix {
+            println!("     {:width$}  fix: {fix}", "");
+        }
+    }
+}
