@@ -1,6 +1,6 @@
 //! Applying the configuration to a live user cgroup without a new login: what `cgroupctl set`,
 //! `reload` and the daemon's SIGHUP do. It runs the same preparation as a login
-//! (`session::prepare_user_cgroup`: ownership, controllers, subtree caps), writes the
+//! (`user_apply::prepare_user_cgroup`: ownership, controllers, subtree caps), writes the
 //! effective limits, resets limits the config no longer sets to the kernel's defaults (the
 //! config is the single source of truth), and reports every file whose value changed.
 
@@ -12,10 +12,12 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::error::Result;
 use crate::limits::{Controller, LimitKey};
-use crate::nss::{group_names, UserInfo};
-use crate::session::{desired_fingerprint, exemption, prepare_user_cgroup};
+use crate::nss::UserInfo;
+use crate::policy::{self, Decision};
+use crate::tree::stamp::Stamp;
 use crate::tree::user_cgroup::{GroupAccess, UserCgroup};
 use crate::tree::Tree;
+use crate::user_apply::{desired_fingerprint, prepare_user_cgroup};
 
 /// Files a reload may change besides the limits: the root-owned subtree caps.
 const CAP_FILES: &[&str] = &["cgroup.max.descendants", "cgroup.max.depth"];
@@ -127,13 +129,17 @@ pub fn apply_user(
     create: bool,
 ) -> Result<ApplyReport> {
     let dir = tree.user_dir(&user.name)?;
-    let groups = group_names(user)?;
+    let (exempt, groups) = match policy::decide_user(&config.policy, Some(config), user.clone())? {
+        // The report still names the plan the user would have.
+        Decision::Exempt(reason) => (Some(reason), crate::nss::group_names(user)?),
+        Decision::Confined { groups, .. } => (None, groups),
+    };
     let user_file = config.load_user_file(&user.name)?;
     let effective = config.effective_limits(&groups, user_file.as_ref());
     let mut report = ApplyReport {
         user: user.name.clone(),
         path: dir.clone(),
-        exempt: exemption(&config.policy, user, Some(&groups)),
+        exempt,
         live: dir.is_dir(),
         profile: effective.profile.clone(),
         files: Vec::new(),
@@ -168,7 +174,7 @@ pub fn apply_user(
         let wanted = effective.limits.get(&key).map(|r| &r.limit);
         if !available.contains(&controller) {
             if let Some(limit) = wanted {
-                skipped.push(key.file_name());
+                skipped.push(key);
                 unavailable.push(FileChange {
                     file: key.file_name().to_string(),
                     old: before.get(key.file_name()).cloned().flatten(),
@@ -192,11 +198,10 @@ pub fn apply_user(
     }
     // What a login would have written: its fast path now knows this is applied, and a later
     // change of the config (even one written with `set --no-apply`) is seen as a change.
-    user_cgroup.set_stamp(&format!(
-        "{} skipped={}",
-        desired_fingerprint(config, user, access, &effective),
-        skipped.join(",")
-    ));
+    user_cgroup.set_stamp(&Stamp {
+        fingerprint: desired_fingerprint(config, user, access, &effective),
+        skipped,
+    });
     let after = snapshot(Some(&user_cgroup))?;
     for (file, new) in &after {
         let old = before.get(file).cloned().flatten();

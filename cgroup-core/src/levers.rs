@@ -294,10 +294,8 @@ pub fn enforce_suspension(
     config: &crate::config::Config,
     user: &str,
 ) -> Result<Option<(String, bool)>> {
-    let Some(file) = config.load_user_file(user)? else {
-        return Ok(None);
-    };
-    let Some(suspension) = file.suspend else {
+    let file = config.load_user_file(user)?;
+    let Some(reason) = crate::policy::suspension(file.as_ref()).map(|s| s.reason.clone()) else {
         return Ok(None);
     };
     // A legacy cgroup an upgrade left holds sessions of the same customer: frozen too.
@@ -308,7 +306,7 @@ pub fn enforce_suspension(
             froze = true;
         }
     }
-    Ok(Some((suspension.reason, froze)))
+    Ok(Some((reason, froze)))
 }
 
 /// Parses a signal as `kill(1)` takes it: `KILL`, `SIGTERM`, `15`.

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod apply;
 pub mod config;
+pub mod config_fallback;
 pub mod doctor;
 pub mod error;
 pub mod events;
@@ -14,7 +15,9 @@ pub mod limits;
 pub mod log_line;
 pub mod mount;
 pub mod names;
+pub mod notice;
 pub mod nss;
+pub mod policy;
 pub mod private_ip;
 pub mod process_limits;
 pub mod report_once;
@@ -26,6 +29,7 @@ pub mod state_dir;
 pub mod stats;
 pub mod strays;
 pub mod tree;
+pub mod user_apply;
 pub mod userfile_edit;
 
 pub use error::{Error, Result};

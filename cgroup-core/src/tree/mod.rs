@@ -311,37 +311,19 @@ impl Tree {
         path.starts_with(self.users_dir()) && path != self.users_dir()
     }
 
-    /// Creates a fresh session leaf in a root-only `parent` (`unconfined/`): `session-<pid>`, or
-    /// with a suffix when that name is taken (a stale leaf of a recycled pid). Leaves in a
-    /// user's tree are made by `user_cgroup`.
-    pub fn create_leaf(&self, parent: &Path, pid: u32) -> Result<PathBuf> {
-        let mut last_err = None;
-        for attempt in 0..8u32 {
-            let name = if attempt == 0 {
-                format!("{SESSION_PREFIX}{pid}")
-            } else {
-                format!("{SESSION_PREFIX}{pid}-{}", random_suffix())
-            };
-            let leaf = parent.join(&name);
-            match fs::create_new_dir(&leaf) {
-                Ok(()) => return Ok(leaf),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    last_err = Some(e);
-                }
-                Err(e) => {
-                    return Err(Error::Io {
-                        op: "mkdir",
-                        path: leaf,
-                        source: e,
-                    })
-                }
+    /// Moves `pid` (an exempt caller leaving a user's fence: `su -` from a customer's shell)
+    /// into a new root-owned leaf `unconfined/session-<pid>`. Nothing is left behind when the
+    /// move fails.
+    pub fn enter_unconfined(&self, pid: u32) -> Result<PathBuf> {
+        let parent = dirfd::CgroupDir::open(&self.ensure_unconfined()?)?;
+        let leaf = user_cgroup::new_child(&parent, &format!("{SESSION_PREFIX}{pid}"), 0o755)?;
+        if let Err(e) = leaf.write("cgroup.procs", &format!("{pid}\n")) {
+            if let Some(name) = leaf.path().file_name() {
+                let _ = parent.remove_child(name);
             }
+            return Err(e);
         }
-        Err(Error::Io {
-            op: "mkdir",
-            path: parent.join(format!("{SESSION_PREFIX}{pid}-*")),
-            source: last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
-        })
+        Ok(leaf.path().to_path_buf())
     }
 }
 

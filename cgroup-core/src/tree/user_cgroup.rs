@@ -380,13 +380,14 @@ impl UserCgroup {
         Ok(skipped)
     }
 
-    pub fn stamp(&self) -> Option<String> {
-        self.dir.get_xattr(STAMP_XATTR)
+    /// The stamp, when there is one that reads.
+    pub fn stamp(&self) -> Option<super::stamp::Stamp> {
+        super::stamp::Stamp::parse(&self.dir.get_xattr(STAMP_XATTR)?)
     }
 
     /// Writes the stamp. A failure only costs the next login the full path: not an error.
-    pub fn set_stamp(&self, value: &str) -> bool {
-        self.dir.set_xattr(STAMP_XATTR, value).is_ok()
+    pub fn set_stamp(&self, stamp: &super::stamp::Stamp) -> bool {
+        self.dir.set_xattr(STAMP_XATTR, &stamp.to_string()).is_ok()
     }
 
     /// Clears the stamp: the next login applies everything again.
@@ -535,6 +536,15 @@ impl UserCgroup {
 /// Makes a fresh leaf `<base>` (or `<base>-<random>` when taken) in `parent`, root-owned and
 /// 0700, with its caps written.
 pub fn new_leaf_in(parent: &CgroupDir, base: &str, config: &Config) -> Result<Leaf> {
+    let dir = new_child(parent, base, 0o700)?;
+    let leaf = Leaf { dir, entry: None };
+    leaf.write_caps(config)?;
+    Ok(leaf)
+}
+
+/// Every leaf of the tree is made here: a new child `<base>`, or `<base>-<random>` when that
+/// name is taken (a leaf of an earlier process with the same pid, not reaped yet).
+pub(super) fn new_child(parent: &CgroupDir, base: &str, mode: u32) -> Result<CgroupDir> {
     let mut last = Errno::EEXIST;
     for attempt in 0..8u32 {
         let name = if attempt == 0 {
@@ -542,13 +552,8 @@ pub fn new_leaf_in(parent: &CgroupDir, base: &str, config: &Config) -> Result<Le
         } else {
             format!("{base}-{}", super::random_suffix())
         };
-        match parent.make_new_child(&name, 0o700) {
-            Ok(()) => {
-                let dir = parent.open_child(&name)?;
-                let leaf = Leaf { dir, entry: None };
-                leaf.write_caps(config)?;
-                return Ok(leaf);
-            }
+        match parent.make_new_child(&name, mode) {
+            Ok(()) => return parent.open_child(&name),
             Err(Errno::EEXIST) => last = Errno::EEXIST,
             Err(e) => {
                 return Err(Error::Io {

@@ -16,7 +16,7 @@ use cgroup_core::doctor::{self, Finding, Status};
 use cgroup_core::limits::human::human_lines;
 use cgroup_core::names::validate_user_name;
 use cgroup_core::nss::{group_names, lookup_user};
-use cgroup_core::session::exemption;
+use cgroup_core::policy::exemption;
 
 use crate::exit::{CONFIG_ERROR, PROBLEMS_FOUND};
 use crate::Cli;
