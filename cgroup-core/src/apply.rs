@@ -128,6 +128,17 @@ pub fn apply_user(
     user: &UserInfo,
     create: bool,
 ) -> Result<ApplyReport> {
+    apply_user_open(tree, config, user, create).map(|(report, _)| report)
+}
+
+/// `apply_user`, handing back the user cgroup it applied (none when it touched nothing), so
+/// that the caller does not open it again.
+pub fn apply_user_open(
+    tree: &Tree,
+    config: &Config,
+    user: &UserInfo,
+    create: bool,
+) -> Result<(ApplyReport, Option<UserCgroup>)> {
     let dir = tree.user_dir(&user.name)?;
     let (exempt, groups) = match policy::decide_user(&config.policy, Some(config), user.clone())? {
         // The report still names the plan the user would have.
@@ -145,7 +156,7 @@ pub fn apply_user(
         files: Vec::new(),
     };
     if report.exempt.is_some() {
-        return Ok(report);
+        return Ok((report, None));
     }
     if !report.live && !create {
         // No cgroup of its own yet, but a legacy `users/<user>` a 0.1.0 customer owns is
@@ -153,7 +164,7 @@ pub fn apply_user(
         if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name)? {
             legacy.secure(tree, GroupAccess::of(user))?;
         }
-        return Ok(report);
+        return Ok((report, None));
     }
     let existing = UserCgroup::open(tree, &user.name)?;
     let before = snapshot(existing.as_ref())?;
@@ -232,7 +243,7 @@ pub fn apply_user(
     }
     report.files.extend(unavailable);
     report.files.sort_by(|a, b| a.file.cmp(&b.file));
-    Ok(report)
+    Ok((report, Some(user_cgroup)))
 }
 
 #[cfg(test)]

@@ -198,11 +198,12 @@ fn consider_service_dir(
             all_gone &= consider_leaf(tree, &service, leaf, Some(user), opts, false, out)?;
         }
     }
-    if !all_gone || (!opts.dry_run && !service.entries()?.iter().all(|(_, d)| !d)) {
+    if !all_gone {
         return Ok(());
     }
     let path = service.path().to_path_buf();
-    let gone = opts.dry_run || user_dir.remove_child(name).is_ok();
+    drop(service);
+    let gone = opts.dry_run || user_cgroup::remove_if_childless(user_dir, name)?;
     if gone {
         out.push(Reaped {
             path,
@@ -260,9 +261,8 @@ pub fn reap_emptied(tree: &Tree, dir: &Path) -> Result<Vec<Reaped>> {
             parent_path.file_name().and_then(|n| n.to_str()),
         ) {
             if let Ok(user_dir) = CgroupDir::open(user_path) {
-                if parent.entries()?.iter().all(|(_, d)| !d)
-                    && user_dir.remove_child(service).is_ok()
-                {
+                drop(parent);
+                if user_cgroup::remove_if_childless(&user_dir, service)? {
                     out.push(Reaped {
                         path: parent_path.to_path_buf(),
                         user: Some(user.to_string()),
@@ -286,12 +286,12 @@ fn remove_emptied_legacy(dir: &Path, user: &str, out: &mut Vec<Reaped>) -> Resul
         Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(()),
         Err(e) => return Err(e),
     };
-    if user_cgroup::populated(&legacy)? || legacy.entries()?.iter().any(|(_, d)| *d) {
+    if user_cgroup::populated(&legacy)? {
         return Ok(());
     }
     drop(legacy);
     let users = CgroupDir::open(users)?;
-    if users.remove_child(name).is_ok() {
+    if user_cgroup::remove_if_childless(&users, name)? {
         out.push(Reaped {
             path: dir.to_path_buf(),
             user: Some(user.to_string()),

@@ -256,13 +256,6 @@ pub fn close_session(record: &SessionRecord) -> Result<Closed> {
     let Some(session) = record.leaf.parent() else {
         return Ok(Closed::Untouched);
     };
-    // The session leaf sits in the root-owned user cgroup: the customer can neither remove
-    // nor replace it (cgroup2 has no rename), so its path still names the leaf open made.
-    match crate::tree::dirfd::CgroupDir::open(session) {
-        Ok(leaf) => leaf.remove_xattr(crate::sessions::SESSION_XATTR)?,
-        // Emptied and reaped already (the process was moved out before close).
-        Err(e) if e.errno() == Some(libc::ENOENT) => {}
-        Err(e) => return Err(e),
-    }
+    tree::user_cgroup::unmark_leaf(session)?;
     Ok(Closed::Unmarked)
 }

@@ -32,7 +32,6 @@ pub use tag::{TreeKey, UserEntry};
 
 use crate::config::{Config, DEFAULT_ROOT_NAME};
 use crate::error::{Error, Result};
-use crate::limits::Controller;
 use crate::mount::{cgroup2_mounts, mount_containing, Cgroup2Mount};
 use crate::names::validate_user_name;
 
@@ -330,14 +329,6 @@ impl Tree {
 /// This host's tree key (`key`), as a cgroup-core error.
 pub fn tree_key() -> Result<TreeKey> {
     key::current().map_err(Error::TreeKey)
-}
-
-/// Controllers enabled for `dir` (its cgroup.controllers).
-pub fn available_controllers(dir: &Path) -> Result<Vec<Controller>> {
-    Ok(fs::read_controllers(&dir.join("cgroup.controllers"))?
-        .iter()
-        .filter_map(|c| Controller::from_name(c))
-        .collect())
 }
 
 /// A short random hex string (from getrandom; never blocks after boot).

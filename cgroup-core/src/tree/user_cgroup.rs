@@ -29,6 +29,7 @@
 //! then 0711 root:root, and its readable files lose their group and other bits. The user still
 //! reaches its own leaves (0700, its own), which hold its processes.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -297,12 +298,7 @@ impl UserCgroup {
 
     /// Controllers enabled for the user cgroup (its cgroup.controllers).
     pub fn available_controllers(&self) -> Result<Vec<Controller>> {
-        Ok(self
-            .dir
-            .read("cgroup.controllers")?
-            .split_whitespace()
-            .filter_map(Controller::from_name)
-            .collect())
+        super::controllers::available_in(&self.dir)
     }
 
     /// Enables `wanted` for the user's leaves (its cgroup.subtree_control), those its parent
@@ -310,12 +306,7 @@ impl UserCgroup {
     /// (domain controllers) or make it a thread root (threaded ones); its own limits still
     /// hold for everything below. Returns what could not be enabled and why.
     pub fn enable_for_leaves(&self, wanted: &[Controller]) -> Result<Vec<(Controller, String)>> {
-        let enabled = self.dir.read("cgroup.subtree_control")?;
-        let missing: Vec<Controller> = wanted
-            .iter()
-            .copied()
-            .filter(|c| !enabled.split_whitespace().any(|e| e == c.name()))
-            .collect();
+        let missing = super::controllers::missing_in(&self.dir, wanted)?;
         if missing.is_empty() {
             return Ok(Vec::new());
         }
@@ -330,21 +321,7 @@ impl UserCgroup {
                 })
                 .collect());
         }
-        let available = self.available_controllers()?;
-        let mut failed = Vec::new();
-        for c in missing {
-            if !available.contains(&c) {
-                failed.push((c, "not offered by users/".to_string()));
-                continue;
-            }
-            if let Err(e) = self
-                .dir
-                .write("cgroup.subtree_control", &format!("+{}", c.name()))
-            {
-                failed.push((c, e.to_string()));
-            }
-        }
-        Ok(failed)
+        super::controllers::enable_in(&self.dir, &missing, "not offered by users/")
     }
 
     /// The user cgroup's own caps. Its count of descendants is not capped: a count there could
@@ -531,6 +508,37 @@ impl UserCgroup {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Removes the session mark of the session leaf at `session` (a closing session: it no
+/// longer counts as open). The leaf sits in the root-owned user cgroup: the customer can
+/// neither remove nor replace it (cgroup2 has no rename), so its path still names the leaf
+/// open made. A leaf emptied and reaped already has nothing to unmark.
+pub fn unmark_leaf(session: &Path) -> Result<()> {
+    match CgroupDir::open(session) {
+        Ok(leaf) => leaf.remove_xattr(crate::sessions::SESSION_XATTR),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the child cgroup `name` of `parent` (a service dir, a legacy user cgroup) once it
+/// has no child cgroup left; the kernel refuses the rmdir of one that still holds processes.
+/// `Ok(true)`: removed now.
+pub fn remove_if_childless(
+    parent: &CgroupDir,
+    name: &(impl AsRef<OsStr> + ?Sized),
+) -> Result<bool> {
+    let child = match parent.open_child(name) {
+        Ok(d) => d,
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if child.entries()?.iter().any(|(_, is_dir)| *is_dir) {
+        return Ok(false);
+    }
+    drop(child);
+    Ok(parent.remove_child(name).is_ok())
 }
 
 /// Makes a fresh leaf `<base>` (or `<base>-<random>` when taken) in `parent`, root-owned and
