@@ -151,8 +151,8 @@ fn consider_leaf(
     }
     let path = leaf.path().to_path_buf();
     drop(leaf);
-    // issue 18: fault counts the kernel would forget with each removed cgroup go to the
-    // user's record first.
+    // Fault counts the kernel would forget with each removed cgroup go to the user's record
+    // first (`stats::carry`): a customer's totals must not shrink when its leaves are reaped.
     let mut carry_error = None;
     // The user cgroup holding the leaf (a legacy one carries into its own record).
     let user_dir = match user {

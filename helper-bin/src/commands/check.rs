@@ -146,7 +146,7 @@ fn user_report(config: &Config, name: &str) -> Result<UserReport> {
             source: r.source.to_string(),
         })
         .collect();
-    // Not a cgroup file, resolved with the same precedence (issue 13).
+    // sessions.max is not a cgroup file, but it is resolved with the precedence of the limits.
     if let Some((max, source)) = config.sessions_max_for(&groups, user_file.as_ref()) {
         limits.push(LimitRow {
             key: cgroup_core::limits::SESSIONS_MAX_KEY.to_string(),

@@ -55,7 +55,7 @@ pub struct Counters {
     pub reload_failures: AtomicU64,
     /// Metrics connections refused because of who the peer was.
     pub metrics_refused: AtomicU64,
-    /// Fault events recorded (issue 14), and those the history could not keep.
+    /// Fault events recorded (`faults`), and those the history could not keep.
     pub fault_events: AtomicU64,
     pub fault_events_unsaved: AtomicU64,
     /// Processes the safety net moved into their fence, and moves that failed.
@@ -115,7 +115,6 @@ pub fn daemon_metrics(c: &Counters) -> String {
             "Metrics connections refused: the peer was not root or an allowed user.",
             &c.metrics_refused,
         ),
-        // issue 14: fault events
         (
             "pam_cgroup_daemon_fault_events_total",
             "Fault events recorded (see cgroupctl events).",
