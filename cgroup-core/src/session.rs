@@ -25,6 +25,7 @@ use crate::names::validate_user_name;
 use crate::notice::{Level, Notice};
 use crate::nss::UserInfo;
 use crate::policy::{self, Decision, Hook, Plan};
+use crate::sessions::SessionMark;
 use crate::tree::user_cgroup::UserCgroup;
 use crate::tree::{self, Tree};
 use crate::user_apply;
@@ -156,7 +157,10 @@ fn exempt_placement(
     notices: &mut Vec<Notice>,
 ) -> Placement {
     let record = match enter::leave_fence(config, req.pid) {
-        Ok(r) => r,
+        Ok(leaf) => leaf.map(|leaf| SessionRecord {
+            user: String::new(),
+            leaf,
+        }),
         Err(e) => {
             notices.push(Notice::new(
                 Level::Warning,
@@ -188,7 +192,7 @@ fn confine(
     }
     let plan = Plan::of(config, groups, user_file.as_ref(), req.service);
     validate_user_name(&user.name)?;
-    enter::report_survivor(&tree, req, notices)?;
+    enter::report_survivor(&tree, req.service, pid, notices)?;
 
     let user_cgroup = UserCgroup::open_or_create(&tree, &user.name)?;
     // From here on the failure arises inside the user's own cgroup: whatever on_error says,
@@ -203,12 +207,15 @@ fn confine(
     let leaf = if req.service == USER_MANAGER_SERVICE {
         enter::enter_manager_leaf(config, user, &user_cgroup, pid).map_err(inside)?
     } else {
+        let mark =
+            SessionMark::new(&user.name, req.service, req.tty, req.rhost, pid).map_err(inside)?;
         let login = enter::Login {
             tree: &tree,
             config,
             user,
             user_cgroup: &user_cgroup,
-            req,
+            pid,
+            mark: &mark,
             cap: plan.cap,
         };
         enter::enter_login_leaf(&login, notices)?

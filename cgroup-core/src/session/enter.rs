@@ -4,15 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use super::OpenRequest;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::notice::{Level, Notice};
 use crate::nss::UserInfo;
+use crate::policy;
 use crate::sessions::SessionMark;
 use crate::tree::user_cgroup::UserCgroup;
 use crate::tree::{self, Tree};
-use crate::{policy, session::SessionRecord};
 
 /// The module never loads BPF (`cgroupctl init` does); it only checks the programs are
 /// there, so a confined user is never let in with a shared loopback. The fence map too (a
@@ -54,21 +53,22 @@ pub(super) fn check_private_ip(
 /// until its next open moves it here. Say so, so the admin exempts its service.
 pub(super) fn report_survivor(
     tree: &Tree,
-    req: &OpenRequest<'_>,
+    service: &str,
+    pid: u32,
     notices: &mut Vec<Notice>,
 ) -> Result<()> {
-    let previous = tree.cgroup_of(req.pid)?;
-    if survived_close(tree, &previous, req.pid) {
+    let previous = tree.cgroup_of(pid)?;
+    if survived_close(tree, &previous, pid) {
         let text = format!(
             "PAM service {} kept its process alive after pam_close_session (still in {}); a program that opens and closes sessions without exiting runs nothing in them: list {:?} in policy.exempt_services",
-            req.service,
+            service,
             previous.display(),
-            req.service
+            service
         );
         // Once per service, not per login (the text names a different leaf each time).
         notices.push(Notice::once(
             "survived-close",
-            req.service,
+            service,
             Level::Warning,
             text,
         ));
@@ -76,17 +76,16 @@ pub(super) fn report_survivor(
     Ok(())
 }
 
-pub(super) fn leave_fence(config: Option<&Config>, pid: u32) -> Result<Option<SessionRecord>> {
+/// The unconfined leaf an exempt caller sitting in a user's fence was moved to; `None` when
+/// it was not in one.
+pub(super) fn leave_fence(config: Option<&Config>, pid: u32) -> Result<Option<PathBuf>> {
     let root = config.and_then(|c| c.tree.root.as_deref());
     let tree = Tree::locate_root(root)?;
     let previous = tree.cgroup_of(pid)?;
     if !tree.is_in_users(&previous) {
         return Ok(None);
     }
-    Ok(Some(SessionRecord {
-        user: String::new(),
-        leaf: tree.enter_unconfined(pid)?,
-    }))
+    tree.enter_unconfined(pid).map(Some)
 }
 
 /// What placing a login in its leaf needs.
@@ -95,7 +94,9 @@ pub(super) struct Login<'a> {
     pub(super) config: &'a Config,
     pub(super) user: &'a UserInfo,
     pub(super) user_cgroup: &'a UserCgroup,
-    pub(super) req: &'a OpenRequest<'a>,
+    pub(super) pid: u32,
+    /// The session's mark (`crate::sessions`).
+    pub(super) mark: &'a SessionMark,
     /// sessions.max, when it applies to this login.
     pub(super) cap: Option<u32>,
 }
@@ -108,15 +109,14 @@ pub(super) fn enter_login_leaf(login: &Login<'_>, notices: &mut Vec<Notice>) -> 
         config,
         user,
         user_cgroup,
-        req,
+        pid,
+        mark,
         cap,
     } = *login;
     let inside = |source: Error| Error::InsideFence {
         user: user.name.clone(),
         source: Box::new(source),
     };
-    let mark =
-        SessionMark::new(&user.name, req.service, req.tty, req.rhost, req.pid).map_err(inside)?;
     // sessions.max: the count and the new leaf's mark under one lock (crate::sessions). The
     // lock is held by another login of this same user, which may be the customer's own `su`
     // stopped on purpose: the wait is short and its end refuses this login, never opens it.
@@ -137,7 +137,7 @@ pub(super) fn enter_login_leaf(login: &Login<'_>, notices: &mut Vec<Notice>) -> 
         policy::at_cap(&user.name, open, max)?;
     }
     let (leaf, mark_error) =
-        enter_new_leaf(config, user, user_cgroup, req.pid, &mark, cap.is_some()).map_err(inside)?;
+        enter_new_leaf(config, user, user_cgroup, pid, mark, cap.is_some()).map_err(inside)?;
     if let Some(e) = mark_error {
         // Without a cap the mark only feeds `cgroupctl sessions`: not worth a refused login.
         notices.push(Notice::new(
