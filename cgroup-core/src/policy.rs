@@ -23,7 +23,7 @@ use crate::names::validate_user_name;
 use crate::nss::{group_names, lookup_user, UserInfo};
 use crate::tree::user_cgroup::UserCgroup;
 
-/// Who asks for the decision.
+/// Which PAM hook asks (admin tools ask `decide_user`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
     /// `pam_sm_open_session`: every step.
@@ -31,8 +31,6 @@ pub enum Hook {
     /// `pam_sm_acct_mgmt`: `policy.user_manager` is not consulted there, so a suspended
     /// user's manager is refused by the account part even under `user_manager = "unconfined"`.
     Account,
-    /// `cgroupctl` and the daemon, about a user they looked up (`decide_user`).
-    Admin,
 }
 
 /// Why a user is exempt, if it is (step 4, and with `groups` step 5).

@@ -175,6 +175,8 @@ fn exempt_placement(
     Placement::Exempt { reason, record }
 }
 
+/// The confined path: the user's plan, its user cgroup brought to the config, and the process
+/// moved into a new leaf of it (a session leaf within sessions.max, or the user manager's).
 fn confine(
     config: &Config,
     user: &UserInfo,
