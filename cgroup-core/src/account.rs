@@ -12,10 +12,10 @@
 use std::path::Path;
 
 use crate::config::Config;
+use crate::config_fallback::load_config;
 use crate::error::Error;
-use crate::names::validate_user_name;
-use crate::nss::{group_names, lookup_user};
-use crate::session::{exemption, load_config, Level, Notice};
+use crate::notice::{Level, Notice};
+use crate::policy::{self, Decision, Hook};
 use crate::tree::user_cgroup::UserCgroup;
 use crate::tree::Tree;
 
@@ -62,68 +62,46 @@ fn judge(req: &AccountRequest<'_>, notices: &mut Vec<Notice>) -> AccountVerdict 
     let config = match load_config(req.config_path) {
         Ok(loaded) => loaded.config,
         Err(f) => {
-            notices.push(Notice {
-                level: Level::Warning,
-                text: format!("account: config: {}; nobody is refused", f.error),
-            });
+            notices.push(Notice::new(
+                Level::Warning,
+                format!("account: config: {}; nobody is refused", f.error),
+            ));
             return AccountVerdict::NotJudged("the config cannot be used".into());
         }
     };
     let mut fault = |what: String| {
-        notices.push(Notice {
-            level: Level::Warning,
-            text: format!("account: {what}; not refused here"),
-        });
+        notices.push(Notice::new(
+            Level::Warning,
+            format!("account: {what}; not refused here"),
+        ));
         AccountVerdict::NotJudged(what)
     };
-    if config
-        .policy
-        .exempt_services
-        .iter()
-        .any(|s| s == req.service)
-    {
-        return AccountVerdict::NotJudged(format!("PAM service {} is exempt", req.service));
-    }
-    if let Err(e) = validate_user_name(req.user) {
-        return fault(e.to_string());
-    }
-    let user = match lookup_user(req.user) {
-        Ok(u) => u,
+    let (user, groups) = match policy::decide(
+        &config.policy,
+        Some(&config),
+        req.user,
+        req.service,
+        Hook::Account,
+    ) {
+        Ok(Decision::Exempt(reason)) => return AccountVerdict::NotJudged(reason),
+        Ok(Decision::Confined { user, groups }) => (user, groups),
         Err(e) => return fault(e.to_string()),
     };
-    if let Some(reason) = exemption(&config.policy, &user, None) {
-        return AccountVerdict::NotJudged(reason);
-    }
-    let groups = match group_names(&user) {
-        Ok(g) => g,
-        Err(e) => return fault(e.to_string()),
-    };
-    if let Some(reason) = exemption(&config.policy, &user, Some(&groups)) {
-        return AccountVerdict::NotJudged(reason);
-    }
     let user_file = match config.load_user_file(&user.name) {
         Ok(f) => f,
         Err(e) => return fault(e.to_string()),
     };
-    if let Some(s) = user_file.as_ref().and_then(|f| f.suspend.as_ref()) {
-        return AccountVerdict::Refuse(Error::Suspended {
-            user: user.name.clone(),
-            reason: s.reason.clone(),
-        });
+    if let Err(e) = policy::suspended(&user.name, user_file.as_ref()) {
+        return AccountVerdict::Refuse(e);
     }
-    if !config.sessions.counts(req.service) {
-        return AccountVerdict::Allow;
-    }
-    let Some((max, _)) = config.sessions_max_for(&groups, user_file.as_ref()) else {
+    let Some(max) = policy::cap(&config, &groups, user_file.as_ref(), req.service) else {
         return AccountVerdict::Allow;
     };
     match count_open(&config, &user.name) {
-        Ok(open) if open >= max => AccountVerdict::Refuse(Error::SessionLimit {
-            user: user.name.clone(),
-            open,
-            max,
-        }),
-        Ok(_) => AccountVerdict::Allow,
+        Ok(open) => match policy::at_cap(&user.name, open, max) {
+            Ok(()) => AccountVerdict::Allow,
+            Err(e) => AccountVerdict::Refuse(e),
+        },
         Err(e) => fault(format!("cannot count the open sessions: {e}")),
     }
 }
@@ -132,10 +110,9 @@ fn judge(req: &AccountRequest<'_>, notices: &mut Vec<Notice>) -> AccountVerdict 
 /// own cgroup and in a legacy one an upgrade left.
 pub fn count_open(config: &Config, user: &str) -> crate::Result<u32> {
     let tree = Tree::locate_root(config.tree.root.as_deref())?;
-    let mut open = 0;
-    for uc in UserCgroup::open_all(&tree, user)? {
-        let found = crate::sessions::find_sessions(uc.dir(), &tree.mount.mount_point)?;
-        open += crate::sessions::count_open(&found, |s| config.sessions.counts(s));
-    }
-    Ok(open)
+    policy::count_open(
+        config,
+        &tree.mount.mount_point,
+        &UserCgroup::open_all(&tree, user)?,
+    )
 }

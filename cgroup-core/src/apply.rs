@@ -1,6 +1,6 @@
 //! Applying the configuration to a live user cgroup without a new login: what `cgroupctl set`,
 //! `reload` and the daemon's SIGHUP do. It runs the same preparation as a login
-//! (`session::prepare_user_cgroup`: ownership, controllers, subtree caps), writes the
+//! (`user_apply::prepare_user_cgroup`: ownership, controllers, subtree caps), writes the
 //! effective limits, resets limits the config no longer sets to the kernel's defaults (the
 //! config is the single source of truth), and reports every file whose value changed.
 
@@ -13,10 +13,12 @@ use crate::cgroup_files;
 use crate::config::Config;
 use crate::error::Result;
 use crate::limits::{Controller, LimitKey};
-use crate::nss::{group_names, UserInfo};
-use crate::session::{desired_fingerprint, exemption, prepare_user_cgroup};
+use crate::nss::UserInfo;
+use crate::policy::{self, Decision};
+use crate::tree::stamp::Stamp;
 use crate::tree::user_cgroup::UserCgroup;
 use crate::tree::Tree;
+use crate::user_apply::{desired_fingerprint, prepare_user_cgroup};
 
 /// Files a reload may change besides the limits: the root-owned subtree caps.
 const CAP_FILES: &[&str] = &[cgroup_files::MAX_DESCENDANTS, cgroup_files::MAX_DEPTH];
@@ -127,20 +129,35 @@ pub fn apply_user(
     user: &UserInfo,
     create: bool,
 ) -> Result<ApplyReport> {
+    apply_user_open(tree, config, user, create).map(|(report, _)| report)
+}
+
+/// `apply_user`, handing back the user cgroup it applied (none when it touched nothing), so
+/// that the caller does not open it again.
+pub fn apply_user_open(
+    tree: &Tree,
+    config: &Config,
+    user: &UserInfo,
+    create: bool,
+) -> Result<(ApplyReport, Option<UserCgroup>)> {
     let dir = tree.user_dir(&user.name)?;
-    let groups = group_names(user)?;
+    let (exempt, groups) = match policy::decide_user(&config.policy, Some(config), user.clone())? {
+        // The report still names the plan the user would have.
+        Decision::Exempt(reason) => (Some(reason), crate::nss::group_names(user)?),
+        Decision::Confined { groups, .. } => (None, groups),
+    };
     let user_file = config.load_user_file(&user.name)?;
     let effective = config.effective_limits(&groups, user_file.as_ref());
     let mut report = ApplyReport {
         user: user.name.clone(),
         path: dir.clone(),
-        exempt: exemption(&config.policy, user, Some(&groups)),
+        exempt,
         live: dir.is_dir(),
         profile: effective.profile.clone(),
         files: Vec::new(),
     };
     if report.exempt.is_some() {
-        return Ok(report);
+        return Ok((report, None));
     }
     if !report.live && !create {
         // No cgroup of its own yet, but a legacy `users/<user>` a 0.1.0 customer owns is
@@ -148,7 +165,7 @@ pub fn apply_user(
         if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name)? {
             legacy.secure(tree, user.group_access())?;
         }
-        return Ok(report);
+        return Ok((report, None));
     }
     let existing = UserCgroup::open(tree, &user.name)?;
     let before = snapshot(existing.as_ref())?;
@@ -169,7 +186,7 @@ pub fn apply_user(
         let wanted = effective.limits.get(&key).map(|r| &r.limit);
         if !available.contains(&controller) {
             if let Some(limit) = wanted {
-                skipped.push(key.file_name());
+                skipped.push(key);
                 unavailable.push(FileChange {
                     file: key.file_name().to_string(),
                     old: before.get(key.file_name()).cloned().flatten(),
@@ -193,11 +210,10 @@ pub fn apply_user(
     }
     // What a login would have written: its fast path now knows this is applied, and a later
     // change of the config (even one written with `set --no-apply`) is seen as a change.
-    user_cgroup.set_stamp(&format!(
-        "{} skipped={}",
-        desired_fingerprint(config, user, access, &effective),
-        skipped.join(",")
-    ));
+    user_cgroup.set_stamp(&Stamp {
+        fingerprint: desired_fingerprint(config, user, access, &effective),
+        skipped,
+    });
     let after = snapshot(Some(&user_cgroup))?;
     for (file, new) in &after {
         let old = before.get(file).cloned().flatten();
@@ -228,7 +244,7 @@ pub fn apply_user(
     }
     report.files.extend(unavailable);
     report.files.sort_by(|a, b| a.file.cmp(&b.file));
-    Ok(report)
+    Ok((report, Some(user_cgroup)))
 }
 
 #[cfg(test)]

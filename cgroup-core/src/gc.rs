@@ -147,8 +147,8 @@ fn consider_leaf(
     }
     let path = leaf.path().to_path_buf();
     drop(leaf);
-    // issue 18: fault counts the kernel would forget with each removed cgroup go to the
-    // user's record first.
+    // Fault counts the kernel would forget with each removed cgroup go to the user's record
+    // first (`stats::carry`): a customer's totals must not shrink when its leaves are reaped.
     let mut carry_error = None;
     // The user cgroup holding the leaf (a legacy one carries into its own record).
     let user_dir = match user {
@@ -194,11 +194,12 @@ fn consider_service_dir(
             all_gone &= consider_leaf(tree, &service, leaf, Some(user), opts, false, out)?;
         }
     }
-    if !all_gone || (!opts.dry_run && !service.entries()?.iter().all(|(_, d)| !d)) {
+    if !all_gone {
         return Ok(());
     }
     let path = service.path().to_path_buf();
-    let gone = opts.dry_run || user_dir.remove_child(name).is_ok();
+    drop(service);
+    let gone = opts.dry_run || user_cgroup::remove_if_childless(user_dir, name)?;
     if gone {
         out.push(Reaped {
             path,
@@ -256,9 +257,8 @@ pub fn reap_emptied(tree: &Tree, dir: &Path) -> Result<Vec<Reaped>> {
             parent_path.file_name().and_then(|n| n.to_str()),
         ) {
             if let Ok(user_dir) = CgroupDir::open(user_path) {
-                if parent.entries()?.iter().all(|(_, d)| !d)
-                    && user_dir.remove_child(service).is_ok()
-                {
+                drop(parent);
+                if user_cgroup::remove_if_childless(&user_dir, service)? {
                     out.push(Reaped {
                         path: parent_path.to_path_buf(),
                         user: Some(user.to_string()),
@@ -282,12 +282,12 @@ fn remove_emptied_legacy(dir: &Path, user: &str, out: &mut Vec<Reaped>) -> Resul
         Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(()),
         Err(e) => return Err(e),
     };
-    if user_cgroup::populated(&legacy)? || legacy.entries()?.iter().any(|(_, d)| *d) {
+    if user_cgroup::populated(&legacy)? {
         return Ok(());
     }
     drop(legacy);
     let users = CgroupDir::open(users)?;
-    if users.remove_child(name).is_ok() {
+    if user_cgroup::remove_if_childless(&users, name)? {
         out.push(Reaped {
             path: dir.to_path_buf(),
             user: Some(user.to_string()),

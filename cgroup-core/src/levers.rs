@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde::Serialize;
 
-use crate::cgroup_files::{self, CgroupEvents};
+use crate::cgroup_files;
 use crate::error::{Error, Result};
 use crate::tree::dirfd::CgroupDir;
 use crate::tree::processes::subtree_pids;
@@ -54,16 +54,7 @@ fn gone(r: Result<()>) -> Result<bool> {
     }
 }
 
-/// `frozen` of cgroup.events.
-pub fn is_frozen(dir: &CgroupDir) -> Result<bool> {
-    let events = CgroupEvents::parse(&dir.read(cgroup_files::EVENTS)?);
-    Ok(events.frozen.unwrap_or(false))
-}
-
-/// `cgroup.freeze` as written (the wanted state, which `frozen` reaches later).
-pub fn freeze_requested(dir: &CgroupDir) -> Result<bool> {
-    Ok(dir.read(cgroup_files::FREEZE)?.trim() == "1")
-}
+pub use crate::tree::freezer::{freeze_requested, is_frozen};
 
 fn wait_until(wait: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<(bool, u64)> {
     let start = Instant::now();
@@ -292,10 +283,8 @@ pub fn enforce_suspension(
     config: &crate::config::Config,
     user: &str,
 ) -> Result<Option<(String, bool)>> {
-    let Some(file) = config.load_user_file(user)? else {
-        return Ok(None);
-    };
-    let Some(suspension) = file.suspend else {
+    let file = config.load_user_file(user)?;
+    let Some(reason) = crate::policy::suspension(file.as_ref()).map(|s| s.reason.clone()) else {
         return Ok(None);
     };
     // A legacy cgroup an upgrade left holds sessions of the same customer: frozen too.
@@ -306,7 +295,7 @@ pub fn enforce_suspension(
             froze = true;
         }
     }
-    Ok(Some((suspension.reason, froze)))
+    Ok(Some((reason, froze)))
 }
 
 /// Parses a signal as `kill(1)` takes it: `KILL`, `SIGTERM`, `15`.

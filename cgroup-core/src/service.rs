@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::apply::{apply_user, ApplyReport};
+use crate::apply::{apply_user_open, ApplyReport};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::names::validate_service_name;
@@ -55,14 +55,17 @@ pub fn prepare_service_leaf(
 ) -> Result<(PathBuf, ApplyReport)> {
     check_service_name(service)?;
     validate_service_name(prefix)?;
-    let report = apply_user(tree, config, user, true)?;
+    let (report, user_cgroup) = apply_user_open(tree, config, user, true)?;
     if let Some(reason) = &report.exempt {
         return Err(Error::Other(format!(
             "user {} is exempt ({reason}): it is never confined; use runuser to start its commands",
             user.name
         )));
     }
-    let user_cgroup = UserCgroup::open_or_create(tree, &user.name)?;
+    let user_cgroup = match user_cgroup {
+        Some(u) => u,
+        None => UserCgroup::open_or_create(tree, &user.name)?,
+    };
     let access = user.group_access();
     let mut last = None;
     for _ in 0..ATTEMPTS {

@@ -257,7 +257,7 @@ pub fn list_user(
         let terminal = session_terminal(&pids);
         let frozen = leaf
             .as_ref()
-            .and_then(|l| crate::levers::is_frozen(l).ok())
+            .and_then(|l| crate::tree::freezer::is_frozen(l).ok())
             .unwrap_or(false);
         let memory_bytes = leaf
             .as_ref()

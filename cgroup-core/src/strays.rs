@@ -22,7 +22,7 @@ use crate::config::Policy;
 use crate::error::Result;
 use crate::inventory::status_ids;
 use crate::nss::{group_names, lookup_uid, UserInfo};
-use crate::session::exemption;
+use crate::policy::exemption;
 use crate::tree::Tree;
 
 /// A process of a confined uid outside that user's fence.

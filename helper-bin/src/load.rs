@@ -46,7 +46,7 @@ fn load_in_use(cli: &GlobalArgs, keep: Keep) -> Result<(Config, Option<Broken>)>
     if let Some(broken) = &loaded.broken {
         eprintln!(
             "cgroupctl: {}",
-            cgroup_core::session::broken_line(broken, "config")
+            cgroup_core::config_fallback::broken_line(broken, "config")
         );
     }
     Ok((loaded.config, loaded.broken))

@@ -4,7 +4,7 @@ use pam::constants::PamResultCode;
 use pam::module::PamHandle;
 
 use cgroup_core::account::{account_check, AccountRequest, AccountVerdict};
-use cgroup_core::session::Level;
+use cgroup_core::notice::Level;
 
 use crate::args::ModuleArgs;
 use crate::items::{service_name, tell};

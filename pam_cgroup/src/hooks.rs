@@ -10,7 +10,8 @@ use pam::items::{RHost, Tty};
 use pam::module::{PamHandle, PamHooks};
 
 use cgroup_core::config::OnError;
-use cgroup_core::session::{self, Level, OpenRequest, Placement, SessionRecord};
+use cgroup_core::notice::Level;
+use cgroup_core::session::{self, OpenRequest, Placement, SessionRecord};
 use cgroup_core::Error;
 
 use crate::args::{self, ModuleArgs};

@@ -7,7 +7,7 @@
 
 use syslog::{Facility, Formatter3164};
 
-use cgroup_core::session::Level;
+use cgroup_core::notice::Level;
 
 type Backend = syslog::Logger<syslog::LoggerBackend, Formatter3164>;
 

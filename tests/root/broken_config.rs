@@ -121,14 +121,14 @@ fn check_ok(setup: &TestSetup) {
 }
 
 /// The fingerprint a login writes on `users/<user>` for the config `text` (the one the module
-/// computes from the limits it applies: `session::desired_fingerprint`).
+/// computes from the limits it applies: `user_apply::desired_fingerprint`).
 fn fingerprint_for(setup: &TestSetup, text: &str, user: &str) -> String {
     let config = Config::parse(&setup.config_path(), text).unwrap();
     let info = cgroup_core::nss::lookup_user(user).unwrap();
     let groups = cgroup_core::nss::group_names(&info).unwrap();
     let file = config.load_user_file_strict(user).unwrap();
     let limits = config.effective_limits(&groups, file.as_ref());
-    cgroup_core::session::desired_fingerprint(&config, &info, info.group_access(), &limits)
+    cgroup_core::user_apply::desired_fingerprint(&config, &info, info.group_access(), &limits)
 }
 
 /// What the last login applied to `users/<user>`: its stamp.
@@ -138,6 +138,7 @@ fn applied(setup: &TestSetup, user: &str) -> String {
         .unwrap()
         .unwrap()
         .stamp()
+        .map(|s| s.to_string())
         .unwrap_or_default()
 }
 

@@ -125,7 +125,7 @@ pub struct Config {
     pub profile_sessions_max: BTreeMap<String, SessionsMax>,
     /// `[sessions]`
     pub sessions: SessionsConfig,
-    /// `[events]`: the daemon's fault events (issue 14).
+    /// `[events]`: the daemon's fault events.
     pub events: EventsConfig,
 }
 

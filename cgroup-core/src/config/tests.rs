@@ -417,7 +417,7 @@ fn events_section_defaults_and_errors_have_a_line() {
 #[test]
 fn uids_above_max_uid_are_never_confined() {
     use crate::nss::UserInfo;
-    use crate::session::exemption;
+    use crate::policy::exemption;
     let c = parse("").unwrap();
     assert_eq!(c.policy.max_uid, 60000);
     let user = |uid| UserInfo {

@@ -657,8 +657,8 @@ fn check_private_ip(config: &Config, tree: &Tree, out: &mut Vec<Finding>) {
     check_private_addresses(config, tree, out);
 }
 
-/// The traffic counters (issue 16) are installed with the policy; they only count, so their
-/// absence is a WARN (logins and private IPs do not depend on them).
+/// The traffic counters (`cgroupctl stats` network columns) are installed with the policy;
+/// they only count, so their absence is a WARN (logins and private IPs do not depend on them).
 fn check_traffic_counters(tree: &Tree, out: &mut Vec<Finding>) {
     let attached =
         crate::private_ip::attached_programs_of(&tree.root, &crate::private_ip::NET_HOOKS);

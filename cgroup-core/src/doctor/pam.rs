@@ -50,7 +50,7 @@ pub fn session_stack(dir: &Path, service: &str) -> Option<Vec<SessionLine>> {
 }
 
 /// The lines of one type (`session`, `account`) of the stack in `dir/service`, includes
-/// followed (issue 13: the account part).
+/// followed (the account part refuses suspended users and those at sessions.max).
 pub fn module_stack(dir: &Path, service: &str, kind: &str) -> Option<Vec<SessionLine>> {
     let text = std::fs::read_to_string(dir.join(service)).ok()?;
     let mut out = Vec::new();

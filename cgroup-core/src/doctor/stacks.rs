@@ -76,7 +76,7 @@ pub(super) fn check_pam(inputs: &Inputs, out: &mut Vec<Finding>) {
     }
 }
 
-/// Issue 13: the account part refuses a suspended user, or one at its sessions.max, before
+/// The account part refuses a suspended user, or one at its sessions.max, before
 /// the session starts, with the reason shown by sshd; without it only the session part
 /// refuses, and sshd does not show its message.
 fn check_account(inputs: &Inputs, service: &str, out: &mut Vec<Finding>) {

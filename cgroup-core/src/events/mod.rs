@@ -1,4 +1,4 @@
-//! Fault events (issue 14): which customer hit which limit, when, and what was running.
+//! Fault events: which customer hit which limit, when, and what was running.
 //!
 //! - `detect`: from two samples of a user cgroup's counters (memory.events, pids.events,
 //!   cpu.stat, PSI) to the faults between them, with the thresholds of `[events]`;

@@ -21,9 +21,8 @@
 //! before that rmdir); and a customer can set pids.max on its own sub-cgroups and hit it,
 //! which counts real refused forks.
 
-use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -172,45 +171,14 @@ fn open_dir(dir: &Path) -> Result<File> {
 
 /// The carried counts recorded on a directory (zero when none).
 fn read_mark(dir: &File) -> Counts {
-    let Ok(name) = CString::new(CARRIED_XATTR) else {
-        return Counts::default();
-    };
-    let mut buf = [0u8; 256];
-    // SAFETY: name is NUL-terminated; buf is valid for buf.len() bytes; the fd is open.
-    let n = unsafe {
-        libc::fgetxattr(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    usize::try_from(n)
-        .ok()
-        .and_then(|n| buf.get(..n))
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .map(Counts::parse)
+    crate::tree::dirfd::read_xattr(dir.as_fd(), CARRIED_XATTR, 256)
+        .map(|text| Counts::parse(&text))
         .unwrap_or_default()
 }
 
+/// Records `counts` on a directory (through the tree's one xattr writer).
 fn write_mark(dir: &File, path: &Path, counts: &Counts) -> Result<()> {
-    let value = counts.render();
-    let name = CString::new(CARRIED_XATTR).map_err(|e| Error::Other(e.to_string()))?;
-    // SAFETY: name is NUL-terminated; value is valid for value.len() bytes; the fd is open.
-    let rc = unsafe {
-        libc::fsetxattr(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error())
-            .ctx("setxattr trusted.pam_cgroup.carried", path);
-    }
-    Ok(())
+    crate::tree::dirfd::write_xattr(dir.as_fd(), path, CARRIED_XATTR, &counts.render())
 }
 
 /// The carried record of `user_dir` (zero when none or unreadable).

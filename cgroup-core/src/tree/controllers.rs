@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fs::{self, read_controllers, write_file};
+use super::dirfd::CgroupDir;
 use crate::cgroup_files;
 use crate::error::Result;
 use crate::limits::Controller;
@@ -21,18 +21,56 @@ pub struct ControllerReport {
 
 /// Controllers the kernel offers at the top of the mount.
 pub fn offered(mount_point: &Path) -> Result<Vec<Controller>> {
-    Ok(
-        read_controllers(&mount_point.join(cgroup_files::CONTROLLERS))?
-            .iter()
-            .filter_map(|c| Controller::from_name(c))
-            .collect(),
-    )
+    available_in(&CgroupDir::open(mount_point)?)
+}
+
+/// Controllers enabled for `dir` by its parent (its cgroup.controllers): the one reader of
+/// that file.
+pub fn available_in(dir: &CgroupDir) -> Result<Vec<Controller>> {
+    Ok(controller_list(&dir.read(cgroup_files::CONTROLLERS)?))
+}
+
+fn controller_list(text: &str) -> Vec<Controller> {
+    text.split_whitespace()
+        .filter_map(Controller::from_name)
+        .collect()
+}
+
+/// `wanted` minus what `dir` enables for its children already (its subtree_control).
+pub fn missing_in(dir: &CgroupDir, wanted: &[Controller]) -> Result<Vec<Controller>> {
+    let enabled = controller_list(&dir.read(cgroup_files::SUBTREE_CONTROL)?);
+    Ok(wanted
+        .iter()
+        .copied()
+        .filter(|c| !enabled.contains(c))
+        .collect())
 }
 
 /// Is every offered controller already enabled in `dir`'s subtree_control?
 pub fn already_enabled(dir: &Path, wanted: &[Controller]) -> Result<bool> {
-    let enabled = read_controllers(&dir.join(cgroup_files::SUBTREE_CONTROL))?;
-    Ok(wanted.iter().all(|c| enabled.iter().any(|e| e == c.name())))
+    Ok(missing_in(&CgroupDir::open(dir)?, wanted)?.is_empty())
+}
+
+/// The one loop that enables controllers: writes `+<c>` to `dir`'s subtree_control for each
+/// of `missing` its parent gives it. Returns what could not be enabled and why
+/// (`not_offered` for what the parent does not give).
+pub fn enable_in(
+    dir: &CgroupDir,
+    missing: &[Controller],
+    not_offered: &str,
+) -> Result<Vec<(Controller, String)>> {
+    let available = available_in(dir)?;
+    let mut failed = Vec::new();
+    for c in missing {
+        if !available.contains(c) {
+            failed.push((*c, not_offered.to_string()));
+            continue;
+        }
+        if let Err(e) = dir.write(cgroup_files::SUBTREE_CONTROL, &format!("+{}", c.name())) {
+            failed.push((*c, e.to_string()));
+        }
+    }
+    Ok(failed)
 }
 
 /// Enables `wanted` in the subtree_control of each directory of `chain` (top first). A
@@ -40,51 +78,29 @@ pub fn already_enabled(dir: &Path, wanted: &[Controller]) -> Result<bool> {
 pub fn enable_down(chain: &[PathBuf], wanted: &[Controller]) -> Result<ControllerReport> {
     let mut report = ControllerReport::default();
     let mut remaining: Vec<Controller> = wanted.to_vec();
-    for (depth, dir) in chain.iter().enumerate() {
-        let enabled = read_controllers(&dir.join(cgroup_files::SUBTREE_CONTROL))?;
+    for (depth, path) in chain.iter().enumerate() {
+        let dir = CgroupDir::open(path)?;
         // A cgroup holding processes must not get controllers for its children: domain
         // controllers fail with EBUSY, and threaded ones (cpu, pids) succeed but turn it into
         // a thread root, making every child "domain invalid" for good. The top of the mount is
         // exempt from the rule. A systemd unit with Delegate=yes is such a case until its
         // processes have moved into a leaf of their own (`Tree::step_aside`).
-        let missing: Vec<Controller> = remaining
-            .iter()
-            .copied()
-            .filter(|c| !enabled.iter().any(|e| e == c.name()))
-            .collect();
-        if depth > 0 && !missing.is_empty() && !fs::procs(dir)?.is_empty() {
+        let missing = missing_in(&dir, &remaining)?;
+        if depth > 0 && !missing.is_empty() && !dir.read(cgroup_files::PROCS)?.trim().is_empty() {
             for c in &missing {
                 report.failed.push((
                     *c,
-                    dir.clone(),
+                    path.clone(),
                     "it holds processes (cgroup v2 allows processes only in leaves)".to_string(),
                 ));
             }
             remaining.retain(|c| !missing.contains(c));
             continue;
         }
-        let available = read_controllers(&dir.join(cgroup_files::CONTROLLERS))?;
-        let mut still = Vec::new();
-        for c in remaining {
-            if enabled.iter().any(|e| e == c.name()) {
-                still.push(c);
-                continue;
-            }
-            if !available.iter().any(|a| a == c.name()) {
-                report
-                    .failed
-                    .push((c, dir.clone(), "not offered by the parent".to_string()));
-                continue;
-            }
-            match write_file(
-                &dir.join(cgroup_files::SUBTREE_CONTROL),
-                &format!("+{}", c.name()),
-            ) {
-                Ok(()) => still.push(c),
-                Err(e) => report.failed.push((c, dir.clone(), e.to_string())),
-            }
+        for (c, why) in enable_in(&dir, &missing, "not offered by the parent")? {
+            remaining.retain(|r| *r != c);
+            report.failed.push((c, path.clone(), why));
         }
-        remaining = still;
     }
     Ok(report)
 }

@@ -7,7 +7,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -106,6 +106,14 @@ impl CgroupDir {
         )?;
         // SAFETY: `raw` was just returned by openat and is owned by nobody else.
         Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) }))
+    }
+
+    /// Opens the existing control file `name` for a write made later: by a child between
+    /// fork and exec, which may only make async-signal-safe calls (`cgroupctl run` moving
+    /// itself into its leaf). Never creates a file and never follows a symlink.
+    pub fn open_for_write(&self, name: &str) -> Result<std::fs::File> {
+        self.open_entry(name.as_ref(), OFlag::O_WRONLY)
+            .map_err(|e| Error::io("open", self.path.join(name), e))
     }
 
     /// Writes one value to the existing control file `name` in a single write(2). Never
@@ -220,41 +228,13 @@ impl CgroupDir {
         self.read_xattr(name, 4096)
     }
 
-    /// fgetxattr into a buffer of `capacity` bytes (nix has no xattr API).
     fn read_xattr(&self, name: &str, capacity: usize) -> Option<String> {
-        let name = CString::new(name).ok()?;
-        let mut buf = vec![0u8; capacity];
-        // SAFETY: name is NUL-terminated; buf is valid for buf.len() bytes.
-        let n = unsafe {
-            libc::fgetxattr(
-                self.raw(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        let n = usize::try_from(n).ok()?;
-        buf.truncate(n);
-        String::from_utf8(buf).ok()
+        read_xattr(self.fd.as_fd(), name, capacity)
     }
 
-    /// Writes the extended attribute `name` (nix has no xattr API; two libc calls).
+    /// Writes the extended attribute `name`.
     pub fn set_xattr(&self, name: &str, value: &str) -> Result<()> {
-        let cname = CString::new(name).map_err(|_| Error::Other(format!("bad xattr {name}")))?;
-        // SAFETY: cname is NUL-terminated; value is valid for value.len() bytes.
-        let rc = unsafe {
-            libc::fsetxattr(
-                self.raw(),
-                cname.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::io("setxattr", &self.path, Errno::last()));
-        }
-        Ok(())
+        write_xattr(self.fd.as_fd(), &self.path, name, value)
     }
 
     /// Removes the extended attribute `name` (absent is fine).
@@ -267,4 +247,43 @@ impl CgroupDir {
             Err(e) => Err(Error::io("removexattr", &self.path, e)),
         }
     }
+}
+
+/// fgetxattr into a buffer of `capacity` bytes (nix has no xattr API); `None` when absent or
+/// unreadable. For a directory open elsewhere too (`stats::carry` on a plain one in its tests).
+pub fn read_xattr(fd: BorrowedFd<'_>, name: &str, capacity: usize) -> Option<String> {
+    let name = CString::new(name).ok()?;
+    let mut buf = vec![0u8; capacity];
+    // SAFETY: name is NUL-terminated; buf is valid for buf.len() bytes; fd is open.
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    buf.truncate(n);
+    String::from_utf8(buf).ok()
+}
+
+/// fsetxattr (nix has no xattr API): every extended attribute root writes below `users/`
+/// (stamp, session mark, carried counts) is written here. `path` is for the error.
+pub fn write_xattr(fd: BorrowedFd<'_>, path: &Path, name: &str, value: &str) -> Result<()> {
+    let cname = CString::new(name).map_err(|_| Error::Other(format!("bad xattr {name}")))?;
+    // SAFETY: cname is NUL-terminated; value is valid for value.len() bytes; fd is open.
+    let rc = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            cname.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::io("setxattr", path, Errno::last()));
+    }
+    Ok(())
 }

@@ -2,13 +2,11 @@
 //! created (a typo is an error, not a stray file), PIDs are written as "PID\n", and EEXIST /
 //! ENOENT / EBUSY are tolerated where they mean "already done" (systemd's cgroup-setup habit).
 
-use std::fs::OpenOptions;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
-use crate::cgroup_files;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 
 /// What `create_dir` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,22 +62,6 @@ pub fn remove_dir(path: &Path) -> Result<Removed> {
     }
 }
 
-/// Writes one value to an existing control file in a single write(2), as the kernel expects.
-pub fn write_file(path: &Path, data: &str) -> Result<()> {
-    let wrap = |source| Error::Write {
-        path: path.to_path_buf(),
-        data: data.to_string(),
-        source,
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(false)
-        .truncate(false)
-        .open(path)
-        .map_err(wrap)?;
-    file.write_all(data.as_bytes()).map_err(wrap)
-}
-
 pub fn read_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).ctx("read", path)
 }
@@ -111,9 +93,10 @@ pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-/// Moves a process (all its threads) into the cgroup at `dir`.
+/// Moves a process (all its threads) into the cgroup at `dir`, through a descriptor of the
+/// directory (a cgroup2 one, its last component never a symlink).
 pub fn move_pid(dir: &Path, pid: u32) -> Result<()> {
-    write_file(&dir.join(cgroup_files::PROCS), &format!("{pid}\n"))
+    super::dirfd::CgroupDir::open(dir)?.write(crate::cgroup_files::PROCS, &format!("{pid}\n"))
 }
 
 /// A process's cgroup v2 path as the kernel shows it (`/a/b`, from the `0::` line of
@@ -127,24 +110,8 @@ pub fn cgroup_v2_of(pid: u32) -> Result<Option<String>> {
         .map(|rel| rel.trim().to_string()))
 }
 
-/// PIDs in a cgroup (not its descendants).
-pub fn procs(dir: &Path) -> Result<Vec<u32>> {
-    Ok(read_file(&dir.join(cgroup_files::PROCS))?
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect())
-}
-
 pub fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).ctx("chown", path)
-}
-
-/// Space-separated controller list of a `cgroup.controllers` / `cgroup.subtree_control` file.
-pub fn read_controllers(path: &Path) -> Result<Vec<String>> {
-    Ok(read_file(path)?
-        .split_whitespace()
-        .map(str::to_string)
-        .collect())
 }
 
 /// chmod of a directory root made (never a customer's).

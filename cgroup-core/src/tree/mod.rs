@@ -17,6 +17,7 @@
 mod controllers;
 mod delegation;
 pub mod dirfd;
+pub mod freezer;
 pub mod fs;
 pub mod key;
 pub mod processes;
@@ -31,9 +32,7 @@ pub use delegation::{delegate_files, LEAF_MODE};
 pub use fs::{Created, Removed};
 pub use tag::{TreeKey, UserEntry};
 
-use crate::cgroup_files;
 use crate::error::{Error, Result};
-use crate::limits::Controller;
 use crate::mount::{cgroup2_mounts, mount_containing, Cgroup2Mount};
 use crate::names::validate_user_name;
 use crate::paths::{check_root_syntax, DEFAULT_ROOT_NAME, MOUNTINFO};
@@ -276,45 +275,25 @@ impl Tree {
         path.starts_with(self.users_dir()) && path != self.users_dir()
     }
 
-    /// Creates a fresh session leaf in a root-only `parent` (`unconfined/`): `session-<pid>`, or
-    /// with a suffix when that name is taken (a stale leaf of a recycled pid). Leaves in a
-    /// user's tree are made by `user_cgroup`.
-    pub fn create_leaf(&self, parent: &Path, pid: u32) -> Result<PathBuf> {
-        let mut last_err = None;
-        for attempt in 0..8u32 {
-            let name = if attempt == 0 {
-                format!("{SESSION_PREFIX}{pid}")
-            } else {
-                format!("{SESSION_PREFIX}{pid}-{}", random_suffix())
-            };
-            let leaf = parent.join(&name);
-            match fs::create_new_dir(&leaf) {
-                Ok(()) => return Ok(leaf),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    last_err = Some(e);
-                }
-                Err(e) => return Err(Error::io("mkdir", leaf, e)),
+    /// Moves `pid` (an exempt caller leaving a user's fence: `su -` from a customer's shell)
+    /// into a new root-owned leaf `unconfined/session-<pid>`. Nothing is left behind when the
+    /// move fails.
+    pub fn enter_unconfined(&self, pid: u32) -> Result<PathBuf> {
+        let parent = dirfd::CgroupDir::open(&self.ensure_unconfined()?)?;
+        let leaf = user_cgroup::new_child(&parent, &format!("{SESSION_PREFIX}{pid}"), 0o755)?;
+        if let Err(e) = leaf.write(crate::cgroup_files::PROCS, &format!("{pid}\n")) {
+            if let Some(name) = leaf.path().file_name() {
+                let _ = parent.remove_child(name);
             }
+            return Err(e);
         }
-        Err(Error::io(
-            "mkdir",
-            parent.join(format!("{SESSION_PREFIX}{pid}-*")),
-            last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
-        ))
+        Ok(leaf.path().to_path_buf())
     }
 }
 
 /// This host's tree key (`key`), as a cgroup-core error.
 pub fn tree_key() -> Result<TreeKey> {
     key::current().map_err(Error::TreeKey)
-}
-
-/// Controllers enabled for `dir` (its cgroup.controllers).
-pub fn available_controllers(dir: &Path) -> Result<Vec<Controller>> {
-    Ok(fs::read_controllers(&dir.join(cgroup_files::CONTROLLERS))?
-        .iter()
-        .filter_map(|c| Controller::from_name(c))
-        .collect())
 }
 
 /// A short random hex string (from getrandom; never blocks after boot).

@@ -29,6 +29,7 @@
 //! then 0711 root:root, and its readable files lose their group and other bits. The user still
 //! reaches its own leaves (0700, its own), which hold its processes.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -55,9 +56,7 @@ pub const LOGIN_DIR: &str = "login";
 /// The name of a user manager's leaf is this and the pid that opened it.
 pub const MANAGER_PREFIX: &str = "manager-";
 
-/// The extended attribute recording what was last applied to a user cgroup. `trusted.` needs
-/// CAP_SYS_ADMIN to write, and the directory is root's: the user can forge neither.
-pub const STAMP_XATTR: &str = "trusted.pam_cgroup.applied";
+pub use super::stamp::STAMP_XATTR;
 
 /// The mark on a session leaf (what `crate::sessions::SessionMark` encodes); root-only like
 /// the stamp.
@@ -300,12 +299,7 @@ impl UserCgroup {
 
     /// Controllers enabled for the user cgroup (its cgroup.controllers).
     pub fn available_controllers(&self) -> Result<Vec<Controller>> {
-        Ok(self
-            .dir
-            .read(cgroup_files::CONTROLLERS)?
-            .split_whitespace()
-            .filter_map(Controller::from_name)
-            .collect())
+        super::controllers::available_in(&self.dir)
     }
 
     /// Enables `wanted` for the user's leaves (its cgroup.subtree_control), those its parent
@@ -313,12 +307,7 @@ impl UserCgroup {
     /// (domain controllers) or make it a thread root (threaded ones); its own limits still
     /// hold for everything below. Returns what could not be enabled and why.
     pub fn enable_for_leaves(&self, wanted: &[Controller]) -> Result<Vec<(Controller, String)>> {
-        let enabled = self.dir.read(cgroup_files::SUBTREE_CONTROL)?;
-        let missing: Vec<Controller> = wanted
-            .iter()
-            .copied()
-            .filter(|c| !enabled.split_whitespace().any(|e| e == c.name()))
-            .collect();
+        let missing = super::controllers::missing_in(&self.dir, wanted)?;
         if missing.is_empty() {
             return Ok(Vec::new());
         }
@@ -333,21 +322,7 @@ impl UserCgroup {
                 })
                 .collect());
         }
-        let available = self.available_controllers()?;
-        let mut failed = Vec::new();
-        for c in missing {
-            if !available.contains(&c) {
-                failed.push((c, "not offered by users/".to_string()));
-                continue;
-            }
-            if let Err(e) = self
-                .dir
-                .write(cgroup_files::SUBTREE_CONTROL, &format!("+{}", c.name()))
-            {
-                failed.push((c, e.to_string()));
-            }
-        }
-        Ok(failed)
+        super::controllers::enable_in(&self.dir, &missing, "not offered by users/")
     }
 
     /// The user cgroup's own caps. Its count of descendants is not capped: a count there could
@@ -383,13 +358,14 @@ impl UserCgroup {
         Ok(skipped)
     }
 
-    pub fn stamp(&self) -> Option<String> {
-        self.dir.get_xattr(STAMP_XATTR)
+    /// The stamp, when there is one that reads.
+    pub fn stamp(&self) -> Option<super::stamp::Stamp> {
+        super::stamp::Stamp::parse(&self.dir.get_xattr(STAMP_XATTR)?)
     }
 
     /// Writes the stamp. A failure only costs the next login the full path: not an error.
-    pub fn set_stamp(&self, value: &str) -> bool {
-        self.dir.set_xattr(STAMP_XATTR, value).is_ok()
+    pub fn set_stamp(&self, stamp: &super::stamp::Stamp) -> bool {
+        self.dir.set_xattr(STAMP_XATTR, &stamp.to_string()).is_ok()
     }
 
     /// Clears the stamp: the next login applies everything again.
@@ -530,9 +506,49 @@ impl UserCgroup {
     }
 }
 
+/// Removes the session mark of the session leaf at `session` (a closing session: it no
+/// longer counts as open). The leaf sits in the root-owned user cgroup: the customer can
+/// neither remove nor replace it (cgroup2 has no rename), so its path still names the leaf
+/// open made. A leaf emptied and reaped already has nothing to unmark.
+pub fn unmark_leaf(session: &Path) -> Result<()> {
+    match CgroupDir::open(session) {
+        Ok(leaf) => leaf.remove_xattr(SESSION_XATTR),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the child cgroup `name` of `parent` (a service dir, a legacy user cgroup) once it
+/// has no child cgroup left; the kernel refuses the rmdir of one that still holds processes.
+/// `Ok(true)`: removed now.
+pub fn remove_if_childless(
+    parent: &CgroupDir,
+    name: &(impl AsRef<OsStr> + ?Sized),
+) -> Result<bool> {
+    let child = match parent.open_child(name) {
+        Ok(d) => d,
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if child.entries()?.iter().any(|(_, is_dir)| *is_dir) {
+        return Ok(false);
+    }
+    drop(child);
+    Ok(parent.remove_child(name).is_ok())
+}
+
 /// Makes a fresh leaf `<base>` (or `<base>-<random>` when taken) in `parent`, root-owned and
 /// 0700, with its caps written.
 pub fn new_leaf_in(parent: &CgroupDir, base: &str, caps: LeafCaps) -> Result<Leaf> {
+    let dir = new_child(parent, base, 0o700)?;
+    let leaf = Leaf { dir, entry: None };
+    leaf.write_caps(caps)?;
+    Ok(leaf)
+}
+
+/// Every leaf of the tree is made here: a new child `<base>`, or `<base>-<random>` when that
+/// name is taken (a leaf of an earlier process with the same pid, not reaped yet).
+pub(super) fn new_child(parent: &CgroupDir, base: &str, mode: u32) -> Result<CgroupDir> {
     let mut last = Errno::EEXIST;
     for attempt in 0..8u32 {
         let name = if attempt == 0 {
@@ -540,13 +556,8 @@ pub fn new_leaf_in(parent: &CgroupDir, base: &str, caps: LeafCaps) -> Result<Lea
         } else {
             format!("{base}-{}", super::random_suffix())
         };
-        match parent.make_new_child(&name, 0o700) {
-            Ok(()) => {
-                let dir = parent.open_child(&name)?;
-                let leaf = Leaf { dir, entry: None };
-                leaf.write_caps(caps)?;
-                return Ok(leaf);
-            }
+        match parent.make_new_child(&name, mode) {
+            Ok(()) => return parent.open_child(&name),
             Err(Errno::EEXIST) => last = Errno::EEXIST,
             Err(e) => return Err(Error::io("mkdir", parent.path().join(name), e)),
         }

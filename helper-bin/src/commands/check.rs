@@ -16,7 +16,7 @@ use cgroup_core::doctor::{self, Finding, Status};
 use cgroup_core::limits::human::human_lines;
 use cgroup_core::names::validate_user_name;
 use cgroup_core::nss::{group_names, lookup_user};
-use cgroup_core::session::exemption;
+use cgroup_core::policy::exemption;
 
 use crate::exit::{CONFIG_ERROR, PROBLEMS_FOUND};
 use crate::global::GlobalArgs;
@@ -146,7 +146,7 @@ fn user_report(config: &Config, name: &str) -> Result<UserReport> {
             source: r.source.to_string(),
         })
         .collect();
-    // Not a cgroup file, resolved with the same precedence (issue 13).
+    // sessions.max is not a cgroup file, but it is resolved with the precedence of the limits.
     if let Some((max, source)) = config.sessions_max_for(&groups, user_file.as_ref()) {
         limits.push(LimitRow {
             key: cgroup_core::limits::SESSIONS_MAX_KEY.to_string(),

@@ -14,7 +14,7 @@
 //! exec: nothing cgroupctl or its caller holds open leaks to the customer.
 
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -26,6 +26,7 @@ use nix::unistd::{getgrouplist, Gid, User};
 use cgroup_core::cgroup_files;
 use cgroup_core::nss::UserInfo;
 use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
+use cgroup_core::tree::dirfd::CgroupDir;
 
 use crate::global::GlobalArgs;
 use crate::load::load;
@@ -58,7 +59,8 @@ struct Credentials {
     uid: u32,
     gid: u32,
     groups: Vec<libc::gid_t>,
-    procs: CString,
+    /// The leaf's cgroup.procs, opened by root before fork.
+    procs: std::fs::File,
     /// The fd (0, 1 or 2) that is the command's pty, to make it its controlling terminal.
     pty_fd: Option<libc::c_int>,
 }
@@ -77,7 +79,7 @@ fn enter_and_drop(c: &Credentials) -> std::io::Result<()> {
             Ok(())
         }
     };
-    // SAFETY: `procs` is a valid NUL-terminated path; the fd is closed on every path.
+    // SAFETY: every call gets valid arguments prepared before fork; `procs` is an open fd.
     unsafe {
         // A session of its own: the caller's terminal is no longer its controlling terminal
         // (TIOCSTI and TIOCSCTTY on it now fail), and its signals reach only the command.
@@ -86,14 +88,10 @@ fn enter_and_drop(c: &Credentials) -> std::io::Result<()> {
             check(libc::ioctl(fd, libc::TIOCSCTTY, 0))?;
         }
         check(libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) as i32)?;
-        let fd = libc::open(c.procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        check(fd)?;
         // "0" moves the writing process itself.
-        let written = libc::write(fd, b"0\n".as_ptr().cast(), 2);
-        let err = std::io::Error::last_os_error();
-        libc::close(fd);
+        let written = libc::write(c.procs.as_raw_fd(), b"0\n".as_ptr().cast(), 2);
         if written < 0 {
-            return Err(err);
+            return Err(std::io::Error::last_os_error());
         }
         check(libc::setgroups(c.groups.len(), c.groups.as_ptr()))?;
         check(libc::setgid(c.gid))?;
@@ -135,8 +133,9 @@ pub fn run(cli: &GlobalArgs, args: &RunArgs) -> Result<ExitCode> {
         "run",
         std::process::id(),
     )?;
-    let procs = CString::new(leaf.join(cgroup_files::PROCS).as_os_str().as_bytes())
-        .context("cgroup path contains NUL")?;
+    let procs = CgroupDir::open(&leaf)
+        .and_then(|dir| dir.open_for_write(cgroup_files::PROCS))
+        .with_context(|| format!("open the leaf {}", leaf.display()))?;
     let terminals = Terminals::detect();
     let pty = if terminals.any() {
         Some(Pty::open(terminals)?)

@@ -14,7 +14,7 @@ use serde::Serialize;
 use cgroup_core::config::Suspension;
 use cgroup_core::levers;
 use cgroup_core::nss::{group_names, lookup_user};
-use cgroup_core::session::exemption;
+use cgroup_core::policy::exemption;
 use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::userfile_edit::{update_user_file, Edit};
 

@@ -1,4 +1,4 @@
-//! The daemon's fault events (issue 14): a pass of cgroup-core's `Recorder` over users/ once a
+//! The daemon's fault events: a pass of cgroup-core's `Recorder` over users/ once a
 //! second; each event gets one journal line and a record in the history ring.
 //!
 //! The history is opened at the first event (a host without faults gets no files), and again

@@ -85,7 +85,7 @@ impl PolicyFile {
             return false;
         }
         self.seen = Some(now);
-        self.current = match cgroup_core::session::load_config(&self.path) {
+        self.current = match cgroup_core::config_fallback::load_config(&self.path) {
             Ok(loaded) => loaded.config.policy,
             Err(failure) => failure.fallback,
         };

@@ -188,7 +188,7 @@ impl Daemon {
                     // Applied all the same: the file's change is what failed.
                     log::error(&format!(
                         "reload: {}",
-                        cgroup_core::session::broken_line(broken, "config")
+                        cgroup_core::config_fallback::broken_line(broken, "config")
                     ));
                     self.counters
                         .reload_failures
