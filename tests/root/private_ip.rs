@@ -1061,7 +1061,8 @@ fn init_swaps_010_programs_in_place_with_no_window() {
 
 /// The login's check trusts the marker init leaves in the fence map only for the cgroup it
 /// was written for: a tree root removed and made again (nothing attached at the new one) is
-/// not "attached" because the old one was; deinit takes the marker away first.
+/// not "attached" because the old one was; deinit takes the marker away first; a link
+/// unpinned by hand is what doctor reports.
 #[test]
 fn the_login_check_trusts_the_marker_of_this_root_only() {
     require_root();
@@ -1096,6 +1097,19 @@ fn the_login_check_trusts_the_marker_of_this_root_only() {
     t.install();
     assert!(marked_attached(t.root()).unwrap());
     assert!(programs_attached(t.root()).unwrap());
+
+    // What the marker cannot see: root unpinning a link by hand (nothing else holds it, so
+    // it is detached). doctor checks the hooks themselves and says that logins still trust it.
+    std::fs::remove_file(t.pins.join("bind4")).unwrap();
+    assert_eq!(query_empty_hooks(t.root()).unwrap(), vec!["pcg_bind4"]);
+    let doctor = t.cgroupctl(&["doctor"]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        text.contains("pcg_bind4") && text.contains("init's marker"),
+        "{text}"
+    );
+    t.install();
+    assert!(query_empty_hooks(t.root()).unwrap().is_empty());
 
     let deinit = t.cgroupctl(&["deinit"]);
     assert!(
