@@ -11,6 +11,9 @@
 /* Values of struct fence.kind. */
 #define KIND_FENCE 1
 #define KIND_USERS 2
+/* The tree root, keyed by its cgroup id: all six programs are attached there (written by
+ * cgroupctl init for the PAM module's check; no program looks at the root's depth). */
+#define KIND_ROOT 3
 
 /*
  * One entry. The first two fields are the layout of 0.2 (8 bytes); uid was appended for the

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cgroup_core::private_ip::{
-    attached_programs, attached_programs_of, private_address, programs_attached, HOOKS, NET_HOOKS,
-    TRAFFIC_MAP_PIN,
+    attached_programs, attached_programs_of, empty_hooks, marked_attached, private_address,
+    programs_attached, query_empty_hooks, HOOKS, NET_HOOKS, TRAFFIC_MAP_PIN,
 };
 use pam_cgroup_tests::support::pip_tree::{port_block, spare_port, PipTree, TEST_MIN_GID};
 use pam_cgroup_tests::support::probe::{run_as, Identity, Op, Outcome, Proto, Server};
@@ -1057,4 +1057,65 @@ fn init_swaps_010_programs_in_place_with_no_window() {
         &[Op::bind(&format!("127.0.0.1:{p}"), Proto::Tcp)],
     );
     assert_eq!(bound(&out[0]), v4(own, p).parse().unwrap());
+}
+
+/// The login's check trusts the marker init leaves in the fence map only for the cgroup it
+/// was written for: a tree root removed and made again (nothing attached at the new one) is
+/// not "attached" because the old one was; deinit takes the marker away first; a link
+/// unpinned by hand is what doctor reports.
+#[test]
+fn the_login_check_trusts_the_marker_of_this_root_only() {
+    require_root();
+    let t = PipTree::new(port_block());
+    t.core_tree().ensure_base().unwrap();
+    assert!(!marked_attached(t.root()).unwrap(), "no marker before init");
+    assert_eq!(empty_hooks(t.root()).unwrap().len(), HOOKS.len());
+    t.install();
+    assert!(marked_attached(t.root()).unwrap());
+    assert!(empty_hooks(t.root()).unwrap().is_empty());
+    assert!(query_empty_hooks(t.root()).unwrap().is_empty());
+
+    // The root removed and made again: a new cgroup with nothing attached, the old pins and
+    // marker still in bpffs.
+    let rm = std::process::Command::new("find")
+        .arg(t.root())
+        .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", "+"])
+        .status()
+        .unwrap();
+    assert!(rm.success());
+    t.core_tree().ensure_base().unwrap();
+    assert!(
+        !marked_attached(t.root()).unwrap(),
+        "a former root's marker"
+    );
+    assert_eq!(
+        empty_hooks(t.root()).unwrap().len(),
+        HOOKS.len(),
+        "nothing attached at the new root"
+    );
+    // init again: attached at the new root, marked again.
+    t.install();
+    assert!(marked_attached(t.root()).unwrap());
+    assert!(programs_attached(t.root()).unwrap());
+
+    // What the marker cannot see: root unpinning a link by hand (nothing else holds it, so
+    // it is detached). doctor checks the hooks themselves and says that logins still trust it.
+    std::fs::remove_file(t.pins.join("bind4")).unwrap();
+    assert_eq!(query_empty_hooks(t.root()).unwrap(), vec!["pcg_bind4"]);
+    let doctor = t.cgroupctl(&["doctor"]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        text.contains("pcg_bind4") && text.contains("init's marker"),
+        "{text}"
+    );
+    t.install();
+    assert!(query_empty_hooks(t.root()).unwrap().is_empty());
+
+    let deinit = t.cgroupctl(&["deinit"]);
+    assert!(
+        deinit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deinit.stderr)
+    );
+    assert!(!marked_attached(t.root()).unwrap_or(false));
 }

@@ -1,7 +1,7 @@
-//! "Are our programs attached at the tree root?" — the one cheap check pam_cgroup.so makes
-//! at login. Raw bpf(2) only (see sys.rs): BPF_PROG_QUERY on the root's directory for each of
-//! the six attach types, then each program's name, so a foreign program at the same hook
-//! does not count as ours. About two dozen syscalls, no allocation worth mentioning.
+//! "Are our programs attached at the tree root?" Raw bpf(2) only (see sys.rs): BPF_PROG_QUERY
+//! on the root's directory for each of the six attach types, then each program's name, so a
+//! foreign program at the same hook does not count as ours (`missing_programs`: doctor). The
+//! login's check is `empty_hooks`: the marker init leaves in the fence map, else the queries.
 
 use std::fs::File;
 use std::io::ErrorKind;
@@ -98,12 +98,24 @@ pub fn missing_programs(tree_root: &Path) -> Result<Vec<&'static str>> {
         .collect())
 }
 
-/// The login-time check: the hooks with no program at all at `tree_root`. One
-/// BPF_PROG_QUERY per hook and nothing else (the full `missing_programs` also looks every
-/// program up by id to check its name: four times the syscalls, for `cgroupctl doctor`).
-/// `cgroupctl init` attaches all six together and `deinit` removes all six, so an empty hook
-/// is what "not initialised" looks like.
+/// The login-time check: the hooks with no program at all at `tree_root`. First the marker
+/// `cgroupctl init` leaves in the fence map once it attached all six at this very cgroup
+/// (`fence::marked_attached`): one map look-up, no cgroup lock. Without it (a tree attached
+/// by a version that left none, until the next init), one BPF_PROG_QUERY per hook and nothing
+/// else (the full `missing_programs` also looks every program up by id to check its name:
+/// four times the syscalls, for `cgroupctl doctor`); each BPF_PROG_QUERY takes cgroup_mutex,
+/// which a migration elsewhere holds while it waits for an RCU grace period. `cgroupctl init`
+/// attaches all six together and `deinit` removes all six, so an empty hook is what "not
+/// initialised" looks like.
 pub fn empty_hooks(tree_root: &Path) -> Result<Vec<&'static str>> {
+    if super::fence::marked_attached(tree_root)? {
+        return Ok(Vec::new());
+    }
+    query_empty_hooks(tree_root)
+}
+
+/// `empty_hooks` without the marker: one BPF_PROG_QUERY per hook.
+pub fn query_empty_hooks(tree_root: &Path) -> Result<Vec<&'static str>> {
     let Some(dir) = open_dir(tree_root)? else {
         return Ok(HOOKS.iter().map(|h| h.prog_name).collect());
     };

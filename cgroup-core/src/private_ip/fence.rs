@@ -29,6 +29,10 @@ pub const FENCE_MAP_PIN: &str = "fences";
 /// `struct fence.kind` values of the C file.
 pub(super) const KIND_FENCE: u32 = 1;
 pub(super) const KIND_USERS: u32 = 2;
+/// The tree root itself, keyed by its cgroup id: "all six policy programs are attached at
+/// this cgroup" (`mark_attached`). The programs never look at the root's depth, and check the
+/// kind of what they find, so they ignore this entry.
+pub(super) const KIND_ROOT: u32 = 3;
 
 /// `struct fence` of bpf/fence.h: the value of one map entry. `uid` was appended after 0.2's
 /// two fields, so writing it into a map made by 0.2 (value size 8) stores the same first two
@@ -53,6 +57,15 @@ impl FenceValue {
             ip4,
             kind: KIND_FENCE,
             uid: user.uid,
+        }
+    }
+
+    /// The marker of a tree root whose six programs `cgroupctl init` attached.
+    pub fn root_marker() -> FenceValue {
+        FenceValue {
+            ip4: 0,
+            kind: KIND_ROOT,
+            uid: 0,
         }
     }
 
@@ -127,6 +140,21 @@ fn open_map(tree: &Tree) -> Result<OwnedFd> {
     }
 }
 
+/// The map pinned at `pin`, or None when there is no pin.
+fn open_map_at(pin: &Path) -> Result<Option<OwnedFd>> {
+    let cpath = CString::new(pin.as_os_str().as_bytes())
+        .map_err(|_| Error::Other(format!("{}: path contains NUL", pin.display())))?;
+    match sys::obj_get(&cpath) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(Error::Bpf {
+            op: "BPF_OBJ_GET",
+            target: pin.display().to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
 fn update(map: &OwnedFd, tree: &Tree, dir: &Path, id: u64, value: FenceValue) -> Result<()> {
     sys::map_update(map.as_fd(), &id, &value).map_err(|e| Error::Bpf {
         op: "BPF_MAP_UPDATE_ELEM",
@@ -157,6 +185,75 @@ pub fn register_fence(
     update(&map, tree, &users, users_id, FenceValue::users_dir())?;
     update(&map, tree, user_dir, user_id, value)?;
     Ok(value.address())
+}
+
+/// Records in the fence map that all six policy programs are attached at the tree root, as
+/// it is now (keyed by its cgroup id). `cgroupctl init` calls it after it attached them; the
+/// login's check (`empty_hooks`) then costs one map look-up, which takes no cgroup lock,
+/// instead of six BPF_PROG_QUERY, each taken under cgroup_mutex (which a migration holds
+/// while it waits for an RCU grace period). The marker cannot outlive what it says: a removed
+/// and re-made root has another id; `uninstall` deletes the marker before it detaches
+/// anything; a reboot empties bpffs. Only root can write the map (its pin is in root's
+/// bpffs directory) or detach a link.
+/// `fence_pin`: the map's pin (`<pin dir>/fences`).
+pub fn mark_attached(tree_root: &Path, fence_pin: &Path) -> Result<()> {
+    let id = cgroup_id(tree_root)?;
+    let map = open_map_at(fence_pin)?.ok_or_else(|| Error::PrivateIpNotAttached {
+        root: tree_root.to_path_buf(),
+        missing: format!("fence map ({} is missing)", fence_pin.display()),
+    })?;
+    sys::map_update(map.as_fd(), &id, &FenceValue::root_marker()).map_err(|e| Error::Bpf {
+        op: "BPF_MAP_UPDATE_ELEM",
+        target: format!("fence map of {} (its marker)", tree_root.display()),
+        reason: e.to_string(),
+    })
+}
+
+/// Deletes the marker of `mark_attached`, if the root and the map are there.
+pub fn unmark_attached(tree_root: &Path, fence_pin: &Path) -> Result<()> {
+    let id = match std::fs::metadata(tree_root) {
+        Ok(m) => m.ino(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).ctx("stat", tree_root),
+    };
+    let Some(map) = open_map_at(fence_pin)? else {
+        return Ok(());
+    };
+    sys::map_delete(map.as_fd(), &id).map_err(|e| Error::Bpf {
+        op: "BPF_MAP_DELETE_ELEM",
+        target: format!("fence map of {} (its marker)", tree_root.display()),
+        reason: e.to_string(),
+    })
+}
+
+/// True when the fence map holds the marker of `mark_attached` for the tree root as it is
+/// now. False (never an error) when anything is missing: no root, no pin, no entry. The pin
+/// must be root's: on a bpffs others can write, a map a customer pinned there first could
+/// otherwise claim anything. Cost: a stat of the root and of the pin, BPF_OBJ_GET,
+/// BPF_MAP_LOOKUP_ELEM, a close.
+pub fn marked_attached(tree_root: &Path) -> Result<bool> {
+    let id = match std::fs::metadata(tree_root) {
+        Ok(m) => m.ino(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).ctx("stat", tree_root),
+    };
+    let pin = pins::pin_dir(Path::new(DEFAULT_BPFFS), tree_root)?.join(FENCE_MAP_PIN);
+    match std::fs::symlink_metadata(&pin) {
+        Ok(m) if m.file_type().is_file() && m.uid() == 0 => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).ctx("lstat", &pin),
+    }
+    let Some(map) = open_map_at(&pin)? else {
+        return Ok(false);
+    };
+    let mut value = FenceValue::default();
+    let found = sys::map_lookup(map.as_fd(), &id, &mut value).map_err(|e| Error::Bpf {
+        op: "BPF_MAP_LOOKUP_ELEM",
+        target: pin.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(found && value == FenceValue::root_marker())
 }
 
 /// Drops the entry of a removed user directory, by the cgroup id it had (`cgroup_id` before
@@ -205,7 +302,10 @@ pub fn sync_fences(tree: &Tree, policy: &PrivateIpConfig) -> Result<FenceSync> {
     let mut out = FenceSync::default();
     let users = tree.users_dir();
     let users_id = cgroup_id(&users)?;
-    let mut live = std::collections::HashSet::from([users_id]);
+    // The root's own marker (`mark_attached`) stays while the root is the same cgroup; one of
+    // a removed root (its id is never reused) goes with the other dead entries.
+    let root_id = cgroup_id(&tree.root)?;
+    let mut live = std::collections::HashSet::from([users_id, root_id]);
     update(&map, tree, &users, users_id, FenceValue::users_dir())?;
     let children = crate::inventory::child_cgroups(&users)?;
     let key = match children.is_empty() {

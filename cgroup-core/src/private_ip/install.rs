@@ -14,7 +14,9 @@ use libbpf_rs::query::LinkTypeInfo;
 use libbpf_rs::{Link, MapCore, ProgramMut};
 use serde::Serialize;
 
-use super::fence::{fence_level, sync_fences, FenceSync, FenceValue, FENCE_MAP_PIN};
+use super::fence::{
+    fence_level, mark_attached, sync_fences, unmark_attached, FenceSync, FenceValue, FENCE_MAP_PIN,
+};
 use super::loader::{self, bpf_err};
 use super::sys;
 use super::traffic::TRAFFIC_MAP_PIN;
@@ -234,6 +236,8 @@ pub fn install(tree: &Tree, pin_dir: &Path, policy: &PrivateIpConfig) -> Result<
             )?);
         }
     }
+    // Last, once all six are attached at this cgroup: logins trust it instead of querying.
+    mark_attached(tree_root, &fence_pin)?;
     Ok(InstallReport {
         tree_root: tree_root.to_path_buf(),
         pin_dir: pin_dir.to_path_buf(),
@@ -248,6 +252,9 @@ pub fn install(tree: &Tree, pin_dir: &Path, policy: &PrivateIpConfig) -> Result<
 /// Detaches and unpins every pinned link of the tree, then removes its pin directory.
 /// Idempotent: nothing pinned is not an error.
 pub fn uninstall(tree_root: &Path, pin_dir: &Path) -> Result<UninstallReport> {
+    // First, before anything is detached: a login meanwhile (or after a failure below) goes
+    // back to querying the hooks themselves.
+    unmark_attached(tree_root, &pin_dir.join(FENCE_MAP_PIN))?;
     let mut detached = Vec::new();
     for hook in HOOKS.into_iter().chain(NET_HOOKS) {
         let pin = pin_dir.join(hook.pin_name);

@@ -29,12 +29,12 @@ mod traffic_skel;
 pub use address::{private_address, private_address_of, MAX_PRIVATE_GID};
 pub use attached::{
     attached_programs, attached_programs_of, empty_hooks, missing_programs, programs_attached,
-    AttachedProgram,
+    query_empty_hooks, AttachedProgram,
 };
 pub use bpffs::{ensure_bpffs, is_bpffs, BpffsState, DEFAULT_BPFFS};
 pub use fence::{
-    cgroup_id, fence_level, fence_map_pin, forget_fence, register_fence, sync_fences, FenceSync,
-    FenceValue, FENCE_MAP_PIN,
+    cgroup_id, fence_level, fence_map_pin, forget_fence, mark_attached, marked_attached,
+    register_fence, sync_fences, unmark_attached, FenceSync, FenceValue, FENCE_MAP_PIN,
 };
 pub use pins::{pin_dir, pin_dir_name, PIN_BASE};
 pub use traffic::{Flow, Traffic, TRAFFIC_MAP_PIN};

@@ -1,14 +1,15 @@
 //! The few bpf(2) commands the PAM side needs, called directly through libc so that
 //! pam_cgroup.so never links libbpf: BPF_PROG_QUERY on a cgroup directory, BPF_PROG_GET_FD_BY_ID
-//! and BPF_OBJ_GET_INFO_BY_FD, and for the fence map BPF_OBJ_GET, BPF_MAP_UPDATE_ELEM and
-//! BPF_MAP_DELETE_ELEM. Layouts follow <linux/bpf.h>; each attr struct is zero-filled
-//! because the kernel refuses non-zero bytes in fields it does not know.
+//! and BPF_OBJ_GET_INFO_BY_FD, and for the fence map BPF_OBJ_GET, BPF_MAP_LOOKUP_ELEM,
+//! BPF_MAP_UPDATE_ELEM and BPF_MAP_DELETE_ELEM. Layouts follow <linux/bpf.h>; each attr
+//! struct is zero-filled because the kernel refuses non-zero bytes in fields it does not know.
 
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 // enum bpf_cmd
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
@@ -177,6 +178,23 @@ pub fn map_update<K, V>(map: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<(
         ..ElemAttr::default()
     };
     bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(|_| ())
+}
+
+/// Reads one element of a map into `value` (`K` and `V` are the map's key and value layout;
+/// `V` must be at least the map's value size: the kernel writes that many bytes). False: no
+/// such key.
+pub fn map_lookup<K, V>(map: BorrowedFd<'_>, key: &K, value: &mut V) -> io::Result<bool> {
+    let mut attr = ElemAttr {
+        map_fd: fd_u32(map)?,
+        key: (key as *const K) as u64,
+        value: (value as *mut V) as u64,
+        ..ElemAttr::default()
+    };
+    match bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Deletes one element of a map; an absent key is not an error.
