@@ -9,13 +9,8 @@ vm_root "command -v prometheus" >/dev/null || fail "Debian's prometheus package 
 
 step "the packaged daemon's own counters reach stats --prometheus; the textfile service"
 require_daemon
-r=""
-for _ in $(seq 1 20); do
-    r=$(vm_root "cgroupctl stats --prometheus 2>&1 >/tmp/s17-stats.prom; grep -c '^pam_cgroup_daemon_reloads_total ' /tmp/s17-stats.prom" || true)
-    [[ $r == *1 ]] && break
-    sleep 1
-done
-[[ $r == *1 ]] || fail "stats --prometheus has no daemon counters: $r"
+r=$(wait_until 20 matching '*1' vm_root "cgroupctl stats --prometheus 2>&1 >/tmp/s17-stats.prom; grep -c '^pam_cgroup_daemon_reloads_total ' /tmp/s17-stats.prom") ||
+    fail "stats --prometheus has no daemon counters: $r"
 r=$(vm_root "promtool check metrics </tmp/s17-stats.prom 2>&1; echo rc=\$?")
 [[ $r == "rc=0" ]] || fail "promtool check metrics on stats --prometheus: $r"
 r=$(vm_root "systemctl is-enabled pam-cgroup-textfile.timer 2>&1 || true")
@@ -68,13 +63,8 @@ except ConnectionResetError:
 print(data.split(b"\r\n")[0].decode(), "leak" if b"pam_cgroup_" in data else "noleak",
       "%.3f" % (time.monotonic() - start))'
 vm_write /tmp/s17-scrape.py 644 <<<"$scrape"
-ok=""
-for _ in $(seq 1 30); do
-    r=$(vm_root "python3 /tmp/s17-scrape.py" 2>/dev/null || true)
-    [[ $r == "HTTP/1.1 200 OK leak"* ]] && { ok=1; break; }
-    sleep 1
-done
-[[ -n $ok ]] || fail "root cannot scrape http://127.0.0.1:9464/metrics: '$r'"
+r=$(wait_until 30 matching 'HTTP/1.1 200 OK leak*' vm_root "python3 /tmp/s17-scrape.py" 2>/dev/null) ||
+    fail "root cannot scrape http://127.0.0.1:9464/metrics: '$r'"
 
 step "alice (confined, in her fence) cannot read them"
 vm_login_bg alice "exec -a pamcg-s17 sleep 300" >/dev/null
@@ -122,12 +112,7 @@ with urllib.request.urlopen("http://127.0.0.1:9090/api/v1/query?query=" + q, tim
     res = json.load(r)["data"]["result"]
 print(" ".join(sorted(m["metric"].get("user", "-") + "=" + m["value"][1] for m in res)))'
 vm_write /tmp/s17-query.py 644 <<<"$query"
-series=""
-for _ in $(seq 1 60); do
-    series=$(vm_root "python3 /tmp/s17-query.py 'pam_cgroup_sessions{job=\"pam_cgroup\"}'" 2>/dev/null || true)
-    [[ $series == *"alice="* ]] && break
-    sleep 2
-done
+series=$(POLL_EVERY=2 wait_until 120 matching '*alice=*' vm_root "python3 /tmp/s17-query.py 'pam_cgroup_sessions{job=\"pam_cgroup\"}'" 2>/dev/null) || true
 tlog "Prometheus: pam_cgroup_sessions = $series"
 [[ $series == *"alice="* ]] || fail "Prometheus shows no per-user series for alice: '$series' (up: $(vm_root "python3 /tmp/s17-query.py 'up'" || true))"
 up=$(vm_root "python3 /tmp/s17-query.py 'up{job=\"pam_cgroup\"}'")

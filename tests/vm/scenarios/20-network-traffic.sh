@@ -60,12 +60,7 @@ vm_root "systemd-run --unit=pam-cgroup-s20-metrics /usr/sbin/cgroupctl daemon --
 scrape='import sys, urllib.request
 print(urllib.request.urlopen("http://127.0.0.1:9465/metrics", timeout=10).read().decode())'
 vm_write /tmp/s20-scrape.py 644 <<<"$scrape"
-text=""
-for _ in $(seq 1 30); do
-    text=$(vm_root "python3 /tmp/s20-scrape.py" 2>/dev/null || true)
-    [[ $text == *pam_cgroup_network_transmit_bytes_total* ]] && break
-    sleep 1
-done
+text=$(wait_until 30 matching '*pam_cgroup_network_transmit_bytes_total*' vm_root "python3 /tmp/s20-scrape.py" 2>/dev/null) || true
 served=$(grep '^pam_cgroup_network_transmit_bytes_total{user="alice",scope="loopback"}' <<<"$text" || true)
 tlog "daemon /metrics: $served"
 [[ -n $served ]] || fail "the daemon's /metrics has no network series for alice"
@@ -88,12 +83,7 @@ with urllib.request.urlopen("http://127.0.0.1:9090/api/v1/query?query=" + q, tim
     res = json.load(r)["data"]["result"]
 print(" ".join(sorted(m["metric"].get("user", "-") + "/" + m["metric"].get("scope", "-") + "=" + m["value"][1] for m in res)))'
     vm_write /tmp/s20-query.py 644 <<<"$query"
-    series=""
-    for _ in $(seq 1 60); do
-        series=$(vm_root "python3 /tmp/s20-query.py 'pam_cgroup_network_transmit_bytes_total{job=\"pam_cgroup_s20\"}'" 2>/dev/null || true)
-        [[ $series == *"alice/loopback="* ]] && break
-        sleep 2
-    done
+    series=$(POLL_EVERY=2 wait_until 120 matching '*alice/loopback=*' vm_root "python3 /tmp/s20-query.py 'pam_cgroup_network_transmit_bytes_total{job=\"pam_cgroup_s20\"}'" 2>/dev/null) || true
     tlog "Prometheus: pam_cgroup_network_transmit_bytes_total = $series"
     [[ $series == *"alice/loopback="* ]] || fail "Prometheus shows no network series for alice: '$series'"
     v=${series#*alice/loopback=}
