@@ -930,14 +930,17 @@ fn run_never_gives_the_callers_terminal_to_the_command() {
     std::fs::write(&attack, TTY_ATTACK).unwrap();
     std::fs::set_permissions(&attack, std::fs::Permissions::from_mode(0o644)).unwrap();
     let stolen = dir.path().join("stolen");
-    // The caller: an admin shell that runs the command, then reads its own next input line.
+    // The caller: an admin shell that runs the command, then reads its own next input line
+    // (saying when it has its terminal back).
+    let caller_reads = dir.path().join("caller-reads");
     let caller = format!(
-        "{} --config {} run --user {} -- /usr/bin/python3 {} {}; read -t 6 line; echo \"CALLER-READ:[$line]\"",
+        "{} --config {} run --user {} -- /usr/bin/python3 {} {}; touch {}; read -t 6 line; echo \"CALLER-READ:[$line]\"",
         cgroupctl_bin().display(),
         setup.config_path().display(),
         user.name,
         attack.display(),
-        stolen.display()
+        stolen.display(),
+        caller_reads.display()
     );
     // script(1) runs the caller through $SHELL, and under CI that may be dash, whose `read`
     // has no -t: name bash so the caller is the same shell everywhere.
@@ -950,8 +953,8 @@ fn run_never_gives_the_callers_terminal_to_the_command() {
         .spawn()
         .unwrap();
     let mut stdin = script.stdin.take().unwrap();
-    // What the admin types once the command's child reads whatever terminal it has (or is
-    // gone: ended with the command).
+    // What the admin types once `run` has given the caller its terminal back and the
+    // command's child reads whatever terminal it has (or is gone: ended with the command).
     let child: u32 = wait_for_value("the command's child", Duration::from_secs(30), || {
         std::fs::read_to_string(dir.path().join("stolen.pid"))
             .ok()?
@@ -965,6 +968,9 @@ fn run_never_gives_the_callers_terminal_to_the_command() {
         Duration::from_secs(30),
         || reading.exists() || crate::levers::is_gone(child),
     );
+    wait_until("run to return", Duration::from_secs(30), || {
+        caller_reads.exists()
+    });
     eprintln!(
         "the command's child {}",
         if reading.exists() {
