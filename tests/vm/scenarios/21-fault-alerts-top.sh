@@ -18,7 +18,7 @@ EOT
 vm_login alice true >/dev/null || fail "alice cannot log in"
 
 step "a metrics daemon and Prometheus with the shipped rules"
-# systemd 252 cannot restart the unit with a drop-in while logins hold its tree (see 17):
+# systemd 252 cannot restart the unit with a drop-in while logins hold its tree (see 28):
 # README's transient metrics-only daemon.
 vm_root "systemctl stop pam-cgroup-metrics.service 2>/dev/null; systemd-run --unit=pam-cgroup-metrics /usr/sbin/cgroupctl daemon --listen 127.0.0.1:9464 --allow-user prometheus" >/dev/null \
     || fail "the metrics daemon did not start"

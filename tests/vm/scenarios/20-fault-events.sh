@@ -18,12 +18,12 @@ ucg=$(user_cg alice)
 assert_file_eq "$ucg/pids.max" 64
 start=$(vm_root "date +%s")
 
-# s28-wait.py KIND DIR FILE KEY: started before the hog; waits (50 ms polls) until the
+# s20-wait.py KIND DIR FILE KEY: started before the hog; waits (50 ms polls) until the
 # kernel's counter (KEY of FILE summed over DIR and its descendants: Debian 12's 6.1 counts a
 # refused fork in the forking task's own cgroup) passes its value at the start, then until
 # `cgroupctl events` lists a KIND event of alice since the start; prints the event's lag
 # after the counter moved, and the event.
-vm_write /tmp/s28-wait.py 644 <<PY
+vm_write /tmp/s20-wait.py 644 <<PY
 import datetime, json, os, subprocess, sys, time
 kind, top, name, key = sys.argv[1:5]
 def counter():
@@ -62,13 +62,13 @@ print(json.dumps({"error": "no %s event listed" % kind}))
 PY
 # wait_event KIND FILE KEY: starts the waiter in the background (before the hog).
 wait_event() {
-    vm_root "rm -f /tmp/s28-$1.json; nohup python3 /tmp/s28-wait.py $1 '$ucg' $2 $3 >/tmp/s28-$1.json 2>/tmp/s28-$1.err </dev/null &
+    vm_root "rm -f /tmp/s20-$1.json; nohup python3 /tmp/s20-wait.py $1 '$ucg' $2 $3 >/tmp/s20-$1.json 2>/tmp/s20-$1.err </dev/null &
              sleep 1" >/dev/null
 }
 # event_result KIND: the waiter's answer (waits for it).
 event_result() {
     local r
-    r=$(wait_until 110 vm_root "grep . /tmp/s28-$1.json 2>/dev/null") || true
+    r=$(wait_until 110 vm_root "grep . /tmp/s20-$1.json 2>/dev/null") || true
     tlog "$1: $r"
     [[ -n $r && $r != *'"error"'* ]] || fail "$1: ${r:-the waiter never answered}"
     printf '%s\n' "$r"
@@ -93,10 +93,10 @@ assert_lag() {
 
 step "OOM kill: a memory hog above memory.max = 96M"
 wait_event oom_kill memory.events oom_kill
-vm_login alice "sh -c 'echo \$\$ > /tmp/s28-mem.pid; exec python3 -c \"x = [bytearray(8 << 20) for _ in range(60)]\"'" >/dev/null 2>&1 || true
+vm_login alice "sh -c 'echo \$\$ > /tmp/s20-mem.pid; exec python3 -c \"x = [bytearray(8 << 20) for _ in range(60)]\"'" >/dev/null 2>&1 || true
 r=$(event_result oom_kill)
 assert_lag oom_kill "$r"
-hog=$(vm_root "cat /tmp/s28-mem.pid")
+hog=$(vm_root "cat /tmp/s20-mem.pid")
 killed=$(field '" ".join("%s:%s" % (k["pid"], k["comm"]) for k in v["event"].get("killed", []))' <<<"$r")
 [[ " $killed " == *" $hog:python3 "* ]] || fail "the oom_kill event does not name the killed hog $hog (killed: '$killed')"
 assert_eq "the oom_kill event's delta" "$(field 'v["event"]["delta"]' <<<"$r")" 1
@@ -116,8 +116,8 @@ step "CPU hog throttled by cpu.max = 20%"
 # The loop starts unthrottled (cpu.max max) and is throttled by a live `cgroupctl set`: the
 # scenario's logins (sshd's key exchange under TCG) are never what is throttled.
 vm_root "cgroupctl set alice cpu.max=max" >/dev/null || fail "cgroupctl set alice cpu.max=max failed"
-vm_login alice "setsid bash -c 'exec -a pamcg-s28-cpu bash -c \"while :; do :; done\"' </dev/null >/dev/null 2>&1 & true" >/dev/null
-wait_tagged pamcg-s28-cpu >/dev/null
+vm_login alice "setsid bash -c 'exec -a pamcg-s20-cpu bash -c \"while :; do :; done\"' </dev/null >/dev/null 2>&1 & true" >/dev/null
+wait_tagged pamcg-s20-cpu >/dev/null
 sleep 2
 wait_event cpu_throttled cpu.stat nr_throttled
 vm_root "cgroupctl set alice cpu.max=20%" >/dev/null || fail "cgroupctl set alice cpu.max=20% failed"
@@ -125,7 +125,7 @@ assert_file_eq "$ucg/cpu.max" "20000 100000"
 r=$(event_result cpu_throttled)
 kill_user_processes alice
 first=$(field 'v["event"]["processes"][0]["cmdline"]' <<<"$r")
-[[ $first == pamcg-s28-cpu* ]] || fail "the busiest process of the cpu_throttled snapshot is '$first', not the hog"
+[[ $first == pamcg-s20-cpu* ]] || fail "the busiest process of the cpu_throttled snapshot is '$first', not the hog"
 # The throttled counter moves in the hog's first period; the event needs a sample above 50 %:
 # at most two samples (2 s) later, plus the snapshot.
 assert_lag cpu_throttled "$r"
@@ -146,9 +146,9 @@ after=$(vm_root "cgroupctl events --json --user alice --since @$start")
 for k in oom_kill pids_max cpu_throttled; do
     grep -q "\"kind\":\"$k\"" <<<"$after" || fail "no $k event after the restart: $after"
 done
-vm_root "stat -c '%a %U' /var/lib/pam_cgroup/events /var/lib/pam_cgroup/events/events.0" >/tmp/s28-modes.$$ || true
-tlog "history modes: $(tr '\n' ' ' </tmp/s28-modes.$$)"
-rm -f /tmp/s28-modes.$$
+vm_root "stat -c '%a %U' /var/lib/pam_cgroup/events /var/lib/pam_cgroup/events/events.0" >/tmp/s20-modes.$$ || true
+tlog "history modes: $(tr '\n' ' ' </tmp/s20-modes.$$)"
+rm -f /tmp/s20-modes.$$
 
 step "cgroupctl me: alice sees hers; bob nothing of alice's"
 # cgroupctl is in /usr/sbin, which is not in a customer's PATH.
@@ -164,7 +164,7 @@ mekilled=$(field '" ".join(str(k["pid"]) for e in v["events"] for k in e.get("ki
 sleep 1.2
 bme=$(vm_login bob "/usr/sbin/cgroupctl me --json") || fail "cgroupctl me failed for bob"
 assert_eq "me's user for bob" "$(field 'v["user"]' <<<"$bme")" bob
-[[ $bme != *alice* && $bme != *":|:&"* && $bme != *pamcg-s28* && $bme != *"\"pid\":$hog,"* && $bme != *"\"pid\": $hog,"* ]] \
+[[ $bme != *alice* && $bme != *":|:&"* && $bme != *pamcg-s20* && $bme != *"\"pid\":$hog,"* && $bme != *"\"pid\": $hog,"* ]] \
     || fail "bob's cgroupctl me shows something of alice's: $bme"
 # bob may have faults of his own from earlier scenarios (the daemon records from boot): every
 # event he is shown is his, with only his own processes, and none is since alice's start.

@@ -3,8 +3,8 @@
 # the next config change and `cgroupctl set` could no longer lower its limits. Now the customer
 # cannot reach users/<user> at all; whatever it does inside its own leaf (threaded children,
 # controllers off, filled caps), the next login and `cgroupctl set` work and the limits hold.
-vm_login_bg alice "exec -a pamcg-s29 sleep 300" >/dev/null
-pa=$(wait_tagged pamcg-s29)
+vm_login_bg alice "exec -a pamcg-s17 sleep 300" >/dev/null
+pa=$(wait_tagged pamcg-s17)
 login=$(assert_session_leaf "$pa" alice "alice's session")
 leaf=${login%/login}
 ucg=$(user_cg alice)
@@ -44,8 +44,8 @@ assert_file_eq "$ucg/pids.max" 40
 assert_file_eq "$ucg/memory.max" $((200 * 1024 * 1024))
 vm_root "sed -i 's/\"memory.max\" = \"384M\"/\"memory.max\" = \"320M\"/' /etc/pam_cgroup/config.toml" >/dev/null
 vm_root "cgroupctl reload" >/dev/null || fail "cgroupctl reload failed after the attack"
-vm_login_bg alice "exec -a pamcg-s29-new sleep 300" >/dev/null
-pn=$(wait_tagged pamcg-s29-new)
+vm_login_bg alice "exec -a pamcg-s17-new sleep 300" >/dev/null
+pn=$(wait_tagged pamcg-s17-new)
 assert_session_leaf "$pn" alice "alice's new login" >/dev/null
 assert_file_eq "$ucg/pids.max" 40
 
