@@ -14,7 +14,8 @@ use cgroup_core::config::Config;
 use cgroup_core::tree::user_cgroup::UserCgroup;
 use cgroup_core::tree::Tree;
 use pam_cgroup_tests::support::{
-    require_root, run_session, SessionOptions, SessionReport, TestGroup, TestSetup, TestUser,
+    require_root, run_session, wait_until, SessionOptions, SessionReport, TestGroup, TestSetup,
+    TestUser,
 };
 
 use crate::cgroupctl::{ctl, describe};
@@ -353,7 +354,11 @@ fn a_login_keeps_only_a_file_that_has_settled() {
     );
     // The same short file left alone past the settling time is what the admin meant: kept.
     std::fs::write(setup.config_path(), &partial).unwrap();
-    std::thread::sleep(last_good::SETTLE + std::time::Duration::from_millis(200));
+    wait_until("the short file to settle", last_good::SETTLE * 10, || {
+        let (secs, nanos) = last_good::config_changed_at(&setup.config_path()).unwrap();
+        let changed = std::time::UNIX_EPOCH + std::time::Duration::new(secs as u64, nanos as u32);
+        changed.elapsed().is_ok_and(|age| age >= last_good::SETTLE)
+    });
     assert_confined_as(&setup, &alice.name, &moment, "the settled short file");
     std::fs::write(setup.config_path(), format!("{partial}[limits\n")).unwrap();
     assert_confined_as(
@@ -504,7 +509,7 @@ fn a_deleted_or_untrusted_config_is_met_with_the_last_good_one() {
 
 #[test]
 fn the_daemon_raises_config_broken_and_reloads_the_last_good_config() {
-    use crate::cgroupctl_daemon::{scrape_unix, wait_for, Daemon};
+    use crate::cgroupctl_daemon::{scrape_unix, Daemon};
     use std::time::Duration;
     require_root();
     let alice = TestUser::new("pcb");
@@ -515,7 +520,7 @@ fn the_daemon_raises_config_broken_and_reloads_the_last_good_config() {
     let socket = setup.dir.path().join("metrics.sock");
     let socket_arg = socket.display().to_string();
     let daemon = Daemon::start_with(&setup, &["--scan-interval", "1", "--socket", &socket_arg]);
-    wait_for("the metrics socket", Duration::from_secs(20), || {
+    wait_until("the metrics socket", Duration::from_secs(20), || {
         std::os::unix::net::UnixStream::connect(&socket).is_ok()
     });
     let config = setup.config_path().display().to_string();
@@ -526,7 +531,7 @@ fn the_daemon_raises_config_broken_and_reloads_the_last_good_config() {
         .to_string();
     let series = |file: &str, v: u8| format!("pam_cgroup_config_broken{{file=\"{file}\"}} {v}\n");
     let scrape = || scrape_unix(&socket).1;
-    wait_for("config_broken 0", Duration::from_secs(10), || {
+    wait_until("config_broken 0", Duration::from_secs(10), || {
         scrape().contains(&series(&config, 0))
     });
     assert!(
@@ -535,11 +540,23 @@ fn the_daemon_raises_config_broken_and_reloads_the_last_good_config() {
     );
     // A typo: raised within a pass or two, logged once however many passes see it.
     std::fs::write(setup.config_path(), good.replace("100", "\"100x\"")).unwrap();
-    let took = wait_for("config_broken 1", Duration::from_secs(10), || {
+    let took = wait_until("config_broken 1", Duration::from_secs(10), || {
         scrape().contains(&series(&config, 1))
     });
     eprintln!("config_broken raised {took:?} after the typo");
-    std::thread::sleep(Duration::from_millis(2500));
+    // Two more passes see it: one raises a broken user file's series, the next drops it.
+    std::fs::write(&user_file, "\"memory.max\" = \"1x\"\n").unwrap();
+    wait_until(
+        "the broken user file's series",
+        Duration::from_secs(10),
+        || scrape().contains(&series(&user_file, 1)),
+    );
+    std::fs::write(&user_file, "\"pids.max\" = 50\n").unwrap();
+    wait_until(
+        "the user file's series to go",
+        Duration::from_secs(10),
+        || !scrape().contains(&user_file),
+    );
     let log = daemon.log();
     assert_eq!(
         log.matches("limits.pids.max").count(),
@@ -549,18 +566,18 @@ fn the_daemon_raises_config_broken_and_reloads_the_last_good_config() {
     assert!(log.contains("use its last good copy"), "{log}");
     // SIGHUP: the last good config applied, said so.
     daemon.signal(nix::sys::signal::Signal::SIGHUP);
-    wait_for("the reload's line", Duration::from_secs(10), || {
+    wait_until("the reload's line", Duration::from_secs(10), || {
         daemon.log().contains("reload: ") && daemon.log().contains("using the last good config")
     });
     // A broken user file has its own series.
     std::fs::write(&user_file, "\"pids.max\" = \"50x\"\n").unwrap();
-    wait_for("the user file's series", Duration::from_secs(10), || {
+    wait_until("the user file's series", Duration::from_secs(10), || {
         scrape().contains(&series(&user_file, 1))
     });
     // Fixed: back to 0, and the user file's series is gone.
     std::fs::write(setup.config_path(), &good).unwrap();
     std::fs::write(&user_file, "\"pids.max\" = 50\n").unwrap();
-    wait_for("config_broken 0 again", Duration::from_secs(10), || {
+    wait_until("config_broken 0 again", Duration::from_secs(10), || {
         let body = scrape();
         body.contains(&series(&config, 0)) && !body.contains(&user_file)
     });

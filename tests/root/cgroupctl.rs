@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use pam_cgroup_tests::support::cgroup::populated;
 use pam_cgroup_tests::support::{
-    require_root, run_session, SessionOptions, TestGroup, TestSetup, TestUser,
+    require_root, run_session, wait_for_value, wait_until, SessionOptions, TestGroup, TestSetup,
+    TestUser,
 };
 
 /// The built cgroupctl, beside the test binary's directory (target/<profile>/cgroupctl).
@@ -767,7 +769,6 @@ fn gc_removes_exactly_the_empty_leaves_pam_cgroup_made() {
     assert!(!leftover.exists(), "{out}");
     assert!(out.contains("empty leaves removed"), "{out}");
     drop(kill);
-    std::thread::sleep(Duration::from_millis(50));
 }
 
 #[test]
@@ -822,7 +823,10 @@ fn show_and_list_print_customer_names_and_commands_escaped() {
         .spawn()
         .unwrap();
     let kill = Kill(vec![child.id()]);
-    std::thread::sleep(Duration::from_millis(100));
+    let cmdline = format!("/proc/{}/cmdline", child.id());
+    wait_until("the escaped command line", Duration::from_secs(10), || {
+        std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(b"y\x1b[31mred"))
+    });
     std::fs::write(weird.join("cgroup.procs"), format!("{}\n", child.id())).unwrap();
     for args in [
         vec!["show", user.name.as_str()],
@@ -845,7 +849,11 @@ fn show_and_list_print_customer_names_and_commands_escaped() {
     }
     drop(kill);
     let _ = child.wait();
-    std::thread::sleep(Duration::from_millis(100));
+    wait_until(
+        "the customer's cgroup to empty",
+        Duration::from_secs(10),
+        || !populated(&weird),
+    );
     let _ = std::fs::remove_dir(&weird);
 }
 
@@ -887,9 +895,11 @@ try:
     fcntl.ioctl(0, termios.TIOCSCTTY, 1)
 except OSError as e:
     print("TIOCSCTTY:", e.errno)
-if os.fork() == 0:
+child = os.fork()
+if child == 0:
     signal.alarm(8)
     time.sleep(1)
+    open(stolen + ".reading", "w").close()
     got = b""
     for fd in (0, 1, 2):
         try:
@@ -899,6 +909,8 @@ if os.fork() == 0:
     with open(stolen, "wb") as f:
         f.write(got)
     os._exit(0)
+with open(stolen + ".pid", "w") as f:
+    f.write(str(child))
 print("attack done")
 "#;
 
@@ -918,14 +930,17 @@ fn run_never_gives_the_callers_terminal_to_the_command() {
     std::fs::write(&attack, TTY_ATTACK).unwrap();
     std::fs::set_permissions(&attack, std::fs::Permissions::from_mode(0o644)).unwrap();
     let stolen = dir.path().join("stolen");
-    // The caller: an admin shell that runs the command, then reads its own next input line.
+    // The caller: an admin shell that runs the command, then reads its own next input line
+    // (saying when it has its terminal back).
+    let caller_reads = dir.path().join("caller-reads");
     let caller = format!(
-        "{} --config {} run --user {} -- /usr/bin/python3 {} {}; read -t 6 line; echo \"CALLER-READ:[$line]\"",
+        "{} --config {} run --user {} -- /usr/bin/python3 {} {}; touch {}; read -t 6 line; echo \"CALLER-READ:[$line]\"",
         cgroupctl_bin().display(),
         setup.config_path().display(),
         user.name,
         attack.display(),
-        stolen.display()
+        stolen.display(),
+        caller_reads.display()
     );
     // script(1) runs the caller through $SHELL, and under CI that may be dash, whose `read`
     // has no -t: name bash so the caller is the same shell everywhere.
@@ -938,8 +953,32 @@ fn run_never_gives_the_callers_terminal_to_the_command() {
         .spawn()
         .unwrap();
     let mut stdin = script.stdin.take().unwrap();
-    // What the admin types after the command has finished (and its child sleeps).
-    std::thread::sleep(Duration::from_millis(2500));
+    // What the admin types once `run` has given the caller its terminal back and the
+    // command's child reads whatever terminal it has (or is gone: ended with the command).
+    let child: u32 = wait_for_value("the command's child", Duration::from_secs(30), || {
+        std::fs::read_to_string(dir.path().join("stolen.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    let reading = dir.path().join("stolen.reading");
+    wait_until(
+        "the command's child to read",
+        Duration::from_secs(30),
+        || reading.exists() || crate::levers::is_gone(child),
+    );
+    wait_until("run to return", Duration::from_secs(30), || {
+        caller_reads.exists()
+    });
+    eprintln!(
+        "the command's child {}",
+        if reading.exists() {
+            "reads"
+        } else {
+            "ended with the command"
+        }
+    );
     // (A broken pipe means the caller already finished: the assertions below say why.)
     let _ = stdin.write_all(b"typed-by-admin\n");
     let out = script.wait_with_output().unwrap();
@@ -950,7 +989,12 @@ fn run_never_gives_the_callers_terminal_to_the_command() {
         text.contains("CALLER-READ:[typed-by-admin]"),
         "the caller's terminal got input from the command: {text}"
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // It ends once its reads end (or its alarm rings): then what it got is written.
+    wait_until(
+        "the command's child to end",
+        Duration::from_secs(20),
+        || crate::levers::is_gone(child),
+    );
     let got = std::fs::read(&stolen).unwrap_or_default();
     assert!(
         !String::from_utf8_lossy(&got).contains("typed-by-admin"),

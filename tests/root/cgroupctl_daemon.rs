@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use pam_cgroup_tests::support::{require_root, TestSetup, TestUser};
+use pam_cgroup_tests::support::cgroup::populated;
+use pam_cgroup_tests::support::{inotify_watches, require_root, wait_until, TestSetup, TestUser};
 
 use crate::cgroupctl::{
     cgroupctl_bin, empty_session, parse_prometheus, session_with_background, Kill,
@@ -83,32 +84,12 @@ pub(crate) fn scrape_unix(path: &Path) -> (String, String) {
     http_get(s)
 }
 
-pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    start.elapsed()
-}
-
-fn populated(leaf: &Path) -> Option<bool> {
-    std::fs::read_to_string(leaf.join("cgroup.events"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("populated "))
-        .map(|v| v.trim() != "0")
-}
-
 /// Kills `pid`, waits until its leaf reports empty, then gives the daemon one second to
 /// remove the leaf; the latency is printed.
 fn assert_reaped_within_a_second(pid: u32, leaf: &Path, daemon: &Daemon) {
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
-    wait_for("the leaf to empty", Duration::from_secs(10), || {
-        populated(leaf) != Some(true)
+    wait_until("the leaf to empty", Duration::from_secs(10), || {
+        !populated(leaf)
     });
     let start = Instant::now();
     while leaf.exists() && start.elapsed() < Duration::from_secs(5) {
@@ -144,21 +125,25 @@ fn daemon_reaps_serves_reloads_and_stops() {
     let socket = setup.dir.path().join("metrics.sock");
     let socket_arg = socket.display().to_string();
     let mut daemon = Daemon::start(&setup, &["--socket", &socket_arg]);
-    wait_for("the metrics socket", Duration::from_secs(20), || {
+    wait_until("the metrics socket", Duration::from_secs(20), || {
         UnixStream::connect(&socket).is_ok()
     });
 
     assert_reaped_within_a_second(early_pid, &early_leaf, &daemon);
 
-    // A session opened while it runs (watched through IN_CREATE).
+    // A session opened while it runs (watched through IN_CREATE): killed once the daemon
+    // watches its leaf.
+    let watches = inotify_watches(daemon.child.id());
     let (late_pid, late_leaf) = session_with_background(&setup, &user, &mut kill_list);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("a watch on the new leaf", Duration::from_secs(10), || {
+        inotify_watches(daemon.child.id()) > watches
+    });
     assert!(late_leaf.exists());
     assert_reaped_within_a_second(late_pid, &late_leaf, &daemon);
 
     // A burst of cron-like sessions whose process exits inside the leaf: none is left.
     let burst: Vec<PathBuf> = (0..5).map(|_| empty_session(&setup, &user.name)).collect();
-    let took = wait_for("the burst's leaves to go", Duration::from_secs(10), || {
+    let took = wait_until("the burst's leaves to go", Duration::from_secs(10), || {
         burst.iter().all(|l| !l.exists())
     });
     eprintln!("burst of 5 leaves removed within {took:?} of the last session");
@@ -177,7 +162,7 @@ fn daemon_reaps_serves_reloads_and_stops() {
             setup.tree.session_leaf_of(&r.cgroup_after_open)
         })
         .collect();
-    let took = wait_for(
+    let took = wait_until(
         "the closed sessions' leaves to go",
         Duration::from_secs(10),
         || closed.iter().all(|l| !l.exists()),
@@ -211,7 +196,7 @@ fn daemon_reaps_serves_reloads_and_stops() {
     let text = std::fs::read_to_string(setup.config_path()).unwrap();
     setup.write_config(&text.replace("max_depth = 4", "max_depth = 23"));
     daemon.signal(Signal::SIGHUP);
-    wait_for(
+    wait_until(
         "the reload to reach the cgroup",
         Duration::from_secs(10),
         || {
@@ -225,7 +210,7 @@ fn daemon_reaps_serves_reloads_and_stops() {
     // A broken config on SIGHUP is logged and counted as a failed reload.
     setup.write_config("[limits]\n\"pids.max\" = 0\n");
     daemon.signal(Signal::SIGHUP);
-    wait_for(
+    wait_until(
         "the failed reload to be counted",
         Duration::from_secs(10),
         || {
@@ -277,7 +262,7 @@ fn daemon_serves_metrics_on_loopback_tcp() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let daemon = Daemon::start(&setup, &["--listen", &addr]);
-    wait_for("the metrics port", Duration::from_secs(20), || {
+    wait_until("the metrics port", Duration::from_secs(20), || {
         std::net::TcpStream::connect(&addr).is_ok()
     });
     let s = std::net::TcpStream::connect(&addr).unwrap();
@@ -287,16 +272,6 @@ fn daemon_serves_metrics_on_loopback_tcp() {
     parse_prometheus(&body);
     assert!(body.contains("pam_cgroup_daemon_reloads_total 1"), "{body}");
     daemon.signal(Signal::SIGTERM);
-}
-
-/// inotify watches held by process `pid` (its fdinfo lists one `inotify wd:` line each).
-fn inotify_watches(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .map(|t| t.lines().filter(|l| l.starts_with("inotify wd:")).count())
-        .sum()
 }
 
 #[test]
@@ -309,7 +284,7 @@ fn the_daemon_watches_only_what_root_made() {
     let socket = setup.dir.path().join("metrics.sock");
     let socket_arg = socket.display().to_string();
     let daemon = Daemon::start(&setup, &["--socket", &socket_arg]);
-    wait_for("the metrics socket", Duration::from_secs(20), || {
+    wait_until("the metrics socket", Duration::from_secs(20), || {
         UnixStream::connect(&socket).is_ok()
     });
     let before = inotify_watches(daemon.child.id());
@@ -320,14 +295,18 @@ fn the_daemon_watches_only_what_root_made() {
     );
     let made = user.command("sh").args(["-c", &script]).status().unwrap();
     assert!(made.success());
-    std::thread::sleep(Duration::from_millis(500));
-    let after = inotify_watches(daemon.child.id());
     assert!(before > 0, "the daemon watches the tree");
-    assert_eq!(after, before, "watches grew with the customer's cgroups");
-    // A new session adds one leaf's worth of watches.
+    // A new session adds one leaf's worth of watches: once the daemon has taken that one,
+    // anything it made of the customer's cgroups (made before) would be there too.
     let _other = empty_session(&setup, &user.name);
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(inotify_watches(daemon.child.id()), before + 1);
+    wait_until("a watch on the new leaf", Duration::from_secs(10), || {
+        inotify_watches(daemon.child.id()) > before
+    });
+    assert_eq!(
+        inotify_watches(daemon.child.id()),
+        before + 1,
+        "watches grew with the customer's cgroups"
+    );
 }
 
 /// What a customer tries against the metrics port, from inside its fence: a plain scrape,
@@ -375,7 +354,7 @@ fn metrics_are_root_only_and_a_slow_client_cannot_stall_them() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let daemon = Daemon::start(&setup, &["--listen", &addr, "--allow-user", &reader.name]);
-    wait_for("the metrics port", Duration::from_secs(20), || {
+    wait_until("the metrics port", Duration::from_secs(20), || {
         std::net::TcpStream::connect(&addr).is_ok()
     });
     // An admin's slow-loris: half a request line, then nothing (an allowed peer holds one

@@ -252,7 +252,11 @@ fn racing_a_fresh_leaf_with_inotify_never_makes_a_login_unconfined() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    pam_cgroup_tests::support::wait_until(
+        "the racer's watch",
+        std::time::Duration::from_secs(10),
+        || pam_cgroup_tests::support::inotify_watches(racer.id()) > 0,
+    );
     logins_are_confined(&setup, &alice, 40);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(racer.id() as i32),

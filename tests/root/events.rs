@@ -118,6 +118,60 @@ pub fn fake_user(users: &Path, user: &str, pids: &[u32]) -> PathBuf {
     dir
 }
 
+/// A user of the fake tree whose pids.events counter the test moves to see the daemon's fault
+/// passes go by, so that "nothing was reported" is checked after a pass that would have
+/// reported it, not after a guess at how long a pass takes. Its name sorts after every test
+/// user's: users are sampled, and their events logged, in name order, so once the marker's
+/// event is in the log, every event of that pass is too.
+pub struct PassMarker {
+    dir: PathBuf,
+    user: String,
+    count: u64,
+}
+
+impl PassMarker {
+    /// Made before the daemon starts, so that its first pass takes the marker's baseline
+    /// together with the other users'.
+    pub fn new(users: &Path) -> PassMarker {
+        let user = unique_name("zzpass");
+        let dir = fake_user(users, &user, &[]);
+        PassMarker {
+            dir,
+            user,
+            count: 0,
+        }
+    }
+
+    /// Returns once a fault pass has compared every user with an earlier sample (the
+    /// baseline, or the pass before) and logged what it found. The counter moves until the
+    /// daemon reports it: a move seen by the baseline pass only becomes the baseline.
+    pub fn wait_for_a_pass(&mut self, daemon: &FakeTreeDaemon) {
+        let needle = format!("fault user={} kind=pids_max", self.user);
+        let seen = |daemon: &FakeTreeDaemon| daemon.log().matches(&needle).count();
+        let before = seen(daemon);
+        let start = Instant::now();
+        while seen(daemon) == before {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no fault pass reported the marker in 20 s:\n{}",
+                daemon.log()
+            );
+            self.count += 1;
+            std::fs::write(
+                self.dir.join("pids.events"),
+                format!("max {}\n", self.count),
+            )
+            .unwrap();
+            // Passes are a second apart; a move held back by repeat_after is reported once
+            // it has passed.
+            let moved = Instant::now();
+            while seen(daemon) == before && moved.elapsed() < Duration::from_millis(2500) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
 /// A real process with a hostile comm (an OSC title sequence and a BEL): what a customer can
 /// name its process.
 /// A child killed and reaped on drop.
@@ -197,11 +251,14 @@ fn daemon_records_injected_faults_and_events_lists_them_escaped() {
     let pid = sleeper.pid();
     let dir = fake_user(&users, &user, &[pid]);
 
+    let mut marker = PassMarker::new(&users);
+    let quiet = format!("fault user={user} ");
+
     let mut daemon = FakeTreeDaemon::start(&setup, &users, &[], work.path().join("d1.log"));
     daemon.wait_log("watching", Duration::from_secs(20));
-    // The first pass is the baseline; let one more go by.
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(!daemon.log().contains("fault user="), "{}", daemon.log());
+    // The first pass is the baseline: a pass after it finds nothing of the user's.
+    marker.wait_for_a_pass(&daemon);
+    assert!(!daemon.log().contains(&quiet), "{}", daemon.log());
 
     std::fs::write(
         dir.join("memory.events"),
@@ -297,10 +354,10 @@ fn daemon_records_injected_faults_and_events_lists_them_escaped() {
     let before = events.len();
     let daemon2 = FakeTreeDaemon::start(&setup, &users, &[], work.path().join("d2.log"));
     daemon2.wait_log("watching", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(2500));
+    marker.wait_for_a_pass(&daemon2);
     let after = json_events(&cgroupctl(&setup, &["events", "--json", "--user", &user]));
     assert_eq!(after.len(), before, "{after:?}");
-    assert!(!daemon2.log().contains("fault user="), "{}", daemon2.log());
+    assert!(!daemon2.log().contains(&quiet), "{}", daemon2.log());
     drop(sleeper);
 }
 

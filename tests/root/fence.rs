@@ -9,10 +9,11 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use pam_cgroup_tests::support::{
-    require_root, run_session, SessionOptions, TestGroup, TestSetup, TestUser,
+    flock_held, require_root, run_session, wait_until, SessionOptions, TestGroup, TestSetup,
+    TestUser,
 };
 
-use pam_cgroup_tests::support::cgroup::user_dir_name;
+use pam_cgroup_tests::support::cgroup::{populated, user_dir_name};
 
 use crate::cgroupctl::{ctl, ctl_ok, describe, Kill};
 
@@ -83,7 +84,9 @@ fn set_locks_a_root_only_file_and_gives_up_within_its_bound() {
         .unwrap();
     let mut kill = Kill::default();
     kill.0.push(holder.id());
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("the customer's lock", Duration::from_secs(10), || {
+        flock_held(&users_dir)
+    });
     assert!(
         holder.try_wait().unwrap().is_none(),
         "the customer holds its lock"
@@ -115,7 +118,9 @@ fn set_locks_a_root_only_file_and_gives_up_within_its_bound() {
         .spawn()
         .unwrap();
     kill.0.push(root_holder.id());
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("root's other lock", Duration::from_secs(10), || {
+        flock_held(&lock)
+    });
     let start = Instant::now();
     let o = ctl(&setup, &["set", &alice.name, "pids.max=80"]);
     let waited = start.elapsed();
@@ -268,7 +273,9 @@ fn a_0_1_0_tree_is_taken_back_at_the_next_login_and_the_customers_cgroups_stay()
 
     // Once what it made empties, gc removes it.
     drop(procs);
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until("what it made to empty", Duration::from_secs(10), || {
+        !populated(&mine)
+    });
     ctl_ok(&setup, &["gc", "--min-age", "0"]);
     assert!(!mine.exists(), "{:?}", std::fs::read_dir(&dir));
     login(&setup, &alice.name);

@@ -4,13 +4,14 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pam_cgroup_tests::support::cgroup::populated;
 use pam_cgroup_tests::support::pamconf::module_path;
 use pam_cgroup_tests::support::{
-    parse_report, require_root, run_session, session_command, SessionOptions, SessionReport,
-    TestSetup, TestUser,
+    parse_report, require_root, run_session, session_command, wait_until, SessionOptions,
+    SessionReport, TestSetup, TestUser,
 };
 
 use crate::cgroupctl::{ctl, ctl_json, ctl_ok, describe, session_with_sleeps};
@@ -42,12 +43,6 @@ impl Drop for KillOnDrop {
             );
         }
     }
-}
-
-fn populated(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("cgroup.events"))
-        .map(|t| t.lines().any(|l| l == "populated 1"))
-        .unwrap_or(false)
 }
 
 fn events(dir: &Path) -> String {
@@ -234,6 +229,23 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
+/// Returns once a loop like the customer's (as nice), outside any frozen cgroup, has had
+/// `ticks` of CPU time: the customer's loop would have had its share meanwhile, had it been
+/// allowed to run. (A fixed wait proves nothing on a machine too busy to run either.)
+fn a_twin_loop_runs(ticks: u64) {
+    let twin = crate::events::Sleeper(
+        Command::new("nice")
+            .args(["-n", "19", "sh", "-c", "while :; do :; done"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = cpu_ticks(twin.pid());
+    wait_until("the twin loop's CPU time", Duration::from_secs(60), || {
+        cpu_ticks(twin.pid()) >= start + ticks
+    });
+}
+
 /// The pid of a process under `dir` whose command line starts with `prefix` (NUL-separated).
 fn find_pid(dir: &Path, prefix: &str) -> Option<u32> {
     let mut stack = vec![dir.to_path_buf()];
@@ -284,8 +296,11 @@ fn suspend_freezes_and_refuses_with_the_reason_resume_restores_kill_session_spar
     }
     let busy_pid = busy_pid.expect("the busy loop runs");
     let t0 = cpu_ticks(busy_pid);
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(cpu_ticks(busy_pid) > t0, "it runs before the suspension");
+    wait_until(
+        "the loop to run before the suspension",
+        Duration::from_secs(30),
+        || cpu_ticks(busy_pid) > t0,
+    );
 
     let out = ctl_ok(
         &setup,
@@ -298,7 +313,7 @@ fn suspend_freezes_and_refuses_with_the_reason_resume_restores_kill_session_spar
         events(&user_dir)
     );
     let frozen_at = cpu_ticks(busy_pid);
-    std::thread::sleep(Duration::from_millis(1500));
+    a_twin_loop_runs(10);
     assert_eq!(
         cpu_ticks(busy_pid),
         frozen_at,
@@ -375,8 +390,11 @@ fn suspend_freezes_and_refuses_with_the_reason_resume_restores_kill_session_spar
     assert!(out.contains("thawed"), "{out}");
     assert!(events(&user_dir).contains("frozen 0"));
     let t1 = cpu_ticks(busy_pid);
-    std::thread::sleep(Duration::from_millis(1000));
-    assert!(cpu_ticks(busy_pid) > t1, "it runs again after resume");
+    wait_until(
+        "the loop to run again after resume",
+        Duration::from_secs(30),
+        || cpu_ticks(busy_pid) > t1,
+    );
     let r = run_session(&setup.pam_dir(), &carol.name, &acct);
     assert_eq!(r.acct_rc, Some(PAM_SUCCESS), "{r:?}");
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");

@@ -9,23 +9,41 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use pam_cgroup_tests::support::{require_root, TestSetup, TestUser};
+use pam_cgroup_tests::support::{require_root, wait_for_value, wait_until, TestSetup, TestUser};
 
 use crate::cgroupctl::cgroupctl_bin;
-use crate::events::{events_config, fake_user, FakeTreeDaemon, Sleeper};
+use crate::events::{events_config, fake_user, FakeTreeDaemon, PassMarker, Sleeper};
 
-fn me_as(user: &TestUser, socket: &std::path::Path, json: bool) -> Output {
-    let mut cmd = user.command(cgroupctl_bin().to_str().unwrap());
-    cmd.arg("me").arg("--socket").arg(socket);
-    if json {
-        cmd.arg("--json");
-    }
-    // One answer per uid per second: space the calls.
-    std::thread::sleep(Duration::from_millis(1100));
-    cmd.output().unwrap()
+/// What the daemon tells a uid that asked again within a second.
+const BUSY: &str = "busy: one request per second";
+
+/// Runs `ask` until the daemon's answer is not "busy": one answer per uid per second, so a
+/// customer's second question waits for its turn. A refusal closes the connection at once,
+/// so a client that had sent bytes the daemon never read may see a reset instead of the text.
+fn until_not_busy(mut ask: impl FnMut() -> Output) -> Output {
+    wait_for_value("an answer other than busy", Duration::from_secs(10), || {
+        let out = ask();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (!said.contains(BUSY) && !said.contains("ConnectionResetError")).then_some(out)
+    })
 }
 
-/// A process of `user` with a recognisable command line.
+fn me_as(user: &TestUser, socket: &std::path::Path, json: bool) -> Output {
+    until_not_busy(|| {
+        let mut cmd = user.command(cgroupctl_bin().to_str().unwrap());
+        cmd.arg("me").arg("--socket").arg(socket);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().unwrap()
+    })
+}
+
+/// A process of `user` with a recognisable command line, returned once it runs it.
 fn sleeper_as(user: &TestUser, tag: &str) -> Sleeper {
     let child = user
         .command("sh")
@@ -34,7 +52,14 @@ fn sleeper_as(user: &TestUser, tag: &str) -> Sleeper {
         .spawn()
         .unwrap();
     // GNU sleep adds its operands: `sleep 300 TAG` sleeps 300 + TAG seconds.
-    Sleeper(child)
+    let sleeper = Sleeper(child);
+    // setpriv and sh exec in place: the pid is the sleep's once its command line is.
+    let cmdline = format!("/proc/{}/cmdline", sleeper.pid());
+    let want = format!("sleep\0300\0{tag}\0");
+    wait_until("the sleeper to run", Duration::from_secs(10), || {
+        std::fs::read(&cmdline).is_ok_and(|c| c == want.as_bytes())
+    });
+    sleeper
 }
 
 /// A work directory, a config with an event history in it, and where the me socket goes (in
@@ -61,9 +86,9 @@ fn each_customer_sees_only_its_own_faults() {
     std::fs::create_dir(&users).unwrap();
     let alice_proc = sleeper_as(&alice, "1");
     let root_proc = Sleeper(Command::new("sleep").arg("301").spawn().unwrap());
-    std::thread::sleep(Duration::from_millis(200));
     let alice_dir = fake_user(&users, &alice.name, &[alice_proc.pid(), root_proc.pid()]);
     fake_user(&users, &bob.name, &[]);
+    let mut marker = PassMarker::new(&users);
 
     let socket_arg = socket.display().to_string();
     let daemon = FakeTreeDaemon::start(
@@ -74,7 +99,8 @@ fn each_customer_sees_only_its_own_faults() {
     );
     daemon.wait_log("answering cgroupctl me", Duration::from_secs(20));
     daemon.wait_log("watching", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(1500));
+    // Moved after the baseline pass, or the move would be the baseline.
+    marker.wait_for_a_pass(&daemon);
     std::fs::write(
         alice_dir.join("memory.events"),
         "low 0\nhigh 0\nmax 1\noom 1\noom_kill 1\noom_group_kill 0\n",
@@ -139,21 +165,23 @@ fn each_customer_sees_only_its_own_faults() {
     }
 
     // bob talks to the socket himself: whatever he sends (a user, a path), the answer is
-    // about him, and it is the same as when he sends nothing.
+    // about him, and it is the same as when he sends nothing. (Told "busy", he finds the
+    // connection closed before his send: he still reads what he was told, and asks again.)
     let script = format!(
         "import socket, sys\n\
          s = socket.socket(socket.AF_UNIX)\n\
          s.connect({:?})\n\
-         s.sendall(b'{{\"user\":\"{}\",\"history_dir\":\"/etc\"}}\\n../../../etc/shadow\\n')\n\
+         try:\n s.sendall(b'{{\"user\":\"{}\",\"history_dir\":\"/etc\"}}\\n../../../etc/shadow\\n')\n\
+         except OSError: pass\n\
          sys.stdout.write(s.makefile().read())\n",
         socket_arg, alice.name
     );
-    std::thread::sleep(Duration::from_millis(1100));
-    let out = bob
-        .command("/usr/bin/python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
+    let out = until_not_busy(|| {
+        bob.command("/usr/bin/python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap()
+    });
     let body = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         body.contains(&format!("\"user\":\"{}\"", bob.name)),
@@ -178,7 +206,6 @@ fn each_customer_sees_only_its_own_faults() {
 
     // Root's own connection: root is not a customer, so no cgroup and no fault.
     let mut s = UnixStream::connect(&socket).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
     let _ = s.write_all(b"x");

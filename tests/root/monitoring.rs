@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use pam_cgroup_tests::support::{require_root, TestGroup, TestSetup, TestUser};
+use pam_cgroup_tests::support::{require_root, wait_until, TestGroup, TestSetup, TestUser};
 
 use crate::cgroupctl::{
     ctl, ctl_ok, describe, empty_session, output_with_stdin, parse_prometheus, stdout,
 };
-use crate::cgroupctl_daemon::{scrape_unix, wait_for, Daemon};
+use crate::cgroupctl_daemon::{scrape_unix, Daemon};
 
 /// `promtool check metrics` on `text`: its lint problems, or an empty string.
 fn promtool_problems(text: &str) -> String {
@@ -81,7 +81,7 @@ fn scrape_stats_and_textfile_pass_promtool_with_info_build_and_daemon_families()
     let addr = format!("127.0.0.1:{port}");
     // Both listeners at once: Prometheus on loopback TCP, cgroupctl on the root-only socket.
     let daemon = Daemon::start(&setup, &["--socket", &socket_arg, "--listen", &addr]);
-    wait_for(
+    wait_until(
         "the metrics socket and port",
         Duration::from_secs(20),
         || {

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use cgroup_core::private_ip::{
 };
 use pam_cgroup_tests::support::pip_tree::{port_block, spare_port, PipTree, TEST_MIN_GID};
 use pam_cgroup_tests::support::probe::{run_as, Identity, Op, Outcome, Proto, Server};
-use pam_cgroup_tests::support::{require_root, TestUser};
+use pam_cgroup_tests::support::{require_root, wait_until, TestUser};
 
 const EACCES: Outcome = Err(libc::EACCES);
 
@@ -436,10 +436,10 @@ fn config_change_swaps_programs_in_place() {
     // A watcher queries the root as fast as it can while init swaps the programs: every hook
     // must have one of our programs attached at every instant it looks.
     let stop = Arc::new(AtomicBool::new(false));
+    let looks = Arc::new(AtomicU32::new(0));
     let watcher = {
-        let (stop, root) = (stop.clone(), t.root().to_path_buf());
+        let (stop, looks, root) = (stop.clone(), looks.clone(), t.root().to_path_buf());
         std::thread::spawn(move || {
-            let mut looks = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 for a in attached_programs(&root).unwrap() {
                     assert!(
@@ -448,21 +448,26 @@ fn config_change_swaps_programs_in_place() {
                         a.hook.prog_name
                     );
                 }
-                looks += 1;
+                looks.fetch_add(1, Ordering::Relaxed);
             }
-            looks
         })
     };
-    std::thread::sleep(Duration::from_millis(20));
+    // Looking before the swap, and through to a whole look after it.
+    let looked = |n: u32| looks.load(Ordering::Relaxed) >= n;
+    wait_until("the watcher's first look", Duration::from_secs(10), || {
+        looked(1)
+    });
     let new_ports = *t.ports.start()..=*t.ports.end() - 20;
     t.write_config(true, &new_ports);
     let swapped = init_json(&t);
-    std::thread::sleep(Duration::from_millis(20));
+    let after_swap = looks.load(Ordering::Relaxed) + 2;
+    wait_until("a look after the swap", Duration::from_secs(10), || {
+        looked(after_swap) || watcher.is_finished()
+    });
     stop.store(true, Ordering::Relaxed);
-    let looks = watcher
+    watcher
         .join()
         .expect("the watcher saw a hook with nothing attached");
-    assert!(looks > 0);
     for p in installed(&swapped) {
         assert_eq!(p.action, "updated", "{}", p.program);
     }
@@ -1014,8 +1019,9 @@ fn init_swaps_010_programs_in_place_with_no_window() {
     assert!(check(&run_as(&cg, who(&a), &ops)), "0.1.0 rules hold");
     let links_before = link_ids(&t);
     let stop = Arc::new(AtomicBool::new(false));
+    let rounds_done = Arc::new(AtomicU32::new(0));
     let prober = {
-        let (stop, cg, who_a) = (stop.clone(), cg.clone(), who(&a));
+        let (stop, done, cg, who_a) = (stop.clone(), rounds_done.clone(), cg.clone(), who(&a));
         let many: Vec<Op> = ops.iter().cycle().take(300).copied().collect();
         std::thread::spawn(move || {
             let (mut rounds, mut bad) = (0u32, 0u32);
@@ -1024,13 +1030,23 @@ fn init_swaps_010_programs_in_place_with_no_window() {
                     bad += 1;
                 }
                 rounds += 1;
+                done.store(rounds, Ordering::Relaxed);
             }
             (rounds, bad)
         })
     };
-    std::thread::sleep(Duration::from_millis(50));
+    // Probing before the swap, and through to a whole round after it.
+    let done = |n: u32| rounds_done.load(Ordering::Relaxed) >= n;
+    wait_until("the probe's first round", Duration::from_secs(30), || {
+        done(1)
+    });
     let swapped = init_json(&t);
-    std::thread::sleep(Duration::from_millis(50));
+    let after_swap = rounds_done.load(Ordering::Relaxed) + 2;
+    wait_until(
+        "a probe round after the swap",
+        Duration::from_secs(30),
+        || done(after_swap) || prober.is_finished(),
+    );
     stop.store(true, Ordering::Relaxed);
     let (rounds, bad) = prober.join().unwrap();
     assert!(

@@ -17,10 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use pam_cgroup_tests::support::{require_root, TestSetup, TestUser};
+use pam_cgroup_tests::support::{require_root, wait_until, TestSetup, TestUser};
 
 use crate::cgroupctl::{cgroup_of, cgroupctl_bin, ctl, ctl_ok, describe};
-use crate::cgroupctl_daemon::wait_for;
 
 /// How long a move may take before a test fails (the bench measures the real window).
 const MOVE_LIMIT: Duration = Duration::from_secs(10);
@@ -57,7 +56,7 @@ impl NetDaemon {
             log,
             _dir: dir,
         };
-        wait_for("the safety net to listen", MOVE_LIMIT, || {
+        wait_until("the safety net to listen", MOVE_LIMIT, || {
             daemon
                 .log()
                 .contains("safety net: listening to the kernel's process events")
@@ -145,7 +144,7 @@ fn in_fence(setup: &TestSetup, cgroup: &str, user: &str) -> bool {
 
 /// Waits until `probe` is in `user`'s fence; returns how long that took.
 fn wait_fenced(setup: &TestSetup, probe: &Probe, user: &str) -> Duration {
-    wait_for(
+    wait_until(
         &format!("process {} to enter {user}'s fence", probe.pid()),
         MOVE_LIMIT,
         || in_fence(setup, &probe.cgroup(), user),
@@ -186,7 +185,7 @@ fn setuid_to_a_confined_user_lands_in_its_fence_and_is_an_event() {
 
     // The move is an event of kind fenced, with where the process was.
     let mut events: Vec<serde_json::Value> = Vec::new();
-    wait_for("the fenced event in the history", MOVE_LIMIT, || {
+    wait_until("the fenced event in the history", MOVE_LIMIT, || {
         let out = ctl(&setup, &["events", "--json", "--kind", "fenced"]);
         // One JSON object a line; nothing (and a failure) until the history exists.
         events = String::from_utf8_lossy(&out.stdout)

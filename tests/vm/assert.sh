@@ -20,20 +20,50 @@ cg_mount() {
     vm_root "findmnt -n -t cgroup2 -o TARGET | head -n 1"
 }
 
+# wait_until SECONDS COMMAND [ARGS...]: the one polling loop of the scenarios. Runs COMMAND
+# (a probe: vm_root "...", or a function of the scenario) until it succeeds, every
+# $POLL_EVERY seconds (default 1; `POLL_EVERY=2 wait_until ...` for slower things), and
+# prints what its last run printed. Status 1 once SECONDS have passed without success, with
+# the last output printed all the same, so the caller says what did not happen:
+#   listen=$(wait_until 20 vm_root "ss -Hltn 'sport = :8080' | grep .") || fail "..."
+# COMMAND must not call fail (a failed probe is only "not yet").
+wait_until() {
+    local timeout=$1 out="" status
+    shift
+    local deadline=$((SECONDS + timeout))
+    while :; do
+        status=0
+        out=$("$@") || status=$?
+        if ((status == 0)); then
+            printf '%s\n' "$out"
+            return 0
+        fi
+        if ((SECONDS >= deadline)); then
+            printf '%s\n' "$out"
+            return 1
+        fi
+        sleep "${POLL_EVERY:-1}"
+    done
+}
+
+# matching PATTERN COMMAND [ARGS...]: runs COMMAND, prints its output and succeeds when the
+# output matches the glob PATTERN; the probe for waiting on what a command shows:
+#   series=$(wait_until 60 matching '*alice=*' vm_root "python3 /tmp/query.py ...") || fail "..."
+matching() {
+    local pattern=$1 out
+    shift
+    out=$("$@") || true
+    printf '%s\n' "$out"
+    # shellcheck disable=SC2053 # PATTERN is a glob on purpose
+    [[ $out == $pattern ]]
+}
+
 # wait_tagged TAG [SECONDS]: pid of the guest process whose command line starts with TAG
 # (processes under test are started as `exec -a TAG ...`); fails after SECONDS (default 30).
 wait_tagged() {
-    local tag=$1 timeout=${2:-30} pid
-    local deadline=$((SECONDS + timeout))
-    while ((SECONDS < deadline)); do
-        pid=$(vm_root "pgrep -o -f '^$tag( |\$)' || true")
-        if [[ -n $pid ]]; then
-            echo "$pid"
-            return 0
-        fi
-        sleep 1
-    done
-    fail "no process tagged $tag appeared within $timeout s"
+    local tag=$1 timeout=${2:-30}
+    wait_until "$timeout" vm_root "pgrep -o -f '^$tag( |\$)'" ||
+        fail "no process tagged $tag appeared within $timeout s"
 }
 
 # gone_tagged TAG: true if no process tagged TAG exists.
@@ -154,10 +184,6 @@ journal_since() {
 # (pam_cgroup(8)): call it before the scenario's first login, with the customers' processes
 # gone (vm_reset_fixture; the kernel may take a moment to empty the cgroups).
 require_daemon() {
-    local _
-    for _ in 1 2 3 4 5; do
-        vm_root "systemctl is-active pam-cgroup.service || systemctl start pam-cgroup.service" >/dev/null && return 0
-        sleep 1
-    done
-    fail "pam-cgroup.service is not running and does not start: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
+    wait_until 5 vm_root "systemctl is-active pam-cgroup.service || systemctl start pam-cgroup.service" >/dev/null ||
+        fail "pam-cgroup.service is not running and does not start: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
 }

@@ -12,6 +12,14 @@ pub fn user_dir_name(user: &str) -> String {
         .dir_name(user)
 }
 
+/// Whether a cgroup holds a process in its subtree (`populated 1` in its cgroup.events); false
+/// for a cgroup that cannot be read (gone).
+pub fn populated(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.events"))
+        .map(|t| t.lines().any(|l| l == "populated 1"))
+        .unwrap_or(false)
+}
+
 pub struct TestTree {
     pub mount_point: PathBuf,
     pub root: PathBuf,

@@ -8,6 +8,7 @@ pub mod pip_tree;
 pub mod probe;
 pub mod traffic;
 pub mod users;
+pub mod wait;
 
 pub use cgroup::TestTree;
 pub use driver::{
@@ -16,6 +17,7 @@ pub use driver::{
 };
 pub use pamconf::TestSetup;
 pub use users::{TestGroup, TestUser};
+pub use wait::{flock_held, inotify_watches, wait_for_value, wait_until};
 
 /// Root integration tests need root; say so instead of failing obscurely.
 pub fn require_root() {

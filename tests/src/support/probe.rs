@@ -6,9 +6,15 @@
 
 use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Instant;
+
+use nix::sys::socket::{
+    self, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, SockaddrLike,
+    SockaddrStorage,
+};
 
 /// Who the child becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +129,10 @@ pub type Outcome = Result<Option<SocketAddr>, i32>;
 const RECORD: usize = 32;
 
 // ---- child side: raw syscalls only ------------------------------------------------------
+//
+// The socket calls go through nix's thin wrappers (one syscall each, no allocation); only
+// sendmsg with a PKTINFO message is written out, because nix's sendmsg allocates its control
+// buffer, which a child forked from a multi-threaded process must not do.
 
 pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error()
@@ -130,142 +140,46 @@ pub(crate) fn errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
-pub(crate) fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than sockaddr_in and suitably aligned.
-            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: 0,
-            };
-            // SAFETY: as above, for sockaddr_in6.
-            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
+/// The address a syscall takes, from a std one.
+pub(crate) fn sockaddr(addr: &SocketAddr) -> SockaddrStorage {
+    SockaddrStorage::from(*addr)
 }
 
-fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match i32::from(ss.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says this is a sockaddr_in.
-            let sin: libc::sockaddr_in =
-                unsafe { std::ptr::read((ss as *const libc::sockaddr_storage).cast()) };
-            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be(sin.sin_port)))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this is a sockaddr_in6.
-            let sin6: libc::sockaddr_in6 =
-                unsafe { std::ptr::read((ss as *const libc::sockaddr_storage).cast()) };
-            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Some(SocketAddr::new(
-                IpAddr::V6(ip),
-                u16::from_be(sin6.sin6_port),
-            ))
-        }
-        _ => None,
+/// The std address of what getsockname / getpeername gave (None for another family).
+fn socket_addr(ss: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(sin) = ss.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*sin).into()));
     }
+    ss.as_sockaddr_in6()
+        .map(|sin6| SocketAddr::V6((*sin6).into()))
 }
 
-pub(crate) fn new_socket(addr: &SocketAddr, proto: Proto) -> Result<i32, i32> {
+pub(crate) fn new_socket(addr: &SocketAddr, proto: Proto) -> Result<OwnedFd, i32> {
     let family = if addr.is_ipv4() {
-        libc::AF_INET
+        AddressFamily::Inet
     } else {
-        libc::AF_INET6
+        AddressFamily::Inet6
     };
     let ty = match proto {
-        Proto::Tcp => libc::SOCK_STREAM,
-        Proto::Udp => libc::SOCK_DGRAM,
+        Proto::Tcp => SockType::Stream,
+        Proto::Udp => SockType::Datagram,
     };
-    // SAFETY: plain syscall.
-    let fd = unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        Err(errno())
-    } else {
-        Ok(fd)
-    }
+    socket::socket(family, ty, SockFlag::SOCK_CLOEXEC, None).map_err(|e| e as i32)
 }
 
-fn set_v6only(fd: i32, on: bool) -> Result<(), i32> {
-    let v: libc::c_int = on.into();
-    // SAFETY: v is a valid c_int for the option's size.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(errno())
-    } else {
-        Ok(())
-    }
-}
-
-/// socket + bind (+ getsockname); the fd stays open and is returned.
+/// socket + bind (+ getsockname); the socket is returned open.
 fn bind_fd(
     addr: &SocketAddr,
     proto: Proto,
     v6only: bool,
-) -> Result<(i32, Option<SocketAddr>), i32> {
+) -> Result<(OwnedFd, Option<SocketAddr>), i32> {
     let fd = new_socket(addr, proto)?;
-    let result = (|| {
-        if addr.is_ipv6() {
-            set_v6only(fd, v6only)?;
-        }
-        let (ss, len) = to_sockaddr(addr);
-        // SAFETY: ss holds a valid sockaddr of len bytes.
-        if unsafe { libc::bind(fd, (&ss as *const libc::sockaddr_storage).cast(), len) } < 0 {
-            return Err(errno());
-        }
-        // SAFETY: all-zero is valid for sockaddr_storage; len is its size.
-        let mut out: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut out_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: out is writable for out_len bytes.
-        if unsafe {
-            libc::getsockname(
-                fd,
-                (&mut out as *mut libc::sockaddr_storage).cast(),
-                &mut out_len,
-            )
-        } < 0
-        {
-            return Err(errno());
-        }
-        Ok(from_sockaddr(&out))
-    })();
-    match result {
-        Ok(bound) => Ok((fd, bound)),
-        Err(e) => {
-            // SAFETY: fd is ours.
-            unsafe { libc::close(fd) };
-            Err(e)
-        }
+    if addr.is_ipv6() {
+        socket::setsockopt(&fd, sockopt::Ipv6V6Only, &v6only).map_err(|e| e as i32)?;
     }
+    socket::bind(fd.as_raw_fd(), &sockaddr(addr)).map_err(|e| e as i32)?;
+    let bound: SockaddrStorage = socket::getsockname(fd.as_raw_fd()).map_err(|e| e as i32)?;
+    Ok((fd, socket_addr(&bound)))
 }
 
 fn perform(op: &Op) -> Outcome {
@@ -274,88 +188,33 @@ fn perform(op: &Op) -> Outcome {
             addr,
             proto,
             v6only,
-        } => {
-            let (fd, bound) = bind_fd(addr, *proto, *v6only)?;
-            // SAFETY: fd is ours.
-            unsafe { libc::close(fd) };
-            Ok(bound)
-        }
+        } => bind_fd(addr, *proto, *v6only).map(|(_, bound)| bound),
         Op::Connect { addr } => {
             let fd = new_socket(addr, Proto::Tcp)?;
-            let (ss, len) = to_sockaddr(addr);
-            // SAFETY: ss holds a valid sockaddr of len bytes.
-            let r =
-                unsafe { libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) };
-            let e = errno();
-            // SAFETY: fd is ours.
-            unsafe { libc::close(fd) };
-            if r < 0 {
-                Err(e)
-            } else {
-                Ok(None)
-            }
+            socket::connect(fd.as_raw_fd(), &sockaddr(addr)).map_err(|e| e as i32)?;
+            Ok(None)
         }
         Op::SendTo { addr } => {
             let fd = new_socket(addr, Proto::Udp)?;
-            let (ss, len) = to_sockaddr(addr);
-            // SAFETY: one readable byte; ss holds a valid sockaddr of len bytes.
-            let r = unsafe {
-                libc::sendto(
-                    fd,
-                    b"x".as_ptr().cast(),
-                    1,
-                    0,
-                    (&ss as *const libc::sockaddr_storage).cast(),
-                    len,
-                )
-            };
-            let e = errno();
-            // SAFETY: fd is ours.
-            unsafe { libc::close(fd) };
-            if r < 0 {
-                Err(e)
-            } else {
-                Ok(None)
-            }
+            socket::sendto(fd.as_raw_fd(), b"x", &sockaddr(addr), MsgFlags::empty())
+                .map_err(|e| e as i32)?;
+            Ok(None)
         }
-        Op::ConnectPeer { addr } => connect_peer(addr),
+        Op::ConnectPeer { addr } => {
+            let fd = new_socket(addr, Proto::Tcp)?;
+            socket::connect(fd.as_raw_fd(), &sockaddr(addr)).map_err(|e| e as i32)?;
+            let peer: SockaddrStorage =
+                socket::getpeername(fd.as_raw_fd()).map_err(|e| e as i32)?;
+            Ok(socket_addr(&peer))
+        }
         Op::SendFrom { src, addr } => send_from(src, addr),
     }
-}
-
-fn connect_peer(addr: &SocketAddr) -> Outcome {
-    let fd = new_socket(addr, Proto::Tcp)?;
-    let result = (|| {
-        let (ss, len) = to_sockaddr(addr);
-        // SAFETY: ss holds a valid sockaddr of len bytes.
-        if unsafe { libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) } < 0 {
-            return Err(errno());
-        }
-        // SAFETY: all-zero is valid for sockaddr_storage; len is its size.
-        let mut out: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut out_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: out is writable for out_len bytes.
-        if unsafe {
-            libc::getpeername(
-                fd,
-                (&mut out as *mut libc::sockaddr_storage).cast(),
-                &mut out_len,
-            )
-        } < 0
-        {
-            return Err(errno());
-        }
-        Ok(from_sockaddr(&out))
-    })();
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    result
 }
 
 /// sendmsg of one byte to `addr` with `src` as the source in a PKTINFO control message.
 fn send_from(src: &IpAddr, addr: &SocketAddr) -> Outcome {
     let fd = new_socket(addr, Proto::Udp)?;
-    let (mut ss, len) = to_sockaddr(addr);
+    let to = sockaddr(addr);
     // Room for one cmsg of either kind (u64 array: aligned for cmsghdr).
     let mut control = [0u64; 8];
     let mut byte = *b"x";
@@ -363,10 +222,11 @@ fn send_from(src: &IpAddr, addr: &SocketAddr) -> Outcome {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
     };
-    // SAFETY: all-zero is a valid msghdr; every pointer set below outlives the sendmsg.
+    // SAFETY: all-zero is a valid msghdr; every pointer set below outlives the sendmsg, and
+    // the kernel only reads msg_name.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&mut ss as *mut libc::sockaddr_storage).cast();
-    msg.msg_namelen = len;
+    msg.msg_name = to.as_ptr().cast_mut().cast();
+    msg.msg_namelen = to.len();
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
@@ -413,12 +273,8 @@ fn send_from(src: &IpAddr, addr: &SocketAddr) -> Outcome {
         }
     }
     // SAFETY: msg and everything it points to are valid for the call.
-    let r = unsafe { libc::sendmsg(fd, &msg, 0) };
-    let e = errno();
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    if r < 0 {
-        Err(e)
+    if unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, 0) } < 0 {
+        Err(errno())
     } else {
         Ok(None)
     }
@@ -609,11 +465,14 @@ impl Server {
         assert!(pid >= 0, "fork");
         if pid == 0 {
             let out = child_setup(w, &procs, who);
+            // The socket stays open until the child is killed.
+            let mut _kept = None;
             let outcome = bind_fd(&addr, proto, v6only).and_then(|(fd, bound)| {
-                // SAFETY: fd is our bound socket.
-                if proto == Proto::Tcp && unsafe { libc::listen(fd, 64) } < 0 {
-                    return Err(errno());
+                if proto == Proto::Tcp {
+                    socket::listen(&fd, Backlog::new(64).map_err(|e| e as i32)?)
+                        .map_err(|e| e as i32)?;
                 }
+                _kept = Some(fd);
                 Ok(bound)
             });
             encode(&outcome, &mut rec);
@@ -676,9 +535,7 @@ pub struct BenchTimes {
 fn bind_loop(bind: &SocketAddr, proto: Proto, iterations: u32) -> Result<f64, i32> {
     let start = Instant::now();
     for _ in 0..iterations {
-        let (fd, _) = bind_fd(bind, proto, false)?;
-        // SAFETY: fd is ours.
-        unsafe { libc::close(fd) };
+        bind_fd(bind, proto, false)?;
     }
     Ok(start.elapsed().as_nanos() as f64 / f64::from(iterations))
 }
@@ -691,11 +548,8 @@ fn bench_loops(bind: SocketAddr, direct: SocketAddr, iterations: u32) -> Result<
     // close, the client closing with RST (linger 0) so no TIME_WAIT piles up.
     let (listener, bound) = bind_fd(&bind, Proto::Tcp, false)?;
     let target = bound.ok_or(libc::EINVAL)?;
-    // SAFETY: listener is our bound socket.
-    if unsafe { libc::listen(listener, 128) } < 0 {
-        return Err(errno());
-    }
-    let (ss, len) = to_sockaddr(&target);
+    socket::listen(&listener, Backlog::new(128).map_err(|e| e as i32)?).map_err(|e| e as i32)?;
+    let to = sockaddr(&target);
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -703,35 +557,16 @@ fn bench_loops(bind: SocketAddr, direct: SocketAddr, iterations: u32) -> Result<
     let start = Instant::now();
     for _ in 0..iterations {
         let fd = new_socket(&target, Proto::Tcp)?;
-        // SAFETY: valid fds and buffers of the stated sizes.
-        unsafe {
-            if libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) < 0 {
-                let e = errno();
-                libc::close(fd);
-                return Err(e);
-            }
-            let peer = libc::accept4(
-                listener,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                libc::SOCK_CLOEXEC,
-            );
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-            libc::close(fd);
-            if peer >= 0 {
-                libc::close(peer);
-            }
+        socket::connect(fd.as_raw_fd(), &to).map_err(|e| e as i32)?;
+        let peer = socket::accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC);
+        let _ = socket::setsockopt(&fd, sockopt::Linger, &linger);
+        drop(fd);
+        if let Ok(peer) = peer {
+            let _ = nix::unistd::close(peer);
         }
     }
     let connect_ns = start.elapsed().as_nanos() as f64 / f64::from(iterations);
-    // SAFETY: our fd.
-    unsafe { libc::close(listener) };
+    drop(listener);
     Ok(BenchTimes {
         bind_tcp_ns,
         bind_direct_ns,

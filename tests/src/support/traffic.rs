@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::probe::{
-    child_setup, errno, exit_meaning, new_socket, pipe, procs_path, read_exact, to_sockaddr, wait,
+    child_setup, errno, exit_meaning, new_socket, pipe, procs_path, read_exact, sockaddr, wait,
     write_all, Identity, Proto,
 };
 
@@ -52,46 +52,39 @@ fn send_load(to: &SocketAddr, load: Load, buf: &[u8]) -> Result<u64, i32> {
         Load::Tcp { .. } => Proto::Tcp,
         Load::Udp { .. } => Proto::Udp,
     };
-    let fd = new_socket(to, proto)?;
-    let (ss, len) = to_sockaddr(to);
+    let socket = new_socket(to, proto)?;
+    nix::sys::socket::connect(socket.as_raw_fd(), &sockaddr(to)).map_err(|e| e as i32)?;
+    let fd = socket.as_raw_fd();
     // SAFETY: raw syscalls on our socket and buffers of the stated sizes.
-    let result = unsafe {
-        (|| {
-            if libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) < 0 {
-                return Err(errno());
-            }
-            match load {
-                Load::Tcp { total } => {
-                    let mut sent = 0;
-                    while sent < total {
-                        let n = (total - sent).min(buf.len());
-                        let w = libc::write(fd, buf.as_ptr().cast(), n);
-                        if w <= 0 {
-                            return Err(errno());
-                        }
-                        sent += w as usize;
+    unsafe {
+        match load {
+            Load::Tcp { total } => {
+                let mut sent = 0;
+                while sent < total {
+                    let n = (total - sent).min(buf.len());
+                    let w = libc::write(fd, buf.as_ptr().cast(), n);
+                    if w <= 0 {
+                        return Err(errno());
                     }
-                    libc::shutdown(fd, libc::SHUT_WR);
-                    // The receiver closes once it has read everything: then every data
-                    // segment and its ACK have passed the hooks.
-                    let mut sink = [0u8; 64];
-                    while libc::read(fd, sink.as_mut_ptr().cast(), sink.len()) > 0 {}
-                    return Ok(bytes_retransmitted(fd));
+                    sent += w as usize;
                 }
-                Load::Udp { count, size } => {
-                    for _ in 0..count {
-                        if libc::send(fd, buf.as_ptr().cast(), size.min(buf.len()), 0) < 0 {
-                            return Err(errno());
-                        }
+                libc::shutdown(fd, libc::SHUT_WR);
+                // The receiver closes once it has read everything: then every data
+                // segment and its ACK have passed the hooks.
+                let mut sink = [0u8; 64];
+                while libc::read(fd, sink.as_mut_ptr().cast(), sink.len()) > 0 {}
+                Ok(bytes_retransmitted(fd))
+            }
+            Load::Udp { count, size } => {
+                for _ in 0..count {
+                    if libc::send(fd, buf.as_ptr().cast(), size.min(buf.len()), 0) < 0 {
+                        return Err(errno());
                     }
                 }
+                Ok(0)
             }
-            Ok(0)
-        })()
-    };
-    // SAFETY: our fd.
-    unsafe { libc::close(fd) };
-    result
+        }
+    }
 }
 
 /// Sends `load` to `to` as `who` inside `cgroup` (a forked child). Ok: the payload bytes TCP

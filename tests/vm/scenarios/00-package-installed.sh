@@ -35,12 +35,7 @@ conffiles=$(vm_root "dpkg-query -W -f='\${Conffiles}' pam-cgroup")
 grep -q ' /etc/pam_cgroup/config.toml ' <<<"$conffiles" \
     || fail "/etc/pam_cgroup/config.toml is not a conffile of the package"
 step "the unit holding the tree is running"
-state=""
-for _ in $(seq 1 15); do
-    state=$(vm_root "systemctl is-active pam-cgroup.service || true")
-    [[ $state == active ]] && break
-    sleep 1
-done
+state=$(wait_until 15 vm_root "systemctl is-active pam-cgroup.service") || true
 assert_eq "pam-cgroup.service state" "$state" active
 restarts=$(vm_root "systemctl show -p NRestarts --value pam-cgroup.service")
 assert_eq "restarts of pam-cgroup.service since boot" "$restarts" 0

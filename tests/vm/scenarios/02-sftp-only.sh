@@ -26,13 +26,8 @@ sftp "${local_opts[@]}" -o ControlMaster=no -o ControlPath=none -b - sftponly@12
 sftp_pid=$!
 exec 7>"$fifo"
 echo "ls" >&7
-pid=""
-for _ in $(seq 1 30); do
-    pid=$(vm_root "pgrep -u sftponly -f '^sshd(-session)?: sftponly' | head -n 1 || true")
-    [[ -z $pid ]] || break
-    sleep 1
-done
-[[ -n $pid ]] || fail "no sshd session process of sftponly found while its sftp session is open"
+pid=$(wait_until 30 vm_root "pgrep -u sftponly -f '^sshd(-session)?: sftponly' | head -n 1 | grep .") ||
+    fail "no sshd session process of sftponly found while its sftp session is open"
 # sshd's processes of the session: the privileged monitor (root) and the internal-sftp
 # server (sftponly). Not user@2004.service's manager: it is no part of the session.
 procs=$(vm_root "pgrep -f '^sshd(-session)?: sftponly' | tr '\n' ' '")

@@ -61,14 +61,17 @@ kill_user_processes bob
 
 step "the count survives the removal of the bomb's leaf"
 # The daemon removes emptied leaves at once; gc is the fallback if it has not yet.
-leaves=""
-for _ in $(seq 1 20); do
+# leaves_gone: true once no session leaf is left; runs gc when one is.
+leaves_gone() {
+    local leaves
     leaves=$(vm_root "ls -d '$ucg'/session-* 2>/dev/null || true")
-    [[ -z $leaves ]] && break
+    [[ -z $leaves ]] && return 0
+    echo "$leaves"
     vm_root "cgroupctl gc --min-age 0" >/dev/null || true
-    sleep 1
-done
-[[ -z $leaves ]] || fail "alice's session leaves are still there after the bomb ended: $leaves"
+    return 1
+}
+leaves=$(wait_until 20 leaves_gone) ||
+    fail "alice's session leaves are still there after the bomb ended: $leaves"
 kernel_left=$(pids_max_refusals "$ucg")
 tlog "refused forks still in the kernel's files after the leaves went: $kernel_left (last sum with the leaf: $last)"
 final=$(stats_pids_events) || fail "cgroupctl stats --json failed after the leaf went"

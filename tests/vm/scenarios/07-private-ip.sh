@@ -10,13 +10,9 @@ step "alice's web server on 0.0.0.0:8080"
 vm_login_bg alice "exec -a pamcg-s07-http python3 -m http.server 8080 --bind 0.0.0.0 --directory /tmp" >/dev/null
 ph=$(wait_tagged pamcg-s07-http)
 assert_session_leaf "$ph" alice "alice's http.server" >/dev/null
-listen=""
-for _ in $(seq 1 20); do
-    listen=$(vm_root "ss -Hltn 'sport = :8080' | awk '{print \$4}'")
-    [[ -z $listen ]] || break
-    sleep 1
-done
-[[ -n $listen ]] || fail "nothing listens on port 8080"
+# listening PORT: the local address of the TCP listener on PORT; fails while there is none.
+listening() { vm_root "ss -Hltn 'sport = :$1' | awk '{print \$4}' | grep ."; }
+listen=$(wait_until 20 listening 8080) || fail "nothing listens on port 8080"
 case $listen in
     127.0.7.209:8080|"[::ffff:127.0.7.209]:8080") tlog "ok: listener on $listen" ;;
     *) fail "alice's server listens on $listen, not on her private address 127.0.7.209:8080" ;;
@@ -45,12 +41,7 @@ assert_eq "HTTP status root got from alice's server" "$code" 200
 step "bob's own 0.0.0.0:8081 lands on his address 127.0.7.210"
 vm_login_bg bob "exec -a pamcg-s07-bob python3 -m http.server 8081 --bind 0.0.0.0 --directory /tmp" >/dev/null
 wait_tagged pamcg-s07-bob >/dev/null
-listen=""
-for _ in $(seq 1 20); do
-    listen=$(vm_root "ss -Hltn 'sport = :8081' | awk '{print \$4}'")
-    [[ -z $listen ]] || break
-    sleep 1
-done
+listen=$(wait_until 20 listening 8081) || true
 case $listen in
     127.0.7.210:8081|"[::ffff:127.0.7.210]:8081") tlog "ok: bob listens on $listen" ;;
     *) fail "bob's server listens on '$listen', not on his private address 127.0.7.210:8081" ;;
@@ -58,12 +49,7 @@ esac
 step "localhost on the range is each customer's own: alice never reaches bob's 127.0.0.1:8082"
 vm_login_bg bob "exec -a pamcg-s07-bobl python3 -m http.server 8082 --bind 127.0.0.1 --directory /tmp" >/dev/null
 wait_tagged pamcg-s07-bobl >/dev/null
-listen=""
-for _ in $(seq 1 20); do
-    listen=$(vm_root "ss -Hltn 'sport = :8082' | awk '{print \$4}'")
-    [[ -z $listen ]] || break
-    sleep 1
-done
+listen=$(wait_until 20 listening 8082) || true
 [[ $listen == "127.0.7.210:8082" ]] || fail "bob's 127.0.0.1:8082 listens on '$listen', not on his address"
 r=$(vm_login alice "python3 /tmp/s07-probe.py connect 127.0.0.1 8082")
 assert_eq "alice's connect to 127.0.0.1:8082 (bob's service is not hers)" "$r" ECONNREFUSED

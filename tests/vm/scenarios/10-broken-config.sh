@@ -120,11 +120,8 @@ assert_file_eq "$ucg/pids.max" "$good_pids"
 
 step "the daemon logs the broken file once"
 # The packaged daemon looks at the file at each pass (every 30 s).
-deadline=$((SECONDS + 70))
-until vm_root "journalctl -q --no-pager -u pam-cgroup.service -g 'limitz' | grep -q 'last good copy'" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "the daemon did not log the broken config within 70 s"
-    sleep 5
-done
+POLL_EVERY=5 wait_until 70 vm_root "journalctl -q --no-pager -u pam-cgroup.service -g 'limitz' | grep -q 'last good copy'" >/dev/null 2>&1 ||
+    fail "the daemon did not log the broken config within 70 s"
 sleep 35
 n=$(vm_root "journalctl -q --no-pager -u pam-cgroup.service -g 'limitz' | grep -c 'last good copy'" || true)
 assert_eq "the daemon's lines about the [limitz] typo, 35 s (a pass or more) later" "$n" 1

@@ -18,12 +18,14 @@ for i in $(seq 1 30); do
 done
 
 step "wait for the 30 cron jobs (real cron fires once a minute)"
-n=0
-for _ in $(seq 1 90); do
+# jobs_ran: how many cron jobs wrote their file; true once all 30 have.
+jobs_ran() {
+    local n
     n=$(vm_root "ls /tmp/s11 | wc -l")
-    ((n >= 30)) && break
-    sleep 2
-done
+    echo "$n"
+    ((n >= 30))
+}
+n=$(POLL_EVERY=2 wait_until 180 jobs_ran) || true
 vm_root "rm -f /etc/cron.d/pamcg-s11" >/dev/null
 ((n >= 30)) || fail "only $n of 30 cron jobs ran within 3 minutes"
 rel=${VM_TREE_ROOT#"$(cg_mount)"}

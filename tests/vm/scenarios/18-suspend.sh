@@ -59,14 +59,10 @@ vm_write /etc/cron.d/pamcg-s18 644 <<EOT
 * * * * * alice echo ran >> /tmp/$tag-cron.log
 EOT
 vm_root "touch /etc/cron.d" >/dev/null
-deadline=$((SECONDS + 100))
-refused=""
-while ((SECONDS < deadline)); do
-    refused=$(journal_since "$cursor" | grep "pam_cgroup(cron:$part).*account suspended" || true)
-    [[ -z $refused ]] || break
-    sleep 3
-done
-[[ -n $refused ]] || fail "no refusal of alice's cron job in the journal within 100 s"
+# cron_refused: the journal's refusal of alice's cron job, once there is one.
+cron_refused() { journal_since "$cursor" | grep "pam_cgroup(cron:$part).*account suspended"; }
+refused=$(POLL_EVERY=3 wait_until 100 cron_refused) ||
+    fail "no refusal of alice's cron job in the journal within 100 s"
 tlog "cron refused: $refused"
 vm_root "test ! -e /tmp/$tag-cron.log" || fail "alice's cron job ran while she was suspended"
 
@@ -76,12 +72,8 @@ assert_eq "frozen of users/alice after resume" "$(cgkey "$(user_cg alice)/cgroup
 vm_root "! grep -q suspend /etc/pam_cgroup/users/alice.toml" || fail "[suspend] still in alice's file"
 out=$(vm_client_ssh alice "echo logged-in") || fail "ssh of alice after resume failed: $out"
 [[ $out == *logged-in* ]] || fail "alice's command did not run after resume: $out"
-deadline=$((SECONDS + 100))
-while ((SECONDS < deadline)); do
-    vm_root "test -s /tmp/$tag-cron.log" && break
-    sleep 3
-done
-vm_root "test -s /tmp/$tag-cron.log" || fail "alice's cron job did not run within 100 s of resume"
+POLL_EVERY=3 wait_until 100 vm_root "test -s /tmp/$tag-cron.log" >/dev/null ||
+    fail "alice's cron job did not run within 100 s of resume"
 assert_eq "root's login after resume" "$(vm_login root 'echo in')" in
 
 vm_root "rm -f /etc/cron.d/pamcg-s18 /tmp/$tag-cron.log" >/dev/null

@@ -57,12 +57,7 @@ assert_eq "open sessions of alice" "$count" 2
 
 step "one session closed: a new login fits again"
 vm_root "pkill -f '^$tag-one( |\$)'" >/dev/null || true
-deadline=$((SECONDS + 30))
-while ((SECONDS < deadline)); do
-    count=$(vm_root "cgroupctl sessions alice --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin) if s[\"open\"]))'")
-    [[ $count == 1 ]] && break
-    sleep 1
-done
+count=$(wait_until 30 matching 1 vm_root "cgroupctl sessions alice --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin) if s[\"open\"]))'") || true
 assert_eq "open sessions of alice after one closed" "$count" 1
 out=$(vm_client_ssh alice "echo logged-in") || fail "alice's login with one session open failed: $out"
 [[ $out == *logged-in* ]] || fail "alice's command did not run: $out"

@@ -67,12 +67,8 @@ wait_event() {
 }
 # event_result KIND: the waiter's answer (waits for it).
 event_result() {
-    local r=""
-    for _ in $(seq 1 110); do
-        r=$(vm_root "cat /tmp/s20-$1.json 2>/dev/null || true")
-        [[ -n $r ]] && break
-        sleep 1
-    done
+    local r
+    r=$(wait_until 110 vm_root "grep . /tmp/s20-$1.json 2>/dev/null") || true
     tlog "$1: $r"
     [[ -n $r && $r != *'"error"'* ]] || fail "$1: ${r:-the waiter never answered}"
     printf '%s\n' "$r"

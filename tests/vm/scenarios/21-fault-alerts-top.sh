@@ -18,7 +18,7 @@ EOT
 vm_login alice true >/dev/null || fail "alice cannot log in"
 
 step "a metrics daemon and Prometheus with the shipped rules"
-# systemd 252 cannot restart the unit with a drop-in while logins hold its tree (see 17):
+# systemd 252 cannot restart the unit with a drop-in while logins hold its tree (see 28):
 # docs/monitoring.md's transient metrics-only daemon.
 vm_root "systemctl stop pam-cgroup-metrics.service 2>/dev/null; systemd-run --unit=pam-cgroup-metrics /usr/sbin/cgroupctl daemon --listen 127.0.0.1:9464 --allow-user prometheus" >/dev/null \
     || fail "the metrics daemon did not start"
@@ -48,13 +48,8 @@ elif sys.argv[1] == "alerts":
 elif sys.argv[1] == "rules":
     print(sum(len(g["rules"]) for g in get("/api/v1/rules")["groups"]))
 PY
-series=""
-for _ in $(seq 1 60); do
-    series=$(vm_root "python3 /tmp/s21-api.py query 'pam_cgroup_memory_events_total{event=\"oom_kill\"}'" 2>/dev/null || true)
-    [[ $series == *"alice="* ]] && break
-    sleep 2
-done
-[[ $series == *"alice="* ]] || fail "Prometheus has no oom_kill series of alice: '$series'"
+series=$(POLL_EVERY=2 wait_until 120 matching '*alice=*' vm_root "python3 /tmp/s21-api.py query 'pam_cgroup_memory_events_total{event=\"oom_kill\"}'" 2>/dev/null) ||
+    fail "Prometheus has no oom_kill series of alice: '$series'"
 # Every rule the package ships (counted in the guest's copy, so new rules need no edit here).
 shipped=$(vm_root "grep -cE '^ *- (alert|record):' /usr/share/pam-cgroup/prometheus/pam-cgroup.rules.yml")
 ((shipped > 0)) || fail "no alert rule found in the shipped rules file"
@@ -65,12 +60,14 @@ before=$(vm_root "python3 /tmp/s21-api.py alerts" 2>/dev/null || true)
 
 step "alice's memory hog is OOM-killed: PamCgroupOomKill for alice"
 vm_login alice "python3 -c 'x = [bytearray(8 << 20) for _ in range(60)]'" >/dev/null 2>&1 || true
-state=""
-for _ in $(seq 1 60); do
-    state=$(vm_root "python3 /tmp/s21-api.py alerts" 2>/dev/null || true)
-    grep -Eq '^PamCgroupOomKill alice (pending|firing)$' <<<"$state" && break
-    sleep 2
-done
+# oom_alert: Prometheus's alerts, once alice's OOM alert is among them.
+oom_alert() {
+    local state
+    state=$(vm_root "python3 /tmp/s21-api.py alerts" 2>/dev/null) || true
+    printf '%s\n' "$state"
+    grep -Eq '^PamCgroupOomKill alice (pending|firing)$' <<<"$state"
+}
+state=$(POLL_EVERY=2 wait_until 120 oom_alert) || true
 tlog "alerts: $state"
 grep -Eq '^PamCgroupOomKill alice (pending|firing)$' <<<"$state" \
     || fail "PamCgroupOomKill is not pending or firing for alice: '$state'"
@@ -87,14 +84,15 @@ mapfile -t opts < <(vm_ssh_opts)
 session="pamcg-s21-$$"
 ssh_cmd=$(printf '%q ' ssh "${opts[@]}" -o ControlMaster=no -o ControlPath=none -tt root@127.0.0.1 cgroupctl top --interval 1)
 tmux new-session -d -s "$session" -x 100 -y 30 "$ssh_cmd"
-screen=""
-first=""
-for _ in $(seq 1 30); do
-    sleep 2
-    screen=$(tmux capture-pane -p -t "$session" 2>/dev/null || true)
-    first=$(awk '/^USER/ { getline; print $1; exit }' <<<"$screen")
-    [[ $first == bob ]] && grep -q '^alice' <<<"$screen" && break
-done
+# top_shows_both: the terminal's screen, once bob is first and alice listed.
+top_shows_both() {
+    local screen
+    screen=$(tmux capture-pane -p -t "$session" 2>/dev/null) || true
+    printf '%s\n' "$screen"
+    [[ $(awk '/^USER/ { getline; print $1; exit }' <<<"$screen") == bob ]] && grep -q '^alice' <<<"$screen"
+}
+screen=$(POLL_EVERY=2 wait_until 60 top_shows_both) || true
+first=$(awk '/^USER/ { getline; print $1; exit }' <<<"$screen")
 tmux kill-session -t "$session" 2>/dev/null || true
 kill_user_processes alice
 kill_user_processes bob

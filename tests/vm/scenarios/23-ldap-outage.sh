@@ -90,7 +90,9 @@ assert_file_eq "$(user_cg dana)/pids.max" 300
 
 step "the directory back: dana resolves again, reload exits 0"
 vm_root "rm -f /etc/pam_cgroup/users/alice.toml
-         systemctl start slapd sssd; for i in \$(seq 1 30); do getent passwd dana >/dev/null && break; sleep 1; done" >/dev/null
+         systemctl start slapd sssd" >/dev/null
+wait_until 30 vm_root "getent passwd dana" >/dev/null ||
+    fail "dana does not resolve within 30 s of the directory's return"
 vm_root "cgroupctl reload" >/dev/null || fail "cgroupctl reload failed with the directory back"
 kill_user_processes alice
 kill_user_processes bob

@@ -20,14 +20,10 @@ ucg=$(user_cg alice)
 manager_pid() { vm_root "systemctl show -p MainPID --value user@2001.service"; }
 # wait_manager: until alice's user@2001.service is active; prints its main pid.
 wait_manager() {
-    local i
-    for i in $(seq 1 120); do
-        if [[ $(vm_root "systemctl is-active user@2001.service" || true) == active ]]; then
-            manager_pid
-            return 0
-        fi
-        sleep 1
-    done
+    if wait_until 120 vm_root "systemctl is-active user@2001.service" >/dev/null; then
+        manager_pid
+        return 0
+    fi
     fail "user@2001.service (alice's manager) did not become active: $(vm_root 'systemctl --no-pager status user@2001.service 2>&1 | tail -n 6; journalctl -q --no-pager -b -u user@2001.service | tail -n 6' || true)"
 }
 # in_fence PID WHAT: PID runs below users/alice/manager-*/.
@@ -40,13 +36,7 @@ in_fence() {
 as_alice() { vm_login alice "export XDG_RUNTIME_DIR=/run/user/2001; $*"; }
 # wait_app SECONDS: the pid of alice's app server once it runs (started by her manager).
 wait_app() {
-    local pid i
-    for ((i = 0; i < $1; i++)); do
-        pid=$(vm_root "pgrep -o -u alice -f 'http.server 8080' || true")
-        [[ -n $pid ]] && { echo "$pid"; return 0; }
-        sleep 1
-    done
-    return 1
+    wait_until "$1" vm_root "pgrep -o -u alice -f 'http.server 8080'"
 }
 # unit_pid UNIT: the main pid of one of alice's user units (0 when not running).
 unit_pid() { as_alice "systemctl --user show -p MainPID --value $1"; }
@@ -98,10 +88,7 @@ after=$(vm_root "cat '$ucg/pids.events' \$(find '$ucg' -mindepth 1 -name pids.ev
 bomb=$(vm_root "find '$ucg' -type d -name 'pamcg-s24-bomb.service' | head -n 1")
 [[ -n $bomb ]] || fail "the bomb's unit cgroup is not below $ucg"
 vm_root "echo 1 > '$bomb/cgroup.kill'" >/dev/null
-for _ in $(seq 1 30); do
-    [[ $(cgread "$ucg/pids.current") -lt 20 ]] && break
-    sleep 1
-done
+wait_until 30 vm_root "test \$(cat '$ucg/pids.current') -lt 20" >/dev/null || true
 
 step "a user unit on 0.0.0.0:8080, enabled for the next login: on alice's private address"
 vm_root "install -d -o alice -g alice /home/alice/.config /home/alice/.config/systemd /home/alice/.config/systemd/user" >/dev/null
@@ -120,12 +107,7 @@ as_alice "systemctl --user daemon-reload && systemctl --user enable --now pamcg-
 web=$(unit_pid pamcg-web.service)
 [[ $web =~ ^[1-9][0-9]*$ ]] || fail "pamcg-web.service has no main pid ($web)"
 in_fence "$web" "alice's app server"
-listen=""
-for _ in $(seq 1 30); do
-    listen=$(vm_root "ss -Hltn 'sport = :8080' | awk '{print \$4}'")
-    [[ -z $listen ]] || break
-    sleep 1
-done
+listen=$(wait_until 30 vm_root "ss -Hltn 'sport = :8080' | awk '{print \$4}' | grep .") || true
 case $listen in
     127.0.7.209:8080 | "[::ffff:127.0.7.209]:8080") tlog "ok: the app listens on $listen" ;;
     *) fail "alice's app server listens on '$listen', not on her private address 127.0.7.209:8080" ;;
@@ -158,11 +140,8 @@ assert_eq "HTTP status after resume" "$(fetch)" 200
 as_alice "systemctl --user stop pamcg-web.service" >/dev/null || fail "systemctl --user stop failed"
 [[ $(unit_pid pamcg-web.service) == 0 ]] || fail "pamcg-web.service still runs after stop"
 vm_root "cgroupctl kill alice" >/dev/null || fail "cgroupctl kill alice failed"
-for _ in $(seq 1 30); do
-    [[ -z $(vm_root "pgrep -u alice || true") ]] && break
-    sleep 1
-done
-[[ -z $(vm_root "pgrep -u alice || true") ]] || fail "alice's processes survived cgroupctl kill: $(vm_root 'ps -o pid,cgroup,cmd -u alice' || true)"
+wait_until 30 vm_root "! pgrep -u alice" >/dev/null ||
+    fail "alice's processes survived cgroupctl kill: $(vm_root 'ps -o pid,cgroup,cmd -u alice' || true)"
 
 step "the last logout without linger: no leaf, no process, no error of PID 1 or logind"
 # (cgroupctl kill above killed the manager on purpose: PID 1 said so; from here on, nothing.)
@@ -174,17 +153,9 @@ in_fence "$um" "alice's systemd --user at her next login"
 web=$(wait_app 30) || fail "the unit alice enabled did not start at her next login"
 in_fence "$web" "alice's enabled app at her next login"
 vm_root "kill $hold" >/dev/null
-for _ in $(seq 1 60); do
-    [[ $(vm_root "systemctl is-active user@2001.service" || true) != active ]] && break
-    sleep 1
-done
-left=""
-for _ in $(seq 1 60); do
-    left=$(vm_root "pgrep -u alice || true; ls -d '$ucg'/manager-* '$ucg'/session-* 2>/dev/null || true")
-    [[ -z $left ]] && break
-    sleep 1
-done
-[[ -z $left ]] || fail "after alice's last logout: $left"
+wait_until 60 vm_root "! systemctl -q is-active user@2001.service" >/dev/null || true
+left=$(wait_until 60 matching '' vm_root "pgrep -u alice || true; ls -d '$ucg'/manager-* '$ucg'/session-* 2>/dev/null || true") ||
+    fail "after alice's last logout: $left"
 errors=$(vm_root "journalctl -q --no-pager --after-cursor='$cursor' -p warning _PID=1 + _COMM=systemd-logind" \
     | grep -Ei 'user@2001|user-2001|alice|session' || true)
 [[ -z $errors ]] || fail "PID 1 or logind complained: $(head -n 3 <<<"$errors")"

@@ -79,16 +79,18 @@ r=$(get /)
 assert_eq "nginx -> alice's app" "$r" "200 alice site"
 
 step "the pool's workers, switched to alice by the PHP-FPM master, are in her fence"
-workers=""
-for _ in $(seq 1 20); do
-    workers=$(vm_root "pgrep -u alice -f 'php-fpm: pool alice' || true")
-    all_in=yes
+# workers_in_fence: alice's PHP-FPM workers, once there are some and all are in her fence
+# (read without cgroup_of, which fails the scenario when a worker has just exited).
+ucg_rel=${ucg#"$(cg_mount)"}
+workers_in_fence() {
+    local workers w
+    workers=$(vm_root "pgrep -u alice -f 'php-fpm: pool alice'") || return 1
+    printf '%s\n' "$workers"
     for w in $workers; do
-        [[ $(cgroup_of "$w") == "$ucg/"* ]] || all_in=no
+        vm_root "grep -q '^0::$ucg_rel/' /proc/$w/cgroup" >/dev/null || return 1
     done
-    [[ -n $workers && $all_in == yes ]] && break
-    sleep 1
-done
+}
+workers=$(wait_until 20 workers_in_fence) || true
 [[ -n $workers ]] || fail "no PHP-FPM worker runs as alice"
 for w in $workers; do
     cg=$(cgroup_of "$w")

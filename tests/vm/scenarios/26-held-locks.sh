@@ -23,11 +23,8 @@ lock=/run/pam_cgroup/carry-alice.lock
 vm_root "install -d -m 700 /run/pam_cgroup; [ -e $lock ] || install -m 600 /dev/null $lock" >/dev/null
 vm_root "setpriv --ruid 2001 flock $lock sleep 600 >/dev/null 2>&1 & echo \$! > /run/pamcg-s26-holder" >/dev/null
 holder=$(vm_root "cat /run/pamcg-s26-holder")
-for _ in $(seq 1 20); do
-    vm_root "grep -q FLOCK /proc/locks && ! flock -n $lock true" >/dev/null 2>&1 && break
-    sleep 0.5
-done
-vm_root "! flock -n $lock true" >/dev/null || fail "the holder did not take $lock"
+POLL_EVERY=0.5 wait_until 10 vm_root "grep -q FLOCK /proc/locks && ! flock -n $lock true" >/dev/null 2>&1 ||
+    fail "the holder did not take $lock"
 vm_login alice "kill -STOP $holder" >/dev/null || fail "alice cannot stop her own process $holder"
 
 step "bob's logouts after refused forks: quick, and his counts carried"
@@ -41,13 +38,8 @@ shown=$(vm_root "cgroupctl stats --user bob --json" | python3 -c 'import json,sy
     || fail "cgroupctl stats --user bob failed"
 tlog "bob's refused forks in cgroupctl stats: $shown"
 ((shown > 0)) || fail "bob's refused forks were not counted ($shown): his leaves' counts were not carried"
-left=""
-for _ in $(seq 1 20); do
-    left=$(vm_root "ls -d '$(user_cg bob)'/session-* 2>/dev/null || true")
-    [[ -z $left ]] && break
-    sleep 1
-done
-[[ -z $left ]] || fail "bob's leaves were not removed: $left"
+left=$(wait_until 20 matching '' vm_root "ls -d '$(user_cg bob)'/session-* 2>/dev/null || true") ||
+    fail "bob's leaves were not removed: $left"
 
 step "alice's own logout waits at most the carry lock's bound"
 t0=$SECONDS

@@ -91,13 +91,8 @@ step "cust27 hits its pids.max: fault events recorded by the daemon"
 start=$(vm_root "date +%s")
 # The sleeps leave the login's output: ssh would wait for them otherwise.
 vm_login cust27 "for i in \$(seq 1 40); do (exec -a $tag-burst sleep 300 </dev/null >/dev/null 2>&1) & done 2>/dev/null; sleep 1; true" >/dev/null || true
-n=0
-for _ in $(seq 1 30); do
-    n=$(vm_root "cgroupctl events --json --user cust27 --since @$start | wc -l")
-    ((n > 0)) && break
-    sleep 1
-done
-((n > 0)) || fail "no fault event of cust27 was recorded"
+n=$(wait_until 30 vm_root "cgroupctl events --json --user cust27 --since @$start | wc -l | grep -vx 0") ||
+    fail "no fault event of cust27 was recorded"
 tlog "events of cust27: $n"
 
 step "userdel of cust27; reload reports it and applies keep27 (exit 1)"
@@ -149,12 +144,7 @@ prom=$(vm_root "cgroupctl stats --prometheus")
 [[ $prom != *cust27* ]] || fail "cgroupctl stats --prometheus still names cust27"
 vm_root "systemd-run --unit=pam-cgroup-s27 /usr/sbin/cgroupctl daemon --listen 127.0.0.1:9467" >/dev/null ||
     fail "the transient metrics daemon did not start"
-scrape=""
-for _ in $(seq 1 30); do
-    scrape=$(vm_root "python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9467/metrics\", timeout=10).read().decode())'" 2>/dev/null || true)
-    [[ $scrape == *pam_cgroup_* ]] && break
-    sleep 1
-done
+scrape=$(wait_until 30 matching '*pam_cgroup_*' vm_root "python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9467/metrics\", timeout=10).read().decode())'" 2>/dev/null) || true
 vm_root "systemctl stop pam-cgroup-s27.service" >/dev/null || true
 [[ $scrape == *'user="keep27"'* ]] || fail "the daemon's metrics do not show keep27: $(head -c 400 <<<"$scrape")"
 [[ $scrape != *cust27* ]] || fail "the daemon's metrics still name cust27"

@@ -21,12 +21,12 @@ print(s["loopback"][sys.argv[1]] if s else "null")' "$2"
 }
 
 step "alice and bob have cgroups (a login each); their counters before"
-vm_login alice "head -c $SIZE /dev/urandom > ~/s20.bin
+vm_login alice "head -c $SIZE /dev/urandom > ~/s29.bin
 mkdir -p ~/.ssh && chmod 700 ~/.ssh
-rm -f ~/.ssh/s20 ~/.ssh/s20.pub
-ssh-keygen -q -t ed25519 -N '' -f ~/.ssh/s20
-cp -a ~/.ssh/authorized_keys ~/.ssh/authorized_keys.s20-saved 2>/dev/null || true
-cat ~/.ssh/s20.pub >> ~/.ssh/authorized_keys && chmod 600 ~/.ssh/authorized_keys" >/dev/null \
+rm -f ~/.ssh/s29 ~/.ssh/s29.pub
+ssh-keygen -q -t ed25519 -N '' -f ~/.ssh/s29
+cp -a ~/.ssh/authorized_keys ~/.ssh/authorized_keys.s29-saved 2>/dev/null || true
+cat ~/.ssh/s29.pub >> ~/.ssh/authorized_keys && chmod 600 ~/.ssh/authorized_keys" >/dev/null \
     || fail "preparing alice's file and key failed"
 vm_login bob "true" >/dev/null || fail "bob's login failed"
 a0=$(net_json alice transmit_bytes)
@@ -36,8 +36,8 @@ tlog "before: alice loopback transmit $a0, bob transmit $b0 receive $b0r"
 [[ $a0 =~ ^[0-9]+$ && $b0 =~ ^[0-9]+$ ]] || fail "no network counters in cgroupctl stats --json (alice '$a0', bob '$b0')"
 
 step "alice copies $SIZE bytes with scp to 127.0.0.1"
-vm_login alice "scp -q -i ~/.ssh/s20 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-    -o BatchMode=yes ~/s20.bin alice@127.0.0.1:/tmp/s20-copy.bin && cmp ~/s20.bin /tmp/s20-copy.bin" >/dev/null \
+vm_login alice "scp -q -i ~/.ssh/s29 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o BatchMode=yes ~/s29.bin alice@127.0.0.1:/tmp/s29-copy.bin && cmp ~/s29.bin /tmp/s29-copy.bin" >/dev/null \
     || fail "alice's scp failed"
 a1=$(net_json alice transmit_bytes)
 b1=$(net_json bob transmit_bytes)
@@ -55,17 +55,12 @@ step "the Prometheus text has the series, from cgroupctl and from the daemon"
 line=$(vm_root "cgroupctl stats --prometheus --user alice | grep '^pam_cgroup_network_transmit_bytes_total{user=\"alice\",scope=\"loopback\"}'") \
     || fail "cgroupctl stats --prometheus has no network series for alice"
 tlog "cgroupctl stats --prometheus: $line"
-vm_root "systemd-run --unit=pam-cgroup-s20-metrics /usr/sbin/cgroupctl daemon --listen 127.0.0.1:9465 --allow-user prometheus" >/dev/null \
+vm_root "systemd-run --unit=pam-cgroup-s29-metrics /usr/sbin/cgroupctl daemon --listen 127.0.0.1:9465 --allow-user prometheus" >/dev/null \
     || fail "the metrics-only daemon did not start"
 scrape='import sys, urllib.request
 print(urllib.request.urlopen("http://127.0.0.1:9465/metrics", timeout=10).read().decode())'
-vm_write /tmp/s20-scrape.py 644 <<<"$scrape"
-text=""
-for _ in $(seq 1 30); do
-    text=$(vm_root "python3 /tmp/s20-scrape.py" 2>/dev/null || true)
-    [[ $text == *pam_cgroup_network_transmit_bytes_total* ]] && break
-    sleep 1
-done
+vm_write /tmp/s29-scrape.py 644 <<<"$scrape"
+text=$(wait_until 30 matching '*pam_cgroup_network_transmit_bytes_total*' vm_root "python3 /tmp/s29-scrape.py" 2>/dev/null) || true
 served=$(grep '^pam_cgroup_network_transmit_bytes_total{user="alice",scope="loopback"}' <<<"$text" || true)
 tlog "daemon /metrics: $served"
 [[ -n $served ]] || fail "the daemon's /metrics has no network series for alice"
@@ -77,7 +72,7 @@ if vm_root "command -v prometheus" >/dev/null; then
 global:
   scrape_interval: 5s
 scrape_configs:
-  - job_name: pam_cgroup_s20
+  - job_name: pam_cgroup_s29
     static_configs:
       - targets: ['127.0.0.1:9465']
 YML
@@ -87,13 +82,8 @@ q = urllib.parse.quote(sys.argv[1])
 with urllib.request.urlopen("http://127.0.0.1:9090/api/v1/query?query=" + q, timeout=10) as r:
     res = json.load(r)["data"]["result"]
 print(" ".join(sorted(m["metric"].get("user", "-") + "/" + m["metric"].get("scope", "-") + "=" + m["value"][1] for m in res)))'
-    vm_write /tmp/s20-query.py 644 <<<"$query"
-    series=""
-    for _ in $(seq 1 60); do
-        series=$(vm_root "python3 /tmp/s20-query.py 'pam_cgroup_network_transmit_bytes_total{job=\"pam_cgroup_s20\"}'" 2>/dev/null || true)
-        [[ $series == *"alice/loopback="* ]] && break
-        sleep 2
-    done
+    vm_write /tmp/s29-query.py 644 <<<"$query"
+    series=$(POLL_EVERY=2 wait_until 120 matching '*alice/loopback=*' vm_root "python3 /tmp/s29-query.py 'pam_cgroup_network_transmit_bytes_total{job=\"pam_cgroup_s29\"}'" 2>/dev/null) || true
     tlog "Prometheus: pam_cgroup_network_transmit_bytes_total = $series"
     [[ $series == *"alice/loopback="* ]] || fail "Prometheus shows no network series for alice: '$series'"
     v=${series#*alice/loopback=}
@@ -104,8 +94,8 @@ else
     tlog "Debian's prometheus is not in the image: checked the daemon's text only"
 fi
 
-vm_root "systemctl stop pam-cgroup-s20-metrics.service 2>/dev/null || true" >/dev/null
-vm_login alice "rm -f ~/s20.bin /tmp/s20-copy.bin ~/.ssh/s20 ~/.ssh/s20.pub
-if [ -e ~/.ssh/authorized_keys.s20-saved ]; then mv -f ~/.ssh/authorized_keys.s20-saved ~/.ssh/authorized_keys; else rm -f ~/.ssh/authorized_keys; fi" >/dev/null \
+vm_root "systemctl stop pam-cgroup-s29-metrics.service 2>/dev/null || true" >/dev/null
+vm_login alice "rm -f ~/s29.bin /tmp/s29-copy.bin ~/.ssh/s29 ~/.ssh/s29.pub
+if [ -e ~/.ssh/authorized_keys.s29-saved ]; then mv -f ~/.ssh/authorized_keys.s29-saved ~/.ssh/authorized_keys; else rm -f ~/.ssh/authorized_keys; fi" >/dev/null \
     || fail "cleaning alice's files failed"
 vm_root "cgroupctl deinit" >/dev/null || true

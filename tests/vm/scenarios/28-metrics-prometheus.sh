@@ -9,14 +9,9 @@ vm_root "command -v prometheus" >/dev/null || fail "Debian's prometheus package 
 
 step "the packaged daemon's own counters reach stats --prometheus; the textfile service"
 require_daemon
-r=""
-for _ in $(seq 1 20); do
-    r=$(vm_root "cgroupctl stats --prometheus 2>&1 >/tmp/s17-stats.prom; grep -c '^pam_cgroup_daemon_reloads_total ' /tmp/s17-stats.prom" || true)
-    [[ $r == *1 ]] && break
-    sleep 1
-done
-[[ $r == *1 ]] || fail "stats --prometheus has no daemon counters: $r"
-r=$(vm_root "promtool check metrics </tmp/s17-stats.prom 2>&1; echo rc=\$?")
+r=$(wait_until 20 matching '*1' vm_root "cgroupctl stats --prometheus 2>&1 >/tmp/s28-stats.prom; grep -c '^pam_cgroup_daemon_reloads_total ' /tmp/s28-stats.prom") ||
+    fail "stats --prometheus has no daemon counters: $r"
+r=$(vm_root "promtool check metrics </tmp/s28-stats.prom 2>&1; echo rc=\$?")
 [[ $r == "rc=0" ]] || fail "promtool check metrics on stats --prometheus: $r"
 r=$(vm_root "systemctl is-enabled pam-cgroup-textfile.timer 2>&1 || true")
 [[ $r == disabled ]] || fail "pam-cgroup-textfile.timer is '$r' after install (must be disabled)"
@@ -67,19 +62,14 @@ except ConnectionResetError:
     data = b"reset"
 print(data.split(b"\r\n")[0].decode(), "leak" if b"pam_cgroup_" in data else "noleak",
       "%.3f" % (time.monotonic() - start))'
-vm_write /tmp/s17-scrape.py 644 <<<"$scrape"
-ok=""
-for _ in $(seq 1 30); do
-    r=$(vm_root "python3 /tmp/s17-scrape.py" 2>/dev/null || true)
-    [[ $r == "HTTP/1.1 200 OK leak"* ]] && { ok=1; break; }
-    sleep 1
-done
-[[ -n $ok ]] || fail "root cannot scrape http://127.0.0.1:9464/metrics: '$r'"
+vm_write /tmp/s28-scrape.py 644 <<<"$scrape"
+r=$(wait_until 30 matching 'HTTP/1.1 200 OK leak*' vm_root "python3 /tmp/s28-scrape.py" 2>/dev/null) ||
+    fail "root cannot scrape http://127.0.0.1:9464/metrics: '$r'"
 
 step "alice (confined, in her fence) cannot read them"
-vm_login_bg alice "exec -a pamcg-s17 sleep 300" >/dev/null
-wait_tagged pamcg-s17 >/dev/null
-r=$(vm_login alice "python3 /tmp/s17-scrape.py")
+vm_login_bg alice "exec -a pamcg-s28 sleep 300" >/dev/null
+wait_tagged pamcg-s28 >/dev/null
+r=$(vm_login alice "python3 /tmp/s28-scrape.py")
 case $r in
     "HTTP/1.1 403 Forbidden noleak"* | "reset noleak"*) tlog "ok: alice got '$r'" ;;
     *) fail "alice's scrape answered '$r'" ;;
@@ -96,11 +86,11 @@ for _ in range(20):
     except OSError:
         pass
 time.sleep(20)'
-vm_write /tmp/s17-loris.py 644 <<<"$loris"
-vm_login_bg alice "exec -a pamcg-s17-loris python3 /tmp/s17-loris.py" >/dev/null
-wait_tagged pamcg-s17-loris >/dev/null
+vm_write /tmp/s28-loris.py 644 <<<"$loris"
+vm_login_bg alice "exec -a pamcg-s28-loris python3 /tmp/s28-loris.py" >/dev/null
+wait_tagged pamcg-s28-loris >/dev/null
 sleep 2
-r=$(vm_root "python3 /tmp/s17-scrape.py")
+r=$(vm_root "python3 /tmp/s28-scrape.py")
 secs=${r##* }
 tlog "root's scrape during the attack: $r"
 [[ $r == "HTTP/1.1 200 OK leak"* ]] || fail "root's scrape during the attack answered '$r'"
@@ -121,16 +111,11 @@ q = urllib.parse.quote(sys.argv[1])
 with urllib.request.urlopen("http://127.0.0.1:9090/api/v1/query?query=" + q, timeout=10) as r:
     res = json.load(r)["data"]["result"]
 print(" ".join(sorted(m["metric"].get("user", "-") + "=" + m["value"][1] for m in res)))'
-vm_write /tmp/s17-query.py 644 <<<"$query"
-series=""
-for _ in $(seq 1 60); do
-    series=$(vm_root "python3 /tmp/s17-query.py 'pam_cgroup_sessions{job=\"pam_cgroup\"}'" 2>/dev/null || true)
-    [[ $series == *"alice="* ]] && break
-    sleep 2
-done
+vm_write /tmp/s28-query.py 644 <<<"$query"
+series=$(POLL_EVERY=2 wait_until 120 matching '*alice=*' vm_root "python3 /tmp/s28-query.py 'pam_cgroup_sessions{job=\"pam_cgroup\"}'" 2>/dev/null) || true
 tlog "Prometheus: pam_cgroup_sessions = $series"
-[[ $series == *"alice="* ]] || fail "Prometheus shows no per-user series for alice: '$series' (up: $(vm_root "python3 /tmp/s17-query.py 'up'" || true))"
-up=$(vm_root "python3 /tmp/s17-query.py 'up{job=\"pam_cgroup\"}'")
+[[ $series == *"alice="* ]] || fail "Prometheus shows no per-user series for alice: '$series' (up: $(vm_root "python3 /tmp/s28-query.py 'up'" || true))"
+up=$(vm_root "python3 /tmp/s28-query.py 'up{job=\"pam_cgroup\"}'")
 [[ $up == "-=1" ]] || fail "the pam_cgroup target is not up in Prometheus: '$up'"
 
 kill_user_processes alice
