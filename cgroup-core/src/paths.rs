@@ -11,6 +11,18 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/pam_cgroup/config.toml";
 /// reboot like the sessions it serialises.
 pub const RUN_DIR: &str = "/run/pam_cgroup";
 
+/// The per-user lock file in `RUN_DIR` under which a login counts sessions and makes its leaf.
+/// `user` must have been validated.
+pub fn sessions_lock_name(user: &str) -> String {
+    format!("sessions-{user}.lock")
+}
+
+/// The per-user lock file in `RUN_DIR` under which a leaf's fault counts are carried.
+/// `user` must have been validated.
+pub fn carry_lock_name(user: &str) -> String {
+    format!("carry-{user}.lock")
+}
+
 /// Root-only persistent state (the tree key, last good config copies, the event history);
 /// the package's location (debian/postrm purges it).
 pub const STATE_DIR: &str = "/var/lib/pam_cgroup";

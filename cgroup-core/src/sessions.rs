@@ -177,7 +177,7 @@ pub fn lock_user(user: &str) -> Result<nix::fcntl::Flock<std::fs::File>> {
         .ok_or_else(|| Error::Missing {
             path: RUN_DIR.into(),
         })?;
-    dir.lock(&format!("sessions-{user}.lock"), LOCK_WAIT)
+    dir.lock(&crate::paths::sessions_lock_name(user), LOCK_WAIT)
         .map_err(|source| Error::SessionCountLock {
             user: user.to_string(),
             source,

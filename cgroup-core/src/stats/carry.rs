@@ -157,7 +157,7 @@ fn lock_carrying(user_dir: &Path) -> Result<nix::fcntl::Flock<File>> {
     let dir = crate::state_dir::StateDir::open(run_dir, true)?.ok_or_else(|| Error::Missing {
         path: run_dir.to_path_buf(),
     })?;
-    Ok(dir.lock(&format!("carry-{user}.lock"), CARRY_WAIT)?)
+    Ok(dir.lock(&crate::paths::carry_lock_name(user), CARRY_WAIT)?)
 }
 
 /// Opens a cgroup directory without following a symlink.

@@ -16,7 +16,7 @@ use serde::Serialize;
 use cgroup_core::config::last_good;
 use cgroup_core::events::history;
 use cgroup_core::nss::lookup_user;
-use cgroup_core::paths::RUN_DIR;
+use cgroup_core::paths::{carry_lock_name, sessions_lock_name, RUN_DIR};
 use cgroup_core::private_ip::traffic::TrafficReader;
 use cgroup_core::private_ip::{cgroup_id, forget_fence};
 use cgroup_core::state_dir::StateDir;
@@ -108,12 +108,9 @@ fn remove_lock_files(user: &str) -> usize {
     let Ok(Some(dir)) = StateDir::open(Path::new(RUN_DIR), false) else {
         return 0;
     };
-    ["sessions", "carry"]
+    [sessions_lock_name(user), carry_lock_name(user)]
         .iter()
-        .filter(|kind| {
-            let name = format!("{kind}-{user}.lock");
-            dir.read(&name).ok().flatten().is_some() && dir.remove(&name).is_ok()
-        })
+        .filter(|name| dir.read(name).ok().flatten().is_some() && dir.remove(name).is_ok())
         .count()
 }
 
