@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ use cgroup_core::gc::{collect, reap_emptied, GcOptions};
 use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::tree::Tree;
 use nix::sys::signal::Signal;
-use pam_cgroup_tests::support::{require_root, unique_name, TestSetup, TestUser};
+use pam_cgroup_tests::support::{require_root, unique_name, wait_until, TestSetup, TestUser};
 
 use crate::cgroupctl::{ctl, ctl_json, ctl_ok, describe, session_with_sleeps, stdout};
 use crate::levers::{is_gone, move_as_user, KillOnDrop};
@@ -115,18 +115,16 @@ fn service_sleeper(setup: &TestSetup, user: &TestUser, service: &str) -> Child {
     let child = user.command("sleep").arg("300").spawn().unwrap();
     // setpriv execs sleep in place: wait until it runs as the user.
     let uid = user.uid.to_string();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-        if status
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&uid))
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        "the sleeper to run as the user",
+        Duration::from_secs(5),
+        || {
+            std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&uid))
+        },
+    );
     ctl_ok(
         setup,
         &[
@@ -187,10 +185,11 @@ fn levers_succeed_when_the_daemon_reaps_their_target_as_it_empties() {
         assert!(o.status.success(), "{signal}: {}", describe(&o));
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["remaining"], 0, "{v}");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !pids.iter().all(|p| is_gone(*p)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            &format!("{signal} to end them"),
+            Duration::from_secs(5),
+            || pids.iter().all(|p| is_gone(*p)),
+        );
         assert!(pids.iter().all(|p| is_gone(*p)), "{signal}: {v}");
     }
     // suspend --kill of the whole user while its leaves are reaped under it.
@@ -244,17 +243,20 @@ fn each_lever_on_a_target_removed_after_it_was_opened_reports_success() {
         child.kill().unwrap();
         child.wait().unwrap();
         let service = setup.tree.user(&gus.name).join("job");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while service.exists() && Instant::now() < deadline {
-            let _ = collect(
-                &tree,
-                GcOptions {
-                    min_age: Duration::ZERO,
-                    dry_run: false,
-                },
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until(
+            &format!("{name}: gc to reap the stand-in"),
+            Duration::from_secs(5),
+            || {
+                let _ = collect(
+                    &tree,
+                    GcOptions {
+                        min_age: Duration::ZERO,
+                        dry_run: false,
+                    },
+                );
+                !service.exists()
+            },
+        );
         assert!(!service.exists(), "{name}: the stand-in did not reap");
         let (vanished, reached) = lever(&dir, wait);
         assert!(vanished && reached, "{name}: {vanished} {reached}");
@@ -530,11 +532,17 @@ fn remove_after_userdel_leaves_nothing_of_the_customer() {
     }
     let lock = Path::new("/run/pam_cgroup").join(format!("sessions-{}.lock", lea.name));
     assert!(lock.exists(), "a login made its lock file");
-    // Once the file has settled, root's reload keeps its last good copy in the state dir.
-    std::thread::sleep(last_good::SETTLE + Duration::from_millis(200));
-    ctl_ok(&setup, &["reload"]);
+    // Once the file has settled (its ctime SETTLE old), root's reload keeps its last good copy
+    // in the state dir.
     let kept = last_good::kept_user_path(&setup.config_path(), &lea.name).unwrap();
-    assert!(kept.exists(), "{} was not kept", kept.display());
+    wait_until(
+        "reload to keep the settled user file",
+        last_good::SETTLE + Duration::from_secs(5),
+        || {
+            ctl_ok(&setup, &["reload"]);
+            kept.exists()
+        },
+    );
 
     lea.delete();
     // reload reports the deleted account and still applies max (exit 1).
