@@ -28,10 +28,12 @@ fn finding(report: &Value, name: &str) -> (String, String) {
     )
 }
 
+/// The CPUs online, counted as doctor counts them (sysconf): the test's own affinity or
+/// cpuset may be smaller, which would put its "above the host" value below what doctor sees.
 fn online_cpus() -> u64 {
-    std::thread::available_parallelism()
-        .map(|n| n.get() as u64)
-        .unwrap_or(1)
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u64::try_from(n).unwrap_or(1).max(1)
 }
 
 #[test]
