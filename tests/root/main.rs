@@ -3,6 +3,7 @@
 //! named tree root, users and conf dir, and removes them even when it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bpf_pins;
 mod broken_config;
 mod cgroupctl;
 mod cgroupctl_daemon;

@@ -6,6 +6,7 @@
 //!   write:PATH=DATA   mkdir:PATH   rmdir:PATH   rename:FROM=TO   symlink:TARGET=PATH
 //!   chmod:PATH   chown:PATH   setxattr:PATH=NAME   mknod:PATH   join:DIR (own pid -> DIR/cgroup.procs)
 //!   read:PATH   list:DIR
+//!   bpfget:PIN=rw|ro|wo   BPF_OBJ_GET of a pinned map, program or link with those file flags
 //!   mkdirs:BASE=N (N nested levels) mkwide:BASE=N (N siblings); the first failure is reported
 //!   movepid:DIR=PID (another process -> DIR/cgroup.procs)
 //!   race:DIR=SECS     for SECS seconds (or until SIGTERM; the queued events are still handled), an inotify loop on DIR: every new directory is hit
@@ -41,6 +42,50 @@ fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap()
 }
 
+/// BPF_OBJ_GET as the raw syscall: the probe asks for exactly one object with exactly the
+/// file flags given, which libbpf-rs's typed openers do not let a caller choose.
+fn bpf_obj_get(pin: &Path, mode: &str) -> std::io::Result<()> {
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_F_RDONLY: u32 = 1 << 3;
+    const BPF_F_WRONLY: u32 = 1 << 4;
+    // union bpf_attr, the BPF_OBJ_* part.
+    #[repr(C)]
+    struct ObjAttr {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+        path_fd: i32,
+        pad: u32,
+    }
+    let path = cstr(pin);
+    let attr = ObjAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: match mode {
+            "ro" => BPF_F_RDONLY,
+            "wo" => BPF_F_WRONLY,
+            _ => 0,
+        },
+        path_fd: 0,
+        pad: 0,
+    };
+    // SAFETY: attr outlives the call and its size is passed; the path is NUL-terminated.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            &attr as *const ObjAttr,
+            std::mem::size_of::<ObjAttr>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
 fn write_file(path: &Path, data: &str) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
     f.write_all(data.as_bytes())
@@ -68,6 +113,10 @@ fn run(op: &str) -> (i32, String) {
         "mkdir" => errno_of(std::fs::create_dir(arg)),
         "read" => errno_of(std::fs::read(arg).map(drop)),
         "list" => errno_of(std::fs::read_dir(arg).map(drop)),
+        "bpfget" => {
+            let (p, mode) = pair();
+            errno_of(bpf_obj_get(&p, &mode))
+        }
         "mkdirs" | "mkwide" => {
             // mkdirs: N nested levels below BASE; mkwide: N siblings in BASE.
             let (base, n) = pair();
