@@ -15,7 +15,7 @@ use cgroup_core::tree::user_cgroup::UserCgroup;
 use cgroup_core::tree::Tree;
 use pam_cgroup_tests::support::{
     require_root, run_session, wait_until, SessionOptions, SessionReport, TestGroup, TestSetup,
-    TestUser,
+    TestTree, TestUser,
 };
 
 use crate::cgroupctl::{ctl, describe};
@@ -582,4 +582,79 @@ fn the_daemon_raises_config_broken_and_reloads_the_last_good_config() {
         body.contains(&series(&config, 0)) && !body.contains(&user_file)
     });
     assert!(daemon.log().contains("parses again"), "{}", daemon.log());
+}
+
+/// A tree root mistyped, or moved without `cgroupctl init`: the file parses but names a tree
+/// nobody set up. Logins stay in the tree that was set up, with the last good limits (with
+/// `on_error = "open"` they would otherwise go unconfined), `check` FAILs at the `root` line
+/// and the file is not kept; `init --move-root` is what makes it the config.
+#[test]
+fn a_mistyped_tree_root_keeps_logins_in_the_tree_that_was_set_up() {
+    require_root();
+    let customer = TestUser::new("pcb");
+    let setup = TestSetup::new(
+        "[policy]\non_error = \"open\"\n[limits]\n\"pids.max\" = 100\n",
+        "",
+    );
+    check_ok(&setup);
+    let good = std::fs::read_to_string(setup.config_path()).unwrap();
+    let want = fingerprint_for(&setup, &good, &customer.name);
+    assert_confined_as(&setup, &customer.name, &want, "the good config");
+
+    // The new root: named, never made (dropped last: removed whatever happens).
+    let moved = TestTree::new();
+    let root_line = format!("root = \"{}\"", setup.tree.root.display());
+    assert!(good.contains(&root_line), "{good}");
+    let typo = good.replace(&root_line, &format!("root = \"{}\"", moved.root.display()));
+    std::fs::write(setup.config_path(), &typo).unwrap();
+
+    let r = assert_confined_as(&setup, &customer.name, &want, "a mistyped root");
+    assert!(!moved.root.exists(), "a login made the mistyped root");
+    let text = r.syslog_text();
+    assert!(
+        text.contains("does not exist") && text.contains("using the last good config"),
+        "{:?}",
+        r.syslog
+    );
+    let o = ctl(&setup, &["check"]);
+    assert_eq!(o.status.code(), Some(3), "{}", describe(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("config.toml:2:")
+            && out.contains("tree.root")
+            && out.contains("cgroupctl init"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kept_config(&setup)).unwrap(),
+        good,
+        "the mistyped file was kept"
+    );
+
+    // init as the unit runs it at boot: the tree logins use, the typo named on stderr.
+    let o = ctl(&setup, &["init"]);
+    assert!(o.status.success(), "{}", describe(&o));
+    assert!(!moved.root.exists(), "init made the mistyped root");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--move-root"),
+        "{}",
+        describe(&o)
+    );
+    // The administrator meant it: init --move-root sets the new root up and keeps the file.
+    let o = ctl(&setup, &["init", "--move-root"]);
+    assert!(o.status.success(), "{}", describe(&o));
+    assert_eq!(std::fs::read_to_string(kept_config(&setup)).unwrap(), typo);
+    let r = login(&setup, &customer.name);
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    let moved_rel = moved
+        .root
+        .strip_prefix(&moved.mount_point)
+        .unwrap()
+        .display()
+        .to_string();
+    assert!(
+        r.cgroup_after_open
+            .starts_with(&format!("/{moved_rel}/users/")),
+        "{r:?}"
+    );
 }

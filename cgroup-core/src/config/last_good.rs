@@ -30,6 +30,7 @@ use crate::paths::{
     LAST_GOOD_CONFIG_PREFIX, LAST_GOOD_POLICY_PREFIX, LAST_GOOD_USERS_PREFIX, STATE_DIR,
 };
 use crate::state_dir::{escape_path, StateDir};
+use crate::tree::USERS_DIR;
 
 /// A file must have been left alone this long before a login, the daemon or a read-only
 /// verb keeps it (see the module's comment).
@@ -136,6 +137,9 @@ pub fn load(path: &Path, keep: Keep) -> Result<Loaded, Box<NoGoodConfig>> {
     let (error, text) = match read_secure(path, Follow::Symlinks, false) {
         Ok(Some(text)) => match Config::parse(path, &text) {
             Ok(config) => {
+                if let Some(kept) = kept_while_root_missing(path, &text, &config) {
+                    return Ok(kept);
+                }
                 let keep_error = keep_text(path, &text, changed, keep).err();
                 return Ok(Loaded {
                     config,
@@ -172,6 +176,67 @@ pub fn load(path: &Path, keep: Keep) -> Result<Loaded, Box<NoGoodConfig>> {
             legacy_policy: legacy_policy(path),
         })),
     }
+}
+
+/// A file that parses but names a tree root that is not there, while its last good copy
+/// names another that is: a typo in `root`, or a move of the tree not finished with
+/// `cgroupctl init --move-root` (which makes the new root and keeps the file at once). Logins would land in
+/// a tree nobody set up (no private-IP programs: with `on_error = "open"`, unconfined), so the
+/// file is met as broken: the last good copy is used, and the file is not kept. One lstat of
+/// the root at each load; the kept copy is read only when the root is missing.
+fn kept_while_root_missing(path: &Path, text: &str, config: &Config) -> Option<Loaded> {
+    // The default root is found through the mounts; only a named one can be mistyped.
+    let root = config.tree.root.as_deref()?;
+    if std::fs::symlink_metadata(root).is_ok() {
+        return None;
+    }
+    let (kept_config, kept, kept_changed) = load_kept(path).ok()??;
+    let kept_root = kept_config.tree.root.as_deref()?;
+    // Only a tree that was set up (`users/` made by init or a login) is one to stay in.
+    if kept_root == root || !kept_root.join(USERS_DIR).is_dir() {
+        return None;
+    }
+    let error = ConfigError::at(
+        path,
+        text,
+        root_line_span(text),
+        Some("tree.root".to_string()),
+        format!(
+            "{} does not exist, and the last good config's tree root {} does: a typo, or a move of the tree (`cgroupctl init --move-root` sets the new root up)",
+            root.display(),
+            kept_root.display()
+        ),
+    );
+    Some(Loaded {
+        config: kept_config,
+        broken: Some(Broken {
+            error,
+            kept,
+            kept_changed,
+        }),
+        keep_error: None,
+    })
+}
+
+/// Where `root = ...` is written under `[tree]`, for the error's position. Only on the error
+/// path, so a line scan rather than a second parse with spans.
+fn root_line_span(text: &str) -> Option<std::ops::Range<usize>> {
+    let mut section = "";
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if let Some(name) = trimmed.strip_prefix('[') {
+            section = name.split(']').next().unwrap_or("").trim();
+        } else if section == "tree" {
+            let key = trimmed.split('=').next().unwrap_or("").trim();
+            if key == "root" || key == "\"root\"" {
+                let start = offset + (line.len() - line.trim_start().len());
+                return Some(start..start + trimmed.len());
+            }
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Loads the config at `path` and nothing else (an error when it is broken); a good one is

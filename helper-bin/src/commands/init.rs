@@ -1,4 +1,4 @@
-//! `cgroupctl init [--json]`: makes the tree root and users/, enables the controllers the
+//! `cgroupctl init [--move-root] [--json]`: makes the tree root and users/, enables the controllers the
 //! kernel offers, and attaches the private-IP programs and the traffic counters at the root
 //! (pinned in bpffs), or detaches them when `[private_ip] enabled = false`. Safe to run again: the same config
 //! changes nothing; a changed `[private_ip]` swaps the programs in place.
@@ -20,6 +20,11 @@ use crate::global::GlobalArgs;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
+    /// Set up the tree root the file names although it does not exist yet and the last good
+    /// config names another: the tree is being moved. Without it such a root is taken for a
+    /// typo, and the last good config's tree is set up (as logins keep using it).
+    #[arg(long)]
+    pub move_root: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -40,8 +45,16 @@ struct InitReport {
 pub fn run(cli: &GlobalArgs, args: &InitArgs) -> Result<ExitCode> {
     // A broken file: set up what logins use, its last good copy (the unit runs this at
     // boot, and a typo must not keep the daemon down).
-    let (config, tree, _) =
-        crate::load::load_keeping(cli, cgroup_core::config::last_good::Keep::Settled)?;
+    let (config, tree) = if args.move_root {
+        // The administrator's word that the file is meant, new root and all: kept at once.
+        let config = cgroup_core::config::last_good::load_and_keep(&crate::load::config_path(cli))?;
+        let tree = tree::Tree::locate_root(config.tree.root.as_deref())?;
+        (config, tree)
+    } else {
+        let (config, tree, _) =
+            crate::load::load_keeping(cli, cgroup_core::config::last_good::Keep::Settled)?;
+        (config, tree)
+    };
     // No step_aside here, unlike the daemon: under systemd < 254 this runs as ExecStartPre in
     // the unit's own cgroup, and enabling controllers there would keep systemd from starting
     // the next process of the unit (EBUSY). The daemon, the unit's last process, does it.
