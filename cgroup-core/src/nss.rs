@@ -161,7 +161,8 @@ fn grouplist(name: &std::ffi::CStr, gid: u32) -> std::result::Result<Vec<u32>, E
         let mut count = libc::c_int::try_from(groups.len()).map_err(|_| Errno::EINVAL)?;
         // SAFETY: `groups` holds `count` writable gids and `name` is NUL-terminated;
         // getgrouplist writes at most `count` entries and stores the total in `count`.
-        let ret = unsafe { libc::getgrouplist(name.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
+        let ret =
+            unsafe { libc::getgrouplist(name.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
         let count = usize::try_from(count).unwrap_or(0);
         if ret >= 0 {
             groups.truncate(count.min(groups.len()));

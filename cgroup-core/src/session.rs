@@ -210,15 +210,9 @@ fn confine(
         user: user.name.clone(),
         source: Box::new(source),
     };
-    let applied = user_apply::apply_user_cgroup(
-        &tree,
-        config,
-        user,
-        access,
-        &user_cgroup,
-        &plan.limits,
-    )
-    .map_err(inside)?;
+    let applied =
+        user_apply::apply_user_cgroup(&tree, config, user, access, &user_cgroup, &plan.limits)
+            .map_err(inside)?;
     user_apply::report_applied(&tree, &applied, notices);
     let leaf = if req.service == USER_MANAGER_SERVICE {
         enter::enter_manager_leaf(config, user, &user_cgroup, pid).map_err(inside)?

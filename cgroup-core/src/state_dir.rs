@@ -124,8 +124,11 @@ impl StateDir {
         }
         check_root_only(&path, meta.uid(), meta.mode())?;
         // Sized from the fstat: one read(2) takes the file, one more sees its end.
-        let mut bytes =
-            Vec::with_capacity(usize::try_from(meta.len().min(max)).unwrap_or(0).saturating_add(1));
+        let mut bytes = Vec::with_capacity(
+            usize::try_from(meta.len().min(max))
+                .unwrap_or(0)
+                .saturating_add(1),
+        );
         (&file)
             .take(max + 1)
             .read_to_end(&mut bytes)
