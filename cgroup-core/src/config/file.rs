@@ -33,13 +33,16 @@ pub fn read_secure(
     Ok(read_secure_stamped(path, follow, missing_ok)?.map(|(text, _)| text))
 }
 
-/// `read_secure`, with the file's ctime (seconds, nanoseconds) as the descriptor's fstat gave
-/// it before the read: what was read is never older than that stamp.
+/// A file's ctime: seconds and nanoseconds since the epoch.
+pub type ChangeStamp = (i64, i64);
+
+/// `read_secure`, with the file's ctime as the descriptor's fstat gave it before the read:
+/// what was read is never older than that stamp.
 pub fn read_secure_stamped(
     path: &Path,
     follow: Follow,
     missing_ok: bool,
-) -> Result<Option<(String, (i64, i64))>, ConfigError> {
+) -> Result<Option<(String, ChangeStamp)>, ConfigError> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     let mut flags = libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
