@@ -176,3 +176,27 @@ fn grouplist(name: &std::ffi::CStr, gid: u32) -> std::result::Result<Vec<u32>, E
         groups.resize(wanted.min(KERNEL_NGROUPS_MAX + 1), 0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_group_list_and_access_match_the_separate_lookups() {
+        let user = lookup_user("root").unwrap();
+        let name = CString::new("root").unwrap();
+        let mut ours = grouplist(&name, user.gid).unwrap();
+        let mut nix: Vec<u32> = nix::unistd::getgrouplist(&name, Gid::from_raw(user.gid))
+            .unwrap()
+            .into_iter()
+            .map(Gid::as_raw)
+            .collect();
+        ours.sort_unstable();
+        nix.sort_unstable();
+        assert_eq!(ours, nix);
+        assert!(ours.contains(&user.gid), "the primary group is listed");
+        let groups = user_groups(&user).unwrap();
+        assert_eq!(groups.access, user.group_access());
+        assert_eq!(groups.names, group_names(&user).unwrap());
+    }
+}
