@@ -183,7 +183,7 @@ fn enter_new_leaf(
         };
         // Handed over only once the process is in: the user never holds an empty leaf that
         // a login is about to use.
-        leaf.delegate(user.uid, user.gid)?;
+        leaf.delegate(user_cgroup, user.uid, user.gid)?;
         return Ok((leaf.entry_path(), mark_error));
     }
 }
@@ -201,7 +201,7 @@ pub(super) fn enter_manager_leaf(
         return Err(e);
     }
     // Handed over only once the process is in, as a session leaf is.
-    leaf.delegate(user.uid, user.gid)?;
+    leaf.delegate(user_cgroup, user.uid, user.gid)?;
     Ok(leaf.entry_path())
 }
 
