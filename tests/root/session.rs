@@ -856,18 +856,10 @@ fn the_delegated_files_list_kept_on_the_user_cgroup_is_the_kernels_and_root_only
     assert_eq!(kept(&user_dir), kernel);
     // The customer cannot write it (trusted.* needs CAP_SYS_ADMIN).
     let set = "import os, sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())";
-    let forged = Command::new("setpriv")
-        .args([
-            &format!("--reuid={}", alice.uid),
-            &format!("--regid={}", alice.gid),
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-            set,
-            user_dir.to_str().unwrap(),
-            xattr,
-            "cgroup.procs cgroup.threads cgroup.subtree_control cgroup.max.depth",
-        ])
+    let forged = alice
+        .command("/usr/bin/python3")
+        .args(["-c", set, user_dir.to_str().unwrap(), xattr])
+        .arg("cgroup.procs cgroup.threads cgroup.subtree_control cgroup.max.depth")
         .output()
         .unwrap();
     assert!(
