@@ -84,7 +84,7 @@ fn judge(req: &AccountRequest<'_>, notices: &mut Vec<Notice>) -> AccountVerdict 
         Hook::Account,
     ) {
         Ok(Decision::Exempt(reason)) => return AccountVerdict::NotJudged(reason),
-        Ok(Decision::Confined { user, groups }) => (user, groups),
+        Ok(Decision::Confined { user, groups, .. }) => (user, groups),
         Err(e) => return fault(e.to_string()),
     };
     let user_file = match config.load_user_file(&user.name) {

@@ -20,7 +20,8 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 use crate::names::validate_user_name;
-use crate::nss::{group_names, lookup_user, UserInfo};
+use crate::nss::{lookup_user, user_groups, UserInfo};
+use crate::tree::user_cgroup::GroupAccess;
 use crate::tree::user_cgroup::UserCgroup;
 
 /// Which PAM hook asks (admin tools ask `decide_user`).
@@ -72,8 +73,13 @@ pub fn groups_needed(policy: &Policy, config: Option<&Config>) -> bool {
 pub enum Decision {
     /// Never confined, and why.
     Exempt(String),
-    /// Confined: the user and the groups that count (empty when no rule names groups).
-    Confined { user: UserInfo, groups: Vec<String> },
+    /// Confined: the user and the groups that count (empty when no rule names groups), with
+    /// the user cgroup's `GroupAccess` when the group lookup already gave it.
+    Confined {
+        user: UserInfo,
+        groups: Vec<String>,
+        access: Option<GroupAccess>,
+    },
 }
 
 /// Steps 1 to 6 for a login of `name` through PAM service `service`. `policy` is the config's,
@@ -97,7 +103,12 @@ pub fn decide(
     validate_user_name(name)?;
     let user = lookup_user(name)?;
     let decision = decide_user(policy, config, user)?;
-    let Decision::Confined { user, groups } = decision else {
+    let Decision::Confined {
+        user,
+        groups,
+        access,
+    } = decision
+    else {
         return Ok(decision);
     };
     if hook == Hook::Session && service == USER_MANAGER_SERVICE {
@@ -110,7 +121,11 @@ pub fn decide(
             )),
         }
     }
-    Ok(Decision::Confined { user, groups })
+    Ok(Decision::Confined {
+        user,
+        groups,
+        access,
+    })
 }
 
 /// Steps 4 and 5 for a user already looked up.
@@ -118,15 +133,20 @@ pub fn decide_user(policy: &Policy, config: Option<&Config>, user: UserInfo) -> 
     if let Some(reason) = exemption(policy, &user, None) {
         return Ok(Decision::Exempt(reason));
     }
-    let groups = if groups_needed(policy, config) {
-        group_names(&user)?
+    let (groups, access) = if groups_needed(policy, config) {
+        let resolved = user_groups(&user)?;
+        (resolved.names, Some(resolved.access))
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     if let Some(reason) = exemption(policy, &user, Some(&groups)) {
         return Ok(Decision::Exempt(reason));
     }
-    Ok(Decision::Confined { user, groups })
+    Ok(Decision::Confined {
+        user,
+        groups,
+        access,
+    })
 }
 
 /// Step 7's first answer: the suspension written in the user file, if any. It refuses every

@@ -77,7 +77,7 @@ pub fn prepare_service_leaf(
             Ok(leaf) => {
                 // Handed over before the command enters it: an empty leaf the user fills
                 // with its own children only makes this start fail, never escape.
-                leaf.delegate(user.uid, user.gid)?;
+                leaf.delegate(&user_cgroup, user.uid, user.gid)?;
                 return Ok((leaf.into_path(), report));
             }
             Err(e) if e.errno() == Some(libc::ENOENT) => last = Some(e),

@@ -26,7 +26,7 @@ use crate::notice::{Level, Notice};
 use crate::nss::UserInfo;
 use crate::policy::{self, Decision, Hook, Plan};
 use crate::sessions::SessionMark;
-use crate::tree::user_cgroup::UserCgroup;
+use crate::tree::user_cgroup::{GroupAccess, UserCgroup};
 use crate::tree::{self, Tree};
 use crate::user_apply;
 
@@ -133,18 +133,24 @@ fn open_with(
     req: &OpenRequest<'_>,
     notices: &mut Vec<Notice>,
 ) -> Result<Placement> {
-    let (user, groups) = match policy::decide(policy, config, req.user, req.service, Hook::Session)?
-    {
-        Decision::Exempt(reason) => return Ok(exempt_placement(config, req, reason, notices)),
-        Decision::Confined { user, groups } => (user, groups),
-    };
+    let (user, groups, access) =
+        match policy::decide(policy, config, req.user, req.service, Hook::Session)? {
+            Decision::Exempt(reason) => return Ok(exempt_placement(config, req, reason, notices)),
+            Decision::Confined {
+                user,
+                groups,
+                access,
+            } => (user, groups, access),
+        };
     // A confined user with a broken config: that error decides (on_error).
     let Some(config) = config else {
         return Err(Error::Other(
             "cannot be confined without a valid config".to_string(),
         ));
     };
-    confine(config, &user, &groups, req, notices)
+    // Looked up here when the decision did not need the groups.
+    let access = access.unwrap_or_else(|| user.group_access());
+    confine(config, &user, &groups, access, req, notices)
 }
 
 /// The exempt path: untouched, unless the caller sits in a user's fence (`su -` from a
@@ -181,6 +187,7 @@ fn confine(
     config: &Config,
     user: &UserInfo,
     groups: &[String],
+    access: GroupAccess,
     req: &OpenRequest<'_>,
     notices: &mut Vec<Notice>,
 ) -> Result<Placement> {
@@ -203,8 +210,9 @@ fn confine(
         user: user.name.clone(),
         source: Box::new(source),
     };
-    let applied = user_apply::apply_user_cgroup(&tree, config, user, &user_cgroup, &plan.limits)
-        .map_err(inside)?;
+    let applied =
+        user_apply::apply_user_cgroup(&tree, config, user, access, &user_cgroup, &plan.limits)
+            .map_err(inside)?;
     user_apply::report_applied(&tree, &applied, notices);
     let leaf = if req.service == USER_MANAGER_SERVICE {
         enter::enter_manager_leaf(config, user, &user_cgroup, pid).map_err(inside)?

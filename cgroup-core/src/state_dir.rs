@@ -54,16 +54,20 @@ impl StateDir {
     /// Opens `dir` (creating it 0700 when `create`), refusing anything but a root-owned
     /// directory without group or other access. `Ok(None)`: it does not exist.
     pub fn open(dir: &Path, create: bool) -> Result<Option<StateDir>, StateError> {
-        if create {
+        let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+        // Opened first: it exists at every login but the first, so the mkdir (and its EEXIST)
+        // is paid only when it does not.
+        let mut opened = openat(None, dir, flags, Mode::empty());
+        if create && opened == Err(nix::errno::Errno::ENOENT) {
             use std::os::unix::fs::DirBuilderExt;
             match std::fs::DirBuilder::new().mode(0o700).create(dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err(dir, format!("cannot create: {e}"), &e)),
             }
+            opened = openat(None, dir, flags, Mode::empty());
         }
-        let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
-        let raw = match openat(None, dir, flags, Mode::empty()) {
+        let raw = match opened {
             Ok(fd) => fd,
             Err(nix::errno::Errno::ENOENT) => return Ok(None),
             Err(e) => {
@@ -119,7 +123,12 @@ impl StateDir {
             return Err(err(&path, "is not a regular file"));
         }
         check_root_only(&path, meta.uid(), meta.mode())?;
-        let mut bytes = Vec::new();
+        // Sized from the fstat: one read(2) takes the file, one more sees its end.
+        let mut bytes = Vec::with_capacity(
+            usize::try_from(meta.len().min(max))
+                .unwrap_or(0)
+                .saturating_add(1),
+        );
         (&file)
             .take(max + 1)
             .read_to_end(&mut bytes)

@@ -87,15 +87,15 @@ pub fn apply_user_cgroup(
     tree: &Tree,
     config: &Config,
     user: &UserInfo,
+    access: GroupAccess,
     user_cgroup: &UserCgroup,
     limits: &EffectiveLimits,
 ) -> Result<Applied> {
-    // Who may read the user cgroup is decided again at every login (one group lookup): a
-    // member added to the user's group since the last apply must lose the view at once, which
+    // Who may read the user cgroup (`access`, from this login's lookup of the primary group:
+    // `UserInfo::group_access`) is decided again at every login: a member added to the user's group since the last apply must lose the view at once, which
     // a stamp written before could not know. A user cgroup not owned by root (a 0.1.0 tree, or
     // a chown by hand) is never taken as applied, whatever its stamp says.
     let owned_by_root = user_cgroup.dir().stat()?.st_uid == 0;
-    let access = user.group_access();
     if owned_by_root {
         let fingerprint = desired_fingerprint(config, user, access, limits);
         if let Some(stamp) = user_cgroup.stamp().filter(|s| s.fingerprint == fingerprint) {

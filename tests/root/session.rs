@@ -819,3 +819,67 @@ fn the_user_manager_is_refused_by_policy_and_whenever_it_cannot_be_fenced() {
     assert_eq!(r["open_rc"], 0, "{r}");
     assert_eq!(r["cgroup_after_open"], r["cgroup_before"], "{r}");
 }
+
+/// The kernel's list of delegated files is kept on the user cgroup for the next login (a
+/// `trusted.` attribute): the customer cannot write it, and a value that is not a plain list
+/// with the required files is replaced by the kernel's at the next login.
+#[test]
+fn the_delegated_files_list_kept_on_the_user_cgroup_is_the_kernels_and_root_only() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let alice = TestUser::new("pca");
+    let kernel: Vec<String> = std::fs::read_to_string("/sys/kernel/cgroup/delegate")
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    let user_dir = setup.tree.user(&alice.name);
+    let xattr = cgroup_core::tree::DELEGATE_XATTR;
+    let python = |script: &str, args: &[&str]| {
+        Command::new("/usr/bin/python3")
+            .args(["-c", script])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let get = "import os, sys; print(os.getxattr(sys.argv[1], sys.argv[2]).decode())";
+    let kept = |dir: &Path| {
+        let out = python(get, &[dir.to_str().unwrap(), xattr]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kept(&user_dir), kernel);
+    // The customer cannot write it (trusted.* needs CAP_SYS_ADMIN).
+    let set = "import os, sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())";
+    let forged = alice
+        .command("/usr/bin/python3")
+        .args(["-c", set, user_dir.to_str().unwrap(), xattr])
+        .arg("cgroup.procs cgroup.threads cgroup.subtree_control cgroup.max.depth")
+        .output()
+        .unwrap();
+    assert!(
+        !forged.status.success(),
+        "the customer wrote it: {forged:?}"
+    );
+    assert_eq!(kept(&user_dir), kernel);
+    // A damaged value is not used: the next login delegates the kernel's list and keeps it.
+    let damaged = python(
+        set,
+        &[user_dir.to_str().unwrap(), xattr, "cgroup.procs ../x"],
+    );
+    assert!(damaged.status.success(), "{damaged:?}");
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::no_close());
+    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
+    assert_eq!(kept(&user_dir), kernel);
+    let leaf = setup.tree.path_of(&r.cgroup_after_open);
+    let leaf = leaf.parent().unwrap();
+    for name in ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"] {
+        assert_eq!(owner(&leaf.join(name)), alice.uid, "{name}");
+    }
+    assert_eq!(owner(&leaf.join("cgroup.max.depth")), 0);
+}

@@ -30,6 +30,19 @@ pub fn read_secure(
     follow: Follow,
     missing_ok: bool,
 ) -> Result<Option<String>, ConfigError> {
+    Ok(read_secure_stamped(path, follow, missing_ok)?.map(|(text, _)| text))
+}
+
+/// A file's ctime: seconds and nanoseconds since the epoch.
+pub type ChangeStamp = (i64, i64);
+
+/// `read_secure`, with the file's ctime as the descriptor's fstat gave it before the read:
+/// what was read is never older than that stamp.
+pub fn read_secure_stamped(
+    path: &Path,
+    follow: Follow,
+    missing_ok: bool,
+) -> Result<Option<(String, ChangeStamp)>, ConfigError> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     let mut flags = libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
@@ -47,7 +60,7 @@ pub fn read_secure(
             )),
             Err(e) => return Err(ConfigError::file(path, format!("cannot open: {e}"))),
         };
-    let size = check_file(path, &file)?;
+    let meta = check_file(path, &file)?;
     // A bare file name ("config.toml") has an empty parent: that is the current directory.
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -55,7 +68,8 @@ pub fn read_secure(
     };
     check_dir(dir)?;
     // Sized from the fstat: one read(2) takes the file (plus the one that sees its end).
-    let mut text = String::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
+    let mut text =
+        String::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
     (&mut file)
         .take(MAX_CONFIG_BYTES + 1)
         .read_to_string(&mut text)
@@ -63,11 +77,11 @@ pub fn read_secure(
     if text.len() as u64 > MAX_CONFIG_BYTES {
         return Err(ConfigError::file(path, "is larger than 1 MiB"));
     }
-    Ok(Some(text))
+    Ok(Some((text, (meta.ctime(), meta.ctime_nsec()))))
 }
 
-/// Checks the opened file; returns its size.
-fn check_file(path: &Path, file: &File) -> Result<u64, ConfigError> {
+/// Checks the opened file; returns its metadata.
+fn check_file(path: &Path, file: &File) -> Result<std::fs::Metadata, ConfigError> {
     let meta = file
         .metadata()
         .map_err(|e| ConfigError::file(path, format!("cannot stat: {e}")))?;
@@ -78,7 +92,7 @@ fn check_file(path: &Path, file: &File) -> Result<u64, ConfigError> {
         return Err(ConfigError::file(path, "is larger than 1 MiB"));
     }
     check_owner_mode(path, meta.uid(), meta.mode(), "file")?;
-    Ok(meta.len())
+    Ok(meta)
 }
 
 fn check_dir(dir: &Path) -> Result<(), ConfigError> {

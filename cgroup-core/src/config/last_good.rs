@@ -24,7 +24,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{read_secure, Config, ConfigError, Follow, Policy, UserFile, MAX_CONFIG_BYTES};
+use super::{
+    read_secure, read_secure_stamped, Config, ConfigError, Follow, Policy, UserFile,
+    MAX_CONFIG_BYTES,
+};
 use crate::error::StateError;
 use crate::paths::{
     LAST_GOOD_CONFIG_PREFIX, LAST_GOOD_POLICY_PREFIX, LAST_GOOD_USERS_PREFIX, STATE_DIR,
@@ -131,15 +134,19 @@ pub fn kept_user_path(config_path: &Path, user: &str) -> Option<PathBuf> {
 
 /// Loads the config at `path`, or its last good copy when it is broken.
 pub fn load(path: &Path, keep: Keep) -> Result<Loaded, Box<NoGoodConfig>> {
-    // Taken before the read: if the file changes in between, the copy is stamped older than
-    // what it holds and the next reader keeps it again, never the other way round.
-    let changed = config_changed_at(path);
-    let (error, text) = match read_secure(path, Follow::Symlinks, false) {
-        Ok(Some(text)) => match Config::parse(path, &text) {
+    // The stamp (`config_changed_at`) is taken before the read: if the file changes in
+    // between, the copy is stamped older than what it holds and the next reader keeps it
+    // again, never the other way round. The link's ctime by lstat before the open, the
+    // file's from the opened descriptor's fstat (which `read_secure` makes anyway) before the
+    // read: one stat by path instead of two.
+    let link = link_changed_at(path);
+    let (error, text) = match read_secure_stamped(path, Follow::Symlinks, false) {
+        Ok(Some((text, file_changed))) => match Config::parse(path, &text) {
             Ok(config) => {
                 if let Some(kept) = kept_while_root_missing(path, &text, &config) {
                     return Ok(kept);
                 }
+                let changed = Some(link.map_or(file_changed, |l| l.max(file_changed)));
                 let keep_error = keep_text(path, &text, changed, keep).err();
                 return Ok(Loaded {
                     config,
@@ -689,11 +696,15 @@ pub fn user_file_names(config: &Config) -> Vec<String> {
 /// mtime nobody can set it (`touch -d`, `cp -p`, `rsync -a` keep an old mtime).
 pub fn config_changed_at(path: &Path) -> Option<(i64, i64)> {
     let target = std::fs::metadata(path).ok()?;
-    let mut latest = (target.ctime(), target.ctime_nsec());
-    if let Ok(link) = std::fs::symlink_metadata(path) {
-        latest = latest.max((link.ctime(), link.ctime_nsec()));
-    }
-    Some(latest)
+    let latest = (target.ctime(), target.ctime_nsec());
+    Some(link_changed_at(path).map_or(latest, |l| l.max(latest)))
+}
+
+/// The ctime of `path` itself (of the link when it is a symlink).
+fn link_changed_at(path: &Path) -> Option<(i64, i64)> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.ctime(), m.ctime_nsec()))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use crate::limits::{
 
 pub use crate::error::{line_col, ConfigError};
 pub use events::EventsConfig;
-pub use file::{read_secure, Follow, MAX_CONFIG_BYTES};
+pub use file::{read_secure, read_secure_stamped, Follow, MAX_CONFIG_BYTES};
 pub use policy::{OnError, Policy, UserManager, USER_MANAGER_SERVICE};
 pub use proc::{AdminGroup, HidePid, ProcConfig};
 pub use resolve::{EffectiveLimits, LimitSource, ResolvedLimit};

@@ -24,18 +24,22 @@ pub(super) fn check_private_ip(
     user: &UserInfo,
     notices: &mut Vec<Notice>,
 ) -> Result<()> {
-    let missing = crate::private_ip::empty_hooks(&tree.root)?;
-    if !missing.is_empty() {
-        return Err(Error::PrivateIpNotAttached {
-            root: tree.root.clone(),
-            missing: missing.join(", "),
-        });
-    }
-    if !crate::private_ip::fence_map_pin(tree)?.exists() {
-        return Err(Error::PrivateIpNotAttached {
-            root: tree.root.clone(),
-            missing: "the fence map".to_string(),
-        });
+    // The marker is read from the fence map itself: found, the map is there too. Without it,
+    // the programs are queried one by one and the map's pin looked for.
+    if !crate::private_ip::marked_attached(&tree.root)? {
+        let missing = crate::private_ip::query_empty_hooks(&tree.root)?;
+        if !missing.is_empty() {
+            return Err(Error::PrivateIpNotAttached {
+                root: tree.root.clone(),
+                missing: missing.join(", "),
+            });
+        }
+        if !crate::private_ip::fence_map_pin(tree)?.exists() {
+            return Err(Error::PrivateIpNotAttached {
+                root: tree.root.clone(),
+                missing: "the fence map".to_string(),
+            });
+        }
     }
     if let Err(reason) = crate::private_ip::private_address(user.gid, config.private_ip.min_gid) {
         notices.push(Notice::new(
@@ -179,7 +183,7 @@ fn enter_new_leaf(
         };
         // Handed over only once the process is in: the user never holds an empty leaf that
         // a login is about to use.
-        leaf.delegate(user.uid, user.gid)?;
+        leaf.delegate(user_cgroup, user.uid, user.gid)?;
         return Ok((leaf.entry_path(), mark_error));
     }
 }
@@ -197,7 +201,7 @@ pub(super) fn enter_manager_leaf(
         return Err(e);
     }
     // Handed over only once the process is in, as a session leaf is.
-    leaf.delegate(user.uid, user.gid)?;
+    leaf.delegate(user_cgroup, user.uid, user.gid)?;
     Ok(leaf.entry_path())
 }
 

@@ -25,15 +25,61 @@ const REQUIRED: &[&str] = &[
 /// must not read the leaf's PIDs or enter it.
 pub const LEAF_MODE: u32 = 0o700;
 
+/// The kernel's list as a login of this boot read it, kept on a user cgroup (`recall`): a
+/// `trusted.` attribute, which only CAP_SYS_ADMIN can write, on a directory that is root's.
+/// It goes with the cgroup at reboot, so it is always this kernel's list.
+pub const DELEGATE_XATTR: &str = "trusted.pam_cgroup.delegate";
+
+static FILES: OnceLock<Vec<String>> = OnceLock::new();
+
 /// The kernel's list, read once per process (it is fixed for a running kernel). Falls back to
 /// the three files every cgroup v2 kernel delegates.
 pub fn delegate_files() -> &'static [String] {
-    static FILES: OnceLock<Vec<String>> = OnceLock::new();
     FILES.get_or_init(|| {
-        super::fs::read_proc_file(std::path::Path::new(crate::paths::DELEGATE_LIST))
-            .map(|t| t.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_else(|_| REQUIRED.iter().map(|s| s.to_string()).collect())
+        kernel_list().unwrap_or_else(|| REQUIRED.iter().map(|s| s.to_string()).collect())
     })
+}
+
+fn kernel_list() -> Option<Vec<String>> {
+    super::fs::read_proc_file(std::path::Path::new(crate::paths::DELEGATE_LIST))
+        .ok()
+        .map(|t| t.split_whitespace().map(str::to_string).collect())
+}
+
+/// `delegate_files`, taken from `user_dir`'s `DELEGATE_XATTR` when a login of this boot kept
+/// it there, else read from sysfs and kept: libpam loads the module anew for each
+/// transaction, and one getxattr on a descriptor the login holds anyway costs less than
+/// opening and reading the sysfs file each time. A kept value that is not a list of plain
+/// interface file names naming the required three is ignored (and replaced).
+pub(super) fn recall(user_dir: &CgroupDir) -> &'static [String] {
+    if let Some(files) = FILES.get() {
+        return files;
+    }
+    if let Some(kept) = user_dir
+        .get_xattr(DELEGATE_XATTR)
+        .and_then(|text| parse_kept(&text))
+    {
+        return FILES.get_or_init(|| kept);
+    }
+    match kernel_list() {
+        Some(list) => {
+            // Without it the next login reads the file again: nothing else depends on it.
+            let _ = user_dir.set_xattr(DELEGATE_XATTR, &list.join(" "));
+            FILES.get_or_init(|| list)
+        }
+        None => delegate_files(),
+    }
+}
+
+fn parse_kept(text: &str) -> Option<Vec<String>> {
+    let names: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    let plain = |n: &String| {
+        !n.starts_with('.')
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+    };
+    let complete = REQUIRED.iter().all(|r| names.iter().any(|n| n == r));
+    (complete && names.iter().all(plain)).then_some(names)
 }
 
 fn chown_files(dir: &CgroupDir, uid: u32, gid: u32) -> Result<()> {
@@ -62,4 +108,20 @@ pub fn take_back(dir: &CgroupDir, gid: u32, mode: u32) -> Result<()> {
     dir.chown_self(0, gid)?;
     dir.chmod_self(mode)?;
     chown_files(dir, 0, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_list_is_used_only_when_it_is_plain_names_with_the_required_three() {
+        let kernel = "cgroup.procs\ncgroup.threads\ncgroup.subtree_control\nmemory.oom.group\n";
+        assert_eq!(parse_kept(kernel).unwrap().len(), 4);
+        assert!(parse_kept("cgroup.procs cgroup.threads").is_none());
+        assert!(parse_kept("cgroup.procs cgroup.threads cgroup.subtree_control ../x").is_none());
+        assert!(parse_kept("cgroup.procs cgroup.threads cgroup.subtree_control a/b").is_none());
+        assert!(parse_kept("cgroup.procs cgroup.threads cgroup.subtree_control .x").is_none());
+        assert!(parse_kept("").is_none());
+    }
 }

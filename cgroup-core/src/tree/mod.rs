@@ -28,7 +28,7 @@ pub mod user_cgroup;
 use std::path::{Path, PathBuf};
 
 pub use controllers::{already_enabled, enable_down, offered, ControllerReport};
-pub use delegation::{delegate_files, LEAF_MODE};
+pub use delegation::{delegate_files, DELEGATE_XATTR, LEAF_MODE};
 pub use fs::{Created, Removed};
 pub use tag::{TreeKey, UserEntry};
 

@@ -634,8 +634,10 @@ impl Leaf {
         self.dir.set_xattr(SESSION_XATTR, encoded)
     }
 
-    /// Hands the leaf over to the user.
-    pub fn delegate(&self, uid: u32, gid: u32) -> Result<()> {
+    /// Hands the leaf over to the user. `user_cgroup`: the user cgroup it was made in, where
+    /// the kernel's list of delegated files is kept for the next login (`delegation::recall`).
+    pub fn delegate(&self, user_cgroup: &UserCgroup, uid: u32, gid: u32) -> Result<()> {
+        delegation::recall(user_cgroup.dir());
         delegation::delegate(&self.dir, uid, gid)
     }
 
