@@ -14,6 +14,7 @@
 //! Feature `history` (rusqlite, the system's libsqlite3): cgroupctl and the tests have it, the
 //! PAM module has not: a login never opens the database.
 
+pub mod customer;
 mod error;
 pub mod query;
 pub mod reading;

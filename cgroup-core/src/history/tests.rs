@@ -125,3 +125,30 @@ fn the_file_is_root_only_and_symlinks_are_refused() {
         Err(super::HistoryDbError::Missing { .. })
     ));
 }
+
+#[test]
+fn a_customer_gets_its_own_rows_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("state/h.db");
+    let mut store = Store::open_writer(&path).unwrap();
+    let start = 1_800_000_000 - 1_800_000_000 % 86_400;
+    three_days(&mut store, start);
+    // A later bob with another uid: a new identity.
+    let other_bob = store.user_id("bob", 2002).unwrap();
+    let end = start + 3 * 86_400;
+    store
+        .insert(Table::Sample, end, &[(other_bob, row(5, 5, 0))])
+        .unwrap();
+    let me = super::customer::answer(&path, "alice", 1001, 86_400, end);
+    assert_eq!(me.rows.len(), 24, "{me:?}");
+    assert!(me.rows.iter().any(|r| r.limit_hits > 0));
+    assert_eq!(me.rows[0].memory_bytes, Some(100 << 20));
+    let bob = super::customer::answer(&path, "bob", 2002, 3600, end + 60);
+    assert_eq!(bob.rows.len(), 1);
+    assert_eq!(bob.rows[0].memory_bytes, Some(5));
+    let nobody = super::customer::answer(&path, "alice", 4242, 86_400, end);
+    assert!(nobody.rows.is_empty() && nobody.note.is_none());
+    let missing =
+        super::customer::answer(&tmp.path().join("state/none.db"), "alice", 1001, 60, end);
+    assert!(missing.note.is_some());
+}

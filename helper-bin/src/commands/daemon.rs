@@ -219,6 +219,7 @@ fn spawn_workers(daemon: &Daemon, args: &DaemonArgs) -> Result<(Vec<Worker>, Vec
         let sources = me::Sources {
             tree: daemon.tree.clone(),
             events: daemon.events.clone(),
+            config: daemon.shared_config.clone(),
         };
         workers.push(Worker::spawn("me", "me", move |stop| {
             me::run(l, sources, stop)
