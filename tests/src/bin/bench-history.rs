@@ -118,6 +118,9 @@ struct PassFigures {
     baseline_cpu: Duration,
     cpu: Vec<Duration>,
     wall: Vec<Duration>,
+    /// Wall time of the reads and of the write (with maintenance) of each pass.
+    read: Vec<Duration>,
+    write: Vec<Duration>,
 }
 
 /// Passes of the daemon's sampler over `users` (read through `tree`), into a scratch db.
@@ -138,11 +141,13 @@ fn passes(
         baseline_cpu: Duration::ZERO,
         cpu: Vec::new(),
         wall: Vec::new(),
+        read: Vec::new(),
+        write: Vec::new(),
     };
     let start = (cgroup_core::time::now_ms() / 1000) as i64;
     for i in 0..=n {
         let (cpu0, wall0) = (thread_cpu(), Instant::now());
-        let mut report = Default::default();
+        let mut report = cgroup_core::history::sampler::PassReport::default();
         let rows = sampler.read(
             users.clone(),
             traffic.as_ref(),
@@ -162,6 +167,8 @@ fn passes(
         } else {
             figures.cpu.push(cpu);
             figures.wall.push(wall);
+            figures.read.push(report.read_time);
+            figures.write.push(report.write_time);
         }
     }
     Ok(figures)
@@ -359,17 +366,19 @@ fn main() -> Result<()> {
     };
     println!("sampler pass (daemon's code: list, read, one write), CPU of one thread:");
     println!(
-        "{:<40} {:>8} {:>14} {:>14} {:>14}",
-        "where", "cgroups", "baseline ms", "median CPU ms", "median wall ms"
+        "{:<40} {:>8} {:>12} {:>14} {:>14} {:>9} {:>9}",
+        "where", "cgroups", "baseline ms", "median CPU ms", "median wall ms", "read ms", "write ms"
     );
     for p in &passes {
         println!(
-            "{:<40} {:>8} {:>14.0} {:>14.0} {:>14.0}",
+            "{:<40} {:>8} {:>12.0} {:>14.0} {:>14.0} {:>9.0} {:>9.0}",
             p.where_,
             p.cgroups,
             ms(&p.baseline_cpu),
             ms(&median(&p.cpu)),
-            ms(&median(&p.wall))
+            ms(&median(&p.wall)),
+            ms(&median(&p.read)),
+            ms(&median(&p.write))
         );
     }
     println!(
@@ -396,6 +405,8 @@ fn main() -> Result<()> {
             "pass_cpu_ms": p.cpu.iter().map(ms).collect::<Vec<_>>(),
             "pass_wall_ms": p.wall.iter().map(ms).collect::<Vec<_>>(),
             "median_cpu_ms": ms(&median(&p.cpu)),
+            "median_read_ms": ms(&median(&p.read)),
+            "median_write_ms": ms(&median(&p.write)),
         })).collect::<Vec<_>>(),
         "database": {
             "users": args.users,
