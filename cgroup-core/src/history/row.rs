@@ -182,13 +182,8 @@ impl Row {
 
     /// Average memory.current over the row's samples.
     pub fn memory_avg(&self) -> Option<u64> {
-        self.memory_sum.map(|s| {
-            if self.samples == 0 {
-                0
-            } else {
-                s / self.samples
-            }
-        })
+        self.memory_sum
+            .map(|s| s.checked_div(self.samples).unwrap_or(0))
     }
 
     /// CPU use over the row's time, in percent of one CPU.

@@ -48,6 +48,11 @@ fn check_files(path: &Path, create: bool) -> Result<bool, HistoryDbError> {
     Ok(true)
 }
 
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64, HistoryDbError> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .sql(path, "read the schema version")
+}
+
 impl Store {
     /// The daemon's connection: makes the directory (0700), the file (0600) and the schema
     /// when missing; WAL mode, space given back as rows go (incremental vacuum).
@@ -57,9 +62,7 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NOFOLLOW
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).sql(path, "open")?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .sql(path, "read the schema version")?;
+        let version = schema_version(&conn, path)?;
         if version > SCHEMA_VERSION {
             return Err(HistoryDbError::NewerSchema {
                 path: path.to_path_buf(),
@@ -99,9 +102,7 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NOFOLLOW
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).sql(path, "open")?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .sql(path, "read the schema version")?;
+        let version = schema_version(&conn, path)?;
         if version != SCHEMA_VERSION {
             return Err(HistoryDbError::NewerSchema {
                 path: path.to_path_buf(),
