@@ -203,9 +203,15 @@ impl Store {
 
     /// Gives free pages back to the file system and empties the write-ahead log.
     pub fn compact(&self) -> Result<(), HistoryDbError> {
-        self.conn
-            .execute_batch("PRAGMA incremental_vacuum;")
+        // Each step of incremental_vacuum frees one page: stepped until done.
+        let mut stmt = self
+            .conn
+            .prepare("PRAGMA incremental_vacuum")
             .sql(&self.path, "vacuum")?;
+        let mut rows = stmt.query([]).sql(&self.path, "vacuum")?;
+        while rows.next().sql(&self.path, "vacuum")?.is_some() {}
+        drop(rows);
+        drop(stmt);
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .sql(&self.path, "checkpoint")
