@@ -47,6 +47,15 @@ struct Args {
     /// Share of users busy in each sample, in percent (the others are idle).
     #[arg(long, default_value_t = 20)]
     busy_percent: u64,
+    /// Seconds between samples of the size simulation (default: `[history] interval`'s).
+    #[arg(long)]
+    interval: Option<u32>,
+    /// Days per-sample rows are kept in the size simulation (default: the config's).
+    #[arg(long)]
+    minutes_kept_days: Option<u32>,
+    /// Skip the sampler passes (size simulation only).
+    #[arg(long)]
+    size_only: bool,
     /// Where the JSON results go.
     #[arg(long, default_value = "target/bench/history.json")]
     out: PathBuf,
@@ -306,8 +315,17 @@ struct DayFigure {
     write_cpu: Duration,
 }
 
+fn size_config(args: &Args) -> HistoryConfig {
+    let d = HistoryConfig::default();
+    HistoryConfig {
+        interval_secs: args.interval.unwrap_or(d.interval_secs),
+        minutes_kept_days: args.minutes_kept_days.unwrap_or(d.minutes_kept_days),
+        ..d
+    }
+}
+
 fn size_bench(args: &Args, scratch: &Path) -> Result<Vec<DayFigure>> {
-    let cfg = HistoryConfig::default();
+    let cfg = size_config(args);
     let keep = Retention::of(&cfg);
     let interval = i64::from(cfg.interval_secs);
     let db = scratch.join("state-size/history.db");
@@ -355,7 +373,12 @@ fn main() -> Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("bench-history-")
         .tempdir()?;
-    let passes = sampler_bench(&args, scratch.path())?;
+    let passes = if args.size_only {
+        Vec::new()
+    } else {
+        sampler_bench(&args, scratch.path())?
+    };
+    let cfg = size_config(&args);
     let days = size_bench(&args, scratch.path())?;
 
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
@@ -382,8 +405,8 @@ fn main() -> Result<()> {
         );
     }
     println!(
-        "goal: a pass <= 1000 ms of one core at 10,000 users\n\ndatabase at {} users, one sample a minute ({}% busy each sample):",
-        args.users, args.busy_percent
+        "goal: a pass <= 1000 ms of one core at 10,000 users\n\ndatabase at {} users, one sample every {} s kept {} days, hours {} days ({}% busy each sample):",
+        args.users, cfg.interval_secs, cfg.minutes_kept_days, cfg.hours_kept_days, args.busy_percent
     );
     println!("{:>4} {:>12} {:>12}", "day", "file MiB", "rows MiB");
     for d in &days {
@@ -410,7 +433,9 @@ fn main() -> Result<()> {
         })).collect::<Vec<_>>(),
         "database": {
             "users": args.users,
-            "interval_secs": HistoryConfig::default().interval_secs,
+            "interval_secs": cfg.interval_secs,
+            "minutes_kept_days": cfg.minutes_kept_days,
+            "hours_kept_days": cfg.hours_kept_days,
             "busy_percent": args.busy_percent,
             "days": days.iter().map(|d| serde_json::json!({
                 "day": d.day,
