@@ -10,6 +10,8 @@ pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod gc;
+#[cfg(feature = "history")]
+pub mod history;
 pub mod inventory;
 pub mod levers;
 pub mod limits;

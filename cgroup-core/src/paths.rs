@@ -40,6 +40,10 @@ pub const LAST_GOOD_POLICY_PREFIX: &str = "last-good-policy@";
 /// Where fault events are kept when the config does not say (`[events] history_dir`).
 pub const DEFAULT_HISTORY_DIR: &str = "/var/lib/pam_cgroup/events";
 
+/// Where the daemon keeps the usage history when the config does not say (`[history]
+/// database`): one SQLite file (and its -wal and -shm) in the root-only state directory.
+pub const DEFAULT_HISTORY_DATABASE: &str = "/var/lib/pam_cgroup/history.db";
+
 /// The daemon's metrics socket (`cgroupctl stats` asks it; root-only, in `RUN_DIR`).
 pub const METRICS_SOCKET: &str = "/run/pam_cgroup/metrics.sock";
 
@@ -111,6 +115,10 @@ mod tests {
         assert_eq!(Path::new(METRICS_SOCKET).parent(), Some(Path::new(RUN_DIR)));
         assert_eq!(
             Path::new(DEFAULT_HISTORY_DIR).parent(),
+            Some(Path::new(STATE_DIR))
+        );
+        assert_eq!(
+            Path::new(DEFAULT_HISTORY_DATABASE).parent(),
             Some(Path::new(STATE_DIR))
         );
     }

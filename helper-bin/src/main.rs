@@ -68,6 +68,9 @@ pub enum Command {
     Stats(commands::stats::StatsArgs),
     /// The daemon's fault history: who hit which limit, when, and what ran (root only).
     Events(commands::events::EventsArgs),
+    /// Who used what over a period (--by usage) and who hit limits (--by faults), from the
+    /// daemon's usage history; human units and local time, or --json (root only).
+    Report(commands::usage_report::ReportArgs),
     /// Your own limits, usage and recent faults (for customers; asks the daemon, which
     /// answers about your uid only).
     Me(commands::me::MeArgs),
@@ -132,7 +135,11 @@ fn needs_root(command: &Command) -> Option<Option<&'static str>> {
         | Command::Ip(_)
         | Command::Man(_)
         | Command::Completions(_) => None,
-        Command::Events(_) | Command::Stats(_) | Command::Top(_) | Command::Show(_) => Some(Some(
+        Command::Events(_)
+        | Command::Stats(_)
+        | Command::Top(_)
+        | Command::Show(_)
+        | Command::Report(_) => Some(Some(
             "root only: it names every customer; a customer sees its own limits, usage and faults with `cgroupctl me`",
         )),
         _ => Some(None),
@@ -218,6 +225,7 @@ fn run(command: &Command, cli: &global::GlobalArgs) -> anyhow::Result<ExitCode> 
         Command::Classify(args) => commands::classify::run(cli, args),
         Command::Stats(args) => commands::stats::run(cli, args),
         Command::Events(args) => commands::events::run(cli, args),
+        Command::Report(args) => commands::usage_report::run(cli, args),
         Command::Me(args) => commands::me::run(args),
         Command::Top(args) => commands::top::run(cli, args),
         Command::Sessions(args) => commands::sessions::run(cli, args),

@@ -820,6 +820,7 @@ fn json_field_names_are_the_documented_ones_in_every_verb() {
         true,
     );
     run("stats", &["stats", "--json"], false);
+    run("report", &["report", "--period", "1d", "--json"], false);
     run("events", &["events", "--json"], true);
     run("freeze", &["freeze", &sam.name, "--json"], false);
     run("thaw", &["thaw", &sam.name, "--json"], false);

@@ -29,3 +29,4 @@ mod session;
 mod storm;
 mod supervisor;
 mod top;
+mod usage_history;

@@ -70,7 +70,52 @@ pub(super) struct RawEvents {
     repeat_after: Option<Spanned<i64>>,
 }
 
-fn in_range(
+/// A path of root's state (a directory or a file): absolute, without `.` or `..`, not `/`.
+pub(super) fn state_path(
+    src: &Source<'_>,
+    p: &Spanned<String>,
+    key: &str,
+) -> Result<PathBuf, ConfigError> {
+    let path = PathBuf::from(p.get_ref());
+    let normal = path.is_absolute()
+        && path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::RootDir | std::path::Component::Normal(_)
+            )
+        })
+        && path.parent().is_some();
+    if !normal {
+        return src.error(
+            p.span(),
+            key,
+            "must be an absolute path without . or .. and not /",
+        );
+    }
+    Ok(path)
+}
+
+/// A size (`"16M"` or a number of bytes) within `range` (`range_text` says it in words).
+pub(super) fn size_in(
+    src: &Source<'_>,
+    v: &Spanned<toml::Value>,
+    key: &str,
+    range: std::ops::RangeInclusive<u64>,
+    range_text: &str,
+) -> Result<u64, ConfigError> {
+    let parsed = match v.get_ref() {
+        toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| "negative".into()),
+        toml::Value::String(s) => crate::limits::parse_size(s),
+        _ => Err("expected a size such as \"16M\" or a number of bytes".into()),
+    };
+    match parsed {
+        Ok(n) if range.contains(&n) => Ok(n),
+        Ok(_) => src.error(v.span(), key, format!("must be from {range_text}")),
+        Err(reason) => src.error(v.span(), key, reason),
+    }
+}
+
+pub(super) fn in_range(
     src: &Source<'_>,
     value: &Option<Spanned<i64>>,
     key: &str,
@@ -88,42 +133,17 @@ impl RawEvents {
         let d = EventsConfig::default();
         let history_dir = match &self.history_dir {
             None => d.history_dir,
-            Some(p) => {
-                let path = PathBuf::from(p.get_ref());
-                let normal = path.is_absolute()
-                    && path.components().all(|c| {
-                        matches!(
-                            c,
-                            std::path::Component::RootDir | std::path::Component::Normal(_)
-                        )
-                    })
-                    && path.parent().is_some();
-                if !normal {
-                    return src.error(
-                        p.span(),
-                        "events.history_dir",
-                        "must be an absolute path without . or .. and not /",
-                    );
-                }
-                path
-            }
+            Some(p) => state_path(src, p, "events.history_dir")?,
         };
         let history_size = match &self.history_size {
             None => d.history_size,
-            Some(v) => {
-                let parsed = match v.get_ref() {
-                    toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| "negative".into()),
-                    toml::Value::String(s) => crate::limits::parse_size(s),
-                    _ => Err("expected a size such as \"16M\" or a number of bytes".into()),
-                };
-                match parsed {
-                    Ok(n) if (MIN_HISTORY_SIZE..=MAX_HISTORY_SIZE).contains(&n) => n,
-                    Ok(_) => {
-                        return src.error(v.span(), "events.history_size", "must be from 64K to 1G")
-                    }
-                    Err(reason) => return src.error(v.span(), "events.history_size", reason),
-                }
-            }
+            Some(v) => size_in(
+                src,
+                v,
+                "events.history_size",
+                MIN_HISTORY_SIZE..=MAX_HISTORY_SIZE,
+                "64K to 1G",
+            )?,
         };
         Ok(EventsConfig {
             history_dir,

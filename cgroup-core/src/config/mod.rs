@@ -4,6 +4,7 @@
 
 mod events;
 mod file;
+mod history;
 pub mod last_good;
 mod policy;
 mod proc;
@@ -26,6 +27,7 @@ use crate::limits::{
 pub use crate::error::{line_col, ConfigError};
 pub use events::EventsConfig;
 pub use file::{read_secure, Follow, MAX_CONFIG_BYTES};
+pub use history::HistoryConfig;
 pub use policy::{OnError, Policy, UserManager, USER_MANAGER_SERVICE};
 pub use proc::{AdminGroup, HidePid, ProcConfig};
 pub use resolve::{EffectiveLimits, LimitSource, ResolvedLimit};
@@ -127,6 +129,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// `[events]`: the daemon's fault events.
     pub events: EventsConfig,
+    /// `[history]`: the daemon's usage history.
+    pub history: HistoryConfig,
 }
 
 // ---- the file's shape, as serde sees it -------------------------------------------------
@@ -152,6 +156,8 @@ struct RawConfig {
     sessions: RawSessions,
     #[serde(default)]
     events: events::RawEvents,
+    #[serde(default)]
+    history: history::RawHistory,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -372,6 +378,7 @@ impl Config {
 
         let proc = raw.proc.validate(&src)?;
         let events = raw.events.validate(&src)?;
+        let history = raw.history.validate(&src)?;
 
         Ok(Config {
             path: path.to_path_buf(),
@@ -390,6 +397,7 @@ impl Config {
             profile_sessions_max,
             sessions,
             events,
+            history,
         })
     }
 

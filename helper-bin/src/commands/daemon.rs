@@ -6,6 +6,8 @@
 //! - records fault events (memory.events, pids.events, cpu throttling, PSI) of every user
 //!   cgroup once a second, with a snapshot of the user's top processes, in the journal and a
 //!   bounded history (faults.rs, cgroup-core's `events`);
+//! - samples every user cgroup's usage every `[history] interval` into the history database
+//!   (usage.rs, cgroup-core's `history`), read by `cgroupctl report` and `me --history`;
 //! - moves every process whose real uid becomes a confined customer's into its fence, from
 //!   the kernel's process events and a sweep of /proc (safety_net.rs; `[policy] safety_net`);
 //! - reloads on SIGHUP (a broken config is logged and the running one kept);
@@ -27,6 +29,7 @@ mod proc_events;
 mod safety_net;
 mod socket;
 mod supervisor;
+mod usage;
 mod watch;
 mod worker;
 
@@ -216,6 +219,7 @@ fn spawn_workers(daemon: &Daemon, args: &DaemonArgs) -> Result<(Vec<Worker>, Vec
         let sources = me::Sources {
             tree: daemon.tree.clone(),
             events: daemon.events.clone(),
+            config: daemon.shared_config.clone(),
         };
         workers.push(Worker::spawn("me", "me", move |stop| {
             me::run(l, sources, stop)
@@ -233,6 +237,12 @@ fn spawn_workers(daemon: &Daemon, args: &DaemonArgs) -> Result<(Vec<Worker>, Vec
     );
     workers.push(Worker::spawn("faults", "fault events", move |stop| {
         faults::run(tree, events, counters, fenced_rx, stop)
+    })?);
+    // The usage history: its own thread, so a pass over 10,000 user cgroups and its write
+    // never hold up reaping, reloads, signals or the fault events.
+    let (tree, config) = (daemon.tree.clone(), daemon.shared_config.clone());
+    workers.push(Worker::spawn("usage", "usage history", move |stop| {
+        usage::run(tree, config, stop)
     })?);
     // The safety net: its own thread, so moving a process (mkdir, NSS, an RCU wait in the
     // kernel) never holds up reaping or signals, and neither holds up a move.

@@ -1,9 +1,9 @@
 //! `cgroupctl me [--json]`: a customer's own limits, usage and recent faults, from the
-//! daemon's me socket. Needs no privilege: the daemon answers about the uid the kernel gives
+//! daemon's me socket; `me --history [--period 7d]`: its own usage over a period. Needs no privilege: the daemon answers about the uid the kernel gives
 //! for this end of the socket, and nothing else. Text is escaped like every table (the
 //! snapshot holds command lines).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +28,16 @@ pub struct MeArgs {
     /// Print the daemon's JSON answer.
     #[arg(long)]
     pub json: bool,
+    /// Your usage over a period instead (CPU %, memory, processes, limit hits), from the
+    /// daemon's usage history.
+    #[arg(long)]
+    pub history: bool,
+    /// With --history: how far back (30m, 12h, 1d, 7d, 30d).
+    #[arg(long, value_name = "DURATION", default_value = "1d", requires = "history", value_parser = crate::duration::positive_secs)]
+    pub period: u64,
+    /// With --history: times in UTC instead of the host's local time.
+    #[arg(long, requires = "history")]
+    pub utc: bool,
     /// The daemon's me socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_ME_SOCKET)]
     pub socket: PathBuf,
@@ -44,13 +54,24 @@ struct View {
 }
 
 fn fetch(args: &MeArgs) -> Result<String> {
-    let s = UnixStream::connect(&args.socket).with_context(|| {
+    let mut s = UnixStream::connect(&args.socket).with_context(|| {
         format!(
             "connect to {} (is pam-cgroup.service running with --me-socket?)",
             args.socket.display()
         )
     })?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    // The one request line the daemon reads (it answers the plain question to anything
+    // else, or after a short wait to nothing).
+    let request = if args.history {
+        format!("history {}\n", args.period)
+    } else {
+        "me\n".to_string()
+    };
+    // A refusal ("busy") may close the connection before the request is read: the answer
+    // still tells.
+    let _ = s.write_all(request.as_bytes());
+    let _ = s.shutdown(std::net::Shutdown::Write);
     let mut text = String::new();
     s.take(MAX_ANSWER)
         .read_to_string(&mut text)
@@ -95,6 +116,9 @@ pub fn run(args: &MeArgs) -> Result<ExitCode> {
     if let Some(e) = value.get("error").and_then(|e| e.as_str()) {
         bail!("the daemon says: {}", term(e));
     }
+    if args.history {
+        return print_history(&value, args);
+    }
     if args.json {
         let mut shown = value.clone();
         if let Some(events) = shown.get_mut("events").and_then(|e| e.as_array_mut()) {
@@ -136,5 +160,79 @@ pub fn run(args: &MeArgs) -> Result<ExitCode> {
         print!("{}", table::render(&HEADERS, &[row(e)]));
         print!("{}", snapshot_text(e));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryRow {
+    at: String,
+    cpu_percent: Option<f64>,
+    memory_bytes: Option<u64>,
+    memory_peak_bytes: Option<u64>,
+    processes: Option<u64>,
+    limit_hits: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryView {
+    user: String,
+    from: String,
+    to: String,
+    rows: Vec<HistoryRow>,
+    note: Option<String>,
+}
+
+/// A time of the daemon's answer (RFC 3339 UTC) for people.
+fn when(text: &str, utc: bool) -> String {
+    match cgroup_core::time::parse_since(text, 0) {
+        Ok(ms) => crate::output::clock::human((ms / 1000) as i64, utc),
+        Err(_) => term(text),
+    }
+}
+
+fn print_history(value: &serde_json::Value, args: &MeArgs) -> Result<ExitCode> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let view: HistoryView = serde_json::from_value(value.clone()).context("the daemon's answer")?;
+    println!(
+        "user {}: {} to {}",
+        term(&view.user),
+        when(&view.from, args.utc),
+        when(&view.to, args.utc)
+    );
+    if let Some(n) = &view.note {
+        println!("note: {}", term(n));
+    }
+    if view.rows.is_empty() {
+        println!("(no usage recorded in this period)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = view
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                when(&r.at, args.utc),
+                table::opt(r.cpu_percent, |p| format!("{p:.1}%")),
+                table::opt(r.memory_bytes, table::bytes),
+                table::opt(r.memory_peak_bytes, table::bytes),
+                table::opt(r.processes, |p| p.to_string()),
+                r.limit_hits.to_string(),
+            ]
+        })
+        .collect();
+    table::print(
+        &[
+            "FROM",
+            "CPU",
+            "MEMORY",
+            "MEMORY PEAK",
+            "PROCESSES",
+            "LIMIT HITS",
+        ],
+        &rows,
+    );
     Ok(ExitCode::SUCCESS)
 }

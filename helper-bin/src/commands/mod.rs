@@ -27,3 +27,4 @@ pub mod show;
 pub mod stats;
 pub mod suspend;
 pub mod top;
+pub mod usage_report;

@@ -98,7 +98,8 @@ impl TestSetup {
     }
 
     pub fn write_config(&self, text: &str) {
-        std::fs::write(self.config_path(), without_safety_net(text)).unwrap();
+        let text = without_host_history(&without_safety_net(text));
+        std::fs::write(self.config_path(), text).unwrap();
         std::fs::set_permissions(self.config_path(), std::fs::Permissions::from_mode(0o644))
             .unwrap();
     }
@@ -159,6 +160,21 @@ impl Drop for KeptPolicyGuard {
     fn drop(&mut self) {
         forget_kept_policy(&self.0);
     }
+}
+
+/// `text` with `[history] enabled = false` unless it has a `[history]` table: a test's daemon
+/// must not sample into the host's own database (/var/lib/pam_cgroup/history.db). A config
+/// that does not parse is left exactly as written.
+fn without_host_history(text: &str) -> String {
+    if text.contains("[history]") || text.parse::<toml::Table>().is_err() {
+        return text.to_string();
+    }
+    let sep = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    format!("{text}{sep}[history]\nenabled = false\n")
 }
 
 /// `text` with `[policy] safety_net = false` unless it names `safety_net` itself: the daemons

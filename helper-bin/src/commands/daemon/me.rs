@@ -4,8 +4,10 @@
 //!
 //! No new privilege and nothing of anybody else:
 //! - who is asking is the kernel's word: SO_PEERCRED's uid, resolved through NSS to the name
-//!   of users/<name>; the daemon never reads a byte from the customer, so no path, user or
-//!   option of the customer's choice reaches it;
+//!   of users/<name>. The customer may send one short request line, read within
+//!   REQUEST_WAIT: `history SECONDS` asks for its usage history over that many seconds;
+//!   anything else, or nothing, gets the plain answer. Only a number reaches the daemon's
+//!   work: no path, user or option of the customer's choice;
 //! - the socket is 0666 (every customer may ask about itself) in a root-owned directory no
 //!   one else may write to (so nobody can replace it);
 //! - a customer cannot stall it or make it work for nothing: one connection of a uid at a
@@ -30,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use cgroup_core::config::EventsConfig;
+use cgroup_core::config::{Config, EventsConfig};
 use cgroup_core::tree::Tree;
 
 use super::log;
@@ -46,6 +48,10 @@ const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// The drain after the answer, in all (within CONNECTION_DEADLINE).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(1);
 const MAX_DRAIN: usize = 64 * 1024;
+/// How long the daemon waits for a request line before giving the plain answer (a client
+/// that sends nothing, as `me` before --history did), and its longest length.
+const REQUEST_WAIT: Duration = Duration::from_millis(200);
+const MAX_REQUEST: usize = 64;
 const BUSY: &[u8] = b"{\"error\":\"busy: one request per second\"}\n";
 const FULL: &[u8] = b"{\"error\":\"busy: too many requests, try again\"}\n";
 
@@ -53,6 +59,54 @@ const FULL: &[u8] = b"{\"error\":\"busy: too many requests, try again\"}\n";
 pub struct Sources {
     pub tree: Arc<RwLock<Tree>>,
     pub events: Arc<RwLock<EventsConfig>>,
+    /// The whole config, for `[history] database`.
+    pub config: Arc<RwLock<Arc<Config>>>,
+}
+
+/// What the customer asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    Plain,
+    /// The usage history over this many seconds.
+    History(i64),
+}
+
+/// A request line: `history SECONDS`; anything else is the plain question.
+fn parse_request(line: &[u8]) -> Request {
+    let text = String::from_utf8_lossy(line);
+    let mut words = text.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("history"), Some(n), None) => n
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=cgroup_core::history::customer::MAX_PERIOD_SECS).contains(n))
+            .map_or(Request::Plain, Request::History),
+        _ => Request::Plain,
+    }
+}
+
+/// Reads the request line: up to a newline, the end of the peer's writes, MAX_REQUEST bytes
+/// or REQUEST_WAIT, whichever comes first.
+fn read_request(s: &mut UnixStream, deadline: Instant) -> Request {
+    let end = deadline.min(Instant::now() + REQUEST_WAIT);
+    let mut line = Vec::with_capacity(MAX_REQUEST);
+    let mut buf = [0u8; MAX_REQUEST];
+    while line.len() < MAX_REQUEST && !line.contains(&b'\n') {
+        let Some(wait) = remaining(end) else {
+            break;
+        };
+        if s.set_read_timeout(Some(wait)).is_err() {
+            break;
+        }
+        match std::io::Read::read(s, &mut buf[..MAX_REQUEST - line.len()]) {
+            Ok(0) => break,
+            Ok(n) => line.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let first = line.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    parse_request(first)
 }
 
 struct Server {
@@ -153,13 +207,23 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     bind_unix_socket(path, 0o666)
 }
 
-fn answer_json(sources: &Sources, uid: u32) -> String {
+fn answer_json(sources: &Sources, uid: u32, request: Request) -> String {
     let name = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
         Ok(Some(u)) => u.name,
         _ => {
             return serde_json::json!({"error": format!("uid {uid} has no user name")}).to_string()
         }
     };
+    if let Request::History(period) = request {
+        let database = match sources.config.read() {
+            Ok(c) => c.history.database.clone(),
+            Err(p) => p.into_inner().history.database.clone(),
+        };
+        let now = (cgroup_core::time::now_ms() / 1000) as i64;
+        let me = cgroup_core::history::customer::answer(&database, &name, uid, period, now);
+        return serde_json::to_string(&me)
+            .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}).to_string());
+    }
     let user_dir = match sources.tree.read() {
         Ok(t) => t.user_dir(&name),
         Err(p) => p.into_inner().user_dir(&name),
@@ -175,7 +239,8 @@ fn answer_json(sources: &Sources, uid: u32) -> String {
 
 /// Serves one connection, ended at `deadline` whatever the peer does.
 fn serve(server: &Server, mut s: UnixStream, uid: u32, deadline: Instant) {
-    let body = format!("{}\n", answer_json(&server.sources, uid));
+    let request = read_request(&mut s, deadline);
+    let body = format!("{}\n", answer_json(&server.sources, uid, request));
     let mut unsent = body.as_bytes();
     while !unsent.is_empty() {
         let Some(left) = remaining(deadline) else {
@@ -278,4 +343,28 @@ pub fn run(listener: UnixListener, sources: Sources, stop: OwnedFd) {
         }
         Ok(())
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_period_is_taken_from_the_customer() {
+        assert_eq!(parse_request(b"history 604800"), Request::History(604_800));
+        assert_eq!(parse_request(b" history  60 "), Request::History(60));
+        for plain in [
+            &b""[..],
+            b"me",
+            b"history",
+            b"history 0",
+            b"history -5",
+            b"history 99999999999",
+            b"history 60 alice",
+            b"history ../../etc/shadow",
+            b"{\"user\":\"alice\"}",
+        ] {
+            assert_eq!(parse_request(plain), Request::Plain, "{plain:?}");
+        }
+    }
 }

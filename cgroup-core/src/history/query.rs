@@ -1,0 +1,231 @@
+//! Reading the history back: totals per user over a period (`cgroupctl report`), and one
+//! user's rows (`cgroupctl me --history`).
+//!
+//! A period is read from the finest rows that still cover it: sample rows where they are
+//! kept, hourly rows before, daily rows before that; the cuts fall on whole hours and days, so
+//! no interval is counted twice. At the period's ends a coarse row is counted whole when it
+//! overlaps the period (a period is as precise as the rows it reaches).
+
+use super::error::{HistoryDbError, SqlContext};
+use super::row::{rollup_of, Row, Table, VALUE_COLUMNS};
+use super::schema::{META_DAY_UNTIL, META_HOUR_UNTIL};
+use super::store::Store;
+
+/// Rows of `table` with `at` in `[from, to)` (before rounding to its buckets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub table: Table,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// What the tables hold: up to where each coarse table has every rollup, and each table's
+/// oldest row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub hour_until: i64,
+    pub day_until: i64,
+    pub oldest_sample: Option<i64>,
+    pub oldest_hour: Option<i64>,
+}
+
+fn ceil(t: i64, bucket: i64) -> i64 {
+    let r = t.rem_euclid(bucket);
+    if r == 0 {
+        t
+    } else {
+        t - r + bucket
+    }
+}
+
+/// The segments that cover `[from, to)`, finest first. Sample rows cover whole hours from the
+/// first full hour they hold (and everything not yet rolled up); hourly rows whole days
+/// likewise; daily rows the rest.
+pub fn segments(from: i64, to: i64, c: &Coverage) -> Vec<Segment> {
+    let cut_sample = c
+        .oldest_sample
+        .map_or(c.hour_until, |o| ceil(o, 3600).min(c.hour_until));
+    let cut_hour = c
+        .oldest_hour
+        .map_or(c.day_until, |o| ceil(o, 86_400).min(c.day_until))
+        .min(cut_sample);
+    let mut out = Vec::new();
+    for (table, lo, hi) in [
+        (Table::Sample, cut_sample, i64::MAX),
+        (Table::Hour, cut_hour, cut_sample),
+        (Table::Day, i64::MIN, cut_hour),
+    ] {
+        let (a, b) = (from.max(lo), to.min(hi));
+        if a < b {
+            out.push(Segment {
+                table,
+                from: a,
+                to: b,
+            });
+        }
+    }
+    out
+}
+
+/// One user's totals over a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    pub user: String,
+    /// -1: NSS did not know the user when it was first sampled.
+    pub uid: i64,
+    pub row: Row,
+}
+
+impl Store {
+    pub fn coverage(&self) -> Result<Coverage, HistoryDbError> {
+        Ok(Coverage {
+            hour_until: self.meta(META_HOUR_UNTIL)?,
+            day_until: self.meta(META_DAY_UNTIL)?,
+            oldest_sample: self.oldest(Table::Sample)?,
+            oldest_hour: self.oldest(Table::Hour)?,
+        })
+    }
+
+    /// Every user's totals over `[from, to)` (seconds), by user name (a name that belonged to
+    /// two uids over the period gives two entries).
+    pub fn totals(&self, from: i64, to: i64) -> Result<Vec<Totals>, HistoryDbError> {
+        let segs = segments(from, to, &self.coverage()?);
+        if segs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parts: Vec<String> = segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(
+                    "SELECT * FROM {} WHERE at > ?{} - {} AND at < ?{}",
+                    s.table.name(),
+                    2 * i + 1,
+                    s.table.bucket(),
+                    2 * i + 2
+                )
+            })
+            .collect();
+        let picks: Vec<String> = VALUE_COLUMNS
+            .iter()
+            .map(|c| format!("{}(r.{c})", rollup_of(c)))
+            .collect();
+        let sql = format!(
+            "SELECT u.name, u.uid, {} FROM ({}) r JOIN users u ON u.id = r.user \
+             GROUP BY r.user ORDER BY u.name, u.uid",
+            picks.join(", "),
+            parts.join(" UNION ALL ")
+        );
+        let params: Vec<i64> = segs.iter().flat_map(|s| [s.from, s.to]).collect();
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .sql(&self.path, "prepare a report")?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                Ok(Totals {
+                    user: r.get(0)?,
+                    uid: r.get(1)?,
+                    row: Row::from_sql_row(r, 2)?,
+                })
+            })
+            .sql(&self.path, "read a report")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .sql(&self.path, "read a report")
+    }
+
+    /// The rows of one identity over `[from, to)`, oldest first, from the finest table that
+    /// gives at most `max_rows` of them over the period (a week: hourly rows, not 10,000
+    /// samples). Each row: its time and values.
+    pub fn user_rows(
+        &self,
+        user: i64,
+        from: i64,
+        to: i64,
+        max_rows: i64,
+    ) -> Result<Vec<(i64, Row)>, HistoryDbError> {
+        let segs = segments(from, to, &self.coverage()?);
+        let mut out = Vec::new();
+        // Coarsest first, so the rows come out oldest first.
+        for s in segs.iter().rev() {
+            // The sample table's rows are one interval apart: too many for a long period are
+            // summed into hours here (the hour table holds only finished hours).
+            let span = s.to.saturating_sub(s.from);
+            let group = match s.table {
+                Table::Sample if span / 60 > max_rows => 3600,
+                Table::Hour if span / 3600 > max_rows => 86_400,
+                t => t.bucket(),
+            };
+            let picks: Vec<String> = VALUE_COLUMNS
+                .iter()
+                .map(|c| format!("{}({c})", rollup_of(c)))
+                .collect();
+            let sql = format!(
+                "SELECT at - (at % {group}), {} FROM {} WHERE user = ?1 AND at > ?2 - {} \
+                 AND at < ?3 GROUP BY 1 ORDER BY 1",
+                picks.join(", "),
+                s.table.name(),
+                s.table.bucket()
+            );
+            let mut stmt = self.conn.prepare(&sql).sql(&self.path, "prepare")?;
+            let rows = stmt
+                .query_map(rusqlite::params![user, s.from, s.to], |r| {
+                    Ok((r.get::<_, i64>(0)?, Row::from_sql_row(r, 1)?))
+                })
+                .sql(&self.path, "read rows")?;
+            for row in rows {
+                out.push(row.sql(&self.path, "read rows")?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_cut_on_whole_buckets_and_never_overlap() {
+        let day = 86_400;
+        let c = Coverage {
+            hour_until: 10 * day + 5 * 3600,
+            day_until: 10 * day,
+            oldest_sample: Some(8 * day + 1234),
+            oldest_hour: Some(3 * day + 7200),
+        };
+        let segs = segments(0, 11 * day, &c);
+        assert_eq!(
+            segs,
+            vec![
+                Segment {
+                    table: Table::Sample,
+                    from: 8 * day + 3600,
+                    to: 11 * day
+                },
+                Segment {
+                    table: Table::Hour,
+                    from: 4 * day,
+                    to: 8 * day + 3600
+                },
+                Segment {
+                    table: Table::Day,
+                    from: 0,
+                    to: 4 * day
+                },
+            ]
+        );
+        // A recent period reads samples only.
+        let recent = segments(9 * day, 9 * day + 60, &c);
+        assert_eq!(recent.len(), 1);
+        assert_eq!(recent[0].table, Table::Sample);
+        // Nothing rolled up yet: samples only, whatever the period.
+        let fresh = Coverage {
+            oldest_sample: Some(5),
+            ..Coverage::default()
+        };
+        let all = segments(day, 2 * day, &fresh);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].table, Table::Sample);
+    }
+}

@@ -1,0 +1,40 @@
+//! The tables and the schema version (`PRAGMA user_version`). A newer version than this
+//! build knows is refused (a downgrade must not write rows the newer one misreads).
+//!
+//! - `users(id, name, uid)`: one identity per name and uid (a name given again to another uid
+//!   is another identity: a new customer never sees its predecessor's rows);
+//! - `sample`, `hour`, `day`: the same columns (`row::VALUE_COLUMNS`), keyed by time then user
+//!   (rows are appended in time order, so pages fill up); `at` is seconds since the epoch, the
+//!   sample's time or the start of its hour or UTC day;
+//! - `meta(key, value)`: up to where the hourly and daily rollups were made.
+
+use super::row::{Table, VALUE_COLUMNS};
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Up to where (exclusive, seconds) the hour table holds every sample's rollup.
+pub const META_HOUR_UNTIL: &str = "hour_until";
+/// Up to where the day table holds every hour's rollup.
+pub const META_DAY_UNTIL: &str = "day_until";
+
+/// The statements that make version 1 from an empty file.
+pub fn create_v1() -> String {
+    let mut sql = String::from(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, uid INTEGER NOT NULL, \
+         UNIQUE (name, uid));\n\
+         CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;\n",
+    );
+    let columns: Vec<String> = VALUE_COLUMNS
+        .iter()
+        .map(|c| format!("{c} INTEGER"))
+        .collect();
+    for t in Table::ALL {
+        sql.push_str(&format!(
+            "CREATE TABLE {} (at INTEGER NOT NULL, user INTEGER NOT NULL, {}, \
+             PRIMARY KEY (at, user)) WITHOUT ROWID;\n",
+            t.name(),
+            columns.join(", ")
+        ));
+    }
+    sql
+}

@@ -1,0 +1,212 @@
+//! The database file: root's alone, opened for writing by the daemon only.
+//!
+//! Before SQLite sees the path, its directory is opened and checked like every root-only
+//! state directory (root-owned, no access for group or others, no symlink on the way) and the
+//! file itself is opened through it (a regular root-owned 0600 file, never a symlink); the
+//! -wal and -shm files SQLite keeps next to it get the same check. SQLite then opens it with
+//! SQLITE_OPEN_NOFOLLOW. A customer can neither read it (0600 in a 0700 directory) nor plant
+//! a file the daemon would write through.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::state_dir::StateDir;
+
+use super::error::{HistoryDbError, SqlContext};
+use super::row::{Row, Table, VALUE_COLUMNS};
+use super::schema::{create_v1, SCHEMA_VERSION};
+
+pub struct Store {
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
+    /// (name, uid) -> users.id, for this connection's writes.
+    ids: HashMap<(String, i64), i64>,
+}
+
+/// Checks the directory and the files of the database; creates the file (0600) when
+/// `create`. `Ok(false)`: it does not exist.
+fn check_files(path: &Path, create: bool) -> Result<bool, HistoryDbError> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(crate::error::StateError {
+            path: path.to_path_buf(),
+            reason: "not a file name".into(),
+            errno: None,
+        }
+        .into());
+    };
+    let Some(dir) = StateDir::open(dir, create)? else {
+        return Ok(false);
+    };
+    if dir.open_file(name, create)?.is_none() {
+        return Ok(false);
+    }
+    for side in ["-wal", "-shm"] {
+        dir.open_file(&format!("{name}{side}"), false)?;
+    }
+    Ok(true)
+}
+
+impl Store {
+    /// The daemon's connection: makes the directory (0700), the file (0600) and the schema
+    /// when missing; WAL mode, space given back as rows go (incremental vacuum).
+    pub fn open_writer(path: &Path) -> Result<Store, HistoryDbError> {
+        check_files(path, true)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).sql(path, "open")?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .sql(path, "read the schema version")?;
+        if version > SCHEMA_VERSION {
+            return Err(HistoryDbError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        // auto_vacuum must be set before the first table exists.
+        conn.execute_batch(
+            "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 8388608;",
+        )
+        .sql(path, "set the journal mode")?;
+        if version == 0 {
+            let sql = format!(
+                "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                create_v1()
+            );
+            conn.execute_batch(&sql).sql(path, "create the tables")?;
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+            ids: HashMap::new(),
+        })
+    }
+
+    /// A reader's connection (`cgroupctl report`, the daemon's answers to customers): read
+    /// only, the same checks, nothing created.
+    pub fn open_reader(path: &Path) -> Result<Store, HistoryDbError> {
+        if !check_files(path, false)? {
+            return Err(HistoryDbError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).sql(path, "open")?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .sql(path, "read the schema version")?;
+        if version != SCHEMA_VERSION {
+            return Err(HistoryDbError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+            ids: HashMap::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The identity of `name` with `uid` (-1: NSS did not know the name), made at first use.
+    pub fn user_id(&mut self, name: &str, uid: i64) -> Result<i64, HistoryDbError> {
+        if let Some(id) = self.ids.get(&(name.to_string(), uid)) {
+            return Ok(*id);
+        }
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO users (name, uid) VALUES (?1, ?2)",
+                rusqlite::params![name, uid],
+            )
+            .sql(&self.path, "add a user")?;
+        let id: i64 = self
+            .conn
+            .query_row(
+                "SELECT id FROM users WHERE name = ?1 AND uid = ?2",
+                rusqlite::params![name, uid],
+                |r| r.get(0),
+            )
+            .sql(&self.path, "find a user")?;
+        self.ids.insert((name.to_string(), uid), id);
+        Ok(id)
+    }
+
+    /// The identities of `name` with `uid`, if any rows were ever kept for them.
+    pub fn find_user(&self, name: &str, uid: u32) -> Result<Option<i64>, HistoryDbError> {
+        self.conn
+            .query_row(
+                "SELECT id FROM users WHERE name = ?1 AND uid = ?2",
+                rusqlite::params![name, i64::from(uid)],
+                |r| r.get(0),
+            )
+            .optional()
+            .sql(&self.path, "find a user")
+    }
+
+    /// Writes rows of `table` at `at`, one per user id, in one transaction (a row already
+    /// there for that time and user is replaced).
+    pub fn insert(
+        &mut self,
+        table: Table,
+        at: i64,
+        rows: &[(i64, Row)],
+    ) -> Result<(), HistoryDbError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().sql(&path, "begin")?;
+        {
+            let marks = vec!["?"; VALUE_COLUMNS.len()].join(", ");
+            let sql = format!(
+                "INSERT OR REPLACE INTO {} (at, user, {}) VALUES (?, ?, {marks})",
+                table.name(),
+                VALUE_COLUMNS.join(", ")
+            );
+            let mut stmt = tx.prepare_cached(&sql).sql(&path, "prepare an insert")?;
+            for (user, row) in rows {
+                let mut params: Vec<Option<i64>> = vec![Some(at), Some(*user)];
+                params.extend(row.values());
+                stmt.execute(rusqlite::params_from_iter(params))
+                    .sql(&path, "insert a row")?;
+            }
+        }
+        tx.commit().sql(&path, "commit")
+    }
+
+    /// Bytes the file uses for rows (free pages not counted: they are given back by the next
+    /// incremental vacuum).
+    pub fn used_bytes(&self) -> Result<u64, HistoryDbError> {
+        let get = |pragma: &str| -> Result<i64, HistoryDbError> {
+            self.conn
+                .query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+                .sql(&self.path, "read the size")
+        };
+        let used = (get("page_count")? - get("freelist_count")?) * get("page_size")?;
+        Ok(u64::try_from(used).unwrap_or(0))
+    }
+
+    /// The size of the file on disk.
+    pub fn file_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Gives free pages back to the file system and empties the write-ahead log.
+    pub fn compact(&self) -> Result<(), HistoryDbError> {
+        self.conn
+            .execute_batch("PRAGMA incremental_vacuum;")
+            .sql(&self.path, "vacuum")?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .sql(&self.path, "checkpoint")
+    }
+}

@@ -1,0 +1,387 @@
+//! The usage history (issue 28) on a host without controllers: the daemon samples a fake
+//! users/ (bind-mounted over the real one in its own mount namespace, as in events.rs) whose
+//! counter files the test moves; `cgroupctl report` orders the users by usage and by limit
+//! hits; each customer, as a real unprivileged process, gets its own rows through the me
+//! socket and nothing of another's whatever it sends. Rollups, retention and the bound of the
+//! file are checked on a database filled with explicit times; a typo in `[history]` names its
+//! line; and the PAM module does not link SQLite at all.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use cgroup_core::history::{Retention, Row, Store, Table};
+use pam_cgroup_tests::support::{require_root, wait_for_value, TestSetup, TestUser};
+
+use crate::cgroupctl::cgroupctl_bin;
+use crate::events::{cgroupctl, fake_user, FakeTreeDaemon};
+
+fn history_config(db: &Path) -> String {
+    format!("[history]\ndatabase = \"{}\"\ninterval = 1\n", db.display())
+}
+
+/// Sets a fake user's counters as the kernel would show them.
+fn counters(dir: &Path, cpu_usec: u64, memory: u64, memory_max_hits: u64, pids_max_hits: u64) {
+    let files = [
+        (
+            "cpu.stat",
+            format!("usage_usec {cpu_usec}\nuser_usec {cpu_usec}\nsystem_usec 0\n"),
+        ),
+        ("memory.current", format!("{memory}\n")),
+        ("memory.peak", format!("{memory}\n")),
+        (
+            "memory.events",
+            format!("low 0\nhigh 0\nmax {memory_max_hits}\noom 0\noom_kill 0\noom_group_kill 0\n"),
+        ),
+        ("pids.events", format!("max {pids_max_hits}\n")),
+        ("pids.events.local", format!("max {pids_max_hits}\n")),
+        (
+            "io.stat",
+            format!("8:0 rbytes={memory} wbytes=4096 rios=1 wios=1 dbytes=0 dios=0\n"),
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+fn report(setup: &TestSetup, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["report", "--json"];
+    all.extend_from_slice(args);
+    let out = cgroupctl(setup, &all);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn names(report: &serde_json::Value) -> Vec<String> {
+    report["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn me_history_as(user: &TestUser, socket: &Path) -> Output {
+    wait_for_value("an answer other than busy", Duration::from_secs(10), || {
+        let out = user
+            .command(cgroupctl_bin().to_str().unwrap())
+            .args(["me", "--history", "--period", "1h", "--json", "--socket"])
+            .arg(socket)
+            .output()
+            .unwrap();
+        (!String::from_utf8_lossy(&out.stderr).contains("busy")).then_some(out)
+    })
+}
+
+#[test]
+fn sampled_usage_is_reported_by_usage_and_by_faults_and_each_customer_sees_only_itself() {
+    require_root();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = work.path().join("state/history.db");
+    let setup = TestSetup::new(&history_config(&db), "");
+    let run_dir = work.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = run_dir.join("me.sock");
+    let users = work.path().join("users");
+    std::fs::create_dir(&users).unwrap();
+    let hog = TestUser::new("pcuh");
+    let quiet = TestUser::new("pcuq");
+    let hog_dir = fake_user(&users, &hog.name, &[]);
+    let quiet_dir = fake_user(&users, &quiet.name, &[]);
+    counters(&hog_dir, 1_000_000, 100 << 20, 0, 0);
+    counters(&quiet_dir, 1_000, 300 << 20, 0, 0);
+
+    let socket_arg = socket.display().to_string();
+    let daemon = FakeTreeDaemon::start(
+        &setup,
+        &users,
+        &["--me-socket", &socket_arg],
+        work.path().join("d.log"),
+    );
+    daemon.wait_log("recording usage every 1 s", Duration::from_secs(20));
+    // The hog burns CPU and hits its limits; the quiet one uses more memory, nothing else.
+    let mut cpu = 1_000_000;
+    let mut hits = 0;
+    let totals = wait_for_value("three sampled intervals", Duration::from_secs(30), || {
+        cpu += 5_000_000;
+        hits += 3;
+        counters(&hog_dir, cpu, 100 << 20, hits, hits);
+        std::thread::sleep(Duration::from_millis(400));
+        let r = report(&setup, &["--period", "1h", "--user", &hog.name]);
+        let samples = r["users"][0]["samples"].as_u64().unwrap_or(0);
+        (samples >= 3).then_some(r)
+    });
+    let hog_line = &totals["users"][0];
+    assert_eq!(hog_line["uid"], hog.uid, "{totals}");
+    assert!(hog_line["cpu_seconds"].as_f64().unwrap() >= 5.0, "{totals}");
+    assert!(
+        hog_line["faults"]["memory_max"].as_u64().unwrap() >= 3,
+        "{totals}"
+    );
+    assert!(
+        hog_line["faults"]["pids_max"].as_u64().unwrap() >= 3,
+        "{totals}"
+    );
+    assert_eq!(hog_line["memory_peak_bytes"], 100u64 << 20);
+
+    // By usage: the hog first by CPU, the quiet one first by memory.
+    let by_cpu = report(&setup, &["--period", "1h"]);
+    assert_eq!(by_cpu["by"], "usage");
+    assert_eq!(names(&by_cpu)[..2], [hog.name.clone(), quiet.name.clone()]);
+    let by_memory = report(&setup, &["--period", "1h", "--order-by", "memory"]);
+    assert_eq!(names(&by_memory)[0], quiet.name);
+    // By faults: the hog only (the quiet one hit nothing).
+    let by_faults = report(&setup, &["--period", "1h", "--by", "faults"]);
+    assert_eq!(names(&by_faults), vec![hog.name.clone()], "{by_faults}");
+    assert_eq!(
+        report(&setup, &["--period", "1h", "--limit", "1"])["users"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The table: human units, UTC on request.
+    let out = cgroupctl(&setup, &["report", "--period", "1h", "--utc"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(" UTC") && text.contains(&hog.name),
+        "{text}"
+    );
+    assert!(text.contains("100M"), "{text}");
+
+    // The database is root's alone.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(db.parent().unwrap()), 0o700);
+    let out = quiet.command("cat").arg(&db).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "a customer read the database: {out:?}"
+    );
+
+    // Each customer: its own rows through the daemon, nothing of the other.
+    let out = me_history_as(&quiet, &socket);
+    assert!(out.status.success(), "{out:?}\n{}", daemon.log());
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["user"], quiet.name.as_str());
+    let rows = me["rows"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{body}");
+    assert!(rows.iter().all(|r| r["limit_hits"] == 0), "{body}");
+    assert!(
+        rows.iter().all(|r| r["memory_bytes"] == 300u64 << 20),
+        "{body}"
+    );
+    assert!(!body.contains(&hog.name), "{body}");
+    let out = me_history_as(&hog, &socket);
+    let me: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(me["user"], hog.name.as_str());
+    let hits: u64 = me["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["limit_hits"].as_u64().unwrap())
+        .sum();
+    assert!(hits > 0, "{me}");
+    // The human table speaks the customer's words.
+    let out = wait_for_value("a plain answer", Duration::from_secs(10), || {
+        let out = quiet
+            .command(cgroupctl_bin().to_str().unwrap())
+            .args(["me", "--history", "--utc", "--socket", &socket_arg])
+            .output()
+            .unwrap();
+        (!String::from_utf8_lossy(&out.stderr).contains("busy")).then_some(out)
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("MEMORY") && text.contains("LIMIT HITS") && text.contains("300M"),
+        "{text}"
+    );
+
+    // The quiet customer talks to the socket itself: another user's name, a path, JSON,
+    // a huge period. Whatever it sends, the rows are its own or it gets the plain answer.
+    for request in [
+        format!("history 3600 {}\n", hog.name),
+        format!("history 3600\n{}\n", hog.name),
+        format!("{{\"user\":\"{}\",\"history\":3600}}\n", hog.name),
+        "history 3600\0/etc/shadow\n".to_string(),
+        "history 99999999999999999999\n".to_string(),
+        format!("history {}\n", "9".repeat(200)),
+    ] {
+        let script = format!(
+            "import socket, sys\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.connect({socket_arg:?})\n\
+             try:\n s.sendall({:?}.encode())\n\
+             except OSError: pass\n\
+             sys.stdout.write(s.makefile().read())\n",
+            request
+        );
+        let out = wait_for_value("an answer", Duration::from_secs(10), || {
+            let out = quiet
+                .command("/usr/bin/python3")
+                .args(["-c", &script])
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&out.stdout).into_owned();
+            (!said.contains("busy") && !said.is_empty()).then_some(said)
+        });
+        assert!(
+            out.contains(&format!("\"user\":\"{}\"", quiet.name)),
+            "{request:?}: {out}"
+        );
+        assert!(!out.contains(&hog.name), "{request:?}: {out}");
+        assert!(!out.contains("\"limit_hits\":3"), "{request:?}: {out}");
+    }
+    drop(daemon);
+}
+
+/// Three days of samples of three users at explicit times, as the daemon writes and
+/// maintains them: the report over the whole time equals what was written (whichever rows
+/// hold it), the oldest samples are gone, and with a small bound the file stays within it.
+#[test]
+fn rollups_keep_the_totals_and_the_file_stays_bounded() {
+    require_root();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("state/history.db");
+    let setup = TestSetup::new(&history_config(&db), "");
+    let mut store = Store::open_writer(&db).unwrap();
+    let now = (cgroup_core::time::now_ms() / 1000) as i64;
+    let start = now - now % 86_400 - 3 * 86_400;
+    let keep = Retention {
+        sample_secs: 86_400,
+        hour_secs: 30 * 86_400,
+        day_secs: 365 * 86_400,
+        max_bytes: 256 << 20,
+    };
+    let ids: Vec<i64> = ["pcra", "pcrb", "pcrc"]
+        .iter()
+        .zip([5001, 5002, 5003])
+        .map(|(n, uid)| store.user_id(n, uid).unwrap())
+        .collect();
+    let row = |i: u64, m: i64| Row {
+        samples: 1,
+        secs: 60,
+        cpu_usec: Some((i + 1) * 1_000_000),
+        memory_sum: Some((3 - i) << 20),
+        memory_peak: Some((3 - i) << 20),
+        oom_kills: Some(u64::from(i == 2 && m % 10 == 0)),
+        ..Row::default()
+    };
+    let minutes = 3 * 1440;
+    for m in 0..minutes {
+        let at = start + m * 60;
+        let rows: Vec<(i64, Row)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, row(i as u64, m)))
+            .collect();
+        store.insert(Table::Sample, at, &rows).unwrap();
+        if at % 3600 == 0 {
+            store.maintain(at, &keep).unwrap();
+        }
+    }
+    let end = start + minutes * 60;
+    store.maintain(end, &keep).unwrap();
+    let from = cgroup_core::time::utc_text(start as u64 * 1000);
+    let to = cgroup_core::time::utc_text(end as u64 * 1000);
+    let r = report(&setup, &["--from", &from, "--to", &to]);
+    assert_eq!(names(&r), ["pcrc", "pcrb", "pcra"], "{r}");
+    for (i, u) in r["users"].as_array().unwrap().iter().rev().enumerate() {
+        assert_eq!(u["samples"], minutes, "{u}");
+        assert_eq!(
+            u["cpu_seconds"].as_f64().unwrap(),
+            (minutes as u64 * (i as u64 + 1)) as f64,
+            "{u}"
+        );
+        assert_eq!(u["memory_avg_bytes"], (3 - i as u64) << 20);
+    }
+    let faults = report(&setup, &["--from", &from, "--to", &to, "--by", "faults"]);
+    assert_eq!(names(&faults), ["pcrc"]);
+    assert_eq!(faults["users"][0]["faults"]["oom_kill"], 3 * 24 * 6);
+    // A day-old period reads hourly rows: the same hours, the same sums.
+    let day2_from = cgroup_core::time::utc_text((start + 86_400) as u64 * 1000);
+    let day2_to = cgroup_core::time::utc_text((start + 2 * 86_400) as u64 * 1000);
+    let day2 = report(
+        &setup,
+        &["--from", &day2_from, "--to", &day2_to, "--user", "pcra"],
+    );
+    assert_eq!(day2["users"][0]["samples"], 1440, "{day2}");
+    // Retention: no sample row older than a day.
+    let conn_oldest = Store::open_reader(&db).unwrap().coverage().unwrap();
+    assert!(conn_oldest.oldest_sample.unwrap() >= end - keep.sample_secs);
+    // The bound: a third of what is used now.
+    let small = Retention {
+        max_bytes: store.used_bytes().unwrap() / 3,
+        ..keep
+    };
+    let done = store.maintain(end, &small).unwrap();
+    assert!(done.evicted > 0);
+    assert!(store.used_bytes().unwrap() <= small.max_bytes);
+    let on_disk = std::fs::metadata(&db).unwrap().len();
+    assert!(
+        on_disk <= small.max_bytes + 64 * 1024,
+        "{on_disk} > {}",
+        small.max_bytes
+    );
+    // What is left still reports the most recent samples.
+    let recent = report(&setup, &["--period", "2h", "--to", &to]);
+    assert_eq!(names(&recent).len(), 3, "{recent}");
+}
+
+#[test]
+fn a_typo_in_history_names_its_line_and_key() {
+    require_root();
+    let setup = TestSetup::new("[history]\ninterval = 1\nminutes_kept_days = 0\n", "");
+    let out = cgroupctl(&setup, &["check"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("history.minutes_kept_days"), "{text}");
+    // [tree] takes two lines before the body: the key is on line 5.
+    assert!(text.contains("config.toml:5"), "{text}");
+    setup.write_config(&format!(
+        "[tree]\nroot = \"{}\"\n[history]\nintreval = 5\n",
+        setup.tree.root.display()
+    ));
+    let out = cgroupctl(&setup, &["check"]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("intreval") && text.contains("config.toml:4"),
+        "{text}"
+    );
+}
+
+/// A login never opens the database: the module does not even link SQLite.
+#[test]
+fn pam_module_does_not_link_sqlite() {
+    let so = pam_cgroup_tests::support::pamconf::module_path();
+    let dynamic = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(&so)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(text.contains("NEEDED"), "{text}");
+    assert!(
+        !text.contains("libsqlite3"),
+        "{} needs libsqlite3:\n{text}",
+        so.display()
+    );
+    let symbols = std::process::Command::new("nm").arg(&so).output().unwrap();
+    let text = String::from_utf8_lossy(&symbols.stdout);
+    assert!(!text.is_empty());
+    assert!(
+        !text.contains("sqlite3_open"),
+        "{} contains SQLite",
+        so.display()
+    );
+}
