@@ -30,6 +30,12 @@ EOS
 vm_user_file "$A" <<'EOT'
 "memory.max" = "48M"
 EOT
+# calm30 cannot hit a limit of its own: at the fixture's cpu.max = 100% its ssh login's
+# processes, running at once on two CPUs, were throttled a few periods (seen: 4). Every limit
+# hit its answer shows would then be someone else's.
+vm_user_file "$B" <<'EOT'
+"cpu.max" = "max"
+EOT
 # The hogs, started in hog30's session and left running there (setsid: they outlive the ssh
 # command, in its leaf). The memory hog's python is the biggest process of the cgroup, so it is
 # what the OOM killer picks each time; the loop starts it again.
@@ -64,6 +70,7 @@ assert_session_leaf "$pc" "$A" "$A's CPU hog" >/dev/null
 wait_tagged "$tag-mem" >/dev/null
 ucg=$(user_cg "$A")
 assert_file_eq "$ucg/memory.max" $((48 << 20))
+assert_file_eq "$(user_cg "$B")/cpu.max" "max 100000"
 
 # a_history: hog30's line of the report over the scenario's time, once it holds enough: 15
 # samples (30 s at interval 2), 60 s of CPU (more than a fixture customer gathers in a whole
@@ -164,5 +171,5 @@ r=$(vm_login "$B" "head -c 16 /var/lib/pam_cgroup/history.db >/dev/null 2>&1; ec
 step "cleanup: the customers and the interval go"
 kill_user_processes "$B"
 vm_root "userdel -f -r $A; userdel -f -r $B; groupdel $A 2>/dev/null; groupdel $B 2>/dev/null
-         rm -f /tmp/s30-hogs.sh /etc/pam_cgroup/users/$A.toml; true" >/dev/null
+         rm -f /tmp/s30-hogs.sh /etc/pam_cgroup/users/$A.toml /etc/pam_cgroup/users/$B.toml; true" >/dev/null
 restore_history_config
