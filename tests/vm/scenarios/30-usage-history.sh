@@ -13,20 +13,7 @@ A=hog30 A_ID=3031 B=calm30 B_ID=3032
 field() { python3 -c "import json,sys; v=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 
 step "the scenario's customers $A and $B; $A's memory.max = 48M"
-vm_root "$(cat <<EOS
-set -e
-for spec in $A:$A_ID $B:$B_ID; do
-    u=\${spec%:*}; id=\${spec#*:}
-    if id "\$u" >/dev/null 2>&1; then pkill -KILL -u "\$u" || true; sleep 0.3; userdel -f -r "\$u" 2>/dev/null || true; fi
-    groupdel "\$u" 2>/dev/null || true
-    groupadd -g "\$id" "\$u"
-    useradd -m -u "\$id" -g "\$id" -s /bin/bash "\$u"
-    usermod -p '*' "\$u"
-    install -d -m 700 -o "\$u" -g "\$u" "/home/\$u/.ssh"
-    install -m 600 -o "\$u" -g "\$u" /root/.ssh/authorized_keys "/home/\$u/.ssh/authorized_keys"
-done
-EOS
-)" >/dev/null || fail "cannot create the scenario's customers"
+make_customers "$A:$A_ID" "$B:$B_ID"
 vm_user_file "$A" <<'EOT'
 "memory.max" = "48M"
 EOT
