@@ -71,8 +71,8 @@ pub enum Command {
     /// Who used what over a period (--by usage) and who hit limits (--by faults), from the
     /// daemon's usage history; human units and local time, or --json (root only).
     Report(commands::usage_report::ReportArgs),
-    /// Your own limits, usage and recent faults (for customers; asks the daemon, which
-    /// answers about your uid only).
+    /// Your own limits, usage and recent faults, or (--history) your usage over a period (for
+    /// customers; asks the daemon, which answers about your uid only).
     Me(commands::me::MeArgs),
     /// Users sorted by CPU, memory, processes or IO, refreshing on a terminal (like lvetop).
     Top(commands::top::TopArgs),

@@ -6,6 +6,7 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -65,10 +66,27 @@ fn sleeper_as(user: &TestUser, tag: &str) -> Sleeper {
 /// A work directory, a config with an event history in it, and where the me socket goes (in
 /// a root-owned 0755 directory, as the daemon requires).
 fn me_setup() -> (tempfile::TempDir, TestSetup, std::path::PathBuf) {
+    me_setup_with(|work| events_config(&work.join("state/events")))
+}
+
+/// A daemon over the fake `users` answering `cgroupctl me` on `socket`, its log in `work`.
+pub fn me_daemon(setup: &TestSetup, users: &Path, socket: &Path, work: &Path) -> FakeTreeDaemon {
+    let socket_arg = socket.display().to_string();
+    FakeTreeDaemon::start(
+        setup,
+        users,
+        &["--me-socket", &socket_arg],
+        work.join("d.log"),
+    )
+}
+
+/// As `me_setup`, with the config `config` gives for the work directory.
+pub fn me_setup_with(
+    config: impl FnOnce(&std::path::Path) -> String,
+) -> (tempfile::TempDir, TestSetup, std::path::PathBuf) {
     require_root();
     let work = tempfile::tempdir().unwrap();
-    let history = work.path().join("state/events");
-    let setup = TestSetup::new(&events_config(&history), "");
+    let setup = TestSetup::new(&config(work.path()), "");
     let run_dir = work.path().join("run");
     std::fs::create_dir(&run_dir).unwrap();
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -91,12 +109,7 @@ fn each_customer_sees_only_its_own_faults() {
     let mut marker = PassMarker::new(&users);
 
     let socket_arg = socket.display().to_string();
-    let daemon = FakeTreeDaemon::start(
-        &setup,
-        &users,
-        &["--me-socket", &socket_arg],
-        work.path().join("d.log"),
-    );
+    let daemon = me_daemon(&setup, &users, &socket, work.path());
     daemon.wait_log("answering cgroupctl me", Duration::from_secs(20));
     daemon.wait_log("watching", Duration::from_secs(20));
     // Moved after the baseline pass, or the move would be the baseline.
@@ -260,12 +273,7 @@ fn slow_customers_hold_a_slot_only_until_the_deadline_and_never_shut_out_another
     let slow: Vec<TestUser> = (0..8).map(|_| TestUser::new("pcmd")).collect();
     let ninth = TestUser::new("pcmn");
     let socket_arg = socket.display().to_string();
-    let daemon = FakeTreeDaemon::start(
-        &setup,
-        &users,
-        &["--me-socket", &socket_arg],
-        work.path().join("d.log"),
-    );
+    let daemon = me_daemon(&setup, &users, &socket, work.path());
     daemon.wait_log("answering cgroupctl me", Duration::from_secs(20));
 
     let started = std::time::Instant::now();

@@ -15,7 +15,7 @@ use cgroup_core::history::{Retention, Row, Store, Table};
 use pam_cgroup_tests::support::{require_root, wait_for_value, TestSetup, TestUser};
 
 use crate::cgroupctl::cgroupctl_bin;
-use crate::events::{cgroupctl, fake_user, FakeTreeDaemon};
+use crate::events::{cgroupctl, fake_user};
 
 fn history_config(db: &Path) -> String {
     format!("[history]\ndatabase = \"{}\"\ninterval = 1\n", db.display())
@@ -77,15 +77,9 @@ fn me_history_as(user: &TestUser, socket: &Path) -> Output {
 
 #[test]
 fn sampled_usage_is_reported_by_usage_and_by_faults_and_each_customer_sees_only_itself() {
-    require_root();
-    let work = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (work, setup, socket) =
+        crate::me::me_setup_with(|w| history_config(&w.join("state/history.db")));
     let db = work.path().join("state/history.db");
-    let setup = TestSetup::new(&history_config(&db), "");
-    let run_dir = work.path().join("run");
-    std::fs::create_dir(&run_dir).unwrap();
-    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let socket = run_dir.join("me.sock");
     let users = work.path().join("users");
     std::fs::create_dir(&users).unwrap();
     let hog = TestUser::new("pcuh");
@@ -96,12 +90,7 @@ fn sampled_usage_is_reported_by_usage_and_by_faults_and_each_customer_sees_only_
     counters(&quiet_dir, 1_000, 300 << 20, 0, 0);
 
     let socket_arg = socket.display().to_string();
-    let daemon = FakeTreeDaemon::start(
-        &setup,
-        &users,
-        &["--me-socket", &socket_arg],
-        work.path().join("d.log"),
-    );
+    let daemon = crate::me::me_daemon(&setup, &users, &socket, work.path());
     daemon.wait_log("recording usage every 1 s", Duration::from_secs(20));
     // The hog burns CPU and hits its limits; the quiet one uses more memory, nothing else.
     let mut cpu = 1_000_000;
@@ -363,25 +352,5 @@ fn a_typo_in_history_names_its_line_and_key() {
 /// A login never opens the database: the module does not even link SQLite.
 #[test]
 fn pam_module_does_not_link_sqlite() {
-    let so = pam_cgroup_tests::support::pamconf::module_path();
-    let dynamic = std::process::Command::new("readelf")
-        .arg("-d")
-        .arg(&so)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&dynamic.stdout);
-    assert!(text.contains("NEEDED"), "{text}");
-    assert!(
-        !text.contains("libsqlite3"),
-        "{} needs libsqlite3:\n{text}",
-        so.display()
-    );
-    let symbols = std::process::Command::new("nm").arg(&so).output().unwrap();
-    let text = String::from_utf8_lossy(&symbols.stdout);
-    assert!(!text.is_empty());
-    assert!(
-        !text.contains("sqlite3_open"),
-        "{} contains SQLite",
-        so.display()
-    );
+    crate::private_ip::module_lacks(&["libsqlite3"], "sqlite3_open");
 }

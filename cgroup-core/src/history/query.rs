@@ -134,9 +134,9 @@ impl Store {
             .sql(&self.path, "read a report")
     }
 
-    /// The rows of one identity over `[from, to)`, oldest first, from the finest table that
-    /// gives at most `max_rows` of them over the period (a week: hourly rows, not 10,000
-    /// samples). Each row: its time and values.
+    /// The rows of one identity over `[from, to)`, oldest first: hourly (or daily) rows, and
+    /// the samples of the hour not yet rolled up, summed into hours or days when there would
+    /// be more than `max_rows`. Each row: its time and values.
     pub fn user_rows(
         &self,
         user: i64,
@@ -144,15 +144,21 @@ impl Store {
         to: i64,
         max_rows: i64,
     ) -> Result<Vec<(i64, Row)>, HistoryDbError> {
-        let segs = segments(from, to, &self.coverage()?);
+        // Sample rows only for the hour not yet rolled up: what a customer reads stays
+        // proportionate to its own rows, not to the host's users times a day of samples.
+        let mut coverage = self.coverage()?;
+        coverage.oldest_sample = Some(coverage.hour_until);
+        let segs = segments(from, to, &coverage);
         let mut out = Vec::new();
         // Coarsest first, so the rows come out oldest first.
         for s in segs.iter().rev() {
             // The sample table's rows are one interval apart: too many for a long period are
             // summed into hours here (the hour table holds only finished hours).
             let span = s.to.saturating_sub(s.from);
+            // Past a few hours, the samples of the hour not yet rolled up are summed into
+            // that hour, so every row of the answer spans the same time.
             let group = match s.table {
-                Table::Sample if span / 60 > max_rows => 3600,
+                Table::Sample if span / 60 > max_rows || to - from > 3 * 3600 => 3600,
                 Table::Hour if span / 3600 > max_rows => 86_400,
                 t => t.bucket(),
             };

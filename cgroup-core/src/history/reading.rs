@@ -10,7 +10,8 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::private_ip::traffic::TrafficReader;
-use crate::stats::{read_optional, read_user_stats};
+use crate::stats::semantics::EventSemantics;
+use crate::stats::{read_optional, read_usage, user_faults};
 
 use super::row::Row;
 
@@ -37,13 +38,18 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// Reads the user cgroup at `dir` (the fault counters as `read_user_stats` makes them
-    /// right on every kernel) and its traffic. Absent files are absent values.
-    pub fn read(dir: &Path, traffic: Option<&TrafficReader>) -> Result<Reading> {
+    /// Reads the user cgroup at `dir` (the fault counters made right on every kernel, as
+    /// `read_user_stats` does, for a kernel that counts as `sem` says) and its traffic.
+    /// Absent files are absent values.
+    pub fn read(
+        dir: &Path,
+        traffic: Option<&TrafficReader>,
+        sem: EventSemantics,
+    ) -> Result<Reading> {
         let inode = std::fs::metadata(dir)
             .map(|m| m.ino())
             .map_err(|e| crate::error::Error::io("stat", dir, e))?;
-        let s = read_user_stats(dir)?;
+        let s = user_faults(dir, read_usage(dir)?, sem)?;
         let net = crate::stats::users::network_of(traffic, dir)?;
         let pids_peak = read_optional(&dir.join("pids.peak"))?.and_then(|t| t.trim().parse().ok());
         Ok(Reading {

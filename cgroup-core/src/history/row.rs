@@ -157,15 +157,33 @@ impl Row {
         .fold(0u64, u64::saturating_add)
     }
 
+    /// Nothing ran and nothing was used: no memory, no process, every counter still.
+    /// The sampler keeps no row for such an interval (an empty user cgroup costs nothing).
+    pub fn is_idle(&self) -> bool {
+        [
+            self.cpu_usec,
+            self.throttled_usec,
+            self.nr_throttled,
+            self.memory_sum,
+            self.memory_peak,
+            self.pids_peak,
+            self.io_read,
+            self.io_write,
+            self.net_rx,
+            self.net_tx,
+            self.memory_max_hits,
+            self.memory_high_hits,
+            self.oom_kills,
+            self.pids_max_hits,
+        ]
+        .iter()
+        .all(|v| v.unwrap_or(0) == 0)
+    }
+
     /// Average memory.current over the row's samples.
     pub fn memory_avg(&self) -> Option<u64> {
-        self.memory_sum.map(|s| {
-            if self.samples == 0 {
-                0
-            } else {
-                s / self.samples
-            }
-        })
+        self.memory_sum
+            .map(|s| s.checked_div(self.samples).unwrap_or(0))
     }
 
     /// CPU use over the row's time, in percent of one CPU.

@@ -5,12 +5,15 @@
 //! The previous reading of each user is kept in memory. The first pass after the daemon
 //! starts is a baseline (what happened before it is nobody's interval); a cgroup that appears
 //! after that was made since the last pass, so everything it counted is this interval's.
+//! An interval in which a user had no process and used nothing leaves no row: `samples`
+//! counts the intervals with something in them.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::inventory::FoundUserCgroup;
 use crate::private_ip::traffic::TrafficReader;
+use crate::stats::semantics::EventSemantics;
 use crate::tree::Tree;
 
 use super::error::HistoryDbError;
@@ -80,13 +83,19 @@ impl Sampler {
             .last_at
             .map_or(0, |t| u64::try_from(now - t).unwrap_or(0));
         let baseline = self.last_at.is_none();
+        // How the kernel counts faults: once a pass (it reads the mount table).
+        let sem = users.first().map(|u| EventSemantics::detect(&u.path));
         let mut seen = HashMap::with_capacity(users.len());
         let mut rows = Vec::with_capacity(users.len());
         for u in users {
-            match Reading::read(&u.path, traffic) {
+            let Some(sem) = sem else { break };
+            match Reading::read(&u.path, traffic, sem) {
                 Ok(r) => {
                     if !baseline && secs > 0 {
-                        rows.push((u.name.clone(), r.row_since(self.last.get(&u.name), secs)));
+                        let row = r.row_since(self.last.get(&u.name), secs);
+                        if !row.is_idle() {
+                            rows.push((u.name.clone(), row));
+                        }
                     }
                     seen.insert(u.name, r);
                 }

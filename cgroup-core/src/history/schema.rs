@@ -6,7 +6,9 @@
 //! - `sample`, `hour`, `day`: the same columns (`row::VALUE_COLUMNS`), keyed by time then user
 //!   (rows are appended in time order, so pages fill up); `at` is seconds since the epoch, the
 //!   sample's time or the start of its hour or UTC day;
-//! - `meta(key, value)`: up to where the hourly and daily rollups were made.
+//! - `meta(key, value)`: up to where the hourly and daily rollups were made;
+//! - `hour_by_user`: one user's hourly rows for its own answers (the sample rows, ten times
+//!   as many, have no such index: a customer reads them only for the hour not yet rolled up).
 
 use super::row::{Table, VALUE_COLUMNS};
 
@@ -36,5 +38,7 @@ pub fn create_v1() -> String {
             columns.join(", ")
         ));
     }
+    // A customer's own hourly rows (`me --history`) without reading every user's.
+    sql.push_str("CREATE INDEX hour_by_user ON hour (user, at);\n");
     sql
 }

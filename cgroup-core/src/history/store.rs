@@ -48,6 +48,11 @@ fn check_files(path: &Path, create: bool) -> Result<bool, HistoryDbError> {
     Ok(true)
 }
 
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64, HistoryDbError> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .sql(path, "read the schema version")
+}
+
 impl Store {
     /// The daemon's connection: makes the directory (0700), the file (0600) and the schema
     /// when missing; WAL mode, space given back as rows go (incremental vacuum).
@@ -57,9 +62,7 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NOFOLLOW
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).sql(path, "open")?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .sql(path, "read the schema version")?;
+        let version = schema_version(&conn, path)?;
         if version > SCHEMA_VERSION {
             return Err(HistoryDbError::NewerSchema {
                 path: path.to_path_buf(),
@@ -99,9 +102,7 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NOFOLLOW
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).sql(path, "open")?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .sql(path, "read the schema version")?;
+        let version = schema_version(&conn, path)?;
         if version != SCHEMA_VERSION {
             return Err(HistoryDbError::NewerSchema {
                 path: path.to_path_buf(),
@@ -202,9 +203,15 @@ impl Store {
 
     /// Gives free pages back to the file system and empties the write-ahead log.
     pub fn compact(&self) -> Result<(), HistoryDbError> {
-        self.conn
-            .execute_batch("PRAGMA incremental_vacuum;")
+        // Each step of incremental_vacuum frees one page: stepped until done.
+        let mut stmt = self
+            .conn
+            .prepare("PRAGMA incremental_vacuum")
             .sql(&self.path, "vacuum")?;
+        let mut rows = stmt.query([]).sql(&self.path, "vacuum")?;
+        while rows.next().sql(&self.path, "vacuum")?.is_some() {}
+        drop(rows);
+        drop(stmt);
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .sql(&self.path, "checkpoint")

@@ -111,6 +111,12 @@ fn the_file_is_root_only_and_symlinks_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("state/h.db");
     drop(Store::open_writer(&path).unwrap());
+    // Readable once the daemon's connection is gone (no -wal or -shm left beside it).
+    assert!(Store::open_reader(&path)
+        .unwrap()
+        .totals(0, 1)
+        .unwrap()
+        .is_empty());
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(path.parent().unwrap()), 0o700);

@@ -180,6 +180,21 @@ fn read_pressure(dir: &Path, name: &str) -> Result<Option<Pressure>> {
 
 /// Reads the stats of the cgroup at `dir`.
 pub fn read_stats(dir: &Path) -> Result<CgroupStats> {
+    let mut stats = read_usage(dir)?;
+    stats.memory_max = read_max(dir, "memory.max")?;
+    stats.cpu_max = read_optional(&dir.join("cpu.max"))?.and_then(|t| parse_cpu_max(&t));
+    stats.pids_max = read_max(dir, "pids.max")?;
+    stats.psi = Psi {
+        cpu: read_pressure(dir, "cpu.pressure")?,
+        memory: read_pressure(dir, "memory.pressure")?,
+        io: read_pressure(dir, "io.pressure")?,
+    };
+    Ok(stats)
+}
+
+/// The usage and fault counters of the cgroup at `dir` alone: no limit, no PSI (the usage
+/// history's sampler reads these of every user cgroup every interval).
+pub fn read_usage(dir: &Path) -> Result<CgroupStats> {
     let memory_events = read_optional(&dir.join("memory.events"))?.map(|t| {
         let kv = parse_flat_keyed(&t);
         let get = |k: &str| kv.get(k).copied().unwrap_or(0);
@@ -206,20 +221,12 @@ pub fn read_stats(dir: &Path) -> Result<CgroupStats> {
     Ok(CgroupStats {
         memory_current: read_u64(dir, "memory.current")?,
         memory_peak: read_u64(dir, "memory.peak")?,
-        memory_max: read_max(dir, "memory.max")?,
         memory_events,
         cpu,
-        cpu_max: read_optional(&dir.join("cpu.max"))?.and_then(|t| parse_cpu_max(&t)),
         pids_current: read_u64(dir, "pids.current")?,
-        pids_max: read_max(dir, "pids.max")?,
         pids_events_max,
         io: read_optional(&dir.join("io.stat"))?.map(|t| parse_io_stat(&t)),
-        psi: Psi {
-            cpu: read_pressure(dir, "cpu.pressure")?,
-            memory: read_pressure(dir, "memory.pressure")?,
-            io: read_pressure(dir, "io.pressure")?,
-        },
-        network: None,
+        ..CgroupStats::default()
     })
 }
 
@@ -228,8 +235,17 @@ pub fn read_stats(dir: &Path) -> Result<CgroupStats> {
 /// are summed, plus what was carried from leaves removed since (see `semantics`, `carry`).
 /// The carried part needs root (it is a `trusted.` attribute).
 pub fn read_user_stats(user_dir: &Path) -> Result<CgroupStats> {
-    let mut stats = read_stats(user_dir)?;
     let sem = semantics::EventSemantics::detect(user_dir);
+    user_faults(user_dir, read_stats(user_dir)?, sem)
+}
+
+/// `stats` of the user cgroup at `user_dir` with its fault counters made right for a kernel
+/// that counts as `sem` says (detected once for many users by a caller that reads them all).
+pub fn user_faults(
+    user_dir: &Path,
+    mut stats: CgroupStats,
+    sem: semantics::EventSemantics,
+) -> Result<CgroupStats> {
     if sem.pids_hierarchical && sem.memory_hierarchical {
         return Ok(stats);
     }

@@ -33,7 +33,7 @@ pub struct MeArgs {
     #[arg(long)]
     pub history: bool,
     /// With --history: how far back (30m, 12h, 1d, 7d, 30d).
-    #[arg(long, value_name = "DURATION", default_value = "1d", requires = "history", value_parser = crate::duration::positive_secs)]
+    #[arg(long, value_name = "DURATION", default_value = "7d", requires = "history", value_parser = crate::duration::positive_secs)]
     pub period: u64,
     /// With --history: times in UTC instead of the host's local time.
     #[arg(long, requires = "history")]

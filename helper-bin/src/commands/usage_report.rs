@@ -182,7 +182,7 @@ pub fn build(store: &Store, from: i64, to: i64, args: &ReportArgs) -> Result<Rep
         By::Usage => users.sort_by(|a, b| key(b, args.order_by).total_cmp(&key(a, args.order_by))),
         By::Faults => {
             users.retain(|l| l.faults_total > 0);
-            users.sort_by(|a, b| b.faults_total.cmp(&a.faults_total));
+            users.sort_by_key(|l| std::cmp::Reverse(l.faults_total));
         }
     }
     if let Some(n) = args.limit {

@@ -47,6 +47,15 @@ struct Args {
     /// Share of users busy in each sample, in percent (the others are idle).
     #[arg(long, default_value_t = 20)]
     busy_percent: u64,
+    /// Seconds between samples of the size simulation (default: `[history] interval`'s).
+    #[arg(long)]
+    interval: Option<u32>,
+    /// Days per-sample rows are kept in the size simulation (default: the config's).
+    #[arg(long)]
+    minutes_kept_days: Option<u32>,
+    /// Skip the sampler passes (size simulation only).
+    #[arg(long)]
+    size_only: bool,
     /// Where the JSON results go.
     #[arg(long, default_value = "target/bench/history.json")]
     out: PathBuf,
@@ -118,6 +127,9 @@ struct PassFigures {
     baseline_cpu: Duration,
     cpu: Vec<Duration>,
     wall: Vec<Duration>,
+    /// Wall time of the reads and of the write (with maintenance) of each pass.
+    read: Vec<Duration>,
+    write: Vec<Duration>,
 }
 
 /// Passes of the daemon's sampler over `users` (read through `tree`), into a scratch db.
@@ -138,11 +150,13 @@ fn passes(
         baseline_cpu: Duration::ZERO,
         cpu: Vec::new(),
         wall: Vec::new(),
+        read: Vec::new(),
+        write: Vec::new(),
     };
     let start = (cgroup_core::time::now_ms() / 1000) as i64;
     for i in 0..=n {
         let (cpu0, wall0) = (thread_cpu(), Instant::now());
-        let mut report = Default::default();
+        let mut report = cgroup_core::history::sampler::PassReport::default();
         let rows = sampler.read(
             users.clone(),
             traffic.as_ref(),
@@ -162,6 +176,8 @@ fn passes(
         } else {
             figures.cpu.push(cpu);
             figures.wall.push(wall);
+            figures.read.push(report.read_time);
+            figures.write.push(report.write_time);
         }
     }
     Ok(figures)
@@ -299,8 +315,17 @@ struct DayFigure {
     write_cpu: Duration,
 }
 
+fn size_config(args: &Args) -> HistoryConfig {
+    let d = HistoryConfig::default();
+    HistoryConfig {
+        interval_secs: args.interval.unwrap_or(d.interval_secs),
+        minutes_kept_days: args.minutes_kept_days.unwrap_or(d.minutes_kept_days),
+        ..d
+    }
+}
+
 fn size_bench(args: &Args, scratch: &Path) -> Result<Vec<DayFigure>> {
-    let cfg = HistoryConfig::default();
+    let cfg = size_config(args);
     let keep = Retention::of(&cfg);
     let interval = i64::from(cfg.interval_secs);
     let db = scratch.join("state-size/history.db");
@@ -348,7 +373,12 @@ fn main() -> Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("bench-history-")
         .tempdir()?;
-    let passes = sampler_bench(&args, scratch.path())?;
+    let passes = if args.size_only {
+        Vec::new()
+    } else {
+        sampler_bench(&args, scratch.path())?
+    };
+    let cfg = size_config(&args);
     let days = size_bench(&args, scratch.path())?;
 
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
@@ -359,22 +389,24 @@ fn main() -> Result<()> {
     };
     println!("sampler pass (daemon's code: list, read, one write), CPU of one thread:");
     println!(
-        "{:<40} {:>8} {:>14} {:>14} {:>14}",
-        "where", "cgroups", "baseline ms", "median CPU ms", "median wall ms"
+        "{:<40} {:>8} {:>12} {:>14} {:>14} {:>9} {:>9}",
+        "where", "cgroups", "baseline ms", "median CPU ms", "median wall ms", "read ms", "write ms"
     );
     for p in &passes {
         println!(
-            "{:<40} {:>8} {:>14.0} {:>14.0} {:>14.0}",
+            "{:<40} {:>8} {:>12.0} {:>14.0} {:>14.0} {:>9.0} {:>9.0}",
             p.where_,
             p.cgroups,
             ms(&p.baseline_cpu),
             ms(&median(&p.cpu)),
-            ms(&median(&p.wall))
+            ms(&median(&p.wall)),
+            ms(&median(&p.read)),
+            ms(&median(&p.write))
         );
     }
     println!(
-        "goal: a pass <= 1000 ms of one core at 10,000 users\n\ndatabase at {} users, one sample a minute ({}% busy each sample):",
-        args.users, args.busy_percent
+        "goal: a pass <= 1000 ms of one core at 10,000 users\n\ndatabase at {} users, one sample every {} s kept {} days, hours {} days ({}% busy each sample):",
+        args.users, cfg.interval_secs, cfg.minutes_kept_days, cfg.hours_kept_days, args.busy_percent
     );
     println!("{:>4} {:>12} {:>12}", "day", "file MiB", "rows MiB");
     for d in &days {
@@ -396,10 +428,14 @@ fn main() -> Result<()> {
             "pass_cpu_ms": p.cpu.iter().map(ms).collect::<Vec<_>>(),
             "pass_wall_ms": p.wall.iter().map(ms).collect::<Vec<_>>(),
             "median_cpu_ms": ms(&median(&p.cpu)),
+            "median_read_ms": ms(&median(&p.read)),
+            "median_write_ms": ms(&median(&p.write)),
         })).collect::<Vec<_>>(),
         "database": {
             "users": args.users,
-            "interval_secs": HistoryConfig::default().interval_secs,
+            "interval_secs": cfg.interval_secs,
+            "minutes_kept_days": cfg.minutes_kept_days,
+            "hours_kept_days": cfg.hours_kept_days,
             "busy_percent": args.busy_percent,
             "days": days.iter().map(|d| serde_json::json!({
                 "day": d.day,

@@ -6,14 +6,12 @@
 //! (once until it works again) and the events still reach the journal: losing the history must
 //! never stop the daemon.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use cgroup_core::tree::Tree;
 
@@ -23,6 +21,7 @@ use cgroup_core::events::recorder::Recorder;
 use cgroup_core::events::Event;
 
 use super::log;
+use super::worker::sleep_until;
 use cgroup_core::stats::daemon::Counters;
 
 pub struct Faults {
@@ -153,23 +152,7 @@ pub fn run(
     let mut faults = Faults::new(&cfg, &current_tree());
     let every = Duration::from_secs(1);
     let mut next = Instant::now();
-    loop {
-        let wait = next.saturating_duration_since(Instant::now());
-        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                log::error(&format!("fault events: poll: {e}"));
-                return;
-            }
-        }
-        if fds[0].any().unwrap_or(true) {
-            return;
-        }
-        if Instant::now() < next {
-            continue;
-        }
+    while sleep_until("fault events", &stop, next) {
         let now_cfg = read_events();
         if now_cfg != cfg {
             faults.reload(&now_cfg);

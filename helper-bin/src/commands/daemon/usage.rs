@@ -7,17 +7,16 @@
 //! works again); `[history]` changes follow SIGHUP (a new `database` is opened at the next
 //! pass; `enabled = false` stops sampling and closes it).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use cgroup_core::config::{Config, HistoryConfig};
 use cgroup_core::history::{Retention, Sampler, Store};
 use cgroup_core::tree::Tree;
 
 use super::log;
+use super::worker::sleep_until;
 
 /// A pass longer than this is logged (the bench measures what a pass costs).
 const SLOW_PASS: Duration = Duration::from_secs(1);
@@ -115,23 +114,7 @@ pub fn run(tree: Arc<RwLock<Tree>>, config: Arc<RwLock<Arc<Config>>>, stop: Owne
         passes: 0,
     };
     let mut next = Instant::now();
-    loop {
-        let wait = next.saturating_duration_since(Instant::now());
-        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                log::error(&format!("usage history: poll: {e}"));
-                return;
-            }
-        }
-        if fds[0].any().unwrap_or(true) {
-            return;
-        }
-        if Instant::now() < next {
-            continue;
-        }
+    while sleep_until("usage history", &stop, next) {
         let (tree, cfg) = current();
         if cfg.enabled {
             usage.pass(&tree, &cfg);

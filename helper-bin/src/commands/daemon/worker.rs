@@ -4,6 +4,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -78,6 +79,30 @@ pub fn accept_loop(
                     log::warn(&format!("{what}: {e}"));
                 }
             }
+        }
+    }
+}
+
+/// Waits until `next`, or until `stop` becomes readable: true when `next` has come, false when
+/// the thread must return (stopped, or poll failed: logged with `what`). The periodic
+/// threads' one sleep.
+pub fn sleep_until(what: &str, stop: &OwnedFd, next: Instant) -> bool {
+    loop {
+        let wait = next.saturating_duration_since(Instant::now());
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                log::error(&format!("{what}: poll: {e}"));
+                return false;
+            }
+        }
+        if fds[0].any().unwrap_or(true) {
+            return false;
+        }
+        if Instant::now() >= next {
+            return true;
         }
     }
 }
