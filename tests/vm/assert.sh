@@ -187,3 +187,20 @@ require_daemon() {
     wait_until 5 vm_root "systemctl is-active pam-cgroup.service || systemctl start pam-cgroup.service" >/dev/null ||
         fail "pam-cgroup.service is not running and does not start: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
 }
+
+# make_customers NAME:ID...: local customers a scenario makes for itself (uid = gid = ID, a
+# home, the image's key to log in with). One left by an earlier run is removed first, its
+# processes with it.
+make_customers() {
+    vm_root "set -e
+for spec in $*; do
+    u=\${spec%:*}; id=\${spec#*:}
+    if id \"\$u\" >/dev/null 2>&1; then pkill -KILL -u \"\$u\" || true; sleep 0.3; userdel -f -r \"\$u\" 2>/dev/null || true; fi
+    groupdel \"\$u\" 2>/dev/null || true
+    groupadd -g \"\$id\" \"\$u\"
+    useradd -m -u \"\$id\" -g \"\$id\" -s /bin/bash \"\$u\"
+    usermod -p '*' \"\$u\"
+    install -d -m 700 -o \"\$u\" -g \"\$u\" \"/home/\$u/.ssh\"
+    install -m 600 -o \"\$u\" -g \"\$u\" /root/.ssh/authorized_keys \"/home/\$u/.ssh/authorized_keys\"
+done" >/dev/null || fail "cannot create the scenario's customers $*"
+}

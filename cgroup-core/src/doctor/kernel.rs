@@ -62,7 +62,7 @@ pub fn favordynmods(mountinfo: &str, mount_point: &Path) -> Option<bool> {
 
 /// favordynmods: an option with a cost, reported either way (INFO).
 fn check_favordynmods(mount_point: &Path, mountinfo: &str) -> Finding {
-    let why = "each login moves its process into its leaf once; without favordynmods that write waits for an RCU grace period (~8-12 ms after a quiet moment at HZ=250) while holding the host-wide cgroup mutex; with it the wait goes, but every fork and exit on the host pays a little more (/usr/share/doc/pam-cgroup/performance.md, \"favordynmods\")";
+    let why = "each login moves its process into its leaf once; without favordynmods that write waits for an RCU grace period (~8-12 ms after a quiet moment at HZ=250) while holding the host-wide cgroup mutex; with it the wait goes (in the VM an isolated migration took 0.12x as long), and in exchange every fork and exit on the host takes a slower path, a cost the VM could not resolve: measure fork+exit natively first (/usr/share/doc/pam-cgroup/performance.md, \"favordynmods\")";
     match favordynmods(mountinfo, mount_point) {
         Some(true) => Finding::info(
             "cgroup2 favordynmods",
@@ -74,7 +74,7 @@ fn check_favordynmods(mount_point: &Path, mountinfo: &str) -> Finding {
             "cgroup2 favordynmods",
             format!("{} is mounted without favordynmods", mount_point.display()),
             why,
-            "optional (kernel 6.0+), after weighing the fork and exit cost: mount -o remount,favordynmods on the cgroup2 mount point",
+            "optional (kernel 6.0+), after measuring the fork and exit cost on this host: mount -o remount,favordynmods on the cgroup2 mount point (not kept across a reboot)",
         ),
     }
 }

@@ -14,20 +14,7 @@ require_daemon
 field() { python3 -c "import json,sys; v=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 
 step "two customers of this scenario: cust27 (to be removed) and keep27, and idle27 (never logged in)"
-vm_root "$(cat <<'EOS'
-set -e
-for spec in cust27:2701 keep27:2702 idle27:2703; do
-    u=${spec%:*}; id=${spec#*:}
-    if id "$u" >/dev/null 2>&1; then pkill -KILL -u "$u" || true; sleep 0.3; userdel -f -r "$u" 2>/dev/null || true; fi
-    groupdel "$u" 2>/dev/null || true
-    groupadd -g "$id" "$u"
-    useradd -m -u "$id" -g "$id" -s /bin/bash "$u"
-    usermod -p '*' "$u"
-    install -d -m 700 -o "$u" -g "$u" "/home/$u/.ssh"
-    install -m 600 -o "$u" -g "$u" /root/.ssh/authorized_keys "/home/$u/.ssh/authorized_keys"
-done
-EOS
-)" >/dev/null || fail "cannot create the scenario's customers"
+make_customers cust27:2701 keep27:2702 idle27:2703
 # cust27's plan: a low pids.max, so that a burst of forks gives it fault events to remove.
 vm_user_file cust27 <<'EOT'
 "pids.max" = 24
