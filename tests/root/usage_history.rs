@@ -354,3 +354,43 @@ fn a_typo_in_history_names_its_line_and_key() {
 fn pam_module_does_not_link_sqlite() {
     crate::private_ip::module_lacks(&["libsqlite3"], "sqlite3_open");
 }
+
+/// `remove` takes the customer's usage rows and identity with it (a new account with the
+/// same name and uid must not read its predecessor's history); a neighbour's rows stay, and
+/// rows alone are something to remove.
+#[test]
+fn remove_erases_the_customers_usage_rows_and_only_them() {
+    require_root();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("state/history.db");
+    let setup = TestSetup::new(&history_config(&db), "");
+    let mut store = Store::open_writer(&db).unwrap();
+    let now = (cgroup_core::time::now_ms() / 1000) as i64;
+    let gone = store.user_id("pcrmgone", 5101).unwrap();
+    let again = store.user_id("pcrmgone", 5102).unwrap();
+    let stays = store.user_id("pcrmstay", 5103).unwrap();
+    let row = Row {
+        samples: 1,
+        secs: 60,
+        cpu_usec: Some(1_000_000),
+        ..Row::default()
+    };
+    for m in 0..10 {
+        let rows: Vec<(i64, Row)> = [gone, again, stays].iter().map(|id| (*id, row)).collect();
+        store
+            .insert(Table::Sample, now - 3600 + m * 60, &rows)
+            .unwrap();
+    }
+    drop(store);
+    let o = cgroupctl(&setup, &["remove", "pcrmgone", "--yes", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["usage_rows_erased"], 20, "{v:#}");
+    assert!(!cgroup_core::history::forget::knows_user(&db, "pcrmgone").unwrap());
+    assert!(cgroup_core::history::forget::knows_user(&db, "pcrmstay").unwrap());
+    let r = report(&setup, &["--period", "1d"]);
+    assert_eq!(names(&r), ["pcrmstay"], "{r}");
+    // Nothing of it left: a second remove has nothing to do.
+    let o = cgroupctl(&setup, &["remove", "pcrmgone", "--yes"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+}

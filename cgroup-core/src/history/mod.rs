@@ -9,13 +9,15 @@
 //! - `store`: the database file (root-only, WAL, checked before SQLite sees it);
 //! - `sampler`: one pass over every user cgroup, one transaction;
 //! - `rollup`: hourly and daily rollups, retention, the size bound;
-//! - `query`: totals per user over a period, and one user's rows.
+//! - `query`: totals per user over a period, and one user's rows;
+//! - `forget`: a removed customer's rows and identity deleted.
 //!
 //! Feature `history` (rusqlite, the system's libsqlite3): cgroupctl and the tests have it, the
 //! PAM module has not: a login never opens the database.
 
 pub mod customer;
 mod error;
+pub mod forget;
 pub mod query;
 pub mod reading;
 pub mod rollup;

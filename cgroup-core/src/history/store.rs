@@ -27,7 +27,7 @@ pub struct Store {
 
 /// Checks the directory and the files of the database; creates the file (0600) when
 /// `create`. `Ok(false)`: it does not exist.
-fn check_files(path: &Path, create: bool) -> Result<bool, HistoryDbError> {
+pub(super) fn check_files(path: &Path, create: bool) -> Result<bool, HistoryDbError> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Err(crate::error::StateError {
             path: path.to_path_buf(),

@@ -1,5 +1,6 @@
 //! `cgroupctl remove USER [--yes] [--force] [--json]`: the end of a customer (like lvectl
-//! destroy): kills what runs, removes users/<user> whole, its user file, its fault events,
+//! destroy): kills what runs, removes users/<user> whole, its user file, its fault events and
+//! usage history rows,
 //! its traffic counters and fence entry, and its lock files. Asks on a terminal; elsewhere
 //! `--yes` is required. Refused for root and any uid 0, and while NSS still knows the user
 //! (run it after `userdel`, or with `--force` to end a customer whose account stays).
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use cgroup_core::config::last_good;
 use cgroup_core::events::history;
+use cgroup_core::history::forget;
 use cgroup_core::nss::lookup_user;
 use cgroup_core::paths::{carry_lock_name, sessions_lock_name, RUN_DIR};
 use cgroup_core::private_ip::traffic::TrafficReader;
@@ -63,6 +65,8 @@ struct Removed {
     /// Its kept last good copy of the user file was forgotten.
     last_good_copy: bool,
     events_erased: usize,
+    /// Rows of the usage history deleted (with its identities there).
+    usage_rows_erased: u64,
     traffic_counters: bool,
     lock_files: usize,
 }
@@ -130,9 +134,11 @@ pub fn run(cli: &GlobalArgs, args: &RemoveArgs) -> Result<ExitCode> {
     let has_events = history::read(&history_dir)
         .map(|c| c.events.iter().any(|s| s.event.user == user))
         .unwrap_or(false);
-    if !has_cgroup && !has_file && !has_events {
+    let database = config.history.database.clone();
+    let has_usage = forget::knows_user(&database, user)?;
+    if !has_cgroup && !has_file && !has_events && !has_usage {
         bail!(NotApplicable(format!(
-            "nothing of {user} to remove (no cgroup, no user file, no events)"
+            "nothing of {user} to remove (no cgroup, no user file, no events, no usage history)"
         )));
     }
     if !args.yes {
@@ -143,7 +149,7 @@ pub fn run(cli: &GlobalArgs, args: &RemoveArgs) -> Result<ExitCode> {
             .sum();
         let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         let what = format!(
-            "remove {user}: kill its {processes} processes, remove {}, its user file and its events",
+            "remove {user}: kill its {processes} processes, remove {}, its user file, its events and its usage history",
             if shown.is_empty() {
                 "(no cgroup)".to_string()
             } else {
@@ -173,6 +179,7 @@ pub fn run(cli: &GlobalArgs, args: &RemoveArgs) -> Result<ExitCode> {
     let user_file = remove_user_file(&config, user)?;
     let last_good_copy = last_good::forget_user(&config.path, user)?;
     let events_erased = history::erase_user(&history_dir, user)?;
+    let usage_rows_erased = forget::forget_user(&database, user)?;
     let lock_files = remove_lock_files(user);
     let report = Removed {
         user: user.to_string(),
@@ -181,6 +188,7 @@ pub fn run(cli: &GlobalArgs, args: &RemoveArgs) -> Result<ExitCode> {
         user_file,
         last_good_copy,
         events_erased,
+        usage_rows_erased,
         traffic_counters,
         lock_files,
     };
@@ -204,6 +212,9 @@ pub fn run(cli: &GlobalArgs, args: &RemoveArgs) -> Result<ExitCode> {
         }
         if events_erased > 0 {
             println!("{user}: {events_erased} events erased from the history");
+        }
+        if usage_rows_erased > 0 {
+            println!("{user}: {usage_rows_erased} rows erased from the usage history");
         }
         if traffic_counters {
             println!("{user}: traffic counters dropped");

@@ -122,6 +122,8 @@ left=$(vm_root "find '$VM_TREE_ROOT' /etc/pam_cgroup /run/pam_cgroup /var/lib/pa
 [[ -z $left ]] || fail "left behind: $left"
 procs=$(vm_root "pgrep -u 2701 || true")
 [[ -z $procs ]] || fail "processes of the removed customer still run: $procs"
+usage=$(vm_root "cgroupctl report --period 1d --user cust27 --json")
+assert_eq "usage history of cust27 after remove" "$(field 'len(v["users"])' <<<"$usage")" 0
 ev=$(vm_root "cgroupctl events --json --user cust27 | wc -l")
 assert_eq "events of cust27 after remove" "$ev" 0
 vm_root "cgroupctl events >/dev/null 2>/tmp/s27-events.err; test ! -s /tmp/s27-events.err" ||
