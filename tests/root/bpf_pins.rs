@@ -8,9 +8,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use cgroup_core::private_ip::DEFAULT_BPFFS;
+use pam_cgroup_tests::support::escape_probe::attempt_as;
 use pam_cgroup_tests::support::pip_tree::{port_block, PipTree};
 use pam_cgroup_tests::support::{require_root, TestUser};
 
@@ -72,30 +72,11 @@ impl Drop for OpenBpffsRoot {
     }
 }
 
-fn probe() -> PathBuf {
-    pam_cgroup_tests::support::driver::driver().with_file_name("escape-probe")
-}
-
 /// Runs the probe's ops as uid/gid (no supplementary groups); (op, errno) of each.
 fn attempt(uid: u32, gid: u32, ops: &[String]) -> Vec<(String, i32)> {
-    let out = Command::new(probe())
-        .args(["--uid", &uid.to_string(), "--gid", &gid.to_string()])
-        .args(ops)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    v.iter()
-        .map(|a| {
-            (
-                a["op"].as_str().unwrap().to_string(),
-                a["errno"].as_i64().unwrap() as i32,
-            )
-        })
+    attempt_as(None, uid, gid, ops)
+        .into_iter()
+        .map(|(op, errno, _)| (op, errno))
         .collect()
 }
 

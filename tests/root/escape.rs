@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use pam_cgroup_tests::support::escape_probe::{attempt_as, escape_probe};
 use pam_cgroup_tests::support::{require_root, run_session, SessionOptions, TestSetup, TestUser};
 
 const EACCES: i32 = libc::EACCES;
@@ -15,39 +16,9 @@ const EAGAIN: i32 = libc::EAGAIN;
 const ENOENT: i32 = libc::ENOENT;
 const PAM_SUCCESS: i32 = 0;
 
-fn probe() -> std::path::PathBuf {
-    pam_cgroup_tests::support::driver::driver().with_file_name("escape-probe")
-}
-
 /// Runs ops as `user` inside `cgroup`; returns (op, errno, detail) for each.
 fn attempt(cgroup: &Path, user: &TestUser, ops: &[String]) -> Vec<(String, i32, String)> {
-    let out = Command::new(probe())
-        .arg("--cgroup")
-        .arg(cgroup)
-        .args([
-            "--uid",
-            &user.uid.to_string(),
-            "--gid",
-            &user.gid.to_string(),
-        ])
-        .args(ops)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    v.iter()
-        .map(|a| {
-            (
-                a["op"].as_str().unwrap().to_string(),
-                a["errno"].as_i64().unwrap() as i32,
-                a["detail"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    attempt_as(Some(cgroup), user.uid, user.gid, ops)
 }
 
 fn leaf_of(setup: &TestSetup, user: &TestUser) -> std::path::PathBuf {
@@ -237,7 +208,7 @@ fn racing_a_fresh_leaf_with_inotify_never_makes_a_login_unconfined() {
     let alice_leaf = leaf_of(&setup, &alice);
     let user_dir = setup.tree.user(&alice.name);
     // The racer: a real process of alice's, in her fence, watching her user cgroup.
-    let racer = Command::new(probe())
+    let racer = Command::new(escape_probe())
         .arg("--cgroup")
         .arg(&alice_leaf)
         .args([

@@ -229,16 +229,23 @@ fn sampled_usage_is_reported_by_usage_and_by_faults_and_each_customer_sees_only_
     drop(daemon);
 }
 
+/// A test config whose database is in a directory of the test's, and the daemon's writer on
+/// it, for rows written at explicit times.
+fn store_with_explicit_times() -> (tempfile::TempDir, std::path::PathBuf, TestSetup, Store) {
+    require_root();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("state/history.db");
+    let setup = TestSetup::new(&history_config(&db), "");
+    let store = Store::open_writer(&db).unwrap();
+    (work, db, setup, store)
+}
+
 /// Three days of samples of three users at explicit times, as the daemon writes and
 /// maintains them: the report over the whole time equals what was written (whichever rows
 /// hold it), the oldest samples are gone, and with a small bound the file stays within it.
 #[test]
 fn rollups_keep_the_totals_and_the_file_stays_bounded() {
-    require_root();
-    let work = tempfile::tempdir().unwrap();
-    let db = work.path().join("state/history.db");
-    let setup = TestSetup::new(&history_config(&db), "");
-    let mut store = Store::open_writer(&db).unwrap();
+    let (_work, db, setup, mut store) = store_with_explicit_times();
     let now = (cgroup_core::time::now_ms() / 1000) as i64;
     let start = now - now % 86_400 - 3 * 86_400;
     let keep = Retention {
@@ -360,11 +367,7 @@ fn pam_module_does_not_link_sqlite() {
 /// rows alone are something to remove.
 #[test]
 fn remove_erases_the_customers_usage_rows_and_only_them() {
-    require_root();
-    let work = tempfile::tempdir().unwrap();
-    let db = work.path().join("state/history.db");
-    let setup = TestSetup::new(&history_config(&db), "");
-    let mut store = Store::open_writer(&db).unwrap();
+    let (_work, db, setup, mut store) = store_with_explicit_times();
     let now = (cgroup_core::time::now_ms() / 1000) as i64;
     let gone = store.user_id("pcrmgone", 5101).unwrap();
     let again = store.user_id("pcrmgone", 5102).unwrap();

@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 pub mod driver;
+pub mod escape_probe;
 pub mod pamconf;
 pub mod pip_tree;
 pub mod probe;
