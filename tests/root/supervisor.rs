@@ -14,7 +14,11 @@ fn config_for(tree_root: &std::path::Path) -> tempfile::TempDir {
     std::fs::set_permissions(conf.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::write(
         conf.path().join("config.toml"),
-        format!("[tree]\nroot = \"{}\"\n", tree_root.display()),
+        // No usage sampling: the daemon here must not write the host's own history database.
+        format!(
+            "[tree]\nroot = \"{}\"\n[history]\nenabled = false\n",
+            tree_root.display()
+        ),
     )
     .unwrap();
     conf
