@@ -80,7 +80,7 @@ tlog "$A so far: $got"
 kill_user_processes "$A"
 
 step "report --by usage --order-by cpu: $A first"
-usage=$(vm_root "cgroupctl report --period 1h --by usage --order-by cpu --json") || fail "report --by usage failed"
+usage=$(vm_root "cgroupctl report --from @$start --by usage --order-by cpu --json") || fail "report --by usage failed"
 assert_eq "the first user of report --by usage --order-by cpu" "$(field 'v["users"][0]["user"]' <<<"$usage")" "$A"
 assert_eq "by" "$(field 'v["by"]' <<<"$usage")" usage
 a_cpu=$(field '[u["cpu_seconds"] for u in v["users"] if u["user"] == "'"$A"'"][0]' <<<"$usage")
@@ -94,7 +94,7 @@ assert_eq "users in descending CPU order" \
     "$(field 'all(a["cpu_seconds"] >= b["cpu_seconds"] for a, b in zip(v["users"], v["users"][1:]))' <<<"$usage")" True
 
 step "report --by faults: $A first with its limit hits; $B (none) left out"
-faults=$(vm_root "cgroupctl report --period 1h --by faults --json") || fail "report --by faults failed"
+faults=$(vm_root "cgroupctl report --from @$start --by faults --json") || fail "report --by faults failed"
 assert_eq "the first user of report --by faults" "$(field 'v["users"][0]["user"]' <<<"$faults")" "$A"
 a_faults=$(field 'v["users"][0]["faults_total"]' <<<"$faults")
 ((a_faults > 0)) || fail "$A's faults_total is $a_faults"
@@ -103,7 +103,7 @@ assert_eq "$B in report --by faults" "$(field 'sum(1 for u in v["users"] if u["u
 assert_eq "users without a hit in report --by faults" "$(field 'sum(1 for u in v["users"] if u["faults_total"] == 0)' <<<"$faults")" 0
 
 step "report --user $A: its rows only"
-mine=$(vm_root "cgroupctl report --period 1h --user $A --json") || fail "report --user $A failed"
+mine=$(vm_root "cgroupctl report --from @$start --user $A --json") || fail "report --user $A failed"
 assert_eq "users of report --user $A" "$(field '[u["user"] for u in v["users"]]' <<<"$mine")" "['$A']"
 samples=$(field 'v["users"][0]["samples"]' <<<"$mine")
 ((samples >= 15)) || fail "report --user $A has $samples samples"
@@ -112,11 +112,11 @@ python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) e
     || fail "report --user $A counts less CPU than the same period's report of everyone: $mine"
 
 step "the human tables print"
-text=$(vm_root "cgroupctl report --period 1h") || fail "cgroupctl report (table) failed"
+text=$(vm_root "cgroupctl report --from @$start") || fail "cgroupctl report (table) failed"
 tlog "report: $text"
 grep -E "^USER[[:space:]]+CPU" <<<"$text" >/dev/null || fail "the usage table has no header: $text"
 grep -E "^$A[[:space:]]" <<<"$text" >/dev/null || fail "the usage table has no line of $A: $text"
-text=$(vm_root "cgroupctl report --period 1h --by faults --utc") || fail "cgroupctl report --by faults (table) failed"
+text=$(vm_root "cgroupctl report --from @$start --by faults --utc") || fail "cgroupctl report --by faults (table) failed"
 grep -E "^$A[[:space:]]" <<<"$text" >/dev/null || fail "the faults table has no line of $A: $text"
 
 step "$B's me --history: its own rows, nothing of $A"
