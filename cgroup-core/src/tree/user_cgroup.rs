@@ -841,7 +841,13 @@ fn remove_subtree(dir: &CgroupDir, depth: u32) -> Result<u64> {
         match dir.open_child(&child) {
             Ok(sub) => {
                 if sub.stat()?.st_uid != 0 {
-                    delegation::take_back(&sub, 0, LEAF_MODE)?;
+                    match delegation::take_back(&sub, 0, LEAF_MODE) {
+                        Ok(()) => {}
+                        // Removed meanwhile: the daemon reaps a leaf the moment the kill
+                        // empties it, so its files can go while they are being taken back.
+                        Err(e) if e.errno() == Some(libc::ENOENT) => continue,
+                        Err(e) => return Err(e),
+                    }
                 }
                 removed += remove_subtree(&sub, depth + 1)?;
             }
