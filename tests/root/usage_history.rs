@@ -18,7 +18,14 @@ use crate::cgroupctl::cgroupctl_bin;
 use crate::events::{cgroupctl, fake_user};
 
 fn history_config(db: &Path) -> String {
-    format!("[history]\ndatabase = \"{}\"\ninterval = 1\n", db.display())
+    history_config_every(db, 1)
+}
+
+fn history_config_every(db: &Path, interval: u32) -> String {
+    format!(
+        "[history]\ndatabase = \"{}\"\ninterval = {interval}\n",
+        db.display()
+    )
 }
 
 /// Sets a fake user's counters as the kernel would show them.
@@ -396,4 +403,46 @@ fn remove_erases_the_customers_usage_rows_and_only_them() {
     // Nothing of it left: a second remove has nothing to do.
     let o = cgroupctl(&setup, &["remove", "pcrmgone", "--yes"]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
+}
+
+/// A reload that shortens `[history] interval` applies at once: the sampler does not sleep
+/// out the old interval (an hour here) before it samples at the new one.
+#[test]
+fn a_reload_that_shortens_the_interval_samples_at_once() {
+    let (work, setup, socket) =
+        crate::me::me_setup_with(|w| history_config_every(&w.join("state/history.db"), 3600));
+    let db = work.path().join("state/history.db");
+    let users = work.path().join("users");
+    std::fs::create_dir(&users).unwrap();
+    let user = TestUser::new("pcri");
+    let dir = fake_user(&users, &user.name, &[]);
+    counters(&dir, 1_000, 10 << 20, 0, 0);
+    let daemon = crate::me::me_daemon(&setup, &users, &socket, work.path());
+    // The first pass (the baseline) is done at start; the next would be an hour later.
+    daemon.wait_log("recording usage every 3600 s", Duration::from_secs(20));
+    setup.write_config_with_tree("", &history_config_every(&db, 1));
+    // unshare and sh exec: the child is the daemon itself.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let mut cpu = 1_000;
+    let r = wait_for_value(
+        "two samples at the new interval",
+        Duration::from_secs(30),
+        || {
+            cpu += 1_000_000;
+            counters(&dir, cpu, 10 << 20, 0, 0);
+            std::thread::sleep(Duration::from_millis(200));
+            let r = report(&setup, &["--period", "1h", "--user", &user.name]);
+            (r["users"][0]["samples"].as_u64().unwrap_or(0) >= 2).then_some(r)
+        },
+    );
+    assert!(r["users"][0]["cpu_seconds"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(
+        daemon.log().contains("a pass every 1 s"),
+        "{}",
+        daemon.log()
+    );
 }

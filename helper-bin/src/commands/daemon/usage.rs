@@ -5,7 +5,8 @@
 //!
 //! The database is opened at the first pass and again after a failure (logged once until it
 //! works again); `[history]` changes follow SIGHUP (a new `database` is opened at the next
-//! pass; `enabled = false` stops sampling and closes it).
+//! pass; `enabled = false` stops sampling and closes it; a new `interval` counts from the last
+//! pass at once).
 
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, RwLock};
@@ -20,6 +21,8 @@ use super::worker::sleep_until;
 
 /// A pass longer than this is logged (the bench measures what a pass costs).
 const SLOW_PASS: Duration = Duration::from_secs(1);
+/// How often the sampler thread looks for a reloaded interval while it waits.
+const RECHECK: Duration = Duration::from_secs(1);
 
 struct Usage {
     sampler: Sampler,
@@ -27,6 +30,8 @@ struct Usage {
     /// The last error logged, so a broken disk gives one line, not one per pass.
     last_error: Option<String>,
     passes: u64,
+    /// The interval the last wait was counted with (a reload that changes it is logged).
+    interval: Option<Duration>,
 }
 
 impl Usage {
@@ -112,10 +117,35 @@ pub fn run(tree: Arc<RwLock<Tree>>, config: Arc<RwLock<Arc<Config>>>, stop: Owne
         store: None,
         last_error: None,
         passes: 0,
+        interval: None,
     };
-    let mut next = Instant::now();
-    while sleep_until("usage history", &stop, next) {
+    // The next pass is due one interval after the last one began, counted with the interval
+    // in force *now*: a reload that shortens it takes effect at once, not after the old one
+    // (an hour, say) has run out. The thread wakes at least every RECHECK to see reloads.
+    let mut last: Option<(Instant, Instant)> = None;
+    loop {
         let (tree, cfg) = current();
+        let interval = Duration::from_secs(u64::from(cfg.interval_secs));
+        if cfg.enabled && usage.store.is_some() && usage.interval != Some(interval) {
+            log::info(&format!(
+                "usage history: a pass every {} s",
+                cfg.interval_secs
+            ));
+        }
+        usage.interval = Some(interval);
+        let due = match last {
+            None => Instant::now(),
+            // A pass longer than the interval: the next one a whole interval after it ended.
+            Some((began, ended)) if ended > began + interval => ended + interval,
+            Some((began, _)) => began + interval,
+        };
+        if Instant::now() < due {
+            if !sleep_until("usage history", &stop, due.min(Instant::now() + RECHECK)) {
+                return;
+            }
+            continue;
+        }
+        let began = Instant::now();
         if cfg.enabled {
             usage.pass(&tree, &cfg);
         } else if usage.store.take().is_some() {
@@ -123,10 +153,6 @@ pub fn run(tree: Arc<RwLock<Tree>>, config: Arc<RwLock<Arc<Config>>>, stop: Owne
             usage.sampler = Sampler::new();
             log::info("usage history disabled ([history] enabled = false)");
         }
-        // Passes keep their rhythm: the next is one interval after this one began.
-        next += Duration::from_secs(u64::from(cfg.interval_secs));
-        if next < Instant::now() {
-            next = Instant::now() + Duration::from_secs(u64::from(cfg.interval_secs));
-        }
+        last = Some((began, Instant::now()));
     }
 }
