@@ -172,7 +172,7 @@ pub fn file_paths(dir: &Path) -> [PathBuf; 2] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::events::FaultKind;
 
@@ -215,7 +215,7 @@ mod tests {
     }
 
     /// A ring file as the old writer made it (root-only).
-    fn write600(path: &Path, bytes: Vec<u8>) {
+    pub(crate) fn write600(path: &Path, bytes: Vec<u8>) {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
             .write(true)

@@ -405,6 +405,7 @@ pub fn erase_user(path: &Path, name: &str) -> Result<u64, HistoryDbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::legacy_ring::tests::write600;
     use crate::events::legacy_ring::{encode, file_paths, Stored};
     use crate::events::ProcessInfo;
 
@@ -510,18 +511,6 @@ mod tests {
         assert_eq!(got.len(), 1);
         let kept = got[0].event.processes.len();
         assert!(kept > 0 && kept < 1000, "{kept}");
-    }
-
-    fn write600(path: &Path, bytes: Vec<u8>) {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .unwrap();
-        std::io::Write::write_all(&mut f, &bytes).unwrap();
     }
 
     #[test]
