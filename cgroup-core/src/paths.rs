@@ -37,7 +37,7 @@ pub const LAST_GOOD_CONFIG_PREFIX: &str = "last-good@";
 pub const LAST_GOOD_USERS_PREFIX: &str = "last-good-users@";
 pub const LAST_GOOD_POLICY_PREFIX: &str = "last-good-policy@";
 
-/// Where fault events are kept when the config does not say (`[events] history_dir`).
+/// Where older versions kept fault events (`[events] history_dir`): imported once, then removed.
 pub const DEFAULT_HISTORY_DIR: &str = "/var/lib/pam_cgroup/events";
 
 /// Where the daemon keeps the usage history when the config does not say (`[history]

@@ -1,9 +1,9 @@
 //! Fault events (issue 14) on a host without controllers: the daemon runs in a private mount
 //! namespace where the test's users/ is a plain directory (bind-mounted over the real
 //! cgroupfs one), so the test injects memory.events / pids.events counters and the daemon
-//! records them, with a snapshot of a real process, in its real history; `cgroupctl events`
-//! reads them back. And the history's bounds: filled past its size, the oldest events go, the
-//! files never grow past the bound, a torn record is skipped and cut off.
+//! records them, with a snapshot of a real process, in the history database; `cgroupctl
+//! events` reads them back. And the history's bound: filled past its size, the oldest events
+//! go. And the upgrade: an old version's event ring is imported once, then removed.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cgroup_core::events::history::{file_paths, Writer};
+use cgroup_core::events::legacy_ring::{encode, file_paths, Stored};
 use cgroup_core::events::{Event, FaultKind, ProcessInfo};
+use cgroup_core::history::events::Writer;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -220,6 +221,11 @@ pub fn events_config(history: &Path) -> String {
     )
 }
 
+/// The history database of a test's setup (where the test support puts it).
+pub fn database_of(setup: &TestSetup) -> PathBuf {
+    setup.dir.path().join("db/history.db")
+}
+
 pub fn cgroupctl(setup: &TestSetup, args: &[&str]) -> Output {
     Command::new(cgroupctl_bin())
         .arg("--config")
@@ -324,8 +330,10 @@ fn daemon_records_injected_faults_and_events_lists_them_escaped() {
 
     // Root-only, on disk and in the CLI.
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&history), 0o700);
-    assert_eq!(mode(&file_paths(&history)[0]), 0o600);
+    let database = database_of(&setup);
+    assert_eq!(mode(database.parent().unwrap()), 0o700);
+    assert_eq!(mode(&database), 0o600);
+    assert!(!history.exists(), "no ring files any more");
     let customer = TestUser::new("pce");
     let out = customer
         .command(cgroupctl_bin().to_str().unwrap())
@@ -385,23 +393,16 @@ fn event(n: u64, user: &str) -> Event {
 }
 
 #[test]
-fn history_is_bounded_and_survives_a_torn_record() {
+fn history_is_bounded_oldest_first() {
     require_root();
     let work = tempfile::tempdir().unwrap();
-    let history = work.path().join("events");
-    let setup = TestSetup::new(&events_config(&history), "");
+    let setup = TestSetup::new(&events_config(&work.path().join("events")), "");
+    let database = database_of(&setup);
     let bound = 64 * 1024;
-    let mut writer = Writer::open(&history, bound).unwrap();
-    // A second writer (another daemon) is refused: one writer at a time.
-    assert!(Writer::open(&history, bound).is_err());
+    let mut writer = Writer::open(&database, bound).unwrap();
     let total = 2000;
     for n in 1..=total {
-        writer.append(&event(n, "alice")).unwrap();
-        let sizes: Vec<u64> = file_paths(&history)
-            .iter()
-            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-            .collect();
-        assert!(sizes.iter().sum::<u64>() <= bound, "{n}: {sizes:?}");
+        writer.add(&event(n, "alice")).unwrap();
     }
     drop(writer);
     let listed = json_events(&cgroupctl(&setup, &["events", "--json"]));
@@ -409,38 +410,134 @@ fn history_is_bounded_and_survives_a_torn_record() {
         .iter()
         .map(|e| e["delta"].as_u64().unwrap())
         .collect();
+    // The bound is on the events as stored (their JSON), and what goes is no more than it
+    // takes to keep it.
+    let stored = |n: u64| serde_json::to_string(&event(n, "alice")).unwrap().len() as u64;
+    let bytes: u64 = deltas.iter().map(|n| stored(*n)).sum();
+    assert!(bytes <= bound, "{bytes} bytes of events kept");
+    assert!(
+        bytes + stored(total) > bound,
+        "{bytes} bytes: more went than needed"
+    );
     assert_eq!(*deltas.last().unwrap(), total, "the newest is kept");
     assert!(deltas[0] > 1, "the oldest went");
     assert!(deltas.windows(2).all(|w| w[1] == w[0] + 1), "{deltas:?}");
+}
 
-    // A crash mid-write: half a record at the end of the newest file.
-    let newest = file_paths(&history)
-        .into_iter()
-        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-        .unwrap();
+/// A ring file as an older daemon wrote it (root's, 0600).
+fn write_ring_file(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&newest)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
         .unwrap();
-    f.write_all(b"000001f4 deadbeef {\"seq\":99999,\"ti")
+    f.write_all(bytes).unwrap();
+}
+
+/// The upgrade: an old version's ring (N events, one of them damaged) in `[events]
+/// history_dir` is imported by the daemon at its start; `events` shows the N-1 others, the
+/// ring is gone, and a second start imports nothing twice. The database stays root's: a
+/// customer can neither read nor write it, and its `me` answer holds its own events only.
+#[test]
+fn an_old_event_ring_is_imported_once_at_the_daemons_start() {
+    require_root();
+    let work = tempfile::tempdir().unwrap();
+    let ring = work.path().join("state/events");
+    let setup = TestSetup::new(&events_config(&ring), "");
+    let customer = TestUser::new("pcei");
+    let other = unique_name("pceo");
+    std::fs::create_dir_all(ring.parent().unwrap()).unwrap();
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&ring)
         .unwrap();
-    drop(f);
-    let out = cgroupctl(&setup, &["events", "--json"]);
-    assert_eq!(
-        json_events(&out).len(),
-        listed.len(),
-        "the torn record is skipped"
+    let n = 9;
+    let records: Vec<Vec<u8>> = (1..=n)
+        .map(|i| {
+            let user = if i % 3 == 0 {
+                other.as_str()
+            } else {
+                customer.name.as_str()
+            };
+            encode(&Stored {
+                seq: i,
+                event: event(i, user),
+            })
+        })
+        .collect();
+    let mut damaged = records[4].clone();
+    damaged[30] ^= 1;
+    let [f0, f1] = file_paths(&ring);
+    write_ring_file(&f0, &[records[0..4].concat(), damaged].concat());
+    write_ring_file(&f1, &records[5..].concat());
+    write_ring_file(&ring.join("lock"), b"");
+
+    let users = work.path().join("users");
+    std::fs::create_dir(&users).unwrap();
+    let mut marker = PassMarker::new(&users);
+    let mut daemon = FakeTreeDaemon::start(&setup, &users, &[], work.path().join("d1.log"));
+    daemon.wait_log(
+        "imported 8 fault events from the old ring",
+        Duration::from_secs(20),
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("1 damaged record"),
-        "{out:?}"
+        daemon.log().contains("1 damaged skipped"),
+        "{}",
+        daemon.log()
     );
-    // The daemon's writer reopens (a restart): the torn tail is cut, new events follow.
-    let mut writer = Writer::open(&history, bound).unwrap();
-    writer.append(&event(total + 1, "alice")).unwrap();
-    drop(writer);
-    let out = cgroupctl(&setup, &["events", "--json"]);
-    let listed = json_events(&out);
-    assert_eq!(listed.last().unwrap()["delta"], total + 1);
-    assert!(out.stderr.is_empty(), "{out:?}");
+    assert!(!ring.exists(), "the ring is removed once imported");
+    let wanted: Vec<u64> = (1..=n).filter(|i| *i != 5).collect();
+    let of_tests = |setup: &TestSetup| -> Vec<u64> {
+        json_events(&cgroupctl(setup, &["events", "--json"]))
+            .iter()
+            // The marker's events are the test's clock, not part of what it checks.
+            .filter(|e| !e["user"].as_str().unwrap().starts_with("zzpass"))
+            .map(|e| e["delta"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(of_tests(&setup), wanted);
+    // The customer's own, by --user, the same as before the upgrade.
+    let mine = json_events(&cgroupctl(
+        &setup,
+        &["events", "--json", "--user", &customer.name],
+    ));
+    assert_eq!(mine.len(), wanted.iter().filter(|i| *i % 3 != 0).count());
+
+    // A second start: nothing to import, nothing twice.
+    marker.wait_for_a_pass(&daemon);
+    daemon.stop();
+    let mut daemon2 = FakeTreeDaemon::start(&setup, &users, &[], work.path().join("d2.log"));
+    daemon2.wait_log("watching", Duration::from_secs(20));
+    marker.wait_for_a_pass(&daemon2);
+    assert!(!daemon2.log().contains("imported"), "{}", daemon2.log());
+    assert_eq!(of_tests(&setup), wanted);
+    daemon2.stop();
+
+    // A customer (a real unprivileged process) can neither read nor write the database.
+    let database = database_of(&setup);
+    for (how, script) in [
+        ("read", "open(sys.argv[1], 'rb').read(1)"),
+        ("write", "open(sys.argv[1], 'r+b').write(b'x')"),
+    ] {
+        let out = customer
+            .command("/usr/bin/python3")
+            .args(["-c", &format!("import sys\n{script}")])
+            .arg(&database)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "a customer could {how} it: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("PermissionError"),
+            "{out:?}"
+        );
+    }
+    // (`cgroupctl events` refuses it: the test above.) What the daemon's `me` answer reads
+    // for it (by its name and uid) is its own imported events only; the socket itself is
+    // tests/root/me.rs.
+    let own =
+        cgroup_core::history::events::of_customer(&database, &customer.name, customer.uid, 50)
+            .unwrap();
+    assert_eq!(own.len(), mine.len());
+    assert!(own.iter().all(|e| e.user == customer.name));
 }

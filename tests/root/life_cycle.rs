@@ -15,9 +15,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use cgroup_core::config::last_good;
-use cgroup_core::events::history::Writer;
 use cgroup_core::events::{Event, FaultKind};
 use cgroup_core::gc::{collect, reap_emptied, GcOptions};
+use cgroup_core::history::events::Writer;
 use cgroup_core::tree::user_cgroup::{Target, UserCgroup};
 use cgroup_core::tree::Tree;
 use nix::sys::signal::Signal;
@@ -470,16 +470,12 @@ fn event(user: &str, n: u64) -> Event {
     }
 }
 
-/// A config whose fault history is in the test's own directory.
+/// A config with this test's tree; its history database (and so its fault events) is in the
+/// test's own directory (the test support puts it there).
 fn setup_with_history() -> (TestSetup, PathBuf) {
     let setup = TestSetup::new("", "");
-    let history = setup.dir.path().join("events");
-    setup.write_config(&format!(
-        "[tree]\nroot = \"{}\"\n[events]\nhistory_dir = \"{}\"\n",
-        setup.tree.root.display(),
-        history.display()
-    ));
-    (setup, history)
+    let database = setup.dir.path().join("db/history.db");
+    (setup, database)
 }
 
 #[test]
@@ -526,8 +522,8 @@ fn remove_after_userdel_leaves_nothing_of_the_customer() {
     {
         let mut w = Writer::open(&history, 1 << 20).unwrap();
         for n in 0..3 {
-            w.append(&event(&lea.name, n)).unwrap();
-            w.append(&event(&max.name, n)).unwrap();
+            w.add(&event(&lea.name, n)).unwrap();
+            w.add(&event(&max.name, n)).unwrap();
         }
     }
     let lock = Path::new("/run/pam_cgroup").join(format!("sessions-{}.lock", lea.name));
@@ -755,7 +751,7 @@ fn json_field_names_are_the_documented_ones_in_every_verb() {
     ctl_ok(&setup, &["suspend", &uma.name, "--reason", "r"]);
     {
         let mut w = Writer::open(&history, 1 << 20).unwrap();
-        w.append(&event(&sam.name, 1)).unwrap();
+        w.add(&event(&sam.name, 1)).unwrap();
     }
     let docs = documented();
     let mut seen = BTreeSet::new();

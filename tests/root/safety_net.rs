@@ -151,10 +151,14 @@ fn wait_fenced(setup: &TestSetup, probe: &Probe, user: &str) -> Duration {
     )
 }
 
+/// The fenced events go to a database next to `history` (written out here: the broken
+/// configs below are written without the test support's additions).
 fn config(history: &Path, policy: &str) -> String {
     format!(
-        "[policy]\nsafety_net = true\n{policy}[events]\nhistory_dir = \"{}\"\nhistory_size = \"64K\"\n",
-        history.display()
+        "[policy]\nsafety_net = true\n{policy}[events]\nhistory_dir = \"{}\"\nhistory_size = \"64K\"\n\
+         [history]\nenabled = false\ndatabase = \"{}\"\n",
+        history.display(),
+        history.with_extension("db.d").join("history.db").display()
     )
 }
 

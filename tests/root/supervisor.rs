@@ -14,10 +14,14 @@ fn config_for(tree_root: &std::path::Path) -> tempfile::TempDir {
     std::fs::set_permissions(conf.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::write(
         conf.path().join("config.toml"),
-        // No usage sampling: the daemon here must not write the host's own history database.
+        // No usage sampling, and its events (and an old ring's import) in the test's own
+        // directory: the daemon here must not write the host's own history database.
         format!(
-            "[tree]\nroot = \"{}\"\n[history]\nenabled = false\n",
-            tree_root.display()
+            "[tree]\nroot = \"{}\"\n[history]\nenabled = false\ndatabase = \"{}\"\n\
+             [events]\nhistory_dir = \"{}\"\n",
+            tree_root.display(),
+            conf.path().join("db/history.db").display(),
+            conf.path().join("events").display()
         ),
     )
     .unwrap();

@@ -1,9 +1,11 @@
-//! `[events]`: when the daemon records a fault event, and where it keeps the history.
+//! `[events]`: when the daemon records a fault event, and the bound of the events kept (in
+//! the history database, `[history] database`).
 //!
 //! ```toml
 //! [events]
-//! history_dir = "/var/lib/pam_cgroup/events"  # root-only; two ring files inside
-//! history_size = "16M"            # both ring files together never exceed this
+//! history_dir = "/var/lib/pam_cgroup/events"  # only where older versions kept a ring of
+//!                                 # events: imported into the database once, then removed
+//! history_size = "16M"            # the events in the database together never exceed this
 //! cpu_throttled_percent = 50      # a cpu_throttled event when more than this share of the
 //!                                 # cpu.max periods of one sample were throttled
 //! memory_pressure_percent = 20    # PSI memory "some" avg10 above this: memory_pressure
@@ -22,7 +24,7 @@ use toml::Spanned;
 use super::{ConfigError, Source};
 use crate::paths::DEFAULT_HISTORY_DIR;
 
-/// Smallest history: two ring files that each hold a few full events.
+/// Smallest bound: a few full events.
 pub const MIN_HISTORY_SIZE: u64 = 64 * 1024;
 pub const MAX_HISTORY_SIZE: u64 = 1 << 30;
 

@@ -14,7 +14,6 @@ use crate::cgroup_files;
 use crate::names::validate_user_name;
 use crate::stats::{read_optional, read_user_stats, CgroupStats};
 
-use super::history::{self, HistoryError};
 use super::Event;
 
 /// The limit files shown (fixed names: nothing here comes from the customer).
@@ -47,8 +46,15 @@ pub struct MeAnswer {
 }
 
 /// The answer for `user` (resolved from the peer's uid by the caller), whose cgroup is
-/// `user_dir` (`Tree::user_dir`; `None` when it cannot be named).
-pub fn answer(user_dir: Option<&Path>, user: &str, uid: u32, history_dir: &Path) -> MeAnswer {
+/// `user_dir` (`Tree::user_dir`; `None` when it cannot be named). `recent`: its last events
+/// from the history database (`history::events::of_customer`, at most `MAX_EVENTS`), `None`
+/// when the database could not be read.
+pub fn answer(
+    user_dir: Option<&Path>,
+    user: &str,
+    uid: u32,
+    recent: Option<Vec<Event>>,
+) -> MeAnswer {
     let mut me = MeAnswer {
         user: user.to_string(),
         uid,
@@ -71,14 +77,11 @@ pub fn answer(user_dir: Option<&Path>, user: &str, uid: u32, history_dir: &Path)
         }
         me.usage = read_user_stats(dir).ok();
     }
-    match history::read(history_dir) {
-        Ok(contents) => {
-            let mine: Vec<Event> = contents
-                .events
-                .into_iter()
-                .map(|s| s.event)
-                .filter(|e| e.user == user)
-                .collect();
+    match recent {
+        Some(events) => {
+            // The caller asked for this user's; checked again, and the snapshot's processes
+            // of other uids (root's sshd half in a session leaf) never shown.
+            let mine: Vec<Event> = events.into_iter().filter(|e| e.user == user).collect();
             let skip = mine.len().saturating_sub(MAX_EVENTS);
             me.events = mine
                 .into_iter()
@@ -90,8 +93,7 @@ pub fn answer(user_dir: Option<&Path>, user: &str, uid: u32, history_dir: &Path)
                 })
                 .collect();
         }
-        Err(HistoryError::Missing { .. }) => {}
-        Err(_) => me.note = Some("the fault history cannot be read right now".to_string()),
+        None => me.note = Some("the fault history cannot be read right now".to_string()),
     }
     me
 }
@@ -99,7 +101,6 @@ pub fn answer(user_dir: Option<&Path>, user: &str, uid: u32, history_dir: &Path)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::history::Writer;
     use crate::events::{FaultKind, ProcessInfo};
 
     fn ev(user: &str, uids: &[u32]) -> Event {
@@ -131,24 +132,22 @@ mod tests {
     #[test]
     fn only_the_peers_events_and_processes() {
         let tmp = tempfile::tempdir().unwrap();
-        let hist = tmp.path().join("events");
         let users = tmp.path().join("users");
         std::fs::create_dir_all(users.join("alice")).unwrap();
         std::fs::write(users.join("alice/pids.max"), "64\n").unwrap();
-        let mut w = Writer::open(&hist, 64 * 1024).unwrap();
-        w.append(&ev("alice", &[1001, 0])).unwrap();
-        w.append(&ev("bob", &[1002])).unwrap();
-        drop(w);
-        let me = answer(Some(&users.join("alice")), "alice", 1001, &hist);
+        let all = vec![ev("alice", &[1001, 0]), ev("bob", &[1002])];
+        let me = answer(Some(&users.join("alice")), "alice", 1001, Some(all.clone()));
         assert!(me.confined);
         assert_eq!(me.limits["pids.max"], "64");
         assert_eq!(me.events.len(), 1);
         assert_eq!(me.events[0].processes.len(), 1);
         assert_eq!(me.events[0].processes[0].uid, Some(1001));
-        let bob = answer(Some(&users.join("bob")), "bob", 1002, &hist);
+        let bob = answer(Some(&users.join("bob")), "bob", 1002, Some(all));
         assert!(!bob.confined);
         assert!(bob.events.iter().all(|e| e.user == "bob"));
         let json = serde_json::to_string(&bob).unwrap();
         assert!(!json.contains("alice") && !json.contains("1001"), "{json}");
+        let unread = answer(Some(&users.join("bob")), "bob", 1002, None);
+        assert!(unread.events.is_empty() && unread.note.is_some());
     }
 }

@@ -3,7 +3,8 @@
 //! - `detect`: from two samples of a user cgroup's counters (memory.events, pids.events,
 //!   cpu.stat, PSI) to the faults between them, with the thresholds of `[events]`;
 //! - `snapshot`: the user's top processes (pid, comm, command line, RSS, CPU time, cgroup);
-//! - `history`: the durable, size-bounded ring of events in a root-only directory;
+//! - `legacy_ring`: the reader of the ring files older versions kept events in (imported
+//!   into the history database once, on upgrade: `crate::history::events`);
 //!
 //! Times as UTC text and back (`--since`) are `crate::time`.
 //!
@@ -11,8 +12,8 @@
 //! within a second of the kernel's counter moving.
 
 pub mod detect;
-pub mod history;
 pub mod kmsg;
+pub mod legacy_ring;
 pub mod me;
 pub mod recorder;
 pub mod snapshot;

@@ -10,13 +10,16 @@
 //! - `sampler`: one pass over every user cgroup, one transaction;
 //! - `rollup`: hourly and daily rollups, retention, the size bound;
 //! - `query`: totals per user over a period, and one user's rows;
-//! - `forget`: a removed customer's rows and identity deleted.
+//! - `forget`: a removed customer's rows and identity deleted;
+//! - `events`: the fault events (which customer hit which limit), bounded, and the import
+//!   of the ring files older versions kept them in.
 //!
 //! Feature `history` (rusqlite, the system's libsqlite3): cgroupctl and the tests have it, the
 //! PAM module has not: a login never opens the database.
 
 pub mod customer;
 mod error;
+pub mod events;
 pub mod forget;
 pub mod query;
 pub mod reading;

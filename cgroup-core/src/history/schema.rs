@@ -8,11 +8,14 @@
 //!   sample's time or the start of its hour or UTC day;
 //! - `meta(key, value)`: up to where the hourly and daily rollups were made;
 //! - `hour_by_user`: one user's hourly rows for its own answers (the sample rows, ten times
-//!   as many, have no such index: a customer reads them only for the hour not yet rolled up).
+//!   as many, have no such index: a customer reads them only for the hour not yet rolled up);
+//! - `events` (version 2, `create_events`): the fault events (`history::events`).
 
 use super::row::{Table, VALUE_COLUMNS};
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+/// The version that added the fault events.
+pub const EVENTS_VERSION: i64 = 2;
 
 /// Up to where (exclusive, seconds) the hour table holds every sample's rollup.
 pub const META_HOUR_UNTIL: &str = "hour_until";
@@ -41,4 +44,18 @@ pub fn create_v1() -> String {
     // A customer's own hourly rows (`me --history`) without reading every user's.
     sql.push_str("CREATE INDEX hour_by_user ON hour (user, at);\n");
     sql
+}
+
+/// The statements that add the fault events to a version 1 file (version 2).
+///
+/// `seq` never repeats (AUTOINCREMENT: a deleted newest event's number is not given again), so
+/// `cgroupctl events --follow` goes on from the last one it printed. `body` is the event as
+/// JSON (`events::Event`); `at_ms`, `user` (an identity of `users`) and `kind` are copied out
+/// of it for the filters. `events_by_time` serves `--since`; `events_by_user` serves `--user`
+/// and a customer's own events (`me`); kinds are few, filtered on the rows the indexes give.
+pub fn create_events() -> &'static str {
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, \
+     user INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL);\n\
+     CREATE INDEX events_by_time ON events (at_ms);\n\
+     CREATE INDEX events_by_user ON events (user, seq);\n"
 }

@@ -16,7 +16,7 @@ use crate::state_dir::StateDir;
 
 use super::error::{HistoryDbError, SqlContext};
 use super::row::{Row, Table, VALUE_COLUMNS};
-use super::schema::{create_v1, SCHEMA_VERSION};
+use super::schema::{create_events, create_v1, EVENTS_VERSION, SCHEMA_VERSION};
 
 pub struct Store {
     pub(super) conn: Connection,
@@ -53,6 +53,36 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, HistoryDbError>
         .sql(path, "read the schema version")
 }
 
+/// How long a writer waits for the other writer's transaction (the daemon's two threads).
+const WRITER_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Brings the file to `SCHEMA_VERSION`, one step at a time, in one write transaction (the
+/// version read again inside it: the daemon's two writers may both open a new file at once).
+fn upgrade(conn: &Connection, path: &Path) -> Result<(), HistoryDbError> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .sql(path, "begin the upgrade")?;
+    let steps = || -> Result<(), HistoryDbError> {
+        let version = schema_version(conn, path)?;
+        if version < 1 {
+            conn.execute_batch(&create_v1())
+                .sql(path, "create the tables")?;
+        }
+        if version < EVENTS_VERSION {
+            conn.execute_batch(create_events())
+                .sql(path, "create the events table")?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .sql(path, "set the schema version")
+    };
+    match steps() {
+        Ok(()) => conn.execute_batch("COMMIT").sql(path, "commit the upgrade"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 impl Store {
     /// The daemon's connection: makes the directory (0700), the file (0600) and the schema
     /// when missing; WAL mode, space given back as rows go (incremental vacuum).
@@ -62,6 +92,10 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NOFOLLOW
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).sql(path, "open")?;
+        // The daemon's samples and its fault events are written by two threads, each with
+        // its connection: one waits for the other's transaction.
+        conn.busy_timeout(WRITER_BUSY_WAIT)
+            .sql(path, "set the busy timeout")?;
         let version = schema_version(&conn, path)?;
         if version > SCHEMA_VERSION {
             return Err(HistoryDbError::NewerSchema {
@@ -76,12 +110,8 @@ impl Store {
              PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 8388608;",
         )
         .sql(path, "set the journal mode")?;
-        if version == 0 {
-            let sql = format!(
-                "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                create_v1()
-            );
-            conn.execute_batch(&sql).sql(path, "create the tables")?;
+        if version < SCHEMA_VERSION {
+            upgrade(&conn, path)?;
         }
         Ok(Store {
             conn,

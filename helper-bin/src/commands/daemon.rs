@@ -218,7 +218,6 @@ fn spawn_workers(daemon: &Daemon, args: &DaemonArgs) -> Result<(Vec<Worker>, Vec
         let l = me::bind(path)?;
         let sources = me::Sources {
             tree: daemon.tree.clone(),
-            events: daemon.events.clone(),
             config: daemon.shared_config.clone(),
         };
         workers.push(Worker::spawn("me", "me", move |stop| {
@@ -230,13 +229,13 @@ fn spawn_workers(daemon: &Daemon, args: &DaemonArgs) -> Result<(Vec<Worker>, Vec
     // Fault events: a thread of their own, so a snapshot slowed by a customer's process (its
     // /proc files) never holds up reaping, reloads or signals.
     let (fenced_tx, fenced_rx) = std::sync::mpsc::channel();
-    let (tree, events, counters) = (
+    let (tree, config, counters) = (
         daemon.tree.clone(),
-        daemon.events.clone(),
+        daemon.shared_config.clone(),
         daemon.counters.clone(),
     );
     workers.push(Worker::spawn("faults", "fault events", move |stop| {
-        faults::run(tree, events, counters, fenced_rx, stop)
+        faults::run(tree, config, counters, fenced_rx, stop)
     })?);
     // The usage history: its own thread, so a pass over 10,000 user cgroups and its write
     // never hold up reaping, reloads, signals or the fault events.

@@ -1,6 +1,7 @@
 //! `cgroupctl events [--user U] [--since T] [--kind K] [--follow] [--json] [--snapshot]`:
-//! the daemon's fault history (like CloudLinux's `lveinfo --by-fault` and
-//! `lve-read-snapshot`). Root only: the history names every customer and its command lines.
+//! the daemon's fault history, the `events` of `[history] database` (like CloudLinux's
+//! `lveinfo --by-fault` and `lve-read-snapshot`). Root only: the history names every customer
+//! and its command lines. The filters are the database's query (its indexes by time and user).
 //!
 //! Text output escapes every customer-chosen string (comm, command line, cgroup) through
 //! table::render / escape::term; JSON is escaped by serde_json.
@@ -12,8 +13,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use cgroup_core::events::history::{self, Stored};
-use cgroup_core::events::{Event, FaultKind};
+use cgroup_core::events::FaultKind;
+use cgroup_core::history::events::{self, Filter, Listed, Recorded};
 use cgroup_core::time::{now_ms, parse_since};
 
 use crate::global::GlobalArgs;
@@ -58,21 +59,7 @@ pub struct EventsArgs {
     pub snapshot: bool,
 }
 
-struct Filter {
-    user: Option<String>,
-    since_ms: u64,
-    kinds: Vec<FaultKind>,
-}
-
-impl Filter {
-    fn keeps(&self, e: &Event) -> bool {
-        self.user.as_deref().is_none_or(|u| u == e.user)
-            && e.time_ms >= self.since_ms
-            && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
-    }
-}
-
-fn print_events(events: &[&Stored], args: &EventsArgs, headers: bool) -> Result<()> {
+fn print_events(events: &[Recorded], args: &EventsArgs, headers: bool) -> Result<()> {
     if args.json {
         for s in events {
             let v = event_json(serde_json::to_value(&s.event)?);
@@ -105,16 +92,20 @@ fn print_events(events: &[&Stored], args: &EventsArgs, headers: bool) -> Result<
     Ok(())
 }
 
-fn history_dir(cli: &GlobalArgs) -> Result<PathBuf> {
-    Ok(crate::load::load_config(cli)?.events.history_dir)
+fn database(cli: &GlobalArgs) -> Result<PathBuf> {
+    Ok(crate::load::load_config(cli)?.history.database)
 }
 
-fn read(dir: &Path) -> Result<history::Contents> {
-    match history::read(dir) {
-        Ok(c) => Ok(c),
-        Err(history::HistoryError::Missing { .. }) => Ok(history::Contents::default()),
-        Err(e) => Err(e.into()),
+fn read(database: &Path, filter: &Filter) -> Result<Listed> {
+    let listed = events::list(database, filter)?;
+    if listed.unreadable > 0 {
+        eprintln!(
+            "cgroupctl: {} damaged record(s) in {} skipped",
+            listed.unreadable,
+            term(&database.display().to_string())
+        );
     }
+    Ok(listed)
 }
 
 pub fn run(cli: &GlobalArgs, args: &EventsArgs) -> Result<ExitCode> {
@@ -130,25 +121,14 @@ pub fn run(cli: &GlobalArgs, args: &EventsArgs) -> Result<ExitCode> {
         }
         None => 0,
     };
-    let filter = Filter {
+    let mut filter = Filter {
         user: args.user.clone(),
         since_ms,
         kinds: args.kind.clone(),
+        after_seq: 0,
     };
-    let dir = history_dir(cli)?;
-    let contents = read(&dir)?;
-    if contents.skipped > 0 {
-        eprintln!(
-            "cgroupctl: {} damaged record(s) in {} skipped (a crash mid-write leaves one)",
-            contents.skipped,
-            term(&dir.display().to_string())
-        );
-    }
-    let shown: Vec<&Stored> = contents
-        .events
-        .iter()
-        .filter(|s| filter.keeps(&s.event))
-        .collect();
+    let database = database(cli)?;
+    let shown = read(&database, &filter)?.events;
     print_events(&shown, args, true)?;
     if !args.follow {
         if shown.is_empty() && !args.json {
@@ -156,20 +136,17 @@ pub fn run(cli: &GlobalArgs, args: &EventsArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut last_seq = contents.events.last().map(|s| s.seq).unwrap_or(0);
+    // The sequence numbers only grow: every event the filter keeps up to now was printed, so
+    // what it keeps after the last one printed is new.
+    filter.after_seq = shown.last().map(|r| r.seq).unwrap_or(0);
     let mut headers = shown.is_empty();
     loop {
         use std::io::Write;
         let _ = std::io::stdout().flush();
         std::thread::sleep(Duration::from_millis(500));
-        let contents = read(&dir)?;
-        let new: Vec<&Stored> = contents
-            .events
-            .iter()
-            .filter(|s| s.seq > last_seq && filter.keeps(&s.event))
-            .collect();
-        if let Some(s) = contents.events.last() {
-            last_seq = last_seq.max(s.seq);
+        let new = read(&database, &filter)?.events;
+        if let Some(r) = new.last() {
+            filter.after_seq = r.seq;
         }
         if !new.is_empty() {
             print_events(&new, args, headers)?;

@@ -15,8 +15,7 @@ use clap::Args;
 use serde::Serialize;
 
 use cgroup_core::config::last_good;
-use cgroup_core::events::history;
-use cgroup_core::history::forget;
+use cgroup_core::history::{events, forget};
 use cgroup_core::nss::lookup_user;
 use cgroup_core::paths::{carry_lock_name, sessions_lock_name, RUN_DIR};
 use cgroup_core::private_ip::traffic::TrafficReader;
@@ -64,7 +63,7 @@ struct Removed {
     user_file: bool,
     /// Its kept last good copy of the user file was forgotten.
     last_good_copy: bool,
-    events_erased: usize,
+    events_erased: u64,
     /// Rows of the usage history deleted (with its identities there).
     usage_rows_erased: u64,
     traffic_counters: bool,
@@ -130,11 +129,8 @@ pub fn run(cli: &GlobalArgs, args: &RemoveArgs) -> Result<ExitCode> {
         .collect();
     let has_cgroup = !dirs.is_empty();
     let has_file = config.user_file_path(user).exists();
-    let history_dir = config.events.history_dir.clone();
-    let has_events = history::read(&history_dir)
-        .map(|c| c.events.iter().any(|s| s.event.user == user))
-        .unwrap_or(false);
     let database = config.history.database.clone();
+    let has_events = events::count_of(&database, user)? > 0;
     let has_usage = forget::knows_user(&database, user)?;
     if !has_cgroup && !has_file && !has_events && !has_usage {
         bail!(NotApplicable(format!(
@@ -178,7 +174,8 @@ pub fn run(cli: &GlobalArgs, args: &RemoveArgs) -> Result<ExitCode> {
     };
     let user_file = remove_user_file(&config, user)?;
     let last_good_copy = last_good::forget_user(&config.path, user)?;
-    let events_erased = history::erase_user(&history_dir, user)?;
+    // Its events before its identity (`forget_user`): no event outlives the identity it names.
+    let events_erased = events::erase_user(&database, user)?;
     let usage_rows_erased = forget::forget_user(&database, user)?;
     let lock_files = remove_lock_files(user);
     let report = Removed {

@@ -98,7 +98,7 @@ impl TestSetup {
     }
 
     pub fn write_config(&self, text: &str) {
-        let text = without_host_history(&without_safety_net(text));
+        let text = without_host_history(&without_safety_net(text), self.dir.path());
         std::fs::write(self.config_path(), text).unwrap();
         std::fs::set_permissions(self.config_path(), std::fs::Permissions::from_mode(0o644))
             .unwrap();
@@ -162,19 +162,33 @@ impl Drop for KeptPolicyGuard {
     }
 }
 
-/// `text` with `[history] enabled = false` unless it has a `[history]` table: a test's daemon
-/// must not sample into the host's own database (/var/lib/pam_cgroup/history.db). A config
-/// that does not parse is left exactly as written.
-fn without_host_history(text: &str) -> String {
-    if text.contains("[history]") || text.parse::<toml::Table>().is_err() {
+/// `text` kept off the host's own state: `[history] enabled = false` with a database in the
+/// test's directory `dir` unless it has a `[history]` table (a test's daemon must neither
+/// sample into nor record its fault events in /var/lib/pam_cgroup/history.db), and
+/// `[events] history_dir` in `dir` unless it has an `[events]` table (the daemon imports and
+/// removes an old event ring it finds there at start: never the host's). A config that does
+/// not parse is left exactly as written.
+fn without_host_history(text: &str, dir: &Path) -> String {
+    if text.parse::<toml::Table>().is_err() {
         return text.to_string();
     }
-    let sep = if text.is_empty() || text.ends_with('\n') {
-        ""
-    } else {
-        "\n"
-    };
-    format!("{text}{sep}[history]\nenabled = false\n")
+    let mut out = text.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    if !text.contains("[history]") {
+        out.push_str(&format!(
+            "[history]\nenabled = false\ndatabase = \"{}\"\n",
+            dir.join("db/history.db").display()
+        ));
+    }
+    if !text.contains("[events]") {
+        out.push_str(&format!(
+            "[events]\nhistory_dir = \"{}\"\n",
+            dir.join("events").display()
+        ));
+    }
+    out
 }
 
 /// `text` with `[policy] safety_net = false` unless it names `safety_net` itself: the daemons

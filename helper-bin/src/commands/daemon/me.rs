@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use cgroup_core::config::{Config, EventsConfig};
+use cgroup_core::config::Config;
 use cgroup_core::tree::Tree;
 
 use super::log;
@@ -55,11 +55,10 @@ const MAX_REQUEST: usize = 64;
 const BUSY: &[u8] = b"{\"error\":\"busy: one request per second\"}\n";
 const FULL: &[u8] = b"{\"error\":\"busy: too many requests, try again\"}\n";
 
-/// Where the answers come from; the history directory follows reloads.
+/// Where the answers come from; the database follows reloads.
 pub struct Sources {
     pub tree: Arc<RwLock<Tree>>,
-    pub events: Arc<RwLock<EventsConfig>>,
-    /// The whole config, for `[history] database`.
+    /// The whole config, for `[history] database` (usage rows and fault events).
     pub config: Arc<RwLock<Arc<Config>>>,
 }
 
@@ -228,11 +227,20 @@ fn answer_json(sources: &Sources, uid: u32, request: Request) -> String {
         Ok(t) => t.user_dir(&name),
         Err(p) => p.into_inner().user_dir(&name),
     };
-    let history = match sources.events.read() {
-        Ok(e) => e.history_dir.clone(),
-        Err(p) => p.into_inner().history_dir.clone(),
+    let database = match sources.config.read() {
+        Ok(c) => c.history.database.clone(),
+        Err(p) => p.into_inner().history.database.clone(),
     };
-    let me = cgroup_core::events::me::answer(user_dir.ok().as_deref(), &name, uid, &history);
+    // Its own events only: the peer's name with its uid (a name given again to another uid
+    // does not show its predecessor's), and no query of the customer's choosing.
+    let recent = cgroup_core::history::events::of_customer(
+        &database,
+        &name,
+        uid,
+        cgroup_core::events::me::MAX_EVENTS,
+    )
+    .ok();
+    let me = cgroup_core::events::me::answer(user_dir.ok().as_deref(), &name, uid, recent);
     serde_json::to_string(&me)
         .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}).to_string())
 }
