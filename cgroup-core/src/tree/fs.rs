@@ -93,6 +93,36 @@ pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// Reads a procfs file of one record (/proc/PID/cgroup, /proc/PID/stat: the kernel makes
+/// the whole text in one go and hands it out from its start), in one read(2): a read that
+/// leaves room in the buffer has had all of it. A file that fills the buffer is read on to
+/// its end. Not for files of many records (/proc/PID/task/TID/children), which the kernel
+/// may hand out a few at a time.
+pub fn read_proc_record(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// Moves a process (all its threads) into the cgroup at `dir`, through a descriptor of the
 /// directory (a cgroup2 one, its last component never a symlink).
 pub fn move_pid(dir: &Path, pid: u32) -> Result<()> {
@@ -103,7 +133,7 @@ pub fn move_pid(dir: &Path, pid: u32) -> Result<()> {
 /// /proc/PID/cgroup); `None` when the process has no v2 entry.
 pub fn cgroup_v2_of(pid: u32) -> Result<Option<String>> {
     let path = format!("/proc/{pid}/cgroup");
-    let text = read_proc_file(Path::new(&path)).ctx("read", Path::new(&path))?;
+    let text = read_proc_record(Path::new(&path)).ctx("read", Path::new(&path))?;
     Ok(text
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
