@@ -837,14 +837,7 @@ fn the_delegated_files_list_kept_on_the_user_cgroup_is_the_kernels_and_root_only
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
     let user_dir = setup.tree.user(&alice.name);
     let xattr = cgroup_core::tree::DELEGATE_XATTR;
-    let python = |script: &str, args: &[&str]| {
-        Command::new("/usr/bin/python3")
-            .args(["-c", script])
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let get = "import os, sys; print(os.getxattr(sys.argv[1], sys.argv[2]).decode())";
+    let get = GET_XATTR;
     let kept = |dir: &Path| {
         let out = python(get, &[dir.to_str().unwrap(), xattr]);
         assert!(out.status.success(), "{out:?}");
@@ -855,7 +848,7 @@ fn the_delegated_files_list_kept_on_the_user_cgroup_is_the_kernels_and_root_only
     };
     assert_eq!(kept(&user_dir), kernel);
     // The customer cannot write it (trusted.* needs CAP_SYS_ADMIN).
-    let set = "import os, sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())";
+    let set = SET_XATTR;
     let forged = alice
         .command("/usr/bin/python3")
         .args(["-c", set, user_dir.to_str().unwrap(), xattr])
@@ -902,14 +895,7 @@ fn the_tree_key_kept_on_the_tree_root_follows_the_key_file_and_is_root_only() {
     let xattr = cgroup_core::tree::key::KEY_XATTR;
     let file = Path::new(cgroup_core::paths::STATE_DIR).join(cgroup_core::paths::TREE_KEY_FILE);
     let key = std::fs::read_to_string(&file).unwrap().trim().to_string();
-    let python = |script: &str, args: &[&str]| {
-        Command::new("/usr/bin/python3")
-            .args(["-c", script])
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let get = "import os, sys; print(os.getxattr(sys.argv[1], sys.argv[2]).decode())";
+    let get = GET_XATTR;
     let kept = || {
         let out = python(get, &[root.to_str().unwrap(), xattr]);
         assert!(out.status.success(), "{out:?}");
@@ -919,7 +905,7 @@ fn the_tree_key_kept_on_the_tree_root_follows_the_key_file_and_is_root_only() {
     let (stamp, kept_key) = value.split_once(' ').unwrap();
     assert_eq!(kept_key, key, "{value}");
     // The customer cannot write it (trusted.* needs CAP_SYS_ADMIN).
-    let set = "import os, sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())";
+    let set = SET_XATTR;
     let other = "0123456789abcdef0123456789abcdef";
     let forged = alice
         .command("/usr/bin/python3")
@@ -948,4 +934,18 @@ fn the_tree_key_kept_on_the_tree_root_follows_the_key_file_and_is_root_only() {
         "{leaf:?} is not in the user cgroup the key file names"
     );
     assert_eq!(kept(), value, "the file's key is kept again");
+}
+
+/// Python one-liners that read and write an extended attribute (as root, or as a customer).
+const GET_XATTR: &str = "import os, sys; print(os.getxattr(sys.argv[1], sys.argv[2]).decode())";
+const SET_XATTR: &str =
+    "import os, sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())";
+
+/// `/usr/bin/python3 -c SCRIPT ARGS...` as root.
+fn python(script: &str, args: &[&str]) -> std::process::Output {
+    Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .unwrap()
 }

@@ -102,8 +102,7 @@ fn read_attr(dir: &Path) -> Option<String> {
             buf.len(),
         )
     };
-    buf.truncate(usize::try_from(n).ok()?);
-    String::from_utf8(buf).ok()
+    super::dirfd::xattr_text(buf, n)
 }
 
 fn write_attr(dir: &Path, value: &str) {
@@ -174,7 +173,10 @@ mod tests {
         assert_eq!(parse_attr(&value, "1:3:33:4.5:6.7:100600"), None);
         assert_eq!(parse_attr(&value, "1:2:33:4.5:6.8:100600"), None);
         assert_eq!(parse_attr(&value, "1:2:33:4.5:6.7:100644"), None);
-        assert_eq!(parse_attr("1:2:33:4.5:6.7:100600 garbage", "1:2:33:4.5:6.7:100600"), None);
+        assert_eq!(
+            parse_attr("1:2:33:4.5:6.7:100600 garbage", "1:2:33:4.5:6.7:100600"),
+            None
+        );
         assert_eq!(parse_attr("", ""), None);
     }
 
@@ -190,7 +192,11 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let first = file_stamp(&file).unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(file_stamp(&file), None, "readable by others: the hardened read says so");
+        assert_eq!(
+            file_stamp(&file),
+            None,
+            "readable by others: the hardened read says so"
+        );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         // Back to the same mode, size and mtime: the ctime tells.
         let again = file_stamp(&file).unwrap();
