@@ -117,6 +117,64 @@ impl Row {
         ]
     }
 
+    /// The values in `VALUE_COLUMNS` order (`samples` and `secs` always present).
+    pub fn columns(&self) -> [Option<u64>; 16] {
+        [
+            Some(self.samples),
+            Some(self.secs),
+            self.cpu_usec,
+            self.throttled_usec,
+            self.nr_throttled,
+            self.memory_sum,
+            self.memory_peak,
+            self.pids_peak,
+            self.io_read,
+            self.io_write,
+            self.net_rx,
+            self.net_tx,
+            self.memory_max_hits,
+            self.memory_high_hits,
+            self.oom_kills,
+            self.pids_max_hits,
+        ]
+    }
+
+    /// The row of `columns()`'s values.
+    pub fn from_columns(v: [Option<u64>; 16]) -> Row {
+        Row {
+            samples: v[0].unwrap_or(0),
+            secs: v[1].unwrap_or(0),
+            cpu_usec: v[2],
+            throttled_usec: v[3],
+            nr_throttled: v[4],
+            memory_sum: v[5],
+            memory_peak: v[6],
+            pids_peak: v[7],
+            io_read: v[8],
+            io_write: v[9],
+            net_rx: v[10],
+            net_tx: v[11],
+            memory_max_hits: v[12],
+            memory_high_hits: v[13],
+            oom_kills: v[14],
+            pids_max_hits: v[15],
+        }
+    }
+
+    /// Adds `other` in as a rollup does (`rollup_of`): the largest of the peaks, the sum of
+    /// the rest; a value missing on one side is the other's (SQL's SUM and MAX skip NULLs).
+    pub fn merge(&mut self, other: &Row) {
+        let mut mine = self.columns();
+        for ((m, o), column) in mine.iter_mut().zip(other.columns()).zip(VALUE_COLUMNS) {
+            *m = match (*m, o) {
+                (Some(a), Some(b)) if rollup_of(column) == "MAX" => Some(a.max(b)),
+                (Some(a), Some(b)) => Some(a.saturating_add(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        *self = Row::from_columns(mine);
+    }
+
     /// The row from the value columns of a result, starting at column `first`.
     pub fn from_sql_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Row> {
         let v = |i: usize| -> rusqlite::Result<Option<u64>> {

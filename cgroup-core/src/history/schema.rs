@@ -8,11 +8,14 @@
 //!   sample's time or the start of its hour or UTC day;
 //! - `meta(key, value)`: up to where the hourly and daily rollups were made;
 //! - `hour_by_user`: one user's hourly rows for its own answers (the sample rows, ten times
-//!   as many, have no such index: a customer reads them only for the hour not yet rolled up).
+//!   as many, have no such index: a customer reads them only for the hour not yet rolled up);
+//! - version 2: `sample_pack`, `hour_pack`: what `sample` and `hour` held once rolled up,
+//!   one packed blob per bucket and user (`pack`, `codec`); `sample` and `hour` keep only the
+//!   rows not rolled up yet.
 
 use super::row::{Table, VALUE_COLUMNS};
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Up to where (exclusive, seconds) the hour table holds every sample's rollup.
 pub const META_HOUR_UNTIL: &str = "hour_until";
@@ -41,4 +44,14 @@ pub fn create_v1() -> String {
     // A customer's own hourly rows (`me --history`) without reading every user's.
     sql.push_str("CREATE INDEX hour_by_user ON hour (user, at);\n");
     sql
+}
+
+/// The packed tables of version 2. Plain rowid tables, not WITHOUT ROWID: a blob (an hour
+/// of one user's samples, about 1.5 KB at one a minute) is larger than the ~1 KB a WITHOUT
+/// ROWID page keeps inline, and each would spill into an overflow page of its own.
+pub fn create_v2_packs() -> &'static str {
+    "CREATE TABLE sample_pack (bucket INTEGER NOT NULL, user INTEGER NOT NULL, \
+     data BLOB NOT NULL, PRIMARY KEY (bucket, user));\n\
+     CREATE TABLE hour_pack (bucket INTEGER NOT NULL, user INTEGER NOT NULL, \
+     data BLOB NOT NULL, PRIMARY KEY (bucket, user));\n"
 }

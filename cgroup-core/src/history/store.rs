@@ -15,8 +15,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::state_dir::StateDir;
 
 use super::error::{HistoryDbError, SqlContext};
+use super::pack::pack_before;
 use super::row::{Row, Table, VALUE_COLUMNS};
-use super::schema::{create_v1, SCHEMA_VERSION};
+use super::schema::{create_v1, create_v2_packs, META_DAY_UNTIL, META_HOUR_UNTIL, SCHEMA_VERSION};
 
 pub struct Store {
     pub(super) conn: Connection,
@@ -78,16 +79,44 @@ impl Store {
         .sql(path, "set the journal mode")?;
         if version == 0 {
             let sql = format!(
-                "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                create_v1()
+                "BEGIN; {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                create_v1(),
+                create_v2_packs()
             );
             conn.execute_batch(&sql).sql(path, "create the tables")?;
         }
-        Ok(Store {
+        let mut store = Store {
             conn,
             path: path.to_path_buf(),
             ids: HashMap::new(),
-        })
+        };
+        if version == 1 {
+            store.migrate_v1()?;
+        }
+        Ok(store)
+    }
+
+    /// Version 1 to 2: the rows already rolled up are packed (what the rollups would have
+    /// done had version 2 written them), in one transaction: an interrupted conversion leaves
+    /// version 1 as it was, and the next start converts it again.
+    fn migrate_v1(&mut self) -> Result<(), HistoryDbError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().sql(&path, "begin")?;
+        tx.execute_batch(create_v2_packs())
+            .sql(&path, "create the packed tables")?;
+        let mark = |key: &str| -> Result<i64, HistoryDbError> {
+            tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+                .sql(&path, "read the rollup marks")
+                .map(|v| v.unwrap_or(0))
+        };
+        let (hour_until, day_until) = (mark(META_HOUR_UNTIL)?, mark(META_DAY_UNTIL)?);
+        pack_before(&tx, &path, Table::Sample, hour_until)?;
+        pack_before(&tx, &path, Table::Hour, day_until)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
+            .sql(&path, "set the schema version")?;
+        tx.commit().sql(&path, "commit")?;
+        self.compact()
     }
 
     /// A reader's connection (`cgroupctl report`, the daemon's answers to customers): read
@@ -103,7 +132,14 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).sql(path, "open")?;
         let version = schema_version(&conn, path)?;
-        if version != SCHEMA_VERSION {
+        if version < SCHEMA_VERSION {
+            return Err(HistoryDbError::OlderSchema {
+                path: path.to_path_buf(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version > SCHEMA_VERSION {
             return Err(HistoryDbError::NewerSchema {
                 path: path.to_path_buf(),
                 found: version,
@@ -194,6 +230,26 @@ impl Store {
         };
         let used = (get("page_count")? - get("freelist_count")?) * get("page_size")?;
         Ok(u64::try_from(used).unwrap_or(0))
+    }
+
+    /// Bytes of each table and index (SQLite's `dbstat`), largest first: where the file's
+    /// space goes (the bench prints it). Each: its name, its pages' bytes, the bytes of its
+    /// rows' payload in them.
+    pub fn space_by_table(&self) -> Result<Vec<(String, u64, u64)>, HistoryDbError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, SUM(pgsize), SUM(payload) FROM dbstat GROUP BY name ORDER BY 2 DESC",
+            )
+            .sql(&self.path, "read the space per table")?;
+        let bytes = |v: i64| u64::try_from(v).unwrap_or(0);
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, bytes(r.get(1)?), bytes(r.get(2)?)))
+            })
+            .sql(&self.path, "read the space per table")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .sql(&self.path, "read the space per table")
     }
 
     /// The size of the file on disk.
