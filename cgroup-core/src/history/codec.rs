@@ -1,10 +1,11 @@
-//! The packed form of one user's rows over one bucket (an hour of samples, a day of hourly
-//! rows): one blob instead of one SQLite row per interval.
+//! The packed form of one user's rows over one bucket (two hours of samples, two days of
+//! hourly rows): one blob instead of one SQLite row per interval.
 //!
 //! A SQLite row costs about 58 bytes for 16 small integers (a record header byte per column,
 //! the key, the cell); most of it is overhead, and each value is stored in a whole number of
-//! bytes. The blob stores each column of the bucket's rows together (the time offset within
-//! the bucket, then the 16 values of `row::VALUE_COLUMNS`), each value in the bits it needs:
+//! bytes. The blob stores each column of the bucket's rows together (the time, as the seconds
+//! since the previous row's or the bucket's start, then the 16 values of
+//! `row::VALUE_COLUMNS`), each value in the bits it needs:
 //!
 //! - per column: 2 bits of presence (no value / every row has one / a bit per row says);
 //! - the present values as offsets from the column's smallest (frame of reference), in a
@@ -19,7 +20,7 @@ use super::row::Row;
 
 /// The first byte of every blob: the layout below (a later layout gets another number).
 const FORMAT: u8 = 1;
-/// Columns: the time offset, then the row's 16 values.
+/// Columns: the time (seconds since the previous row), then the row's 16 values.
 const COLUMNS: usize = 17;
 
 /// Why a blob did not decode.
@@ -122,25 +123,32 @@ fn widths(offsets: &[u64]) -> (u32, u32) {
     (best.0 as u32, full as u32)
 }
 
-fn columns(offset: u64, r: &Row) -> [Option<u64>; COLUMNS] {
+fn columns(gap: u64, r: &Row) -> [Option<u64>; COLUMNS] {
     let v = r.columns();
     let mut c = [None; COLUMNS];
-    c[0] = Some(offset);
+    c[0] = Some(gap);
     c[1..].copy_from_slice(&v);
     c
 }
 
-/// Packs `rows` (time, row), each time in `[start, start + span)`, oldest first.
+/// Packs `rows` (time, row), each time in `[start, start + span)`, one row a time.
 pub fn encode(start: i64, rows: &[(i64, Row)]) -> Vec<u8> {
+    let mut rows = rows.to_vec();
+    rows.sort_by_key(|(at, _)| *at);
     let mut w = BitWriter {
         out: vec![FORMAT],
         acc: 0,
         bits: 0,
     };
     w.num(rows.len() as u64);
+    let mut previous = start;
     let cols: Vec<[Option<u64>; COLUMNS]> = rows
         .iter()
-        .map(|(at, r)| columns(u64::try_from(at - start).unwrap_or(0), r))
+        .map(|(at, r)| {
+            let gap = u64::try_from(at - previous).unwrap_or(0);
+            previous = *at;
+            columns(gap, r)
+        })
         .collect();
     for c in 0..COLUMNS {
         let present: Vec<u64> = cols.iter().filter_map(|r| r[c]).collect();
@@ -225,11 +233,13 @@ pub fn decode(start: i64, span: i64, blob: &[u8]) -> Result<Vec<(i64, Row)>, Dec
             cols[i][c] = Some(base.checked_add(o).ok_or("a value past 64 bits")?);
         }
     }
+    let mut offset = 0i64;
     cols.into_iter()
         .map(|c| {
-            let offset = c[0].ok_or("a row without its time")?;
-            let offset = i64::try_from(offset)
+            let gap = c[0].ok_or("a row without its time")?;
+            offset = i64::try_from(gap)
                 .ok()
+                .and_then(|g| offset.checked_add(g))
                 .filter(|o| *o < span)
                 .ok_or("a time outside its bucket")?;
             let mut v = [None; COLUMNS - 1];

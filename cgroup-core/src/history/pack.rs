@@ -1,9 +1,9 @@
 //! Where the rows of `sample` and `hour` go once rolled up: one packed blob (`codec`) per
-//! user and bucket in `sample_pack` (an hour of samples) and `hour_pack` (a day of hourly
-//! rows). The plain tables keep what is not rolled up yet (the current hour's samples, the
-//! current day's hours): each sample is its own row the moment it is written, so a crash
-//! loses nothing, and the rollup packs a finished bucket in the same transaction that rolls
-//! it up. Every reader goes through `each_row`, which reads both forms.
+//! user and bucket in `sample_pack` (two hours of samples) and `hour_pack` (two days of
+//! hourly rows). The plain tables keep what is not rolled up yet (the current hour's
+//! samples, the current day's hours): each sample is its own row the moment it is written,
+//! so a crash loses nothing, and the rollup packs the rows it rolled up in the same
+//! transaction. Every reader goes through `each_row`, which reads both forms.
 
 use std::path::Path;
 
@@ -13,11 +13,14 @@ use super::codec;
 use super::error::{HistoryDbError, SqlContext};
 use super::row::{Row, Table, VALUE_COLUMNS};
 
-/// The packed table of `table`, and the seconds of one blob.
+/// The packed table of `table`, and the seconds of one blob: two hours of samples (120 at
+/// one a minute, about 2.4 KB), two days of hourly rows; a blob's own cost (each column's
+/// base and widths, about 110 bytes, and its cell) is shared by twice the rows an hour or a
+/// day would give it. The rollup of the second hour (day) adds its rows to the blob.
 pub(super) fn packed(table: Table) -> Option<(&'static str, i64)> {
     match table {
-        Table::Sample => Some(("sample_pack", 3600)),
-        Table::Hour => Some(("hour_pack", 86_400)),
+        Table::Sample => Some(("sample_pack", 2 * 3600)),
+        Table::Hour => Some(("hour_pack", 2 * 86_400)),
         Table::Day => None,
     }
 }
@@ -151,8 +154,9 @@ pub(super) fn oldest(
 }
 
 /// Deletes the rows of `table` older than `before`: plain rows by their time, packed ones a
-/// whole blob at a time once every row in it is older (a blob's rows stay at most one bucket
-/// longer than asked, never less). The number of table rows deleted.
+/// whole blob at a time when every row in it is older, and the blobs that straddle `before`
+/// written again with their newer rows only. The number of plain rows, whole blobs and
+/// packed rows deleted (more than 0 whenever anything went).
 pub(super) fn delete_before(
     conn: &Connection,
     path: &Path,
@@ -165,13 +169,52 @@ pub(super) fn delete_before(
             [before],
         )
         .sql(path, "remove old rows")?;
-    if let Some((pack, span)) = packed(table) {
-        n += conn
-            .execute(
-                &format!("DELETE FROM {pack} WHERE bucket <= ?1 - {span}"),
-                [before],
+    let Some((pack, span)) = packed(table) else {
+        return Ok(n);
+    };
+    n += conn
+        .execute(
+            &format!("DELETE FROM {pack} WHERE bucket <= ?1 - {span}"),
+            [before],
+        )
+        .sql(path, "remove old rows")?;
+    let straddling = {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT bucket, user, data FROM {pack} WHERE bucket > ?1 - {span} AND bucket < ?1"
+            ))
+            .sql(path, "read old rows")?;
+        let rows = stmt
+            .query_map([before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .sql(path, "read old rows")?;
+        rows.collect::<rusqlite::Result<Vec<(i64, i64, Vec<u8>)>>>()
+            .sql(path, "read old rows")?
+    };
+    for blob in straddling {
+        let (bucket, user) = (blob.0, blob.1);
+        let rows = decode(conn, path, pack, span, blob)?;
+        let kept: Vec<(i64, Row)> = rows
+            .iter()
+            .filter(|(at, _)| *at >= before)
+            .copied()
+            .collect();
+        if kept.len() == rows.len() {
+            continue;
+        }
+        n += rows.len() - kept.len();
+        if kept.is_empty() {
+            conn.execute(
+                &format!("DELETE FROM {pack} WHERE bucket = ?1 AND user = ?2"),
+                [bucket, user],
             )
             .sql(path, "remove old rows")?;
+        } else {
+            conn.execute(
+                &format!("UPDATE {pack} SET data = ?3 WHERE bucket = ?1 AND user = ?2"),
+                rusqlite::params![bucket, user, codec::encode(bucket, &kept)],
+            )
+            .sql(path, "remove old rows")?;
+        }
     }
     Ok(n)
 }
