@@ -181,8 +181,11 @@ fn a_customer_gets_its_own_rows_only() {
     assert!(missing.note.is_some());
 }
 
+/// A table's rows: (time, user, row).
+type Rows = Vec<(i64, i64, Row)>;
+
 /// Every row of `table`, plain and packed, by (time, user).
-fn all_rows(store: &Store, table: Table) -> Vec<(i64, i64, Row)> {
+fn all_rows(store: &Store, table: Table) -> Rows {
     let mut out = Vec::new();
     super::pack::each_row(
         &store.conn,
@@ -254,11 +257,7 @@ fn packed_samples_answer_to_the_second() {
 }
 
 /// A version 1 file holding `rows` of each table (written as version 1 did) and `marks`.
-fn version_1_file(
-    path: &std::path::Path,
-    tables: &[(Table, Vec<(i64, i64, Row)>)],
-    marks: (i64, i64),
-) {
+fn version_1_file(path: &std::path::Path, tables: &[(Table, Rows)], marks: (i64, i64)) {
     use super::row::VALUE_COLUMNS;
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(&format!(
@@ -300,7 +299,7 @@ fn a_version_1_file_is_converted_and_answers_the_same() {
     let (a, b) = three_days(&mut store, start);
     assert_eq!((a, b), (1, 2));
     let end = start + 3 * 86_400;
-    let tables: Vec<(Table, Vec<(i64, i64, Row)>)> = Table::ALL
+    let tables: Vec<(Table, Rows)> = Table::ALL
         .iter()
         .map(|t| (*t, all_rows(&store, *t)))
         .collect();
