@@ -20,7 +20,7 @@ use super::row::{Row, Table, VALUE_COLUMNS};
 use super::schema::{create_v1, create_v2_packs, META_DAY_UNTIL, META_HOUR_UNTIL, SCHEMA_VERSION};
 
 /// The page size of a new file (a file of version 1 keeps its own: 4096).
-const PAGE_SIZE: u32 = 16_384;
+const PAGE_SIZE: u32 = 65_536;
 
 pub struct Store {
     pub(super) conn: Connection,
