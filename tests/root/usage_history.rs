@@ -317,13 +317,7 @@ fn rollups_keep_the_totals_and_the_file_stays_bounded() {
     assert!(conn_oldest.oldest_sample.unwrap() >= end - keep.sample_secs);
     // The bound: half the packed samples' pages given back (the file's other tables take a
     // page each whatever they hold).
-    let samples = store
-        .space_by_table()
-        .unwrap()
-        .into_iter()
-        .find(|(name, _, _)| name == "sample_pack")
-        .map(|(_, bytes, _)| bytes)
-        .unwrap();
+    let samples = store.table_bytes("sample_pack").unwrap();
     let small = Retention {
         max_bytes: store.used_bytes().unwrap() - samples / 2,
         ..keep

@@ -262,6 +262,15 @@ impl Store {
             .sql(&self.path, "read the space per table")
     }
 
+    /// Bytes of the pages of one table or index (0: no such name).
+    pub fn table_bytes(&self, name: &str) -> Result<u64, HistoryDbError> {
+        Ok(self
+            .space_by_table()?
+            .into_iter()
+            .find(|(n, _, _)| n == name)
+            .map_or(0, |(_, bytes, _)| bytes))
+    }
+
     /// The size of the file on disk.
     pub fn file_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)

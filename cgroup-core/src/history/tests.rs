@@ -102,13 +102,7 @@ fn the_bound_removes_the_oldest_rolled_up_rows() {
     }
     let before = store.used_bytes().unwrap();
     // The bound asks half the packed samples' pages back.
-    let samples = store
-        .space_by_table()
-        .unwrap()
-        .into_iter()
-        .find(|(name, _, _)| name == "sample_pack")
-        .map(|(_, bytes, _)| bytes)
-        .unwrap();
+    let samples = store.table_bytes("sample_pack").unwrap();
     let small = Retention {
         max_bytes: before - samples / 2,
         ..KEEP
