@@ -27,7 +27,7 @@ pub enum HistoryDbError {
         known: i64,
     },
 
-    #[error("{path}: schema version {found} is older than this cgroupctl's ({known}): the daemon converts it when it starts")]
+    #[error("{path}: schema version {found} is older than this cgroupctl reads (1 to {known}): the daemon converts it when it starts")]
     OlderSchema {
         path: PathBuf,
         found: i64,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::{HistoryDbError, SqlContext};
-use super::pack::packed;
+use super::pack::packed_in;
 use super::row::Table;
 use super::store::check_files;
 
@@ -31,10 +31,11 @@ pub fn forget_user(path: &Path, name: &str) -> Result<u64, HistoryDbError> {
         .sql(path, "set the busy timeout")?;
     let tx = conn.transaction().sql(path, "begin")?;
     let mut rows = 0u64;
-    let names = Table::ALL
-        .into_iter()
-        .flat_map(|t| [Some(t.name()), packed(t).map(|(pack, _)| pack)])
-        .flatten();
+    let mut names = Vec::new();
+    for t in Table::ALL {
+        names.push(t.name());
+        names.extend(packed_in(&tx, path, t)?.map(|(pack, _)| pack));
+    }
     for table in names {
         let sql =
             format!("DELETE FROM {table} WHERE user IN (SELECT id FROM users WHERE name = ?1)");

@@ -25,6 +25,26 @@ pub(super) fn packed(table: Table) -> Option<(&'static str, i64)> {
     }
 }
 
+/// The packed table of `table` when the file has it: a file of version 1 (before the daemon
+/// converted it) is read, and its customers forgotten, from its plain rows alone.
+pub(super) fn packed_in(
+    conn: &Connection,
+    path: &Path,
+    table: Table,
+) -> Result<Option<(&'static str, i64)>, HistoryDbError> {
+    let Some((pack, span)) = packed(table) else {
+        return Ok(None);
+    };
+    let n: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [pack],
+            |r| r.get(0),
+        )
+        .sql(path, "read the schema")?;
+    Ok((n > 0).then_some((pack, span)))
+}
+
 fn floor(t: i64, bucket: i64) -> i64 {
     t.saturating_sub(t.rem_euclid(bucket))
 }
@@ -93,7 +113,7 @@ pub(super) fn each_row(
             &row,
         );
     }
-    let Some((pack, span)) = packed(table) else {
+    let Some((pack, span)) = packed_in(conn, path, table)? else {
         return Ok(());
     };
     let sql =
@@ -130,7 +150,7 @@ pub(super) fn oldest(
             r.get(0)
         })
         .sql(path, "find the oldest row")?;
-    let Some((pack, span)) = packed(table) else {
+    let Some((pack, span)) = packed_in(conn, path, table)? else {
         return Ok(plain);
     };
     // The oldest bucket's blobs: the first row of each (a bucket may start late).

@@ -142,7 +142,8 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).sql(path, "open")?;
         let version = schema_version(&conn, path)?;
-        if version < SCHEMA_VERSION {
+        // Version 1 is read as it is (no packed rows yet) until the daemon converts it.
+        if version < 1 {
             return Err(HistoryDbError::OlderSchema {
                 path: path.to_path_buf(),
                 found: version,

@@ -320,13 +320,19 @@ fn a_version_1_file_is_converted_and_answers_the_same() {
     let expected = answers(&store);
     drop(store);
 
-    // The same rows in a version 1 file: cgroupctl asks for the daemon; the daemon converts.
+    // The same rows in a version 1 file: cgroupctl reads it as it is (and `remove` forgets
+    // in it) until the daemon converts it.
     let old = tmp.path().join("state/v1.db");
     version_1_file(&old, &tables, marks);
-    assert!(matches!(
-        Store::open_reader(&old),
-        Err(super::HistoryDbError::OlderSchema { found: 1, .. })
-    ));
+    assert_eq!(answers(&Store::open_reader(&old).unwrap()), expected);
+    let copy = tmp.path().join("state/v1-copy.db");
+    version_1_file(&copy, &tables, marks);
+    assert!(super::forget::forget_user(&copy, "bob").unwrap() > 0);
+    let left = Store::open_reader(&copy)
+        .unwrap()
+        .totals(start, end)
+        .unwrap();
+    assert_eq!(left.len(), 1);
     let store = Store::open_writer(&old).unwrap();
     let version: i64 = store
         .conn
