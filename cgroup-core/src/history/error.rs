@@ -27,6 +27,23 @@ pub enum HistoryDbError {
         known: i64,
     },
 
+    #[error("{path}: schema version {found} is older than this cgroupctl reads (1 to {known}): the daemon converts it when it starts")]
+    OlderSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+
+    /// A packed row that does not decode (the file was changed by something else).
+    #[error("{path}: {table}: the rows of {user} from {at} are damaged ({why})")]
+    Damaged {
+        path: PathBuf,
+        table: String,
+        user: String,
+        at: String,
+        why: String,
+    },
+
     /// The tree could not be listed or read.
     #[error("{0}")]
     Tree(#[from] Box<crate::Error>),

@@ -264,12 +264,27 @@ pub enum ImportError {
 /// A read-only connection; `None` when there is no database, or one the daemon has not yet
 /// brought to the version with events (nothing recorded there yet).
 fn open_reader(path: &Path) -> Result<Option<Store>, HistoryDbError> {
-    match Store::open_reader(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(HistoryDbError::Missing { .. }) => Ok(None),
-        Err(HistoryDbError::NewerSchema { found, known, .. }) if found < known => Ok(None),
-        Err(e) => Err(e),
-    }
+    let store = match Store::open_reader(path) {
+        Ok(s) => s,
+        Err(HistoryDbError::Missing { .. } | HistoryDbError::OlderSchema { .. }) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(has_events_table(&store.conn, path)?.then_some(store))
+}
+
+/// Whether the file has the events table (a file of an older version has none yet).
+fn has_events_table(conn: &Connection, path: &Path) -> Result<bool, HistoryDbError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .sql(path, "find the events table")?
+        .is_some())
 }
 
 fn collect(
@@ -360,16 +375,7 @@ fn open_rw(path: &Path) -> Result<Option<Connection>, HistoryDbError> {
     let conn = Connection::open_with_flags(path, flags).sql(path, "open")?;
     conn.busy_timeout(BUSY_WAIT)
         .sql(path, "set the busy timeout")?;
-    let has_table = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'",
-            [],
-            |_| Ok(()),
-        )
-        .optional()
-        .sql(path, "find the events table")?
-        .is_some();
-    Ok(has_table.then_some(conn))
+    Ok(has_events_table(&conn, path)?.then_some(conn))
 }
 
 /// How many events of `name` (whatever uid it had) the database holds.

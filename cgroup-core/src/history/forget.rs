@@ -9,6 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::{HistoryDbError, SqlContext};
+use super::pack::packed_in;
 use super::row::Table;
 use super::store::check_files;
 
@@ -30,11 +31,14 @@ pub fn forget_user(path: &Path, name: &str) -> Result<u64, HistoryDbError> {
         .sql(path, "set the busy timeout")?;
     let tx = conn.transaction().sql(path, "begin")?;
     let mut rows = 0u64;
-    for table in Table::ALL {
-        let sql = format!(
-            "DELETE FROM {} WHERE user IN (SELECT id FROM users WHERE name = ?1)",
-            table.name()
-        );
+    let mut names = Vec::new();
+    for t in Table::ALL {
+        names.push(t.name());
+        names.extend(packed_in(&tx, path, t)?.map(|(pack, _)| pack));
+    }
+    for table in names {
+        let sql =
+            format!("DELETE FROM {table} WHERE user IN (SELECT id FROM users WHERE name = ?1)");
         let n = tx.execute(&sql, [name]).sql(path, "delete a user's rows")?;
         rows += u64::try_from(n).unwrap_or(0);
     }

@@ -6,6 +6,8 @@
 //! - `reading`: a user cgroup's counters now, and the row of one interval between two
 //!   readings (counters stored as deltas, robust to a re-made cgroup);
 //! - `schema`: the tables and the schema version;
+//! - `codec`: one user's rows of an hour or a day packed into one blob;
+//! - `pack`: the rolled-up rows kept packed, and the reads over plain and packed rows;
 //! - `store`: the database file (root-only, WAL, checked before SQLite sees it);
 //! - `sampler`: one pass over every user cgroup, one transaction;
 //! - `rollup`: hourly and daily rollups, retention, the size bound;
@@ -17,10 +19,12 @@
 //! Feature `history` (rusqlite, the system's libsqlite3): cgroupctl and the tests have it, the
 //! PAM module has not: a login never opens the database.
 
+mod codec;
 pub mod customer;
 mod error;
 pub mod events;
 pub mod forget;
+mod pack;
 pub mod query;
 pub mod reading;
 pub mod rollup;

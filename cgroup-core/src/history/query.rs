@@ -6,8 +6,11 @@
 //! no interval is counted twice. At the period's ends a coarse row is counted whole when it
 //! overlaps the period (a period is as precise as the rows it reaches).
 
+use std::collections::{BTreeMap, HashMap};
+
 use super::error::{HistoryDbError, SqlContext};
-use super::row::{rollup_of, Row, Table, VALUE_COLUMNS};
+use super::pack::each_row;
+use super::row::{Row, Table};
 use super::schema::{META_DAY_UNTIL, META_HOUR_UNTIL};
 use super::store::Store;
 
@@ -90,48 +93,39 @@ impl Store {
     /// two uids over the period gives two entries).
     pub fn totals(&self, from: i64, to: i64) -> Result<Vec<Totals>, HistoryDbError> {
         let segs = segments(from, to, &self.coverage()?);
-        if segs.is_empty() {
+        let mut by_user: HashMap<i64, Row> = HashMap::new();
+        for s in &segs {
+            // A row counts when it overlaps the segment: its time after `from - bucket`.
+            let lo = s.from.saturating_sub(s.table.bucket()).saturating_add(1);
+            each_row(
+                &self.conn,
+                &self.path,
+                s.table,
+                None,
+                lo,
+                s.to,
+                |_, user, row| by_user.entry(user).or_default().merge(row),
+            )?;
+        }
+        if by_user.is_empty() {
             return Ok(Vec::new());
         }
-        let parts: Vec<String> = segs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                format!(
-                    "SELECT * FROM {} WHERE at > ?{} - {} AND at < ?{}",
-                    s.table.name(),
-                    2 * i + 1,
-                    s.table.bucket(),
-                    2 * i + 2
-                )
-            })
-            .collect();
-        let picks: Vec<String> = VALUE_COLUMNS
-            .iter()
-            .map(|c| format!("{}(r.{c})", rollup_of(c)))
-            .collect();
-        let sql = format!(
-            "SELECT u.name, u.uid, {} FROM ({}) r JOIN users u ON u.id = r.user \
-             GROUP BY r.user ORDER BY u.name, u.uid",
-            picks.join(", "),
-            parts.join(" UNION ALL ")
-        );
-        let params: Vec<i64> = segs.iter().flat_map(|s| [s.from, s.to]).collect();
         let mut stmt = self
             .conn
-            .prepare(&sql)
-            .sql(&self.path, "prepare a report")?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| {
-                Ok(Totals {
-                    user: r.get(0)?,
-                    uid: r.get(1)?,
-                    row: Row::from_sql_row(r, 2)?,
-                })
-            })
-            .sql(&self.path, "read a report")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .sql(&self.path, "read a report")
+            .prepare("SELECT id, name, uid FROM users")
+            .sql(&self.path, "read the users")?;
+        let users = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))
+            .sql(&self.path, "read the users")?;
+        let mut out = Vec::with_capacity(by_user.len());
+        for u in users {
+            let (id, user, uid): (i64, String, i64) = u.sql(&self.path, "read the users")?;
+            if let Some(row) = by_user.remove(&id) {
+                out.push(Totals { user, uid, row });
+            }
+        }
+        out.sort_by(|a, b| (&a.user, a.uid).cmp(&(&b.user, b.uid)));
+        Ok(out)
     }
 
     /// The rows of one identity over `[from, to)`, oldest first: hourly (or daily) rows, and
@@ -162,26 +156,18 @@ impl Store {
                 Table::Hour if span / 3600 > max_rows => 86_400,
                 t => t.bucket(),
             };
-            let picks: Vec<String> = VALUE_COLUMNS
-                .iter()
-                .map(|c| format!("{}({c})", rollup_of(c)))
-                .collect();
-            let sql = format!(
-                "SELECT at - (at % {group}), {} FROM {} WHERE user = ?1 AND at > ?2 - {} \
-                 AND at < ?3 GROUP BY 1 ORDER BY 1",
-                picks.join(", "),
-                s.table.name(),
-                s.table.bucket()
-            );
-            let mut stmt = self.conn.prepare(&sql).sql(&self.path, "prepare")?;
-            let rows = stmt
-                .query_map(rusqlite::params![user, s.from, s.to], |r| {
-                    Ok((r.get::<_, i64>(0)?, Row::from_sql_row(r, 1)?))
-                })
-                .sql(&self.path, "read rows")?;
-            for row in rows {
-                out.push(row.sql(&self.path, "read rows")?);
-            }
+            let lo = s.from.saturating_sub(s.table.bucket()).saturating_add(1);
+            let mut grouped: BTreeMap<i64, Row> = BTreeMap::new();
+            each_row(
+                &self.conn,
+                &self.path,
+                s.table,
+                Some(user),
+                lo,
+                s.to,
+                |at, _, row| grouped.entry(at - at % group).or_default().merge(row),
+            )?;
+            out.extend(grouped);
         }
         Ok(out)
     }

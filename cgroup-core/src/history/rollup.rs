@@ -1,7 +1,8 @@
 //! Rollups, retention and the size bound, run by the daemon after its samples.
 //!
 //! - every finished hour of sample rows becomes one hourly row per user, every finished UTC
-//!   day of hourly rows one daily row (sums, and the largest of the peaks);
+//!   day of hourly rows one daily row (sums, and the largest of the peaks); the rows rolled
+//!   up are packed in the same transaction (`pack`: a blob per user and hour, or day);
 //! - rows older than their table's retention go;
 //! - then, while the file uses more than `max_size`, the oldest rows go: sample rows already
 //!   rolled up first (an hour at a time), then hourly rows already rolled up (a day at a
@@ -12,6 +13,7 @@ use rusqlite::OptionalExtension;
 use crate::config::HistoryConfig;
 
 use super::error::{HistoryDbError, SqlContext};
+use super::pack::{delete_before, oldest, pack_before};
 use super::row::{rollup_of, Table, VALUE_COLUMNS};
 use super::schema::{META_DAY_UNTIL, META_HOUR_UNTIL};
 use super::store::Store;
@@ -68,13 +70,9 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// The oldest row's time in `table`.
+    /// The oldest row's time in `table` (plain or packed).
     pub(super) fn oldest(&self, table: Table) -> Result<Option<i64>, HistoryDbError> {
-        self.conn
-            .query_row(&format!("SELECT MIN(at) FROM {}", table.name()), [], |r| {
-                r.get(0)
-            })
-            .sql(&self.path, "find the oldest row")
+        oldest(&self.conn, &self.path, table)
     }
 
     /// Rolls the finished buckets of `from` in `[mark, floor(now))` up into `to`.
@@ -107,6 +105,7 @@ impl Store {
         let path = self.path.clone();
         let tx = self.conn.transaction().sql(&path, "begin")?;
         let n = tx.execute(&sql, [mark, end]).sql(&path, "roll up")?;
+        pack_before(&tx, &path, from, end)?;
         tx.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
             rusqlite::params![key, end],
@@ -132,10 +131,7 @@ impl Store {
             (Table::Day, i64::MAX),
         ] {
             let before = (now - keep.of_table(t)).min(rolled);
-            done.expired += self
-                .conn
-                .execute(&format!("DELETE FROM {} WHERE at < ?1", t.name()), [before])
-                .sql(&self.path, "remove expired rows")?;
+            done.expired += delete_before(&self.conn, &self.path, t, before)?;
         }
         done.evicted = self.bound(keep.max_bytes, hour_until, day_until)?;
         if done.expired + done.evicted > 0 {
@@ -168,10 +164,7 @@ impl Store {
                 if before <= oldest {
                     continue;
                 }
-                gone = self
-                    .conn
-                    .execute(&format!("DELETE FROM {} WHERE at < ?1", t.name()), [before])
-                    .sql(&self.path, "remove the oldest rows")?;
+                gone = delete_before(&self.conn, &self.path, t, before)?;
                 if gone > 0 {
                     break;
                 }

@@ -97,49 +97,74 @@ fn from_sql(v: Option<i64>) -> Option<u64> {
 
 impl Row {
     pub fn values(&self) -> [Option<i64>; 16] {
+        self.columns().map(to_sql)
+    }
+
+    /// The values in `VALUE_COLUMNS` order (`samples` and `secs` always present).
+    pub fn columns(&self) -> [Option<u64>; 16] {
         [
-            to_sql(Some(self.samples)),
-            to_sql(Some(self.secs)),
-            to_sql(self.cpu_usec),
-            to_sql(self.throttled_usec),
-            to_sql(self.nr_throttled),
-            to_sql(self.memory_sum),
-            to_sql(self.memory_peak),
-            to_sql(self.pids_peak),
-            to_sql(self.io_read),
-            to_sql(self.io_write),
-            to_sql(self.net_rx),
-            to_sql(self.net_tx),
-            to_sql(self.memory_max_hits),
-            to_sql(self.memory_high_hits),
-            to_sql(self.oom_kills),
-            to_sql(self.pids_max_hits),
+            Some(self.samples),
+            Some(self.secs),
+            self.cpu_usec,
+            self.throttled_usec,
+            self.nr_throttled,
+            self.memory_sum,
+            self.memory_peak,
+            self.pids_peak,
+            self.io_read,
+            self.io_write,
+            self.net_rx,
+            self.net_tx,
+            self.memory_max_hits,
+            self.memory_high_hits,
+            self.oom_kills,
+            self.pids_max_hits,
         ]
+    }
+
+    /// The row of `columns()`'s values.
+    pub fn from_columns(v: [Option<u64>; 16]) -> Row {
+        Row {
+            samples: v[0].unwrap_or(0),
+            secs: v[1].unwrap_or(0),
+            cpu_usec: v[2],
+            throttled_usec: v[3],
+            nr_throttled: v[4],
+            memory_sum: v[5],
+            memory_peak: v[6],
+            pids_peak: v[7],
+            io_read: v[8],
+            io_write: v[9],
+            net_rx: v[10],
+            net_tx: v[11],
+            memory_max_hits: v[12],
+            memory_high_hits: v[13],
+            oom_kills: v[14],
+            pids_max_hits: v[15],
+        }
+    }
+
+    /// Adds `other` in as a rollup does (`rollup_of`): the largest of the peaks, the sum of
+    /// the rest; a value missing on one side is the other's (SQL's SUM and MAX skip NULLs).
+    pub fn merge(&mut self, other: &Row) {
+        let mut mine = self.columns();
+        for ((m, o), column) in mine.iter_mut().zip(other.columns()).zip(VALUE_COLUMNS) {
+            *m = match (*m, o) {
+                (Some(a), Some(b)) if rollup_of(column) == "MAX" => Some(a.max(b)),
+                (Some(a), Some(b)) => Some(a.saturating_add(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        *self = Row::from_columns(mine);
     }
 
     /// The row from the value columns of a result, starting at column `first`.
     pub fn from_sql_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Row> {
-        let v = |i: usize| -> rusqlite::Result<Option<u64>> {
-            Ok(from_sql(r.get::<_, Option<i64>>(first + i)?))
-        };
-        Ok(Row {
-            samples: v(0)?.unwrap_or(0),
-            secs: v(1)?.unwrap_or(0),
-            cpu_usec: v(2)?,
-            throttled_usec: v(3)?,
-            nr_throttled: v(4)?,
-            memory_sum: v(5)?,
-            memory_peak: v(6)?,
-            pids_peak: v(7)?,
-            io_read: v(8)?,
-            io_write: v(9)?,
-            net_rx: v(10)?,
-            net_tx: v(11)?,
-            memory_max_hits: v(12)?,
-            memory_high_hits: v(13)?,
-            oom_kills: v(14)?,
-            pids_max_hits: v(15)?,
-        })
+        let mut v = [None; 16];
+        for (i, value) in v.iter_mut().enumerate() {
+            *value = from_sql(r.get::<_, Option<i64>>(first + i)?);
+        }
+        Ok(Row::from_columns(v))
     }
 
     /// Limit hits of every kind together (`faults_total`); throttled periods count as one
@@ -160,24 +185,8 @@ impl Row {
     /// Nothing ran and nothing was used: no memory, no process, every counter still.
     /// The sampler keeps no row for such an interval (an empty user cgroup costs nothing).
     pub fn is_idle(&self) -> bool {
-        [
-            self.cpu_usec,
-            self.throttled_usec,
-            self.nr_throttled,
-            self.memory_sum,
-            self.memory_peak,
-            self.pids_peak,
-            self.io_read,
-            self.io_write,
-            self.net_rx,
-            self.net_tx,
-            self.memory_max_hits,
-            self.memory_high_hits,
-            self.oom_kills,
-            self.pids_max_hits,
-        ]
-        .iter()
-        .all(|v| v.unwrap_or(0) == 0)
+        // Every measured value (`samples` and `secs` are the interval's, not a use).
+        self.columns()[2..].iter().all(|v| v.unwrap_or(0) == 0)
     }
 
     /// Average memory.current over the row's samples.

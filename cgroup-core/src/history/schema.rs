@@ -9,13 +9,18 @@
 //! - `meta(key, value)`: up to where the hourly and daily rollups were made;
 //! - `hour_by_user`: one user's hourly rows for its own answers (the sample rows, ten times
 //!   as many, have no such index: a customer reads them only for the hour not yet rolled up);
-//! - `events` (version 2, `create_events`): the fault events (`history::events`).
+//! - version 2: `sample_pack`, `hour_pack`: what `sample` and `hour` held once rolled up,
+//!   one packed blob per bucket and user (`pack`, `codec`); `sample` and `hour` keep only the
+//!   rows not rolled up yet;
+//! - version 3: `events` (`create_events`): the fault events (`history::events`).
 
 use super::row::{Table, VALUE_COLUMNS};
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
+/// The version that packed the rolled-up rows.
+pub const PACKS_VERSION: i64 = 2;
 /// The version that added the fault events.
-pub const EVENTS_VERSION: i64 = 2;
+pub const EVENTS_VERSION: i64 = 3;
 
 /// Up to where (exclusive, seconds) the hour table holds every sample's rollup.
 pub const META_HOUR_UNTIL: &str = "hour_until";
@@ -46,7 +51,17 @@ pub fn create_v1() -> String {
     sql
 }
 
-/// The statements that add the fault events to a version 1 file (version 2).
+/// The packed tables of version 2. Plain rowid tables, not WITHOUT ROWID: a blob (an hour
+/// of one user's samples, about 1.5 KB at one a minute) is larger than the ~1 KB a WITHOUT
+/// ROWID page keeps inline, and each would spill into an overflow page of its own.
+pub fn create_v2_packs() -> &'static str {
+    "CREATE TABLE sample_pack (bucket INTEGER NOT NULL, user INTEGER NOT NULL, \
+     data BLOB NOT NULL, PRIMARY KEY (bucket, user));\n\
+     CREATE TABLE hour_pack (bucket INTEGER NOT NULL, user INTEGER NOT NULL, \
+     data BLOB NOT NULL, PRIMARY KEY (bucket, user));\n"
+}
+
+/// The statements that add the fault events (version 3).
 ///
 /// `seq` never repeats (AUTOINCREMENT: a deleted newest event's number is not given again), so
 /// `cgroupctl events --follow` goes on from the last one it printed. `body` is the event as

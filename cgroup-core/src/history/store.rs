@@ -15,8 +15,15 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::state_dir::StateDir;
 
 use super::error::{HistoryDbError, SqlContext};
+use super::pack::pack_before;
 use super::row::{Row, Table, VALUE_COLUMNS};
-use super::schema::{create_events, create_v1, EVENTS_VERSION, SCHEMA_VERSION};
+use super::schema::{
+    create_events, create_v1, create_v2_packs, EVENTS_VERSION, META_DAY_UNTIL, META_HOUR_UNTIL,
+    PACKS_VERSION, SCHEMA_VERSION,
+};
+
+/// The page size of a new file (a file of version 1 keeps its own: 4096).
+const PAGE_SIZE: u32 = 65_536;
 
 pub struct Store {
     pub(super) conn: Connection,
@@ -57,30 +64,61 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, HistoryDbError>
 const WRITER_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Brings the file to `SCHEMA_VERSION`, one step at a time, in one write transaction (the
-/// version read again inside it: the daemon's two writers may both open a new file at once).
-fn upgrade(conn: &Connection, path: &Path) -> Result<(), HistoryDbError> {
+/// version read again inside it: the daemon's two writers may both open a new file at once):
+/// an interrupted upgrade leaves the file as it was, and the next start upgrades it again.
+/// Returns whether rows were packed (version 1 to 2: the file is compacted after).
+fn upgrade(conn: &Connection, path: &Path) -> Result<bool, HistoryDbError> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .sql(path, "begin the upgrade")?;
-    let steps = || -> Result<(), HistoryDbError> {
+    let steps = || -> Result<bool, HistoryDbError> {
         let version = schema_version(conn, path)?;
+        let mut packed = false;
         if version < 1 {
             conn.execute_batch(&create_v1())
                 .sql(path, "create the tables")?;
+        }
+        if version < PACKS_VERSION {
+            conn.execute_batch(create_v2_packs())
+                .sql(path, "create the packed tables")?;
+            if version == 1 {
+                // The rows already rolled up are packed, as the rollups of version 2 would
+                // have done.
+                packed = migrate_v1(conn, path)?;
+            }
         }
         if version < EVENTS_VERSION {
             conn.execute_batch(create_events())
                 .sql(path, "create the events table")?;
         }
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-            .sql(path, "set the schema version")
+            .sql(path, "set the schema version")?;
+        Ok(packed)
     };
     match steps() {
-        Ok(()) => conn.execute_batch("COMMIT").sql(path, "commit the upgrade"),
+        Ok(packed) => conn
+            .execute_batch("COMMIT")
+            .sql(path, "commit the upgrade")
+            .map(|()| packed),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)
         }
     }
+}
+
+/// Version 1 to 2, inside `upgrade`'s transaction: every plain row already rolled up goes
+/// into its packed table. Whether anything was packed.
+fn migrate_v1(conn: &Connection, path: &Path) -> Result<bool, HistoryDbError> {
+    let mark = |key: &str| -> Result<i64, HistoryDbError> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .sql(path, "read the rollup marks")
+            .map(|v| v.unwrap_or(0))
+    };
+    let (hour_until, day_until) = (mark(META_HOUR_UNTIL)?, mark(META_DAY_UNTIL)?);
+    let moved = pack_before(conn, path, Table::Sample, hour_until)?
+        + pack_before(conn, path, Table::Hour, day_until)?;
+    Ok(moved > 0)
 }
 
 impl Store {
@@ -104,20 +142,29 @@ impl Store {
                 known: SCHEMA_VERSION,
             });
         }
+        if version == 0 {
+            // Before anything is written (WAL keeps the page size it starts with): a page
+            // holds a dozen packed blobs (about 1.2 KB each) and wastes part of one, where
+            // a 4 KB page holds three and wastes a tenth.
+            conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE};"))
+                .sql(path, "set the page size")?;
+        }
         // auto_vacuum must be set before the first table exists.
         conn.execute_batch(
             "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; \
              PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 8388608;",
         )
         .sql(path, "set the journal mode")?;
-        if version < SCHEMA_VERSION {
-            upgrade(&conn, path)?;
-        }
-        Ok(Store {
+        let packed = version < SCHEMA_VERSION && upgrade(&conn, path)?;
+        let store = Store {
             conn,
             path: path.to_path_buf(),
             ids: HashMap::new(),
-        })
+        };
+        if packed {
+            store.compact()?;
+        }
+        Ok(store)
     }
 
     /// A reader's connection (`cgroupctl report`, the daemon's answers to customers): read
@@ -133,7 +180,15 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).sql(path, "open")?;
         let version = schema_version(&conn, path)?;
-        if version != SCHEMA_VERSION {
+        // Version 1 is read as it is (no packed rows yet) until the daemon converts it.
+        if version < 1 {
+            return Err(HistoryDbError::OlderSchema {
+                path: path.to_path_buf(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version > SCHEMA_VERSION {
             return Err(HistoryDbError::NewerSchema {
                 path: path.to_path_buf(),
                 found: version,
@@ -224,6 +279,35 @@ impl Store {
         };
         let used = (get("page_count")? - get("freelist_count")?) * get("page_size")?;
         Ok(u64::try_from(used).unwrap_or(0))
+    }
+
+    /// Bytes of each table and index (SQLite's `dbstat`), largest first: where the file's
+    /// space goes (the bench prints it). Each: its name, its pages' bytes, the bytes of its
+    /// rows' payload in them.
+    pub fn space_by_table(&self) -> Result<Vec<(String, u64, u64)>, HistoryDbError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, SUM(pgsize), SUM(payload) FROM dbstat GROUP BY name ORDER BY 2 DESC",
+            )
+            .sql(&self.path, "read the space per table")?;
+        let bytes = |v: i64| u64::try_from(v).unwrap_or(0);
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, bytes(r.get(1)?), bytes(r.get(2)?)))
+            })
+            .sql(&self.path, "read the space per table")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .sql(&self.path, "read the space per table")
+    }
+
+    /// Bytes of the pages of one table or index (0: no such name).
+    pub fn table_bytes(&self, name: &str) -> Result<u64, HistoryDbError> {
+        Ok(self
+            .space_by_table()?
+            .into_iter()
+            .find(|(n, _, _)| n == name)
+            .map_or(0, |(_, bytes, _)| bytes))
     }
 
     /// The size of the file on disk.

@@ -85,10 +85,26 @@ fn the_bound_removes_the_oldest_rolled_up_rows() {
     let path = tmp.path().join("state/h.db");
     let mut store = Store::open_writer(&path).unwrap();
     let start = 1_800_000_000 - 1_800_000_000 % 86_400;
-    three_days(&mut store, start);
+    // Enough users that the packed samples fill many pages.
+    let users: Vec<i64> = (0..40)
+        .map(|i| store.user_id(&format!("u{i}"), 2000 + i).unwrap())
+        .collect();
+    for m in 0..3 * 1440 {
+        let at = start + m * 60;
+        let rows: Vec<(i64, Row)> = users
+            .iter()
+            .map(|u| (*u, row(m as u64 * 977 + *u as u64, (m as u64) << 12, 0)))
+            .collect();
+        store.insert(Table::Sample, at, &rows).unwrap();
+        if at % 3600 == 0 {
+            store.maintain(at, &KEEP).unwrap();
+        }
+    }
     let before = store.used_bytes().unwrap();
+    // The bound asks half the packed samples' pages back.
+    let samples = store.table_bytes("sample_pack").unwrap();
     let small = Retention {
-        max_bytes: before / 3,
+        max_bytes: before - samples / 2,
         ..KEEP
     };
     let done = store.maintain(start + 3 * 86_400, &small).unwrap();
@@ -102,7 +118,7 @@ fn the_bound_removes_the_oldest_rolled_up_rows() {
     // The newest samples stay.
     let last = start + 3 * 86_400 - 60;
     let rows = store.totals(last, last + 60).unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), users.len());
 }
 
 #[test]
@@ -157,4 +173,234 @@ fn a_customer_gets_its_own_rows_only() {
     let missing =
         super::customer::answer(&tmp.path().join("state/none.db"), "alice", 1001, 60, end);
     assert!(missing.note.is_some());
+}
+
+/// A table's rows: (time, user, row).
+type Rows = Vec<(i64, i64, Row)>;
+
+/// Every row of `table`, plain and packed, by (time, user).
+fn all_rows(store: &Store, table: Table) -> Rows {
+    let mut out = Vec::new();
+    super::pack::each_row(
+        &store.conn,
+        &store.path,
+        table,
+        None,
+        i64::MIN,
+        i64::MAX,
+        |at, user, row| out.push((at, user, *row)),
+    )
+    .unwrap();
+    out.sort_by_key(|(at, user, _)| (*at, *user));
+    out
+}
+
+#[test]
+fn packed_samples_answer_to_the_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("state/h.db");
+    let mut store = Store::open_writer(&path).unwrap();
+    let start = 1_800_000_000 - 1_800_000_000 % 86_400;
+    let a = store.user_id("alice", 1001).unwrap();
+    let b = store.user_id("bob", 1002).unwrap();
+    let mut written = Vec::new();
+    // A day and a half, the last hour not rolled up; bob idle every third minute.
+    for m in 0..36 * 60 + 25 {
+        let at = start + m * 60;
+        let mut rows = vec![(a, row(m as u64 * 1000 + 7, (m as u64) << 20, 0))];
+        if m % 3 != 0 {
+            rows.push((b, row(u64::from(u32::MAX) * 1000, 0, 1)));
+        }
+        store.insert(Table::Sample, at, &rows).unwrap();
+        written.extend(rows.into_iter().map(|(u, r)| (at, u, r)));
+        if at % 3600 == 0 {
+            store.maintain(at, &KEEP).unwrap();
+        }
+    }
+    // Rolled-up hours are packed; the plain table keeps the hour not rolled up.
+    let plain: i64 = store
+        .conn
+        .query_row("SELECT COUNT(*) FROM sample", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(plain, 2 * 25 - 25 / 3 - 1, "one hour's rows at most");
+    assert_eq!(all_rows(&store, Table::Sample).len(), written.len());
+    // Any period, cut at any minute, inside packed hours or across the one not rolled up.
+    let end = start + (36 * 60 + 25) * 60;
+    for (from, to) in [
+        (start, end),
+        (start + 7 * 60, start + 3600 + 13 * 60),
+        (start + 35 * 3600 + 59 * 60, end),
+        (end - 10 * 60, end + 3600),
+        (start + 3600, start + 7200),
+    ] {
+        let mut expected: std::collections::BTreeMap<i64, Row> = Default::default();
+        for (at, user, r) in &written {
+            if *at >= from && *at < to {
+                expected.entry(*user).or_default().merge(r);
+            }
+        }
+        let got: Vec<Row> = store
+            .totals(from, to)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.row)
+            .collect();
+        let expected: Vec<Row> = expected.into_values().collect();
+        assert_eq!(got, expected, "{from}..{to}");
+    }
+}
+
+/// A version 1 file holding `rows` of each table (written as version 1 did) and `marks`.
+fn version_1_file(path: &std::path::Path, tables: &[(Table, Rows)], marks: (i64, i64)) {
+    use super::row::VALUE_COLUMNS;
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; BEGIN; {} \
+         INSERT INTO users (id, name, uid) VALUES (1, 'alice', 1001), (2, 'bob', 1002); \
+         INSERT INTO meta VALUES ('hour_until', {}), ('day_until', {}); \
+         PRAGMA user_version = 1; COMMIT;",
+        super::schema::create_v1(),
+        marks.0,
+        marks.1
+    ))
+    .unwrap();
+    for (table, rows) in tables {
+        let marks = vec!["?"; VALUE_COLUMNS.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO {} (at, user, {}) VALUES (?, ?, {marks})",
+            table.name(),
+            VALUE_COLUMNS.join(", ")
+        );
+        for (at, user, r) in rows {
+            let mut params = vec![Some(*at), Some(*user)];
+            params.extend(r.values());
+            conn.execute(&sql, rusqlite::params_from_iter(params))
+                .unwrap();
+        }
+    }
+    drop(conn);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn a_version_1_file_is_converted_and_answers_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The rows of three days as the daemon keeps them, and the answers they give.
+    let path = tmp.path().join("state/h.db");
+    let mut store = Store::open_writer(&path).unwrap();
+    let start = 1_800_000_000 - 1_800_000_000 % 86_400;
+    let (a, b) = three_days(&mut store, start);
+    assert_eq!((a, b), (1, 2));
+    let end = start + 3 * 86_400;
+    let tables: Vec<(Table, Rows)> = Table::ALL
+        .iter()
+        .map(|t| (*t, all_rows(&store, *t)))
+        .collect();
+    let marks = (
+        store.meta(super::schema::META_HOUR_UNTIL).unwrap(),
+        store.meta(super::schema::META_DAY_UNTIL).unwrap(),
+    );
+    let periods = [
+        (start, end),
+        (end - 86_400 - 7 * 60, end - 3600 + 60),
+        (end - 300, end),
+    ];
+    let answers = |s: &Store| {
+        periods
+            .iter()
+            .map(|(f, t)| {
+                (
+                    s.totals(*f, *t).unwrap(),
+                    s.user_rows(a, *f, *t, 200).unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = answers(&store);
+    drop(store);
+
+    // The same rows in a version 1 file: cgroupctl reads it as it is (and `remove` forgets
+    // in it) until the daemon converts it.
+    let old = tmp.path().join("state/v1.db");
+    version_1_file(&old, &tables, marks);
+    assert_eq!(answers(&Store::open_reader(&old).unwrap()), expected);
+    let copy = tmp.path().join("state/v1-copy.db");
+    version_1_file(&copy, &tables, marks);
+    assert!(super::forget::forget_user(&copy, "bob").unwrap() > 0);
+    let left = Store::open_reader(&copy)
+        .unwrap()
+        .totals(start, end)
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    let store = Store::open_writer(&old).unwrap();
+    let version: i64 = store
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, super::schema::SCHEMA_VERSION);
+    for (table, rows) in &tables {
+        assert_eq!(&all_rows(&store, *table), rows, "{}", table.name());
+    }
+    assert_eq!(answers(&store), expected);
+    let plain: i64 = store
+        .conn
+        .query_row(
+            "SELECT COUNT(*) FROM sample WHERE at < ?1",
+            [marks.0],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(plain, 0, "rolled-up samples are packed");
+    drop(store);
+    assert!(Store::open_reader(&old).is_ok());
+
+    // A newer version than this build's stays refused, by the daemon and by cgroupctl.
+    let conn = rusqlite::Connection::open(&old).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA user_version = {};",
+        super::schema::SCHEMA_VERSION + 1
+    ))
+    .unwrap();
+    drop(conn);
+    assert!(matches!(
+        Store::open_writer(&old),
+        Err(super::HistoryDbError::NewerSchema { .. })
+    ));
+    assert!(matches!(
+        Store::open_reader(&old),
+        Err(super::HistoryDbError::NewerSchema { .. })
+    ));
+}
+
+#[test]
+fn a_damaged_blob_is_an_error_naming_the_user_and_hour() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("state/h.db");
+    let mut store = Store::open_writer(&path).unwrap();
+    let start = 1_800_000_000 - 1_800_000_000 % 86_400;
+    let (a, _) = three_days(&mut store, start);
+    let hour = start + 2 * 86_400 + 4 * 3600;
+    let n = store
+        .conn
+        .execute(
+            "UPDATE sample_pack SET data = substr(data, 1, 9) WHERE bucket = ?1 AND user = ?2",
+            [hour, a],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    let e = store.totals(start, start + 3 * 86_400).unwrap_err();
+    assert!(matches!(e, super::HistoryDbError::Damaged { .. }), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("alice"), "{text}");
+    assert!(
+        text.contains(&crate::time::utc_text(hour as u64 * 1000)),
+        "{text}"
+    );
+    // The other user's answers and the hourly rows are still read.
+    let end = start + 3 * 86_400;
+    assert_eq!(
+        store.user_rows(a, end - 86_400, end, 200).unwrap().len(),
+        24
+    );
 }

@@ -313,6 +313,8 @@ struct DayFigure {
     file_bytes: u64,
     used_bytes: u64,
     write_cpu: Duration,
+    /// The longest write of one pass that day (the hourly rollup's pass).
+    slowest_write: Duration,
 }
 
 fn size_config(args: &Args) -> HistoryConfig {
@@ -324,7 +326,10 @@ fn size_config(args: &Args) -> HistoryConfig {
     }
 }
 
-fn size_bench(args: &Args, scratch: &Path) -> Result<Vec<DayFigure>> {
+/// The size simulation's days, and the bytes of each table and index after the last day.
+type SizeFigures = (Vec<DayFigure>, Vec<(String, u64, u64)>);
+
+fn size_bench(args: &Args, scratch: &Path) -> Result<SizeFigures> {
     let cfg = size_config(args);
     let keep = Retention::of(&cfg);
     let interval = i64::from(cfg.interval_secs);
@@ -338,6 +343,7 @@ fn size_bench(args: &Args, scratch: &Path) -> Result<Vec<DayFigure>> {
     let mut out = Vec::new();
     for day in 0..args.days {
         let cpu0 = thread_cpu();
+        let mut slowest_write = Duration::ZERO;
         for s in 0..per_day {
             let now = start + i64::from(day) * 86_400 + s * interval;
             let rows: Vec<(String, Row)> = names
@@ -347,8 +353,9 @@ fn size_bench(args: &Args, scratch: &Path) -> Result<Vec<DayFigure>> {
                     (n.clone(), simulated_row(&mut rng, busy, interval as u64))
                 })
                 .collect();
-            let mut report = Default::default();
+            let mut report = cgroup_core::history::sampler::PassReport::default();
             sampler.write(&mut store, &rows, now, &keep, &mut report)?;
+            slowest_write = slowest_write.max(report.write_time);
         }
         store.compact()?;
         let fig = DayFigure {
@@ -356,16 +363,19 @@ fn size_bench(args: &Args, scratch: &Path) -> Result<Vec<DayFigure>> {
             file_bytes: store.file_bytes(),
             used_bytes: store.used_bytes()?,
             write_cpu: thread_cpu() - cpu0,
+            slowest_write,
         };
         eprintln!(
-            "day {:>2}: {:>7.1} MiB on disk, {:.1} s of CPU to write the day",
+            "day {:>2}: {:>7.1} MiB on disk, {:.1} s of CPU to write the day, slowest pass's write {} ms",
             fig.day,
             fig.file_bytes as f64 / (1u64 << 20) as f64,
-            fig.write_cpu.as_secs_f64()
+            fig.write_cpu.as_secs_f64(),
+            fig.slowest_write.as_millis()
         );
         out.push(fig);
     }
-    Ok(out)
+    let space = store.space_by_table()?;
+    Ok((out, space))
 }
 
 fn main() -> Result<()> {
@@ -379,7 +389,7 @@ fn main() -> Result<()> {
         sampler_bench(&args, scratch.path())?
     };
     let cfg = size_config(&args);
-    let days = size_bench(&args, scratch.path())?;
+    let (days, space) = size_bench(&args, scratch.path())?;
 
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     let median = |v: &[Duration]| {
@@ -408,18 +418,30 @@ fn main() -> Result<()> {
         "goal: a pass <= 1000 ms of one core at 10,000 users\n\ndatabase at {} users, one sample every {} s kept {} days, hours {} days ({}% busy each sample):",
         args.users, cfg.interval_secs, cfg.minutes_kept_days, cfg.hours_kept_days, args.busy_percent
     );
-    println!("{:>4} {:>12} {:>12}", "day", "file MiB", "rows MiB");
+    println!(
+        "{:>4} {:>12} {:>12} {:>22}",
+        "day", "file MiB", "rows MiB", "slowest pass write ms"
+    );
     for d in &days {
         if d.day <= 3 || d.day % 5 == 0 || d.day == args.days {
             println!(
-                "{:>4} {:>12.1} {:>12.1}",
+                "{:>4} {:>12.1} {:>12.1} {:>22.0}",
                 d.day,
                 d.file_bytes as f64 / (1u64 << 20) as f64,
-                d.used_bytes as f64 / (1u64 << 20) as f64
+                d.used_bytes as f64 / (1u64 << 20) as f64,
+                ms(&d.slowest_write)
             );
         }
     }
-    println!("goal: <= 100 MB per 30 days at 1,000 users");
+    println!("goal: <= 100 MB per 30 days at 1,000 users\n\nspace by table and index after the last day:");
+    println!(
+        "{:<32} {:>10} {:>12}",
+        "table or index", "MiB", "payload MiB"
+    );
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    for (name, bytes, payload) in &space {
+        println!("{:<32} {:>10.1} {:>12.1}", name, mib(*bytes), mib(*payload));
+    }
     let json = serde_json::json!({
         "sampler": passes.iter().map(|p| serde_json::json!({
             "where": p.where_,
@@ -442,7 +464,9 @@ fn main() -> Result<()> {
                 "file_bytes": d.file_bytes,
                 "used_bytes": d.used_bytes,
                 "write_cpu_ms": ms(&d.write_cpu),
+                "slowest_write_ms": ms(&d.slowest_write),
             })).collect::<Vec<_>>(),
+            "space_by_table": space.iter().map(|(n, b, p)| serde_json::json!({"name": n, "bytes": b, "payload_bytes": p})).collect::<Vec<_>>(),
         },
     });
     if let Some(dir) = args.out.parent() {
