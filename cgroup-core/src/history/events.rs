@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::events::legacy_ring::{self, HistoryError};
 use crate::events::{Event, FaultKind};
@@ -276,15 +276,7 @@ fn open_reader(path: &Path) -> Result<Option<Store>, HistoryDbError> {
 
 /// Whether the file has the events table (a file of an older version has none yet).
 fn has_events_table(conn: &Connection, path: &Path) -> Result<bool, HistoryDbError> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'",
-            [],
-            |_| Ok(()),
-        )
-        .optional()
-        .sql(path, "find the events table")?
-        .is_some())
+    super::schema::has_table(conn, path, "events")
 }
 
 fn collect(

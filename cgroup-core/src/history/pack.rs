@@ -35,14 +35,7 @@ pub(super) fn packed_in(
     let Some((pack, span)) = packed(table) else {
         return Ok(None);
     };
-    let n: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-            [pack],
-            |r| r.get(0),
-        )
-        .sql(path, "read the schema")?;
-    Ok((n > 0).then_some((pack, span)))
+    Ok(super::schema::has_table(conn, path, pack)?.then_some((pack, span)))
 }
 
 fn floor(t: i64, bucket: i64) -> i64 {

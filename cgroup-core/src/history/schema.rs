@@ -14,6 +14,11 @@
 //!   rows not rolled up yet;
 //! - version 3: `events` (`create_events`): the fault events (`history::events`).
 
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::error::{HistoryDbError, SqlContext};
 use super::row::{Table, VALUE_COLUMNS};
 
 pub const SCHEMA_VERSION: i64 = 3;
@@ -73,4 +78,20 @@ pub fn create_events() -> &'static str {
      user INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL);\n\
      CREATE INDEX events_by_time ON events (at_ms);\n\
      CREATE INDEX events_by_user ON events (user, seq);\n"
+}
+
+/// Whether the file has the table `name` (a file of an older version lacks the newer ones).
+pub(super) fn has_table(
+    conn: &Connection,
+    path: &Path,
+    name: &str,
+) -> Result<bool, HistoryDbError> {
+    let n: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .sql(path, "read the schema")?;
+    Ok(n > 0)
 }

@@ -404,3 +404,33 @@ fn a_damaged_blob_is_an_error_naming_the_user_and_hour() {
         24
     );
 }
+
+/// A file the daemon has not upgraded yet (version 1: no events table) has no events for
+/// `cgroupctl events`, `remove` or a customer, rather than an error; upgraded, it gets the
+/// table and keeps its usage rows.
+#[test]
+fn a_file_without_the_events_table_has_no_events_until_it_is_upgraded() {
+    use super::events;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    std::fs::create_dir(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let path = dir.join("h.db");
+    version_1_file(&path, &[], (0, 0));
+    let listed = events::list(&path, &events::Filter::default()).unwrap();
+    assert!(listed.events.is_empty());
+    assert_eq!(events::count_of(&path, "alice").unwrap(), 0);
+    assert_eq!(events::erase_user(&path, "alice").unwrap(), 0);
+    drop(Store::open_writer(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert!(super::schema::has_table(&conn, &path, "events").unwrap());
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, super::schema::SCHEMA_VERSION);
+    let users: i64 = conn
+        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 2);
+}
