@@ -28,7 +28,7 @@ use crate::cgroup_files::{self, CgroupEvents};
 use crate::error::Result;
 use crate::tree::dirfd::CgroupDir;
 use crate::tree::user_cgroup::{self, open_users, Trimmed};
-use crate::tree::{Tree, SESSION_PREFIX};
+use crate::tree::{tree_key, Tree, SESSION_PREFIX};
 
 /// Options of one collection pass.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +76,7 @@ pub fn position(tree: &Tree, dir: &Path) -> Option<Position> {
         let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
         let (user_dir, user) = match parts.first() {
             Some(first) => {
-                let user = tree.key().ok()?.classify(first)?.user().to_string();
+                let user = tree_key().ok()?.classify(first)?.user().to_string();
                 (tree.users_dir().join(first), user)
             }
             None => return None,
@@ -301,7 +301,7 @@ fn remove_emptied_legacy(dir: &Path, user: &str, out: &mut Vec<Reaped>) -> Resul
 pub fn collect(tree: &Tree, opts: GcOptions) -> Result<Vec<Reaped>> {
     let mut out = Vec::new();
     if let Some(users) = open_users(tree)? {
-        let key = tree.key()?;
+        let key = tree_key()?;
         for (entry, is_dir) in users.entries()? {
             // users/ and the user cgroups are root's: a name root did not make (no user's,
             // not UTF-8) is nothing of ours to reap.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{IoContext, Result};
-use crate::tree::{Tree, SESSION_PREFIX};
+use crate::tree::{tree_key, Tree, SESSION_PREFIX};
 
 /// One user cgroup directory as found under `users/` (read-only; root's handle that acts on
 /// one is `crate::tree::user_cgroup::UserCgroup`).
@@ -47,7 +47,7 @@ pub fn user_cgroups(tree: &Tree) -> Result<Vec<FoundUserCgroup>> {
         // No tree yet: nothing to name, no key to make.
         return Ok(Vec::new());
     }
-    let key = tree.key()?;
+    let key = tree_key()?;
     let mut out: Vec<FoundUserCgroup> = children
         .into_iter()
         .filter_map(|path| {

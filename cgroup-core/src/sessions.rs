@@ -100,8 +100,7 @@ impl SessionMark {
 /// Start time of a process (field 22 of /proc/PID/stat, after the parenthesised name).
 pub fn process_start(pid: u32) -> Option<u64> {
     let stat =
-        crate::tree::fs::read_proc_record(std::path::Path::new(&format!("/proc/{pid}/stat")))
-            .ok()?;
+        crate::tree::fs::read_proc_file(std::path::Path::new(&format!("/proc/{pid}/stat"))).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     // Fields after the name start at field 3 (state): field 22 is the 20th of them.
     rest.split_whitespace().nth(19)?.parse().ok()

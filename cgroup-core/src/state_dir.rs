@@ -50,32 +50,6 @@ pub struct StateDir {
     fd: OwnedFd,
 }
 
-/// Reads a regular file whose size an fstat of the open descriptor just gave as `expected`,
-/// at most `max + 1` bytes (the caller refuses more than `max`). The buffer has room for one
-/// byte more than expected: a first read(2) that returns exactly `expected` bytes with room
-/// left is at the file's end, so a file is taken in one read(2) instead of two. Any other
-/// count (the file changed since the fstat, or a read cut short) reads on to the end, as a
-/// plain read to the end would.
-pub fn read_expected(file: &File, expected: u64, max: u64) -> std::io::Result<Vec<u8>> {
-    let room = usize::try_from(expected.min(max).saturating_add(1)).unwrap_or(usize::MAX);
-    let mut bytes = vec![0u8; room];
-    let mut reader = file;
-    let first = loop {
-        match reader.read(&mut bytes) {
-            Ok(n) => break n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    };
-    bytes.truncate(first);
-    if first < room && first as u64 == expected {
-        return Ok(bytes);
-    }
-    let left = (max + 1).saturating_sub(first as u64);
-    reader.take(left).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
 impl StateDir {
     /// Opens `dir` (creating it 0700 when `create`), refusing anything but a root-owned
     /// directory without group or other access. `Ok(None)`: it does not exist.
@@ -149,7 +123,15 @@ impl StateDir {
             return Err(err(&path, "is not a regular file"));
         }
         check_root_only(&path, meta.uid(), meta.mode())?;
-        let bytes = read_expected(&file, meta.len(), max)
+        // Sized from the fstat: one read(2) takes the file, one more sees its end.
+        let mut bytes = Vec::with_capacity(
+            usize::try_from(meta.len().min(max))
+                .unwrap_or(0)
+                .saturating_add(1),
+        );
+        (&file)
+            .take(max + 1)
+            .read_to_end(&mut bytes)
             .map_err(|e| io_err(&path, format!("cannot read: {e}"), &e))?;
         if bytes.len() as u64 > max {
             return Err(err(&path, "is too large"));
@@ -459,29 +441,6 @@ mod tests {
         );
         assert_eq!(escape_path(Path::new("/a b/..")).unwrap(), "%2Fa%20b%2F..");
         assert!(escape_path(Path::new(&"x".repeat(300))).is_none());
-    }
-
-    #[test]
-    fn a_file_read_with_a_stale_size_is_still_read_whole() {
-        let base = tempfile::tempdir().unwrap();
-        let path = base.path().join("f");
-        std::fs::write(&path, b"0123456789").unwrap();
-        let file = File::open(&path).unwrap();
-        // As fstat said: one read.
-        assert_eq!(read_expected(&file, 10, 100).unwrap(), b"0123456789");
-        // The file grew or shrank after the fstat: read on to its end, all of it.
-        let file = File::open(&path).unwrap();
-        assert_eq!(read_expected(&file, 4, 100).unwrap(), b"0123456789");
-        let file = File::open(&path).unwrap();
-        assert_eq!(read_expected(&file, 40, 100).unwrap(), b"0123456789");
-        // Never more than max + 1 bytes, so that the caller sees the file is too large.
-        let file = File::open(&path).unwrap();
-        assert_eq!(read_expected(&file, 10, 3).unwrap(), b"0123");
-        let file = File::open(&path).unwrap();
-        assert_eq!(read_expected(&file, 2, 3).unwrap(), b"0123");
-        std::fs::write(&path, b"").unwrap();
-        let file = File::open(&path).unwrap();
-        assert!(read_expected(&file, 0, 3).unwrap().is_empty());
     }
 
     #[test]

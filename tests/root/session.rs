@@ -837,7 +837,14 @@ fn the_delegated_files_list_kept_on_the_user_cgroup_is_the_kernels_and_root_only
     assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
     let user_dir = setup.tree.user(&alice.name);
     let xattr = cgroup_core::tree::DELEGATE_XATTR;
-    let get = GET_XATTR;
+    let python = |script: &str, args: &[&str]| {
+        Command::new("/usr/bin/python3")
+            .args(["-c", script])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let get = "import os, sys; print(os.getxattr(sys.argv[1], sys.argv[2]).decode())";
     let kept = |dir: &Path| {
         let out = python(get, &[dir.to_str().unwrap(), xattr]);
         assert!(out.status.success(), "{out:?}");
@@ -848,7 +855,7 @@ fn the_delegated_files_list_kept_on_the_user_cgroup_is_the_kernels_and_root_only
     };
     assert_eq!(kept(&user_dir), kernel);
     // The customer cannot write it (trusted.* needs CAP_SYS_ADMIN).
-    let set = SET_XATTR;
+    let set = "import os, sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())";
     let forged = alice
         .command("/usr/bin/python3")
         .args(["-c", set, user_dir.to_str().unwrap(), xattr])
@@ -875,77 +882,4 @@ fn the_delegated_files_list_kept_on_the_user_cgroup_is_the_kernels_and_root_only
         assert_eq!(owner(&leaf.join(name)), alice.uid, "{name}");
     }
     assert_eq!(owner(&leaf.join("cgroup.max.depth")), 0);
-}
-
-/// The tree key is kept on the tree root for the next login (a `trusted.` attribute with the
-/// key file's identity): the customer cannot write it, and a kept value whose stamp is not
-/// the file's (the file replaced or rewritten since) is not used: the login reads the file,
-/// lands in the user cgroup the file's key names, and keeps the file's key again.
-#[test]
-fn the_tree_key_kept_on_the_tree_root_follows_the_key_file_and_is_root_only() {
-    require_root();
-    let setup = TestSetup::new("", "");
-    let alice = TestUser::new("pck");
-    // The first login makes the tree root (no attribute before it is there); the next keeps it.
-    for _ in 0..2 {
-        let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::default());
-        assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
-    }
-    let root = setup.tree.root.clone();
-    let xattr = cgroup_core::tree::key::KEY_XATTR;
-    let file = Path::new(cgroup_core::paths::STATE_DIR).join(cgroup_core::paths::TREE_KEY_FILE);
-    let key = std::fs::read_to_string(&file).unwrap().trim().to_string();
-    let get = GET_XATTR;
-    let kept = || {
-        let out = python(get, &[root.to_str().unwrap(), xattr]);
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let value = kept();
-    let (stamp, kept_key) = value.split_once(' ').unwrap();
-    assert_eq!(kept_key, key, "{value}");
-    // The customer cannot write it (trusted.* needs CAP_SYS_ADMIN).
-    let set = SET_XATTR;
-    let other = "0123456789abcdef0123456789abcdef";
-    let forged = alice
-        .command("/usr/bin/python3")
-        .args(["-c", set, root.to_str().unwrap(), xattr])
-        .arg(format!("{stamp} {other}"))
-        .output()
-        .unwrap();
-    assert!(
-        !forged.status.success(),
-        "the customer wrote it: {forged:?}"
-    );
-    assert_eq!(kept(), value);
-    // A value kept from another version of the file (another ctime: the file rewritten at
-    // the same size and mtime, or replaced) is not used. Stamp: dev:ino:size:mtime:ctime:mode.
-    let mut fields: Vec<&str> = stamp.split(':').collect();
-    assert_eq!(fields.len(), 6, "{stamp}");
-    fields[4] = "1.0";
-    let stale = format!("{} {other}", fields.join(":"));
-    let wrote = python(set, &[root.to_str().unwrap(), xattr, &stale]);
-    assert!(wrote.status.success(), "{wrote:?}");
-    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::no_close());
-    assert_eq!(r.open_rc, PAM_SUCCESS, "{r:?}");
-    let leaf = setup.tree.path_of(&r.cgroup_after_open);
-    assert!(
-        leaf.starts_with(setup.tree.user(&alice.name)),
-        "{leaf:?} is not in the user cgroup the key file names"
-    );
-    assert_eq!(kept(), value, "the file's key is kept again");
-}
-
-/// Python one-liners that read and write an extended attribute (as root, or as a customer).
-const GET_XATTR: &str = "import os, sys; print(os.getxattr(sys.argv[1], sys.argv[2]).decode())";
-const SET_XATTR: &str =
-    "import os, sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())";
-
-/// `/usr/bin/python3 -c SCRIPT ARGS...` as root.
-fn python(script: &str, args: &[&str]) -> std::process::Output {
-    Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .args(args)
-        .output()
-        .unwrap()
 }

@@ -3,6 +3,7 @@
 //! login.
 
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -49,7 +50,7 @@ pub fn read_secure_stamped(
         flags |= libc::O_NOFOLLOW;
     }
     options.custom_flags(flags);
-    let file =
+    let mut file =
         match options.open(path) {
             Ok(f) => f,
             Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -66,11 +67,13 @@ pub fn read_secure_stamped(
         _ => Path::new("."),
     };
     check_dir(dir)?;
-    // Sized from the fstat: one read(2) takes the file.
-    let bytes = crate::state_dir::read_expected(&file, meta.len(), MAX_CONFIG_BYTES)
+    // Sized from the fstat: one read(2) takes the file (plus the one that sees its end).
+    let mut text =
+        String::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    (&mut file)
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
         .map_err(|e| ConfigError::file(path, format!("cannot read: {e}")))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| ConfigError::file(path, "cannot read: stream did not contain valid UTF-8"))?;
     if text.len() as u64 > MAX_CONFIG_BYTES {
         return Err(ConfigError::file(path, "is larger than 1 MiB"));
     }

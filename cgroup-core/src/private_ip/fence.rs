@@ -310,7 +310,7 @@ pub fn sync_fences(tree: &Tree, policy: &PrivateIpConfig) -> Result<FenceSync> {
     let children = crate::inventory::child_cgroups(&users)?;
     let key = match children.is_empty() {
         true => None,
-        false => Some(tree.key()?),
+        false => Some(crate::tree::tree_key()?),
     };
     for dir in children {
         let Some(dir_name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {

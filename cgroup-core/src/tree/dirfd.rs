@@ -263,13 +263,8 @@ pub fn read_xattr(fd: BorrowedFd<'_>, name: &str, capacity: usize) -> Option<Str
             buf.len(),
         )
     };
-    xattr_text(buf, n)
-}
-
-/// The value a getxattr call returned `n` for into `buf`: `None` on failure or when it is not
-/// UTF-8.
-pub(super) fn xattr_text(mut buf: Vec<u8>, n: isize) -> Option<String> {
-    buf.truncate(usize::try_from(n).ok()?);
+    let n = usize::try_from(n).ok()?;
+    buf.truncate(n);
     String::from_utf8(buf).ok()
 }
 

@@ -66,27 +66,15 @@ pub fn read_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).ctx("read", path)
 }
 
-/// Reads a small procfs file (/proc/PID/status, a task's children). procfs reports a size of
-/// 0, so `read_to_string` would grow its buffer from 32 bytes in five or six read(2) calls; a
-/// page-sized buffer takes such a file in one read (plus the one that sees the end).
+/// Reads a small procfs file (/proc/PID/cgroup, /proc/PID/stat). procfs reports a size of 0,
+/// so `read_to_string` would grow its buffer from 32 bytes in five or six read(2) calls; a
+/// page-sized buffer takes such a file in one read (plus the one that sees the end). Both
+/// run on every login.
 pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
-    read_proc(path, false)
-}
-
-/// Reads a procfs file of one record (/proc/PID/cgroup, /proc/PID/stat: the kernel makes
-/// the whole text in one go and hands it out from its start), in one read(2): a read that
-/// leaves room in the buffer has had all of it. A file that fills the buffer is read on to
-/// its end. Not for files of many records (/proc/PID/task/TID/children), which the kernel
-/// may hand out a few at a time.
-pub fn read_proc_record(path: &Path) -> std::io::Result<String> {
-    read_proc(path, true)
-}
-
-/// Plain read(2)s into a page-sized buffer until end of file (`one_record`: or until a read
-/// leaves room in the buffer): read_to_string first asks statx for a size hint and lseek for
-/// the position, two syscalls a procfs file (size 0) answers with nothing useful.
-fn read_proc(path: &Path, one_record: bool) -> std::io::Result<String> {
     use std::io::Read;
+    // Plain read(2)s into a page-sized buffer until end of file: read_to_string first asks
+    // statx for a size hint and lseek for the position, two syscalls a procfs file (size 0)
+    // answers with nothing useful, at every login.
     let mut file = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 4096];
     let mut len = 0;
@@ -96,12 +84,7 @@ fn read_proc(path: &Path, one_record: bool) -> std::io::Result<String> {
         }
         match file.read(&mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => {
-                len += n;
-                if one_record && len < buf.len() {
-                    break;
-                }
-            }
+            Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -120,7 +103,7 @@ pub fn move_pid(dir: &Path, pid: u32) -> Result<()> {
 /// /proc/PID/cgroup); `None` when the process has no v2 entry.
 pub fn cgroup_v2_of(pid: u32) -> Result<Option<String>> {
     let path = format!("/proc/{pid}/cgroup");
-    let text = read_proc_record(Path::new(&path)).ctx("read", Path::new(&path))?;
+    let text = read_proc_file(Path::new(&path)).ctx("read", Path::new(&path))?;
     Ok(text
         .lines()
         .find_map(|l| l.strip_prefix("0::"))

@@ -154,7 +154,7 @@ impl Tree {
     /// The cgroup directory of `user`, `users/<user>.<tag>`, after validating the name. The one
     /// place that names it (the tree key is read, or made, on first use).
     pub fn user_dir(&self, user: &str) -> Result<PathBuf> {
-        self.user_dir_with(&self.key()?, user)
+        self.user_dir_with(&tree_key()?, user)
     }
 
     /// The same under a given key.
@@ -180,7 +180,7 @@ impl Tree {
         let Some(first) = rel.iter().next().and_then(|c| c.to_str()) else {
             return Ok(None);
         };
-        Ok(self.key()?.classify(first).map(|entry| {
+        Ok(tree_key()?.classify(first).map(|entry| {
             (
                 entry.user().to_string(),
                 self.users_dir().join(first),
@@ -271,12 +271,6 @@ impl Tree {
     }
 
     /// Is `path` inside `<root>/users`?
-    /// This host's tree key, through this tree root's attribute (`key::current_at`): the
-    /// login path names the user cgroup with it.
-    pub fn key(&self) -> Result<TreeKey> {
-        key::current_at(&self.root).map_err(Error::TreeKey)
-    }
-
     pub fn is_in_users(&self, path: &Path) -> bool {
         path.starts_with(self.users_dir()) && path != self.users_dir()
     }
