@@ -453,3 +453,50 @@ fn a_reload_that_shortens_the_interval_samples_at_once() {
         daemon.log()
     );
 }
+
+/// A daemon started again over a database an earlier one filled keeps recording: the rows
+/// after the restart are reported (`--from` the restart).
+#[test]
+fn a_restarted_daemon_goes_on_recording_in_the_same_database() {
+    let (work, setup, socket) =
+        crate::me::me_setup_with(|w| history_config(&w.join("state/history.db")));
+    let users = work.path().join("users");
+    std::fs::create_dir(&users).unwrap();
+    let user = TestUser::new("pcrs");
+    let dir = fake_user(&users, &user.name, &[]);
+    let mut cpu = 1_000;
+    counters(&dir, cpu, 10 << 20, 0, 0);
+    let mut first = crate::me::me_daemon(&setup, &users, &socket, work.path());
+    first.wait_log("recording usage every 1 s", Duration::from_secs(20));
+    wait_for_value(
+        "samples of the first daemon",
+        Duration::from_secs(30),
+        || {
+            cpu += 1_000_000;
+            counters(&dir, cpu, 10 << 20, 0, 0);
+            std::thread::sleep(Duration::from_millis(200));
+            let r = report(&setup, &["--period", "1h", "--user", &user.name]);
+            (r["users"][0]["samples"].as_u64().unwrap_or(0) >= 2).then_some(())
+        },
+    );
+    first.stop();
+    drop(first);
+    let _ = std::fs::remove_file(&socket);
+    // A second before the restart (a period must not be empty).
+    let since = (cgroup_core::time::now_ms() / 1000) as i64 - 1;
+    let second = crate::me::me_daemon(&setup, &users, &socket, work.path());
+    let from = format!("@{since}");
+    let r = wait_for_value(
+        "samples of the second daemon",
+        Duration::from_secs(30),
+        || {
+            cpu += 1_000_000;
+            counters(&dir, cpu, 10 << 20, 0, 0);
+            std::thread::sleep(Duration::from_millis(200));
+            let r = report(&setup, &["--from", &from, "--user", &user.name]);
+            (r["users"][0]["samples"].as_u64().unwrap_or(0) >= 2).then_some(r)
+        },
+    );
+    assert!(r["users"][0]["cpu_seconds"].as_f64().unwrap() > 0.0, "{r}");
+    drop(second);
+}
