@@ -247,6 +247,56 @@ impl StateDir {
         Ok(())
     }
 
+    /// Checks a file of the directory without opening it (fstatat, no symlink followed): a
+    /// root-only regular file. `Ok(false)`: it does not exist. For files another part of this
+    /// process may hold open with POSIX record locks (SQLite's database and its -shm): closing
+    /// any descriptor of a file drops every such lock the process holds on it (fcntl(2)), so
+    /// they are never opened here.
+    pub fn check_file(&self, name: &str) -> Result<bool, StateError> {
+        let path = self.path.join(name);
+        let st = match nix::sys::stat::fstatat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => st,
+            Err(nix::errno::Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(os_err(&path, format!("cannot stat: {e}"), e)),
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(err(&path, "is not a regular file (symlinks refused)"));
+        }
+        check_root_only(&path, st.st_uid, st.st_mode)?;
+        Ok(true)
+    }
+
+    /// Creates an empty root-only file (0600) unless `name` exists; never opens an existing
+    /// file (see `check_file`), never through a symlink. Whether it created it.
+    pub fn create_empty(&self, name: &str) -> Result<bool, StateError> {
+        let path = self.path.join(name);
+        let flags = OFlag::O_RDWR
+            | OFlag::O_CREAT
+            | OFlag::O_EXCL
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NONBLOCK;
+        match openat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            flags,
+            Mode::from_bits_truncate(0o600),
+        ) {
+            Ok(raw) => {
+                // SAFETY: openat just returned this fd and nothing else owns it. A new inode:
+                // no lock of this process can be on it yet.
+                drop(unsafe { OwnedFd::from_raw_fd(raw) });
+                Ok(true)
+            }
+            Err(nix::errno::Errno::EEXIST) => Ok(false),
+            Err(e) => Err(os_err(&path, format!("cannot create: {e}"), e)),
+        }
+    }
+
     /// Opens a root-only regular file of the directory for reading and writing (created 0600
     /// when `create`), never through a symlink. `Ok(None)`: it does not exist. For files a
     /// caller keeps open and bounds itself (the event history), unlike `read`/`write`.

@@ -500,3 +500,58 @@ fn a_restarted_daemon_goes_on_recording_in_the_same_database() {
     assert!(r["users"][0]["cpu_seconds"].as_f64().unwrap() > 0.0, "{r}");
     drop(second);
 }
+
+/// Whatever the daemon opens keeps SQLite's locks: a customer's `me --history` made the
+/// daemon check the database's files by opening and closing them, which dropped the POSIX
+/// locks of its own writer (closing any descriptor of a file drops all of a process's locks
+/// on it); root's next `cgroupctl report`, another process, then took itself for the
+/// database's first user and truncated the -shm file under the daemon's mapping: the daemon
+/// died of SIGBUS at its next pass (a customer could stop the daemon at will).
+#[test]
+fn a_report_after_a_customers_history_leaves_the_daemon_recording() {
+    let (work, setup, socket) =
+        crate::me::me_setup_with(|w| history_config(&w.join("state/history.db")));
+    let users = work.path().join("users");
+    std::fs::create_dir(&users).unwrap();
+    let user = TestUser::new("pcsb");
+    let dir = fake_user(&users, &user.name, &[]);
+    let mut cpu = 1_000;
+    counters(&dir, cpu, 10 << 20, 0, 0);
+    let mut daemon = crate::me::me_daemon(&setup, &users, &socket, work.path());
+    daemon.wait_log("recording usage every 1 s", Duration::from_secs(20));
+    let samples = |cpu: &mut u64| {
+        *cpu += 1_000_000;
+        counters(&dir, *cpu, 10 << 20, 0, 0);
+        std::thread::sleep(Duration::from_millis(200));
+        let r = report(&setup, &["--period", "1h", "--user", &user.name]);
+        r["users"][0]["samples"].as_u64().unwrap_or(0)
+    };
+    wait_for_value("a first sample", Duration::from_secs(30), || {
+        (samples(&mut cpu) >= 1).then_some(())
+    });
+    // The customer asks (the daemon opens a reader next to its writer), then root reports
+    // (other processes open the database) while the daemon goes on writing.
+    let out = me_history_as(&user, &socket);
+    assert!(out.status.success(), "{out:?}\n{}", daemon.log());
+    let until = std::time::Instant::now() + Duration::from_secs(6);
+    while std::time::Instant::now() < until {
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            panic!("the daemon exited: {status:?}\n{}", daemon.log());
+        }
+        cpu += 100_000;
+        counters(&dir, cpu, 10 << 20, 0, 0);
+        let _ = cgroupctl(&setup, &["report", "--json", "--period", "1h"]);
+    }
+    let before = samples(&mut cpu);
+    wait_for_value("three more samples", Duration::from_secs(30), || {
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            panic!("the daemon exited: {status:?}\n{}", daemon.log());
+        }
+        (samples(&mut cpu) >= before + 3).then_some(())
+    });
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "{}",
+        daemon.log()
+    );
+}

@@ -46,11 +46,20 @@ pub(super) fn check_files(path: &Path, create: bool) -> Result<bool, HistoryDbEr
     let Some(dir) = StateDir::open(dir, create)? else {
         return Ok(false);
     };
-    if dir.open_file(name, create)?.is_none() {
+    // Checked by fstatat, never opened: the daemon's other connection (its sampler, its
+    // fault events, its answers to `me`) may hold SQLite's POSIX locks on these files, and
+    // closing any descriptor of a file drops all of this process's locks on it. Without its
+    // lock on the -shm file, the next `cgroupctl report` of another process took itself for
+    // the first user of the database and truncated the -shm file under the daemon's mapping
+    // of it: the daemon died of SIGBUS (seen in the Debian 12 VM, scenario 20).
+    if create {
+        dir.create_empty(name)?;
+    }
+    if !dir.check_file(name)? {
         return Ok(false);
     }
     for side in ["-wal", "-shm"] {
-        dir.open_file(&format!("{name}{side}"), false)?;
+        dir.check_file(&format!("{name}{side}"))?;
     }
     Ok(true)
 }

@@ -434,3 +434,59 @@ fn a_file_without_the_events_table_has_no_events_until_it_is_upgraded() {
         .unwrap();
     assert_eq!(users, 2);
 }
+
+/// POSIX locks this process holds on `file`, as /proc/locks lists them: (type, start).
+fn locks_held_on(file: &std::path::Path) -> Vec<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(file).unwrap().ino();
+    let pid = std::process::id().to_string();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("->"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // "1: POSIX  ADVISORY  READ 1234 fd:01:5678 128 128"
+            let on_ino = f.get(5)?.rsplit(':').next()? == ino.to_string();
+            (f.get(1)? == &"POSIX" && f.get(4)? == &pid.as_str() && on_ino)
+                .then(|| (f[3].to_string(), f[6].to_string()))
+        })
+        .collect()
+}
+
+/// The daemon opens the file from three places (its sampler, its fault events, its answers to
+/// `me`): the later ones must leave the first connection's locks as they were. Closing any
+/// descriptor of a file drops every POSIX lock the process holds on it; without its lock on
+/// the -shm file's "dead man switch" byte (128), the daemon looked gone to the next
+/// `cgroupctl report`, which truncated the -shm file under the daemon's mapping of it: the
+/// daemon died of SIGBUS (the Debian 12 VM, scenario 20).
+#[test]
+fn opening_more_connections_keeps_the_first_ones_locks() {
+    use super::events;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("state/h.db");
+    let mut store = Store::open_writer(&path).unwrap();
+    let a = store.user_id("alice", 1001).unwrap();
+    store
+        .insert(Table::Sample, 1_800_000_000, &[(a, row(1, 1, 0))])
+        .unwrap();
+    let shm = tmp.path().join("state/h.db-shm");
+    let dms = |locks: &[(String, String)]| locks.iter().any(|(_, start)| start == "128");
+    let before = locks_held_on(&shm);
+    assert!(
+        dms(&before),
+        "the writer holds no lock on the -shm file: {before:?}"
+    );
+    let reader = Store::open_reader(&path).unwrap();
+    drop(reader);
+    let writer = events::Writer::open(&path, 1 << 20).unwrap();
+    drop(writer);
+    let after = locks_held_on(&shm);
+    assert!(
+        dms(&after),
+        "the first writer's locks were dropped: {before:?} -> {after:?}"
+    );
+    store
+        .insert(Table::Sample, 1_800_000_060, &[(a, row(2, 1, 0))])
+        .unwrap();
+}
