@@ -81,6 +81,9 @@ typo() {
     local what=$1 sed_expr=$2 cursor pos log
     step "$what: alice confined with the last good limits"
     restore_good
+    # The cursor before the typo: the once-per-change line goes to whichever login comes
+    # first, a root cron session in the same second as the edit too.
+    cursor=$(journal_cursor)
     vm_root "sed -i '$sed_expr' $cfg" >/dev/null
     vm_root "cmp -s $cfg /root/s10-good.toml" && fail "$what: the typo changed nothing"
     vm_root "cgroupctl check >/dev/null 2>&1; test \$? -eq 3" >/dev/null || fail "$what: cgroupctl check does not exit 3"
@@ -88,10 +91,9 @@ typo() {
     [[ $pos =~ ^$cfg:[0-9]+:[0-9]+$ ]] || fail "$what: cgroupctl check names no file:line:col: '$pos'"
     vm_root "cgroupctl doctor 2>/dev/null | grep '^FAIL *config ' | grep -qF '$pos'" >/dev/null \
         || fail "$what: cgroupctl doctor does not FAIL the config at $pos"
-    cursor=$(journal_cursor)
     alice_confined "$what"
-    # Once for the host: from alice's user manager's session or her ssh session, whichever
-    # opened first.
+    # Once for the host: from alice's user manager's session, her ssh session or a cron
+    # session, whichever opened first.
     log=$(journal_since "$cursor" | grep 'pam_cgroup(' | grep -F "$pos" || true)
     [[ -n $log ]] || fail "$what: the journal does not name $pos"
     grep -q 'using the last good config' <<<"$log" || fail "$what: the journal does not say the last good config is used: $log"
@@ -134,10 +136,10 @@ vm_user_file alice <<EOT
 EOT
 vm_root "cgroupctl check" >/dev/null || fail "alice's user file does not validate"
 alice_confined "alice's good user file"
+cursor=$(journal_cursor)
 vm_user_file alice <<EOT
 "pids.max" = "${good_pids}x"
 EOT
-cursor=$(journal_cursor)
 alice_confined "a typo in alice's user file"
 journal_since "$cursor" | grep 'pam_cgroup(' | grep -F '/etc/pam_cgroup/users/alice.toml:1:' | grep -q 'using the last good user file' \
     || fail "the journal does not name alice.toml's error and the last good copy"

@@ -18,10 +18,11 @@ for i in $(seq 1 30); do
 done
 
 step "wait for the 30 cron jobs (real cron fires once a minute)"
-# jobs_ran: how many cron jobs wrote their file; true once all 30 have.
+# jobs_ran: how many cron jobs wrote their file; true once all 30 have. A file counts once it
+# holds the line: the shell creates it before cat writes (an empty one was read as "outside").
 jobs_ran() {
     local n
-    n=$(vm_root "ls /tmp/s11 | wc -l")
+    n=$(vm_root "find /tmp/s11 -type f -size +0 | wc -l")
     echo "$n"
     ((n >= 30))
 }
