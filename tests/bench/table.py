@@ -25,6 +25,10 @@ def stat(key, phase, clock, s="median_us"):
 
 
 def table(clock):
+    if clock == "wall":
+        mode = r.get("session_process", "shared")
+        print("each session in a process of its own (as sshd)" if mode == "own"
+              else "all sessions in one process (BENCH_FORK=0)")
     print(f"{clock} time          {'open med':>18} {'p90':>8} {'p99':>8} {'close med':>10} {'p90':>8} {'p99':>8} {'start+end':>10}")
     for label, key in ROWS:
         if key not in r or r[key].get("open" + ("_cpu" if clock == "cpu" else "")) is None:

@@ -20,6 +20,12 @@
  *
  * With PAM_C_DRIVER_START_AT=µs (CLOCK_MONOTONIC), the first transaction waits until then:
  * a burst of drivers started together.
+ *
+ * With PAM_C_DRIVER_FORK=1, each transaction runs in a child process of its own that exits after
+ * it (after pam_end; --floor: after the open), as sshd runs each connection's PAM in a process
+ * of its own: no transaction meets a process an earlier session left in its leaf. The parent
+ * waits for the child, then (--floor) removes its leaf, untimed, and keeps GAP_MS of quiet. The
+ * parent resolves USER once first, as sshd has before a session opens.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,12 +86,16 @@ static void wait_for_start(void) {
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 }
 
+/* The driver process itself (not a transaction's child): names the floor's leaves. */
+static pid_t driver_pid;
+
 static int floor_open(const char *parent, const char *user, long i) {
     char dir[4096], procs[4200], pid[32];
     struct passwd *pw = getpwnam(user);
     if (!pw)
         return 1;
-    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)getpid(), i);
+    /* Named by the driver's pid (the parent's, in fork mode), so the parent can remove it. */
+    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
     if (mkdir(dir, 0700) != 0)
         return 2;
     snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
@@ -99,7 +110,7 @@ static int floor_open(const char *parent, const char *user, long i) {
 
 static void floor_remove(const char *parent, const char *user, long i) {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)getpid(), i);
+    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
     rmdir(dir);
 }
 
@@ -139,15 +150,43 @@ int main(int argc, char **argv) {
         if (f)
             fclose(f);
     }
+    const char *fork_env = getenv("PAM_C_DRIVER_FORK");
+    int per_process = fork_env && strcmp(fork_env, "1") == 0;
+    driver_pid = getpid();
+    /* What sshd has done before a session opens: the user resolved (NSS loaded), so each
+     * child starts from that, not from a process that never looked a user up. */
+    if (per_process && !getpwnam(user)) {
+        fprintf(stderr, "no user %s\n", user);
+        return 1;
+    }
     wait_for_start();
     for (long i = 0; i < n; i++) {
+        if (per_process) {
+            fflush(stdout);
+            pid_t child = fork();
+            if (child < 0) {
+                perror("fork");
+                return 1;
+            }
+            if (child > 0) {
+                int status = 0;
+                if (waitpid(child, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+                    fprintf(stderr, "transaction %ld: its process failed (status %d)\n", i, status);
+                    return 1;
+                }
+                if (floor)
+                    floor_remove(parent, user, i);
+                sleep_ms(gap_ms);
+                continue;
+            }
+        }
         pam_handle_t *h = NULL;
         int open_rc, close_rc = 0, mapped;
         double t0 = now_us(), t1 = t0, t2, t3, t4, t5;
         if (floor) {
             open_rc = floor_open(parent, user, i);
             t2 = now_us();
-            if (i > 0)
+            if (i > 0 && !per_process)
                 floor_remove(parent, user, i - 1);
             mapped = libgcc_s_mapped();
             sleep_ms(hold_ms);
@@ -174,9 +213,11 @@ int main(int argc, char **argv) {
         printf("%.1f %.1f %.1f %.1f %d %d %d %.0f\n", t1 - t0, t2 - t1, t4 - t3, t5 - t4, open_rc,
                close_rc, mapped, t2);
         fflush(stdout);
+        if (per_process)
+            _exit(0);
         sleep_ms(gap_ms);
     }
-    if (floor && home[0]) {
+    if (floor && home[0] && !per_process) {
         int fd = open(home, O_WRONLY | O_CLOEXEC);
         if (fd >= 0) {
             char pid[32];
