@@ -100,7 +100,8 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "DURATION", default_value = "30", value_parser = crate::duration::positive_secs)]
     pub scan_interval: u64,
     /// Empty leaves found by a full pass are kept until this old (a login may be between
-    /// creating its leaf and entering it): seconds, or a duration like 5s, 1m.
+    /// creating its leaf and entering it), and a leaf seen made is looked at again this long
+    /// after (it may have emptied before its watch existed): seconds, or a duration like 5s, 1m.
     #[arg(long, value_name = "DURATION", default_value = "5", value_parser = crate::duration::secs)]
     pub min_age: u64,
     /// The process events the safety net asks of the kernel: `uid` (uid changes only), `all`

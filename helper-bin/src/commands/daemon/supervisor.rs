@@ -89,7 +89,10 @@ impl Daemon {
     ) -> Result<()> {
         let mut next_scan = Instant::now() + interval;
         loop {
-            let wait = next_scan.saturating_duration_since(Instant::now());
+            let wake = watcher
+                .next_young_due(self.min_age)
+                .map_or(next_scan, |due| due.min(next_scan));
+            let wait = wake.saturating_duration_since(Instant::now());
             let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
             let mut fds = [
                 PollFd::new(watcher.inotify.as_fd(), PollFlags::POLLIN),
@@ -125,6 +128,8 @@ impl Daemon {
                     self.scan(watcher);
                 }
             }
+            let young = watcher.recheck_young(self.min_age);
+            self.log_reaped(&young, "found empty when looked at again after it was made");
             if Instant::now() >= next_scan {
                 self.scan(watcher);
                 next_scan = Instant::now() + interval;

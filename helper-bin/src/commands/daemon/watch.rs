@@ -5,10 +5,14 @@
 //! leaf's `populated` covers its whole subtree). Nothing inside a customer's leaf is watched:
 //! the watches grow with sessions, not with the cgroups customers make. When a leaf's
 //! `populated` drops to 0 it is trimmed at once (gc::reap_emptied), so leaves do not pile up
-//! under cron storms between periodic scans.
+//! under cron storms between periodic scans. A session shorter than the daemon's reaction
+//! (a cron job under load) may empty its leaf before the watch exists, and then no IN_MODIFY
+//! ever comes: each leaf seen by IN_CREATE is looked at once more, the minimum age after it
+//! was seen (`recheck_young`), and removed if empty, as a full pass would.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
@@ -32,6 +36,10 @@ pub struct Watcher {
     pub inotify: Inotify,
     tree: Tree,
     watches: HashMap<WatchDescriptor, (PathBuf, Kind)>,
+    /// Leaves whose watch came from an IN_CREATE, and when: looked at once more later.
+    young: Vec<(PathBuf, Instant)>,
+    /// Set while events are handled: the leaves watched then are new ones.
+    handling: bool,
 }
 
 /// What handling a batch of events found.
@@ -49,6 +57,8 @@ impl Watcher {
             inotify,
             tree,
             watches: HashMap::new(),
+            young: Vec::new(),
+            handling: false,
         };
         w.watch_all();
         Ok(w)
@@ -71,6 +81,9 @@ impl Watcher {
         };
         match self.inotify.add_watch(&target, flags) {
             Ok(wd) => {
+                if kind == Kind::Events && self.handling {
+                    self.young.push((path.to_path_buf(), Instant::now()));
+                }
                 self.watches.insert(wd, (path.to_path_buf(), kind));
             }
             // Removed meanwhile: nothing to watch.
@@ -125,6 +138,29 @@ impl Watcher {
         }
     }
 
+    /// When the next young leaf is due to be looked at again (`min_age` after it was seen).
+    pub fn next_young_due(&self, min_age: Duration) -> Option<Instant> {
+        self.young.iter().map(|(_, seen)| *seen + min_age).min()
+    }
+
+    /// The young leaves seen at least `min_age` ago: removed if nothing runs in them (a login
+    /// between making its leaf and entering it is given `min_age`, as by a full pass).
+    pub fn recheck_young(&mut self, min_age: Duration) -> Vec<Reaped> {
+        let now = Instant::now();
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.young)
+            .into_iter()
+            .partition(|(_, seen)| now.saturating_duration_since(*seen) >= min_age);
+        self.young = waiting;
+        let mut reaped = Vec::new();
+        for (leaf, _) in due {
+            match reap_emptied(&self.tree, &leaf) {
+                Ok(r) => reaped.extend(r),
+                Err(e) => log::warn(&format!("remove {}: {e}", leaf.display())),
+            }
+        }
+        reaped
+    }
+
     /// Reads and handles every pending event.
     pub fn handle(&mut self) -> Outcome {
         let mut out = Outcome::default();
@@ -155,7 +191,9 @@ impl Watcher {
                 match kind {
                     Kind::Dir if ev.mask.contains(AddWatchFlags::IN_ISDIR) => {
                         if let Some(name) = &ev.name {
+                            self.handling = true;
                             self.watch_subtree(&path.join(name));
+                            self.handling = false;
                         }
                     }
                     Kind::Dir => {}
