@@ -61,6 +61,20 @@ fn report(setup: &TestSetup, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// One step of a customer's simulated load: a second more of CPU in its counters, a moment for
+/// the daemon's pass (interval 1 s) to come, then the report with `args`.
+fn step_and_report(
+    setup: &TestSetup,
+    dir: &Path,
+    cpu: &mut u64,
+    args: &[&str],
+) -> serde_json::Value {
+    *cpu += 1_000_000;
+    counters(dir, *cpu, 10 << 20, 0, 0);
+    std::thread::sleep(Duration::from_millis(200));
+    report(setup, args)
+}
+
 fn names(report: &serde_json::Value) -> Vec<String> {
     report["users"]
         .as_array()
@@ -439,10 +453,12 @@ fn a_reload_that_shortens_the_interval_samples_at_once() {
         "two samples at the new interval",
         Duration::from_secs(30),
         || {
-            cpu += 1_000_000;
-            counters(&dir, cpu, 10 << 20, 0, 0);
-            std::thread::sleep(Duration::from_millis(200));
-            let r = report(&setup, &["--period", "1h", "--user", &user.name]);
+            let r = step_and_report(
+                &setup,
+                &dir,
+                &mut cpu,
+                &["--period", "1h", "--user", &user.name],
+            );
             (r["users"][0]["samples"].as_u64().unwrap_or(0) >= 2).then_some(r)
         },
     );
@@ -472,10 +488,12 @@ fn a_restarted_daemon_goes_on_recording_in_the_same_database() {
         "samples of the first daemon",
         Duration::from_secs(30),
         || {
-            cpu += 1_000_000;
-            counters(&dir, cpu, 10 << 20, 0, 0);
-            std::thread::sleep(Duration::from_millis(200));
-            let r = report(&setup, &["--period", "1h", "--user", &user.name]);
+            let r = step_and_report(
+                &setup,
+                &dir,
+                &mut cpu,
+                &["--period", "1h", "--user", &user.name],
+            );
             (r["users"][0]["samples"].as_u64().unwrap_or(0) >= 2).then_some(())
         },
     );
@@ -490,10 +508,12 @@ fn a_restarted_daemon_goes_on_recording_in_the_same_database() {
         "samples of the second daemon",
         Duration::from_secs(30),
         || {
-            cpu += 1_000_000;
-            counters(&dir, cpu, 10 << 20, 0, 0);
-            std::thread::sleep(Duration::from_millis(200));
-            let r = report(&setup, &["--from", &from, "--user", &user.name]);
+            let r = step_and_report(
+                &setup,
+                &dir,
+                &mut cpu,
+                &["--from", &from, "--user", &user.name],
+            );
             (r["users"][0]["samples"].as_u64().unwrap_or(0) >= 2).then_some(r)
         },
     );
@@ -520,10 +540,7 @@ fn a_report_after_a_customers_history_leaves_the_daemon_recording() {
     let mut daemon = crate::me::me_daemon(&setup, &users, &socket, work.path());
     daemon.wait_log("recording usage every 1 s", Duration::from_secs(20));
     let samples = |cpu: &mut u64| {
-        *cpu += 1_000_000;
-        counters(&dir, *cpu, 10 << 20, 0, 0);
-        std::thread::sleep(Duration::from_millis(200));
-        let r = report(&setup, &["--period", "1h", "--user", &user.name]);
+        let r = step_and_report(&setup, &dir, cpu, &["--period", "1h", "--user", &user.name]);
         r["users"][0]["samples"].as_u64().unwrap_or(0)
     };
     wait_for_value("a first sample", Duration::from_secs(30), || {
