@@ -85,14 +85,42 @@ pub fn is_resource_errno(errno: i32) -> bool {
 mod tests {
     use super::*;
 
+    /// Set in the child that runs the body of the test below alone.
+    const ALONE: &str = "PAM_CGROUP_PROCESS_LIMITS_TEST_ALONE";
+
     #[test]
     fn low_limits_are_raised_while_held_and_put_back_after() {
         if !nix::unistd::geteuid().is_root() {
             return;
         }
-        // This test changes the limits of the whole test process: restore them whatever
-        // happens, and only ever lower to a value far above what the other tests use.
-        let (soft0, hard0) = getrlimit(Resource::RLIMIT_FSIZE).unwrap();
+        // Limits belong to the whole process, and the test harness runs other tests on other
+        // threads at the same time: an RLIMIT_FSIZE of 4096 here killed the whole test binary
+        // with SIGXFSZ when a history test wrote its SQLite file meanwhile. So the body runs
+        // in a child of its own: this test binary again, filtered to this one test.
+        if std::env::var_os(ALONE).is_none() {
+            let exe = std::env::current_exe().unwrap();
+            let child = std::process::Command::new(exe)
+                .args([
+                    "--exact",
+                    "process_limits::tests::low_limits_are_raised_while_held_and_put_back_after",
+                    "--test-threads=1",
+                    "--nocapture",
+                ])
+                .env(ALONE, "1")
+                .output()
+                .unwrap();
+            // "1 passed": the filter found this test (a renamed one would pass nothing).
+            assert!(
+                child.status.success()
+                    && String::from_utf8_lossy(&child.stdout).contains("1 passed"),
+                "the test's own process: {}\n{}{}",
+                child.status,
+                String::from_utf8_lossy(&child.stdout),
+                String::from_utf8_lossy(&child.stderr)
+            );
+            return;
+        }
+        let (_, hard0) = getrlimit(Resource::RLIMIT_FSIZE).unwrap();
         setrlimit(Resource::RLIMIT_FSIZE, 4096, hard0).unwrap();
         {
             let raised = RaisedLimits::raise();
@@ -102,7 +130,6 @@ mod tests {
         }
         let (soft, hard) = getrlimit(Resource::RLIMIT_FSIZE).unwrap();
         assert_eq!((soft, hard), (4096, hard0), "the caller's values are back");
-        setrlimit(Resource::RLIMIT_FSIZE, soft0, hard0).unwrap();
     }
 
     #[test]
