@@ -11,6 +11,7 @@
  *
  *   pam-c-driver CONFDIR SERVICE USER N GAP_MS [HOLD_MS]
  *   pam-c-driver --floor PARENT USER N GAP_MS [HOLD_MS]
+ *   pam-c-driver --floor-b PARENT USER N GAP_MS [HOLD_MS]
  *
  * --floor times what any module placing a login in a cgroup must do, without libpam: open =
  * getpwnam of USER, mkdir PARENT/USER-PID-I, the pid into its cgroup.procs (one migration);
@@ -18,8 +19,18 @@
  * after the next open moved the process out, untimed (what the daemon does). start and end
  * are 0.
  *
+ * --floor-b times the system calls the module's tree needs for one login, without libpam and
+ * without the module's own work (config, checks, NSS beyond getpwnam): getpwnam, mkdir of the
+ * session's directory, its two caps (cgroup.max.descendants 64, cgroup.max.depth 4), mkdir of
+ * its login/, the pid into login/cgroup.procs, the session mark (an xattr), the delegation
+ * (fchownat of the delegated files, fchown of the directory). It is what tests/bench/run calls
+ * floor B, and it takes cgroup_mutex five times where --floor takes it twice.
+ *
  * With PAM_C_DRIVER_START_AT=µs (CLOCK_MONOTONIC), the first transaction waits until then:
- * a burst of drivers started together.
+ * a burst of drivers started together. Its pam_start comes before the wait and its open after
+ * it, as sshd starts a connection's PAM transaction at authentication, long before the session
+ * opens: the burst is of sessions opening at the same instant (pam_start's own cost is the
+ * start+end figure). The open is timed from the end of the wait.
  *
  * With PAM_C_DRIVER_FORK=1, each transaction runs in a child process of its own that exits after
  * it (after pam_end; --floor: after the open), as sshd runs each connection's PAM in a process
@@ -36,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,20 +120,72 @@ static int floor_open(const char *parent, const char *user, long i) {
     return rc;
 }
 
-static void floor_remove(const char *parent, const char *user, long i) {
-    char dir[4096];
+/* Writes TEXT into the file NAME under the directory fd DIR: 0, or -1. */
+static int write_at(int dir, const char *name, const char *text) {
+    int fd = openat(dir, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    ssize_t len = (ssize_t)strlen(text);
+    int rc = write(fd, text, len) == len ? 0 : -1;
+    close(fd);
+    return rc;
+}
+
+static int floor_b_open(const char *parent, const char *user, long i) {
+    static const char *delegated[] = {"cgroup.procs", "cgroup.threads", "cgroup.subtree_control",
+                                      "memory.oom.group", "memory.reclaim"};
+    char dir[4096], pid[32], mark[512];
+    struct passwd *pw = getpwnam(user);
+    if (!pw)
+        return 1;
     snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
+    if (mkdir(dir, 0700) != 0)
+        return 2;
+    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (d < 0)
+        return 3;
+    int rc = 0;
+    snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    snprintf(mark, sizeof mark, "user = \"%s\"\nservice = \"bench\"\npid = %d\n", user,
+             (int)getpid());
+    if (write_at(d, "cgroup.max.descendants", "64") || write_at(d, "cgroup.max.depth", "4"))
+        rc = 5;
+    else if (mkdirat(d, "login", 0755) != 0)
+        rc = 6;
+    else if (write_at(d, "login/cgroup.procs", pid))
+        rc = 4;
+    else if (fsetxattr(d, "trusted.pam_cgroup.bench", mark, strlen(mark), 0) != 0)
+        rc = 7;
+    for (size_t k = 0; rc == 0 && k < sizeof delegated / sizeof *delegated; k++)
+        /* A file whose controller is not enabled here (memory.oom.group) is absent. */
+        if (fchownat(d, delegated[k], pw->pw_uid, pw->pw_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+            errno != ENOENT)
+            rc = 8;
+    if (rc == 0 && fchown(d, pw->pw_uid, pw->pw_gid) != 0)
+        rc = 8;
+    close(d);
+    return rc;
+}
+
+/* The leaf of transaction I (--floor-b's login/ first). */
+static void floor_remove(const char *parent, const char *user, long i) {
+    char dir[4096], login[4200];
+    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
+    snprintf(login, sizeof login, "%s/login", dir);
+    rmdir(login);
     rmdir(dir);
 }
 
 int main(int argc, char **argv) {
-    int floor = argc > 1 && strcmp(argv[1], "--floor") == 0;
+    int floor_b = argc > 1 && strcmp(argv[1], "--floor-b") == 0;
+    int floor = floor_b || (argc > 1 && strcmp(argv[1], "--floor") == 0);
     const int fixed = 6; /* argv[0] and five arguments, in either form */
     if (argc != fixed && argc != fixed + 1) {
         fprintf(stderr,
                 "usage: %s CONFDIR SERVICE USER N GAP_MS [HOLD_MS]\n"
-                "       %s --floor PARENT USER N GAP_MS [HOLD_MS]\n",
-                argv[0], argv[0]);
+                "       %s --floor PARENT USER N GAP_MS [HOLD_MS]\n"
+                "       %s --floor-b PARENT USER N GAP_MS [HOLD_MS]\n",
+                argv[0], argv[0], argv[0]);
         return 2;
     }
     const char *confdir = floor ? NULL : argv[1], *service = floor ? NULL : argv[2];
@@ -159,7 +223,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "no user %s\n", user);
         return 1;
     }
-    wait_for_start();
+    /* In fork mode the barrier is the parent's; a PAM transaction of its own process waits
+     * after its pam_start (above). */
+    if (floor || per_process)
+        wait_for_start();
     for (long i = 0; i < n; i++) {
         if (per_process) {
             fflush(stdout);
@@ -182,9 +249,9 @@ int main(int argc, char **argv) {
         }
         pam_handle_t *h = NULL;
         int open_rc, close_rc = 0, mapped;
-        double t0 = now_us(), t1 = t0, t2, t3, t4, t5;
+        double t0 = now_us(), t1 = t0, t2, t3, t4, t5, start_us = 0;
         if (floor) {
-            open_rc = floor_open(parent, user, i);
+            open_rc = floor_b ? floor_b_open(parent, user, i) : floor_open(parent, user, i);
             t2 = now_us();
             if (i > 0 && !per_process)
                 floor_remove(parent, user, i - 1);
@@ -200,6 +267,11 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "pam_start_confdir: %d\n", rc);
                 return 1;
             }
+            start_us = t1 - t0;
+            if (i == 0 && !per_process) {
+                wait_for_start();
+                t1 = now_us();
+            }
             open_rc = pam_open_session(h, 0);
             t2 = now_us();
             mapped = libgcc_s_mapped();
@@ -210,7 +282,7 @@ int main(int argc, char **argv) {
             pam_end(h, open_rc);
             t5 = now_us();
         }
-        printf("%.1f %.1f %.1f %.1f %d %d %d %.0f\n", t1 - t0, t2 - t1, t4 - t3, t5 - t4, open_rc,
+        printf("%.1f %.1f %.1f %.1f %d %d %d %.0f\n", start_us, t2 - t1, t4 - t3, t5 - t4, open_rc,
                close_rc, mapped, t2);
         fflush(stdout);
         if (per_process)
