@@ -541,3 +541,89 @@ fn an_old_event_ring_is_imported_once_at_the_daemons_start() {
     assert_eq!(own.len(), mine.len());
     assert!(own.iter().all(|e| e.user == customer.name));
 }
+
+/// The usage sampler's hourly rollup holds the database's write lock for seconds at 10,000
+/// users. Meanwhile the fault pass goes on each second, and the events it finds wait for the
+/// lock instead of being lost to the database once the wait passed its busy timeout (10 s).
+#[test]
+fn events_found_while_another_writer_holds_the_database_are_kept_and_the_pass_goes_on() {
+    require_root();
+    let work = tempfile::tempdir().unwrap();
+    let history = work.path().join("state/events");
+    let setup = TestSetup::new(&events_config(&history), "");
+    let users = work.path().join("users");
+    std::fs::create_dir(&users).unwrap();
+    let first = unique_name("pcbusy");
+    let second = unique_name("pcbusz");
+    let first_dir = fake_user(&users, &first, &[]);
+    let second_dir = fake_user(&users, &second, &[]);
+    let mut marker = PassMarker::new(&users);
+    let daemon = FakeTreeDaemon::start(&setup, &users, &[], work.path().join("d.log"));
+    daemon.wait_log("watching", Duration::from_secs(20));
+    // The marker's event opens the database.
+    marker.wait_for_a_pass(&daemon);
+    daemon.wait_log("recording fault events in", Duration::from_secs(5));
+
+    // Another writer takes the database for 11 s: longer than a write used to wait.
+    let database = database_of(&setup);
+    let hold = "import sqlite3, sys, time\n\
+        c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+        c.execute('BEGIN IMMEDIATE')\n\
+        print('locked', flush=True)\n\
+        time.sleep(11)\n\
+        c.execute('COMMIT')\n";
+    let mut holder = Command::new("/usr/bin/python3")
+        .args(["-c", hold])
+        .arg(&database)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n");
+    let held = Instant::now();
+
+    std::fs::write(first_dir.join("pids.events"), "max 7\n").unwrap();
+    daemon.wait_log(
+        &format!("fault user={first} kind=pids_max"),
+        Duration::from_secs(5),
+    );
+    daemon.wait_log("events wait", Duration::from_secs(5));
+    // The pass after it is not stuck behind the lock: the next move is seen within seconds.
+    std::fs::write(second_dir.join("pids.events"), "max 9\n").unwrap();
+    daemon.wait_log(
+        &format!("fault user={second} kind=pids_max"),
+        Duration::from_secs(5),
+    );
+    assert!(
+        held.elapsed() < Duration::from_secs(10),
+        "both seen while the lock was held ({:?})",
+        held.elapsed()
+    );
+    assert!(holder.wait().unwrap().success());
+
+    // Once the lock is gone, both are in the database, once each.
+    let start = Instant::now();
+    loop {
+        let listed = json_events(&cgroupctl(&setup, &["events", "--json"]));
+        let count = |user: &str| listed.iter().filter(|e| e["user"] == user).count();
+        if count(&first) == 1 && count(&second) == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "events after the lock went: {listed:?}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !daemon.log().contains("events go to the journal only"),
+        "{}",
+        daemon.log()
+    );
+}

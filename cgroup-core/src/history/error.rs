@@ -52,6 +52,23 @@ pub enum HistoryDbError {
     Missing { path: PathBuf },
 }
 
+impl HistoryDbError {
+    /// Another connection held the write lock longer than this one's busy wait (the daemon's
+    /// hourly rollup, `cgroupctl remove`): trying again later may work, nothing is wrong.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            HistoryDbError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )
+        )
+    }
+}
+
 /// Attaches the database path and the operation to a rusqlite error.
 pub(super) trait SqlContext<T> {
     fn sql(self, path: &std::path::Path, op: &'static str) -> Result<T, HistoryDbError>;

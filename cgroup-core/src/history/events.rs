@@ -117,11 +117,42 @@ impl Writer {
         })
     }
 
-    /// Adds one event; its sequence number.
+    /// How long `add` waits for another connection's write (the daemon's own rollup) before
+    /// it fails with a busy error (`HistoryDbError::is_busy`).
+    pub fn set_busy_wait(&self, wait: Duration) -> Result<(), HistoryDbError> {
+        self.store
+            .conn
+            .busy_timeout(wait)
+            .sql(&self.store.path, "set the busy timeout")
+    }
+
+    /// Adds one event; its sequence number. All or nothing (one transaction, the write lock
+    /// taken first): an error leaves the database as it was, so the same event can be added
+    /// again later without appearing twice.
     pub fn add(&mut self, event: &Event) -> Result<u64, HistoryDbError> {
-        let seq = self.insert(event, false)?.unwrap_or(0);
-        self.keep_bound()?;
-        Ok(seq)
+        let path = self.store.path.clone();
+        let bytes = self.bytes;
+        self.store
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .sql(&path, "begin")?;
+        let added = self
+            .insert(event, false)
+            .and_then(|seq| self.keep_bound().map(|()| seq.unwrap_or(0)))
+            .and_then(|seq| {
+                self.store
+                    .conn
+                    .execute_batch("COMMIT")
+                    .sql(&path, "commit")
+                    .map(|()| seq)
+            });
+        if added.is_err() {
+            // Nothing of it stays: the count as it was, and no user id learnt inside it.
+            let _ = self.store.conn.execute_batch("ROLLBACK");
+            self.bytes = bytes;
+            self.store.forget_ids();
+        }
+        added
     }
 
     /// Inserts `event` (with `only_new`: unless the same event is there already); its
@@ -495,6 +526,41 @@ mod tests {
         assert_eq!(erase_user(&path, "bob").unwrap(), bobs);
         assert_eq!(count_of(&path, "bob").unwrap(), 0);
         assert!(w.add(&event(1000, "root")).unwrap() > last);
+    }
+
+    #[test]
+    fn an_event_refused_while_another_connection_writes_can_be_added_again_once() {
+        let (_tmp, path) = db();
+        let mut w = Writer::open(&path, 64 * 1024).unwrap();
+        w.add(&event(1, "root")).unwrap();
+        w.set_busy_wait(Duration::from_millis(50)).unwrap();
+        // Another connection in a write transaction: the daemon's rollup of an hour.
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        let err = w.add(&event(2, "carol")).unwrap_err();
+        assert!(err.is_busy(), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "waited only its busy wait"
+        );
+        other.execute_batch("COMMIT").unwrap();
+        // Nothing of the refused one is there; added again, it is there once.
+        let before: Vec<u64> = list(&path, &Filter::default())
+            .unwrap()
+            .events
+            .iter()
+            .map(|r| r.event.delta)
+            .collect();
+        assert_eq!(before, vec![1]);
+        w.add(&event(2, "carol")).unwrap();
+        let after = list(&path, &Filter::default()).unwrap().events;
+        let deltas: Vec<u64> = after.iter().map(|r| r.event.delta).collect();
+        assert_eq!(deltas, vec![1, 2]);
+        assert_eq!(count_of(&path, "carol").unwrap(), 1);
+        // Errors that are not a busy lock say so.
+        let refused = HistoryDbError::Missing { path: path.clone() };
+        assert!(!refused.is_busy());
     }
 
     #[test]

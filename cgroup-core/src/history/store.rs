@@ -238,6 +238,11 @@ impl Store {
         Ok(id)
     }
 
+    /// Forgets the identities learnt so far (a transaction that made one was rolled back).
+    pub fn forget_ids(&mut self) {
+        self.ids.clear();
+    }
+
     /// The identities of `name` with `uid`, if any rows were ever kept for them.
     pub fn find_user(&self, name: &str, uid: u32) -> Result<Option<i64>, HistoryDbError> {
         self.conn

@@ -7,6 +7,10 @@
 //! (once until it works again) and the events still reach the journal: losing the database
 //! must never stop the daemon.
 //!
+//! An event the database refuses because another writer holds it (the usage sampler's
+//! hourly rollup) waits in memory and is written at a later pass (`waiting`): the pass never
+//! stalls behind the rollup, and the event is not lost to the database.
+//!
 //! On upgrade, the ring files older versions kept events in (`[events] history_dir`) are
 //! imported once, at the daemon's start, then removed: the daemon is the database's one
 //! writer, and it starts the same way under systemd, by hand or in a test. An import that
@@ -30,12 +34,25 @@ use super::log;
 use super::worker::sleep_until;
 use cgroup_core::stats::daemon::Counters;
 
+mod waiting;
+
+use waiting::{Waiting, WriteError};
+
+/// How long one write waits for another writer before the event waits for the next pass.
+const BUSY_WAIT: Duration = Duration::from_millis(250);
+/// How long the one-time import of an old event ring waits for another writer.
+const IMPORT_BUSY_WAIT: Duration = Duration::from_secs(10);
+
 pub struct Faults {
     recorder: Recorder,
     database: PathBuf,
     history: Option<Writer>,
     /// The last history error logged, so a broken disk gives one line, not one per event.
     history_error: Option<String>,
+    /// Events the database was too busy to take yet, oldest first.
+    waiting: Waiting,
+    /// Whether the current wait was logged (once per busy spell, not per pass).
+    busy_logged: bool,
 }
 
 impl Faults {
@@ -59,6 +76,8 @@ impl Faults {
             database: database.to_path_buf(),
             history: None,
             history_error: None,
+            waiting: Waiting::default(),
+            busy_logged: false,
         }
     }
 
@@ -75,7 +94,12 @@ impl Faults {
         let Some(history) = self.history.as_mut() else {
             return;
         };
-        match history.import_ring(&dir) {
+        // The import runs once, at the start, in one transaction: it may wait for the
+        // sampler's first write as long as any writer did before.
+        let _ = history.set_busy_wait(IMPORT_BUSY_WAIT);
+        let imported = history.import_ring(&dir);
+        let _ = history.set_busy_wait(BUSY_WAIT);
+        match imported {
             Ok(done) => {
                 log::info(&format!(
                     "imported {} fault events from the old ring {} ({} there already, {} damaged skipped); {}",
@@ -98,7 +122,10 @@ impl Faults {
 
     fn open_history(&mut self) {
         let bound = self.recorder.config().history_size;
-        match Writer::open(&self.database, bound) {
+        match Writer::open(&self.database, bound).and_then(|w| {
+            w.set_busy_wait(BUSY_WAIT)?;
+            Ok(w)
+        }) {
             Ok(w) => {
                 log::info(&format!(
                     "recording fault events in {}",
@@ -153,24 +180,61 @@ impl Faults {
         for event in sent.try_iter() {
             self.keep(event, counters);
         }
+        // The events that waited for a busy database, even when this pass found none.
+        self.flush(counters);
     }
 
     fn keep(&mut self, event: Event, counters: &Counters) {
+        if let Some(lost) = self.waiting.push(event) {
+            counters
+                .fault_events_unsaved
+                .fetch_add(1, Ordering::Relaxed);
+            log::error(&format!(
+                "event history: more than {} events waiting for a busy database: the {} event of {} at {} ms is in the journal only",
+                waiting::MAX,
+                lost.kind.name(),
+                lost.user,
+                lost.time_ms
+            ));
+        }
+    }
+
+    /// Writes the waiting events, oldest first, until the database is busy.
+    fn flush(&mut self, counters: &Counters) {
+        if self.waiting.len() == 0 {
+            return;
+        }
         if self.history.is_none() {
             self.open_history();
         }
         let Some(history) = self.history.as_mut() else {
+            let lost = self.waiting.drain().count();
             counters
                 .fault_events_unsaved
-                .fetch_add(1, Ordering::Relaxed);
+                .fetch_add(lost as u64, Ordering::Relaxed);
             return;
         };
-        if let Err(e) = history.add(&event) {
-            counters
-                .fault_events_unsaved
-                .fetch_add(1, Ordering::Relaxed);
-            self.history_failed(format!("event history: {e}"));
+        let done = self.waiting.flush(|event| match history.add(event) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_busy() => Err(WriteError::Busy),
+            Err(e) => Err(WriteError::Failed(format!("event history: {e}"))),
+        });
+        counters
+            .fault_events_unsaved
+            .fetch_add(done.failed.len() as u64, Ordering::Relaxed);
+        if let Some(why) = done.failed.into_iter().last() {
+            self.history_failed(why);
+        } else if done.written > 0 {
+            self.history_error = None;
         }
+        if done.waiting > 0 && !self.busy_logged {
+            log::info(&format!(
+                "event history: {} busy (a rollup in progress): {} events wait and are written at a later pass",
+                self.database.display(),
+                done.waiting
+            ));
+        }
+        self.busy_logged = done.waiting > 0;
     }
 }
 
