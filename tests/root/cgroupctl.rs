@@ -1072,6 +1072,48 @@ fn classify_never_moves_a_recycled_pid_of_another_uid() {
     let _ = recycled.wait();
 }
 
+/// A dead session leaf is removed by two rmdirs when the customer left nothing in it (root's
+/// `login/`, then the leaf), and by the walk otherwise. The customer owns the leaf but cannot
+/// swap root's `login/` for a cgroup of its own (cgroup2 refuses the rename) nor make
+/// anything inside it (root's, 0755): the first rmdir only ever meets root's `login/`.
+#[test]
+fn gc_removes_a_dead_leaf_by_its_login_first_and_walks_what_the_customer_made() {
+    require_root();
+    let setup = TestSetup::new("", "");
+    let user = TestUser::new("pcgcl");
+    let plain = empty_session(&setup, &user.name);
+    let dead = empty_session(&setup, &user.name);
+    assert!(plain.join("login").is_dir() && dead.join("login").is_dir());
+    for (script, what) in [
+        (
+            format!("mv {d}/login {d}/renamed", d = dead.display()),
+            "rename login/",
+        ),
+        (
+            format!("mkdir {d}/login/inner", d = dead.display()),
+            "mkdir in login/",
+        ),
+    ] {
+        let refused = user.command("sh").args(["-c", &script]).output().unwrap();
+        assert!(!refused.status.success(), "{what}: {}", describe(&refused));
+    }
+    let made = user
+        .command("mkdir")
+        .args(["-p"])
+        .arg(dead.join("mine/inner"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", describe(&made));
+    let out = ctl_ok(&setup, &["gc", "--min-age", "0"]);
+    for leaf in [&plain, &dead] {
+        assert!(!leaf.exists(), "{} is still there: {out}", leaf.display());
+        assert!(
+            out.contains(&format!("removed {}", leaf.display())),
+            "{out}"
+        );
+    }
+}
+
 #[test]
 fn gc_removes_a_dead_leaf_whose_sub_cgroups_have_names_that_are_not_utf8() {
     use std::os::unix::ffi::OsStrExt;

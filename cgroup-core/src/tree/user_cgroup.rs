@@ -668,14 +668,29 @@ const TRIM_PASSES: u32 = 3;
 
 /// Removes the dead (unpopulated) leaf `name` of `parent` and the empty cgroups the customer
 /// left in it; `before_remove` is called with each cgroup right before its rmdir (the fault
-/// counts it alone holds are carried there). The leaf is first taken back (root:root 0700), so the customer cannot enter it
-/// by name any more; its empty sub-cgroups are then removed bottom-up through descriptors.
-/// The work is bounded by the leaf's own cap on descendants.
+/// counts it alone holds are carried there).
+///
+/// The common case first: a session leaf in which the customer made nothing holds only
+/// root's `login/`, and goes with two rmdirs (`login/`, then the leaf). Otherwise the leaf's
+/// rmdir fails (EBUSY), and the leaf is taken back (root:root 0700), so the customer cannot
+/// enter it by name any more; its empty sub-cgroups are then removed bottom-up through
+/// descriptors. The work is bounded by the leaf's own cap on descendants. The first rmdir of
+/// `login/` is safe whatever the customer did in its leaf: the customer can neither rename
+/// root's `login/` (cgroup2 refuses) nor make anything in it (root's, 0755), an rmdir removes
+/// only an empty cgroup, and anything the customer made beside it fails the leaf's rmdir into
+/// the walk.
 pub fn trim(
     parent: &CgroupDir,
     name: &str,
     before_remove: &mut dyn FnMut(&Path),
 ) -> Result<Trimmed> {
+    if let Ok(leaf) = parent.open_child(name) {
+        if leaf.has(LOGIN_DIR) {
+            before_remove(&leaf.path().join(LOGIN_DIR));
+            // Busy or gone: the walk below sees to it.
+            let _ = leaf.remove_child(LOGIN_DIR);
+        }
+    }
     before_remove(&parent.path().join(name));
     match parent.remove_child(name) {
         Ok(()) => return Ok(Trimmed::Removed),
