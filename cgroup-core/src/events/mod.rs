@@ -89,6 +89,19 @@ impl FaultKind {
                 | FaultKind::MemoryPressure
         )
     }
+
+    /// Found by a counter moving (memory.events, pids.events), not by a threshold crossed:
+    /// its event's usage is the cgroup's memory or tasks.
+    pub fn is_counter(self) -> bool {
+        matches!(
+            self,
+            FaultKind::MemoryHigh
+                | FaultKind::MemoryMax
+                | FaultKind::Oom
+                | FaultKind::OomKill
+                | FaultKind::PidsMax
+        )
+    }
 }
 
 impl std::fmt::Display for FaultKind {

@@ -151,7 +151,7 @@ pub struct CgroupStats {
 /// Reads a cgroup file; `None` when it does not exist or the kernel says it is not supported
 /// here (PSI disabled answers EOPNOTSUPP on read).
 pub fn read_optional(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
+    match read_small(path) {
         Ok(text) => Ok(Some(text)),
         Err(e)
             if e.kind() == ErrorKind::NotFound
@@ -164,6 +164,26 @@ pub fn read_optional(path: &Path) -> Result<Option<String>> {
         }
         Err(source) => Err(Error::io("read", path, source)),
     }
+}
+
+/// A cgroup file's text: open, read until end, close. Written out rather than
+/// `std::fs::read_to_string` because that one sizes its buffer first (a statx, and for
+/// `read_to_end` an lseek too), a third more system calls per file for files that are all a
+/// few hundred bytes: the daemon's fault pass reads several per user every second.
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut text = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(text).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
 }
 
 fn read_u64(dir: &Path, name: &str) -> Result<Option<u64>> {
@@ -184,17 +204,72 @@ pub fn read_stats(dir: &Path) -> Result<CgroupStats> {
     stats.memory_max = read_max(dir, "memory.max")?;
     stats.cpu_max = read_optional(&dir.join("cpu.max"))?.and_then(|t| parse_cpu_max(&t));
     stats.pids_max = read_max(dir, "pids.max")?;
-    stats.psi = Psi {
-        cpu: read_pressure(dir, "cpu.pressure")?,
-        memory: read_pressure(dir, "memory.pressure")?,
-        io: read_pressure(dir, "io.pressure")?,
-    };
+    stats.psi = read_psi(dir, PsiFiles::ALL)?;
     Ok(stats)
+}
+
+/// Which PSI files to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PsiFiles {
+    pub cpu: bool,
+    pub memory: bool,
+    pub io: bool,
+}
+
+impl PsiFiles {
+    pub const ALL: PsiFiles = PsiFiles {
+        cpu: true,
+        memory: true,
+        io: true,
+    };
+}
+
+/// The PSI files of the cgroup at `dir` that `which` names (the others `None`).
+pub fn read_psi(dir: &Path, which: PsiFiles) -> Result<Psi> {
+    let read = |on: bool, name: &str| -> Result<Option<Pressure>> {
+        if on {
+            read_pressure(dir, name)
+        } else {
+            Ok(None)
+        }
+    };
+    Ok(Psi {
+        cpu: read(which.cpu, "cpu.pressure")?,
+        memory: read(which.memory, "memory.pressure")?,
+        io: read(which.io, "io.pressure")?,
+    })
+}
+
+/// The limits (memory.max, cpu.max, pids.max) and the current memory and tasks of the cgroup at
+/// `dir`, the rest `None`: what a fault event shows beside its counter.
+pub fn read_limits(dir: &Path) -> Result<CgroupStats> {
+    Ok(CgroupStats {
+        memory_current: read_u64(dir, "memory.current")?,
+        pids_current: read_u64(dir, "pids.current")?,
+        memory_max: read_max(dir, "memory.max")?,
+        cpu_max: read_optional(&dir.join("cpu.max"))?.and_then(|t| parse_cpu_max(&t)),
+        pids_max: read_max(dir, "pids.max")?,
+        ..CgroupStats::default()
+    })
 }
 
 /// The usage and fault counters of the cgroup at `dir` alone: no limit, no PSI (the usage
 /// history's sampler reads these of every user cgroup every interval).
 pub fn read_usage(dir: &Path) -> Result<CgroupStats> {
+    let counters = read_counters(dir, true)?;
+    Ok(CgroupStats {
+        memory_current: read_u64(dir, "memory.current")?,
+        memory_peak: read_u64(dir, "memory.peak")?,
+        pids_current: read_u64(dir, "pids.current")?,
+        io: read_optional(&dir.join("io.stat"))?.map(|t| parse_io_stat(&t)),
+        ..counters
+    })
+}
+
+/// The fault counters of the cgroup at `dir` alone (memory.events, pids.events) and, with
+/// `cpu`, its cpu.stat: no usage, no limit, no PSI. What the daemon's fault pass reads of every
+/// user cgroup every second (the usage and limits only once a fault was found).
+pub fn read_counters(dir: &Path, cpu: bool) -> Result<CgroupStats> {
     let memory_events = read_optional(&dir.join("memory.events"))?.map(|t| {
         let kv = parse_flat_keyed(&t);
         let get = |k: &str| kv.get(k).copied().unwrap_or(0);
@@ -205,7 +280,12 @@ pub fn read_usage(dir: &Path) -> Result<CgroupStats> {
             oom_kill: get("oom_kill"),
         }
     });
-    let cpu = read_optional(&dir.join("cpu.stat"))?.and_then(|t| {
+    let cpu_stat = if cpu {
+        read_optional(&dir.join("cpu.stat"))?
+    } else {
+        None
+    };
+    let cpu = cpu_stat.and_then(|t| {
         let kv = parse_flat_keyed(&t);
         Some(CpuStat {
             usage_usec: *kv.get("usage_usec")?,
@@ -219,13 +299,9 @@ pub fn read_usage(dir: &Path) -> Result<CgroupStats> {
     let pids_events_max = read_optional(&dir.join("pids.events"))?
         .map(|t| parse_flat_keyed(&t).get("max").copied().unwrap_or(0));
     Ok(CgroupStats {
-        memory_current: read_u64(dir, "memory.current")?,
-        memory_peak: read_u64(dir, "memory.peak")?,
         memory_events,
         cpu,
-        pids_current: read_u64(dir, "pids.current")?,
         pids_events_max,
-        io: read_optional(&dir.join("io.stat"))?.map(|t| parse_io_stat(&t)),
         ..CgroupStats::default()
     })
 }
