@@ -4,6 +4,8 @@ require_cgroupctl_verb stats
 vm_user_file alice <<'EOT'
 "memory.max" = "96M"
 EOT
+# alice's cgroup exists once she has logged in (this scenario may be the first to run).
+vm_login alice true >/dev/null || fail "alice cannot log in"
 # memory.events counts for the user cgroup's life, and an earlier scenario may have OOM-killed
 # alice already: this hog must add a kill of its own.
 before=$(cgkey "$(user_cg alice)/memory.events" oom_kill)

@@ -8,6 +8,12 @@ require_cgroupctl_verb events
 require_cgroupctl_verb me
 kill_user_processes alice
 kill_user_processes bob
+# A fresh daemon: one kind of one user is recorded at most every repeat_after (60 s), and a
+# scenario run just before this one may have had alice's events recorded (13's OOM kills, 19's
+# refused forks): that window would fold this scenario's events into one a minute later. A
+# restarted daemon starts from a baseline with no window open, whatever ran before.
+vm_root "systemctl restart pam-cgroup.service" >/dev/null \
+    || fail "restart failed: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
 vm_user_file alice <<'EOT'
 "memory.max" = "96M"
 "pids.max" = 64
