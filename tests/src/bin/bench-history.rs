@@ -84,18 +84,24 @@ struct Made {
 impl Drop for Made {
     fn drop(&mut self) {
         if self.cgroup {
-            let users = self.root.join("users");
-            if let Ok(entries) = std::fs::read_dir(&users) {
-                for e in entries.flatten() {
-                    let _ = std::fs::remove_dir(e.path());
-                }
-            }
-            let _ = std::fs::remove_dir(&users);
-            let _ = std::fs::remove_dir(&self.root);
+            remove_cgroups(&self.root);
         } else {
             let _ = std::fs::remove_dir_all(&self.root);
         }
     }
+}
+
+/// Removes the cgroup at `dir` and every cgroup below it, deepest first (cgroupfs has no
+/// recursive removal; its files go with their directory).
+fn remove_cgroups(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroups(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Every file a user cgroup with the cpu, memory, pids and io controllers offers that the
@@ -267,9 +273,28 @@ fn sampler_bench(args: &Args, scratch: &Path) -> Result<(Vec<PassFigures>, Vec<F
     out.push(passes(
         &format!("cgroupfs ({})", mount.mount_point.display()),
         &tree,
-        found,
+        found.clone(),
         args.passes,
         &scratch.join("state-a/history.db"),
+    )?);
+    // The same users, each logged in once: a session leaf and its login/ (where the kernel
+    // counts refused forks locally, 6.1, each user's subtree is walked every pass).
+    for u in &found {
+        std::fs::create_dir_all(u.path.join("session-1/login"))
+            .with_context(|| format!("mkdir {}", u.path.display()))?;
+    }
+    let with_sessions = "cgroupfs, a session leaf + login/ each";
+    faults.push(fault_passes(
+        with_sessions,
+        &root.join("users"),
+        args.passes,
+    )?);
+    out.push(passes(
+        with_sessions,
+        &tree,
+        found,
+        args.passes,
+        &scratch.join("state-c/history.db"),
     )?);
     drop(made);
 

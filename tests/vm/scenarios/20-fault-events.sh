@@ -8,12 +8,22 @@ require_cgroupctl_verb events
 require_cgroupctl_verb me
 kill_user_processes alice
 kill_user_processes bob
-# A fresh daemon: one kind of one user is recorded at most every repeat_after (60 s), and a
-# scenario run just before this one may have had alice's events recorded (13's OOM kills, 19's
-# refused forks): that window would fold this scenario's events into one a minute later. A
-# restarted daemon starts from a baseline with no window open, whatever ran before.
-vm_root "systemctl restart pam-cgroup.service" >/dev/null \
-    || fail "restart failed: $(vm_root 'systemctl --no-pager status pam-cgroup.service 2>&1 | tail -n 5' || true)"
+# One kind of one user is recorded at most every repeat_after (60 s): a scenario run just
+# before this one may have had alice's events recorded (05's and 13's OOM kills, 19's refused
+# forks), and that window would fold this scenario's events into one up to a minute later.
+# So this waits until her newest event is over a minute old (again if a folded one came
+# meanwhile). Not a daemon restart: on Debian 12 (systemd 252) that fails with 219/CGROUP while
+# other scenarios' sessions keep tree/ populated (debian/pam-cgroup.service says why).
+for _ in 1 2 3; do
+    newest=$(vm_root "cgroupctl events --json --user alice | python3 -c '
+import json, sys
+print(max([json.loads(l)[\"time_epoch\"] for l in sys.stdin if l.strip()] or [0]))'") \
+        || fail "cgroupctl events --json --user alice failed"
+    quiet=$((newest + 62 - $(vm_root "date +%s")))
+    ((quiet > 0)) || break
+    tlog "alice's newest event is $((62 - quiet)) s old: waiting ${quiet} s for repeat_after's window to close"
+    sleep "$quiet"
+done
 vm_user_file alice <<'EOT'
 "memory.max" = "96M"
 "pids.max" = 64
