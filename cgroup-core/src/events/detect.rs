@@ -14,8 +14,8 @@ use crate::config::EventsConfig;
 use crate::error::Result;
 use crate::stats::semantics::EventSemantics;
 use crate::stats::{
-    read_counters, read_limits, read_optional, read_psi, user_faults, CgroupStats, MemoryEvents,
-    Pressure, PsiFiles,
+    read_counters, read_max, read_optional, read_psi, read_u64, user_faults, CgroupStats,
+    MemoryEvents, Pressure, PsiFiles,
 };
 
 use super::FaultKind;
@@ -51,19 +51,18 @@ impl Reading {
         })
     }
 
-    /// Adds the limits and the current usage of users/<user>: what an event shows.
+    /// Adds the limits and the current usage of users/<user>: what an event shows
+    /// (`limit_of`, `usage_of`), each file read once.
     pub fn add_limits(&mut self, user_dir: &Path) -> Result<()> {
-        let limits = read_limits(user_dir)?;
         let text = |name: &str| -> Result<Option<String>> {
             Ok(read_optional(&user_dir.join(name))?.map(|t| t.trim().to_string()))
         };
         self.memory_high = text("memory.high")?;
         self.cpu_max = text("cpu.max")?;
-        self.stats.memory_current = limits.memory_current;
-        self.stats.pids_current = limits.pids_current;
-        self.stats.memory_max = limits.memory_max;
-        self.stats.cpu_max = limits.cpu_max;
-        self.stats.pids_max = limits.pids_max;
+        self.stats.memory_max = read_max(user_dir, "memory.max")?;
+        self.stats.pids_max = read_max(user_dir, "pids.max")?;
+        self.stats.memory_current = read_u64(user_dir, "memory.current")?;
+        self.stats.pids_current = read_u64(user_dir, "pids.current")?;
         Ok(())
     }
 }

@@ -186,11 +186,11 @@ fn read_small(path: &Path) -> std::io::Result<String> {
     String::from_utf8(text).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
 }
 
-fn read_u64(dir: &Path, name: &str) -> Result<Option<u64>> {
+pub(crate) fn read_u64(dir: &Path, name: &str) -> Result<Option<u64>> {
     Ok(read_optional(&dir.join(name))?.and_then(|t| t.trim().parse().ok()))
 }
 
-fn read_max(dir: &Path, name: &str) -> Result<Option<MaxValue>> {
+pub(crate) fn read_max(dir: &Path, name: &str) -> Result<Option<MaxValue>> {
     Ok(read_optional(&dir.join(name))?.and_then(|t| parse_max(&t)))
 }
 
@@ -237,19 +237,6 @@ pub fn read_psi(dir: &Path, which: PsiFiles) -> Result<Psi> {
         cpu: read(which.cpu, "cpu.pressure")?,
         memory: read(which.memory, "memory.pressure")?,
         io: read(which.io, "io.pressure")?,
-    })
-}
-
-/// The limits (memory.max, cpu.max, pids.max) and the current memory and tasks of the cgroup at
-/// `dir`, the rest `None`: what a fault event shows beside its counter.
-pub fn read_limits(dir: &Path) -> Result<CgroupStats> {
-    Ok(CgroupStats {
-        memory_current: read_u64(dir, "memory.current")?,
-        pids_current: read_u64(dir, "pids.current")?,
-        memory_max: read_max(dir, "memory.max")?,
-        cpu_max: read_optional(&dir.join("cpu.max"))?.and_then(|t| parse_cpu_max(&t)),
-        pids_max: read_max(dir, "pids.max")?,
-        ..CgroupStats::default()
     })
 }
 
