@@ -9,8 +9,10 @@
 //!    host whose cgroup2 has no controllers the cgroups hold cpu.stat alone, so the same is
 //!    measured again on a plain directory tree that holds every file a cgroup with all
 //!    controllers has (the production file count). Everything made is removed at exit.
-//! 2. The daemon's fault pass (`Recorder::sample_at`, once a second) over the same two trees:
-//!    CPU of this thread per pass on a quiet host (no event), the first pass apart.
+//! 2. The daemon's fault pass (`Recorder::sample_at`, once a second) over the same trees, and
+//!    both passes again over the cgroups with a session leaf and its login/ in each user (the
+//!    walk a kernel that counts refused forks locally needs): CPU of this thread per pass on a
+//!    quiet host (no event), the first pass apart.
 //! 3. Database size: M users sampled every `interval` seconds over D simulated days with
 //!    explicit times, through the daemon's write path (`Sampler::write`: rows, rollups,
 //!    retention); the file's size after each day. Rows vary as a host's do (a share of the
