@@ -4,14 +4,18 @@
 //! A period is read from the finest rows that still cover it: sample rows where they are
 //! kept, hourly rows before, daily rows before that; the cuts fall on whole hours and days, so
 //! no interval is counted twice. At the period's ends a coarse row is counted whole when it
-//! overlaps the period (a period is as precise as the rows it reaches).
+//! overlaps the period (a period is as precise as the rows it reaches). A table is "kept"
+//! from the cut of its last removal: a new file's first hour, sampled from the daemon's start
+//! in mid-hour, is read from its samples, which are all there is of it.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::error::{HistoryDbError, SqlContext};
 use super::pack::each_row;
 use super::row::{Row, Table};
-use super::schema::{META_DAY_UNTIL, META_HOUR_UNTIL};
+use super::schema::{
+    META_DAY_UNTIL, META_HOURS_KEPT_FROM, META_HOUR_UNTIL, META_SAMPLES_KEPT_FROM,
+};
 use super::store::Store;
 
 /// Rows of `table` with `at` in `[from, to)` (before rounding to its buckets).
@@ -22,12 +26,14 @@ pub struct Segment {
     pub to: i64,
 }
 
-/// What the tables hold: up to where each coarse table has every rollup, and each table's
-/// oldest row.
+/// What the tables hold: up to where each coarse table has every rollup, from where the
+/// finer tables hold every row (None in a file older than that mark), and their oldest rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Coverage {
     pub hour_until: i64,
     pub day_until: i64,
+    pub samples_kept_from: Option<i64>,
+    pub hours_kept_from: Option<i64>,
     pub oldest_sample: Option<i64>,
     pub oldest_hour: Option<i64>,
 }
@@ -45,13 +51,14 @@ fn ceil(t: i64, bucket: i64) -> i64 {
 /// first full hour they hold (and everything not yet rolled up); hourly rows whole days
 /// likewise; daily rows the rest.
 pub fn segments(from: i64, to: i64, c: &Coverage) -> Vec<Segment> {
-    let cut_sample = c
-        .oldest_sample
-        .map_or(c.hour_until, |o| ceil(o, 3600).min(c.hour_until));
-    let cut_hour = c
-        .oldest_hour
-        .map_or(c.day_until, |o| ceil(o, 86_400).min(c.day_until))
-        .min(cut_sample);
+    // Where a finer table's rows are complete: from its kept mark, or in a file without one
+    // from its oldest row (removals cut anywhere in an hour: that hour is the coarser row's).
+    let cut = |kept: Option<i64>, oldest: Option<i64>, rolled: i64, bucket: i64| {
+        kept.or(oldest)
+            .map_or(rolled, |k| ceil(k, bucket).min(rolled))
+    };
+    let cut_sample = cut(c.samples_kept_from, c.oldest_sample, c.hour_until, 3600);
+    let cut_hour = cut(c.hours_kept_from, c.oldest_hour, c.day_until, 86_400).min(cut_sample);
     let mut out = Vec::new();
     for (table, lo, hi) in [
         (Table::Sample, cut_sample, i64::MAX),
@@ -84,6 +91,8 @@ impl Store {
         Ok(Coverage {
             hour_until: self.meta(META_HOUR_UNTIL)?,
             day_until: self.meta(META_DAY_UNTIL)?,
+            samples_kept_from: self.meta_if_set(META_SAMPLES_KEPT_FROM)?,
+            hours_kept_from: self.meta_if_set(META_HOURS_KEPT_FROM)?,
             oldest_sample: self.oldest(Table::Sample)?,
             oldest_hour: self.oldest(Table::Hour)?,
         })
@@ -141,7 +150,7 @@ impl Store {
         // Sample rows only for the hour not yet rolled up: what a customer reads stays
         // proportionate to its own rows, not to the host's users times a day of samples.
         let mut coverage = self.coverage()?;
-        coverage.oldest_sample = Some(coverage.hour_until);
+        coverage.samples_kept_from = Some(coverage.hour_until);
         let segs = segments(from, to, &coverage);
         let mut out = Vec::new();
         // Coarsest first, so the rows come out oldest first.
@@ -183,6 +192,8 @@ mod tests {
         let c = Coverage {
             hour_until: 10 * day + 5 * 3600,
             day_until: 10 * day,
+            samples_kept_from: None,
+            hours_kept_from: None,
             oldest_sample: Some(8 * day + 1234),
             oldest_hour: Some(3 * day + 7200),
         };
@@ -219,5 +230,41 @@ mod tests {
         let all = segments(day, 2 * day, &fresh);
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].table, Table::Sample);
+        // Kept marks, where a file has them, come before the oldest rows: samples kept from
+        // the start read every hour rolled up since; a removal's cut in mid-hour leaves that
+        // hour to the hour table.
+        let kept = Coverage {
+            samples_kept_from: Some(0),
+            hours_kept_from: Some(0),
+            ..c
+        };
+        let segs = segments(day + 1800, 11 * day, &kept);
+        assert_eq!(
+            segs,
+            vec![Segment {
+                table: Table::Sample,
+                from: day + 1800,
+                to: 11 * day
+            }]
+        );
+        let cut = Coverage {
+            samples_kept_from: Some(9 * day + 100),
+            ..kept
+        };
+        assert_eq!(
+            segments(9 * day, 11 * day, &cut),
+            vec![
+                Segment {
+                    table: Table::Sample,
+                    from: 9 * day + 3600,
+                    to: 11 * day
+                },
+                Segment {
+                    table: Table::Hour,
+                    from: 9 * day,
+                    to: 9 * day + 3600
+                },
+            ]
+        );
     }
 }

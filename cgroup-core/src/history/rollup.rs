@@ -15,7 +15,9 @@ use crate::config::HistoryConfig;
 use super::error::{HistoryDbError, SqlContext};
 use super::pack::{delete_before, oldest, pack_before};
 use super::row::{rollup_of, Table, VALUE_COLUMNS};
-use super::schema::{META_DAY_UNTIL, META_HOUR_UNTIL};
+use super::schema::{
+    META_DAY_UNTIL, META_HOURS_KEPT_FROM, META_HOUR_UNTIL, META_SAMPLES_KEPT_FROM,
+};
 use super::store::Store;
 
 /// How long each table keeps its rows, and the bound of the file.
@@ -62,12 +64,34 @@ fn floor(t: i64, bucket: i64) -> i64 {
 
 impl Store {
     pub(super) fn meta(&self, key: &str) -> Result<i64, HistoryDbError> {
-        Ok(self
-            .conn
+        Ok(self.meta_if_set(key)?.unwrap_or(0))
+    }
+
+    pub(super) fn meta_if_set(&self, key: &str) -> Result<Option<i64>, HistoryDbError> {
+        self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
-            .sql(&self.path, "read the rollup marks")?
-            .unwrap_or(0))
+            .sql(&self.path, "read the rollup marks")
+    }
+
+    /// Removes the rows of `table` before `before`, and moves the table's kept-from mark
+    /// there when rows went (a file without the mark keeps none: its oldest row stands in).
+    fn remove_before(&self, table: Table, before: i64) -> Result<usize, HistoryDbError> {
+        let gone = delete_before(&self.conn, &self.path, table, before)?;
+        let key = match table {
+            Table::Sample => META_SAMPLES_KEPT_FROM,
+            Table::Hour => META_HOURS_KEPT_FROM,
+            Table::Day => return Ok(gone),
+        };
+        if gone > 0 {
+            self.conn
+                .execute(
+                    "UPDATE meta SET value = max(value, ?2) WHERE key = ?1",
+                    rusqlite::params![key, before],
+                )
+                .sql(&self.path, "mark the kept rows")?;
+        }
+        Ok(gone)
     }
 
     /// The oldest row's time in `table` (plain or packed).
@@ -131,7 +155,7 @@ impl Store {
             (Table::Day, i64::MAX),
         ] {
             let before = (now - keep.of_table(t)).min(rolled);
-            done.expired += delete_before(&self.conn, &self.path, t, before)?;
+            done.expired += self.remove_before(t, before)?;
         }
         done.evicted = self.bound(keep.max_bytes, hour_until, day_until)?;
         if done.expired + done.evicted > 0 {
@@ -164,7 +188,7 @@ impl Store {
                 if before <= oldest {
                     continue;
                 }
-                gone = delete_before(&self.conn, &self.path, t, before)?;
+                gone = self.remove_before(t, before)?;
                 if gone > 0 {
                     break;
                 }

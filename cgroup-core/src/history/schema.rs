@@ -31,6 +31,12 @@ pub const EVENTS_VERSION: i64 = 3;
 pub const META_HOUR_UNTIL: &str = "hour_until";
 /// Up to where the day table holds every hour's rollup.
 pub const META_DAY_UNTIL: &str = "day_until";
+/// From where on (seconds) the sample table still holds every row it was given: 0 in a new
+/// file, then the cut of the last removal (retention, the size bound). A file made before
+/// this mark existed has none, and its oldest row stands in for it.
+pub const META_SAMPLES_KEPT_FROM: &str = "samples_kept_from";
+/// The same for the hour table.
+pub const META_HOURS_KEPT_FROM: &str = "hours_kept_from";
 
 /// The statements that make version 1 from an empty file.
 pub fn create_v1() -> String {

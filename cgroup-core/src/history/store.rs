@@ -18,8 +18,8 @@ use super::error::{HistoryDbError, SqlContext};
 use super::pack::pack_before;
 use super::row::{Row, Table, VALUE_COLUMNS};
 use super::schema::{
-    create_events, create_v1, create_v2_packs, EVENTS_VERSION, META_DAY_UNTIL, META_HOUR_UNTIL,
-    PACKS_VERSION, SCHEMA_VERSION,
+    create_events, create_v1, create_v2_packs, EVENTS_VERSION, META_DAY_UNTIL,
+    META_HOURS_KEPT_FROM, META_HOUR_UNTIL, META_SAMPLES_KEPT_FROM, PACKS_VERSION, SCHEMA_VERSION,
 };
 
 /// The page size of a new file (a file of version 1 keeps its own: 4096).
@@ -85,6 +85,12 @@ fn upgrade(conn: &Connection, path: &Path) -> Result<bool, HistoryDbError> {
         if version < 1 {
             conn.execute_batch(&create_v1())
                 .sql(path, "create the tables")?;
+            // A new file: every row it will hold is kept until a removal says otherwise (a
+            // report over its first, partly sampled hour reads the samples, not the hour).
+            for key in [META_SAMPLES_KEPT_FROM, META_HOURS_KEPT_FROM] {
+                conn.execute("INSERT INTO meta (key, value) VALUES (?1, 0)", [key])
+                    .sql(path, "mark the kept rows")?;
+            }
         }
         if version < PACKS_VERSION {
             conn.execute_batch(create_v2_packs())

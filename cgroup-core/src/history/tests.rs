@@ -490,3 +490,36 @@ fn opening_more_connections_keeps_the_first_ones_locks() {
         .insert(Table::Sample, 1_800_000_060, &[(a, row(2, 1, 0))])
         .unwrap();
 }
+
+/// A new file's first hour is only partly sampled (the daemon started mid-hour), and its
+/// samples are all there is: a period that starts in that hour reads those samples, never the
+/// hour's rollup of them (which counts the whole hour: in the Debian 12 VM, a customer's
+/// CPU hogs of twenty minutes before the period came first in a two-minute report once the
+/// hour had been rolled up).
+#[test]
+fn a_new_files_first_hour_is_read_from_its_samples_once_rolled_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&tmp.path().join("state/h.db")).unwrap();
+    let hour0 = 1_800_000_000; // a whole hour
+    let a = store.user_id("alice", 1001).unwrap();
+    // Samples from 20 minutes into the hour to 10 minutes into the next: alice busy (60 s
+    // of CPU a minute) until 45 minutes in, quiet (1 s a minute) after.
+    for m in 20..70 {
+        let at = hour0 + m * 60;
+        let cpu = if m < 45 { 60_000_000 } else { 1_000_000 };
+        store
+            .insert(Table::Sample, at, &[(a, row(cpu, 1 << 20, 0))])
+            .unwrap();
+        store.maintain(at, &KEEP).unwrap();
+    }
+    assert_eq!(
+        store.meta(super::schema::META_HOUR_UNTIL).unwrap(),
+        hour0 + 3600
+    );
+    // From 50 minutes in: samples 50..69, 20 quiet minutes.
+    let from = hour0 + 50 * 60;
+    let totals = store.totals(from, hour0 + 70 * 60).unwrap();
+    assert_eq!(totals.len(), 1);
+    assert_eq!(totals[0].row.samples, 20, "{:?}", totals[0].row);
+    assert_eq!(totals[0].row.cpu_usec, Some(20 * 1_000_000));
+}

@@ -2,6 +2,14 @@
 # BPF pin and no tree (once no confined session is left).
 [[ $VM_INSTALL_MODE == deb* ]] || fail "feature missing: purge needs the .deb ($VM_INSTALL_MODE)"
 for u in alice bob carol sftponly; do kill_user_processes "$u"; done
+# Any other customer's session an earlier scenario left behind when it failed (its cleanup
+# never ran) would keep the tree populated: that scenario already failed, and the purge is
+# tested here on its own.
+left=$(vm_root "for d in '$VM_TREE_ROOT'/users/*/; do
+                    grep -qx 'populated 1' \"\$d/cgroup.events\" || continue
+                    basename \"\$d\"; echo 1 > \"\$d/cgroup.kill\"
+                done 2>/dev/null; true")
+[[ -z $left ]] || { tlog "sessions left by earlier scenarios, killed: $(tr '\n' ' ' <<<"$left")"; sleep 1; }
 step "private IPs on, so that the purge has programs and pins to remove"
 # The scenarios that attach them detach them again, and the fixture has [private_ip] off:
 # without this the bpffs checks below would pass with a prerm that never ran deinit.
