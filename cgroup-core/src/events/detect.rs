@@ -34,8 +34,22 @@ impl Reading {
     /// cpu.stat and PSI files of the threshold kinds that are on. No limit and no usage: those
     /// only an event shows, and `add_limits` reads them for a user with a fault. At 10,000
     /// users, reading everything of everyone took 0.6-0.7 s of a core every second.
-    pub fn counters(user_dir: &Path, sem: EventSemantics, cfg: &EventsConfig) -> Result<Reading> {
-        let mut stats = read_counters(user_dir, cfg.cpu_throttled_percent > 0)?;
+    ///
+    /// `before`: the user's state from the previous passes. On a kernel that counts refused
+    /// forks only where they happen (before 6.12: Debian 12) the sum over the user's subtree is
+    /// a walk of every sub-cgroup, 11 µs a cgroup, every second; it is skipped for a user whose
+    /// processes used no CPU since the last walk (cpu.stat's usage_usec, read first, did not
+    /// move): a refused fork is a fork attempted, which runs. Memory events are not summed
+    /// that way (a remote charge can count one in a customer whose processes sleep), so a
+    /// kernel counting those locally walks every time.
+    pub fn counters(
+        user_dir: &Path,
+        sem: EventSemantics,
+        cfg: &EventsConfig,
+        before: Option<&UserState>,
+    ) -> Result<Reading> {
+        let walk_skippable = !sem.pids_hierarchical && sem.memory_hierarchical;
+        let mut stats = read_counters(user_dir, cfg.cpu_throttled_percent > 0 || walk_skippable)?;
         stats.psi = read_psi(
             user_dir,
             PsiFiles {
@@ -44,8 +58,18 @@ impl Reading {
                 io: cfg.io_pressure_percent > 0,
             },
         )?;
+        let last = before.and_then(|b| b.last_walk);
+        let stats = match (last, stats.cpu, stats.pids_events_max) {
+            (Some(w), Some(cpu), Some(_)) if walk_skippable && cpu.usage_usec == w.usage_usec => {
+                CgroupStats {
+                    pids_events_max: Some(w.pids_events_max),
+                    ..stats
+                }
+            }
+            _ => user_faults(user_dir, stats, sem)?,
+        };
         Ok(Reading {
-            stats: user_faults(user_dir, stats, sem)?,
+            stats,
             memory_high: None,
             cpu_max: None,
         })
@@ -76,6 +100,22 @@ pub struct Fault {
     pub usage: Option<f64>,
 }
 
+/// The user's CPU time and refused forks (summed over its subtree) at the last pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastWalk {
+    usage_usec: u64,
+    pids_events_max: u64,
+}
+
+impl LastWalk {
+    fn of(s: &CgroupStats) -> Option<LastWalk> {
+        Some(LastWalk {
+            usage_usec: s.cpu?.usage_usec,
+            pids_events_max: s.pids_events_max?,
+        })
+    }
+}
+
 /// What the daemon remembers of one user between samples.
 #[derive(Debug, Clone, Default)]
 pub struct UserState {
@@ -86,6 +126,8 @@ pub struct UserState {
     cpu: Option<(u64, u64)>,
     /// Threshold kinds above their threshold whose episode has had its event.
     above: BTreeSet<FaultKind>,
+    /// What `Reading::counters` may reuse instead of walking the subtree again.
+    last_walk: Option<LastWalk>,
 }
 
 fn counters(stats: &CgroupStats) -> Vec<(FaultKind, u64)> {
@@ -122,6 +164,7 @@ impl UserState {
             ..UserState::default()
         };
         state.cpu = cpu_periods(&first.stats);
+        state.last_walk = LastWalk::of(&first.stats);
         state
     }
 
@@ -134,6 +177,7 @@ impl UserState {
     /// The faults since the previous sample.
     pub fn observe(&mut self, now: &Reading, now_ms: u64, cfg: &EventsConfig) -> Vec<Fault> {
         let s = &now.stats;
+        self.last_walk = LastWalk::of(s);
         let mut faults = Vec::new();
         for (kind, value) in counters(s) {
             let allowed = self.may_report(kind, now_ms, cfg);

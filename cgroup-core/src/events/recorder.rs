@@ -127,7 +127,8 @@ impl Recorder {
             return pass;
         };
         for (dir_name, name, dir) in users {
-            let mut reading = match Reading::counters(&dir, sem, &self.cfg) {
+            let before = self.states.get(&dir_name);
+            let mut reading = match Reading::counters(&dir, sem, &self.cfg, before) {
                 Ok(r) => r,
                 Err(e) if e.errno() == Some(libc::ENOENT) => continue,
                 Err(e) => {
@@ -276,6 +277,56 @@ mod tests {
         assert_eq!(pass.events[0].kind, FaultKind::PidsMax);
         assert_eq!(pass.events[0].delta, 4);
         assert_eq!(pass.events[0].limit, None);
+    }
+
+    #[test]
+    fn a_user_whose_processes_did_not_run_is_not_walked_for_refused_forks() {
+        // Refused forks counted where they happen (no pids.events.local: Debian 12's 6.1): a
+        // pass sums the user's subtree only when the user's CPU time moved since.
+        let tmp = tempfile::tempdir().unwrap();
+        let users = tmp.path().join("users");
+        let carol = users.join("carol");
+        let leaf = carol.join("session-4");
+        std::fs::create_dir_all(&leaf).unwrap();
+        let write =
+            |dir: &Path, name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+        write(&carol, "pids.events", "max 0\n");
+        write(&carol, "cpu.stat", "usage_usec 100\n");
+        write(&leaf, "pids.events", "max 0\n");
+        let key = TreeKey::from_bytes([0; 16]);
+        let mut r = Recorder::new(EventsConfig::default(), &tmp.path().join("proc"));
+        if EventSemantics::detect(&carol).memory_hierarchical {
+            assert!(
+                r.sample_at(&users, &key, 1000).events.is_empty(),
+                "baseline"
+            );
+            // The leaf's count moves while carol's CPU time does not (a refused fork is a
+            // process running: only a test makes this): not walked, nothing seen.
+            write(&leaf, "pids.events", "max 3\n");
+            assert!(r.sample_at(&users, &key, 2000).events.is_empty());
+            // Her CPU time moved: walked, the three refused forks found.
+            write(&carol, "cpu.stat", "usage_usec 180\n");
+            let pass = r.sample_at(&users, &key, 3000);
+            assert_eq!(pass.events.len(), 1, "{:?}", pass.unreadable);
+            assert_eq!(
+                (pass.events[0].kind, pass.events[0].delta),
+                (FaultKind::PidsMax, 3)
+            );
+        }
+        // Without cpu.stat every pass walks.
+        std::fs::remove_file(carol.join("cpu.stat")).unwrap();
+        let mut r = Recorder::new(EventsConfig::default(), &tmp.path().join("proc"));
+        assert!(
+            r.sample_at(&users, &key, 1000).events.is_empty(),
+            "baseline"
+        );
+        write(&leaf, "pids.events", "max 5\n");
+        let pass = r.sample_at(&users, &key, 2000);
+        assert_eq!(pass.events.len(), 1, "{:?}", pass.unreadable);
+        assert_eq!(
+            (pass.events[0].kind, pass.events[0].delta),
+            (FaultKind::PidsMax, 2)
+        );
     }
 
     #[test]

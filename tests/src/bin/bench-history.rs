@@ -12,7 +12,9 @@
 //! 2. The daemon's fault pass (`Recorder::sample_at`, once a second) over the same trees, and
 //!    both passes again over the cgroups with a session leaf and its login/ in each user (the
 //!    walk a kernel that counts refused forks locally needs): CPU of this thread per pass on a
-//!    quiet host (no event), the first pass apart.
+//!    quiet host (no event), the first pass apart. Then the plain files counted as Debian 12
+//!    counts refused forks, with a leaf + login/ each, every customer idle (a user whose CPU
+//!    time did not move is not walked) and every customer busy (each walked).
 //! 3. Database size: M users sampled every `interval` seconds over D simulated days with
 //!    explicit times, through the daemon's write path (`Sampler::write`: rows, rollups,
 //!    retention); the file's size after each day. Rows vary as a host's do (a share of the
@@ -198,6 +200,16 @@ fn passes(
 /// CPU of this thread per pass, the first (the baselines) apart. Nothing moves between passes,
 /// so no event is found: what is measured is what every second costs a quiet host.
 fn fault_passes(where_: &str, users_dir: &Path, n: u32) -> Result<FaultFigures> {
+    fault_passes_with(where_, users_dir, n, &mut |_| Ok(()))
+}
+
+/// `fault_passes` with `between(i)` run before pass `i`, outside the time measured.
+fn fault_passes_with(
+    where_: &str,
+    users_dir: &Path,
+    n: u32,
+    between: &mut dyn FnMut(u32) -> Result<()>,
+) -> Result<FaultFigures> {
     let key = tree_key()?;
     let mut recorder = Recorder::new(EventsConfig::default(), Path::new("/proc"));
     let mut figures = FaultFigures {
@@ -208,6 +220,7 @@ fn fault_passes(where_: &str, users_dir: &Path, n: u32) -> Result<FaultFigures> 
     };
     let start = cgroup_core::time::now_ms();
     for i in 0..=n {
+        between(i)?;
         let (cpu0, wall0) = (thread_cpu(), Instant::now());
         let pass = recorder.sample_at(users_dir, &key, start + u64::from(i) * 1000);
         let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
@@ -326,9 +339,43 @@ fn sampler_bench(args: &Args, scratch: &Path) -> Result<(Vec<PassFigures>, Vec<F
     out.push(passes(
         "plain files, all controllers' files",
         &tree,
-        users,
+        users.clone(),
         args.passes,
         &scratch.join("state-b/history.db"),
+    )?);
+
+    // The same plain files counted as Debian 12's kernel counts refused forks (where they
+    // happen: no pids.events.local), each user with a session leaf and its login/: the fault
+    // pass sums a user's subtree only when its CPU time moved. Customers all idle, then all
+    // busy (every cpu.stat moved before each pass).
+    for u in &users {
+        std::fs::remove_file(u.path.join("pids.events.local"))?;
+        for leaf in ["session-1", "session-1/login"] {
+            std::fs::create_dir_all(u.path.join(leaf))?;
+            std::fs::write(u.path.join(leaf).join("pids.events"), "max 0\n")?;
+        }
+    }
+    faults.push(fault_passes(
+        "plain, local fork counts, a leaf + login/ each, all idle",
+        &fake.join("users"),
+        args.passes,
+    )?);
+    faults.push(fault_passes_with(
+        "plain, local fork counts, a leaf + login/ each, all busy",
+        &fake.join("users"),
+        args.passes,
+        &mut |i| {
+            for (n, u) in users.iter().enumerate() {
+                std::fs::write(
+                    u.path.join("cpu.stat"),
+                    format!(
+                        "usage_usec {}\nnr_periods 10\nnr_throttled 1\n",
+                        (n as u64 + 1) * 1000 + u64::from(i)
+                    ),
+                )?;
+            }
+            Ok(())
+        },
     )?);
     Ok((out, faults))
 }
