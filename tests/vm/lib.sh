@@ -83,28 +83,35 @@ vm_free_port() {
 }
 
 # vm_boot: start qemu and wait until sshd answers; opens the ssh ControlMaster.
-# The guest boots the pristine image: nothing of the product is installed yet (vm_bring_up
-# installs it once ssh answers), so a guest kernel that dies while booting is the emulator's
-# doing, not ours, and the boot is tried again (up to three times in all). Seen once on
-# trixie's 6.12 under TCG with 2 vCPUs: "Oops: int3" in sched_clock_cpu 1.7 s into the boot,
-# then "Kernel panic - not syncing: Fatal exception in interrupt"; the next boot of the same
-# image was fine. panic=-1 with -no-reboot makes qemu exit at a panic, so such a boot is seen
-# at once instead of after VM_BOOT_TIMEOUT (and a guest that panics later, in a scenario, is
-# down at once too: run reboots it for the next scenario, as for any guest that stops).
+# A guest kernel that dies while booting is tried again (up to three times in all): the
+# emulator's doing, not the product's. Seen on trixie's 6.12 under TCG with 2 vCPUs, each a
+# crash on an instruction being patched while another vCPU ran it (multi-threaded TCG does
+# not make the kernel's live patching of static branches safe across vCPUs): "Oops: int3" in
+# sched_clock_cpu 1.7 s into a boot of the pristine image, and in dequeue_entity ("Code: ...
+# e9 <a1> ...", half a patched jump) 24 s into the boot after scenario 24's reboot, where the
+# first cpu.max a lingering customer's manager gets switches the scheduler's bandwidth branch
+# on; both "Kernel panic - not syncing: Fatal exception in interrupt", and the next boot was
+# fine. panic=-1 with -no-reboot makes qemu exit at a panic, so such a boot is seen at once
+# instead of after VM_BOOT_TIMEOUT (and a guest that panics later, in a scenario, is down at
+# once too: run reboots it for the next scenario, as for any guest that stops). A reboot's
+# boot is tried again on the same disk and port: the installed product and the scenario's
+# state are what the reboot is about (a fresh overlay there left the package uninstalled for
+# every later scenario of the suite).
 vm_boot() {
-    local kver attempt
+    local kver attempt new_port=0
     kver=$(cat "$VM_IMAGE_DIR/kernel-version")
     for attempt in 1 2 3; do
         # The guest writes to a copy-on-write overlay in VM_TMP (removed with it): the cached
         # image stays pristine, and the overlay outlives a guest's own reboot (vm_reboot),
-        # which -snapshot's did not. A fresh boot starts from a fresh overlay.
-        if [[ ${VM_KEEP_DISK:-0} != 1 || ! -f $VM_TMP/overlay.qcow2 || $attempt -gt 1 ]]; then
+        # which -snapshot's did not. A fresh boot starts from a fresh overlay, each attempt.
+        if [[ ${VM_KEEP_DISK:-0} != 1 || ! -f $VM_TMP/overlay.qcow2 ]]; then
             rm -f "$VM_TMP/overlay.qcow2"
             qemu-img create -q -f qcow2 -F raw -b "$VM_IMAGE_DIR/rootfs.ext4" "$VM_TMP/overlay.qcow2" \
                 || return 1
         fi
-        # A reboot keeps the port (a scenario's ssh calls go on with it).
-        if [[ ${VM_KEEP_DISK:-0} != 1 || -z ${VM_PORT:-} || $attempt -gt 1 ]]; then
+        # A reboot keeps the port (a scenario's ssh calls go on with it) unless qemu could
+        # not forward it.
+        if [[ ${VM_KEEP_DISK:-0} != 1 || -z ${VM_PORT:-} || $new_port == 1 ]]; then
             VM_PORT=$(vm_free_port)
         fi
         export VM_PORT
@@ -134,6 +141,7 @@ vm_boot() {
         tlog_block "qemu output" "$VM_TMP/qemu.out"
         if grep -q 'Could not set up host forwarding' "$VM_TMP/qemu.out" 2>/dev/null; then
             vm_stop_qemu
+            new_port=1
             continue
         fi
         tlog "boot failed; console tail:"
@@ -141,7 +149,7 @@ vm_boot() {
         tlog_block "console" "$VM_TMP/console.tail"
         vm_stop_qemu
         if ((attempt < 3)) && grep -q 'Kernel panic' "$VM_CONSOLE" 2>/dev/null; then
-            vm_note "the guest kernel panicked while booting the pristine image (attempt $attempt of 3, console above in the transcript); booting again"
+            vm_note "the guest kernel panicked while booting (attempt $attempt of 3, console above in the transcript); booting again$([[ ${VM_KEEP_DISK:-0} == 1 ]] && echo ' from the same disk')"
             continue
         fi
         return 1
