@@ -546,13 +546,13 @@ fn main() -> Result<()> {
         "fault pass (daemon's recorder, once a second; a quiet host: no event), CPU of one thread:"
     );
     println!(
-        "{:<40} {:>12} {:>14} {:>14} {:>16}",
+        "{:<58} {:>12} {:>14} {:>14} {:>16}",
         "where", "baseline ms", "median CPU ms", "median wall ms", "share of a core"
     );
     for f in &faults {
         let cpu = median(&f.cpu);
         println!(
-            "{:<40} {:>12.0} {:>14.0} {:>14.0} {:>15.0}%",
+            "{:<58} {:>12.0} {:>14.0} {:>14.0} {:>15.0}%",
             f.where_,
             ms(&f.baseline_cpu),
             ms(&cpu),
