@@ -38,6 +38,24 @@ pub fn child_cgroups(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Child cgroup directories of `dir` with their inodes (from the listing itself: no stat),
+/// sorted by name. A directory that vanished meanwhile has no children.
+pub fn child_cgroups_with_inodes(dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
+    use std::os::unix::fs::DirEntryExt;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).ctx("read directory", dir),
+    };
+    let mut out: Vec<(PathBuf, u64)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| (e.path(), e.ino()))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// Every user cgroup under `<root>/users`, sorted by user name, a user's own before its legacy
 /// one. Directories that are no user's (made by hand: not `<user>.<tag>` under this host's key
 /// and not a valid user name) are skipped: nothing we do may act on them.

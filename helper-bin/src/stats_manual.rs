@@ -42,8 +42,9 @@ carried part needs root. \
 What a customer can do: it cannot write or remove the trusted attributes, nor remove a \
 root-made leaf, so it cannot lower a count the kernel keeps hierarchically; where counting \
 is local (6.1), counts made in a sub-cgroup the customer created itself are lost when the \
-customer removes that sub-cgroup (the kernel keeps no record, and root never removes the \
-customer's cgroups). A customer can raise pids_events_max only by real refused forks, e.g. \
+customer removes that sub-cgroup (the kernel keeps no record; root removes a customer's \
+cgroups only from a dead session leaf, carrying their counts first); the daemon takes that drop of the sum for what it is, no fault event and \
+no usage-history fault, and counts what comes after it. A customer can raise pids_events_max only by real refused forks, e.g. \
 against a pids.max it set on its own sub-cgroup.";
 
 /// How the traffic counters are counted (docs/private-ip.md and cgroupctl-stats(8)).

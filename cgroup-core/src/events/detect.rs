@@ -26,6 +26,9 @@ pub struct Reading {
     pub stats: CgroupStats,
     pub memory_high: Option<String>,
     pub cpu_max: Option<String>,
+    /// The user cgroup directory's inode (the caller's directory listing gives it): a new
+    /// one is users/<user> made again, whose counters start over. `None`: not known.
+    pub cgroup_inode: Option<u64>,
 }
 
 impl Reading {
@@ -72,6 +75,7 @@ impl Reading {
             stats,
             memory_high: None,
             cpu_max: None,
+            cgroup_inode: None,
         })
     }
 
@@ -128,6 +132,8 @@ pub struct UserState {
     above: BTreeSet<FaultKind>,
     /// What `Reading::counters` may reuse instead of walking the subtree again.
     last_walk: Option<LastWalk>,
+    /// The user cgroup's inode at the last sample (`Reading::cgroup_inode`).
+    cgroup_inode: Option<u64>,
 }
 
 fn counters(stats: &CgroupStats) -> Vec<(FaultKind, u64)> {
@@ -165,7 +171,14 @@ impl UserState {
         };
         state.cpu = cpu_periods(&first.stats);
         state.last_walk = LastWalk::of(&first.stats);
+        state.cgroup_inode = first.cgroup_inode;
         state
+    }
+
+    /// Whether the previous passes saw another cgroup than the one at `inode` (users/<user>
+    /// removed and made again between two passes); `None` when either side is not known.
+    pub fn is_other_cgroup(&self, inode: Option<u64>) -> Option<bool> {
+        Some(self.cgroup_inode? != inode?)
     }
 
     fn may_report(&self, kind: FaultKind, now_ms: u64, cfg: &EventsConfig) -> bool {
@@ -178,13 +191,29 @@ impl UserState {
     pub fn observe(&mut self, now: &Reading, now_ms: u64, cfg: &EventsConfig) -> Vec<Fault> {
         let s = &now.stats;
         self.last_walk = LastWalk::of(s);
+        let same_cgroup = self.is_other_cgroup(now.cgroup_inode).map(|other| !other);
+        if same_cgroup == Some(false) {
+            // users/<user> made again: its counters started over, and count from 0.
+            self.reported.clear();
+            self.cpu = None;
+        }
+        self.cgroup_inode = now.cgroup_inode.or(self.cgroup_inode);
         let mut faults = Vec::new();
         for (kind, value) in counters(s) {
             let allowed = self.may_report(kind, now_ms, cfg);
             let reported = self.reported.entry(kind).or_insert(0);
             if value < *reported {
-                // The cgroup was made again: its counters started over.
-                *reported = 0;
+                *reported = if same_cgroup == Some(true) {
+                    // The same cgroup counts less: a sum over its subtree (a kernel counting
+                    // where the fault happened, `stats::user_faults`) lost a sub-cgroup the
+                    // customer made and then removed. What it held was reported already;
+                    // reporting the rest again would let a customer make up faults at will.
+                    value
+                } else {
+                    // Not known to be the same cgroup: a counter going down is one that
+                    // started over.
+                    0
+                };
             }
             if value > *reported && allowed {
                 let delta = value - *reported;
@@ -324,6 +353,7 @@ mod tests {
             stats,
             memory_high: Some("max".into()),
             cpu_max: Some("50000 100000".into()),
+            cgroup_inode: None,
         }
     }
 
@@ -366,6 +396,29 @@ mod tests {
         // users/<user> made again: the counter restarts at 0 and its events count.
         let f = st.observe(&reading(mem(0), 2, (0, 0), 0.0), 100_000, &cfg);
         assert_eq!(f[0].delta, 2);
+    }
+
+    #[test]
+    fn a_sum_that_drops_in_the_same_cgroup_is_no_new_fault() {
+        let cfg = EventsConfig::default();
+        let at = |pids: u64, inode: u64| Reading {
+            cgroup_inode: Some(inode),
+            ..reading(mem(0), pids, (0, 0), 0.0)
+        };
+        let mut st = UserState::new(&at(0, 7));
+        // Refused forks in two sub-cgroups of the customer's: 5 and 100.
+        assert_eq!(st.observe(&at(105, 7), 1000, &cfg)[0].delta, 105);
+        // It removes the one with 5: the sum over the subtree is 100. Nothing happened.
+        assert!(st.observe(&at(100, 7), 70_000, &cfg).is_empty());
+        assert!(st.observe(&at(100, 7), 71_000, &cfg).is_empty());
+        // Three new refused forks: three, not 103.
+        assert_eq!(st.observe(&at(103, 7), 72_000, &cfg)[0].delta, 3);
+        // users/<user> made again (another inode): its count is all new.
+        let f = st.observe(&at(2, 8), 140_000, &cfg);
+        assert_eq!((f.len(), f[0].delta), (1, 2));
+        // Made again with a count already above the old one's: all of it is new too.
+        let mut st = UserState::new(&at(10, 7));
+        assert_eq!(st.observe(&at(12, 8), 1000, &cfg)[0].delta, 12);
     }
 
     #[test]

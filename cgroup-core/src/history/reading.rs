@@ -4,6 +4,9 @@
 //! logged out and back in between two samples) starts from zero: its directory's inode tells
 //! it apart, and its new counters are all this interval's. A counter that went down anyway
 //! (the traffic map was made again) counts from zero too: never a negative or huge delta.
+//! The fault counters are the exception: summed over the subtree on a kernel that counts a
+//! fault where it happened, they go down in the same cgroup when the customer removes a
+//! sub-cgroup of its own, and that interval had no new fault.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -98,6 +101,16 @@ impl Reading {
                 Some(Some(_)) => Some(now),
             }
         };
+        // The fault counters are sums over the user's subtree where the kernel counts a fault
+        // only in the cgroup it happened in (`user_faults`): the same cgroup counting less has
+        // lost a sub-cgroup the customer made and removed itself, whose faults were counted
+        // in their own intervals. Nothing new (it used to count all that was left again).
+        let faults = |now: Option<u64>, then: Option<Option<u64>>| -> Option<u64> {
+            match (now, then) {
+                (Some(n), Some(Some(t))) if n < t => Some(0),
+                _ => delta(now, then),
+            }
+        };
         // The interval's peak: the kernel's watermark when it rose during the interval, else
         // at least what is used now.
         let peak = |current: Option<u64>, peak: Option<u64>, then: Option<Option<u64>>| {
@@ -128,10 +141,10 @@ impl Reading {
             io_write: delta(self.io_write, cg.map(|b| b.io_write)),
             net_rx: delta(self.net_rx, before.map(|b| b.net_rx)),
             net_tx: delta(self.net_tx, before.map(|b| b.net_tx)),
-            memory_max_hits: delta(self.memory_max_hits, cg.map(|b| b.memory_max_hits)),
-            memory_high_hits: delta(self.memory_high_hits, cg.map(|b| b.memory_high_hits)),
-            oom_kills: delta(self.oom_kills, cg.map(|b| b.oom_kills)),
-            pids_max_hits: delta(self.pids_max_hits, cg.map(|b| b.pids_max_hits)),
+            memory_max_hits: faults(self.memory_max_hits, cg.map(|b| b.memory_max_hits)),
+            memory_high_hits: faults(self.memory_high_hits, cg.map(|b| b.memory_high_hits)),
+            oom_kills: faults(self.oom_kills, cg.map(|b| b.oom_kills)),
+            pids_max_hits: faults(self.pids_max_hits, cg.map(|b| b.pids_max_hits)),
         }
     }
 }
@@ -178,6 +191,23 @@ mod tests {
             (row.cpu_usec, row.oom_kills, row.net_rx),
             (Some(10), Some(0), Some(5))
         );
+    }
+
+    #[test]
+    fn a_fault_sum_that_drops_in_the_same_cgroup_counts_nothing() {
+        let hits = |inode: u64, pids: u64| Reading {
+            pids_max_hits: Some(pids),
+            memory_max_hits: Some(pids / 5),
+            ..at(inode, 0, 0, 0)
+        };
+        // The customer removed a sub-cgroup that had 5 refused forks (1 memory.max hit).
+        let row = hits(7, 100).row_since(Some(&hits(7, 105)), 60);
+        assert_eq!((row.pids_max_hits, row.memory_max_hits), (Some(0), Some(0)));
+        let row = hits(7, 103).row_since(Some(&hits(7, 100)), 60);
+        assert_eq!(row.pids_max_hits, Some(3));
+        // A cgroup made again: all of its count is new.
+        let row = hits(8, 2).row_since(Some(&hits(7, 105)), 60);
+        assert_eq!(row.pids_max_hits, Some(2));
     }
 
     #[test]

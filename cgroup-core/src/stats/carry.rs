@@ -17,8 +17,9 @@
 //!
 //! What the customer can still do (the kernel's limits, documented in cgroupctl-stats(8)):
 //! on kernels with local pids counting, events counted in a sub-cgroup the customer made and
-//! then removed itself are lost (root never removes the customer's cgroups, so nothing runs
-//! before that rmdir); and a customer can set pids.max on its own sub-cgroups and hit it,
+//! then removed itself are lost (root removes a customer's cgroups only from a dead leaf, in
+//! `user_cgroup::trim`, carrying each first; nothing of ours runs before the customer's own
+//! rmdir), and the daemon takes the drop for no fault (`events::detect`); and a customer can set pids.max on its own sub-cgroups and hit it,
 //! which counts real refused forks.
 
 use std::fs::File;

@@ -2,7 +2,10 @@
 # CPU hog each give one event of the right kind promptly after the kernel's counter moved,
 # with a snapshot that names the guilty process (for the OOM kill: the killed process, from
 # the kernel's log); `cgroupctl events --json` still lists them after the daemon restarts;
-# `cgroupctl me` shows alice hers, and bob nothing of hers.
+# `cgroupctl me` shows alice hers, and bob nothing of hers. bob, a customer with a shell,
+# removes a sub-cgroup of his own that counted refused forks: on Debian 12, where the kernel
+# counts them where they happen and the daemon sums bob's subtree, the sum drops; that is no
+# event (it was one, repeating his old count, each time he did it).
 [[ $VM_INSTALL_MODE == deb* ]] || fail "feature missing: the unit comes with the .deb ($VM_INSTALL_MODE)"
 require_cgroupctl_verb events
 require_cgroupctl_verb me
@@ -200,3 +203,107 @@ assert_eq "bob's faults since alice's faults began" \
     "$(field "sum(1 for e in v['events'] if e['time_epoch'] >= $start and e['kind'] != 'fenced')" <<<"$bme")" 0
 r=$(vm_login bob "/usr/sbin/cgroupctl events --json 2>&1; echo rc=\$?") || true
 [[ $r == *"root only"*"rc="[1-9]* ]] || fail "bob ran cgroupctl events: $r"
+
+step "bob removes a sub-cgroup of his own that counted refused forks: no event"
+# bob, a customer with a shell, in a session he keeps open (a dead session's leaf is trimmed
+# by the daemon, its counts carried first): /tmp/s20-bob.py makes s20a and s20b in his leaf
+# with pids.max = 1 (pids enabled in the leaf's subtree_control, which is his), moves itself
+# into each and tries forks, all refused (4, then 12); then, each when root's flag file
+# appears, removes s20a (empty, 4 refused forks counted in it), makes s20c and has 3 forks
+# refused there, and ends. On Debian 12 the daemon sums his subtree, which drops by 4 at the
+# removal: no fault, and the 3 that follow are 3.
+vm_write /tmp/s20-bob.py 644 <<'PY'
+import os, sys, time
+out = open("/tmp/s20-bob.out", "w", buffering=1)
+mount = [l.split()[4] for l in open("/proc/self/mountinfo") if " - cgroup2 " in l][0]
+rel = [l.split("::", 1)[1].strip() for l in open("/proc/self/cgroup") if l.startswith("0::")][0]
+top = os.path.dirname(mount + rel)
+def refuse(name, forks):
+    d = os.path.join(top, name)
+    os.mkdir(d)
+    with open(d + "/pids.max", "w") as f:
+        f.write("1")
+    with open(d + "/cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+    n = 0
+    for _ in range(forks):
+        try:
+            pid = os.fork()
+        except BlockingIOError:
+            n += 1
+            continue
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    return n
+def wait_for(flag):
+    deadline = time.time() + 300
+    while not os.path.exists(flag):
+        if time.time() > deadline:
+            sys.exit(1)
+        time.sleep(0.2)
+with open(top + "/cgroup.subtree_control", "w") as f:
+    f.write("+pids")
+print("made", top, refuse("s20a", 4) + refuse("s20b", 12), file=out)
+wait_for("/tmp/s20-bob.rm")
+os.rmdir(os.path.join(top, "s20a"))
+print("removed", file=out)
+wait_for("/tmp/s20-bob.more")
+print("refused", refuse("s20c", 3), file=out)
+wait_for("/tmp/s20-bob.end")
+PY
+vm_root "rm -f /tmp/s20-bob.out /tmp/s20-bob.rm /tmp/s20-bob.more /tmp/s20-bob.end" >/dev/null
+# bob_pids_deltas SINCE: the deltas of bob's pids_max events since SINCE (epoch seconds).
+bob_pids_deltas() {
+    vm_root "cgroupctl events --json --user bob --kind pids_max --since @$1" \
+        | python3 -c 'import json, sys; print(" ".join(str(json.loads(l)["delta"]) for l in sys.stdin if l.strip()))'
+}
+# bob_pids_sum_reaches SINCE N: bob's pids_max deltas since SINCE add up to N or more.
+bob_pids_sum_reaches() {
+    local d
+    d=$(bob_pids_deltas "$1") || return 1
+    (( $(tr ' ' '+' <<<"${d:-0}") >= $2 ))
+}
+# bob_quiet: waits until bob's newest pids_max event is over repeat_after (60 s) old, so that
+# the next one is reported at once.
+bob_quiet() {
+    local newest quiet
+    for _ in 1 2; do
+        newest=$(vm_root "cgroupctl events --json --user bob --kind pids_max | python3 -c '
+import json, sys
+print(max([json.loads(l)[\"time_epoch\"] for l in sys.stdin if l.strip()] or [0]))'") \
+            || fail "cgroupctl events --json --user bob failed"
+        quiet=$((newest + 62 - $(vm_root "date +%s")))
+        ((quiet > 0)) || return 0
+        tlog "bob's newest pids_max event is $((62 - quiet)) s old: waiting ${quiet} s"
+        sleep "$quiet"
+    done
+}
+# agent_says PATTERN: the line of bob's script that matches, once it is written.
+agent_says() {
+    wait_until 60 vm_root "grep '$1' /tmp/s20-bob.out" || fail "bob's script did not say '$1': $(vm_root 'cat /tmp/s20-bob.out' || true)"
+}
+bob_quiet
+bob0=$(vm_root "date +%s")
+vm_login_bg bob "python3 /tmp/s20-bob.py" >/dev/null
+made=$(agent_says '^made ')
+assert_eq "forks refused to bob in s20a and s20b" "${made##* }" 16
+# Reported at once, or in two events a repeat_after apart when the forks straddled a pass.
+wait_until 80 bob_pids_sum_reaches "$bob0" 16 >/dev/null \
+    || fail "bob's refused forks were not reported: pids_max deltas '$(bob_pids_deltas "$bob0")'"
+# A false event would be held back while bob's last one is younger than repeat_after.
+bob_quiet
+bob1=$(vm_root "date +%s")
+vm_root "touch /tmp/s20-bob.rm" >/dev/null
+agent_says '^removed' >/dev/null
+# The daemon's passes are a second apart: three of them see the drop.
+sleep 3
+vm_root "touch /tmp/s20-bob.more" >/dev/null
+refused=$(agent_says '^refused ')
+assert_eq "forks refused to bob in s20c" "${refused##* }" 3
+wait_until 15 bob_pids_sum_reaches "$bob1" 1 >/dev/null || true
+sleep 2
+assert_eq "bob's pids_max deltas since he removed s20a" "$(bob_pids_deltas "$bob1")" 3
+vm_root "touch /tmp/s20-bob.end" >/dev/null
+kill_user_processes bob
+vm_root "rm -f /tmp/s20-bob.py /tmp/s20-bob.out /tmp/s20-bob.rm /tmp/s20-bob.more /tmp/s20-bob.end" >/dev/null
