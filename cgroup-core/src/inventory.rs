@@ -24,22 +24,13 @@ pub struct FoundUserCgroup {
 /// Child cgroup directories of `dir`, sorted by name. A directory that vanished meanwhile
 /// has no children.
 pub fn child_cgroups(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).ctx("read directory", dir),
-    };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .map(|e| e.path())
-        .collect();
-    out.sort();
-    Ok(out)
+    Ok(child_cgroups_with_inodes(dir)?
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect())
 }
 
-/// Child cgroup directories of `dir` with their inodes (from the listing itself: no stat),
-/// sorted by name. A directory that vanished meanwhile has no children.
+/// `child_cgroups` with each one's inode (from the listing itself: no stat).
 pub fn child_cgroups_with_inodes(dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
     use std::os::unix::fs::DirEntryExt;
     let entries = match std::fs::read_dir(dir) {
