@@ -345,8 +345,8 @@ mod tests {
     #[test]
     fn a_customers_own_rmdir_of_a_sub_cgroup_with_refused_forks_is_no_event() {
         // Refused forks counted where they happen (Debian 12's 6.1): the user's count is a sum
-        // over its subtree, and the customer may remove its own sub-cgroups (root never
-        // does). The sum drops; that is no fault, and what is left was reported already.
+        // over its subtree, and the customer may remove its own sub-cgroups from a live leaf
+        // (root removes them only from a dead one, carrying their counts). The sum drops; that is no fault, and what is left was reported already.
         let tmp = tempfile::tempdir().unwrap();
         let users = tmp.path().join("users");
         let dave = users.join("dave");
