@@ -157,12 +157,13 @@ pub fn status_ids(status: &str, key: &str) -> Option<[u32; 4]> {
 /// Reads what /proc says about a process; fields are empty when it exited meanwhile.
 pub fn proc_info(proc_root: &Path, pid: u32) -> ProcInfo {
     let dir = proc_root.join(pid.to_string());
-    let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+    // Not strict UTF-8: the process's name in status is its owner's choice (`read_proc_file`).
+    let status = crate::tree::fs::read_proc_file(&dir.join("status")).unwrap_or_default();
     let uid = status_ids(&status, "Uid:").map(|ids| ids[0]);
     let gid = status_ids(&status, "Gid:").map(|ids| ids[0]);
     let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
     let command = if cmdline.is_empty() {
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let comm = crate::tree::fs::read_proc_file(&dir.join("comm")).unwrap_or_default();
         format!("[{}]", comm.trim())
     } else {
         cmdline

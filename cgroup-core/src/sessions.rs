@@ -115,7 +115,11 @@ pub fn is_open(mark: &SessionMark, leaf: &Path, mount_point: &Path) -> bool {
     let Ok(Some(rel)) = crate::tree::fs::cgroup_v2_of(mark.pid) else {
         return false;
     };
-    let now = mount_point.join(rel.trim().trim_start_matches('/'));
+    // Exact bytes: the opener may sit in a sub-cgroup the customer named in any bytes (the
+    // customer may move it anywhere inside its leaf) and is still this session's.
+    let now = rel
+        .strip_prefix("/")
+        .map_or_else(|_| mount_point.join(&rel), |rel| mount_point.join(rel));
     now.starts_with(leaf)
 }
 
@@ -215,7 +219,9 @@ pub struct SessionInfo {
 /// The controlling terminal of the oldest process (of `pids`, sorted) that has one.
 fn session_terminal(pids: &[u32]) -> Option<String> {
     pids.iter().find_map(|pid| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let stat =
+            crate::tree::fs::read_proc_file(std::path::Path::new(&format!("/proc/{pid}/stat")))
+                .ok()?;
         let rest = stat.get(stat.rfind(')')? + 1..)?;
         // Field 7 (tty_nr) is the 5th after the name.
         let nr: u32 = rest.split_whitespace().nth(4)?.parse().ok()?;

@@ -327,6 +327,28 @@ mod tests {
     }
 
     #[test]
+    fn a_process_named_in_bytes_that_are_not_utf8_is_still_read() {
+        // A customer's CGI named "\xff\xfe.cgi", in a sub-cgroup named "odd-\xff": status and
+        // stat carry the name unescaped, /proc/PID/cgroup the cgroup name as made.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("42");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(
+            p.join("status"),
+            b"Name:\t\xff\xfe.cgi\nUid:\t2001\t2001\t2001\t2001\n".as_slice(),
+        )
+        .unwrap();
+        std::fs::write(p.join("cgroup"), b"0::/system.slice/odd-\xff\n".as_slice()).unwrap();
+        std::fs::write(p.join("stat"), b"42 (\xff\xfe.cgi) S 7 42\n".as_slice()).unwrap();
+        let (uid, cgroup) = ruid_and_cgroup(dir.path(), 42).expect("read in spite of the name");
+        assert_eq!(uid, 2001);
+        assert!(cgroup.starts_with("/system.slice/odd-"), "{cgroup}");
+        let (ppid, comm) = parent_and_comm(dir.path(), 42).expect("stat read");
+        assert_eq!(ppid, 7);
+        assert!(comm.ends_with(".cgi"), "{comm}");
+    }
+
+    #[test]
     fn a_process_that_can_be_root_again_is_roots() {
         // A customer's process: every uid the customer's.
         assert_eq!(owner_of(&[2001, 2001, 2001, 2001]), Some(2001));

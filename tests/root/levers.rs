@@ -682,3 +682,39 @@ fn show_lists_the_processes_of_a_threaded_sub_cgroup_the_customer_made() {
     let sessions = ctl_json(&setup, &["sessions", &erin.name, "--all", "--json"]);
     assert_eq!(sessions[0]["processes"].as_u64(), Some(2), "{sessions:#}");
 }
+
+/// The customer may move any process inside its leaf, root's opener too (cgroup v2 asks only
+/// for write access to the common ancestor's cgroup.procs). An opener moved into a sub-cgroup
+/// named in bytes that are not UTF-8 once made /proc/PID/cgroup unreadable to the count, so
+/// the session counted as closed: as many logins as the customer liked past sessions.max.
+#[test]
+fn an_opener_moved_into_a_sub_cgroup_named_in_odd_bytes_still_counts() {
+    use std::os::unix::ffi::OsStrExt;
+    require_root();
+    let setup = TestSetup::new("[limits]\n\"sessions.max\" = 1\n", "");
+    let bob = TestUser::new("pcm");
+    let _kill = KillOnDrop(setup.tree.user(&bob.name));
+    let release = setup.dir.path().join("release");
+    let held = spawn_held(&setup, &bob.name, &release, &["true"]);
+    wait_until("bob's first session", Duration::from_secs(30), || {
+        open_sessions(&setup, &bob.name).len() == 1
+    });
+    let leaf = setup.tree.session_leaves(&bob.name).pop().unwrap();
+    let odd = leaf.join(std::ffi::OsStr::from_bytes(b"odd-\xff\xfe"));
+    let o = bob.command("mkdir").arg(&odd).output().unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+    move_as_user(&bob, held.id(), &odd);
+
+    let r = run_session(&setup.pam_dir(), &bob.name, &SessionOptions::default());
+    assert_eq!(
+        r.open_rc, PAM_PERM_DENIED,
+        "refused at sessions.max = 1: {r:?}"
+    );
+    assert_eq!(
+        open_sessions(&setup, &bob.name).len(),
+        1,
+        "cgroupctl sessions"
+    );
+    std::fs::write(&release, "").unwrap();
+    assert!(reports(vec![held]).iter().all(|r| r.open_rc == PAM_SUCCESS));
+}

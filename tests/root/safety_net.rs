@@ -87,6 +87,14 @@ impl Probe {
         Self::spawn(&["switch", &uid.to_string(), &gid.to_string()])
     }
 
+    /// Switches like `switch`, its name (comm) set to `name` before the switch (as the root
+    /// daemon that ran a customer's file) or after it (by the customer's own process).
+    fn switch_named(uid: u32, gid: u32, name: &[u8], after: bool) -> Probe {
+        let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+        let when = if after { "after" } else { "before" };
+        Self::spawn(&["switch", &uid.to_string(), &gid.to_string(), &hex, when])
+    }
+
     fn seteuid(uid: u32) -> Probe {
         Self::spawn(&["seteuid", &uid.to_string()])
     }
@@ -368,4 +376,56 @@ fn the_net_judges_by_the_policy_the_logins_follow_an_edit_or_a_typo_without_a_re
         place,
         "with a typo in the file, an exempt admin's process was moved"
     );
+}
+
+/// A process name in bytes that are not UTF-8 (a CGI script named so, or a customer's own
+/// prctl) once hid the process from the safety net: /proc/PID/status was read as strict UTF-8
+/// and an unreadable process was skipped, at the uid event and at every sweep.
+const ODD_NAME: &[u8] = b"\xff\xfe-hop.cgi";
+
+#[test]
+fn a_process_named_in_bytes_that_are_not_utf8_is_fenced_at_the_switch() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let work = tempfile::tempdir().unwrap();
+    let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
+    let _daemon = NetDaemon::start(&setup, &[alice.uid]);
+    let mut probe = Probe::switch_named(alice.uid, alice.gid, ODD_NAME, false);
+    probe.go();
+    wait_fenced(&setup, &probe, &alice.name);
+}
+
+#[test]
+fn a_stray_that_renames_itself_in_odd_bytes_is_reported_by_doctor_and_moved_by_the_sweep() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let work = tempfile::tempdir().unwrap();
+    let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
+    ctl_ok(&setup, &["init"]);
+    // Switched while no daemon runs, then renamed by the customer's own (unprivileged) process.
+    let mut stray = Probe::switch_named(alice.uid, alice.gid, ODD_NAME, true);
+    stray.go();
+    let status = std::fs::read(format!("/proc/{}/status", stray.pid())).unwrap();
+    assert!(
+        status.windows(2).any(|w| w == b"\xff\xfe"),
+        "the name is set: {}",
+        String::from_utf8_lossy(&status)
+    );
+    let out = ctl(&setup, &["doctor", "--json"]);
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let fence = findings
+        .iter()
+        .find(|f| f["check"] == "fence")
+        .unwrap_or_else(|| panic!("no fence finding: {}", describe(&out)));
+    assert_eq!(fence["status"], "FAIL", "{fence}");
+    assert!(
+        fence["summary"].as_str().unwrap().contains(&format!(
+            "pid {} ({})",
+            stray.pid(),
+            alice.name
+        )),
+        "{fence}"
+    );
+    let _daemon = NetDaemon::start(&setup, &[alice.uid]);
+    wait_fenced(&setup, &stray, &alice.name);
 }

@@ -883,3 +883,43 @@ fn the_delegated_files_list_kept_on_the_user_cgroup_is_the_kernels_and_root_only
     }
     assert_eq!(owner(&leaf.join("cgroup.max.depth")), 0);
 }
+
+/// `su -` to root from a shell the customer moved into a sub-cgroup it named in bytes that are
+/// not UTF-8: /proc/PID/cgroup once failed to decode there, the move out of the fence failed,
+/// and root's shell stayed in the customer's fence.
+#[test]
+fn exempt_login_from_a_sub_cgroup_named_in_odd_bytes_still_leaves_the_fence() {
+    use std::os::unix::ffi::OsStrExt;
+    require_root();
+    let alice = TestUser::new("pca");
+    let setup = TestSetup::new("", "");
+    let r = run_session(&setup.pam_dir(), &alice.name, &SessionOptions::no_close());
+    assert_eq!(r.open_rc, PAM_SUCCESS);
+    let alice_leaf = setup.tree.path_of(&r.cgroup_after_open);
+    let alice_leaf = alice_leaf.parent().unwrap_or(&alice_leaf).to_path_buf();
+    let odd = alice_leaf.join(std::ffi::OsStr::from_bytes(b"odd-\xff\xfe"));
+    let o = alice.command("mkdir").arg(&odd).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("echo $$ > \"$0/cgroup.procs\" && exec \"$1\" --confdir \"$2\" --service pamcgroup-test --user root")
+        .arg(&odd)
+        .arg(pam_cgroup_tests::support::driver::driver())
+        .arg(setup.pam_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root_session: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let during = root_session["cgroup_after_open"].as_str().unwrap();
+    assert!(
+        during.starts_with(&kernel_path(
+            &setup,
+            &setup.tree.root.join("unconfined/session-")
+        )),
+        "root's session left alice's fence: {root_session}"
+    );
+}

@@ -104,7 +104,9 @@ fn read_cmdline(path: &Path) -> String {
 pub const CPU_WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
 
 fn ticks_of(proc_root: &Path, pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    // Never strict UTF-8: the name in stat is whatever the process chose (`read_proc_file`).
+    let stat =
+        crate::tree::fs::read_proc_file(&proc_root.join(pid.to_string()).join("stat")).ok()?;
     parse_stat(&stat).map(|(_, ticks, _)| ticks)
 }
 
@@ -136,7 +138,7 @@ pub fn take_with_window(
         .into_iter()
         .filter_map(|(pid, cgroup)| {
             let dir = src.proc_root.join(pid.to_string());
-            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            let stat = crate::tree::fs::read_proc_file(&dir.join("stat")).ok()?;
             let (comm, ticks, pages) = parse_stat(&stat)?;
             let uid = std::fs::metadata(&dir).ok().map(|m| {
                 use std::os::unix::fs::MetadataExt;

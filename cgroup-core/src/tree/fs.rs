@@ -4,7 +4,7 @@
 
 use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
 
@@ -66,15 +66,12 @@ pub fn read_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).ctx("read", path)
 }
 
-/// Reads a small procfs file (/proc/PID/cgroup, /proc/PID/stat). procfs reports a size of 0,
-/// so `read_to_string` would grow its buffer from 32 bytes in five or six read(2) calls; a
-/// page-sized buffer takes such a file in one read (plus the one that sees the end). Both
-/// run on every login.
-pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
+/// Reads a small procfs file (/proc/PID/cgroup, /proc/PID/stat) as bytes. procfs reports a
+/// size of 0, so `std::fs::read` would grow its buffer from 32 bytes in five or six read(2)
+/// calls, after a statx and an lseek that tell nothing here; a page-sized buffer takes such a
+/// file in one read (plus the one that sees the end). Runs on every login.
+pub fn read_proc_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    // Plain read(2)s into a page-sized buffer until end of file: read_to_string first asks
-    // statx for a size hint and lseek for the position, two syscalls a procfs file (size 0)
-    // answers with nothing useful, at every login.
     let mut file = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 4096];
     let mut len = 0;
@@ -90,7 +87,21 @@ pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
         }
     }
     buf.truncate(len);
-    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    Ok(buf)
+}
+
+/// A procfs text file, bytes that are not UTF-8 replaced (U+FFFD). Never strict: a process's
+/// name (`Name:` in status, the parenthesised field of stat) is whatever its owner chose with
+/// prctl(PR_SET_NAME) or the name of the file it ran, and /proc/PID/cgroup prints cgroup names
+/// as made; a strict decode would turn one odd byte into "no such process" (a customer's
+/// process invisible to the safety net, its opener's session uncounted). The numbers and
+/// keywords parsed from these files are ASCII, so the replacement never changes them; cgroup
+/// paths are taken as bytes instead (`cgroup_v2_entry`).
+pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
+    read_proc_bytes(path).map(|bytes| match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 /// Moves a process (all its threads) into the cgroup at `dir`, through a descriptor of the
@@ -101,13 +112,20 @@ pub fn move_pid(dir: &Path, pid: u32) -> Result<()> {
 
 /// A process's cgroup v2 path as the kernel shows it (`/a/b`, from the `0::` line of
 /// /proc/PID/cgroup); `None` when the process has no v2 entry.
-pub fn cgroup_v2_of(pid: u32) -> Result<Option<String>> {
+pub fn cgroup_v2_of(pid: u32) -> Result<Option<PathBuf>> {
     let path = format!("/proc/{pid}/cgroup");
-    let text = read_proc_file(Path::new(&path)).ctx("read", Path::new(&path))?;
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(|rel| rel.trim().to_string()))
+    let bytes = read_proc_bytes(Path::new(&path)).ctx("read", Path::new(&path))?;
+    Ok(cgroup_v2_entry(&bytes))
+}
+
+/// The cgroup v2 path in the text of a /proc/PID/cgroup file, exactly as its bytes say: the
+/// names below a customer's leaf are the customer's, any bytes but '/', NUL and a newline
+/// (which the kernel refuses in a cgroup name, so lines split exactly).
+pub fn cgroup_v2_entry(text: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    text.split(|b| *b == b'\n')
+        .find_map(|line| line.strip_prefix(b"0::"))
+        .map(|rel| PathBuf::from(std::ffi::OsStr::from_bytes(rel)))
 }
 
 pub fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
@@ -118,4 +136,32 @@ pub fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
 pub fn chmod(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).ctx("chmod", path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn a_cgroup_path_in_bytes_that_are_not_utf8_is_taken_exactly() {
+        let text = b"1:name=systemd:/x\n0::/pam_cgroup/users/a.t/session-1/odd-\xff \n";
+        let path = cgroup_v2_entry(text).unwrap();
+        assert_eq!(
+            path.as_os_str().as_bytes(),
+            b"/pam_cgroup/users/a.t/session-1/odd-\xff ".as_slice(),
+            "every byte kept, the trailing space of the name too"
+        );
+        assert_eq!(cgroup_v2_entry(b"1:name=systemd:/x\n"), None);
+    }
+
+    #[test]
+    fn a_proc_file_that_is_not_utf8_reads_with_its_numbers_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = dir.path().join("status");
+        std::fs::write(&status, b"Name:\t\xff\nUid:\t5\t5\t5\t5\n".as_slice()).unwrap();
+        let text = read_proc_file(&status).unwrap();
+        assert!(text.contains("Uid:\t5\t5\t5\t5"), "{text:?}");
+        assert!(text.starts_with("Name:\t\u{fffd}"), "{text:?}");
+    }
 }

@@ -255,19 +255,19 @@ impl Tree {
         Ok(self.path_of(&rel))
     }
 
-    /// Turns a cgroup path as the kernel shows it (`/a/b`) into a filesystem path.
-    pub fn path_of(&self, cgroup: &str) -> PathBuf {
-        let rel = cgroup.trim().trim_start_matches('/');
-        let mount_root = self.mount.root.to_string_lossy();
-        let rel = rel
-            .strip_prefix(mount_root.trim_start_matches('/'))
-            .unwrap_or(rel)
-            .trim_start_matches('/');
-        if rel.is_empty() {
-            self.mount.mount_point.clone()
-        } else {
-            self.mount.mount_point.join(rel)
-        }
+    /// Turns a cgroup path as the kernel shows it (`/a/b`, relative to the root of the
+    /// hierarchy) into a filesystem path under this tree's mount. Component by component, as
+    /// bytes: a customer's sub-cgroup may be named in any bytes.
+    pub fn path_of(&self, cgroup: impl AsRef<Path>) -> PathBuf {
+        let cgroup = cgroup.as_ref();
+        // A mount of a sub-tree (in a cgroup namespace) shows paths from the hierarchy's root.
+        let rel = cgroup.strip_prefix(&self.mount.root).unwrap_or(cgroup);
+        let mut path = self.mount.mount_point.clone();
+        path.extend(
+            rel.components()
+                .filter(|c| matches!(c, std::path::Component::Normal(_))),
+        );
+        path
     }
 
     /// Is `path` inside `<root>/users`?

@@ -58,7 +58,8 @@ pub fn run(cli: &GlobalArgs, args: &ClassifyArgs) -> Result<ExitCode> {
     let info = lookup_user(&args.user)?;
     let process = PidFd::open(args.pid).with_context(|| format!("process {}", args.pid))?;
     let status_path = Path::new("/proc").join(args.pid.to_string()).join("status");
-    let status = std::fs::read_to_string(&status_path)
+    // Not strict UTF-8: the process's name (`Name:`) is its owner's choice.
+    let status = cgroup_core::tree::fs::read_proc_file(&status_path)
         .with_context(|| format!("process {} (read {})", args.pid, status_path.display()))?;
     if !process.alive() {
         bail!("process {} exited", args.pid);

@@ -2,8 +2,12 @@
 //! workers, suexec, runuser), for the safety net's tests and bench.
 //!
 //! ```text
-//! setuid-probe switch UID GID    wait for a line on stdin, setresgid/setresuid to UID/GID
-//!                                (real, effective, saved), print "switched", wait for EOF
+//! setuid-probe switch UID GID [NAME_HEX before|after]
+//!                                wait for a line on stdin, setresgid/setresuid to UID/GID
+//!                                (real, effective, saved), print "switched", wait for EOF;
+//!                                with NAME_HEX, prctl(PR_SET_NAME) to those bytes (any bytes,
+//!                                as a CGI's file name gives) before the switch (as root) or
+//!                                after it (as the customer)
 //! setuid-probe seteuid UID       wait for a line, seteuid(UID) only (real uid stays root),
 //!                                print "switched", wait for EOF
 //! setuid-probe setreuid UID      wait for a line, setreuid(UID, -1) only (the real uid becomes
@@ -41,6 +45,20 @@ fn switch_fully(uid: u32, gid: u32) {
         assert_eq!(libc::setresgid(gid, gid, gid), 0);
         assert_eq!(libc::setresuid(uid, uid, uid), 0);
     }
+}
+
+fn from_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The process's name (comm, at most 15 bytes), any bytes but NUL.
+fn set_name(name: &[u8]) {
+    let name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) }, 0);
 }
 
 fn announce_and_wait() {
@@ -158,8 +176,16 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("switch") => {
             let (uid, gid) = (arg(&args, 2), arg(&args, 3));
+            let name = args.get(4).map(|hex| from_hex(hex));
+            let after = args.get(5).map(String::as_str) == Some("after");
             wait_line();
+            if let Some(name) = name.as_ref().filter(|_| !after) {
+                set_name(name);
+            }
             switch_fully(uid, gid);
+            if let Some(name) = name.as_ref().filter(|_| after) {
+                set_name(name);
+            }
             announce_and_wait();
         }
         Some("seteuid") => {
@@ -186,7 +212,7 @@ fn main() {
             storm(arg(&args, 2), arg(&args, 3), arg(&args, 4), &program)
         }
         _ => panic!(
-            "usage: setuid-probe switch UID GID | seteuid UID | setreuid UID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
+            "usage: setuid-probe switch UID GID [NAME_HEX before|after] | seteuid UID | setreuid UID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
         ),
     }
 }
