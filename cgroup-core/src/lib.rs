@@ -32,6 +32,7 @@ pub mod sessions;
 pub mod state_dir;
 pub mod stats;
 pub mod strays;
+pub mod survivors;
 pub mod time;
 pub mod tree;
 pub mod user_apply;

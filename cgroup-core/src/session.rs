@@ -8,7 +8,10 @@
 //!   (its mark goes), and the leaf is removed once it empties: the daemon reaps it the moment
 //!   its `populated` drops, `cgroupctl gc` is the safety net. Writing a PID into cgroup.procs
 //!   waits for an RCU grace period while holding the host-wide cgroup_mutex: a login pays that
-//!   once at open, which is the job, and not again at logout.
+//!   once at open, which is the job, and not again at logout. The exception: a service whose
+//!   caller was seen outliving a close (`crate::survivors`: a long-lived root process such as
+//!   Dovecot's auth worker) has it moved out to `unconfined/` at each close, out of reach of
+//!   the customer whose leaf it would otherwise stay in.
 //!
 //! Who is confined is `policy::decide`; the config comes from `config_fallback` (root and
 //! exempt users are decided before anything can fail on the config: a broken file never
@@ -42,6 +45,10 @@ pub struct SessionRecord {
     /// The cgroup the process was placed in (`.../session-*/login`, `.../manager-*`, or
     /// `unconfined/session-*`).
     pub leaf: PathBuf,
+    /// The PAM service, and the tree's root: a service whose caller outlives its closes
+    /// (`crate::survivors`) is moved out to `unconfined/` under that root at close.
+    pub service: String,
+    pub root: PathBuf,
 }
 
 /// What open did.
@@ -166,6 +173,8 @@ fn exempt_placement(
         Ok(leaf) => leaf.map(|leaf| SessionRecord {
             user: String::new(),
             leaf,
+            service: req.service.to_string(),
+            root: PathBuf::new(),
         }),
         Err(e) => {
             notices.push(Notice::new(
@@ -234,6 +243,8 @@ fn confine(
         record: SessionRecord {
             user: user.name.clone(),
             leaf,
+            service: req.service.to_string(),
+            root: tree.root.clone(),
         },
         limits: plan.limits,
         skipped: applied.skipped,
@@ -241,13 +252,16 @@ fn confine(
 }
 
 /// What close did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Closed {
     /// A session leaf: its mark is gone (it no longer counts as open); the leaf goes once its
     /// processes, the closing one included, have exited.
     Unmarked,
     /// A user manager's or an unconfined leaf: nothing to do at close.
     Untouched,
+    /// A session leaf of a service whose caller outlives its closes: unmarked, and the closing
+    /// process moved out to this unconfined leaf.
+    MovedOut(PathBuf),
 }
 
 /// How the debug line says it.
@@ -256,13 +270,18 @@ impl std::fmt::Display for Closed {
         f.write_str(match self {
             Closed::Unmarked => "no longer counted as open; removed once its processes exit",
             Closed::Untouched => "removed once its processes exit",
+            Closed::MovedOut(_) => {
+                "no longer counted as open; the caller (of a service that outlives its closes) moved out to an unconfined leaf"
+            }
         })
     }
 }
 
 /// Closes a session without moving any process: see the module comment. The only write is the
-/// removal of a session leaf's mark (an xattr: no cgroup lock, no grace period).
-pub fn close_session(record: &SessionRecord) -> Result<Closed> {
+/// removal of a session leaf's mark (an xattr: no cgroup lock, no grace period). The one
+/// exception: a service whose caller was seen outliving its closes (`crate::survivors`) has
+/// the closing process `pid` moved out to an unconfined leaf, out of the customer's reach.
+pub fn close_session(record: &SessionRecord, pid: u32) -> Result<Closed> {
     let is_session_login =
         record.leaf.file_name().and_then(|n| n.to_str()) == Some(tree::user_cgroup::LOGIN_DIR);
     // A user manager's leaf (closed by sd-pam, as the user, from inside the leaf) and an
@@ -274,5 +293,9 @@ pub fn close_session(record: &SessionRecord) -> Result<Closed> {
         return Ok(Closed::Untouched);
     };
     tree::user_cgroup::unmark_leaf(session)?;
+    if crate::survivors::is_recorded(&record.service) {
+        let tree = Tree::locate_root(Some(&record.root))?;
+        return Ok(Closed::MovedOut(tree.enter_unconfined(pid)?));
+    }
     Ok(Closed::Unmarked)
 }

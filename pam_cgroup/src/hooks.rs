@@ -213,7 +213,7 @@ fn close(pamh: &mut PamHandle, log: &mut Logger) -> PamResultCode {
     // A second close on the same handle must not act again.
     let used: StoredRecord = None;
     let _ = pamh.set_data(RECORD_KEY, Box::new(used));
-    match session::close_session(&record) {
+    match session::close_session(&record, std::process::id()) {
         Ok(closed) => log.debug(&format!(
             "user {}: session closed, leaf {}: {closed}",
             record.user,

@@ -923,3 +923,113 @@ fn exempt_login_from_a_sub_cgroup_named_in_odd_bytes_still_leaves_the_fence() {
         "root's session left alice's fence: {root_session}"
     );
 }
+
+/// Removes a survivor record of a test's own PAM service (kept under /run until reboot).
+struct ForgetSurvivor(std::path::PathBuf);
+
+impl Drop for ForgetSurvivor {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A long-lived PAM caller (Dovecot's auth worker with `session=yes`) opens and closes
+/// sessions without exiting. Close moves nobody, so after alice's close it stays in her leaf;
+/// its next open (bob's) finds it there, warns and records the service; from then on its
+/// closes move it out to unconfined/. Before, it stayed in the last customer's leaf, where that
+/// customer could move it into a sub-cgroup of its own and freeze or kill it (cgroup v2 lets
+/// a delegatee move any process inside its leaf): one customer stopping every other's logins.
+#[test]
+fn a_caller_that_outlives_its_closes_is_moved_out_of_the_customers_reach_once_seen() {
+    use std::io::BufRead;
+    require_root();
+    let alice = TestUser::new("pcv");
+    let bob = TestUser::new("pcv");
+    let setup = TestSetup::new("", "");
+    // A service of this test's own: the record is host-wide (under /run) and by service.
+    let service = format!("pcsurv{}", std::process::id());
+    std::fs::copy(
+        setup.pam_dir().join("pamcgroup-test"),
+        setup.pam_dir().join(&service),
+    )
+    .unwrap();
+    let hex: String = service.bytes().map(|b| format!("{b:02x}")).collect();
+    let _forget = ForgetSurvivor(Path::new("/run/pam_cgroup/survivor-services").join(hex));
+    let release = setup.dir.path().join("release");
+    let mut worker = Command::new(pam_cgroup_tests::support::driver::driver())
+        .arg("--confdir")
+        .arg(setup.pam_dir())
+        .args([
+            "--service",
+            &service,
+            "--user",
+            &alice.name,
+            "--capture-syslog",
+        ])
+        .args(["--then-users", &format!("{},{}", bob.name, alice.name)])
+        .arg("--linger-until")
+        .arg(&release)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(worker.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let unconfined = kernel_path(&setup, &setup.tree.root.join("unconfined/session-"));
+    let under = |user: &TestUser| kernel_path(&setup, &setup.tree.user(&user.name));
+    // The first close: nothing is known of the service yet; the caller stays in alice's leaf.
+    assert_eq!(r["open_rc"], PAM_SUCCESS, "{r}");
+    assert_eq!(r["cgroup_after_close"], r["cgroup_after_open"], "{r}");
+    let then = r["then"].as_array().unwrap();
+    for (session, user) in then.iter().zip([&bob, &alice]) {
+        assert_eq!(session["open_rc"], PAM_SUCCESS, "{r}");
+        assert!(
+            session["cgroup_after_open"]
+                .as_str()
+                .unwrap()
+                .starts_with(&under(user)),
+            "confined during {}'s session: {r}",
+            user.name
+        );
+        assert!(
+            session["cgroup_after_close"]
+                .as_str()
+                .unwrap()
+                .starts_with(&unconfined),
+            "moved out at the close of {}'s session: {r}",
+            user.name
+        );
+    }
+    let said = r["syslog"].to_string();
+    assert!(
+        said.contains(&format!("PAM service {service} kept its process alive")),
+        "{said}"
+    );
+    // bob, a real customer, tries what he could before: pull the worker into a sub-cgroup of
+    // his last leaf (where it was left) and freeze it.
+    let bob_leaf = setup
+        .tree
+        .path_of(then[0]["cgroup_after_open"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let o = bob
+        .command("sh")
+        .arg("-c")
+        .arg("mkdir \"$0/grab\" && echo \"$1\" > \"$0/grab/cgroup.procs\" && echo 1 > \"$0/grab/cgroup.freeze\"")
+        .arg(&bob_leaf)
+        .arg(worker.id().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "bob could pull the worker into his cgroup: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let now = crate::cgroupctl::cgroup_of(worker.id());
+    assert!(now.starts_with(&unconfined), "the worker is in {now}");
+    std::fs::write(&release, "").unwrap();
+    assert!(worker.wait().unwrap().success());
+}

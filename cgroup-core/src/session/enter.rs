@@ -2,6 +2,7 @@
 //! into a new leaf of its user cgroup (a session leaf counted against sessions.max, or the
 //! user manager's), and what the log must hear on the way.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
@@ -62,9 +63,13 @@ pub(super) fn report_survivor(
     notices: &mut Vec<Notice>,
 ) -> Result<()> {
     let previous = tree.cgroup_of(pid)?;
-    if survived_close(tree, &previous, pid) {
+    // Root's own login/: a customer may remove an emptied one in a leaf it owns and make its
+    // own, but cannot make one owned by root.
+    let roots_login = || std::fs::metadata(&previous).is_ok_and(|m| m.uid() == 0);
+    if survived_close(tree, &previous, pid) && roots_login() {
+        crate::survivors::record(service);
         let text = format!(
-            "PAM service {} kept its process alive after pam_close_session (still in {}); a program that opens and closes sessions without exiting runs nothing in them: list {:?} in policy.exempt_services",
+            "PAM service {} kept its process alive after pam_close_session (still in {}): until reboot its closes move the caller out to an unconfined leaf, where no customer can reach it; a program that opens and closes sessions without exiting runs nothing in them: list {:?} in policy.exempt_services",
             service,
             previous.display(),
             service
@@ -210,7 +215,11 @@ pub(super) fn enter_manager_leaf(
 /// `session=yes`) finds itself there at its next open: session leaves are named after their
 /// opener's pid.
 pub fn survived_close(tree: &Tree, cgroup: &Path, pid: u32) -> bool {
-    if !tree.is_in_users(cgroup)
+    // Exactly users/<user>/session-<pid>/login: the same names deeper down are the customer's.
+    let Ok(rel) = cgroup.strip_prefix(tree.users_dir()) else {
+        return false;
+    };
+    if rel.components().count() != 3
         || cgroup.file_name().and_then(|n| n.to_str()) != Some(tree::user_cgroup::LOGIN_DIR)
     {
         return false;
@@ -262,6 +271,17 @@ mod tests {
         assert!(!survived_close(
             &t,
             Path::new("/sys/fs/cgroup/system.slice/session-4242/login"),
+            4242
+        ));
+        // The same names made by the customer inside a leaf of its own (a forged survivor).
+        assert!(!survived_close(
+            &t,
+            &users.join("alice.x1/session-1/session-4242/login"),
+            4242
+        ));
+        assert!(!survived_close(
+            &t,
+            &users.join("alice.x1/session-1/a/b/session-4242/login"),
             4242
         ));
     }

@@ -4,7 +4,7 @@
 //! ```text
 //! pam-session --confdir DIR --service SVC --user U [--capture-syslog] [--hold-ms N]
 //!             [--as-user] [--acct] [--tty T] [--rhost H] [--hold-until FILE]
-//!             [-- CMD ARGS...]
+//!             [--then-users U2,U3] [--linger-until FILE] [-- CMD ARGS...]
 //! ```
 //! The child runs CMD (default: `cat /proc/self/cgroup`), as the user with --as-user (the way a
 //! login program drops privileges after pam_open_session).
@@ -61,6 +61,13 @@ struct Args {
     /// the report can be written.
     #[arg(long)]
     nofile: Option<u64>,
+    /// After the first session, open and close one for each of these users in this same
+    /// process, as a long-lived caller does (Dovecot's auth worker with `session=yes`).
+    #[arg(long, value_delimiter = ',')]
+    then_users: Vec<String>,
+    /// Once the report is written, stay alive until this file exists (at most 5 minutes).
+    #[arg(long)]
+    linger_until: Option<PathBuf>,
     #[arg(last = true)]
     command: Vec<String>,
 }
@@ -81,11 +88,44 @@ struct Report {
     syslog: Vec<String>,
     /// What the modules said through the conversation (what sshd shows the client).
     messages: Vec<String>,
+    /// The sessions of --then-users, in order.
+    then: Vec<ThenReport>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ThenReport {
+    user: String,
+    open_rc: i32,
+    cgroup_after_open: String,
+    close_rc: i32,
+    cgroup_after_close: String,
+}
+
+/// One more session in this process: open, close, where the process was after each.
+fn then_session(args: &Args, user: &str) -> ThenReport {
+    let mut pam = PamTransaction::start(&args.service, user, &args.confdir).unwrap();
+    let open_rc = pam.open_session();
+    let cgroup_after_open = own_cgroup();
+    let close_rc = pam.close_session();
+    ThenReport {
+        user: user.to_string(),
+        open_rc,
+        cgroup_after_open,
+        close_rc,
+        cgroup_after_close: own_cgroup(),
+    }
+}
+
+fn wait_for(file: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn own_cgroup() -> String {
-    std::fs::read_to_string("/proc/self/cgroup")
-        .unwrap_or_default()
+    // Lossy: the process may sit in a cgroup a customer named in any bytes.
+    String::from_utf8_lossy(&std::fs::read("/proc/self/cgroup").unwrap_or_default())
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
         .unwrap_or("")
@@ -212,10 +252,7 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_millis(args.hold_ms));
         }
         if let Some(file) = &args.hold_until {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-            while !file.exists() && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
+            wait_for(file);
         }
         if !args.no_close {
             report.close_rc = Some(pam.close_session());
@@ -224,6 +261,11 @@ fn main() {
     report.cgroup_after_close = own_cgroup();
     report.messages = pam.messages();
     drop(pam);
+    report.then = args
+        .then_users
+        .iter()
+        .map(|user| then_session(&args, user))
+        .collect();
     if let Some(c) = &capture {
         report.syslog = c.drain();
     }
@@ -244,4 +286,9 @@ fn main() {
         std::process::exit(if report.open_rc == PAM_SUCCESS { 0 } else { 1 });
     }
     println!("{}", serde_json::to_string(&report).unwrap());
+    if let Some(file) = &args.linger_until {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        wait_for(file);
+    }
 }
