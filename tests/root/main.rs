@@ -18,6 +18,7 @@ mod held_locks;
 mod levers;
 mod life_cycle;
 mod me;
+mod metrics_peer;
 mod monitoring;
 mod neighbours;
 mod net_traffic;

@@ -6,9 +6,10 @@
 //! customer may stall them:
 //! - Who may read: root, and the users given with `--allow-user` (the `prometheus` user of a
 //!   stock Prometheus). The peer's uid comes from the kernel before anything is read: the
-//!   owner of the peer socket for loopback TCP (sock_diag, peer.rs), SO_PEERCRED for the unix
-//!   socket. Anyone else gets a 403 at once and the connection is closed: a customer's
-//!   connection never holds the server for a moment.
+//!   owner of the peer socket for loopback TCP (sock_diag, peer.rs; only while the peer still
+//!   holds it connected: one that already closed leaves a timewait the kernel reports as uid 0),
+//!   SO_PEERCRED for the unix socket. Anyone else gets a 403 at once and the connection is
+//!   closed: a customer's connection never holds the server for a moment.
 //! - Stalling: every allowed connection has a whole-request deadline (the request must have
 //!   arrived REQUEST_DEADLINE after accept, however slowly it dribbles in) and a write
 //!   deadline, and up to MAX_ACTIVE are served at once, each in its own short-lived thread; a

@@ -4,6 +4,8 @@
 //! peer is a local socket, and NETLINK_SOCK_DIAG looked up by its exact 4-tuple answers the uid
 //! that created it (the same lookup `ss -e` does). TCP is needed because a stock Prometheus
 //! (Debian 12's 2.42, Debian 13's) scrapes HTTP over TCP only: it refuses a `unix:` target.
+//! The answer is the owner's word only while the owner still holds a connected socket: a peer
+//! that closed before we looked (a timewait mini-socket reports uid 0) is refused.
 //! One request and one answer, written as bytes on nix's netlink socket: the netlink crates
 //! (netlink-packet-sock-diag and friends) would pull in a dozen crates for it.
 
@@ -22,8 +24,26 @@ const DIAG_REQ_LEN: usize = 56;
 /// struct inet_diag_msg: family, state, timer, retrans, the sockid, expires, rqueue, wqueue,
 /// uid, inode.
 const DIAG_MSG_LEN: usize = 72;
-/// Where the uid is in struct inet_diag_msg.
+/// Where the state, the uid and the socket inode are in struct inet_diag_msg.
+const DIAG_MSG_STATE: usize = 1;
 const DIAG_MSG_UID: usize = 4 + 48 + 12;
+const DIAG_MSG_INODE: usize = DIAG_MSG_UID + 4;
+
+/// TCP states (include/net/tcp_states.h; libc has them for Hurd only).
+const TCP_ESTABLISHED: u8 = 1;
+const TCP_FIN_WAIT1: u8 = 4;
+const TCP_FIN_WAIT2: u8 = 5;
+
+/// The states in which the peer socket's uid is its owner's word: connected, or half-closed
+/// after sending its request (shutdown(SHUT_WR): FIN_WAIT1, then FIN_WAIT2 once we acked)
+/// while its owner still waits for the answer. Nothing else is a live peer of a connection
+/// we have just accepted: CLOSE_WAIT, CLOSING and LAST_ACK need a FIN from us, not sent yet;
+/// TIME_WAIT is left once the owner closed; NEW_SYN_RECV is a request mini-socket; LISTEN is
+/// what the kernel's lookup falls back to when no socket has this 4-tuple any more (the peer
+/// reset and vanished), and names the listener's owner. The state alone is not enough: a
+/// timewait mini-socket reports its substate, FIN_WAIT2 when the owner closed before our ack
+/// of its FIN came, with uid 0 and inode 0 (inet_twsk_diag_fill), hence the inode check too.
+const CONNECTED_STATES: [u8; 3] = [TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2];
 
 fn addr_bytes(ip: IpAddr) -> [u8; 16] {
     let mut out = [0u8; 16];
@@ -44,8 +64,12 @@ fn request(family: u8, peer: SocketAddr, local: SocketAddr) -> Vec<u8> {
     out.extend(1u32.to_ne_bytes()); // seq
     out.extend(0u32.to_ne_bytes()); // pid: the kernel
     out.extend([family, libc::IPPROTO_TCP as u8, 0, 0]);
-    out.extend((!0u32).to_ne_bytes()); // every state
-                                       // Seen from the peer socket: its source is our remote end.
+    // The states we accept. The kernel ignores this mask for a lookup by exact 4-tuple (6.18
+    // answered a FIN_WAIT2 timewait to a mask of ESTABLISHED alone), so the answer's state is
+    // checked again in answered_uid; a kernel that honours it answers ENOENT, also a refusal.
+    let states = CONNECTED_STATES.iter().fold(0u32, |mask, s| mask | 1 << s);
+    out.extend(states.to_ne_bytes());
+    // Seen from the peer socket: its source is our remote end.
     out.extend(peer.port().to_be_bytes());
     out.extend(local.port().to_be_bytes());
     out.extend(addr_bytes(peer.ip()));
@@ -56,8 +80,10 @@ fn request(family: u8, peer: SocketAddr, local: SocketAddr) -> Vec<u8> {
     out
 }
 
-/// The uid out of the kernel's answer, or the error it answered.
+/// The uid out of the kernel's answer, or the error it answered; NotConnected when the answer
+/// is not about a connected socket its owner still holds (see CONNECTED_STATES).
 fn answered_uid(answer: &[u8]) -> io::Result<u32> {
+    let u8_at = |at: usize| answer.get(at).copied();
     let u16_at = |at: usize| {
         answer
             .get(at..at + 2)
@@ -76,7 +102,20 @@ fn answered_uid(answer: &[u8]) -> io::Result<u32> {
             Err(io::Error::from_raw_os_error(-err))
         }
         SOCK_DIAG_BY_FAMILY if answer.len() >= NLMSG_HDR_LEN + DIAG_MSG_LEN => {
-            u32_at(NLMSG_HDR_LEN + DIAG_MSG_UID).ok_or_else(proto)
+            let state = u8_at(NLMSG_HDR_LEN + DIAG_MSG_STATE).ok_or_else(proto)?;
+            let uid = u32_at(NLMSG_HDR_LEN + DIAG_MSG_UID).ok_or_else(proto)?;
+            let inode = u32_at(NLMSG_HDR_LEN + DIAG_MSG_INODE).ok_or_else(proto)?;
+            // Inode 0: no open file holds the socket any more (its owner closed it, or it is
+            // a mini-socket), so its uid says nothing about who is asking; for a timewait
+            // it is a plain 0 that would read as root.
+            if CONNECTED_STATES.contains(&state) && inode != 0 {
+                Ok(uid)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    format!("peer socket in TCP state {state}, inode {inode}: no owner to ask"),
+                ))
+            }
         }
         _ => Err(proto()),
     }
@@ -134,9 +173,9 @@ mod tests {
         assert_eq!(&req[26..28], &9464u16.to_be_bytes());
         assert_eq!(&req[28..32], &[127, 0, 0, 1]);
         assert_eq!(&req[44..48], &[127, 0, 0, 2]);
-        let mut answer = vec![0u8; NLMSG_HDR_LEN + DIAG_MSG_LEN];
-        answer[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-        answer[80..84].copy_from_slice(&1234u32.to_ne_bytes());
+        let states = u32::from_ne_bytes([req[20], req[21], req[22], req[23]]);
+        assert_eq!(states, 1 << 1 | 1 << 4 | 1 << 5);
+        let answer = answer_for(TCP_ESTABLISHED, 1234, 99);
         assert_eq!(answered_uid(&answer).unwrap(), 1234);
         assert!(answered_uid(&answer[..80]).is_err());
         let mut error = vec![0u8; 20];
@@ -146,6 +185,80 @@ mod tests {
             answered_uid(&error).unwrap_err().raw_os_error(),
             Some(libc::ENOENT)
         );
+    }
+
+    /// A diag answer for a peer socket in `state`, owned by `uid`, with socket inode `inode`.
+    fn answer_for(state: u8, uid: u32, inode: u32) -> Vec<u8> {
+        let mut answer = vec![0u8; NLMSG_HDR_LEN + DIAG_MSG_LEN];
+        answer[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        answer[NLMSG_HDR_LEN] = libc::AF_INET as u8;
+        answer[NLMSG_HDR_LEN + 1] = state;
+        answer[80..84].copy_from_slice(&uid.to_ne_bytes());
+        answer[84..88].copy_from_slice(&inode.to_ne_bytes());
+        answer
+    }
+
+    /// A customer that sends its request and closes at once leaves a timewait mini-socket,
+    /// which the kernel reports with uid 0 and inode 0: that is nobody's word, never root's.
+    #[test]
+    fn a_timewait_or_unowned_peer_is_refused_never_root() {
+        const TIME_WAIT: u8 = 6;
+        const FIN_WAIT2: u8 = 5;
+        const LISTEN: u8 = 10;
+        const NEW_SYN_RECV: u8 = 12;
+        let refused = |a: &[u8]| answered_uid(a).map_err(|e| e.kind());
+        let not_connected = Err(io::ErrorKind::NotConnected);
+        assert_eq!(refused(&answer_for(TIME_WAIT, 0, 0)), not_connected);
+        // A FIN_WAIT2 timewait (the customer closed before the daemon answered) reports its
+        // substate, so the state alone does not tell it from a half-closed live socket.
+        assert_eq!(refused(&answer_for(FIN_WAIT2, 0, 0)), not_connected);
+        // A socket its owner has closed, even a full one that still knows its uid.
+        assert_eq!(refused(&answer_for(FIN_WAIT2, 1000, 0)), not_connected);
+        assert_eq!(refused(&answer_for(TIME_WAIT, 0, 777)), not_connected);
+        assert_eq!(refused(&answer_for(LISTEN, 0, 777)), not_connected);
+        assert_eq!(refused(&answer_for(NEW_SYN_RECV, 0, 0)), not_connected);
+        assert_eq!(answered_uid(&answer_for(1, 1000, 777)).unwrap(), 1000);
+        assert_eq!(answered_uid(&answer_for(1, 0, 777)).unwrap(), 0);
+        // Half-closed after its request (shutdown(SHUT_WR)) and still holding the socket.
+        assert_eq!(
+            answered_uid(&answer_for(FIN_WAIT2, 1000, 777)).unwrap(),
+            1000
+        );
+        assert_eq!(answered_uid(&answer_for(4, 1000, 777)).unwrap(), 1000);
+    }
+
+    /// The same on the real kernel: once the client has closed (an orphan, then a timewait
+    /// on loopback), its socket has no inode and the lookup refuses it, where it used to
+    /// answer uid 0 (the timewait) or the closed socket's old owner.
+    #[test]
+    fn a_local_tcp_peer_that_closed_is_refused() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(local).unwrap();
+        client.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        drop(client);
+        let (_server, peer) = listener.accept().unwrap();
+        let answer = tcp_peer_uid(peer, local);
+        assert_eq!(
+            answer.as_ref().map_err(io::Error::kind),
+            Err(io::ErrorKind::NotConnected),
+            "{answer:?}"
+        );
+    }
+
+    /// A client that half-closes after its request still holds its socket: its uid counts.
+    #[test]
+    fn a_local_tcp_peer_that_half_closed_is_still_its_owner() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(local).unwrap();
+        client.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let (_server, peer) = listener.accept().unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        assert_eq!(tcp_peer_uid(peer, local).unwrap(), me);
     }
 
     /// Our own connection: the peer socket is ours, so its uid is ours.
