@@ -5,7 +5,8 @@
 //! [events]
 //! history_dir = "/var/lib/pam_cgroup/events"  # only where older versions kept a ring of
 //!                                 # events: imported into the database once, then removed
-//! history_size = "16M"            # the events in the database together never exceed this
+//! history_size = "16M"            # the events in the database together never exceed this;
+//!                                 # over it, the user holding the most loses its oldest first
 //! cpu_throttled_percent = 50      # a cpu_throttled event when more than this share of the
 //!                                 # cpu.max periods of one sample were throttled
 //! memory_pressure_percent = 20    # PSI memory "some" avg10 above this: memory_pressure

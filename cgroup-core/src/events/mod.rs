@@ -3,6 +3,7 @@
 //! - `detect`: from two samples of a user cgroup's counters (memory.events, pids.events,
 //!   cpu.stat, PSI) to the faults between them, with the thresholds of `[events]`;
 //! - `snapshot`: the user's top processes (pid, comm, command line, RSS, CPU time, cgroup);
+//! - `cut`: the customer-chosen text of an event cut to a size of JSON, as it is stored;
 //! - `legacy_ring`: the reader of the ring files older versions kept events in (imported
 //!   into the history database once, on upgrade: `crate::history::events`);
 //!
@@ -11,6 +12,7 @@
 //! The daemon samples every user cgroup once a second, so an event and its snapshot are taken
 //! within a second of the kernel's counter moving.
 
+pub mod cut;
 pub mod detect;
 pub mod kmsg;
 pub mod legacy_ring;
@@ -114,9 +116,11 @@ impl std::fmt::Display for FaultKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     pub pid: u32,
-    /// The kernel's comm (customer-chosen: escape before printing).
+    /// The kernel's comm (customer-chosen: escape before printing; cut to `cut::MAX_COMM_JSON`
+    /// bytes of JSON, which a real one never reaches).
     pub comm: String,
-    /// The command line, NULs as spaces, cut at `MAX_CMDLINE` bytes (customer-chosen).
+    /// The command line, NULs as spaces, read up to `MAX_CMDLINE` bytes and cut to
+    /// `cut::MAX_COMMAND_JSON` bytes of JSON (customer-chosen).
     pub cmdline: String,
     /// The owner of /proc/PID (its effective uid); `None` in records of older daemons.
     #[serde(default)]
@@ -127,7 +131,8 @@ pub struct ProcessInfo {
     /// Percent of one CPU used while the snapshot was taken (busiest-first snapshots only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_percent: Option<f64>,
-    /// The cgroup, relative to users/<user>.
+    /// The cgroup, relative to users/<user>, cut to `cut::MAX_PATH_JSON` bytes of JSON (its
+    /// sub-cgroups' names are customer-chosen).
     pub cgroup: String,
 }
 

@@ -4,14 +4,18 @@
 //!
 //! A process gone between cgroup.procs and /proc is skipped. Bounded: at most MAX_CGROUPS
 //! cgroups and MAX_PIDS pids are looked at, and a command line is read up to MAX_CMDLINE
-//! bytes, so a customer with a huge tree or argv cannot make a snapshot slow or an event large.
+//! bytes, so a customer with a huge tree or argv cannot make a snapshot slow. Its comm, command
+//! line and cgroup path are then cut by their size as stored (`cut`: a control byte is six
+//! bytes of JSON), so a customer's names cannot make an event large either.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::cut::{cap_process, cut_to_json, MAX_PATH_JSON};
 use super::ProcessInfo;
 use crate::cgroup_files;
 
+/// The bytes of /proc/PID/cmdline read (what is kept is `cut::MAX_COMMAND_JSON` of JSON).
 pub const MAX_CMDLINE: usize = 512;
 const MAX_CGROUPS: usize = 4096;
 const MAX_PIDS: usize = 65_536;
@@ -51,9 +55,11 @@ fn pids_of(user_dir: &Path) -> Vec<(u32, String)> {
         if seen > MAX_CGROUPS || out.len() >= MAX_PIDS {
             break;
         }
+        // Cut once here, not for each of its pids: a path of long names, copied to every
+        // pid, would cost memory for nothing.
         let rel = dir
             .strip_prefix(user_dir)
-            .map(|p| p.display().to_string())
+            .map(|p| cut_to_json(p.display().to_string(), MAX_PATH_JSON))
             .unwrap_or_default();
         if let Ok(text) = std::fs::read_to_string(dir.join(cgroup_files::PROCS)) {
             out.extend(
@@ -173,6 +179,7 @@ pub fn take_with_window(
         key(b).cmp(&key(a)).then(a.pid.cmp(&b.pid))
     });
     procs.truncate(top);
+    procs.iter_mut().for_each(cap_process);
     procs
 }
 
@@ -224,6 +231,57 @@ mod tests {
         let busiest = take_with_window(&src, 1, false, std::time::Duration::ZERO);
         assert_eq!(busiest[0].pid, 12);
         assert!(busiest[0].cpu_usec > 0);
+    }
+
+    #[test]
+    fn control_char_names_and_argv_are_cut_by_their_stored_size() {
+        use crate::events::cut::{CUT_MARK, MAX_COMMAND_JSON, MAX_COMM_JSON, MAX_PATH_JSON};
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("users/mallory");
+        // Sub-cgroups named with 255 control bytes each (6 bytes of JSON apiece), two deep.
+        let name = std::ffi::OsStr::from_bytes(&[1u8; 255]);
+        let leaf = user.join(name).join(name);
+        std::fs::create_dir_all(&leaf).unwrap();
+        std::fs::write(user.join("cgroup.procs"), "").unwrap();
+        std::fs::write(leaf.join("cgroup.procs"), "30\n").unwrap();
+        let proc_dir = dir.path().join("proc/30");
+        std::fs::create_dir_all(&proc_dir).unwrap();
+        let comm = "\x01".repeat(15);
+        std::fs::write(
+            proc_dir.join("stat"),
+            format!("30 ({comm}) R 1 1 1 0 -1 0 0 0 0 0 5 0 0 0 20 0 1 0 1 1 10 0"),
+        )
+        .unwrap();
+        // An argv of control bytes, longer than what is read of it.
+        std::fs::write(proc_dir.join("cmdline"), [2u8; 4096]).unwrap();
+        let src = Sources {
+            user_dir: &user,
+            proc_root: &dir.path().join("proc"),
+        };
+        let top = take(&src, 1, true);
+        assert_eq!(top.len(), 1);
+        let p = &top[0];
+        let stored = |text: &str| serde_json::to_string(text).unwrap().len() - 2;
+        assert!(stored(&p.cgroup) <= MAX_PATH_JSON, "{}", stored(&p.cgroup));
+        assert!(
+            stored(&p.cmdline) <= MAX_COMMAND_JSON,
+            "{}",
+            stored(&p.cmdline)
+        );
+        assert!(p.cgroup.starts_with('\x01') && p.cgroup.ends_with(CUT_MARK));
+        assert!(p.cmdline.starts_with('\x02') && p.cmdline.ends_with(CUT_MARK));
+        // Cut no shorter than it must be: one more escaped byte would not fit with the mark.
+        assert!(stored(&p.cmdline) + 6 > MAX_COMMAND_JSON);
+        // A real comm (15 bytes) is whole, even when every byte is escaped.
+        assert_eq!(p.comm, comm);
+        assert!(stored(&p.comm) <= MAX_COMM_JSON);
+        // The whole process, numbers and keys with it, stays near the sum of the caps.
+        let whole = serde_json::to_string(p).unwrap().len();
+        assert!(
+            whole <= MAX_PATH_JSON + MAX_COMMAND_JSON + MAX_COMM_JSON + 200,
+            "{whole}"
+        );
     }
 
     #[test]

@@ -2,8 +2,12 @@
 //! written by the daemon alone (`Writer`), read by `cgroupctl events` (root), by the daemon
 //! for a customer's `me` (its own events only), erased by `cgroupctl remove`.
 //!
-//! - Bounded: the events' JSON together stays within `[events] history_size`; the oldest go
-//!   first. A snapshot larger than half the bound loses its last processes until it fits.
+//! - Bounded: the events' JSON together stays within `[events] history_size`, shared between
+//!   the users: over it, the user whose events take the most bytes loses its oldest first
+//!   (`event_bytes`), so a customer that makes its own faults all day pushes out only
+//!   its own history, never its neighbours' OOM kills. An event is stored with its
+//!   customer-chosen text cut (`events::cut`); one still larger than half the bound loses its
+//!   last processes, then its last OOM victims, until it fits.
 //! - On upgrade the daemon imports the ring files older versions wrote (`import_ring`) once:
 //!   the import skips what the database already holds, so a crash between the import and the
 //!   ring's removal never makes an event appear twice.
@@ -14,10 +18,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::events::cut::cap_event;
 use crate::events::legacy_ring::{self, HistoryError};
 use crate::events::{Event, FaultKind};
 
 use super::error::{HistoryDbError, SqlContext};
+use super::event_bytes::Holdings;
 use super::store::{check_files, Store};
 
 /// How long `remove` waits for the daemon's write in progress.
@@ -47,11 +53,14 @@ pub struct Listed {
     pub unreadable: usize,
 }
 
+/// The JSON `event` is stored as: its customer-chosen text cut, and at most half the bound
+/// (its last processes, then its last OOM victims, dropped until it fits).
 fn body_of(event: &Event, bound: u64) -> String {
     let half = usize::try_from(bound / 2).unwrap_or(usize::MAX);
     let mut event = event.clone();
+    cap_event(&mut event);
     let mut body = serde_json::to_string(&event).unwrap_or_default();
-    while body.len() > half && event.processes.pop().is_some() {
+    while body.len() > half && (event.processes.pop().is_some() || event.killed.pop().is_some()) {
         body = serde_json::to_string(&event).unwrap_or_default();
     }
     body
@@ -65,9 +74,10 @@ fn to_i64(n: u64) -> i64 {
 pub struct Writer {
     store: Store,
     bound: u64,
-    /// The bytes of the bodies stored, as last counted plus what was added since (`remove`
-    /// may have taken some meanwhile: counted again before anything is deleted).
-    bytes: u64,
+    /// The bytes of the bodies stored, by user: as last counted plus what this writer added
+    /// and deleted since (`remove` may have taken some meanwhile: counted again before
+    /// anything is deleted when another connection wrote since).
+    held: Holdings,
     /// uid of each name, asked of NSS once per name (-1: unknown).
     uids: HashMap<String, i64>,
 }
@@ -77,14 +87,13 @@ impl Writer {
     /// bytes.
     pub fn open(path: &Path, bound: u64) -> Result<Writer, HistoryDbError> {
         let store = Store::open_writer(path)?;
-        let mut w = Writer {
+        let held = Holdings::count(&store.conn, &store.path)?;
+        Ok(Writer {
             store,
             bound,
-            bytes: 0,
+            held,
             uids: HashMap::new(),
-        };
-        w.bytes = w.count_bytes()?;
-        Ok(w)
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -96,6 +105,7 @@ impl Writer {
         self.bound = bound;
     }
 
+    #[cfg(test)]
     fn count_bytes(&self) -> Result<u64, HistoryDbError> {
         let n: i64 = self
             .store
@@ -131,7 +141,7 @@ impl Writer {
     /// again later without appearing twice.
     pub fn add(&mut self, event: &Event) -> Result<u64, HistoryDbError> {
         let path = self.store.path.clone();
-        let bytes = self.bytes;
+        let bytes = self.held.total();
         self.store
             .conn
             .execute_batch("BEGIN IMMEDIATE")
@@ -149,7 +159,7 @@ impl Writer {
         if added.is_err() {
             // Nothing of it stays: the count as it was, and no user id learnt inside it.
             let _ = self.store.conn.execute_batch("ROLLBACK");
-            self.bytes = bytes;
+            self.held.rolled_back(bytes);
             self.store.forget_ids();
         }
         added
@@ -185,47 +195,15 @@ impl Writer {
         if added == 0 {
             return Ok(None);
         }
-        self.bytes += body.len() as u64;
+        self.held.added(user, body.len() as u64);
         Ok(u64::try_from(self.store.conn.last_insert_rowid()).ok())
     }
 
-    /// Deletes the oldest events until the rest fit in the bound.
+    /// Keeps the events within the bound: the user holding the most bytes loses its oldest
+    /// first (`Holdings::keep_bound`).
     fn keep_bound(&mut self) -> Result<(), HistoryDbError> {
-        if self.bytes <= self.bound {
-            return Ok(());
-        }
-        self.bytes = self.count_bytes()?;
-        let mut excess = self.bytes.saturating_sub(self.bound);
-        if excess == 0 {
-            return Ok(());
-        }
-        let path = self.store.path.clone();
-        let mut cutoff = None;
-        {
-            let mut stmt = self
-                .store
-                .conn
-                .prepare("SELECT seq, length(CAST(body AS BLOB)) FROM events ORDER BY seq")
-                .sql(&path, "find the oldest events")?;
-            let mut rows = stmt.query([]).sql(&path, "find the oldest events")?;
-            while let Some(r) = rows.next().sql(&path, "find the oldest events")? {
-                let seq: i64 = r.get(0).sql(&path, "read an event")?;
-                let len: i64 = r.get(1).sql(&path, "read an event")?;
-                cutoff = Some(seq);
-                excess = excess.saturating_sub(u64::try_from(len).unwrap_or(0));
-                if excess == 0 {
-                    break;
-                }
-            }
-        }
-        if let Some(seq) = cutoff {
-            self.store
-                .conn
-                .execute("DELETE FROM events WHERE seq <= ?1", [seq])
-                .sql(&path, "delete the oldest events")?;
-        }
-        self.bytes = self.count_bytes()?;
-        Ok(())
+        self.held
+            .keep_bound(&self.store.conn, &self.store.path, self.bound)
     }
 
     /// Imports the ring files older versions kept in `dir` (one transaction), then removes
@@ -246,7 +224,7 @@ impl Writer {
             .conn
             .execute_batch("BEGIN IMMEDIATE")
             .sql(&path, "begin the import")?;
-        let bytes_before = self.bytes;
+        let bytes_before = self.held.total();
         let mut all = || -> Result<(), HistoryDbError> {
             for stored in &contents.events {
                 match self.insert(&stored.event, true)? {
@@ -264,7 +242,7 @@ impl Writer {
         });
         if let Err(e) = done {
             let _ = self.store.conn.execute_batch("ROLLBACK");
-            self.bytes = bytes_before;
+            self.held.rolled_back(bytes_before);
             return Err(e.into());
         }
         imported.dir_removed = legacy_ring::remove(dir)?;
@@ -472,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn filters_follow_and_the_bound_drops_the_oldest() {
+    fn filters_follow_and_the_bound_drops_each_users_oldest_evenly() {
         let (_tmp, path) = db();
         let bound = 64 * 1024;
         let mut w = Writer::open(&path, bound).unwrap();
@@ -490,7 +468,23 @@ mod tests {
         let deltas: Vec<u64> = all.events.iter().map(|r| r.event.delta).collect();
         assert_eq!(*deltas.last().unwrap(), 999, "the newest is kept");
         assert!(deltas[0] > 0, "the oldest went");
-        assert!(deltas.windows(2).all(|d| d[1] == d[0] + 1), "{deltas:?}");
+        // Each user keeps its newest events, with no gap; bob (a third of the events) and
+        // root (two thirds) end up holding about as much, one event at most apart.
+        for user in ["bob", "root"] {
+            let his: Vec<u64> = all
+                .events
+                .iter()
+                .filter(|r| r.event.user == user)
+                .map(|r| r.event.delta)
+                .collect();
+            let first = his[0];
+            let expected: Vec<u64> = (first..1000)
+                .filter(|n| (n % 3 == 0) == (user == "bob"))
+                .collect();
+            assert_eq!(his, expected, "{user}");
+        }
+        let count = |user: &str| all.events.iter().filter(|r| r.event.user == user).count();
+        assert!(count("bob").abs_diff(count("root")) <= 1);
         let bob = list(
             &path,
             &Filter {
@@ -575,6 +569,86 @@ mod tests {
         assert_eq!(got.len(), 1);
         let kept = got[0].event.processes.len();
         assert!(kept > 0 && kept < 1000, "{kept}");
+    }
+
+    /// The finding: one customer making its own faults with processes named in control bytes
+    /// (six bytes of JSON each) filled the bound, and the oldest events of all went, its
+    /// neighbours' too.
+    #[test]
+    fn a_customer_filling_the_history_pushes_out_only_its_own_events() {
+        let (_tmp, path) = db();
+        let bound = 64 * 1024;
+        let mut w = Writer::open(&path, bound).unwrap();
+        w.add(&event(0, "alice")).unwrap();
+        let hostile = ProcessInfo {
+            comm: "\u{1}".repeat(15),
+            cmdline: "\u{1}".repeat(512),
+            cgroup: vec!["\u{1}".repeat(255); 4].join("/"),
+            ..event(0, "mallory").processes[0].clone()
+        };
+        for n in 1..=200 {
+            let mut oversized = event(n, "mallory");
+            oversized.processes = vec![hostile.clone(); 50];
+            w.add(&oversized).unwrap();
+            assert!(w.count_bytes().unwrap() <= bound, "after {n}");
+        }
+        let all = list(&path, &Filter::default()).unwrap();
+        let alice: Vec<u64> = all
+            .events
+            .iter()
+            .filter(|r| r.event.user == "alice")
+            .map(|r| r.event.delta)
+            .collect();
+        assert_eq!(alice, vec![0], "alice's event survives");
+        let mallory: Vec<u64> = all
+            .events
+            .iter()
+            .filter(|r| r.event.user == "mallory")
+            .map(|r| r.event.delta)
+            .collect();
+        assert_eq!(mallory.last(), Some(&200), "mallory's newest is kept");
+        assert!(mallory[0] > 1, "mallory's oldest went: {mallory:?}");
+        assert!(mallory.windows(2).all(|d| d[1] == d[0] + 1), "{mallory:?}");
+        // What is stored of each of her processes is within the caps.
+        let kept = &all.events.last().unwrap().event.processes[0];
+        assert!(kept.cgroup.ends_with('…') && kept.cmdline.ends_with('…'));
+        assert!(serde_json::to_string(kept).unwrap().len() < 1_100);
+        // Alice's next event makes room from mallory's, not from alice's own.
+        w.add(&event(201, "alice")).unwrap();
+        assert_eq!(count_of(&path, "alice").unwrap(), 2);
+        assert!(w.count_bytes().unwrap() <= bound);
+    }
+
+    #[test]
+    fn bytes_erased_by_remove_are_counted_again_before_anything_goes() {
+        let (_tmp, path) = db();
+        let bound = 64 * 1024;
+        let mut w = Writer::open(&path, bound).unwrap();
+        let mut n = 0;
+        while w.count_bytes().unwrap() + 1_000 < bound {
+            w.add(&event(n, if n % 2 == 0 { "bob" } else { "carol" }))
+                .unwrap();
+            n += 1;
+        }
+        let bobs = count_of(&path, "bob").unwrap();
+        // `cgroupctl remove carol`, another connection: the writer's own count still has her
+        // bytes, and would make bob's oldest go for room that is there.
+        assert!(erase_user(&path, "carol").unwrap() > 0);
+        for _ in 0..3 {
+            w.add(&event(n, "bob")).unwrap();
+            n += 1;
+        }
+        assert_eq!(
+            count_of(&path, "bob").unwrap(),
+            bobs + 3,
+            "none of bob's went"
+        );
+        assert_eq!(
+            list(&path, &Filter::default()).unwrap().events[0]
+                .event
+                .delta,
+            0
+        );
     }
 
     #[test]

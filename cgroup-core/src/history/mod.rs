@@ -14,7 +14,9 @@
 //! - `query`: totals per user over a period, and one user's rows;
 //! - `forget`: a removed customer's rows and identity deleted;
 //! - `events`: the fault events (which customer hit which limit), bounded, and the import
-//!   of the ring files older versions kept them in.
+//!   of the ring files older versions kept them in;
+//! - `event_bytes`: the events' bytes by user, and which go first when they are over the
+//!   bound (the largest holder's oldest).
 //!
 //! Feature `history` (rusqlite, the system's libsqlite3): cgroupctl and the tests have it, the
 //! PAM module has not: a login never opens the database.
@@ -22,6 +24,7 @@
 mod codec;
 pub mod customer;
 mod error;
+mod event_bytes;
 pub mod events;
 pub mod forget;
 mod pack;

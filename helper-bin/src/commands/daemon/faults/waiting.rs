@@ -14,8 +14,8 @@ use cgroup_core::events::Event;
 
 /// Events kept in memory at most while the database stays busy: a rollup lasts seconds.
 /// An event's snapshot holds `top_processes` processes (10 by default, 50 at most) with their
-/// cmdlines cut at 512 bytes: a database held for good (an admin's open write transaction)
-/// costs the daemon about 7 MB, 36 MB at most.
+/// command lines cut at 512 bytes and cgroup paths at 256 (`events::cut`): a database held
+/// for good (an admin's open write transaction) costs the daemon about 7 MB, 45 MB at most.
 pub const MAX: usize = 1_000;
 
 /// Why one write did not happen.
