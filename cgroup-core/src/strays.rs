@@ -201,6 +201,28 @@ pub fn parent_and_comm(proc_root: &Path, pid: u32) -> Option<(u32, String)> {
     Some((ppid, comm))
 }
 
+/// The state letter of a process from /proc/PID/stat (`R`, `S`, `T`, `Z`...); `None` once it
+/// is gone.
+pub fn state(proc_root: &Path, pid: u32) -> Option<char> {
+    let stat =
+        crate::tree::fs::read_proc_file(&proc_root.join(pid.to_string()).join("stat")).ok()?;
+    // The comm may hold ") T ": the state follows the last ')'.
+    stat.get(stat.rfind(')')? + 1..)?
+        .trim_start()
+        .chars()
+        .next()
+}
+
+/// Is the process stopped (`T`, or `t` under a tracer)?
+pub fn stopped(proc_root: &Path, pid: u32) -> bool {
+    matches!(state(proc_root, pid), Some('T' | 't'))
+}
+
+/// Has the process exited (gone, or a zombie not yet reaped: a pidfd still calls it alive)?
+pub fn exited(proc_root: &Path, pid: u32) -> bool {
+    matches!(state(proc_root, pid), None | Some('Z' | 'X' | 'x'))
+}
+
 /// Every process of a confined uid outside its fence. Unreadable processes (exited meanwhile)
 /// are skipped; an NSS failure for one uid skips that uid's processes and is returned beside.
 pub fn scan(proc_root: &Path, tree: &Tree, who: &mut Confinement) -> (Vec<Stray>, Vec<String>) {
@@ -346,6 +368,27 @@ mod tests {
         let (ppid, comm) = parent_and_comm(dir.path(), 42).expect("stat read");
         assert_eq!(ppid, 7);
         assert!(comm.ends_with(".cgi"), "{comm}");
+    }
+
+    #[test]
+    fn stopped_processes_are_told_by_their_state() {
+        let dir = tempfile::tempdir().unwrap();
+        for (pid, line) in [
+            (1, "1 (x) T 0 1 1 0 -1\n"),
+            (2, "2 (a) T (b) S 0 2 2 0 -1\n"),
+            (3, "3 (t) t 0 3 3 0 -1\n"),
+        ] {
+            let p = dir.path().join(pid.to_string());
+            std::fs::create_dir(&p).unwrap();
+            std::fs::write(p.join("stat"), line).unwrap();
+        }
+        assert!(stopped(dir.path(), 1));
+        // The comm may hold ") T ": the state follows the last ')'.
+        assert!(!stopped(dir.path(), 2));
+        assert!(stopped(dir.path(), 3));
+        assert!(!stopped(dir.path(), 4), "gone");
+        assert!(exited(dir.path(), 4));
+        assert!(!exited(dir.path(), 1));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! one that stays root and one that switches to an exempt user stay where they are; a process
 //! already in its fence stays in its leaf, one in another customer's fence goes to its own;
 //! a process switched while the daemon was down is reported by doctor and moved by the
-//! daemon's first sweep.
+//! daemon's first sweep; a child forked before the move, and a hopper (fork, parent exits,
+//! again and again), are drained out of the cgroup they were in.
 //!
 //! "Stays put" without fixed sleeps: the daemon handles the kernel's events in order in one
 //! thread, so once a later switch to the confined user has been moved, every earlier event
@@ -15,7 +16,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pam_cgroup_tests::support::{require_root, wait_until, TestSetup, TestUser};
 
@@ -23,6 +24,9 @@ use crate::cgroupctl::{cgroup_of, cgroupctl_bin, ctl, ctl_ok, describe};
 
 /// How long a move may take before a test fails (the bench measures the real window).
 const MOVE_LIMIT: Duration = Duration::from_secs(10);
+/// How long draining a cgroup of a confined user's processes may take (the event path: no
+/// sweep runs in these tests after the daemon's first).
+const DRAIN_LIMIT: Duration = Duration::from_secs(3);
 
 fn probe_bin() -> PathBuf {
     cgroupctl_bin().with_file_name("setuid-probe")
@@ -99,6 +103,17 @@ impl Probe {
         Self::spawn(&["seteuid", &uid.to_string()])
     }
 
+    /// A child of the probe switches, forks a hopper that runs for `secs`, and stays as long;
+    /// the probe stays root.
+    fn hop(uid: u32, gid: u32, secs: u32) -> Probe {
+        Self::spawn(&["hop", &uid.to_string(), &gid.to_string(), &secs.to_string()])
+    }
+
+    /// Switches, forks a child that waits for the probe's stdin to close, and stays.
+    fn background(uid: u32, gid: u32) -> Probe {
+        Self::spawn(&["background", &uid.to_string(), &gid.to_string()])
+    }
+
     fn setreuid(uid: u32) -> Probe {
         Self::spawn(&["setreuid", &uid.to_string()])
     }
@@ -157,6 +172,116 @@ fn wait_fenced(setup: &TestSetup, probe: &Probe, user: &str) -> Duration {
         MOVE_LIMIT,
         || in_fence(setup, &probe.cgroup(), user),
     )
+}
+
+/// The real uid of a live process (`None` once it is gone or a zombie).
+fn uid_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+    };
+    if matches!(field("State:"), Some("Z" | "X")) {
+        return None;
+    }
+    field("Uid:")?.parse().ok()
+}
+
+/// The live processes of `uid` found by a listing of /proc, with their cgroups. Each is read
+/// after the whole listing: a hopper's generation is gone by then, as in the daemon's sweep.
+fn processes_of(uid: u32) -> Vec<(u32, String)> {
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect();
+    pids.into_iter()
+        .filter(|pid| uid_of(*pid) == Some(uid))
+        .filter_map(|pid| {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+            let cgroup = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+            Some((pid, cgroup.to_string()))
+        })
+        .collect()
+}
+
+/// CPU time used in the cgroup `dir` and below, in µs (cpu.stat is there without the cpu
+/// controller).
+fn cpu_usec(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("cpu.stat"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// Fails unless a process spinning on a CPU runs in `user`'s fence: a hopper's generations
+/// live ~0.2 ms each, too short to be found by a pid and read, but they add up to CPU time.
+fn assert_hopper_runs_in_fence(setup: &TestSetup, user: &TestUser) {
+    let fence = setup.tree.user(&user.name);
+    let before = cpu_usec(&fence);
+    std::thread::sleep(Duration::from_millis(200));
+    let used = cpu_usec(&fence) - before;
+    assert!(
+        used >= 40_000,
+        "the hopper does not run in {}'s fence: {used} µs of CPU there in 200 ms",
+        user.name
+    );
+}
+
+/// The live processes of `uid` in the cgroup `cgroup` itself.
+fn in_cgroup(setup: &TestSetup, cgroup: &str, uid: u32) -> Vec<u32> {
+    let procs = std::fs::read_to_string(setup.tree.path_of(cgroup).join("cgroup.procs"))
+        .unwrap_or_default();
+    procs
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .filter(|pid| uid_of(*pid) == Some(uid))
+        .collect()
+}
+
+/// Waits until at least `at_least` processes of `user` found by /proc's listing are there,
+/// all in its fence, and none in `source`; returns how long that took. Fails with where they
+/// are.
+fn wait_all_fenced(
+    setup: &TestSetup,
+    user: &TestUser,
+    source: &str,
+    at_least: usize,
+    limit: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let listed = processes_of(user.uid);
+        let outside: Vec<_> = listed
+            .iter()
+            .filter(|(_, cgroup)| !in_fence(setup, cgroup, &user.name))
+            .collect();
+        let left = in_cgroup(setup, source, user.uid);
+        if listed.len() >= at_least && outside.is_empty() && left.is_empty() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "after {limit:?}: processes of {} outside the fence: {outside:?}; in {source}: \
+             {left:?}; all: {listed:?}",
+            user.name
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits out a hopper on drop: no pkill can be sure to hit a process that forks and exits
+/// every 0.2 ms, and the user is deleted after.
+struct HopperEnds(Instant);
+
+impl Drop for HopperEnds {
+    fn drop(&mut self) {
+        std::thread::sleep(self.0.saturating_duration_since(Instant::now()));
+    }
 }
 
 /// The fenced events go to a database next to `history` (written out here: the broken
@@ -376,6 +501,61 @@ fn the_net_judges_by_the_policy_the_logins_follow_an_edit_or_a_typo_without_a_re
         place,
         "with a typo in the file, an exempt admin's process was moved"
     );
+}
+
+#[test]
+fn a_child_forked_before_the_move_is_fenced_with_its_parent() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let work = tempfile::tempdir().unwrap();
+    let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
+    let _daemon = NetDaemon::start(&setup, &[alice.uid]);
+
+    // `sh -c 'sleep 100 &'`: the child is in the probe's cgroup before the probe is moved.
+    let mut probe = Probe::background(alice.uid, alice.gid);
+    let source = probe.cgroup();
+    probe.go();
+    let took = wait_all_fenced(&setup, &alice, &source, 2, DRAIN_LIMIT);
+    eprintln!("both fenced within {took:?}");
+}
+
+#[test]
+fn a_hopper_that_forks_and_exits_again_and_again_is_drained_into_its_fence() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let work = tempfile::tempdir().unwrap();
+    let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
+    let daemon = NetDaemon::start(&setup, &[alice.uid]);
+
+    // The probe stays root; its child switches and stays (the event names it, and a gone
+    // one would tell nothing); the hopper it forked at once is an orphan in the same cgroup
+    // within 0.2 ms.
+    const HOP_SECS: u32 = 5;
+    let mut probe = Probe::hop(alice.uid, alice.gid, HOP_SECS);
+    // Dropped before the probe, which reaps the last generations (the hopper's clock starts
+    // at the switch, a little later than this one).
+    let _ends = HopperEnds(
+        Instant::now() + Duration::from_secs(HOP_SECS.into()) + Duration::from_millis(500),
+    );
+    let source = probe.cgroup();
+    assert!(!in_fence(&setup, &source, &alice.name));
+    probe.go();
+    let took = wait_all_fenced(&setup, &alice, &source, 1, DRAIN_LIMIT);
+    eprintln!("the switched process fenced within {took:?}");
+    // The hopper runs in the fence, and stays: every generation after is forked there.
+    for _ in 0..5 {
+        assert_hopper_runs_in_fence(&setup, &alice);
+        wait_all_fenced(&setup, &alice, &source, 1, Duration::ZERO);
+    }
+    let log = daemon.log();
+    eprintln!(
+        "{}",
+        log.lines()
+            .filter(|l| l.contains("drain"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(!log.contains("gave up draining"), "{log}");
 }
 
 /// A process name in bytes that are not UTF-8 (a CGI script named so, or a customer's own

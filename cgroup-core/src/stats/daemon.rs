@@ -22,6 +22,8 @@ pub struct Counters {
     /// Processes the safety net moved into their fence, and moves that failed.
     pub fenced: AtomicU64,
     pub fence_failures: AtomicU64,
+    /// Drains of a cgroup the safety net gave up (strays kept appearing past its bounds).
+    pub drains_given_up: AtomicU64,
     /// Times the kernel dropped process events (a sweep of /proc followed).
     pub proc_events_lost: AtomicU64,
     /// The config file and the broken user files, each with whether it is broken now
@@ -72,6 +74,11 @@ pub fn render(c: &Counters) -> String {
             "pam_cgroup_daemon_fence_failures_total",
             "Processes of confined customers the safety net found outside their fence but could not move.",
             &c.fence_failures,
+        ),
+        (
+            "pam_cgroup_daemon_drains_given_up_total",
+            "Cgroups the safety net stopped draining of confined customers' processes at its bounds (some may be left there).",
+            &c.drains_given_up,
         ),
         (
             "pam_cgroup_daemon_proc_events_lost_total",

@@ -70,8 +70,11 @@ fn loopback_addr(s: &str) -> std::result::Result<SocketAddr, String> {
     cgroup; SIGTERM or SIGINT stops the daemon.\n\
     Safety net ([policy] safety_net, default on): a process whose real uid becomes a confined \
     customer's (a root daemon's setuid: PHP-FPM, suexec, runuser) is moved into \
-    users/<user>/<service>/pid-<PID>, recorded as a `fenced` event and counted; /proc is swept \
-    at start and every 30 s.\n\
+    users/<user>/<service>/pid-<PID>, recorded as a `fenced` event and counted; the cgroup it \
+    came from is then drained of every process of a confined uid (read again until none is \
+    left; from the second pass on each is stopped with SIGSTOP until all are, moved, then \
+    continued; a drain past 64 passes or 0.5 s is logged and counted as given up); /proc is \
+    swept at start and every 30 s.\n\
     Metrics: only root and the --allow-user users may read them (the peer's uid is asked of the \
     kernel before the request is read; everyone else gets 403). \
     curl http://127.0.0.1:9464/metrics, or curl --unix-socket PATH http://x/metrics. \

@@ -36,17 +36,26 @@ impl PidFd {
     /// Is the pinned process still alive (signal 0 through the pidfd)? Once it has exited its
     /// PID may name another process.
     pub fn alive(&self) -> bool {
-        // SAFETY: signal 0 only checks; null siginfo and zero flags are valid.
+        self.signal(0).is_ok()
+    }
+
+    /// Sends `signal` to the pinned process itself, never to whatever its PID names later.
+    pub fn signal(&self, signal: libc::c_int) -> io::Result<()> {
+        // SAFETY: a valid pidfd, a signal number, null siginfo and zero flags.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 self.fd.as_raw_fd(),
-                0,
+                signal,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
             )
         };
-        r == 0
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }
 

@@ -18,6 +18,16 @@
 //!                                /proc/self/cgroup until it contains FENCE; print the window
 //!                                (ns from just before the switch to the first read showing the
 //!                                fence) per child, or "timeout"
+//! setuid-probe hop UID GID SECS
+//!                                wait for a line, fork a child that switches like `switch`,
+//!                                forks the hopper, prints "switched" and stays SECS; the
+//!                                hopper, for SECS: works ~0.2 ms, forks, its parent _exit()s
+//!                                at once, the child does the same (each generation an orphan
+//!                                in its cgroup); the probe stays root, reaps them, waits for EOF
+//! setuid-probe background UID GID
+//!                                wait for a line, switch like `switch`, fork a child that waits
+//!                                for EOF on stdin (`sh -c 'sleep 100 &'`), print "switched",
+//!                                wait for EOF
 //! setuid-probe storm UID SECS WORKERS PROGRAM
 //!                                WORKERS processes switch to UID once, then run PROGRAM
 //!                                back to back for SECS; print "EXECS SECONDS"
@@ -124,6 +134,40 @@ fn windows(uid: u32, gid: u32, n: usize, fence: &str, timeout: Duration) {
     }
 }
 
+/// Forks `body` off; the parent goes on.
+fn fork_off(body: impl FnOnce()) {
+    // SAFETY: the child runs `body` and _exit()s; the probe is single-threaded.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        body();
+        // SAFETY: ends the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(0) };
+    }
+}
+
+/// The hopper: fork, parent gone at once, for `secs`. No generation lives past ~0.2 ms of
+/// work, so each is an orphan by the time a move of its parent is done.
+fn hop(secs: f64) {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    loop {
+        let worked = Instant::now();
+        while worked.elapsed() < Duration::from_micros(200) {
+            std::hint::spin_loop();
+        }
+        if Instant::now() >= deadline {
+            return;
+        }
+        // SAFETY: the parent only _exit()s; the child goes on hopping.
+        let pid = unsafe { libc::fork() };
+        if pid != 0 {
+            // A failed fork ends the hopper too (-1: the generation just ends).
+            // SAFETY: ends this generation at once.
+            unsafe { libc::_exit(0) };
+        }
+    }
+}
+
 /// Exec storm: `workers` processes of `uid` running `program` back to back for `secs`.
 fn storm(uid: u32, secs: f64, workers: usize, program: &str) {
     let start = Instant::now();
@@ -202,6 +246,41 @@ fn main() {
             assert_eq!(unsafe { libc::setreuid(uid, u32::MAX) }, 0);
             announce_and_wait();
         }
+        Some("hop") => {
+            let (uid, gid, secs): (u32, u32, f64) = (arg(&args, 2), arg(&args, 3), arg(&args, 4));
+            wait_line();
+            // The orphaned generations are reaped by the probe, which stays root where it
+            // is: an init that reaps late (a sandbox's) lets thousands of zombies pile up,
+            // and those count against the fence's pids.max until the hopper cannot fork.
+            // SAFETY: plain prctl with integer arguments.
+            assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+            fork_off(|| {
+                switch_fully(uid, gid);
+                fork_off(|| hop(secs));
+                println!("switched");
+                std::io::stdout().flush().unwrap();
+                std::thread::sleep(Duration::from_secs_f64(secs));
+            });
+            std::thread::spawn(|| loop {
+                let mut status = 0;
+                // SAFETY: waits for any child; status is a valid int.
+                if unsafe { libc::waitpid(-1, &mut status, 0) } < 0 {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            });
+            let mut rest = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut rest);
+        }
+        Some("background") => {
+            let (uid, gid) = (arg(&args, 2), arg(&args, 3));
+            wait_line();
+            switch_fully(uid, gid);
+            fork_off(|| {
+                let mut rest = Vec::new();
+                let _ = std::io::stdin().read_to_end(&mut rest);
+            });
+            announce_and_wait();
+        }
         Some("window") => {
             let fence: String = arg(&args, 5);
             let timeout = Duration::from_millis(arg(&args, 6));
@@ -212,7 +291,7 @@ fn main() {
             storm(arg(&args, 2), arg(&args, 3), arg(&args, 4), &program)
         }
         _ => panic!(
-            "usage: setuid-probe switch UID GID [NAME_HEX before|after] | seteuid UID | setreuid UID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
+            "usage: setuid-probe switch UID GID [NAME_HEX before|after] | seteuid UID | setreuid UID | hop UID GID SECS | background UID GID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
         ),
     }
 }

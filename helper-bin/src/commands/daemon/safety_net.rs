@@ -4,8 +4,9 @@
 //! the customer's fence, `users/<user>/<service>/pid-<PID>`, a leaf made as `cgroupctl
 //! classify` makes one. It runs in a thread of its own, woken by the kernel's process events
 //! (proc_events.rs) and every `SWEEP_EVERY` for a sweep of /proc (cgroup-core's `strays`),
-//! which also runs at start, after the kernel dropped events, and after each move for the
-//! children the process forked between its setuid() and the move.
+//! which also runs at start and after the kernel dropped events. Each stray found, by an
+//! event or the sweep, has the cgroup it is in drained (drain.rs): the children it forked
+//! before its move, and the orphans of one that forks and exits again and again, are there.
 //!
 //! A PID is pinned by a pidfd before anything about it is read and checked alive after, so a
 //! recycled PID is never moved (classify's `move_pinned`). Each move is logged, counted and
@@ -26,21 +27,19 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use cgroup_core::config::Config;
 use cgroup_core::events::{Event, FaultKind, ProcessInfo};
 use cgroup_core::nss::UserInfo;
-use cgroup_core::service::{prepare_service_leaf, release_leaf};
 use cgroup_core::strays::{self, Confinement};
 use cgroup_core::time;
 use cgroup_core::tree::Tree;
 
+mod drain;
+
 use super::log;
 use super::proc_events::{ProcEvents, Subscription};
-use crate::process::pidfd::move_pinned;
 use crate::process::pidfd::PidFd;
 use cgroup_core::stats::daemon::Counters;
 
 /// Between sweeps of /proc: a process missed by the events (a lost burst) waits at most this.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
-/// Descendants followed after one move (a fork bomb between setuid and move stays bounded).
-const MAX_DESCENDANTS: usize = 4096;
 
 /// What the thread reads and reports to; the config follows reloads.
 pub struct Sources {
@@ -53,6 +52,26 @@ pub struct Sources {
     pub subscription: Subscription,
     /// Only these uids (empty: all); see the daemon's --safety-net-uid.
     pub only_uids: Vec<u32>,
+}
+
+/// A process of a confined uid outside its fence, pinned by its pidfd.
+struct PinnedStray {
+    process: PidFd,
+    user: UserInfo,
+    /// Where it is, as /proc/PID/cgroup showed it.
+    cgroup: String,
+    comm: String,
+    /// The service it is filed under (`strays::service_name`).
+    service: String,
+}
+
+/// What `judge` tells of a process.
+enum Seen {
+    Stray(PinnedStray),
+    /// Root's, an exempt user's, one inside its fence: left alone.
+    Other,
+    /// Exited before it could be told: it may have been a stray (and forked one).
+    Gone,
 }
 
 struct SafetyNet {
@@ -121,96 +140,75 @@ impl SafetyNet {
         for p in problems {
             log::warn(&format!("safety net sweep: {p}"));
         }
+        let mut drained: Vec<String> = Vec::new();
         for stray in found {
-            self.fence(stray.pid);
-        }
-    }
-
-    /// Moves `pid` into its fence if its real uid is a confined customer's and it is outside;
-    /// then its children, which it may have forked before the move.
-    fn fence(&mut self, pid: u32) {
-        let mut pending = vec![pid];
-        let mut followed = 0;
-        while let Some(pid) = pending.pop() {
-            if self.fence_one(pid) {
-                for child in strays::children(&self.proc_root, pid) {
-                    if followed < MAX_DESCENDANTS {
-                        followed += 1;
-                        pending.push(child);
-                    }
-                }
+            if !drained.contains(&stray.cgroup) {
+                self.drain(&stray.cgroup);
+                drained.push(stray.cgroup);
             }
         }
     }
 
-    /// One process; true when it was moved.
-    fn fence_one(&mut self, pid: u32) -> bool {
-        // Pinned before anything is read: what follows is about this process or nothing.
-        let Ok(process) = PidFd::open(pid) else {
-            return false;
-        };
-        let Some((ruid, cgroup)) = strays::ruid_and_cgroup(&self.proc_root, pid) else {
-            return false;
-        };
-        let parent = strays::parent_and_comm(&self.proc_root, pid);
-        if !process.alive() {
-            return false;
+    /// A process whose uid changed: if it is a stray, its cgroup is drained (the process, and
+    /// whatever it forked there before the move, its own children or orphans).
+    ///
+    /// A process gone before it is pinned and read tells nothing: not where it was, nor what
+    /// it forked. Its cgroup is drained at the next sighting of a stray there: the uid change
+    /// of another process, or the sweep.
+    fn fence(&mut self, pid: u32) {
+        if let Some(stray) = self.pin_stray(pid) {
+            self.drain(&stray.cgroup);
         }
+    }
+
+    /// `pid`, pinned, when its real uid is a confined customer's and it is outside that
+    /// customer's fence; `None` for every other process and once it has exited.
+    fn pin_stray(&mut self, pid: u32) -> Option<PinnedStray> {
+        // Pinned before anything is read: what follows is about this process or nothing.
+        match self.judge(PidFd::open(pid).ok()?) {
+            Seen::Stray(stray) => Some(stray),
+            Seen::Other | Seen::Gone => None,
+        }
+    }
+
+    /// What a pinned process is: a stray, another process, or gone before it could be told.
+    fn judge(&mut self, process: PidFd) -> Seen {
+        let pid = process.pid;
+        let Some((ruid, cgroup)) = strays::ruid_and_cgroup(&self.proc_root, pid) else {
+            return Seen::Gone;
+        };
         if self.who.never_confined(ruid) {
-            return false;
+            return Seen::Other;
+        }
+        let parent = strays::parent_and_comm(&self.proc_root, pid);
+        // A zombie is alive to its pidfd, yet can no longer be moved.
+        if !process.alive() || strays::exited(&self.proc_root, pid) {
+            return Seen::Gone;
         }
         let user = match self.who.confined(ruid) {
             Ok(Some(user)) => user,
-            Ok(None) => return false,
+            Ok(None) => return Seen::Other,
             Err(e) => {
                 log::warn(&format!("safety net: process {pid}: {e}"));
-                return false;
+                return Seen::Other;
             }
         };
         if strays::inside_fence(&self.tree, &cgroup, &user.name) {
-            return false;
+            return Seen::Other;
         }
         let parent_comm = parent
             .as_ref()
             .and_then(|(ppid, _)| strays::parent_and_comm(&self.proc_root, *ppid))
             .map(|(_, comm)| comm);
-        let own_comm = parent.map(|(_, comm)| comm);
-        let service = strays::service_name(&cgroup, parent_comm.as_deref(), own_comm.as_deref());
-        match self.move_into(&process, &user, &service) {
-            Ok(leaf) => {
-                self.record(pid, &user, &cgroup, &leaf, own_comm.unwrap_or_default());
-                true
-            }
-            // Gone during the move (a short CGI, a worker that ended): nothing to fence, and
-            // whatever its PID reached meanwhile was moved back by move_pinned.
-            Err(_) if !process.alive() => false,
-            Err(e) => {
-                self.sources
-                    .counters
-                    .fence_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                log::error(&format!(
-                    "safety net: could not move process {pid} of {} out of {cgroup}: {e:#}",
-                    user.name
-                ));
-                false
-            }
-        }
-    }
-
-    fn move_into(
-        &self,
-        process: &PidFd,
-        user: &UserInfo,
-        service: &str,
-    ) -> anyhow::Result<PathBuf> {
-        let (leaf, _) =
-            prepare_service_leaf(&self.tree, &self.config, user, service, "pid", process.pid)?;
-        if let Err(e) = move_pinned(&self.tree, process, &leaf) {
-            let _ = release_leaf(&self.tree, &leaf);
-            return Err(e);
-        }
-        Ok(leaf)
+        let comm = parent.map(|(_, comm)| comm).unwrap_or_default();
+        let service = strays::service_name(&cgroup, parent_comm.as_deref(), Some(&comm));
+        Seen::Stray(PinnedStray {
+            process,
+            user,
+            cgroup,
+            comm,
+            service,
+        })
     }
 
     fn record(&self, pid: u32, user: &UserInfo, from: &str, leaf: &Path, comm: String) {

@@ -1,0 +1,228 @@
+//! Draining a cgroup of strays: once a process of a confined uid is seen outside its fence in
+//! a cgroup S (a root daemon's service, a login scope), every process of a confined uid in S
+//! is moved, read from S's cgroup.procs again and again until a pass finds none.
+//!
+//! Moving the one process that was seen is not enough. A customer's process that forks and
+//! lets its parent exit, again and again (`|~/bin/hop` in ~/.forward), has a child in S by
+//! the time its move is done, an orphan no list of children names; a process gone before it
+//! was pinned tells nothing at all. Every generation keeps S across fork, so S is where all
+//! of them are found.
+//!
+//! A pass is clean when it finds no stray and every process it listed could be told (one
+//! gone before it was read may have been a stray that forked: its child is in S). The first
+//! pass moves what it finds (one CGI process: nothing more is done than one more read of S).
+//! What a later pass finds forks faster than it is moved, so from then on each
+//! process found is stopped (SIGSTOP through its pidfd) and S read again until every stray
+//! in it is stopped; then they are moved together and continued (SIGCONT through the same
+//! pidfds), and S is read again: the move waits for the forks under way (the kernel's
+//! threadgroup lock), whose children are then in S to be found. SIGSTOP is acceptable: only
+//! processes that are outside their fence and must move anyway are touched, for the few
+//! milliseconds of the move; a parent waiting with WUNTRACED or WCONTINUED may see them stop
+//! and go on. One stopped before the drain (job control, a tracer) is left stopped.
+//!
+//! A drain is bounded (`MAX_PASSES`, `TIME_LIMIT`): past either it gives up, still moves and
+//! continues what it stopped, and logs and counts the give-up; the next sighting drains again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use cgroup_core::cgroup_files::PROCS;
+use cgroup_core::service::{prepare_service_leaf, release_leaf};
+use cgroup_core::strays;
+use cgroup_core::tree::dirfd::CgroupDir;
+use cgroup_core::tree::processes::own_processes;
+
+use super::{log, PinnedStray, SafetyNet, Seen};
+use crate::process::pidfd::{move_pinned, PidFd};
+
+/// Reads of S in one drain. A hopper (a generation every ~0.2 ms) took 4 to 7 on a 2-CPU
+/// host, up to 28 when S was the root cgroup with a test harness's processes coming and going.
+const MAX_PASSES: u32 = 64;
+/// How long one drain may hold the net's thread (events wait in the socket meanwhile).
+const TIME_LIMIT: Duration = Duration::from_millis(500);
+
+/// A stray stopped for the move, and whether the drain stopped it (and so continues it).
+struct Held {
+    stray: PinnedStray,
+    stopped_here: bool,
+}
+
+/// The leaf each user's strays go to in one drain, by uid: made once (a full apply of the
+/// user's cgroup costs ~0.6 ms, as long as a hopper's generation may live) and filed under
+/// the service of the first stray found. The later ones are mostly orphans, whose parent
+/// (init) tells nothing of where they came from.
+type Leaves = HashMap<u32, PathBuf>;
+
+impl SafetyNet {
+    /// Moves every process of a confined uid out of `source` (a cgroup as /proc/PID/cgroup
+    /// shows it) into its fence; see the module's comment.
+    pub(super) fn drain(&mut self, source: &str) {
+        let dir = self.tree.path_of(source);
+        let started = Instant::now();
+        let mut leaves = Leaves::new();
+        let mut held: Vec<Held> = Vec::new();
+        let mut passes = 0;
+        let mut gave_up = false;
+        loop {
+            if passes == MAX_PASSES || started.elapsed() > TIME_LIMIT {
+                gave_up = true;
+                break;
+            }
+            passes += 1;
+            let pids = match processes_in(&dir) {
+                Ok(pids) => pids,
+                // Removed: nothing is left in it.
+                Err(e) if matches!(e.errno(), Some(libc::ENOENT | libc::ENODEV)) => break,
+                Err(e) => {
+                    log::error(&format!("safety net: drain of {source:?}: {e}"));
+                    gave_up = true;
+                    break;
+                }
+            };
+            // Each pinned before any is read: a hopper's generation lives ~0.2 ms, and reading
+            // a long listing one process at a time reached it only once it was gone.
+            let pinned: Vec<Option<PidFd>> = pids
+                .into_iter()
+                .filter(|pid| !held.iter().any(|h| h.stray.process.pid == *pid))
+                .map(|pid| PidFd::open(pid).ok())
+                .collect();
+            let mut found = Vec::new();
+            let mut vanished = 0;
+            for process in pinned {
+                match process.map(|p| self.judge(p)) {
+                    Some(Seen::Stray(stray)) => found.push(stray),
+                    Some(Seen::Other) => {}
+                    Some(Seen::Gone) | None => vanished += 1,
+                }
+            }
+            if passes > 1 && !found.is_empty() {
+                // They fork faster than they are moved: stopped, and S read again until
+                // every stray in it is.
+                let proc_root = &self.proc_root;
+                held.extend(found.into_iter().map(|stray| stop(proc_root, stray)));
+                continue;
+            }
+            let moving = !found.is_empty() || !held.is_empty();
+            for stray in found {
+                self.move_stray(stray, &mut leaves);
+            }
+            self.move_and_release(&mut held, &mut leaves);
+            // Clean only when nothing was to move and every process listed could be told: one
+            // gone before it was read may have been a stray that forked (its child is in S).
+            if !moving && vanished == 0 {
+                break;
+            }
+        }
+        self.move_and_release(&mut held, &mut leaves);
+        if passes > 2 {
+            log::info(&format!(
+                "safety net: drained {source:?} in {passes} passes, {:.1} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            ));
+        }
+        if gave_up {
+            self.sources
+                .counters
+                .drains_given_up
+                .fetch_add(1, Ordering::Relaxed);
+            log::error(&format!(
+                "safety net: gave up draining {source:?} after {passes} passes in {:.1} ms: \
+                 processes of confined users may still be there (drained again at the next \
+                 sighting)",
+                started.elapsed().as_secs_f64() * 1e3
+            ));
+        }
+    }
+
+    /// Moves every held stray, then lets the ones the drain stopped go on.
+    fn move_and_release(&mut self, held: &mut Vec<Held>, leaves: &mut Leaves) {
+        for h in held.drain(..) {
+            let stopped_here = h.stopped_here;
+            if let Some(process) = self.move_stray(h.stray, leaves) {
+                if stopped_here {
+                    // ESRCH: it exited meanwhile (a SIGKILL); nothing to continue.
+                    let _ = process.signal(libc::SIGCONT);
+                }
+            }
+        }
+    }
+
+    /// Moves one stray into its user's leaf of this drain; gives its pidfd back (to continue
+    /// it) unless it is gone.
+    fn move_stray(&mut self, stray: PinnedStray, leaves: &mut Leaves) -> Option<PidFd> {
+        let pid = stray.process.pid;
+        let uid = stray.user.uid;
+        let mut outcome = self.move_into_leaf(&stray, leaves);
+        // The leaf of this drain may have been reaped meanwhile (its processes all exited):
+        // once more, in a new one.
+        if outcome.is_err() && stray.process.alive() && leaves.remove(&uid).is_some() {
+            outcome = self.move_into_leaf(&stray, leaves);
+        }
+        match outcome {
+            Ok(leaf) => {
+                self.record(pid, &stray.user, &stray.cgroup, &leaf, stray.comm.clone());
+            }
+            // Gone during the move: nothing to fence, and whatever its PID reached meanwhile
+            // was moved back by move_pinned.
+            Err(_) if !stray.process.alive() => return None,
+            Err(e) => {
+                self.sources
+                    .counters
+                    .fence_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                log::error(&format!(
+                    "safety net: could not move process {pid} of {} out of {}: {e:#}",
+                    stray.user.name, stray.cgroup
+                ));
+            }
+        }
+        Some(stray.process)
+    }
+
+    fn move_into_leaf(&self, stray: &PinnedStray, leaves: &mut Leaves) -> anyhow::Result<PathBuf> {
+        let uid = stray.user.uid;
+        if let Some(leaf) = leaves.get(&uid) {
+            move_pinned(&self.tree, &stray.process, leaf)?;
+            return Ok(leaf.clone());
+        }
+        let (leaf, _) = prepare_service_leaf(
+            &self.tree,
+            &self.config,
+            &stray.user,
+            &stray.service,
+            "pid",
+            stray.process.pid,
+        )?;
+        if let Err(e) = move_pinned(&self.tree, &stray.process, &leaf) {
+            let _ = release_leaf(&self.tree, &leaf);
+            return Err(e);
+        }
+        leaves.insert(uid, leaf.clone());
+        Ok(leaf)
+    }
+}
+
+/// The processes in the cgroup `dir` itself. The root cgroup has no cgroup.type for
+/// `own_processes` to read, and a threaded cgroup refuses cgroup.procs (EOPNOTSUPP): that one
+/// is read as `own_processes` reads it, through cgroup.threads.
+fn processes_in(dir: &Path) -> cgroup_core::error::Result<Vec<u32>> {
+    let dir = CgroupDir::open(dir)?;
+    match dir.read(PROCS) {
+        Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+        Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => own_processes(&dir),
+        Err(e) => Err(e),
+    }
+}
+
+/// Stops a stray for the move, unless it is stopped already (it is then neither stopped nor
+/// continued by the drain: a customer's job-control stop stays one).
+fn stop(proc_root: &Path, stray: PinnedStray) -> Held {
+    let stopped_here = !strays::stopped(proc_root, stray.process.pid)
+        && stray.process.signal(libc::SIGSTOP).is_ok();
+    Held {
+        stray,
+        stopped_here,
+    }
+}
