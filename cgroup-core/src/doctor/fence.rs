@@ -93,18 +93,30 @@ fn strays_finding(found: &[Stray]) -> Finding {
     )
 }
 
-/// The pid of a running `cgroupctl daemon` of the config `config`, if any.
+/// The pid of a running `cgroupctl daemon` of the config `config`, if any: root's. Anybody
+/// may run a process whose command line reads `cgroupctl daemon` (`exec -a`), so a customer's
+/// would make doctor say the safety net runs while the daemon is down. (Not the owner of
+/// /proc/PID: a process that makes itself non-dumpable shows it as root's.)
 fn running_daemon(proc_root: &Path, config: &Path) -> Option<u32> {
     for pid in strays::pids(proc_root).ok()? {
         let Ok(cmdline) = std::fs::read(proc_root.join(pid.to_string()).join("cmdline")) else {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if is_daemon_of(&args, config) {
+        if is_daemon_of(&args, config) && is_roots(proc_root, pid) {
             return Some(pid);
         }
     }
     None
+}
+
+/// Is the process root's by its real uid (`status`, which its owner cannot change)?
+fn is_roots(proc_root: &Path, pid: u32) -> bool {
+    let status = proc_root.join(pid.to_string()).join("status");
+    crate::tree::fs::read_proc_file(&status)
+        .ok()
+        .and_then(|s| crate::inventory::status_ids(&s, "Uid:"))
+        .is_some_and(|ids| ids[0] == 0)
 }
 
 /// Is this command line `cgroupctl [--config PATH] daemon ...` of `config`?
@@ -158,6 +170,26 @@ mod tests {
         ));
         assert!(!is_daemon_of(&line("cgroupctl show daemon-x"), conf));
         assert!(!is_daemon_of(&line("/usr/bin/vim daemon"), conf));
+    }
+
+    #[test]
+    fn a_customers_process_named_like_the_daemon_is_not_the_daemon() {
+        let proc_root = tempfile::tempdir().unwrap();
+        for (pid, uid) in [(41, 2001), (42, 0)] {
+            let dir = proc_root.path().join(pid.to_string());
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("cmdline"), b"cgroupctl\0daemon\0").unwrap();
+            std::fs::write(
+                dir.join("status"),
+                format!("Name:\tsleep\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"),
+            )
+            .unwrap();
+        }
+        let conf = Path::new(crate::config::DEFAULT_CONFIG_PATH);
+        // `exec -a cgroupctl sleep inf daemon` by a customer: not the daemon; root's is.
+        assert_eq!(running_daemon(proc_root.path(), conf), Some(42));
+        std::fs::remove_dir_all(proc_root.path().join("42")).unwrap();
+        assert_eq!(running_daemon(proc_root.path(), conf), None);
     }
 
     #[test]
