@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::cgroup_files;
-use crate::config::Config;
+use crate::config::{Config, EffectiveLimits};
 use crate::error::Result;
 use crate::limits::{Controller, LimitKey};
 use crate::nss::UserInfo;
@@ -164,6 +164,7 @@ pub fn apply_user_open(
         // taken back now (the package's reload at upgrade), not at the user's next login.
         if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name)? {
             legacy.secure(tree, user.group_access())?;
+            write_effective(&legacy, &effective)?;
         }
         return Ok((report, None));
     }
@@ -208,6 +209,11 @@ pub fn apply_user_open(
             user_cgroup.write(key.file_name(), line)?;
         }
     }
+    // A legacy `users/<user>` still holding sessions from before an upgrade follows too
+    // (`user_apply::apply_user_cgroup` says why).
+    if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name)? {
+        write_effective(&legacy, &effective)?;
+    }
     // What a login would have written: its fast path now knows this is applied, and a later
     // change of the config (even one written with `set --no-apply`) is seen as a change.
     user_cgroup.set_stamp(&Stamp {
@@ -245,6 +251,25 @@ pub fn apply_user_open(
     report.files.extend(unavailable);
     report.files.sort_by(|a, b| a.file.cmp(&b.file));
     Ok((report, Some(user_cgroup)))
+}
+
+/// Every limit of `effective` written to `dir`, the others reset to the kernel's default, where
+/// `dir`'s controllers allow.
+fn write_effective(dir: &UserCgroup, effective: &EffectiveLimits) -> Result<()> {
+    let available = dir.available_controllers()?;
+    for key in LimitKey::ALL {
+        if !available.contains(&key.controller()) {
+            continue;
+        }
+        let lines = match effective.limits.get(&key) {
+            Some(limit) => limit.limit.lines.clone(),
+            None => reset_lines(key, &dir.read(key.file_name())?),
+        };
+        for line in &lines {
+            dir.write(key.file_name(), line)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

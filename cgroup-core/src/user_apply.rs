@@ -116,6 +116,14 @@ pub fn apply_user_cgroup(
         .into_iter()
         .map(|l| l.key)
         .collect();
+    // A legacy `users/<user>` (before the keyed names) holding sessions from before an upgrade
+    // gets the same limits: else it kept what was last applied to it, out of reach of `set`
+    // and of a plan lowered since, for as long as its processes live (a tmux server, a nohup
+    // job: new work started there ran on the old plan).
+    if let Some(legacy) = UserCgroup::open_legacy(tree, &user.name)? {
+        let offered = legacy.available_controllers()?;
+        legacy.write_limits(limits.limits.values().map(|r| &r.limit), &offered)?;
+    }
     user_cgroup.set_stamp(&Stamp {
         fingerprint: desired_fingerprint(config, user, access, limits),
         skipped: skipped.clone(),

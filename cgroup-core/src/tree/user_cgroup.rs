@@ -16,8 +16,13 @@
 //! whole life. It is put in `session-<id>/login/`, made by root before the leaf is handed
 //! over, so that `session-<id>` itself holds no process: the customer can move its own
 //! processes (the shell and what it starts) into cgroups of its own beside `login/` and enable
-//! controllers for them (cgroup v2 allows processes only in leaves). `login/` stays root's;
-//! root removes it at close once empty, as the cgroup it made and still owns. Root writes `users/<user>` itself and
+//! controllers for them (cgroup v2 allows processes only in leaves). `login/` is root's, but
+//! neither it nor the process in it is out of the customer's reach: cgroup v2 lets the
+//! customer move any process inside its leaf, root's opener too, and remove an emptied
+//! `login/` (and make one of its own). So nothing relies on the opener staying there: a
+//! session counts as open while its opener is anywhere in the leaf, and a caller that
+//! outlived its close is recognised only in root's own `login/` (`crate::survivors`). The leaf
+//! goes, `login/` with it, once it empties (the daemon, gc). Root writes `users/<user>` itself and
 //! the root-owned files of a leaf (its caps) before handing the leaf over; it never creates,
 //! removes or re-types anything inside a directory a customer owns, so nothing a customer does
 //! in its own leaves can break, redirect or slow a later login. The one exception is `trim`,
@@ -675,10 +680,10 @@ const TRIM_PASSES: u32 = 3;
 /// rmdir fails (EBUSY), and the leaf is taken back (root:root 0700), so the customer cannot
 /// enter it by name any more; its empty sub-cgroups are then removed bottom-up through
 /// descriptors. The work is bounded by the leaf's own cap on descendants. The first rmdir of
-/// `login/` is safe whatever the customer did in its leaf: the customer can neither rename
-/// root's `login/` (cgroup2 refuses) nor make anything in it (root's, 0755), an rmdir removes
-/// only an empty cgroup, and anything the customer made beside it fails the leaf's rmdir into
-/// the walk.
+/// `login/` is safe whatever the customer did in its leaf: the customer cannot rename root's
+/// `login/` (cgroup2 refuses) nor make anything in it (root's, 0755); it may have removed it
+/// once empty and made a `login/` of its own, but an rmdir removes only an empty cgroup, and
+/// anything the customer made fails the leaf's rmdir into the walk.
 pub fn trim(
     parent: &CgroupDir,
     name: &str,

@@ -59,6 +59,12 @@ assert_eq "owner of her new leaf" "$(vm_root "stat -c '%U %a' '${login%/login}'"
 assert_file_eq "$new_ucg/memory.max" $((384 * 1024 * 1024))
 assert_eq "alice's cgroups as cgroupctl path --all lists them" \
     "$(vm_root "cgroupctl path --all alice" | tr '\n' ' ')" "$new_ucg $ucg "
+step "a plan lowered after the upgrade reaches users/alice too (cgroupctl set)"
+# Else her old session (a tmux server, a nohup job) kept the plan of the day of the upgrade,
+# and anything started there ran beyond what set says.
+vm_root "cgroupctl set alice memory.max=200M" >/dev/null || fail "cgroupctl set alice memory.max=200M failed"
+assert_file_eq "$new_ucg/memory.max" $((200 * 1024 * 1024))
+assert_file_eq "$ucg/memory.max" $((200 * 1024 * 1024))
 step "a freeze reaches her old session and her own cgroup in users/alice too"
 vm_root "cgroupctl freeze alice" >/dev/null || fail "cgroupctl freeze alice failed"
 assert_eq "frozen of $ucg" "$(cgkey "$ucg/cgroup.events" frozen)" 1
