@@ -1,5 +1,6 @@
-//! Processes of confined customers outside their fence ("strays"), found in /proc: one scan
-//! shared by the daemon's safety net (at start and periodically) and by `cgroupctl doctor`.
+//! Processes of confined customers outside their fence ("strays"), found by a walk of the
+//! cgroups outside the fences and a listing of /proc (`scan`): shared by the daemon's safety
+//! net (its sweep, at start and periodically) and by `cgroupctl doctor`.
 //!
 //! A process belongs to the customer whose uid is its REAL uid. The effective uid is not
 //! enough: a root daemon that only seteuid()s for a moment (sshd reading authorized_keys,
@@ -24,6 +25,8 @@ use crate::inventory::status_ids;
 use crate::nss::{group_names, lookup_uid, UserInfo};
 use crate::policy::exemption;
 use crate::tree::Tree;
+
+pub mod walk;
 
 /// A process of a confined uid outside that user's fence.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -223,9 +226,97 @@ pub fn exited(proc_root: &Path, pid: u32) -> bool {
     matches!(state(proc_root, pid), None | Some('Z' | 'X' | 'x'))
 }
 
-/// Every process of a confined uid outside its fence. Unreadable processes (exited meanwhile)
-/// are skipped; an NSS failure for one uid skips that uid's processes and is returned beside.
+/// What one look at a process told.
+pub enum Sighting {
+    Stray(Stray),
+    /// Root's, an exempt user's, one inside its fence: left alone.
+    Other,
+    /// Exited before it could be read: it may have been a stray that forked.
+    Gone,
+}
+
+/// Is the process `pid` a stray? An NSS failure for its uid calls it `Other` and is added to
+/// `problems` (once).
+pub fn sighting(
+    proc_root: &Path,
+    tree: &Tree,
+    who: &mut Confinement,
+    pid: u32,
+    problems: &mut Vec<String>,
+) -> Sighting {
+    let Some((uid, cgroup)) = ruid_and_cgroup(proc_root, pid) else {
+        return Sighting::Gone;
+    };
+    if who.never_confined(uid) {
+        return Sighting::Other;
+    }
+    let user = match who.confined(uid) {
+        Ok(Some(user)) => user,
+        Ok(None) => return Sighting::Other,
+        Err(e) => {
+            let text = e.to_string();
+            if !problems.contains(&text) {
+                problems.push(text);
+            }
+            return Sighting::Other;
+        }
+    };
+    if inside_fence(tree, &cgroup, &user.name) {
+        return Sighting::Other;
+    }
+    Sighting::Stray(Stray {
+        pid,
+        uid,
+        user: user.name,
+        origin: origin_of(&cgroup),
+        cgroup,
+    })
+}
+
+/// Every process of a confined uid outside its fence, as `cgroupctl doctor` reports them; an
+/// NSS failure for one uid skips that uid's processes and is returned beside, with what the
+/// walk could not read.
+///
+/// Two looks, each finding what the other cannot. The walk of the cgroups outside the fences
+/// (`walk`) reads each process as soon as its cgroup lists it: it finds one that lives a
+/// millisecond (a hopper's generation), which the listing of /proc never does. The listing
+/// finds what the walk cannot see: a process in a cgroup this mount does not show (a cgroup
+/// namespace) or past the walk's caps, and one of customer B inside customer A's fence (the
+/// fences are not walked: that is where every customer's processes are).
 pub fn scan(proc_root: &Path, tree: &Tree, who: &mut Confinement) -> (Vec<Stray>, Vec<String>) {
+    let mut strays = Vec::new();
+    let mut problems = Vec::new();
+    let walked = walk::outside_fences(tree, walk::SWEEP_LIMITS, |_, pids| {
+        let mut told = walk::Told::All;
+        for pid in pids {
+            match sighting(proc_root, tree, who, *pid, &mut problems) {
+                Sighting::Stray(stray) => strays.push(stray),
+                Sighting::Other => {}
+                Sighting::Gone => told = walk::Told::SomeGone,
+            }
+        }
+        told
+    });
+    problems.extend(walked.problems);
+    let (listed, listing_problems) = scan_listed(proc_root, tree, who);
+    strays.extend(listed);
+    for p in listing_problems {
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    }
+    strays.sort_by_key(|s| s.pid);
+    strays.dedup_by_key(|s| s.pid);
+    (strays, problems)
+}
+
+/// The strays found by a listing of /proc: every pid listed, then each read (see `scan` for
+/// what this misses).
+pub fn scan_listed(
+    proc_root: &Path,
+    tree: &Tree,
+    who: &mut Confinement,
+) -> (Vec<Stray>, Vec<String>) {
     let mut strays = Vec::new();
     let mut problems = Vec::new();
     let Ok(pids) = pids(proc_root) else {
@@ -233,33 +324,9 @@ pub fn scan(proc_root: &Path, tree: &Tree, who: &mut Confinement) -> (Vec<Stray>
         return (strays, problems);
     };
     for pid in pids {
-        let Some((uid, cgroup)) = ruid_and_cgroup(proc_root, pid) else {
-            continue;
-        };
-        if who.never_confined(uid) {
-            continue;
+        if let Sighting::Stray(stray) = sighting(proc_root, tree, who, pid, &mut problems) {
+            strays.push(stray);
         }
-        let user = match who.confined(uid) {
-            Ok(Some(user)) => user,
-            Ok(None) => continue,
-            Err(e) => {
-                let text = e.to_string();
-                if !problems.contains(&text) {
-                    problems.push(text);
-                }
-                continue;
-            }
-        };
-        if inside_fence(tree, &cgroup, &user.name) {
-            continue;
-        }
-        strays.push(Stray {
-            pid,
-            uid,
-            user: user.name,
-            origin: origin_of(&cgroup),
-            cgroup,
-        });
     }
     strays.sort_by_key(|s| s.pid);
     (strays, problems)

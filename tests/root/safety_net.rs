@@ -27,6 +27,9 @@ const MOVE_LIMIT: Duration = Duration::from_secs(10);
 /// How long draining a cgroup of a confined user's processes may take (the event path: no
 /// sweep runs in these tests after the daemon's first).
 const DRAIN_LIMIT: Duration = Duration::from_secs(3);
+/// How long the daemon's first sweep may take to find a hopper and drain it (it starts as the
+/// net listens; the walk of this host's cgroups takes milliseconds).
+const SWEEP_CATCH_LIMIT: Duration = Duration::from_secs(5);
 
 fn probe_bin() -> PathBuf {
     cgroupctl_bin().with_file_name("setuid-probe")
@@ -60,10 +63,12 @@ impl NetDaemon {
             log,
             _dir: dir,
         };
-        wait_until("the safety net to listen", MOVE_LIMIT, || {
-            daemon
-                .log()
-                .contains("safety net: listening to the kernel's process events")
+        // Its first sweep done too: a sweep judges by the policy it started with, and a test
+        // that edits the policy next must not race it.
+        wait_until("the safety net to listen and sweep", MOVE_LIMIT, || {
+            let log = daemon.log();
+            log.contains("safety net: listening to the kernel's process events")
+                && log.contains("safety net sweep: ")
         });
         daemon
     }
@@ -107,6 +112,18 @@ impl Probe {
     /// the probe stays root.
     fn hop(uid: u32, gid: u32, secs: u32) -> Probe {
         Self::spawn(&["hop", &uid.to_string(), &gid.to_string(), &secs.to_string()])
+    }
+
+    /// Like `hop`, but the child that switched exits at once: only the hopper is left, no
+    /// process of it lives long enough to be read after a listing of /proc.
+    fn hop_alone(uid: u32, gid: u32, secs: u32) -> Probe {
+        Self::spawn(&[
+            "hop",
+            &uid.to_string(),
+            &gid.to_string(),
+            &secs.to_string(),
+            "alone",
+        ])
     }
 
     /// Switches, forks a child that waits for the probe's stdin to close, and stays.
@@ -208,25 +225,35 @@ fn processes_of(uid: u32) -> Vec<(u32, String)> {
 }
 
 /// CPU time used in the cgroup `dir` and below, in µs (cpu.stat is there without the cpu
-/// controller).
-fn cpu_usec(dir: &Path) -> u64 {
+/// controller); `None` while the cgroup does not exist.
+fn cpu_usec(dir: &Path) -> Option<u64> {
     std::fs::read_to_string(dir.join("cpu.stat"))
-        .unwrap()
+        .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("usage_usec "))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap()
 }
+
+/// CPU time used in `user`'s fence over 200 ms, in µs (0 while there is no fence).
+fn cpu_in_fence_over_200ms(setup: &TestSetup, user: &TestUser) -> u64 {
+    let fence = setup.tree.user(&user.name);
+    let before = cpu_usec(&fence);
+    std::thread::sleep(Duration::from_millis(200));
+    match (before, cpu_usec(&fence)) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => 0,
+    }
+}
+
+/// A process spinning on a CPU uses at least this much of 200 ms.
+const HOPPER_CPU_USEC: u64 = 40_000;
 
 /// Fails unless a process spinning on a CPU runs in `user`'s fence: a hopper's generations
 /// live ~0.2 ms each, too short to be found by a pid and read, but they add up to CPU time.
 fn assert_hopper_runs_in_fence(setup: &TestSetup, user: &TestUser) {
-    let fence = setup.tree.user(&user.name);
-    let before = cpu_usec(&fence);
-    std::thread::sleep(Duration::from_millis(200));
-    let used = cpu_usec(&fence) - before;
+    let used = cpu_in_fence_over_200ms(setup, user);
     assert!(
-        used >= 40_000,
+        used >= HOPPER_CPU_USEC,
         "the hopper does not run in {}'s fence: {used} µs of CPU there in 200 ms",
         user.name
     );
@@ -272,6 +299,17 @@ fn wait_all_fenced(
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Held by each test that runs a hopper: two spinning at once on a small host starve each
+/// other's CPU time, by which `assert_hopper_runs_in_fence` tells where one runs.
+static ONE_HOPPER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_hopper_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // A test that failed holding it leaves nothing behind to protect.
+    ONE_HOPPER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Waits out a hopper on drop: no pkill can be sure to hit a process that forks and exits
@@ -530,6 +568,7 @@ fn a_hopper_that_forks_and_exits_again_and_again_is_drained_into_its_fence() {
     // The probe stays root; its child switches and stays (the event names it, and a gone
     // one would tell nothing); the hopper it forked at once is an orphan in the same cgroup
     // within 0.2 ms.
+    let _cpu = one_hopper_at_a_time();
     const HOP_SECS: u32 = 5;
     let mut probe = Probe::hop(alice.uid, alice.gid, HOP_SECS);
     // Dropped before the probe, which reaps the last generations (the hopper's clock starts
@@ -608,4 +647,60 @@ fn a_stray_that_renames_itself_in_odd_bytes_is_reported_by_doctor_and_moved_by_t
     );
     let _daemon = NetDaemon::start(&setup, &[alice.uid]);
     wait_fenced(&setup, &stray, &alice.name);
+}
+
+/// A hopper whose switching process is gone before any daemon runs: no uid change is ever
+/// seen, and no generation lives long enough to be read after a listing of /proc (the old
+/// sweep's way), so it ran outside the fence for good. The sweep's walk of the cgroups reads
+/// each one's processes at once: the daemon's first sweep catches it.
+#[test]
+fn a_hopper_started_while_no_daemon_runs_is_caught_by_the_first_sweep() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let work = tempfile::tempdir().unwrap();
+    let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
+    ctl_ok(&setup, &["init"]);
+    let _cpu = one_hopper_at_a_time();
+    const HOP_SECS: u32 = 10;
+    let mut probe = Probe::hop_alone(alice.uid, alice.gid, HOP_SECS);
+    let _ends = HopperEnds(
+        Instant::now() + Duration::from_secs(HOP_SECS.into()) + Duration::from_millis(500),
+    );
+    let source = probe.cgroup();
+    assert!(!in_fence(&setup, &source, &alice.name));
+    probe.go();
+    // The switched process is gone: only the hopper is left, and no daemon ran meanwhile.
+    // No process of alice lives from one listing of /proc to the next, 50 ms later.
+    wait_until("the switched process to exit", MOVE_LIMIT, || {
+        let first = processes_of(alice.uid);
+        std::thread::sleep(Duration::from_millis(50));
+        let second = processes_of(alice.uid);
+        !first.iter().any(|p| second.contains(p))
+    });
+
+    let started = Instant::now();
+    let daemon = NetDaemon::start(&setup, &[alice.uid]);
+    wait_until(
+        "the first sweep to fence the hopper",
+        SWEEP_CATCH_LIMIT,
+        || cpu_in_fence_over_200ms(&setup, &alice) >= HOPPER_CPU_USEC,
+    );
+    eprintln!(
+        "the hopper ran in its fence within {:?} of the daemon's start",
+        started.elapsed()
+    );
+    // It stays: every generation after is forked there.
+    for _ in 0..5 {
+        assert_hopper_runs_in_fence(&setup, &alice);
+        wait_all_fenced(&setup, &alice, &source, 0, Duration::ZERO);
+    }
+    let log = daemon.log();
+    eprintln!(
+        "{}",
+        log.lines()
+            .filter(|l| l.contains("sweep") || l.contains("drain"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(!log.contains("gave up draining"), "{log}");
 }

@@ -1,6 +1,7 @@
 //! Every process of a confined customer is in its fence: the safety net's state (the
 //! `[policy]` switch and the daemon that runs it) and any process of a confined uid found
-//! outside `users/<user>/` (the same /proc scan as the daemon's sweep).
+//! outside `users/<user>/` (the same scan as the daemon's sweep: a walk of the cgroups outside the
+//! fences, then a listing of /proc; `strays::scan`).
 
 use std::path::Path;
 

@@ -38,6 +38,18 @@ impl CgroupDir {
         Self::adopt(raw, path.to_path_buf())
     }
 
+    /// Opens any directory as a cgroup: for the unit tests' fake hierarchies in a tempdir.
+    #[cfg(test)]
+    pub(crate) fn open_unchecked(path: &Path) -> Result<CgroupDir> {
+        let raw = openat(None, path, DIR_FLAGS, Mode::empty()).ctx("open", path)?;
+        // SAFETY: `raw` was just returned by openat and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(CgroupDir {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
     fn adopt(raw: RawFd, path: PathBuf) -> Result<CgroupDir> {
         // SAFETY: `raw` was just returned by openat and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };

@@ -18,9 +18,10 @@
 //!                                /proc/self/cgroup until it contains FENCE; print the window
 //!                                (ns from just before the switch to the first read showing the
 //!                                fence) per child, or "timeout"
-//! setuid-probe hop UID GID SECS
+//! setuid-probe hop UID GID SECS [alone]
 //!                                wait for a line, fork a child that switches like `switch`,
-//!                                forks the hopper, prints "switched" and stays SECS; the
+//!                                forks the hopper, prints "switched" and stays SECS (with
+//!                                `alone`: exits at once, leaving only the hopper); the
 //!                                hopper, for SECS: works ~0.2 ms, forks, its parent _exit()s
 //!                                at once, the child does the same (each generation an orphan
 //!                                in its cgroup); the probe stays root, reaps them, waits for EOF
@@ -248,6 +249,7 @@ fn main() {
         }
         Some("hop") => {
             let (uid, gid, secs): (u32, u32, f64) = (arg(&args, 2), arg(&args, 3), arg(&args, 4));
+            let alone = args.get(5).map(String::as_str) == Some("alone");
             wait_line();
             // The orphaned generations are reaped by the probe, which stays root where it
             // is: an init that reaps late (a sandbox's) lets thousands of zombies pile up,
@@ -259,7 +261,9 @@ fn main() {
                 fork_off(|| hop(secs));
                 println!("switched");
                 std::io::stdout().flush().unwrap();
-                std::thread::sleep(Duration::from_secs_f64(secs));
+                if !alone {
+                    std::thread::sleep(Duration::from_secs_f64(secs));
+                }
             });
             std::thread::spawn(|| loop {
                 let mut status = 0;
@@ -291,7 +295,7 @@ fn main() {
             storm(arg(&args, 2), arg(&args, 3), arg(&args, 4), &program)
         }
         _ => panic!(
-            "usage: setuid-probe switch UID GID [NAME_HEX before|after] | seteuid UID | setreuid UID | hop UID GID SECS | background UID GID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
+            "usage: setuid-probe switch UID GID [NAME_HEX before|after] | seteuid UID | setreuid UID | hop UID GID SECS [alone] | background UID GID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
         ),
     }
 }

@@ -3,8 +3,10 @@
 //! workers, suexec, runuser, a platform's service starter) is moved into
 //! the customer's fence, `users/<user>/<service>/pid-<PID>`, a leaf made as `cgroupctl
 //! classify` makes one. It runs in a thread of its own, woken by the kernel's process events
-//! (proc_events.rs) and every `SWEEP_EVERY` for a sweep of /proc (cgroup-core's `strays`),
-//! which also runs at start and after the kernel dropped events. Each stray found, by an
+//! (proc_events.rs) and every `SWEEP_EVERY` for a sweep (a walk of the cgroups outside the
+//! fences, then a listing of /proc: cgroup-core's `strays`), which also runs at start and
+//! after the kernel dropped events: a process no event named (switched while the daemon was
+//! down, or gone before it was read) is found there, a hopper's short-lived generations too. Each stray found, by an
 //! event or the sweep, has the cgroup it is in drained (drain.rs): the children it forked
 //! before its move, and the orphans of one that forks and exits again and again, are there.
 //!
@@ -27,6 +29,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use cgroup_core::config::Config;
 use cgroup_core::events::{Event, FaultKind, ProcessInfo};
 use cgroup_core::nss::UserInfo;
+use cgroup_core::strays::walk::{Told, SWEEP_LIMITS};
 use cgroup_core::strays::{self, Confinement};
 use cgroup_core::time;
 use cgroup_core::tree::Tree;
@@ -38,7 +41,7 @@ use super::proc_events::{ProcEvents, Subscription};
 use crate::process::pidfd::PidFd;
 use cgroup_core::stats::daemon::Counters;
 
-/// Between sweeps of /proc: a process missed by the events (a lost burst) waits at most this.
+/// Between sweeps: a process missed by the events (a lost burst) waits at most this.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// What the thread reads and reports to; the config follows reloads.
@@ -81,6 +84,8 @@ struct SafetyNet {
     tree: Tree,
     who: Confinement,
     policy: PolicyFile,
+    /// Whether a sweep ran yet (the first one logs what it cost).
+    swept: bool,
 }
 
 /// The `[policy]` the module follows for the config file now: the file's own when it parses,
@@ -134,19 +139,64 @@ impl SafetyNet {
         false
     }
 
+    /// Drains every cgroup a stray is found in: first by a walk of the cgroups outside the
+    /// fences, each process pinned and read as soon as its cgroup lists it (one that lives a
+    /// millisecond, a hopper's generation, is caught; a listing of /proc reads it only once it
+    /// is gone), then by the listing of /proc, for what the walk cannot see (cgroup-core's
+    /// `strays::scan`).
     fn sweep(&mut self) {
         self.who.forget();
-        let (found, problems) = strays::scan(&self.proc_root, &self.tree, &mut self.who);
-        for p in problems {
+        let started = Instant::now();
+        let tree = self.tree.clone();
+        let mut seen_in: Vec<PathBuf> = Vec::new();
+        let walked = strays::walk::outside_fences(&tree, SWEEP_LIMITS, |dir, pids| {
+            let (stray_here, told) = self.look_at(pids);
+            if stray_here {
+                seen_in.push(dir.to_path_buf());
+            }
+            told
+        });
+        let (listed, problems) = strays::scan_listed(&self.proc_root, &self.tree, &mut self.who);
+        for p in walked.problems.iter().chain(&problems) {
             log::warn(&format!("safety net sweep: {p}"));
         }
-        let mut drained: Vec<String> = Vec::new();
-        for stray in found {
-            if !drained.contains(&stray.cgroup) {
-                self.drain(&stray.cgroup);
-                drained.push(stray.cgroup);
+        for stray in listed {
+            let dir = self.tree.path_of(&stray.cgroup);
+            if !seen_in.contains(&dir) {
+                seen_in.push(dir);
             }
         }
+        // The drain judges each process again: by the policy of now, not of the walk's start
+        // (an admin made exempt meanwhile by an edit of the file is left alone).
+        self.refresh();
+        for dir in &seen_in {
+            self.drain(dir);
+        }
+        if !self.swept || !seen_in.is_empty() {
+            log::info(&format!(
+                "safety net sweep: {} cgroups walked, {} drained, in {:.1} ms",
+                walked.cgroups,
+                seen_in.len(),
+                started.elapsed().as_secs_f64() * 1e3
+            ));
+        }
+        self.swept = true;
+    }
+
+    /// The processes a cgroup just listed (youngest first), each pinned before any is read:
+    /// is one a stray, and was one gone before it could be told (its child may be one)?
+    fn look_at(&mut self, pids: &[u32]) -> (bool, Told) {
+        let pinned: Vec<Option<PidFd>> = pids.iter().map(|pid| PidFd::open(*pid).ok()).collect();
+        let mut told = Told::All;
+        for process in pinned {
+            match process.map(|p| self.judge(p)) {
+                // The drain reads the cgroup again (and moves this one with the others).
+                Some(Seen::Stray(_)) => return (true, Told::All),
+                Some(Seen::Other) => {}
+                Some(Seen::Gone) | None => told = Told::SomeGone,
+            }
+        }
+        (false, told)
     }
 
     /// A process whose uid changed: if it is a stray, its cgroup is drained (the process, and
@@ -157,7 +207,8 @@ impl SafetyNet {
     /// of another process, or the sweep.
     fn fence(&mut self, pid: u32) {
         if let Some(stray) = self.pin_stray(pid) {
-            self.drain(&stray.cgroup);
+            let dir = self.tree.path_of(&stray.cgroup);
+            self.drain(&dir);
         }
     }
 
@@ -271,6 +322,7 @@ pub fn run(sources: Sources, stop: OwnedFd) {
     let mut net = SafetyNet {
         who: Confinement::new(policy.current.clone()).only(&sources.only_uids),
         policy,
+        swept: false,
         proc_root: PathBuf::from("/proc"),
         config,
         tree,
@@ -352,7 +404,7 @@ pub fn run(sources: Sources, stop: OwnedFd) {
                         .counters
                         .proc_events_lost
                         .fetch_add(1, Ordering::Relaxed);
-                    log::warn("safety net: the kernel dropped process events: sweeping /proc");
+                    log::warn("safety net: the kernel dropped process events: sweeping");
                     next_sweep = Instant::now();
                 }
             }

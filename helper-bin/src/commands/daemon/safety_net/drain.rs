@@ -56,10 +56,13 @@ struct Held {
 type Leaves = HashMap<u32, PathBuf>;
 
 impl SafetyNet {
-    /// Moves every process of a confined uid out of `source` (a cgroup as /proc/PID/cgroup
-    /// shows it) into its fence; see the module's comment.
-    pub(super) fn drain(&mut self, source: &str) {
-        let dir = self.tree.path_of(source);
+    /// Moves every process of a confined uid out of the cgroup directory `dir` into its
+    /// fence; see the module's comment. A directory, not the cgroup as /proc/PID/cgroup shows
+    /// it: the sweep's walk knows the name's exact bytes.
+    pub(super) fn drain(&mut self, dir: &Path) {
+        let source = dir
+            .strip_prefix(&self.tree.mount.mount_point)
+            .unwrap_or(dir);
         let started = Instant::now();
         let mut leaves = Leaves::new();
         let mut held: Vec<Held> = Vec::new();
@@ -71,7 +74,7 @@ impl SafetyNet {
                 break;
             }
             passes += 1;
-            let pids = match processes_in(&dir) {
+            let pids = match processes_in(dir) {
                 Ok(pids) => pids,
                 // Removed: nothing is left in it.
                 Err(e) if matches!(e.errno(), Some(libc::ENOENT | libc::ENODEV)) => break,
