@@ -14,8 +14,9 @@
 //! the cgroups it reads; what lies past a cap is reported, and the /proc listing still sees
 //! the processes there that live long enough to be read.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
+use std::rc::Rc;
 
 use crate::cgroup_files::PROCS;
 use crate::tree::dirfd::CgroupDir;
@@ -105,10 +106,23 @@ pub(crate) fn walk(
                 .zip(name.to_str())
                 .is_some_and(|(key, name)| key.classify(name).is_some())
     };
-    // Depth first, an explicit stack: at most `max_depth` levels of descriptors are open.
-    let mut stack: Vec<(CgroupDir, usize)> = vec![(top, 0)];
+    // Depth first, an explicit stack of names, each opened when its turn comes through its
+    // parent's descriptor (shared by its siblings): at most one descriptor per level is open,
+    // however many children a cgroup has (a daemon's soft limit is often 1024 files).
+    let mut stack: Vec<(Rc<CgroupDir>, Option<OsString>, usize)> = vec![(Rc::new(top), None, 0)];
     let mut capped = false;
-    while let Some((dir, depth)) = stack.pop() {
+    while let Some((parent, name, depth)) = stack.pop() {
+        let dir = match name {
+            None => parent,
+            Some(name) => match parent.open_child(&name) {
+                Ok(child) => Rc::new(child),
+                Err(e) if gone(&e) => continue,
+                Err(e) => {
+                    report.problems.push(e.to_string());
+                    continue;
+                }
+            },
+        };
         if report.cgroups == limits.max_cgroups {
             capped = true;
             break;
@@ -140,13 +154,8 @@ pub(crate) fn walk(
         };
         // Reversed onto the stack: visited in name order.
         for (name, _) in children.into_iter().rev().filter(|(_, is_dir)| *is_dir) {
-            if is_fence(dir.path(), &name) {
-                continue;
-            }
-            match dir.open_child(&name) {
-                Ok(child) => stack.push((child, depth + 1)),
-                Err(e) if gone(&e) => {}
-                Err(e) => report.problems.push(e.to_string()),
+            if !is_fence(dir.path(), &name) {
+                stack.push((Rc::clone(&dir), Some(name), depth + 1));
             }
         }
     }
