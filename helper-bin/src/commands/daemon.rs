@@ -122,6 +122,10 @@ pub struct DaemonArgs {
     /// daemons share a host with other trees and must not take their users' processes.
     #[arg(long, value_name = "UID", hide = true)]
     pub safety_net_uid: Vec<u32>,
+    /// Time between the safety net's sweeps (seconds, or a duration like 30s): for tests,
+    /// which wait for a sweep to catch what no event showed.
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = crate::duration::positive_secs, hide = true)]
+    pub safety_net_sweep: u64,
 }
 
 /// The uids of --allow-user (resolved once at start).
@@ -257,6 +261,7 @@ fn spawn_workers(daemon: &Daemon, args: &DaemonArgs) -> Result<(Vec<Worker>, Vec
         events: fenced_tx,
         subscription: args.proc_events,
         only_uids: args.safety_net_uid.clone(),
+        sweep_every: Duration::from_secs(args.safety_net_sweep),
     };
     workers.push(Worker::spawn("safety-net", "safety net", move |stop| {
         safety_net::run(sources, stop)

@@ -3,7 +3,7 @@
 //! workers, suexec, runuser, a platform's service starter) is moved into
 //! the customer's fence, `users/<user>/<service>/pid-<PID>`, a leaf made as `cgroupctl
 //! classify` makes one. It runs in a thread of its own, woken by the kernel's process events
-//! (proc_events.rs) and every `SWEEP_EVERY` for a sweep (a walk of the cgroups outside the
+//! (proc_events.rs) and every 30 s (`Sources::sweep_every`) for a sweep (a walk of the cgroups outside the
 //! fences, then a listing of /proc: cgroup-core's `strays`), which also runs at start and
 //! after the kernel dropped events: a process no event named (switched while the daemon was
 //! down, or gone before it was read) is found there, a hopper's short-lived generations too. Each stray found, by an
@@ -41,9 +41,6 @@ use super::proc_events::{ProcEvents, Subscription};
 use crate::process::pidfd::PidFd;
 use cgroup_core::stats::daemon::Counters;
 
-/// Between sweeps: a process missed by the events (a lost burst) waits at most this.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
-
 /// What the thread reads and reports to; the config follows reloads.
 pub struct Sources {
     pub tree: Arc<RwLock<Tree>>,
@@ -55,6 +52,9 @@ pub struct Sources {
     pub subscription: Subscription,
     /// Only these uids (empty: all); see the daemon's --safety-net-uid.
     pub only_uids: Vec<u32>,
+    /// Between sweeps (30 s unless --safety-net-sweep says otherwise): a
+    /// process missed by the events (a lost burst, a hopper) waits at most this.
+    pub sweep_every: Duration,
 }
 
 /// A process of a confined uid outside its fence, pinned by its pidfd.
@@ -341,10 +341,10 @@ pub fn run(sources: Sources, stop: OwnedFd) {
                     next_sweep = Instant::now();
                 }
                 Err(e) => {
-                    // Sweeps still run: a process is fenced within SWEEP_EVERY, not at once.
+                    // Sweeps still run: a process is fenced within a sweep's time, not at once.
                     log::error(&format!(
                         "safety net: process events connector: {e}; falling back to sweeps every {}s",
-                        SWEEP_EVERY.as_secs()
+                        net.sources.sweep_every.as_secs()
                     ));
                 }
             }
@@ -354,7 +354,7 @@ pub fn run(sources: Sources, stop: OwnedFd) {
         }
         if on && Instant::now() >= next_sweep {
             net.sweep();
-            next_sweep = Instant::now() + SWEEP_EVERY;
+            next_sweep = Instant::now() + net.sources.sweep_every;
         }
         let wait = if on {
             next_sweep.saturating_duration_since(Instant::now())
