@@ -117,9 +117,7 @@ pub fn is_open(mark: &SessionMark, leaf: &Path, mount_point: &Path) -> bool {
     };
     // Exact bytes: the opener may sit in a sub-cgroup the customer named in any bytes (the
     // customer may move it anywhere inside its leaf) and is still this session's.
-    let now = rel
-        .strip_prefix("/")
-        .map_or_else(|_| mount_point.join(&rel), |rel| mount_point.join(rel));
+    let now = mount_point.join(rel.strip_prefix("/").unwrap_or(&rel));
     now.starts_with(leaf)
 }
 
