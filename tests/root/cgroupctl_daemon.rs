@@ -69,6 +69,17 @@ impl Drop for Daemon {
     }
 }
 
+/// A free port on 127.0.0.1 as `127.0.0.1:PORT`: bound and released, for a daemon that
+/// binds it again at once (`--listen`).
+pub fn free_loopback_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
 pub fn http_get<S: Read + Write>(mut s: S) -> (String, String) {
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -254,13 +265,7 @@ fn daemon_serves_metrics_on_loopback_tcp() {
     let setup = TestSetup::new("", "");
     let user = TestUser::new("pct");
     empty_session(&setup, &user.name);
-    // A free port: bound and released (the daemon binds it again at once).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_loopback_addr();
     let daemon = Daemon::start(&setup, &["--listen", &addr]);
     wait_until("the metrics port", Duration::from_secs(20), || {
         std::net::TcpStream::connect(&addr).is_ok()
@@ -347,12 +352,8 @@ fn metrics_are_root_only_and_a_slow_client_cannot_stall_them() {
     let customer = TestUser::new("pcm");
     let reader = TestUser::new("pcp");
     empty_session(&setup, &customer.name);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_loopback_addr();
+    let port = addr.rsplit_once(':').unwrap().1;
     let daemon = Daemon::start(&setup, &["--listen", &addr, "--allow-user", &reader.name]);
     wait_until("the metrics port", Duration::from_secs(20), || {
         std::net::TcpStream::connect(&addr).is_ok()
@@ -379,7 +380,7 @@ fn metrics_are_root_only_and_a_slow_client_cannot_stall_them() {
         .arg(setup.config_path())
         .args(["run", "--user", &customer.name, "--", "/usr/bin/python3"])
         .arg(&script)
-        .args(["127.0.0.1", &port.to_string()])
+        .args(["127.0.0.1", port])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -422,7 +423,7 @@ fn metrics_are_root_only_and_a_slow_client_cannot_stall_them() {
         .args([
             "-c",
             "import socket,sys; s=socket.create_connection(('127.0.0.1', int(sys.argv[1]))); s.sendall(b'GET /metrics HTTP/1.1\\r\\n\\r\\n'); print(s.recv(100).split(b'\\r\\n')[0].decode())",
-            &port.to_string(),
+            port,
         ])
         .uid(reader.uid)
         .gid(reader.gid)

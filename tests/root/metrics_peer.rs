@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 
 use pam_cgroup_tests::support::{require_root, wait_until, TestSetup, TestUser};
 
-use crate::cgroupctl_daemon::{http_get, scrape_unix, Daemon};
+use crate::cgroupctl_daemon::{free_loopback_addr, http_get, scrape_unix, Daemon};
 
 const CLOSED_PEERS: usize = 50;
 
@@ -65,12 +65,8 @@ fn a_customer_that_closes_at_once_is_refused_not_taken_for_root() {
     require_root();
     let setup = TestSetup::new("", "");
     let customer = TestUser::new("pcw");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_loopback_addr();
+    let port = addr.rsplit_once(':').unwrap().1;
     let socket = setup.dir.path().join("metrics.sock");
     let socket_arg = socket.display().to_string();
     let daemon = Daemon::start(&setup, &["--listen", &addr, "--socket", &socket_arg]);
@@ -83,7 +79,7 @@ fn a_customer_that_closes_at_once_is_refused_not_taken_for_root() {
     let connect_send_close = |mode: &str| {
         let status = customer
             .command("/usr/bin/python3")
-            .args(["-c", CONNECT_SEND_CLOSE, "127.0.0.1", &port.to_string()])
+            .args(["-c", CONNECT_SEND_CLOSE, "127.0.0.1", port])
             .args([&CLOSED_PEERS.to_string(), mode])
             .status()
             .unwrap();

@@ -16,7 +16,7 @@ use pam_cgroup_tests::support::{require_root, wait_until, TestGroup, TestSetup, 
 use crate::cgroupctl::{
     ctl, ctl_ok, describe, empty_session, output_with_stdin, parse_prometheus, stdout,
 };
-use crate::cgroupctl_daemon::{scrape_unix, Daemon};
+use crate::cgroupctl_daemon::{free_loopback_addr, scrape_unix, Daemon};
 
 /// `promtool check metrics` on `text`: its lint problems, or an empty string.
 fn promtool_problems(text: &str) -> String {
@@ -73,12 +73,7 @@ fn scrape_stats_and_textfile_pass_promtool_with_info_build_and_daemon_families()
 
     let socket = setup.dir.path().join("metrics.sock");
     let socket_arg = socket.display().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_loopback_addr();
     // Both listeners at once: Prometheus on loopback TCP, cgroupctl on the root-only socket.
     let daemon = Daemon::start(&setup, &["--socket", &socket_arg, "--listen", &addr]);
     wait_until(
