@@ -187,43 +187,57 @@ fn as_service_name(text: &str) -> Option<String> {
         .then_some(cleaned)
 }
 
-/// The parent pid and command name of a process, from /proc/PID/stat (the comm is inside
-/// parentheses and may itself contain ") ").
-pub fn parent_and_comm(proc_root: &Path, pid: u32) -> Option<(u32, String)> {
+/// What the safety net reads of a process in /proc/PID/stat, in one read: a stray found is
+/// stopped on what this says (a hopper forks again within ~0.2 ms), so nothing else is read
+/// before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcStat {
+    pub ppid: u32,
+    /// The command name (inside parentheses in the file, and may itself contain ") ").
+    pub comm: String,
+    /// `R`, `S`, `T`, `Z`...
+    pub state: char,
+}
+
+impl ProcStat {
+    /// Stopped (`T`, or `t` under a tracer)?
+    pub fn stopped(&self) -> bool {
+        matches!(self.state, 'T' | 't')
+    }
+
+    /// Exited, a zombie not yet reaped (a pidfd still calls it alive)?
+    pub fn exited(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// /proc/PID/stat of `pid`; `None` once it is gone.
+pub fn proc_stat(proc_root: &Path, pid: u32) -> Option<ProcStat> {
     let stat =
         crate::tree::fs::read_proc_file(&proc_root.join(pid.to_string()).join("stat")).ok()?;
     let open = stat.find('(')?;
+    // The comm may hold ") T ": the fields follow the last ')'.
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?.to_string();
-    let ppid = stat
-        .get(close + 1..)?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((ppid, comm))
+    let mut fields = stat.get(close + 1..)?.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some(ProcStat { ppid, comm, state })
 }
 
-/// The state letter of a process from /proc/PID/stat (`R`, `S`, `T`, `Z`...); `None` once it
-/// is gone.
-pub fn state(proc_root: &Path, pid: u32) -> Option<char> {
-    let stat =
-        crate::tree::fs::read_proc_file(&proc_root.join(pid.to_string()).join("stat")).ok()?;
-    // The comm may hold ") T ": the state follows the last ')'.
-    stat.get(stat.rfind(')')? + 1..)?
-        .trim_start()
-        .chars()
-        .next()
+/// The parent pid and command name of a process, from /proc/PID/stat.
+pub fn parent_and_comm(proc_root: &Path, pid: u32) -> Option<(u32, String)> {
+    proc_stat(proc_root, pid).map(|s| (s.ppid, s.comm))
 }
 
 /// Is the process stopped (`T`, or `t` under a tracer)?
 pub fn stopped(proc_root: &Path, pid: u32) -> bool {
-    matches!(state(proc_root, pid), Some('T' | 't'))
+    proc_stat(proc_root, pid).is_some_and(|s| s.stopped())
 }
 
 /// Has the process exited (gone, or a zombie not yet reaped: a pidfd still calls it alive)?
 pub fn exited(proc_root: &Path, pid: u32) -> bool {
-    matches!(state(proc_root, pid), None | Some('Z' | 'X' | 'x'))
+    proc_stat(proc_root, pid).is_none_or(|s| s.exited())
 }
 
 /// What one look at a process told.
@@ -263,6 +277,11 @@ pub fn sighting(
     };
     if inside_fence(tree, &cgroup, &user.name) {
         return Sighting::Other;
+    }
+    // A zombie waits for its parent to reap it: nothing runs, nothing can be moved. What it
+    // forked before it exited is in the same cgroup, read again (`Gone`).
+    if proc_stat(proc_root, pid).is_none_or(|s| s.exited()) {
+        return Sighting::Gone;
     }
     Sighting::Stray(Stray {
         pid,

@@ -64,7 +64,7 @@ pub struct WalkReport {
 
 /// Walks the cgroups of `tree`'s cgroup2 mount outside the customers' fences, handing `visit`
 /// each one's directory (its path in the kernel's bytes) and its processes as just read,
-/// youngest first.
+/// the ones new since the read before first (`new_first`).
 pub fn outside_fences(
     tree: &Tree,
     limits: WalkLimits,
@@ -175,16 +175,10 @@ fn read_processes(
     visit: &mut impl FnMut(&Path, &[u32]) -> Told,
     report: &mut WalkReport,
 ) -> bool {
+    let mut previous: Vec<u32> = Vec::new();
     for _ in 0..max_reads {
-        // Youngest first: the kernel lists a cgroup's processes in the order they joined it
-        // (a fork's child last), and a hopper's current generation must be read before it
-        // hops again, not after every older process of a busy cgroup.
-        let pids: Vec<u32> = match dir.read(PROCS) {
-            Ok(text) => text
-                .lines()
-                .rev()
-                .filter_map(|l| l.trim().parse().ok())
-                .collect(),
+        let listed: Vec<u32> = match dir.read(PROCS) {
+            Ok(text) => text.lines().filter_map(|l| l.trim().parse().ok()).collect(),
             Err(e) if gone(&e) => return false,
             // A threaded cgroup refuses cgroup.procs: its processes are listed in its threaded
             // domain's, an ancestor read before it.
@@ -194,11 +188,35 @@ fn read_processes(
                 return true;
             }
         };
+        let pids = new_first(&listed, &previous);
         if pids.is_empty() || visit(dir.path(), &pids) == Told::All {
             break;
         }
+        previous = listed;
     }
     true
+}
+
+/// A cgroup's processes as its cgroup.procs just listed them (`listed`, in the kernel's
+/// order), the ones `previous` (the read before) did not list first, each part youngest
+/// first: a hopper's current generation must be told before it hops again, not after every
+/// older process of a busy cgroup.
+///
+/// Youngest first alone is not enough: the kernel lists a cgroup's processes by css_set (the
+/// set of cgroups a process is in across every hierarchy, the v1 ones of a hybrid host too),
+/// each set's in the order they joined it. A process in the same cgroup2 cgroup but other v1
+/// cgroups (a CI job's memory cgroup, a container runtime's) is in another set, listed before
+/// or after the hopper's as the sets were made: dozens of older processes may come first.
+/// The processes a read before listed too were told then; what is new since is where a
+/// process that forks and exits is, whatever the order of the sets.
+pub fn new_first(listed: &[u32], previous: &[u32]) -> Vec<u32> {
+    // A set only for long listings: a busy service's few hundred processes at most, read a
+    // handful of times.
+    let seen: std::collections::HashSet<u32> = previous.iter().copied().collect();
+    let (mut new, mut known): (Vec<u32>, Vec<u32>) =
+        listed.iter().rev().partition(|pid| !seen.contains(pid));
+    new.append(&mut known);
+    new
 }
 
 /// Removed meanwhile: nothing is left in it.
@@ -341,6 +359,48 @@ mod tests {
             "{:?}",
             report.problems
         );
+    }
+
+    #[test]
+    fn the_processes_a_read_before_did_not_list_come_first_each_part_youngest_first() {
+        assert_eq!(new_first(&[1, 2, 3], &[]), [3, 2, 1]);
+        // 7 and 9 joined since the read before (a hopper's next generation, a new CGI); the
+        // kernel may list them anywhere (css_sets), not only last.
+        assert_eq!(new_first(&[1, 7, 2, 3, 9], &[1, 2, 3, 8]), [9, 7, 3, 2, 1]);
+        assert_eq!(new_first(&[], &[1]), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_cgroup_read_again_hands_its_new_processes_first() {
+        let mount = tempfile::tempdir().unwrap();
+        let m = mount.path();
+        cgroup(m, "a", &[10, 11, 12, 13]);
+        let tree = tree_at(m);
+        let mut handed = Vec::new();
+        let mut report = WalkReport::default();
+        walk(
+            CgroupDir::open_unchecked(m).unwrap(),
+            &tree,
+            None,
+            SWEEP_LIMITS,
+            |dir, pids| {
+                if !dir.ends_with("a") {
+                    return Told::All;
+                }
+                handed.push(pids.to_vec());
+                // 13 (the youngest) is gone before it was told; its child 14 is listed
+                // among the older processes, as another css_set's would be.
+                let path = dir.join(PROCS);
+                std::fs::write(path, "10\n14\n11\n12\n").unwrap();
+                if handed.len() == 1 {
+                    Told::SomeGone
+                } else {
+                    Told::All
+                }
+            },
+            &mut report,
+        );
+        assert_eq!(handed, [vec![13, 12, 11, 10], vec![14, 12, 11, 10]]);
     }
 
     #[test]

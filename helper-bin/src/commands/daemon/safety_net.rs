@@ -60,6 +60,9 @@ pub struct Sources {
 /// A process of a confined uid outside its fence, pinned by its pidfd.
 struct PinnedStray {
     process: PidFd,
+    /// Stopped by the net (SIGSTOP) when it was found, to be continued after its move; one
+    /// already stopped (job control, a tracer) is neither stopped nor continued.
+    stopped_here: bool,
     user: UserInfo,
     /// Where it is, as /proc/PID/cgroup showed it.
     cgroup: String,
@@ -75,6 +78,19 @@ enum Seen {
     Other,
     /// Exited before it could be told: it may have been a stray (and forked one).
     Gone,
+    /// A process of a confined uid outside its fence in `cgroup` (as /proc/PID/cgroup showed
+    /// it), exited before it could be moved: what it forked may be there, alive.
+    StrayGone {
+        cgroup: String,
+    },
+}
+
+/// Whether `judge` stops a stray it finds: in a cgroup known to hold processes that fork
+/// faster than they are moved, before anything more is read of it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnFind {
+    Look,
+    Stop,
 }
 
 struct SafetyNet {
@@ -183,15 +199,16 @@ impl SafetyNet {
         self.swept = true;
     }
 
-    /// The processes a cgroup just listed (youngest first), each pinned before any is read:
-    /// is one a stray, and was one gone before it could be told (its child may be one)?
+    /// The processes a cgroup just listed (new since its read before first), each pinned
+    /// before any is read: is one a stray, or was one (gone already, what it forked may be
+    /// there), and was one gone before it could be told (its child may be a stray)?
     fn look_at(&mut self, pids: &[u32]) -> (bool, Told) {
         let pinned: Vec<Option<PidFd>> = pids.iter().map(|pid| PidFd::open(*pid).ok()).collect();
         let mut told = Told::All;
         for process in pinned {
-            match process.map(|p| self.judge(p)) {
+            match process.map(|p| self.judge(p, OnFind::Look)) {
                 // The drain reads the cgroup again (and moves this one with the others).
-                Some(Seen::Stray(_)) => return (true, Told::All),
+                Some(Seen::Stray(_) | Seen::StrayGone { .. }) => return (true, Told::All),
                 Some(Seen::Other) => {}
                 Some(Seen::Gone) | None => told = Told::SomeGone,
             }
@@ -200,41 +217,37 @@ impl SafetyNet {
     }
 
     /// A process whose uid changed: if it is a stray, its cgroup is drained (the process, and
-    /// whatever it forked there before the move, its own children or orphans).
+    /// whatever it forked there before the move, its own children or orphans). So is the
+    /// cgroup of one found a stray that exited before it could be moved: a hopper's first
+    /// generation (`|~/bin/hop` in ~/.forward: the MTA's child switches and execs it) is gone
+    /// within a millisecond, its child is there.
     ///
-    /// A process gone before it is pinned and read tells nothing: not where it was, nor what
-    /// it forked. Its cgroup is drained at the next sighting of a stray there: the uid change
-    /// of another process, or the sweep.
+    /// A process gone before it is read tells nothing: not where it was, nor what it forked.
+    /// Its cgroup is drained at the next sighting of a stray there: the uid change of another
+    /// process, or the sweep.
     fn fence(&mut self, pid: u32) {
-        if let Some(stray) = self.pin_stray(pid) {
-            let dir = self.tree.path_of(&stray.cgroup);
-            self.drain(&dir);
-        }
-    }
-
-    /// `pid`, pinned, when its real uid is a confined customer's and it is outside that
-    /// customer's fence; `None` for every other process and once it has exited.
-    fn pin_stray(&mut self, pid: u32) -> Option<PinnedStray> {
-        // Pinned before anything is read: what follows is about this process or nothing.
-        match self.judge(PidFd::open(pid).ok()?) {
-            Seen::Stray(stray) => Some(stray),
-            Seen::Other | Seen::Gone => None,
-        }
+        let Ok(process) = PidFd::open(pid) else {
+            return;
+        };
+        let cgroup = match self.judge(process, OnFind::Look) {
+            Seen::Stray(stray) => stray.cgroup,
+            Seen::StrayGone { cgroup } => cgroup,
+            Seen::Other | Seen::Gone => return,
+        };
+        let dir = self.tree.path_of(&cgroup);
+        self.drain(&dir);
     }
 
     /// What a pinned process is: a stray, another process, or gone before it could be told.
-    fn judge(&mut self, process: PidFd) -> Seen {
+    /// With `OnFind::Stop`, a stray is stopped as soon as it is known to be one: its uid,
+    /// cgroup and state read, nothing else (its parent and names are read after).
+    fn judge(&mut self, process: PidFd, on_find: OnFind) -> Seen {
         let pid = process.pid;
         let Some((ruid, cgroup)) = strays::ruid_and_cgroup(&self.proc_root, pid) else {
             return Seen::Gone;
         };
         if self.who.never_confined(ruid) {
             return Seen::Other;
-        }
-        let parent = strays::parent_and_comm(&self.proc_root, pid);
-        // A zombie is alive to its pidfd, yet can no longer be moved.
-        if !process.alive() || strays::exited(&self.proc_root, pid) {
-            return Seen::Gone;
         }
         let user = match self.who.confined(ruid) {
             Ok(Some(user)) => user,
@@ -247,17 +260,26 @@ impl SafetyNet {
         if strays::inside_fence(&self.tree, &cgroup, &user.name) {
             return Seen::Other;
         }
-        let parent_comm = parent
-            .as_ref()
-            .and_then(|(ppid, _)| strays::parent_and_comm(&self.proc_root, *ppid))
-            .map(|(_, comm)| comm);
-        let comm = parent.map(|(_, comm)| comm).unwrap_or_default();
-        let service = strays::service_name(&cgroup, parent_comm.as_deref(), Some(&comm));
+        // A zombie is alive to its pidfd, yet can no longer be moved.
+        let stat = match strays::proc_stat(&self.proc_root, pid) {
+            Some(stat) if !stat.exited() => stat,
+            _ => return Seen::StrayGone { cgroup },
+        };
+        let stopped_here =
+            on_find == OnFind::Stop && !stat.stopped() && process.signal(libc::SIGSTOP).is_ok();
+        // Alive now (the signal or this check went to the pinned process itself): what was
+        // read above was about it, not about a process its PID was given to after.
+        if !stopped_here && !process.alive() {
+            return Seen::StrayGone { cgroup };
+        }
+        let parent_comm = strays::parent_and_comm(&self.proc_root, stat.ppid).map(|(_, c)| c);
+        let service = strays::service_name(&cgroup, parent_comm.as_deref(), Some(&stat.comm));
         Seen::Stray(PinnedStray {
             process,
+            stopped_here,
             user,
             cgroup,
-            comm,
+            comm: stat.comm,
             service,
         })
     }

@@ -12,10 +12,13 @@
 //! gone before it was read may have been a stray that forked: its child is in S). The first
 //! pass moves what it finds (one CGI process: nothing more is done than one more read of S).
 //! What a later pass finds forks faster than it is moved, so from then on each
-//! process found is stopped (SIGSTOP through its pidfd) and S read again until every stray
-//! in it is stopped; then they are moved together and continued (SIGCONT through the same
-//! pidfds), and S is read again: the move waits for the forks under way (the kernel's
-//! threadgroup lock), whose children are then in S to be found. SIGSTOP is acceptable: only
+//! process found is stopped (SIGSTOP through its pidfd, as soon as its uid, cgroup and state
+//! are read) and S read again until every stray in it is stopped; then they are moved
+//! together and continued (SIGCONT through the same pidfds), and S is read again: the move
+//! waits for the forks under way (the kernel's threadgroup lock), whose children are then in
+//! S to be found. Each pass tells first the processes the pass before did not list
+//! (`strays::walk::new_first`): a hopper's next generation is among them, wherever the
+//! kernel lists it. SIGSTOP is acceptable: only
 //! processes that are outside their fence and must move anyway are touched, for the few
 //! milliseconds of the move; a parent waiting with WUNTRACED or WCONTINUED may see them stop
 //! and go on. One stopped before the drain (job control, a tracer) is left stopped.
@@ -30,11 +33,11 @@ use std::time::{Duration, Instant};
 
 use cgroup_core::cgroup_files::PROCS;
 use cgroup_core::service::{prepare_service_leaf, release_leaf};
-use cgroup_core::strays;
+use cgroup_core::strays::walk::new_first;
 use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::tree::processes::own_processes;
 
-use super::{log, PinnedStray, SafetyNet, Seen};
+use super::{log, OnFind, PinnedStray, SafetyNet, Seen};
 use crate::process::pidfd::{move_pinned, PidFd};
 
 /// Reads of S in one drain. A hopper (a generation every ~0.2 ms) took 4 to 7 on a 2-CPU
@@ -42,12 +45,6 @@ use crate::process::pidfd::{move_pinned, PidFd};
 const MAX_PASSES: u32 = 64;
 /// How long one drain may hold the net's thread (events wait in the socket meanwhile).
 const TIME_LIMIT: Duration = Duration::from_millis(500);
-
-/// A stray stopped for the move, and whether the drain stopped it (and so continues it).
-struct Held {
-    stray: PinnedStray,
-    stopped_here: bool,
-}
 
 /// The leaf each user's strays go to in one drain, by uid: made once (a full apply of the
 /// user's cgroup costs ~0.6 ms, as long as a hopper's generation may live) and filed under
@@ -65,7 +62,9 @@ impl SafetyNet {
             .unwrap_or(dir);
         let started = Instant::now();
         let mut leaves = Leaves::new();
-        let mut held: Vec<Held> = Vec::new();
+        // Strays found stopped, to be moved together.
+        let mut held: Vec<PinnedStray> = Vec::new();
+        let mut previous: Vec<u32> = Vec::new();
         let mut passes = 0;
         let mut gave_up = false;
         loop {
@@ -74,7 +73,7 @@ impl SafetyNet {
                 break;
             }
             passes += 1;
-            let pids = match processes_in(dir) {
+            let listed = match processes_in(dir) {
                 Ok(pids) => pids,
                 // Removed: nothing is left in it.
                 Err(e) if matches!(e.errno(), Some(libc::ENOENT | libc::ENODEV)) => break,
@@ -86,25 +85,30 @@ impl SafetyNet {
             };
             // Each pinned before any is read: a hopper's generation lives ~0.2 ms, and reading
             // a long listing one process at a time reached it only once it was gone.
-            let pinned: Vec<Option<PidFd>> = pids
+            let pinned: Vec<Option<PidFd>> = new_first(&listed, &previous)
                 .into_iter()
-                .filter(|pid| !held.iter().any(|h| h.stray.process.pid == *pid))
+                .filter(|pid| !held.iter().any(|h| h.process.pid == *pid))
                 .map(|pid| PidFd::open(pid).ok())
                 .collect();
+            previous = listed;
+            // After the first pass, what is found forks faster than it is moved: stopped
+            // when found, and S read again until every stray in it is.
+            let on_find = if passes > 1 {
+                OnFind::Stop
+            } else {
+                OnFind::Look
+            };
             let mut found = Vec::new();
             let mut vanished = 0;
             for process in pinned {
-                match process.map(|p| self.judge(p)) {
+                match process.map(|p| self.judge(p, on_find)) {
                     Some(Seen::Stray(stray)) => found.push(stray),
                     Some(Seen::Other) => {}
-                    Some(Seen::Gone) | None => vanished += 1,
+                    Some(Seen::Gone | Seen::StrayGone { .. }) | None => vanished += 1,
                 }
             }
-            if passes > 1 && !found.is_empty() {
-                // They fork faster than they are moved: stopped, and S read again until
-                // every stray in it is.
-                let proc_root = &self.proc_root;
-                held.extend(found.into_iter().map(|stray| stop(proc_root, stray)));
+            if on_find == OnFind::Stop && !found.is_empty() {
+                held.append(&mut found);
                 continue;
             }
             let moving = !found.is_empty() || !held.is_empty();
@@ -140,10 +144,10 @@ impl SafetyNet {
     }
 
     /// Moves every held stray, then lets the ones the drain stopped go on.
-    fn move_and_release(&mut self, held: &mut Vec<Held>, leaves: &mut Leaves) {
-        for h in held.drain(..) {
-            let stopped_here = h.stopped_here;
-            if let Some(process) = self.move_stray(h.stray, leaves) {
+    fn move_and_release(&mut self, held: &mut Vec<PinnedStray>, leaves: &mut Leaves) {
+        for stray in held.drain(..) {
+            let stopped_here = stray.stopped_here;
+            if let Some(process) = self.move_stray(stray, leaves) {
                 if stopped_here {
                     // ESRCH: it exited meanwhile (a SIGKILL); nothing to continue.
                     let _ = process.signal(libc::SIGCONT);
@@ -216,16 +220,5 @@ fn processes_in(dir: &Path) -> cgroup_core::error::Result<Vec<u32>> {
         Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
         Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => own_processes(&dir),
         Err(e) => Err(e),
-    }
-}
-
-/// Stops a stray for the move, unless it is stopped already (it is then neither stopped nor
-/// continued by the drain: a customer's job-control stop stays one).
-fn stop(proc_root: &Path, stray: PinnedStray) -> Held {
-    let stopped_here = !strays::stopped(proc_root, stray.process.pid)
-        && stray.process.signal(libc::SIGSTOP).is_ok();
-    Held {
-        stray,
-        stopped_here,
     }
 }
