@@ -325,13 +325,63 @@ fn one_hopper_at_a_time() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Waits out a hopper on drop: no pkill can be sure to hit a process that forks and exits
-/// every 0.2 ms, and the user is deleted after.
-struct HopperEnds(Instant);
+/// Ends a hopper on drop, before its user is deleted: no pkill can be sure to hit a process
+/// that forks and exits every 0.2 ms, but a cgroup's cgroup.kill reaches every process in
+/// it, forks under way included. In its fence (the test passed) it is killed there; else it
+/// is waited out (its own deadline, `until`).
+struct HopperEnds<'a> {
+    fence: PathBuf,
+    user: &'a TestUser,
+    until: Instant,
+}
 
-impl Drop for HopperEnds {
+impl<'a> HopperEnds<'a> {
+    fn new(setup: &TestSetup, user: &'a TestUser, hop_secs: u32) -> Self {
+        HopperEnds {
+            fence: setup.tree.user(&user.name),
+            user,
+            // The hopper's clock starts at the switch, a little after this.
+            until: Instant::now()
+                + Duration::from_secs(hop_secs.into())
+                + Duration::from_millis(500),
+        }
+    }
+}
+
+impl Drop for HopperEnds<'_> {
     fn drop(&mut self) {
-        std::thread::sleep(self.0.saturating_duration_since(Instant::now()));
+        let _ = std::fs::write(self.fence.join("cgroup.kill"), "1");
+        while Instant::now() < self.until && !processes_of(self.user.uid).is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Waits until the hopper of `user` runs in its fence; fails with the daemon's account of its
+/// sweeps and drains and where the user's processes were seen.
+fn wait_hopper_in_fence(
+    setup: &TestSetup,
+    user: &TestUser,
+    daemon: &NetDaemon,
+    what: &str,
+    limit: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if cpu_in_fence_over_200ms(setup, user) >= HOPPER_CPU_USEC {
+            return started.elapsed();
+        }
+        if started.elapsed() >= limit {
+            let log = daemon.log();
+            let told: Vec<&str> = log.lines().filter(|l| l.contains("safety net")).collect();
+            panic!(
+                "timed out after {limit:?} waiting for {what}; {}'s processes found by /proc: \
+                 {:?}; the daemon said:\n{}",
+                user.name,
+                processes_of(user.uid),
+                told.join("\n")
+            );
+        }
     }
 }
 
@@ -582,21 +632,23 @@ fn a_hopper_that_forks_and_exits_again_and_again_is_drained_into_its_fence() {
     // one would tell nothing); the hopper it forked at once is an orphan in the same cgroup
     // within 0.2 ms.
     let _cpu = one_hopper_at_a_time();
-    const HOP_SECS: u32 = 5;
+    // Longer than the waits below: a failure is the net's, not the hopper's end.
+    const HOP_SECS: u32 = 30;
     let mut probe = Probe::hop(alice.uid, alice.gid, HOP_SECS);
-    // Dropped before the probe, which reaps the last generations (the hopper's clock starts
-    // at the switch, a little later than this one).
-    let _ends = HopperEnds(
-        Instant::now() + Duration::from_secs(HOP_SECS.into()) + Duration::from_millis(500),
-    );
+    // Dropped before the probe, which reaps the last generations.
+    let _ends = HopperEnds::new(&setup, &alice, HOP_SECS);
     let source = probe.cgroup();
     assert!(!in_fence(&setup, &source, &alice.name));
     probe.go();
     let took = wait_all_fenced(&setup, &alice, &source, 1, DRAIN_LIMIT);
     eprintln!("the switched process fenced within {took:?}");
-    wait_until("the hopper to run in the fence", DRAIN_LIMIT, || {
-        cpu_in_fence_over_200ms(&setup, &alice) >= HOPPER_CPU_USEC
-    });
+    wait_hopper_in_fence(
+        &setup,
+        &alice,
+        &daemon,
+        "the hopper to run in the fence",
+        DRAIN_LIMIT,
+    );
     // The hopper runs in the fence, and stays: every generation after is forked there.
     for _ in 0..5 {
         assert_hopper_runs_in_fence(&setup, &alice);
@@ -678,14 +730,14 @@ fn a_hopper_started_while_no_daemon_runs_is_caught_by_a_sweep() {
     let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
     ctl_ok(&setup, &["init"]);
     let _cpu = one_hopper_at_a_time();
-    const HOP_SECS: u32 = 10;
+    // Longer than the waits below: a failure is the net's, not the hopper's end.
+    const HOP_SECS: u32 = 40;
     let mut probe = Probe::hop_alone(alice.uid, alice.gid, HOP_SECS);
-    let _ends = HopperEnds(
-        Instant::now() + Duration::from_secs(HOP_SECS.into()) + Duration::from_millis(500),
-    );
+    let _ends = HopperEnds::new(&setup, &alice, HOP_SECS);
     let source = probe.cgroup();
     assert!(!in_fence(&setup, &source, &alice.name));
     probe.go();
+    let hopping = Instant::now();
     // The switched process is gone: only the hopper is left, and no daemon ran meanwhile.
     // No process of alice lives from one listing of /proc to the next, 50 ms later.
     wait_until("the switched process to exit", MOVE_LIMIT, || {
@@ -695,11 +747,16 @@ fn a_hopper_started_while_no_daemon_runs_is_caught_by_a_sweep() {
         !first.iter().any(|p| second.contains(p))
     });
 
+    eprintln!("the hopper hopped alone for {:?}", hopping.elapsed());
     let started = Instant::now();
     let daemon = NetDaemon::start_sweeping_every(&setup, &[alice.uid], Some(1));
-    wait_until("a sweep to fence the hopper", SWEEP_CATCH_LIMIT, || {
-        cpu_in_fence_over_200ms(&setup, &alice) >= HOPPER_CPU_USEC
-    });
+    wait_hopper_in_fence(
+        &setup,
+        &alice,
+        &daemon,
+        "a sweep to fence the hopper",
+        SWEEP_CATCH_LIMIT,
+    );
     eprintln!(
         "the hopper ran in its fence within {:?} of the daemon's start",
         started.elapsed()
