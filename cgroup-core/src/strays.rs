@@ -305,10 +305,10 @@ pub fn sighting(
 pub fn scan(proc_root: &Path, tree: &Tree, who: &mut Confinement) -> (Vec<Stray>, Vec<String>) {
     let mut strays = Vec::new();
     let mut problems = Vec::new();
-    let walked = walk::outside_fences(tree, walk::SWEEP_LIMITS, |_, pids| {
+    let walked = walk::outside_fences(tree, walk::SWEEP_LIMITS, |_, listing| {
         let mut told = walk::Told::All;
-        for pid in pids {
-            match sighting(proc_root, tree, who, *pid, &mut problems) {
+        for pid in listing.all() {
+            match sighting(proc_root, tree, who, pid, &mut problems) {
                 Sighting::Stray(stray) => strays.push(stray),
                 Sighting::Other => {}
                 Sighting::Gone => told = walk::Told::SomeGone,

@@ -64,11 +64,11 @@ pub struct WalkReport {
 
 /// Walks the cgroups of `tree`'s cgroup2 mount outside the customers' fences, handing `visit`
 /// each one's directory (its path in the kernel's bytes) and its processes as just read,
-/// the ones new since the read before first (`new_first`).
+/// the ones new since the read before first (`Listing`).
 pub fn outside_fences(
     tree: &Tree,
     limits: WalkLimits,
-    visit: impl FnMut(&Path, &[u32]) -> Told,
+    visit: impl FnMut(&Path, &Listing) -> Told,
 ) -> WalkReport {
     let mut report = WalkReport::default();
     // No users/ yet: no fence to skip, and no key to make. Without the key, no child of
@@ -96,7 +96,7 @@ pub(crate) fn walk(
     tree: &Tree,
     key: Option<&TreeKey>,
     limits: WalkLimits,
-    mut visit: impl FnMut(&Path, &[u32]) -> Told,
+    mut visit: impl FnMut(&Path, &Listing) -> Told,
     report: &mut WalkReport,
 ) {
     let users_dir = tree.users_dir();
@@ -172,7 +172,7 @@ pub(crate) fn walk(
 fn read_processes(
     dir: &CgroupDir,
     max_reads: u32,
-    visit: &mut impl FnMut(&Path, &[u32]) -> Told,
+    visit: &mut impl FnMut(&Path, &Listing) -> Told,
     report: &mut WalkReport,
 ) -> bool {
     let mut previous: Vec<u32> = Vec::new();
@@ -188,8 +188,8 @@ fn read_processes(
                 return true;
             }
         };
-        let pids = new_first(&listed, &previous);
-        if pids.is_empty() || visit(dir.path(), &pids) == Told::All {
+        let listing = Listing::new_first(&listed, &previous);
+        if listing.is_empty() || visit(dir.path(), &listing) == Told::All {
             break;
         }
         previous = listed;
@@ -197,10 +197,10 @@ fn read_processes(
     true
 }
 
-/// A cgroup's processes as its cgroup.procs just listed them (`listed`, in the kernel's
-/// order), the ones `previous` (the read before) did not list first, each part youngest
-/// first: a hopper's current generation must be told before it hops again, not after every
-/// older process of a busy cgroup.
+/// A cgroup's processes as one read of its cgroup.procs listed them, in two parts, each
+/// youngest first: the ones the read before did not list, to be told first, and the others.
+/// A hopper's current generation must be told before it hops again, not after every older
+/// process of a busy cgroup.
 ///
 /// Youngest first alone is not enough: the kernel lists a cgroup's processes by css_set (the
 /// set of cgroups a process is in across every hierarchy, the v1 ones of a hybrid host too),
@@ -209,14 +209,31 @@ fn read_processes(
 /// or after the hopper's as the sets were made: dozens of older processes may come first.
 /// The processes a read before listed too were told then; what is new since is where a
 /// process that forks and exits is, whatever the order of the sets.
-pub fn new_first(listed: &[u32], previous: &[u32]) -> Vec<u32> {
-    // A set only for long listings: a busy service's few hundred processes at most, read a
-    // handful of times.
-    let seen: std::collections::HashSet<u32> = previous.iter().copied().collect();
-    let (mut new, mut known): (Vec<u32>, Vec<u32>) =
-        listed.iter().rev().partition(|pid| !seen.contains(pid));
-    new.append(&mut known);
-    new
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Not listed by the read before (all of them at a first read).
+    pub new: Vec<u32>,
+    /// Listed by the read before too.
+    pub known: Vec<u32>,
+}
+
+impl Listing {
+    /// Splits `listed` (one read, in the kernel's order) by `previous` (the read before).
+    pub fn new_first(listed: &[u32], previous: &[u32]) -> Listing {
+        // A set: a busy service lists a few hundred processes, read a handful of times.
+        let seen: std::collections::HashSet<u32> = previous.iter().copied().collect();
+        let (new, known) = listed.iter().rev().partition(|pid| !seen.contains(pid));
+        Listing { new, known }
+    }
+
+    /// Every process, the new ones first.
+    pub fn all(&self) -> impl Iterator<Item = u32> + '_ {
+        self.new.iter().chain(&self.known).copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.new.is_empty() && self.known.is_empty()
+    }
 }
 
 /// Removed meanwhile: nothing is left in it.
@@ -271,9 +288,9 @@ mod tests {
             &tree,
             key,
             limits,
-            |dir, pids| {
+            |dir, listing| {
                 let rel = dir.strip_prefix(mount).unwrap().to_path_buf();
-                seen.push((rel, pids.to_vec()));
+                seen.push((rel, listing.all().collect()));
                 Told::All
             },
             &mut report,
@@ -363,11 +380,18 @@ mod tests {
 
     #[test]
     fn the_processes_a_read_before_did_not_list_come_first_each_part_youngest_first() {
-        assert_eq!(new_first(&[1, 2, 3], &[]), [3, 2, 1]);
+        let first = Listing::new_first(&[1, 2, 3], &[]);
+        assert_eq!(
+            (first.new.as_slice(), first.known.as_slice()),
+            (&[3, 2, 1][..], &[][..])
+        );
         // 7 and 9 joined since the read before (a hopper's next generation, a new CGI); the
         // kernel may list them anywhere (css_sets), not only last.
-        assert_eq!(new_first(&[1, 7, 2, 3, 9], &[1, 2, 3, 8]), [9, 7, 3, 2, 1]);
-        assert_eq!(new_first(&[], &[1]), Vec::<u32>::new());
+        let again = Listing::new_first(&[1, 7, 2, 3, 9], &[1, 2, 3, 8]);
+        assert_eq!(again.new, [9, 7]);
+        assert_eq!(again.known, [3, 2, 1]);
+        assert_eq!(again.all().collect::<Vec<_>>(), [9, 7, 3, 2, 1]);
+        assert!(Listing::new_first(&[], &[1]).is_empty());
     }
 
     #[test]
@@ -383,11 +407,11 @@ mod tests {
             &tree,
             None,
             SWEEP_LIMITS,
-            |dir, pids| {
+            |dir, listing| {
                 if !dir.ends_with("a") {
                     return Told::All;
                 }
-                handed.push(pids.to_vec());
+                handed.push(listing.all().collect::<Vec<_>>());
                 // 13 (the youngest) is gone before it was told; its child 14 is listed
                 // among the older processes, as another css_set's would be.
                 let path = dir.join(PROCS);

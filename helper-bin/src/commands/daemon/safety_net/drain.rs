@@ -17,7 +17,7 @@
 //! together and continued (SIGCONT through the same pidfds), and S is read again: the move
 //! waits for the forks under way (the kernel's threadgroup lock), whose children are then in
 //! S to be found. Each pass tells first the processes the pass before did not list
-//! (`strays::walk::new_first`): a hopper's next generation is among them, wherever the
+//! (`strays::walk::Listing`): a hopper's next generation is among them, wherever the
 //! kernel lists it. SIGSTOP is acceptable: only
 //! processes that are outside their fence and must move anyway are touched, for the few
 //! milliseconds of the move; a parent waiting with WUNTRACED or WCONTINUED may see them stop
@@ -33,11 +33,11 @@ use std::time::{Duration, Instant};
 
 use cgroup_core::cgroup_files::PROCS;
 use cgroup_core::service::{prepare_service_leaf, release_leaf};
-use cgroup_core::strays::walk::new_first;
+use cgroup_core::strays::walk::Listing;
 use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::tree::processes::own_processes;
 
-use super::{log, OnFind, PinnedStray, SafetyNet, Seen};
+use super::{log, pinned, OnFind, PinnedStray, SafetyNet, Seen};
 use crate::process::pidfd::{move_pinned, PidFd};
 
 /// Reads of S in one drain. A hopper (a generation every ~0.2 ms) took 4 to 7 on a 2-CPU
@@ -83,14 +83,11 @@ impl SafetyNet {
                     break;
                 }
             };
-            // Each pinned before any is read: a hopper's generation lives ~0.2 ms, and reading
-            // a long listing one process at a time reached it only once it was gone.
-            let pinned: Vec<Option<PidFd>> = new_first(&listed, &previous)
-                .into_iter()
-                .filter(|pid| !held.iter().any(|h| h.process.pid == *pid))
-                .map(|pid| PidFd::open(pid).ok())
-                .collect();
+            let mut listing = Listing::new_first(&listed, &previous);
             previous = listed;
+            for part in [&mut listing.new, &mut listing.known] {
+                part.retain(|pid| !held.iter().any(|h| h.process.pid == *pid));
+            }
             // After the first pass, what is found forks faster than it is moved: stopped
             // when found, and S read again until every stray in it is.
             let on_find = if passes > 1 {
@@ -100,11 +97,13 @@ impl SafetyNet {
             };
             let mut found = Vec::new();
             let mut vanished = 0;
-            for process in pinned {
-                match process.map(|p| self.judge(p, on_find)) {
-                    Some(Seen::Stray(stray)) => found.push(stray),
-                    Some(Seen::Other) => {}
-                    Some(Seen::Gone | Seen::StrayGone { .. }) | None => vanished += 1,
+            for part in [&listing.new, &listing.known] {
+                for process in pinned(part) {
+                    match process.map(|p| self.judge(p, on_find)) {
+                        Some(Seen::Stray(stray)) => found.push(stray),
+                        Some(Seen::Other) => {}
+                        Some(Seen::Gone | Seen::StrayGone { .. }) | None => vanished += 1,
+                    }
                 }
             }
             if on_find == OnFind::Stop && !found.is_empty() {
