@@ -213,8 +213,51 @@ impl ProcStat {
 
 /// /proc/PID/stat of `pid`; `None` once it is gone.
 pub fn proc_stat(proc_root: &Path, pid: u32) -> Option<ProcStat> {
-    let stat =
-        crate::tree::fs::read_proc_file(&proc_root.join(pid.to_string()).join("stat")).ok()?;
+    stat_in(&proc_root.join(pid.to_string()))
+}
+
+/// What a process runs as now, once its main thread may have exited: `None` when every
+/// thread has.
+pub struct Running {
+    /// The main thread's stat, or a running thread's when the main one exited.
+    pub stat: ProcStat,
+    /// Where that running thread is, when the main thread exited (see `running`).
+    pub thread_cgroup: Option<String>,
+}
+
+/// The process `pid` as it runs now. A main thread that calls pthread_exit() (or the exit
+/// syscall) while other threads go on leaves a zombie leader: /proc/PID/stat says `Z`, and
+/// /proc/PID/cgroup stays where the leader exited while the threads run, and are moved, on.
+/// A write of PID to cgroup.procs moves those threads; cgroup.procs of the cgroup the leader
+/// exited in keeps listing PID. Such a process is told by a running thread of it, its stat
+/// and its cgroup; `None` once none runs.
+pub fn running(proc_root: &Path, pid: u32) -> Option<Running> {
+    let dir = proc_root.join(pid.to_string());
+    let stat = stat_in(&dir)?;
+    if !stat.exited() {
+        return Some(Running {
+            stat,
+            thread_cgroup: None,
+        });
+    }
+    let tasks = std::fs::read_dir(dir.join("task")).ok()?;
+    tasks
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_str() != Some(&pid.to_string()))
+        .find_map(|entry| {
+            let task = entry.path();
+            let stat = stat_in(&task).filter(|s| !s.exited())?;
+            let text = crate::tree::fs::read_proc_file(&task.join("cgroup")).ok()?;
+            Some(Running {
+                stat,
+                thread_cgroup: Some(cgroup_v2_line(&text)?),
+            })
+        })
+}
+
+/// The stat file in a /proc directory of a process or of one of its threads.
+fn stat_in(dir: &Path) -> Option<ProcStat> {
+    let stat = crate::tree::fs::read_proc_file(&dir.join("stat")).ok()?;
     let open = stat.find('(')?;
     // The comm may hold ") T ": the fields follow the last ')'.
     let close = stat.rfind(')')?;
@@ -279,9 +322,16 @@ pub fn sighting(
         return Sighting::Other;
     }
     // A zombie waits for its parent to reap it: nothing runs, nothing can be moved. What it
-    // forked before it exited is in the same cgroup, read again (`Gone`).
-    if proc_stat(proc_root, pid).is_none_or(|s| s.exited()) {
-        return Sighting::Gone;
+    // forked before it exited is in the same cgroup, read again (`Gone`). One whose main
+    // thread alone exited runs on where its threads are, and is listed (and drained) where
+    // the main thread exited: `cgroup` stays that one.
+    match running(proc_root, pid) {
+        None => return Sighting::Gone,
+        Some(Running {
+            thread_cgroup: Some(thread_cgroup),
+            ..
+        }) if inside_fence(tree, &thread_cgroup, &user.name) => return Sighting::Other,
+        Some(_) => {}
     }
     Sighting::Stray(Stray {
         pid,
@@ -454,6 +504,29 @@ mod tests {
         let (ppid, comm) = parent_and_comm(dir.path(), 42).expect("stat read");
         assert_eq!(ppid, 7);
         assert!(comm.ends_with(".cgi"), "{comm}");
+    }
+
+    #[test]
+    fn a_process_whose_main_thread_exited_is_told_by_a_running_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("42");
+        for (task, state, cgroup) in [("42", "Z", "/"), ("43", "Z", "/"), ("44", "S", "/x")] {
+            let t = p.join("task").join(task);
+            std::fs::create_dir_all(&t).unwrap();
+            std::fs::write(t.join("stat"), format!("{task} (w) {state} 7 42\n")).unwrap();
+            std::fs::write(t.join("cgroup"), format!("0::{cgroup}\n")).unwrap();
+        }
+        std::fs::write(p.join("stat"), "42 (main) Z 7 42\n").unwrap();
+        let thread = running(dir.path(), 42).expect("a thread runs");
+        assert_eq!(thread.stat.state, 'S');
+        assert_eq!(thread.thread_cgroup.as_deref(), Some("/x"));
+        // Every thread exited: nothing runs.
+        std::fs::write(p.join("task/44/stat"), "44 (w) Z 7 42\n").unwrap();
+        assert!(running(dir.path(), 42).is_none());
+        // A main thread that runs is the process.
+        std::fs::write(p.join("stat"), "42 (main) R 7 42\n").unwrap();
+        let main = running(dir.path(), 42).expect("runs");
+        assert_eq!((main.stat.state, main.thread_cgroup), ('R', None));
     }
 
     #[test]

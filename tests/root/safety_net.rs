@@ -136,6 +136,12 @@ impl Probe {
         ])
     }
 
+    /// Switches, then its main thread exits while another waits for stdin to close: a
+    /// zombie leader whose process runs on.
+    fn leader_exits(uid: u32, gid: u32) -> Probe {
+        Self::spawn(&["leader-exits", &uid.to_string(), &gid.to_string()])
+    }
+
     /// Switches, forks a child that waits for the probe's stdin to close, and stays.
     fn background(uid: u32, gid: u32) -> Probe {
         Self::spawn(&["background", &uid.to_string(), &gid.to_string()])
@@ -716,6 +722,91 @@ fn a_stray_that_renames_itself_in_odd_bytes_is_reported_by_doctor_and_moved_by_t
     );
     let _daemon = NetDaemon::start(&setup, &[alice.uid]);
     wait_fenced(&setup, &stray, &alice.name);
+}
+
+/// The threads of a process, by /proc/PID/task, with the cgroup each is in.
+fn threads_of(pid: u32) -> Vec<(u32, String)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let tid = e.file_name().to_str()?.parse().ok()?;
+                    let text = std::fs::read_to_string(e.path().join("cgroup")).ok()?;
+                    let cgroup = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+                    Some((tid, cgroup.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A customer's process whose main thread exits while another runs on (pthread_exit() in
+/// main, in a program a root daemon ran as the customer: `|~/bin/x` in ~/.forward) shows
+/// `Z` in /proc/PID/stat. The net took it for a zombie, gone, and never moved it, and doctor
+/// said nothing: its other thread ran outside the fence for good. Now it is told by a thread
+/// that runs, and a move of its PID takes the threads into the fence.
+#[test]
+fn a_process_whose_main_thread_exited_is_still_found_and_fenced() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let work = tempfile::tempdir().unwrap();
+    let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
+    ctl_ok(&setup, &["init"]);
+    // Switched while no daemon runs: only the sweep can find it.
+    let mut probe = Probe::leader_exits(alice.uid, alice.gid);
+    probe.go();
+    let pid = probe.pid();
+    wait_until("the main thread to exit", MOVE_LIMIT, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|f| f.trim_start().starts_with('Z'))
+        })
+    });
+    let worker = || {
+        threads_of(pid)
+            .into_iter()
+            .find(|(tid, _)| *tid != pid)
+            .unwrap_or_else(|| panic!("process {pid} has no running thread"))
+    };
+    assert!(!in_fence(&setup, &worker().1, &alice.name));
+
+    let out = ctl(&setup, &["doctor", "--json"]);
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let fence = findings
+        .iter()
+        .find(|f| f["check"] == "fence")
+        .unwrap_or_else(|| panic!("no fence finding: {}", describe(&out)));
+    assert_eq!(fence["status"], "FAIL", "{fence}");
+    assert!(
+        fence["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {pid} ({})", alice.name)),
+        "{fence}"
+    );
+
+    let daemon = NetDaemon::start(&setup, &[alice.uid]);
+    wait_until(
+        &format!("the running thread of process {pid} to enter the fence"),
+        MOVE_LIMIT,
+        || in_fence(&setup, &worker().1, &alice.name),
+    );
+    // Found once, moved once: cgroup.procs still lists it where its main thread exited, and
+    // each read after tells it is in its fence (no drain runs to its bounds on it).
+    let log = daemon.log();
+    assert!(!log.contains("gave up draining"), "{log}");
+    let out = ctl(&setup, &["doctor", "--json"]);
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let fence = findings.iter().find(|f| f["check"] == "fence").unwrap();
+    assert!(
+        !fence["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("pid {pid} ")),
+        "{fence}"
+    );
 }
 
 /// A hopper whose switching process is gone before any daemon runs: no uid change is ever

@@ -275,6 +275,24 @@ fn main() {
             let mut rest = Vec::new();
             let _ = std::io::stdin().read_to_end(&mut rest);
         }
+        Some("leader-exits") => {
+            // Switches, then its main thread alone exits (the exit syscall, not exit_group:
+            // pthread_exit() in C) while a second thread waits for stdin to close.
+            let (uid, gid) = (arg(&args, 2), arg(&args, 3));
+            wait_line();
+            switch_fully(uid, gid);
+            std::thread::spawn(|| {
+                let mut rest = Vec::new();
+                let _ = std::io::stdin().read_to_end(&mut rest);
+                // SAFETY: ends the whole process from its last thread.
+                unsafe { libc::_exit(0) };
+            });
+            println!("switched");
+            std::io::stdout().flush().unwrap();
+            // SAFETY: ends the main thread only; nothing of it is used after (the other thread
+            // owns what it reads).
+            unsafe { libc::syscall(libc::SYS_exit, 0) };
+        }
         Some("background") => {
             let (uid, gid) = (arg(&args, 2), arg(&args, 3));
             wait_line();
@@ -295,7 +313,7 @@ fn main() {
             storm(arg(&args, 2), arg(&args, 3), arg(&args, 4), &program)
         }
         _ => panic!(
-            "usage: setuid-probe switch UID GID [NAME_HEX before|after] | seteuid UID | setreuid UID | hop UID GID SECS [alone] | background UID GID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
+            "usage: setuid-probe switch UID GID [NAME_HEX before|after] | seteuid UID | setreuid UID | hop UID GID SECS [alone] | leader-exits UID GID | background UID GID | window UID GID N FENCE TIMEOUT_MS | storm UID SECS WORKERS PROGRAM"
         ),
     }
 }

@@ -261,10 +261,20 @@ impl SafetyNet {
         if strays::inside_fence(&self.tree, &cgroup, &user.name) {
             return Seen::Other;
         }
-        // A zombie is alive to its pidfd, yet can no longer be moved.
-        let stat = match strays::proc_stat(&self.proc_root, pid) {
-            Some(stat) if !stat.exited() => stat,
-            _ => return Seen::StrayGone { cgroup },
+        // A zombie is alive to its pidfd, yet can no longer be moved; one whose main thread
+        // alone exited runs on where its threads are (a move of its PID takes them), and is
+        // listed where the main thread exited: `cgroup` stays that one, drained to find it.
+        let stat = match strays::running(&self.proc_root, pid) {
+            None => return Seen::StrayGone { cgroup },
+            Some(running) => {
+                if running
+                    .thread_cgroup
+                    .is_some_and(|c| strays::inside_fence(&self.tree, &c, &user.name))
+                {
+                    return Seen::Other;
+                }
+                running.stat
+            }
         };
         let stopped_here =
             on_find == OnFind::Stop && !stat.stopped() && process.signal(libc::SIGSTOP).is_ok();
