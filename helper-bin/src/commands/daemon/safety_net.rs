@@ -204,13 +204,15 @@ impl SafetyNet {
     /// stray)? The new ones first, each part pinned before any of it is read (`pinned`).
     fn look_at(&mut self, listing: &Listing) -> (bool, Told) {
         let mut told = Told::All;
-        for part in [&listing.new, &listing.known] {
+        for (part, new) in [(&listing.new, true), (&listing.known, false)] {
             for process in pinned(part) {
                 match process.map(|p| self.judge(p, OnFind::Look)) {
                     // The drain reads the cgroup again (and moves this one with the others).
                     Some(Seen::Stray(_) | Seen::StrayGone { .. }) => return (true, Told::All),
                     Some(Seen::Other) => {}
-                    Some(Seen::Gone) | None => told = Told::SomeGone,
+                    // One told at the read before (not a stray then) forked nothing it missed.
+                    Some(Seen::Gone) | None if new => told = Told::SomeGone,
+                    Some(Seen::Gone) | None => {}
                 }
             }
         }

@@ -96,13 +96,16 @@ impl SafetyNet {
                 OnFind::Look
             };
             let mut found = Vec::new();
+            // Gone before they were told, among the new ones: one told in the pass before
+            // (not a stray then) that is gone now forked nothing that pass did not see.
             let mut vanished = 0;
-            for part in [&listing.new, &listing.known] {
+            for (part, new) in [(&listing.new, true), (&listing.known, false)] {
                 for process in pinned(part) {
                     match process.map(|p| self.judge(p, on_find)) {
                         Some(Seen::Stray(stray)) => found.push(stray),
                         Some(Seen::Other) => {}
-                        Some(Seen::Gone | Seen::StrayGone { .. }) | None => vanished += 1,
+                        Some(Seen::Gone | Seen::StrayGone { .. }) | None if new => vanished += 1,
+                        Some(Seen::Gone | Seen::StrayGone { .. }) | None => {}
                     }
                 }
             }
@@ -115,8 +118,8 @@ impl SafetyNet {
                 self.move_stray(stray, &mut leaves);
             }
             self.move_and_release(&mut held, &mut leaves);
-            // Clean only when nothing was to move and every process listed could be told: one
-            // gone before it was read may have been a stray that forked (its child is in S).
+            // Clean only when nothing was to move and every new process listed could be told:
+            // one gone before it was read may have been a stray that forked (its child is in S).
             if !moving && vanished == 0 {
                 break;
             }
