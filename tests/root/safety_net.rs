@@ -672,6 +672,77 @@ fn a_hopper_that_forks_and_exits_again_and_again_is_drained_into_its_fence() {
     // the next sighting drains again. What matters is where the hopper ends, checked above.
 }
 
+/// In how many of 30 looks at `source`'s cgroup.procs, 10 ms apart, a process of `uid` is
+/// there: a hopper outside its fence is, in nearly all of them (one generation always lives).
+fn looks_outside(setup: &TestSetup, source: &str, uid: u32) -> usize {
+    (0..30)
+        .filter(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !in_cgroup(setup, source, uid).is_empty()
+        })
+        .count()
+}
+
+/// The net stops what it finds of a hopper before the move; the customer continues every
+/// process of its own at once, again and again (`kill -CONT -1` in a loop, from a shell that
+/// the net fences too). Holding them failed: each drain chased the hopper to its bounds and
+/// gave up, and the hopper stayed outside. A drain that finds one of the processes it
+/// stopped running again moves each one as soon as it is found.
+#[test]
+fn a_hopper_whose_owner_continues_what_the_net_stops_is_still_fenced() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let work = tempfile::tempdir().unwrap();
+    let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
+    let daemon = NetDaemon::start_sweeping_every(&setup, &[alice.uid], Some(1));
+    let _cpu = one_hopper_at_a_time();
+    let mut spammer = Command::new("setpriv")
+        .args([
+            "--reuid",
+            &alice.uid.to_string(),
+            "--regid",
+            &alice.gid.to_string(),
+            "--clear-groups",
+            "sh",
+            "-c",
+            "while :; do kill -s CONT -- -1; done",
+        ])
+        .spawn()
+        .unwrap();
+    let spammer_pid = spammer.id();
+    wait_until("the customer's shell to be fenced", MOVE_LIMIT, || {
+        in_fence(&setup, &cgroup_of(spammer_pid), &alice.name)
+    });
+    const HOP_SECS: u32 = 30;
+    let mut probe = Probe::hop(alice.uid, alice.gid, HOP_SECS);
+    let _ends = HopperEnds::new(&setup, &alice, HOP_SECS);
+    let source = probe.cgroup();
+    assert!(!in_fence(&setup, &source, &alice.name));
+    probe.go();
+    let took = wait_until(
+        "the hopper to leave its cgroup for good",
+        DRAIN_LIMIT,
+        || looks_outside(&setup, &source, alice.uid) == 0,
+    );
+    eprintln!("no process of the hopper outside its fence within {took:?}");
+    // And it stays in: every generation after is forked there.
+    for _ in 0..3 {
+        let seen = looks_outside(&setup, &source, alice.uid);
+        assert_eq!(seen, 0, "the hopper is back outside: {}", daemon.log());
+    }
+    let _ = spammer.kill();
+    let _ = spammer.wait();
+    eprintln!(
+        "{}",
+        daemon
+            .log()
+            .lines()
+            .filter(|l| l.contains("drain") || l.contains("continued"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 /// A process name in bytes that are not UTF-8 (a CGI script named so, or a customer's own
 /// prctl) once hid the process from the safety net: /proc/PID/status was read as strict UTF-8
 /// and an unreadable process was skipped, at the uid event and at every sweep.

@@ -21,7 +21,10 @@
 //! kernel lists it. SIGSTOP is acceptable: only
 //! processes that are outside their fence and must move anyway are touched, for the few
 //! milliseconds of the move; a parent waiting with WUNTRACED or WCONTINUED may see them stop
-//! and go on. One stopped before the drain (job control, a tracer) is left stopped.
+//! and go on. One stopped before the drain (job control, a tracer) is left stopped. Its owner
+//! can continue what the drain stopped (`kill -CONT -1` in a loop): once a held process is
+//! seen running again, the drain moves what it holds and from then on each stray as soon as
+//! it is found, the way the first pass does (a fork waits for a move under way).
 //!
 //! A drain is bounded (`MAX_PASSES`, `TIME_LIMIT`): past either it gives up, still moves and
 //! continues what it stopped, and logs and counts the give-up; the next sighting drains again.
@@ -33,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use cgroup_core::cgroup_files::PROCS;
 use cgroup_core::service::{prepare_service_leaf, release_leaf};
+use cgroup_core::strays;
 use cgroup_core::strays::walk::Listing;
 use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::tree::processes::own_processes;
@@ -67,6 +71,8 @@ impl SafetyNet {
         let mut previous: Vec<u32> = Vec::new();
         let mut passes = 0;
         let mut gave_up = false;
+        // Moving each stray as found instead of holding them (see below).
+        let mut chasing = false;
         loop {
             if passes == MAX_PASSES || started.elapsed() > TIME_LIMIT {
                 gave_up = true;
@@ -88,35 +94,57 @@ impl SafetyNet {
             for part in [&mut listing.new, &mut listing.known] {
                 part.retain(|pid| !held.iter().any(|h| h.process.pid == *pid));
             }
+            // A process the drain stopped that runs again was continued by another (its
+            // owner's `kill -CONT -1`, from inside its fence): holding does not work on these,
+            // so from now on each stray is moved as soon as it is found (a fork waits for a
+            // move under way: the kernel's threadgroup lock) and what is held goes now.
+            if !chasing
+                && held
+                    .iter()
+                    .any(|h| h.stopped_here && !self.still_stopped(h))
+            {
+                chasing = true;
+                log::warn(&format!(
+                    "safety net: a process stopped for its move out of {source:?} was continued \
+                     by another: each one found there is moved at once"
+                ));
+                self.move_and_release(&mut held, &mut leaves);
+            }
             // After the first pass, what is found forks faster than it is moved: stopped
             // when found, and S read again until every stray in it is.
-            let on_find = if passes > 1 {
+            let on_find = if passes > 1 && !chasing {
                 OnFind::Stop
             } else {
                 OnFind::Look
             };
-            let mut found = Vec::new();
+            let mut stopped_some = false;
+            let mut moved_some = false;
             // Gone before they were told, among the new ones: one told in the pass before
             // (not a stray then) that is gone now forked nothing that pass did not see.
             let mut vanished = 0;
             for (part, new) in [(&listing.new, true), (&listing.known, false)] {
                 for process in pinned(part) {
                     match process.map(|p| self.judge(p, on_find)) {
-                        Some(Seen::Stray(stray)) => found.push(stray),
+                        Some(Seen::Stray(stray)) if on_find == OnFind::Stop => {
+                            held.push(stray);
+                            stopped_some = true;
+                        }
+                        // Moved as soon as found: the next of a hopper's generations is
+                        // forked where this one is moved to.
+                        Some(Seen::Stray(stray)) => {
+                            self.move_stray(stray, &mut leaves);
+                            moved_some = true;
+                        }
                         Some(Seen::Other) => {}
                         Some(Seen::Gone | Seen::StrayGone { .. }) | None if new => vanished += 1,
                         Some(Seen::Gone | Seen::StrayGone { .. }) | None => {}
                     }
                 }
             }
-            if on_find == OnFind::Stop && !found.is_empty() {
-                held.append(&mut found);
+            if stopped_some {
                 continue;
             }
-            let moving = !found.is_empty() || !held.is_empty();
-            for stray in found {
-                self.move_stray(stray, &mut leaves);
-            }
+            let moving = moved_some || !held.is_empty();
             self.move_and_release(&mut held, &mut leaves);
             // Clean only when nothing was to move and every new process listed could be told:
             // one gone before it was read may have been a stray that forked (its child is in S).
@@ -143,6 +171,11 @@ impl SafetyNet {
                 started.elapsed().as_secs_f64() * 1e3
             ));
         }
+    }
+
+    /// Is a held stray still stopped (not continued by another, not gone)?
+    fn still_stopped(&self, held: &PinnedStray) -> bool {
+        strays::proc_stat(&self.proc_root, held.process.pid).is_some_and(|s| s.stopped())
     }
 
     /// Moves every held stray, then lets the ones the drain stopped go on.
