@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::names::validate_service_name;
 use crate::nss::UserInfo;
-use crate::tree::user_cgroup::{new_leaf_in, UserCgroup};
+use crate::tree::user_cgroup::{new_leaf_in, Leaf, UserCgroup};
 use crate::tree::{Tree, SESSION_PREFIX};
 
 /// Default service name of `cgroupctl run` / `classify`.
@@ -43,7 +43,9 @@ pub fn check_service_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A new leaf `<prefix>-<tag>` (with a counter on collision) in `users/<user>/<service>`.
+/// A new leaf `<prefix>-<tag>` (with a counter on collision) in `users/<user>/<service>`,
+/// handed to the user at once: for a command about to start in it (`cgroupctl run`), which
+/// an empty leaf the user fills with its own children only makes fail, never escape.
 /// Refuses exempt users: they are never confined.
 pub fn prepare_service_leaf(
     tree: &Tree,
@@ -53,6 +55,47 @@ pub fn prepare_service_leaf(
     prefix: &str,
     tag: u32,
 ) -> Result<(PathBuf, ApplyReport)> {
+    let new = new_service_leaf(tree, config, user, service, prefix, tag)?;
+    let report = new.report.clone();
+    Ok((new.hand_over()?, report))
+}
+
+/// A service leaf made and capped by root, not yet handed to its user.
+///
+/// For a process that already runs (the safety net's strays, `cgroupctl classify`): a leaf
+/// handed over before the move lets its user, watching for it (inotify), enable a
+/// controller in its cgroup.subtree_control first, and the move then fails (EBUSY: no
+/// process may join a cgroup whose children have controllers), leaving the process where
+/// it was, outside its fence. Moved in first, handed over after.
+pub struct NewServiceLeaf {
+    leaf: Leaf,
+    user_cgroup: UserCgroup,
+    uid: u32,
+    gid: u32,
+    pub report: ApplyReport,
+}
+
+impl NewServiceLeaf {
+    pub fn path(&self) -> &Path {
+        self.leaf.path()
+    }
+
+    /// Hands the leaf to its user (its delegated files, as a login's leaf); the leaf's path.
+    pub fn hand_over(self) -> Result<PathBuf> {
+        self.leaf.delegate(&self.user_cgroup, self.uid, self.gid)?;
+        Ok(self.leaf.into_path())
+    }
+}
+
+/// Like `prepare_service_leaf`, the leaf kept root's until `NewServiceLeaf::hand_over`.
+pub fn new_service_leaf(
+    tree: &Tree,
+    config: &Config,
+    user: &UserInfo,
+    service: &str,
+    prefix: &str,
+    tag: u32,
+) -> Result<NewServiceLeaf> {
     check_service_name(service)?;
     validate_service_name(prefix)?;
     let (report, user_cgroup) = apply_user_open(tree, config, user, true)?;
@@ -75,10 +118,13 @@ pub fn prepare_service_leaf(
             .and_then(|dir| new_leaf_in(&dir, &format!("{prefix}-{tag}"), config.tree.leaf_caps()));
         match made {
             Ok(leaf) => {
-                // Handed over before the command enters it: an empty leaf the user fills
-                // with its own children only makes this start fail, never escape.
-                leaf.delegate(&user_cgroup, user.uid, user.gid)?;
-                return Ok((leaf.into_path(), report));
+                return Ok(NewServiceLeaf {
+                    leaf,
+                    user_cgroup,
+                    uid: user.uid,
+                    gid: user.gid,
+                    report,
+                })
             }
             Err(e) if e.errno() == Some(libc::ENOENT) => last = Some(e),
             Err(e) => return Err(e),

@@ -426,6 +426,13 @@ fn setuid_to_a_confined_user_lands_in_its_fence_and_is_an_event() {
         leaf.parent().unwrap().parent().unwrap(),
         setup.tree.user(&alice.name)
     );
+    // Handed to the customer (after the move: a leaf handed over first could be made to
+    // refuse it), as a login's leaf is.
+    use std::os::unix::fs::MetadataExt;
+    for file in ["", "cgroup.procs", "cgroup.subtree_control"] {
+        let owner = std::fs::metadata(leaf.join(file)).unwrap().uid();
+        assert_eq!(owner, alice.uid, "{}", leaf.join(file).display());
+    }
 
     // The move is an event of kind fenced, with where the process was.
     let mut events: Vec<serde_json::Value> = Vec::new();

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use cgroup_core::inventory::status_ids;
 use cgroup_core::nss::lookup_user;
-use cgroup_core::service::{prepare_service_leaf, release_leaf, DEFAULT_SERVICE};
+use cgroup_core::service::{new_service_leaf, release_leaf, DEFAULT_SERVICE};
 
 use crate::global::GlobalArgs;
 use crate::load::load;
@@ -72,12 +72,20 @@ pub fn run(cli: &GlobalArgs, args: &ClassifyArgs) -> Result<ExitCode> {
             args.pid, uids[0], uids[1], uids[2], info.name, info.uid
         );
     }
-    let (leaf, _) = prepare_service_leaf(&tree, &config, &info, &args.service, "pid", args.pid)?;
+    // Handed to the user only once the process is in: see NewServiceLeaf.
+    let new = new_service_leaf(&tree, &config, &info, &args.service, "pid", args.pid)?;
     test_hook_before_move();
-    if let Err(e) = move_pinned(&tree, &process, &leaf) {
-        let _ = release_leaf(&tree, &leaf);
+    if let Err(e) = move_pinned(&tree, &process, new.path()) {
+        let _ = release_leaf(&tree, new.path());
         return Err(e);
     }
+    let moved_to = new.path().display().to_string();
+    let leaf = new.hand_over().with_context(|| {
+        format!(
+            "process {} is in {moved_to}, but the leaf could not be handed to {}",
+            args.pid, info.name
+        )
+    })?;
     let report = Moved {
         pid: args.pid,
         user: info.name,

@@ -35,7 +35,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cgroup_core::cgroup_files::PROCS;
-use cgroup_core::service::{prepare_service_leaf, release_leaf};
+use cgroup_core::service::{new_service_leaf, release_leaf};
 use cgroup_core::strays;
 use cgroup_core::strays::walk::Listing;
 use cgroup_core::tree::dirfd::CgroupDir;
@@ -229,7 +229,9 @@ impl SafetyNet {
             move_pinned(&self.tree, &stray.process, leaf)?;
             return Ok(leaf.clone());
         }
-        let (leaf, _) = prepare_service_leaf(
+        // Handed to the customer only once the stray is in (see NewServiceLeaf): a leaf it
+        // got first could be made to refuse the move.
+        let new = new_service_leaf(
             &self.tree,
             &self.config,
             &stray.user,
@@ -237,10 +239,23 @@ impl SafetyNet {
             "pid",
             stray.process.pid,
         )?;
-        if let Err(e) = move_pinned(&self.tree, &stray.process, &leaf) {
-            let _ = release_leaf(&self.tree, &leaf);
+        if let Err(e) = move_pinned(&self.tree, &stray.process, new.path()) {
+            let _ = release_leaf(&self.tree, new.path());
             return Err(e);
         }
+        let path = new.path().to_path_buf();
+        let leaf = match new.hand_over() {
+            Ok(leaf) => leaf,
+            // In its fence all the same, in a leaf the customer cannot build in.
+            Err(e) => {
+                log::warn(&format!(
+                    "safety net: {} could not be handed to {}: {e}",
+                    path.display(),
+                    stray.user.name
+                ));
+                path
+            }
+        };
         leaves.insert(uid, leaf.clone());
         Ok(leaf)
     }
