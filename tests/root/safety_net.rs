@@ -679,6 +679,46 @@ fn a_hopper_that_forks_and_exits_again_and_again_is_drained_into_its_fence() {
     // the next sighting drains again. What matters is where the hopper ends, checked above.
 }
 
+/// A daemon whose stderr reader is gone (a journal stream that broke): each log line fails
+/// with EPIPE. eprintln! panicked on it, and the first line killed the daemon (or the net's
+/// thread in a drain, leaving what it had stopped stopped); a lost line must cost nothing.
+#[test]
+fn a_daemon_whose_log_reader_is_gone_still_fences() {
+    require_root();
+    let alice = TestUser::new("psn");
+    let work = tempfile::tempdir().unwrap();
+    let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
+    let mut daemon = Command::new(cgroupctl_bin())
+        .arg("--config")
+        .arg(setup.config_path())
+        .args(["daemon", "--scan-interval", "600"])
+        .args(["--safety-net-uid", &alice.uid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(daemon.stderr.take());
+    let mut probe = Probe::switch(alice.uid, alice.gid);
+    // Switched again and again until the net (subscribed once started) fences it.
+    let started = Instant::now();
+    probe.go();
+    while !in_fence(&setup, &probe.cgroup(), &alice.name) {
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "the daemon died: {:?}",
+            daemon.try_wait()
+        );
+        assert!(
+            started.elapsed() < MOVE_LIMIT,
+            "not fenced in {MOVE_LIMIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(daemon.try_wait().unwrap().is_none(), "the daemon died");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
+
 /// In how many of 30 looks at `source`'s cgroup.procs, 10 ms apart, a process of `uid` is
 /// there: a hopper outside its fence is, in nearly all of them (one generation always lives).
 fn looks_outside(setup: &TestSetup, source: &str, uid: u32) -> usize {

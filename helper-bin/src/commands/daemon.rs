@@ -161,6 +161,13 @@ fn bind(args: &DaemonArgs) -> Result<Vec<Listener>> {
 }
 
 pub fn run(cli: &GlobalArgs, args: &DaemonArgs) -> Result<ExitCode> {
+    // main() restores SIGPIPE's default for the one-shot verbs (`cgroupctl list | head`);
+    // a daemon must not die of a write to a reader that is gone (its stderr's journal stream,
+    // a pipe): the write fails with EPIPE and the line is lost (log.rs).
+    // SAFETY: no thread exists yet; SIG_IGN is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let signals = block_signals()?;
     let mut daemon = Daemon::start(
         crate::load::config_path(cli),

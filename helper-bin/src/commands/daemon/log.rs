@@ -10,18 +10,23 @@ pub enum Level {
 }
 
 pub fn log(level: Level, msg: &str) {
+    use std::io::Write;
     // One event, one line: a message's own newlines must not start a forged journal entry.
     let line = cgroup_core::log_line::escape_control(msg);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        eprintln!("<{}>{line}", level as u8);
+    // Not eprintln!, which panics when stderr fails (its reader gone: EPIPE): a panic in the
+    // safety net's thread in the middle of a drain would leave the strays it stopped
+    // stopped, and the net dead. A line that cannot be written is lost; the work goes on.
+    let mut stderr = std::io::stderr().lock();
+    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        writeln!(stderr, "<{}>{line}", level as u8)
     } else {
         let tag = match level {
             Level::Error => "error: ",
             Level::Warning => "warning: ",
             Level::Info => "",
         };
-        eprintln!("cgroupctl daemon: {tag}{line}");
-    }
+        writeln!(stderr, "cgroupctl daemon: {tag}{line}")
+    };
 }
 
 pub fn info(msg: &str) {
