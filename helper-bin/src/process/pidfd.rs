@@ -68,8 +68,13 @@ pub fn move_pinned(tree: &Tree, process: &PidFd, leaf: &Path) -> Result<()> {
         bail!("process {pid} exited before it could be moved");
     }
     fs::move_pid(leaf, pid).with_context(|| format!("move process {pid}"))?;
-    if process.alive() {
+    // A zombie is alive to its pidfd, and the kernel takes its PID and moves nothing: one
+    // that exited meanwhile is no move to report (a leaf made for it stays empty).
+    if process.alive() && cgroup_core::strays::running(Path::new("/proc"), pid).is_some() {
         return Ok(());
+    }
+    if process.alive() {
+        bail!("process {pid} exited while it was being moved");
     }
     // It exited during the write: the PID may have reached a recycled process.
     if let Some(source) = source {

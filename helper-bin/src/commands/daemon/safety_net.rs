@@ -237,7 +237,13 @@ impl SafetyNet {
             Seen::StrayGone { cgroup } => cgroup,
             Seen::Other | Seen::Gone => return,
         };
-        let dir = self.tree.path_of(&cgroup);
+        // The cgroup's name in its exact bytes (`cgroup` is read as text, lossily: a name a
+        // customer chose in a subtree delegated to it may be any bytes).
+        let exact = cgroup_core::tree::fs::cgroup_v2_of(pid).ok().flatten();
+        let dir = match exact {
+            Some(exact) => self.tree.path_of(exact),
+            None => self.tree.path_of(&cgroup),
+        };
         self.drain(&dir);
     }
 
