@@ -228,7 +228,11 @@ impl SafetyNet {
     /// A process gone before it is read tells nothing: not where it was, nor what it forked.
     /// Its cgroup is drained at the next sighting of a stray there: the uid change of another
     /// process, or the sweep.
-    fn fence(&mut self, pid: u32) {
+    ///
+    /// `drained`: the cgroups drained for the events of one read of the socket. Each is
+    /// drained once: every change of that read happened before its drain began (a customer's
+    /// burst of switches, a mail to many local users, costs one drain, not one each).
+    fn fence(&mut self, pid: u32, drained: &mut Vec<PathBuf>) {
         let Ok(process) = PidFd::open(pid) else {
             return;
         };
@@ -244,7 +248,10 @@ impl SafetyNet {
             Some(exact) => self.tree.path_of(exact),
             None => self.tree.path_of(&cgroup),
         };
-        self.drain(&dir);
+        if !drained.contains(&dir) {
+            self.drain(&dir);
+            drained.push(dir);
+        }
     }
 
     /// What a pinned process is: a stray, another process, or gone before it could be told.
@@ -442,9 +449,10 @@ pub fn run(sources: Sources, stop: OwnedFd) {
                 if net.refresh() {
                     log::info("safety net: config reloaded");
                 }
+                let mut drained = Vec::new();
                 for change in batch.changes {
                     if !net.who.never_confined(change.ruid) {
-                        net.fence(change.tgid);
+                        net.fence(change.tgid, &mut drained);
                     }
                 }
                 if batch.lost {
