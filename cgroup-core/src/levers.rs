@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::cgroup_files;
 use crate::error::{Error, Result};
 use crate::tree::dirfd::CgroupDir;
-use crate::tree::processes::subtree_pids;
+use crate::tree::processes::{subtree_pids, subtree_thread_groups};
 use crate::tree::user_cgroup::{populated, Target, TargetDir, UserCgroup};
 
 /// How often the waits below look at cgroup.events.
@@ -83,7 +83,11 @@ pub fn kill(
 
 /// `kill` on a target already opened.
 pub fn kill_in(dir: &TargetDir<'_>, signal: Signal, wait: Duration) -> Result<KillOutcome> {
-    let processes = subtree_pids(dir).len() as u64;
+    let processes = if signal == Signal::SIGKILL {
+        subtree_pids(dir).len()
+    } else {
+        subtree_thread_groups(dir).len()
+    } as u64;
     let mut vanished = false;
     if signal == Signal::SIGKILL {
         vanished = gone(dir.write_kill())?;
@@ -106,7 +110,8 @@ pub fn kill_in(dir: &TargetDir<'_>, signal: Signal, wait: Duration) -> Result<Ki
             })?;
         }
         let mut failed = None;
-        for pid in subtree_pids(dir) {
+        // By thread: a process whose main thread exited elsewhere runs here unlisted.
+        for pid in subtree_thread_groups(dir) {
             let Ok(raw) = i32::try_from(pid) else {
                 continue;
             };

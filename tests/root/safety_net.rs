@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pam_cgroup_tests::support::{require_root, wait_until, TestSetup, TestUser};
+use pam_cgroup_tests::support::{require_root, wait_for_value, wait_until, TestSetup, TestUser};
 
 use crate::cgroupctl::{cgroup_of, cgroupctl_bin, ctl, ctl_ok, describe};
 
@@ -925,6 +925,17 @@ fn a_process_whose_main_thread_exited_is_still_found_and_fenced() {
             .contains(&format!("pid {pid} ")),
         "{fence}"
     );
+    // The levers reach it in the fence, though the fence's cgroup.procs does not list it
+    // (it is listed where its main thread exited): a TERM by thread, not by cgroup.procs.
+    let o = ctl(&setup, &["kill", &alice.name, "--signal", "TERM"]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("0 remaining"), "{out}");
+    let status = wait_for_value("the process to end by the TERM", MOVE_LIMIT, || {
+        probe.child.try_wait().unwrap()
+    });
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
 }
 
 /// A hopper whose switching process is gone before any daemon runs: no uid change is ever

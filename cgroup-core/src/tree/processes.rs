@@ -89,6 +89,44 @@ pub fn subtree_pids(dir: &CgroupDir) -> Vec<u32> {
     pids
 }
 
+/// Every process with a thread in the subtree at `dir`, each once, sorted: `subtree_pids`,
+/// and each process whose main thread exited elsewhere while other threads run here.
+/// cgroup.procs lists such a process only in the cgroup its main thread exited in (a
+/// `pthread_exit()` in main leaves a zombie leader there), and the safety net moves the
+/// threads of one it finds outside its fence into the fence. What the levers signal: each
+/// thread is mapped to its process (a /proc read per thread not a listed process's main
+/// one), which `show` and the counts do not pay.
+pub fn subtree_thread_groups(dir: &CgroupDir) -> Vec<u32> {
+    let mut pids = subtree_pids(dir);
+    let mut tids = Vec::new();
+    walk_threads(dir, 0, &mut tids);
+    let listed: std::collections::HashSet<u32> = pids.iter().copied().collect();
+    pids.extend(
+        tids.into_iter()
+            .filter(|tid| !listed.contains(tid))
+            .filter_map(thread_group_of)
+            .filter(|tgid| !listed.contains(tgid)),
+    );
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// The threads of every cgroup of the subtree at `dir` (what could be read).
+fn walk_threads(dir: &CgroupDir, depth: usize, out: &mut Vec<u32>) {
+    if let Ok(text) = dir.read(cgroup_files::THREADS) {
+        out.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+    }
+    if depth >= MAX_WALK_DEPTH {
+        return;
+    }
+    for (name, is_dir) in dir.entries().unwrap_or_default() {
+        if let (true, Ok(child)) = (is_dir, dir.open_child(&name)) {
+            walk_threads(&child, depth + 1, out);
+        }
+    }
+}
+
 /// The processes with a thread in `dir` itself, sorted.
 ///
 /// A threaded cgroup refuses to list cgroup.procs (EOPNOTSUPP): its processes belong to the
