@@ -698,25 +698,33 @@ fn a_daemon_whose_log_reader_is_gone_still_fences() {
         .spawn()
         .unwrap();
     drop(daemon.stderr.take());
+    let mut daemon = KilledOnDrop(daemon);
     let mut probe = Probe::switch(alice.uid, alice.gid);
-    // Switched again and again until the net (subscribed once started) fences it.
+    // Fenced by the uid event, or by the first sweep if the switch came before the daemon
+    // listened; each step logs, and the daemon must live through it.
     let started = Instant::now();
     probe.go();
     while !in_fence(&setup, &probe.cgroup(), &alice.name) {
-        assert!(
-            daemon.try_wait().unwrap().is_none(),
-            "the daemon died: {:?}",
-            daemon.try_wait()
-        );
+        let status = daemon.0.try_wait().unwrap();
+        assert!(status.is_none(), "the daemon died: {status:?}");
         assert!(
             started.elapsed() < MOVE_LIMIT,
             "not fenced in {MOVE_LIMIT:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(daemon.try_wait().unwrap().is_none(), "the daemon died");
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    let status = daemon.0.try_wait().unwrap();
+    assert!(status.is_none(), "the daemon died: {status:?}");
+}
+
+/// A child process killed and waited for on drop (std's Child is neither).
+struct KilledOnDrop(Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// In how many of 30 looks at `source`'s cgroup.procs, 10 ms apart, a process of `uid` is
@@ -743,7 +751,7 @@ fn a_hopper_whose_owner_continues_what_the_net_stops_is_still_fenced() {
     let setup = TestSetup::new(&config(&work.path().join("history"), ""), "");
     let daemon = NetDaemon::start_sweeping_every(&setup, &[alice.uid], Some(1));
     let _cpu = one_hopper_at_a_time();
-    let mut spammer = Command::new("setpriv")
+    let spammer = Command::new("setpriv")
         .args([
             "--reuid",
             &alice.uid.to_string(),
@@ -757,6 +765,8 @@ fn a_hopper_whose_owner_continues_what_the_net_stops_is_still_fenced() {
         .spawn()
         .unwrap();
     let spammer_pid = spammer.id();
+    // Killed on every way out: a customer's busy loop must not outlive the test.
+    let _spammer = KilledOnDrop(spammer);
     wait_until("the customer's shell to be fenced", MOVE_LIMIT, || {
         in_fence(&setup, &cgroup_of(spammer_pid), &alice.name)
     });
@@ -777,8 +787,6 @@ fn a_hopper_whose_owner_continues_what_the_net_stops_is_still_fenced() {
         let seen = looks_outside(&setup, &source, alice.uid);
         assert_eq!(seen, 0, "the hopper is back outside: {}", daemon.log());
     }
-    let _ = spammer.kill();
-    let _ = spammer.wait();
     eprintln!(
         "{}",
         daemon
