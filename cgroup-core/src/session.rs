@@ -277,8 +277,9 @@ impl std::fmt::Display for Closed {
     }
 }
 
-/// Closes a session without moving any process: see the module comment. The only write is the
-/// removal of a session leaf's mark (an xattr: no cgroup lock, no grace period). The one
+/// Closes a session without moving any process: see the module comment. The only writes are
+/// the session leaf's xattrs (its mark removed, who closed it noted: no cgroup lock, no grace
+/// period). The one
 /// exception: a service whose caller was seen outliving its closes (`crate::survivors`) has
 /// the closing process `pid` moved out to an unconfined leaf, out of the customer's reach.
 pub fn close_session(record: &SessionRecord, pid: u32) -> Result<Closed> {
@@ -292,10 +293,19 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<Closed> {
     let Some(session) = record.leaf.parent() else {
         return Ok(Closed::Untouched);
     };
-    tree::user_cgroup::unmark_leaf(session)?;
-    if crate::survivors::is_recorded(&record.service) {
-        let tree = Tree::locate_root(Some(&record.root))?;
-        return Ok(Closed::MovedOut(tree.enter_unconfined(pid)?));
+    // Who closed it, for the next open of a caller that outlives its close (an xattr too).
+    // Best effort: without it such a caller is only not recognised.
+    if let Some(start) = crate::sessions::process_start(pid) {
+        let _ = tree::user_cgroup::note_closed(session, pid, start);
     }
+    let unmarked = tree::user_cgroup::unmark_leaf(session);
+    if crate::survivors::is_recorded(&record.service) {
+        // Moved out whether or not the mark could be removed.
+        let tree = Tree::locate_root(Some(&record.root))?;
+        let moved = tree.enter_unconfined(pid)?;
+        unmarked?;
+        return Ok(Closed::MovedOut(moved));
+    }
+    unmarked?;
     Ok(Closed::Unmarked)
 }

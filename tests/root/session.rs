@@ -1033,3 +1033,94 @@ fn a_caller_that_outlives_its_closes_is_moved_out_of_the_customers_reach_once_se
     std::fs::write(&release, "").unwrap();
     assert!(worker.wait().unwrap().success());
 }
+
+/// Kills every process of a user's cgroup on drop (cgroup.kill), before the user goes.
+struct KillUserOnDrop(std::path::PathBuf);
+
+impl Drop for KillUserOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.kill"), "1");
+    }
+}
+
+/// The survivor warning advises exempting the service, and a recorded service has its closes
+/// move the caller out of the fence: neither may be forged. A leaf is named after its opener's
+/// PID and outlives its session while a process of it lives, so a customer could fork inside
+/// it until a child got that PID (the opener, sshd's monitor, exited), then run `su - self`
+/// from that child: the open found its caller in `session-<its pid>/login` and took su for a
+/// caller that outlived its close. The close now notes the closer's PID and start time on
+/// the leaf (a root-only xattr); the reused PID has another start time. (Here root gives the
+/// PID through ns_last_pid and moves the process in, for what the customer's forks do.)
+#[test]
+fn a_process_given_a_closed_sessions_pid_is_not_taken_for_a_survivor() {
+    use std::io::{BufRead, Write};
+    require_root();
+    let alice = TestUser::new("pcv");
+    let setup = TestSetup::new("", "");
+    let service = format!("pcforge{}", std::process::id());
+    std::fs::copy(
+        setup.pam_dir().join("pamcgroup-test"),
+        setup.pam_dir().join(&service),
+    )
+    .unwrap();
+    let hex: String = service.bytes().map(|b| format!("{b:02x}")).collect();
+    let record = Path::new("/run/pam_cgroup/survivor-services").join(hex);
+    let _forget = ForgetSurvivor(record.clone());
+    let _kill = KillUserOnDrop(setup.tree.user(&alice.name));
+    let driver = pam_cgroup_tests::support::driver::driver();
+    let pam_args = |cmd: &mut Command| {
+        cmd.arg("--confdir").arg(setup.pam_dir()).args([
+            "--service",
+            &service,
+            "--user",
+            &alice.name,
+            "--capture-syslog",
+        ]);
+    };
+    // The first login: its child leaves a process behind, so the leaf outlives the session.
+    let mut first = Command::new(&driver);
+    pam_args(&mut first);
+    first.args(["--", "sh", "-c", "sleep 300 </dev/null >/dev/null 2>&1 &"]);
+    let first = pam_cgroup_tests::support::parse_report(&first.output().unwrap());
+    assert_eq!(first.open_rc, PAM_SUCCESS, "{first:?}");
+    let login = setup.tree.path_of(&first.cgroup_after_open);
+    assert!(login.ends_with("login"), "{}", login.display());
+    assert!(login.exists(), "the leaf outlives its session");
+
+    // A new process with the opener's PID, in the leaf's login/, opens a session of alice.
+    let reused = first.pid;
+    let mut forger = None;
+    for _ in 0..200 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", reused - 1)).unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "read x; exec \"$0\" \"$@\""]).arg(&driver);
+        pam_args(&mut cmd);
+        let child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if child.id() == reused {
+            forger = Some(child);
+            break;
+        }
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut forger = forger.unwrap_or_else(|| panic!("could not get PID {reused} back"));
+    std::fs::write(login.join("cgroup.procs"), format!("{reused}\n")).unwrap();
+    forger.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(forger.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(forger.wait().unwrap().success());
+    let second: pam_cgroup_tests::support::SessionReport =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad report {e}: {line}"));
+    assert_eq!(second.pid, reused);
+    assert_eq!(second.open_rc, PAM_SUCCESS, "{second:?}");
+    let said = second.syslog_text();
+    assert!(!said.contains("kept its process alive"), "{said}");
+    assert!(!record.exists(), "the service was recorded as a survivor");
+}

@@ -2,7 +2,6 @@
 //! into a new leaf of its user cgroup (a session leaf counted against sessions.max, or the
 //! user manager's), and what the log must hear on the way.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
@@ -63,10 +62,7 @@ pub(super) fn report_survivor(
     notices: &mut Vec<Notice>,
 ) -> Result<()> {
     let previous = tree.cgroup_of(pid)?;
-    // Root's own login/: a customer may remove an emptied one in a leaf it owns and make its
-    // own, but cannot make one owned by root.
-    let roots_login = || std::fs::metadata(&previous).is_ok_and(|m| m.uid() == 0);
-    if survived_close(tree, &previous, pid) && roots_login() {
+    if survived_close(tree, &previous, pid) {
         crate::survivors::record(service);
         let text = format!(
             "PAM service {} kept its process alive after pam_close_session (still in {}): until reboot its closes move the caller out to an unconfined leaf, where no customer can reach it; a program that opens and closes sessions without exiting runs nothing in them: list {:?} in policy.exempt_services",
@@ -210,26 +206,32 @@ pub(super) fn enter_manager_leaf(
     Ok(leaf.entry_path())
 }
 
-/// Did process `pid` open the session whose `login/` leaf `cgroup` is, and outlive its close?
-/// A PAM caller that opens and closes sessions without exiting (Dovecot's auth worker with
-/// `session=yes`) finds itself there at its next open: session leaves are named after their
-/// opener's pid.
+/// Is process `pid`, now in `cgroup`, the one that closed the session leaf holding it, and
+/// still the same process (its start time)? A PAM caller that opens and closes sessions
+/// without exiting (Dovecot's auth worker with `session=yes`) finds itself back in its last
+/// session's leaf at its next open. The leaf holds it at any depth: its customer may move
+/// any process of the leaf deeper into it (to hide it from a look at `login/`), never out.
+/// Who closed the leaf is a root-only xattr (`CLOSED_XATTR`) with the closer's PID and start
+/// time: a customer's process that forked until it got the closer's PID, then ran `su`,
+/// matches the PID only.
 pub fn survived_close(tree: &Tree, cgroup: &Path, pid: u32) -> bool {
-    // Exactly users/<user>/session-<pid>/login: the same names deeper down are the customer's.
-    let Ok(rel) = cgroup.strip_prefix(tree.users_dir()) else {
+    let Some(leaf) = session_leaf_of(tree, cgroup) else {
         return false;
     };
-    if rel.components().count() != 3
-        || cgroup.file_name().and_then(|n| n.to_str()) != Some(tree::user_cgroup::LOGIN_DIR)
-    {
-        return false;
-    }
-    let own = format!("{}{pid}", tree::SESSION_PREFIX);
-    cgroup
-        .parent()
-        .and_then(Path::file_name)
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n == own || n.starts_with(&format!("{own}-")))
+    let start = crate::sessions::process_start(pid);
+    start.is_some() && tree::user_cgroup::closed_by(&leaf) == start.map(|s| (pid, s))
+}
+
+/// The session leaf (`users/<user>/session-*`) that `cgroup` is in or below.
+pub fn session_leaf_of(tree: &Tree, cgroup: &Path) -> Option<PathBuf> {
+    let rel = cgroup.strip_prefix(tree.users_dir()).ok()?;
+    let mut parts = rel.components();
+    let user = parts.next()?;
+    let leaf = parts.next()?;
+    leaf.as_os_str()
+        .to_str()
+        .is_some_and(|n| n.starts_with(tree::SESSION_PREFIX))
+        .then(|| tree.users_dir().join(user).join(leaf))
 }
 
 #[cfg(test)]
@@ -248,41 +250,35 @@ mod tests {
     }
 
     #[test]
-    fn a_caller_back_in_a_leaf_named_after_it_survived_its_close() {
+    fn the_session_leaf_holding_a_cgroup_at_any_depth() {
         let t = tree();
         let users = t.users_dir();
-        let leaf = |name: &str| users.join("alice.x1").join(name).join("login");
-        assert!(survived_close(&t, &leaf("session-4242"), 4242));
-        assert!(survived_close(&t, &leaf("session-4242-k3j9"), 4242));
-        // Another opener's leaf (su started from a customer's shell sits in sshd's).
-        assert!(!survived_close(&t, &leaf("session-4243"), 4242));
-        assert!(!survived_close(&t, &leaf("session-42421"), 4242));
-        // Not a session's login/: the customer's own cgroups, a manager, outside the tree.
-        assert!(!survived_close(
-            &t,
-            &users.join("alice.x1/session-4242/web"),
-            4242
-        ));
-        assert!(!survived_close(
-            &t,
-            &users.join("alice.x1/manager-4242"),
-            4242
-        ));
-        assert!(!survived_close(
-            &t,
-            Path::new("/sys/fs/cgroup/system.slice/session-4242/login"),
-            4242
-        ));
-        // The same names made by the customer inside a leaf of its own (a forged survivor).
-        assert!(!survived_close(
-            &t,
-            &users.join("alice.x1/session-1/session-4242/login"),
-            4242
-        ));
-        assert!(!survived_close(
-            &t,
-            &users.join("alice.x1/session-1/a/b/session-4242/login"),
-            4242
-        ));
+        let leaf = users.join("alice.x1/session-4242");
+        assert_eq!(session_leaf_of(&t, &leaf.join("login")), Some(leaf.clone()));
+        // Moved deeper by the customer: still that leaf's.
+        assert_eq!(session_leaf_of(&t, &leaf.join("x/y")), Some(leaf.clone()));
+        assert_eq!(session_leaf_of(&t, &leaf), Some(leaf.clone()));
+        // Names like a session's inside a leaf are the customer's: the leaf is the outer one.
+        assert_eq!(
+            session_leaf_of(&t, &users.join("alice.x1/session-1/session-4242/login")),
+            Some(users.join("alice.x1/session-1"))
+        );
+        // Not a session leaf: a manager's, a service's, the user cgroup, outside the tree.
+        assert_eq!(
+            session_leaf_of(&t, &users.join("alice.x1/manager-4242")),
+            None
+        );
+        assert_eq!(
+            session_leaf_of(&t, &users.join("alice.x1/web/pid-4242")),
+            None
+        );
+        assert_eq!(session_leaf_of(&t, &users.join("alice.x1")), None);
+        assert_eq!(
+            session_leaf_of(
+                &t,
+                Path::new("/sys/fs/cgroup/system.slice/session-4242/login")
+            ),
+            None
+        );
     }
 }

@@ -67,6 +67,12 @@ pub use super::stamp::STAMP_XATTR;
 /// the stamp.
 pub const SESSION_XATTR: &str = "trusted.pam_cgroup.session";
 
+/// Written on a session leaf at its close: "<pid> <start>" of the process that closed it (a
+/// `trusted.` attribute: only root writes or reads it). A caller that outlives its close finds
+/// itself in that leaf at its next open, and only it matches both numbers: a customer's
+/// process given the same PID later (it may fork until it gets it) has another start time.
+pub const CLOSED_XATTR: &str = "trusted.pam_cgroup.closed";
+
 /// How a user cgroup is opened to its user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupAccess {
@@ -521,6 +527,23 @@ pub fn unmark_leaf(session: &Path) -> Result<()> {
         Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Notes on the session leaf at `session` which process closed it (`CLOSED_XATTR`). A leaf
+/// emptied and reaped already needs no note.
+pub fn note_closed(session: &Path, pid: u32, start: u64) -> Result<()> {
+    match CgroupDir::open(session) {
+        Ok(leaf) => leaf.set_xattr(CLOSED_XATTR, &format!("{pid} {start}")),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The process that closed the session leaf at `session` ("pid start"), if one did.
+pub fn closed_by(session: &Path) -> Option<(u32, u64)> {
+    let text = CgroupDir::open(session).ok()?.get_xattr(CLOSED_XATTR)?;
+    let (pid, start) = text.trim().split_once(' ')?;
+    Some((pid.parse().ok()?, start.parse().ok()?))
 }
 
 /// Removes the child cgroup `name` of `parent` (a service dir, a legacy user cgroup) once it
