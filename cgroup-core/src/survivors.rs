@@ -1,6 +1,7 @@
 //! PAM services whose caller outlived a session's close: a long-lived root process that opens
 //! and closes sessions without exiting (Dovecot's auth worker with `session=yes`), found at its
-//! next open back in the `login/` of a session leaf named after it (`session::survived_close`).
+//! next open back in the session leaf it closed itself, same PID and start time
+//! (`session::survived_close`).
 //!
 //! Close moves nobody (session.rs), so such a caller would stay in the last customer's leaf
 //! until its next open, and there the customer can reach it: cgroup v2 lets a delegatee move
