@@ -293,12 +293,10 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<Closed> {
     let Some(session) = record.leaf.parent() else {
         return Ok(Closed::Untouched);
     };
-    // Who closed it, for the next open of a caller that outlives its close (an xattr too).
-    // Best effort: without it such a caller is only not recognised.
-    if let Some(start) = crate::sessions::process_start(pid) {
-        let _ = tree::user_cgroup::note_closed(session, pid, start);
-    }
-    let unmarked = tree::user_cgroup::unmark_leaf(session);
+    // Who closed it, for the next open of a caller that outlives its close, and no longer
+    // counted as open.
+    let closer = crate::sessions::process_start(pid).map(|start| (pid, start));
+    let unmarked = tree::user_cgroup::close_leaf(session, closer);
     if crate::survivors::is_recorded(&record.service) {
         // Moved out whether or not the mark could be removed.
         let tree = Tree::locate_root(Some(&record.root))?;

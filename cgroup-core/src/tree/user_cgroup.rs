@@ -517,26 +517,22 @@ impl UserCgroup {
     }
 }
 
-/// Removes the session mark of the session leaf at `session` (a closing session: it no
-/// longer counts as open). The leaf sits in the root-owned user cgroup: the customer can
-/// neither remove nor replace it (cgroup2 has no rename), so its path still names the leaf
-/// open made. A leaf emptied and reaped already has nothing to unmark.
-pub fn unmark_leaf(session: &Path) -> Result<()> {
-    match CgroupDir::open(session) {
-        Ok(leaf) => leaf.remove_xattr(SESSION_XATTR),
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
-        Err(e) => Err(e),
+/// Closes the session leaf at `session`: notes which process closed it (`CLOSED_XATTR`, when
+/// its start time is known; best effort: without it such a caller is only not recognised),
+/// then removes its mark (the session no longer counts as open). One open of the leaf for
+/// both. The leaf sits in the root-owned user cgroup: the customer can neither remove nor
+/// replace it (cgroup2 has no rename), so its path still names the leaf open made. A leaf
+/// emptied and reaped already has nothing to note or unmark.
+pub fn close_leaf(session: &Path, closer: Option<(u32, u64)>) -> Result<()> {
+    let leaf = match CgroupDir::open(session) {
+        Ok(leaf) => leaf,
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if let Some((pid, start)) = closer {
+        let _ = leaf.set_xattr(CLOSED_XATTR, &format!("{pid} {start}"));
     }
-}
-
-/// Notes on the session leaf at `session` which process closed it (`CLOSED_XATTR`). A leaf
-/// emptied and reaped already needs no note.
-pub fn note_closed(session: &Path, pid: u32, start: u64) -> Result<()> {
-    match CgroupDir::open(session) {
-        Ok(leaf) => leaf.set_xattr(CLOSED_XATTR, &format!("{pid} {start}")),
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
-        Err(e) => Err(e),
-    }
+    leaf.remove_xattr(SESSION_XATTR)
 }
 
 /// The process that closed the session leaf at `session` ("pid start"), if one did.
