@@ -278,11 +278,6 @@ pub fn stopped(proc_root: &Path, pid: u32) -> bool {
     proc_stat(proc_root, pid).is_some_and(|s| s.stopped())
 }
 
-/// Has the process exited (gone, or a zombie not yet reaped: a pidfd still calls it alive)?
-pub fn exited(proc_root: &Path, pid: u32) -> bool {
-    proc_stat(proc_root, pid).is_none_or(|s| s.exited())
-}
-
 /// What one look at a process told.
 pub enum Sighting {
     Stray(Stray),
@@ -546,8 +541,8 @@ mod tests {
         assert!(!stopped(dir.path(), 2));
         assert!(stopped(dir.path(), 3));
         assert!(!stopped(dir.path(), 4), "gone");
-        assert!(exited(dir.path(), 4));
-        assert!(!exited(dir.path(), 1));
+        assert!(proc_stat(dir.path(), 4).is_none_or(|s| s.exited()));
+        assert!(!proc_stat(dir.path(), 1).is_none_or(|s| s.exited()));
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl SafetyNet {
             if !chasing
                 && held
                     .iter()
-                    .any(|h| h.stopped_here && !self.still_stopped(h))
+                    .any(|h| h.stopped_here && !strays::stopped(&self.proc_root, h.process.pid))
             {
                 chasing = true;
                 log::warn(&format!(
@@ -171,11 +171,6 @@ impl SafetyNet {
                 started.elapsed().as_secs_f64() * 1e3
             ));
         }
-    }
-
-    /// Is a held stray still stopped (not continued by another, not gone)?
-    fn still_stopped(&self, held: &PinnedStray) -> bool {
-        strays::proc_stat(&self.proc_root, held.process.pid).is_some_and(|s| s.stopped())
     }
 
     /// Moves every held stray, then lets the ones the drain stopped go on.
