@@ -218,8 +218,8 @@ pub fn survived_close(tree: &Tree, cgroup: &Path, pid: u32) -> bool {
     let Some(leaf) = session_leaf_of(tree, cgroup) else {
         return false;
     };
-    let start = crate::sessions::process_start(pid);
-    start.is_some() && tree::user_cgroup::closed_by(&leaf) == start.map(|s| (pid, s))
+    crate::sessions::process_start(pid)
+        .is_some_and(|start| tree::user_cgroup::closed_by(&leaf) == Some((pid, start)))
 }
 
 /// The session leaf (`users/<user>/session-*`) that `cgroup` is in or below.
