@@ -505,16 +505,6 @@ impl UserCgroup {
     pub fn write_freeze(&self, target: Target<'_>, frozen: bool) -> Result<()> {
         self.open_target(target)?.write_freeze(frozen)
     }
-
-    /// Removes the mark of the session leaf `name` (at close: the session is over even if
-    /// `nohup` processes keep its leaf).
-    pub fn unmark_session(&self, name: &str) -> Result<()> {
-        match self.dir.open_child(name) {
-            Ok(leaf) => leaf.remove_xattr(SESSION_XATTR),
-            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// Closes the session leaf at `session`: notes which process closed it (`CLOSED_XATTR`, when
