@@ -331,6 +331,17 @@ fn one_hopper_at_a_time() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// `cgroupctl doctor --json`: its fence finding.
+fn doctor_fence(setup: &TestSetup) -> serde_json::Value {
+    let out = ctl(setup, &["doctor", "--json"]);
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let fence = findings
+        .into_iter()
+        .find(|f| f["check"] == "fence")
+        .unwrap_or_else(|| panic!("no fence finding: {}", describe(&out)));
+    fence
+}
+
 /// Ends a hopper on drop, before its user is deleted: no pkill can be sure to hit a process
 /// that forks and exits every 0.2 ms, but a cgroup's cgroup.kill reaches every process in
 /// it, forks under way included. In its fence (the test passed) it is killed there; else it
@@ -831,12 +842,7 @@ fn a_stray_that_renames_itself_in_odd_bytes_is_reported_by_doctor_and_moved_by_t
         "the name is set: {}",
         String::from_utf8_lossy(&status)
     );
-    let out = ctl(&setup, &["doctor", "--json"]);
-    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let fence = findings
-        .iter()
-        .find(|f| f["check"] == "fence")
-        .unwrap_or_else(|| panic!("no fence finding: {}", describe(&out)));
+    let fence = doctor_fence(&setup);
     assert_eq!(fence["status"], "FAIL", "{fence}");
     assert!(
         fence["summary"].as_str().unwrap().contains(&format!(
@@ -898,12 +904,7 @@ fn a_process_whose_main_thread_exited_is_still_found_and_fenced() {
     };
     assert!(!in_fence(&setup, &worker().1, &alice.name));
 
-    let out = ctl(&setup, &["doctor", "--json"]);
-    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let fence = findings
-        .iter()
-        .find(|f| f["check"] == "fence")
-        .unwrap_or_else(|| panic!("no fence finding: {}", describe(&out)));
+    let fence = doctor_fence(&setup);
     assert_eq!(fence["status"], "FAIL", "{fence}");
     assert!(
         fence["summary"]
@@ -923,9 +924,7 @@ fn a_process_whose_main_thread_exited_is_still_found_and_fenced() {
     // each read after tells it is in its fence (no drain runs to its bounds on it).
     let log = daemon.log();
     assert!(!log.contains("gave up draining"), "{log}");
-    let out = ctl(&setup, &["doctor", "--json"]);
-    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let fence = findings.iter().find(|f| f["check"] == "fence").unwrap();
+    let fence = doctor_fence(&setup);
     assert!(
         !fence["summary"]
             .as_str()
