@@ -927,6 +927,21 @@ fn exempt_login_from_a_sub_cgroup_named_in_odd_bytes_still_leaves_the_fence() {
 /// Removes a survivor record of a test's own PAM service (kept under /run until reboot).
 struct ForgetSurvivor(std::path::PathBuf);
 
+/// A PAM service of this test's own (`<prefix><pid>`, the test stack under another name):
+/// a survivor record is host-wide (under /run) and by service. Its record, if one is made, is
+/// forgotten on drop.
+fn service_of_this_test(setup: &TestSetup, prefix: &str) -> (String, ForgetSurvivor) {
+    let service = format!("{prefix}{}", std::process::id());
+    std::fs::copy(
+        setup.pam_dir().join("pamcgroup-test"),
+        setup.pam_dir().join(&service),
+    )
+    .unwrap();
+    let hex: String = service.bytes().map(|b| format!("{b:02x}")).collect();
+    let record = Path::new("/run/pam_cgroup/survivor-services").join(hex);
+    (service, ForgetSurvivor(record))
+}
+
 impl Drop for ForgetSurvivor {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
@@ -946,15 +961,7 @@ fn a_caller_that_outlives_its_closes_is_moved_out_of_the_customers_reach_once_se
     let alice = TestUser::new("pcv");
     let bob = TestUser::new("pcv");
     let setup = TestSetup::new("", "");
-    // A service of this test's own: the record is host-wide (under /run) and by service.
-    let service = format!("pcsurv{}", std::process::id());
-    std::fs::copy(
-        setup.pam_dir().join("pamcgroup-test"),
-        setup.pam_dir().join(&service),
-    )
-    .unwrap();
-    let hex: String = service.bytes().map(|b| format!("{b:02x}")).collect();
-    let _forget = ForgetSurvivor(Path::new("/run/pam_cgroup/survivor-services").join(hex));
+    let (service, _forget) = service_of_this_test(&setup, "pcsurv");
     let release = setup.dir.path().join("release");
     let mut worker = Command::new(pam_cgroup_tests::support::driver::driver())
         .arg("--confdir")
@@ -1057,15 +1064,8 @@ fn a_process_given_a_closed_sessions_pid_is_not_taken_for_a_survivor() {
     require_root();
     let alice = TestUser::new("pcv");
     let setup = TestSetup::new("", "");
-    let service = format!("pcforge{}", std::process::id());
-    std::fs::copy(
-        setup.pam_dir().join("pamcgroup-test"),
-        setup.pam_dir().join(&service),
-    )
-    .unwrap();
-    let hex: String = service.bytes().map(|b| format!("{b:02x}")).collect();
-    let record = Path::new("/run/pam_cgroup/survivor-services").join(hex);
-    let _forget = ForgetSurvivor(record.clone());
+    let (service, forget) = service_of_this_test(&setup, "pcforge");
+    let record = forget.0.clone();
     let _kill = KillUserOnDrop(setup.tree.user(&alice.name));
     let driver = pam_cgroup_tests::support::driver::driver();
     let pam_args = |cmd: &mut Command| {
