@@ -12,6 +12,7 @@
  *   pam-c-driver CONFDIR SERVICE USER N GAP_MS [HOLD_MS]
  *   pam-c-driver --floor PARENT USER N GAP_MS [HOLD_MS]
  *   pam-c-driver --floor-b PARENT USER N GAP_MS [HOLD_MS]
+ *   pam-c-driver --floor-spare PARENT USER N GAP_MS [HOLD_MS]
  *
  * --floor times what any module placing a login in a cgroup must do, without libpam: open =
  * getpwnam of USER, mkdir PARENT/USER-PID-I, the pid into its cgroup.procs (one migration);
@@ -25,6 +26,14 @@
  * its login/, the pid into login/cgroup.procs, the session mark (an xattr), the delegation
  * (fchownat of the delegated files, fchown of the directory). It is what tests/bench/run calls
  * floor B, and it takes cgroup_mutex five times where --floor takes it twice.
+ *
+ * --floor-spare (floor S) is floor B with the session's directory made ahead of the login, as a
+ * daemon could keep one spare leaf per user ready between logins: the mkdir, the two caps and
+ * the mkdir of login/ are done before the open is timed (before the start instant of a burst,
+ * in the quiet between isolated logins); the open is getpwnam, the claim of the spare (the
+ * session mark, an xattr), the pid into login/cgroup.procs and the delegation. It takes
+ * cgroup_mutex once, for the migration. No such pool exists in the module: the row measures
+ * what one would leave of a burst's cost.
  *
  * With PAM_C_DRIVER_START_AT=µs (CLOCK_MONOTONIC), the first transaction waits until then:
  * a burst of drivers started together. Its pam_start comes before the wait and its open after
@@ -167,6 +176,56 @@ static int floor_b_open(const char *parent, const char *user, long i) {
     return rc;
 }
 
+/* --floor-spare's untimed part: the leaf of transaction I with its caps and login/, made
+ * ahead of the login. 0, or the step that failed. */
+static int floor_spare_make(const char *parent, const char *user, long i) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
+    if (mkdir(dir, 0700) != 0)
+        return 2;
+    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (d < 0)
+        return 3;
+    int rc = 0;
+    if (write_at(d, "cgroup.max.descendants", "64") || write_at(d, "cgroup.max.depth", "4"))
+        rc = 5;
+    else if (mkdirat(d, "login", 0755) != 0)
+        rc = 6;
+    close(d);
+    return rc;
+}
+
+/* --floor-spare's timed part: the claim of the leaf made ahead, the migration, the delegation. */
+static int floor_spare_open(const char *parent, const char *user, long i) {
+    static const char *delegated[] = {"cgroup.procs", "cgroup.threads", "cgroup.subtree_control",
+                                      "memory.oom.group", "memory.reclaim"};
+    char dir[4096], pid[32], mark[512];
+    struct passwd *pw = getpwnam(user);
+    if (!pw)
+        return 1;
+    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
+    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (d < 0)
+        return 3;
+    int rc = 0;
+    snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    snprintf(mark, sizeof mark, "user = \"%s\"\nservice = \"bench\"\npid = %d\n", user,
+             (int)getpid());
+    /* The claim: the session's mark on the spare (a pool would make it exclusive). */
+    if (fsetxattr(d, "trusted.pam_cgroup.bench", mark, strlen(mark), 0) != 0)
+        rc = 7;
+    else if (write_at(d, "login/cgroup.procs", pid))
+        rc = 4;
+    for (size_t k = 0; rc == 0 && k < sizeof delegated / sizeof *delegated; k++)
+        if (fchownat(d, delegated[k], pw->pw_uid, pw->pw_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+            errno != ENOENT)
+            rc = 8;
+    if (rc == 0 && fchown(d, pw->pw_uid, pw->pw_gid) != 0)
+        rc = 8;
+    close(d);
+    return rc;
+}
+
 /* The leaf of transaction I (--floor-b's login/ first). */
 static void floor_remove(const char *parent, const char *user, long i) {
     char dir[4096], login[4200];
@@ -178,14 +237,16 @@ static void floor_remove(const char *parent, const char *user, long i) {
 
 int main(int argc, char **argv) {
     int floor_b = argc > 1 && strcmp(argv[1], "--floor-b") == 0;
-    int floor = floor_b || (argc > 1 && strcmp(argv[1], "--floor") == 0);
+    int floor_spare = argc > 1 && strcmp(argv[1], "--floor-spare") == 0;
+    int floor = floor_b || floor_spare || (argc > 1 && strcmp(argv[1], "--floor") == 0);
     const int fixed = 6; /* argv[0] and five arguments, in either form */
     if (argc != fixed && argc != fixed + 1) {
         fprintf(stderr,
                 "usage: %s CONFDIR SERVICE USER N GAP_MS [HOLD_MS]\n"
                 "       %s --floor PARENT USER N GAP_MS [HOLD_MS]\n"
-                "       %s --floor-b PARENT USER N GAP_MS [HOLD_MS]\n",
-                argv[0], argv[0], argv[0]);
+                "       %s --floor-b PARENT USER N GAP_MS [HOLD_MS]\n"
+                "       %s --floor-spare PARENT USER N GAP_MS [HOLD_MS]\n",
+                argv[0], argv[0], argv[0], argv[0]);
         return 2;
     }
     const char *confdir = floor ? NULL : argv[1], *service = floor ? NULL : argv[2];
@@ -225,9 +286,19 @@ int main(int argc, char **argv) {
     }
     /* In fork mode the barrier is the parent's; a PAM transaction of its own process waits
      * after its pam_start (above). */
+    /* The first spare is made before the start instant: a burst meets the claims only. */
+    if (floor_spare && n > 0 && floor_spare_make(parent, user, 0) != 0) {
+        fprintf(stderr, "spare leaf 0: %s\n", strerror(errno));
+        return 1;
+    }
     if (floor || per_process)
         wait_for_start();
     for (long i = 0; i < n; i++) {
+        /* The next spares in the quiet before each login, untimed (the daemon's work). */
+        if (floor_spare && i > 0 && floor_spare_make(parent, user, i) != 0) {
+            fprintf(stderr, "spare leaf %ld: %s\n", i, strerror(errno));
+            return 1;
+        }
         if (per_process) {
             fflush(stdout);
             pid_t child = fork();
@@ -251,7 +322,9 @@ int main(int argc, char **argv) {
         int open_rc, close_rc = 0, mapped;
         double t0 = now_us(), t1 = t0, t2, t3, t4, t5, start_us = 0;
         if (floor) {
-            open_rc = floor_b ? floor_b_open(parent, user, i) : floor_open(parent, user, i);
+            open_rc = floor_spare ? floor_spare_open(parent, user, i)
+                      : floor_b   ? floor_b_open(parent, user, i)
+                                  : floor_open(parent, user, i);
             t2 = now_us();
             if (i > 0 && !per_process)
                 floor_remove(parent, user, i - 1);
