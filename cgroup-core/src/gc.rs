@@ -28,7 +28,7 @@ use crate::cgroup_files::{self, CgroupEvents};
 use crate::error::Result;
 use crate::tree::dirfd::CgroupDir;
 use crate::tree::user_cgroup::{self, open_users, Trimmed};
-use crate::tree::{tree_key, Tree, SESSION_PREFIX};
+use crate::tree::{spare, tree_key, Tree, SESSION_PREFIX};
 
 /// Options of one collection pass.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +37,24 @@ pub struct GcOptions {
     pub min_age: Duration,
     /// Report what would be removed without removing it.
     pub dry_run: bool,
+    /// Spare leaves (crate::tree::spare) younger than this are kept: `spare::MAX_AGE` with
+    /// `[tree] spare_leaves` on; zero with it off, so spares go as any empty leaf does.
+    pub spare_max_age: Duration,
+}
+
+impl GcOptions {
+    /// A pass for this config: spares kept as long as its `[tree] spare_leaves` says.
+    pub fn new(min_age: Duration, dry_run: bool, spare_leaves: bool) -> GcOptions {
+        GcOptions {
+            min_age,
+            dry_run,
+            spare_max_age: if spare_leaves {
+                spare::MAX_AGE
+            } else {
+                Duration::ZERO
+            },
+        }
+    }
 }
 
 /// One removed (or, in a dry run, removable) cgroup.
@@ -142,6 +160,11 @@ fn consider_leaf(
     if user_cgroup::populated(&leaf)? {
         return Ok(false);
     }
+    // A leaf made ahead for the user's next login (crate::tree::spare) is never taken for
+    // one that just emptied, and a full pass gives it back once unclaimed for too long.
+    if spare::is_spare(&leaf) && (emptied || age(&leaf) < opts.spare_max_age) {
+        return Ok(false);
+    }
     if !emptied && age(&leaf) < opts.min_age {
         return Ok(false);
     }
@@ -227,10 +250,7 @@ pub fn reap_emptied(tree: &Tree, dir: &Path) -> Result<Vec<Reaped>> {
         Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(out),
         Err(e) => return Err(e),
     };
-    let opts = GcOptions {
-        min_age: Duration::ZERO,
-        dry_run: false,
-    };
+    let opts = GcOptions::new(Duration::ZERO, false, true);
     let gone = consider_leaf(tree, &parent, name, user.as_deref(), opts, true, &mut out)?;
     if gone {
         if let Some((user, user_dir, true)) = tree.user_of(dir)? {

@@ -125,7 +125,10 @@ pub fn session_and_service_counts(user_dir: &Path) -> Result<(usize, usize)> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if name.starts_with(SESSION_PREFIX) {
-            sessions += 1;
+            // A leaf made ahead for a login to come is no session (crate::tree::spare).
+            let spare = crate::tree::dirfd::CgroupDir::open(&child)
+                .is_ok_and(|d| crate::tree::spare::is_spare(&d));
+            sessions += usize::from(!spare);
         } else {
             services += 1;
         }

@@ -149,6 +149,10 @@ pub fn find_sessions(user_dir: &CgroupDir, mount_point: &Path) -> Result<Vec<Fou
         let mark = leaf
             .get_xattr_large(SESSION_XATTR)
             .and_then(|t| SessionMark::decode(&t));
+        // A leaf made ahead for a login to come is no session (crate::tree::spare).
+        if mark.is_none() && crate::tree::spare::is_spare(&leaf) {
+            continue;
+        }
         let open = mark
             .as_ref()
             .is_some_and(|m| is_open(m, leaf.path(), mount_point));

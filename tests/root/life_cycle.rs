@@ -247,13 +247,7 @@ fn each_lever_on_a_target_removed_after_it_was_opened_reports_success() {
             &format!("{name}: gc to reap the stand-in"),
             Duration::from_secs(5),
             || {
-                let _ = collect(
-                    &tree,
-                    GcOptions {
-                        min_age: Duration::ZERO,
-                        dry_run: false,
-                    },
-                );
+                let _ = collect(&tree, GcOptions::new(Duration::ZERO, false, false));
                 !service.exists()
             },
         );

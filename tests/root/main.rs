@@ -28,6 +28,7 @@ mod private_ip;
 mod private_ip_login;
 mod safety_net;
 mod session;
+mod spare_leaves;
 mod storm;
 mod supervisor;
 mod top;

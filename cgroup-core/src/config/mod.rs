@@ -49,6 +49,11 @@ pub struct TreeConfig {
     pub max_descendants: u32,
     /// cgroup.max.depth of each delegated leaf (the user cgroup's is this plus 2).
     pub max_depth: u32,
+    /// The daemon keeps one session leaf made ahead (its caps and `login/` written, still
+    /// root's) for each user who logged in, and a login takes it instead of making its own:
+    /// the login's open then takes the host-wide `cgroup_mutex` once (its migration) instead
+    /// of five times. Off by default: one empty leaf per user is kept between logins.
+    pub spare_leaves: bool,
 }
 
 impl TreeConfig {
@@ -172,6 +177,8 @@ struct RawTree {
     root: Option<Spanned<String>>,
     max_descendants: Option<Spanned<i64>>,
     max_depth: Option<Spanned<i64>>,
+    #[serde(default)]
+    spare_leaves: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -386,6 +393,7 @@ impl Config {
                 root,
                 max_descendants,
                 max_depth,
+                spare_leaves: raw.tree.spare_leaves,
             },
             policy,
             limits,

@@ -8,6 +8,7 @@ const FULL: &str = r#"
 root = "/sys/fs/cgroup/unified/pam_cgroup"
 max_descendants = 100
 max_depth = 3
+spare_leaves = true
 
 [policy]
 on_error = "closed"
@@ -51,6 +52,7 @@ fn full_example_parses() {
     let c = parse(FULL).unwrap();
     assert_eq!(c.policy.on_error, OnError::Closed);
     assert_eq!(c.tree.max_descendants, 100);
+    assert!(c.tree.spare_leaves);
     assert_eq!(c.limits[&LimitKey::MemoryMax].lines, vec!["1073741824"]);
     assert_eq!(
         c.profiles["pro"][&LimitKey::CpuMax].lines,
@@ -67,6 +69,7 @@ fn empty_file_gives_defaults() {
     assert_eq!(c.policy, Policy::default());
     assert!(c.limits.is_empty());
     assert_eq!(c.tree.max_depth, DEFAULT_MAX_DEPTH);
+    assert!(!c.tree.spare_leaves);
     assert!(!c.private_ip.enabled);
 }
 
@@ -164,6 +167,7 @@ fn wrong_types_and_values() {
         ("[tree]\nroot = \"relative\"\n", "tree.root"),
         ("[tree]\nroot = \"/a/../b\"\n", "tree.root"),
         ("[tree]\nmax_depth = 0\n", "tree.max_depth"),
+        ("[tree]\nspare_leaves = \"yes\"\n", "tree.spare_leaves"),
         ("[private_ip]\nports = \"9000-8000\"\n", "private_ip.ports"),
         ("[private_ip]\nports = \"x\"\n", "private_ip.ports"),
         ("[private_ip]\nmin_gid = 16777216\n", "private_ip.min_gid"),

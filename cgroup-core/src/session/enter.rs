@@ -153,8 +153,9 @@ pub(super) fn enter_login_leaf(login: &Login<'_>, notices: &mut Vec<Notice>) -> 
     Ok(leaf)
 }
 
-/// A fresh leaf, the process moved in, the leaf handed over. A leaf that vanished before the
-/// move (gc took it for a dead one) is replaced by a new one.
+/// A fresh leaf (a spare claimed, or one made now), the process moved in, the leaf handed
+/// over. A leaf that vanished before the move (gc took it for a dead one) is replaced by a
+/// new one.
 fn enter_new_leaf(
     config: &Config,
     user: &UserInfo,
@@ -166,7 +167,16 @@ fn enter_new_leaf(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let leaf = user_cgroup.new_session_leaf(pid, config.tree.leaf_caps())?;
+        let caps = config.tree.leaf_caps();
+        // A leaf made ahead first (crate::tree::spare): none, or one gc took meanwhile
+        // (ENOENT below), and the login makes its own.
+        let spare = (config.tree.spare_leaves && attempts == 1)
+            .then(|| tree::spare::claim(user_cgroup, caps))
+            .flatten();
+        let leaf = match spare {
+            Some(leaf) => leaf,
+            None => user_cgroup.new_session_leaf(pid, caps)?,
+        };
         match leaf.enter(user_cgroup.dir(), pid) {
             Ok(()) => {}
             Err(e) if e.errno() == Some(libc::ENOENT) && attempts < 3 => continue,

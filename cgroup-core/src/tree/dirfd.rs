@@ -249,6 +249,29 @@ impl CgroupDir {
         write_xattr(self.fd.as_fd(), &self.path, name, value)
     }
 
+    /// Removes the extended attribute `name` if it is there: `true` when this call removed it,
+    /// `false` when it was absent. The kernel removes an attribute once, so of two callers
+    /// racing for it exactly one gets `true` (a spare leaf's claim, `tree::spare`).
+    pub fn take_xattr(&self, name: &str) -> Result<bool> {
+        let cname = CString::new(name).map_err(|_| Error::Other(format!("bad xattr {name}")))?;
+        // SAFETY: cname is NUL-terminated.
+        let rc = unsafe { libc::fremovexattr(self.raw(), cname.as_ptr()) };
+        match Errno::result(rc) {
+            Ok(_) => Ok(true),
+            Err(Errno::ENODATA) => Ok(false),
+            Err(e) => Err(Error::io("removexattr", &self.path, e)),
+        }
+    }
+
+    /// Sets the directory's modification time to now: what `gc` reads as a leaf's age.
+    pub fn touch(&self) -> Result<()> {
+        // SAFETY: a null `times` means "now" for both timestamps.
+        let rc = unsafe { libc::futimens(self.raw(), std::ptr::null()) };
+        Errno::result(rc)
+            .map(drop)
+            .map_err(|e| Error::io("futimens", &self.path, e))
+    }
+
     /// Removes the extended attribute `name` (absent is fine).
     pub fn remove_xattr(&self, name: &str) -> Result<()> {
         let cname = CString::new(name).map_err(|_| Error::Other(format!("bad xattr {name}")))?;

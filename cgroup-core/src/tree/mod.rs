@@ -21,6 +21,7 @@ pub mod freezer;
 pub mod fs;
 pub mod key;
 pub mod processes;
+pub mod spare;
 pub mod stamp;
 pub mod tag;
 pub mod user_cgroup;

@@ -388,7 +388,12 @@ impl UserCgroup {
     /// taken), root-owned and closed, with its caps written and its `login/`. The caller moves
     /// the process in and then delegates it (`Leaf::delegate`).
     pub fn new_session_leaf(&self, pid: u32, caps: LeafCaps) -> Result<Leaf> {
-        let mut leaf = new_leaf_in(&self.dir, &format!("{SESSION_PREFIX}{pid}"), caps)?;
+        self.new_leaf_with_login(&format!("{SESSION_PREFIX}{pid}"), caps)
+    }
+
+    /// A session leaf's making: `<base>` (or `<base>-<random>`), its caps, its `login/`.
+    pub(super) fn new_leaf_with_login(&self, base: &str, caps: LeafCaps) -> Result<Leaf> {
+        let mut leaf = new_leaf_in(&self.dir, base, caps)?;
         let made = leaf
             .dir
             .make_child(LOGIN_DIR, 0o755)
@@ -605,13 +610,25 @@ impl Leaf {
             .to_path_buf()
     }
 
+    pub(super) fn dir(&self) -> &CgroupDir {
+        &self.dir
+    }
+
     pub fn into_path(self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
 
+    /// A session leaf made ahead and just claimed (`tree::spare`): its process enters `login`.
+    pub(super) fn claimed(dir: CgroupDir, login: CgroupDir) -> Leaf {
+        Leaf {
+            dir,
+            entry: Some(login),
+        }
+    }
+
     /// The leaf's own caps: what the customer may build inside it. Root-owned files, never
     /// delegated.
-    fn write_caps(&self, caps: LeafCaps) -> Result<()> {
+    pub(super) fn write_caps(&self, caps: LeafCaps) -> Result<()> {
         self.dir.write(
             cgroup_files::MAX_DESCENDANTS,
             &caps.max_descendants.to_string(),

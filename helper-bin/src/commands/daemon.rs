@@ -28,6 +28,7 @@ mod peer;
 mod proc_events;
 mod safety_net;
 mod socket;
+mod spares;
 mod supervisor;
 mod usage;
 mod watch;

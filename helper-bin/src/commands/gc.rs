@@ -30,13 +30,14 @@ pub struct GcArgs {
 }
 
 pub fn run(cli: &GlobalArgs, args: &GcArgs) -> Result<ExitCode> {
-    let (_config, tree) = load(cli)?;
+    let (config, tree) = load(cli)?;
     let removed = collect(
         &tree,
-        GcOptions {
-            min_age: Duration::from_secs(args.min_age),
-            dry_run: args.dry_run,
-        },
+        GcOptions::new(
+            Duration::from_secs(args.min_age),
+            args.dry_run,
+            config.tree.spare_leaves,
+        ),
     )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&removed)?);

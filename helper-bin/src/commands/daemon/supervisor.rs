@@ -20,6 +20,7 @@ use cgroup_core::stats::daemon::Counters;
 use cgroup_core::tree::Tree;
 
 use super::log;
+use super::spares::{keep_spares, SpareQueue};
 use super::watch::Watcher;
 use crate::apply_all::{describe, reload_all};
 
@@ -88,10 +89,12 @@ impl Daemon {
         interval: Duration,
     ) -> Result<()> {
         let mut next_scan = Instant::now() + interval;
+        let mut spares = SpareQueue::default();
         loop {
-            let wake = watcher
-                .next_young_due(self.min_age)
-                .map_or(next_scan, |due| due.min(next_scan));
+            let wake = [watcher.next_young_due(self.min_age), spares.due()]
+                .into_iter()
+                .flatten()
+                .fold(next_scan, Instant::min);
             let wait = wake.saturating_duration_since(Instant::now());
             let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
             let mut fds = [
@@ -123,10 +126,17 @@ impl Daemon {
             if inotify_ready {
                 let outcome = watcher.handle();
                 self.log_reaped(&outcome.reaped, "emptied");
+                if self.config.tree.spare_leaves {
+                    spares.note(&outcome.sessions_seen, Instant::now());
+                }
                 if outcome.overflow {
                     log::warn("inotify queue overflowed: rescanning");
                     self.scan(watcher);
                 }
+            }
+            let due = spares.take_due(Instant::now());
+            if !due.is_empty() && self.config.tree.spare_leaves {
+                keep_spares(&self.config, &self.current_tree(), &due);
             }
             let young = watcher.recheck_young(self.min_age);
             self.log_reaped(&young, "found empty when looked at again after it was made");
@@ -280,10 +290,7 @@ impl Daemon {
         self.check_config();
         match collect(
             &self.current_tree(),
-            GcOptions {
-                min_age: self.min_age,
-                dry_run: false,
-            },
+            GcOptions::new(self.min_age, false, self.config.tree.spare_leaves),
         ) {
             Ok(r) => self.log_reaped(&r, "found empty by a full pass"),
             Err(e) => log::warn(&format!("gc pass: {e}")),

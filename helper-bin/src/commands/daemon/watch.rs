@@ -20,7 +20,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use cgroup_core::cgroup_files;
 use cgroup_core::gc::{position, reap_emptied, Position, Reaped};
 use cgroup_core::inventory::child_cgroups;
-use cgroup_core::tree::Tree;
+use cgroup_core::tree::{Tree, SESSION_PREFIX};
 
 use super::log;
 
@@ -40,12 +40,17 @@ pub struct Watcher {
     young: Vec<(PathBuf, Instant)>,
     /// Set while events are handled: the leaves watched then are new ones.
     handling: bool,
+    /// Session leaves made or changed while events are handled (`Outcome::sessions_seen`).
+    sessions_seen: Vec<PathBuf>,
 }
 
 /// What handling a batch of events found.
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub reaped: Vec<Reaped>,
+    /// Session leaves that were made or changed (a login came or went): their users are the
+    /// ones that may need a spare leaf again (cgroup_core::tree::spare).
+    pub sessions_seen: Vec<PathBuf>,
     /// Events were lost (queue overflow): the caller should rescan.
     pub overflow: bool,
 }
@@ -59,6 +64,7 @@ impl Watcher {
             watches: HashMap::new(),
             young: Vec::new(),
             handling: false,
+            sessions_seen: Vec::new(),
         };
         w.watch_all();
         Ok(w)
@@ -83,6 +89,9 @@ impl Watcher {
             Ok(wd) => {
                 if kind == Kind::Events && self.handling {
                     self.young.push((path.to_path_buf(), Instant::now()));
+                    // A new leaf, seen by its own IN_CREATE or found below a new user cgroup
+                    // (a user's first login makes both at once).
+                    self.note_session(path);
                 }
                 self.watches.insert(wd, (path.to_path_buf(), kind));
             }
@@ -161,6 +170,19 @@ impl Watcher {
         reaped
     }
 
+    /// Notes `dir` when it is a session leaf of a user cgroup (`users/<user>/session-*`).
+    fn note_session(&mut self, dir: &Path) {
+        let is_session = dir.parent().and_then(Path::parent)
+            == Some(self.tree.users_dir().as_path())
+            && dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(SESSION_PREFIX));
+        if is_session && !self.sessions_seen.iter().any(|d| d == dir) {
+            self.sessions_seen.push(dir.to_path_buf());
+        }
+    }
+
     /// Reads and handles every pending event.
     pub fn handle(&mut self) -> Outcome {
         let mut out = Outcome::default();
@@ -197,13 +219,17 @@ impl Watcher {
                         }
                     }
                     Kind::Dir => {}
-                    Kind::Events => match reap_emptied(&self.tree, &path) {
-                        Ok(r) => out.reaped.extend(r),
-                        Err(e) => log::warn(&format!("remove {}: {e}", path.display())),
-                    },
+                    Kind::Events => {
+                        self.note_session(&path);
+                        match reap_emptied(&self.tree, &path) {
+                            Ok(r) => out.reaped.extend(r),
+                            Err(e) => log::warn(&format!("remove {}: {e}", path.display())),
+                        }
+                    }
                 }
             }
         }
+        out.sessions_seen = std::mem::take(&mut self.sessions_seen);
         out
     }
 }

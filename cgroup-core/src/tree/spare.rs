@@ -1,0 +1,103 @@
+//! Session leaves made ahead (`[tree] spare_leaves`). Making a session leaf takes the kernel's
+//! host-wide `cgroup_mutex` four times (the leaf, its two caps, `login/`) before the login's
+//! one migration: in a burst of logins they all queue on it. With spares on, the daemon keeps
+//! one leaf per user made ahead, exactly as a login would make it (root's, 0700, its caps and
+//! `login/` written) and marked `SPARE_XATTR`; a login claims it and only moves its process in
+//! and hands the leaf over.
+//!
+//! The claim is the removal of the spare's mark: the kernel removes an attribute once, so of
+//! two logins of one user racing for the same spare exactly one gets it, and the other makes
+//! its own leaf. A spare is root's until claimed and closed (0700, in a user cgroup only root
+//! writes): its customer can see its name, nothing more. A spare carries the caps it was made
+//! with; one made before the caps changed in the config has them rewritten at its claim.
+//! `gc` removes a spare nobody claimed for `MAX_AGE` and everything else walking session
+//! leaves leaves spares out (`is_spare`): they are no session.
+
+use std::time::Duration;
+
+use super::dirfd::CgroupDir;
+use super::user_cgroup::{Leaf, UserCgroup, LOGIN_DIR};
+use super::SESSION_PREFIX;
+use crate::error::Result;
+use crate::limits::LeafCaps;
+
+/// The mark of an unclaimed spare: the caps it was made with ("<descendants> <depth>").
+pub const SPARE_XATTR: &str = "trusted.pam_cgroup.spare";
+
+/// How long `gc` keeps a spare nobody claimed: a user who does not log in for a day gives
+/// its spare back (the next login makes its own leaf, and the daemon a new spare).
+pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+fn stamp(caps: LeafCaps) -> String {
+    format!("{} {}", caps.max_descendants, caps.max_depth)
+}
+
+/// Whether the leaf `dir` is an unclaimed spare.
+pub fn is_spare(dir: &CgroupDir) -> bool {
+    dir.get_xattr(SPARE_XATTR).is_some()
+}
+
+/// The names of the user's unclaimed spares.
+pub fn spares(user: &UserCgroup) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (name, is_dir) in user.dir().entries()? {
+        // users/<user> is root's: every session leaf there has a name root made, in UTF-8.
+        let (true, Some(name)) = (is_dir, name.to_str()) else {
+            continue;
+        };
+        if name.starts_with(SESSION_PREFIX)
+            && user.dir().open_child(name).is_ok_and(|d| is_spare(&d))
+        {
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Makes a spare for `user` unless one is there already; `Some(name)` of the one made.
+pub fn ensure(user: &UserCgroup, caps: LeafCaps) -> Result<Option<String>> {
+    if !spares(user)?.is_empty() {
+        return Ok(None);
+    }
+    let base = format!("{SESSION_PREFIX}s{}", super::random_suffix());
+    let leaf = user.new_leaf_with_login(&base, caps)?;
+    if let Err(e) = leaf.dir().set_xattr(SPARE_XATTR, &stamp(caps)) {
+        leaf.discard(user.dir());
+        return Err(e);
+    }
+    Ok(leaf
+        .path()
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string))
+}
+
+/// Claims one of the user's spares for a login: the leaf, still root's, its caps those of
+/// `caps`, its process to enter `login/`. `None` when there is none to claim (none made, or
+/// another login took the last one): the caller makes its own leaf.
+pub fn claim(user: &UserCgroup, caps: LeafCaps) -> Option<Leaf> {
+    for name in spares(user).ok()? {
+        let Ok(dir) = user.dir().open_child(name.as_str()) else {
+            continue;
+        };
+        let made_with = dir.get_xattr(SPARE_XATTR);
+        // Another login's claim came first: look at the next one.
+        if !matches!(dir.take_xattr(SPARE_XATTR), Ok(true)) {
+            continue;
+        }
+        // Claimed, not entered yet: as young as a leaf made now, so that gc's minimum age
+        // protects it as it protects one (its mtime is when the daemon made it).
+        let _ = dir.touch();
+        let Ok(login) = dir.open_child(LOGIN_DIR) else {
+            // Not as made (gc took it meanwhile): the login makes its own.
+            continue;
+        };
+        let leaf = Leaf::claimed(dir, login);
+        if made_with.as_deref() != Some(stamp(caps).as_str()) && leaf.write_caps(caps).is_err() {
+            leaf.discard(user.dir());
+            continue;
+        }
+        return Some(leaf);
+    }
+    None
+}
