@@ -17,12 +17,15 @@ use std::time::Duration;
 
 use super::dirfd::CgroupDir;
 use super::user_cgroup::{Leaf, UserCgroup, LOGIN_DIR};
-use super::SESSION_PREFIX;
 use crate::error::Result;
 use crate::limits::LeafCaps;
 
 /// The mark of an unclaimed spare: the caps it was made with ("<descendants> <depth>").
 pub const SPARE_XATTR: &str = "trusted.pam_cgroup.spare";
+
+/// A spare's name: this and random hex digits (a login's own leaf is `session-<pid>`), so that
+/// a login looks only at the leaves born spares, however many sessions its user has open.
+const SPARE_PREFIX: &str = "session-s";
 
 /// How long `gc` keeps a spare nobody claimed: a user who does not log in for a day gives
 /// its spare back (the next login makes its own leaf, and the daemon a new spare).
@@ -45,8 +48,7 @@ pub fn spares(user: &UserCgroup) -> Result<Vec<String>> {
         let (true, Some(name)) = (is_dir, name.to_str()) else {
             continue;
         };
-        if name.starts_with(SESSION_PREFIX)
-            && user.dir().open_child(name).is_ok_and(|d| is_spare(&d))
+        if name.starts_with(SPARE_PREFIX) && user.dir().open_child(name).is_ok_and(|d| is_spare(&d))
         {
             out.push(name.to_string());
         }
@@ -59,7 +61,7 @@ pub fn ensure(user: &UserCgroup, caps: LeafCaps) -> Result<Option<String>> {
     if !spares(user)?.is_empty() {
         return Ok(None);
     }
-    let base = format!("{SESSION_PREFIX}s{}", super::random_suffix());
+    let base = format!("{SPARE_PREFIX}{}", super::random_suffix());
     let leaf = user.new_leaf_with_login(&base, caps)?;
     if let Err(e) = leaf.dir().set_xattr(SPARE_XATTR, &stamp(caps)) {
         leaf.discard(user.dir());
