@@ -40,26 +40,30 @@ pub fn is_spare(dir: &CgroupDir) -> bool {
     dir.get_xattr(SPARE_XATTR).is_some()
 }
 
-/// The names of the user's unclaimed spares.
-pub fn spares(user: &UserCgroup) -> Result<Vec<String>> {
+/// The user's unclaimed spares, opened, each with the caps it was made with (its mark).
+fn spares(user: &UserCgroup) -> Result<Vec<(CgroupDir, String)>> {
     let mut out = Vec::new();
     for (name, is_dir) in user.dir().entries()? {
         // users/<user> is root's: every session leaf there has a name root made, in UTF-8.
         let (true, Some(name)) = (is_dir, name.to_str()) else {
             continue;
         };
-        if name.starts_with(SPARE_PREFIX) && user.dir().open_child(name).is_ok_and(|d| is_spare(&d))
-        {
-            out.push(name.to_string());
+        if !name.starts_with(SPARE_PREFIX) {
+            continue;
+        }
+        if let Ok(dir) = user.dir().open_child(name) {
+            if let Some(made_with) = dir.get_xattr(SPARE_XATTR) {
+                out.push((dir, made_with));
+            }
         }
     }
     Ok(out)
 }
 
-/// Makes a spare for `user` unless one is there already; `Some(name)` of the one made.
-pub fn ensure(user: &UserCgroup, caps: LeafCaps) -> Result<Option<String>> {
+/// Makes a spare for `user` unless one is there already.
+pub fn ensure(user: &UserCgroup, caps: LeafCaps) -> Result<()> {
     if !spares(user)?.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     let base = format!("{SPARE_PREFIX}{}", super::random_suffix());
     let leaf = user.new_leaf_with_login(&base, caps)?;
@@ -67,22 +71,14 @@ pub fn ensure(user: &UserCgroup, caps: LeafCaps) -> Result<Option<String>> {
         leaf.discard(user.dir());
         return Err(e);
     }
-    Ok(leaf
-        .path()
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_string))
+    Ok(())
 }
 
 /// Claims one of the user's spares for a login: the leaf, still root's, its caps those of
 /// `caps`, its process to enter `login/`. `None` when there is none to claim (none made, or
 /// another login took the last one): the caller makes its own leaf.
 pub fn claim(user: &UserCgroup, caps: LeafCaps) -> Option<Leaf> {
-    for name in spares(user).ok()? {
-        let Ok(dir) = user.dir().open_child(name.as_str()) else {
-            continue;
-        };
-        let made_with = dir.get_xattr(SPARE_XATTR);
+    for (dir, made_with) in spares(user).ok()? {
         // Another login's claim came first: look at the next one.
         if !matches!(dir.take_xattr(SPARE_XATTR), Ok(true)) {
             continue;
@@ -95,7 +91,7 @@ pub fn claim(user: &UserCgroup, caps: LeafCaps) -> Option<Leaf> {
             continue;
         };
         let leaf = Leaf::claimed(dir, login);
-        if made_with.as_deref() != Some(stamp(caps).as_str()) && leaf.write_caps(caps).is_err() {
+        if made_with != stamp(caps) && leaf.write_caps(caps).is_err() {
             leaf.discard(user.dir());
             continue;
         }

@@ -72,7 +72,7 @@ pub fn keep_spares(config: &Config, tree: &Tree, sessions_seen: &[PathBuf]) {
     for (user, dir) in users {
         let made = UserCgroup::open_path(&dir, &user).and_then(|uc| match uc {
             Some(uc) => spare::ensure(&uc, config.tree.leaf_caps()),
-            None => Ok(None),
+            None => Ok(()),
         });
         // Made quietly (one per login); a failure only leaves the next login to make its own.
         if let Err(e) = made {
