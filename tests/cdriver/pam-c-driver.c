@@ -110,13 +110,18 @@ static void wait_for_start(void) {
 /* The driver process itself (not a transaction's child): names the floor's leaves. */
 static pid_t driver_pid;
 
+/* The directory of transaction I's leaf. */
+static void leaf_dir(char *dir, size_t size, const char *parent, const char *user, long i) {
+    snprintf(dir, size, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
+}
+
 static int floor_open(const char *parent, const char *user, long i) {
     char dir[4096], procs[4200], pid[32];
     struct passwd *pw = getpwnam(user);
     if (!pw)
         return 1;
     /* Named by the driver's pid (the parent's, in fork mode), so the parent can remove it. */
-    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
+    leaf_dir(dir, sizeof dir, parent, user, i);
     if (mkdir(dir, 0700) != 0)
         return 2;
     snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
@@ -140,38 +145,64 @@ static int write_at(int dir, const char *name, const char *text) {
     return rc;
 }
 
-static int floor_b_open(const char *parent, const char *user, long i) {
-    static const char *delegated[] = {"cgroup.procs", "cgroup.threads", "cgroup.subtree_control",
-                                      "memory.oom.group", "memory.reclaim"};
-    char dir[4096], pid[32], mark[512];
-    struct passwd *pw = getpwnam(user);
-    if (!pw)
-        return 1;
-    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
-    if (mkdir(dir, 0700) != 0)
-        return 2;
+/* The files /sys/kernel/cgroup/delegate lists: what a leaf's delegation chowns. */
+static const char *delegated[] = {"cgroup.procs", "cgroup.threads", "cgroup.subtree_control",
+                                  "memory.oom.group", "memory.reclaim"};
+
+/* The leaf at DIR made as the module makes one: mkdir, its two caps, mkdir of its login/.
+ * Its descriptor, or -1 (errno set), the leaf's step that failed in *RC. */
+static int leaf_make(const char *dir, int *rc) {
+    if (mkdir(dir, 0700) != 0) {
+        *rc = 2;
+        return -1;
+    }
     int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (d < 0)
-        return 3;
-    int rc = 0;
+        *rc = 3;
+    else if (write_at(d, "cgroup.max.descendants", "64") || write_at(d, "cgroup.max.depth", "4"))
+        *rc = 5;
+    else if (mkdirat(d, "login", 0755) != 0)
+        *rc = 6;
+    else
+        return d;
+    if (d >= 0)
+        close(d);
+    return -1;
+}
+
+/* The login's process into the leaf D's login/ and the session mark on D, in ORDER (floor B:
+ * migration first, as the module does with a leaf it makes; floor S: the mark first, its
+ * claim), then the delegation to PW: 0, or the step that failed. */
+static int leaf_enter(int d, const char *user, const struct passwd *pw, int mark_first) {
+    char pid[32], mark[512];
     snprintf(pid, sizeof pid, "%d\n", (int)getpid());
     snprintf(mark, sizeof mark, "user = \"%s\"\nservice = \"bench\"\npid = %d\n", user,
              (int)getpid());
-    if (write_at(d, "cgroup.max.descendants", "64") || write_at(d, "cgroup.max.depth", "4"))
-        rc = 5;
-    else if (mkdirat(d, "login", 0755) != 0)
-        rc = 6;
-    else if (write_at(d, "login/cgroup.procs", pid))
-        rc = 4;
-    else if (fsetxattr(d, "trusted.pam_cgroup.bench", mark, strlen(mark), 0) != 0)
-        rc = 7;
-    for (size_t k = 0; rc == 0 && k < sizeof delegated / sizeof *delegated; k++)
+    size_t mark_len = strlen(mark);
+    if (mark_first && fsetxattr(d, "trusted.pam_cgroup.bench", mark, mark_len, 0) != 0)
+        return 7;
+    if (write_at(d, "login/cgroup.procs", pid))
+        return 4;
+    if (!mark_first && fsetxattr(d, "trusted.pam_cgroup.bench", mark, mark_len, 0) != 0)
+        return 7;
+    for (size_t k = 0; k < sizeof delegated / sizeof *delegated; k++)
         /* A file whose controller is not enabled here (memory.oom.group) is absent. */
         if (fchownat(d, delegated[k], pw->pw_uid, pw->pw_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
             errno != ENOENT)
-            rc = 8;
-    if (rc == 0 && fchown(d, pw->pw_uid, pw->pw_gid) != 0)
-        rc = 8;
+            return 8;
+    return fchown(d, pw->pw_uid, pw->pw_gid) != 0 ? 8 : 0;
+}
+
+static int floor_b_open(const char *parent, const char *user, long i) {
+    char dir[4096];
+    struct passwd *pw = getpwnam(user);
+    if (!pw)
+        return 1;
+    leaf_dir(dir, sizeof dir, parent, user, i);
+    int rc = 0, d = leaf_make(dir, &rc);
+    if (d < 0)
+        return rc;
+    rc = leaf_enter(d, user, pw, 0);
     close(d);
     return rc;
 }
@@ -180,48 +211,26 @@ static int floor_b_open(const char *parent, const char *user, long i) {
  * ahead of the login. 0, or the step that failed. */
 static int floor_spare_make(const char *parent, const char *user, long i) {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
-    if (mkdir(dir, 0700) != 0)
-        return 2;
-    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    leaf_dir(dir, sizeof dir, parent, user, i);
+    int rc = 0, d = leaf_make(dir, &rc);
     if (d < 0)
-        return 3;
-    int rc = 0;
-    if (write_at(d, "cgroup.max.descendants", "64") || write_at(d, "cgroup.max.depth", "4"))
-        rc = 5;
-    else if (mkdirat(d, "login", 0755) != 0)
-        rc = 6;
+        return rc;
     close(d);
-    return rc;
+    return 0;
 }
 
 /* --floor-spare's timed part: the claim of the leaf made ahead, the migration, the delegation. */
 static int floor_spare_open(const char *parent, const char *user, long i) {
-    static const char *delegated[] = {"cgroup.procs", "cgroup.threads", "cgroup.subtree_control",
-                                      "memory.oom.group", "memory.reclaim"};
-    char dir[4096], pid[32], mark[512];
+    char dir[4096];
     struct passwd *pw = getpwnam(user);
     if (!pw)
         return 1;
-    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
+    leaf_dir(dir, sizeof dir, parent, user, i);
     int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (d < 0)
         return 3;
-    int rc = 0;
-    snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-    snprintf(mark, sizeof mark, "user = \"%s\"\nservice = \"bench\"\npid = %d\n", user,
-             (int)getpid());
-    /* The claim: the session's mark on the spare (a pool would make it exclusive). */
-    if (fsetxattr(d, "trusted.pam_cgroup.bench", mark, strlen(mark), 0) != 0)
-        rc = 7;
-    else if (write_at(d, "login/cgroup.procs", pid))
-        rc = 4;
-    for (size_t k = 0; rc == 0 && k < sizeof delegated / sizeof *delegated; k++)
-        if (fchownat(d, delegated[k], pw->pw_uid, pw->pw_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
-            errno != ENOENT)
-            rc = 8;
-    if (rc == 0 && fchown(d, pw->pw_uid, pw->pw_gid) != 0)
-        rc = 8;
+    /* The claim: the session's mark on the spare (the module removes the spare's mark). */
+    int rc = leaf_enter(d, user, pw, 1);
     close(d);
     return rc;
 }
@@ -229,7 +238,7 @@ static int floor_spare_open(const char *parent, const char *user, long i) {
 /* The leaf of transaction I (--floor-b's login/ first). */
 static void floor_remove(const char *parent, const char *user, long i) {
     char dir[4096], login[4200];
-    snprintf(dir, sizeof dir, "%s/%s-%d-%ld", parent, user, (int)driver_pid, i);
+    leaf_dir(dir, sizeof dir, parent, user, i);
     snprintf(login, sizeof login, "%s/login", dir);
     rmdir(login);
     rmdir(dir);
