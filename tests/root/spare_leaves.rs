@@ -6,12 +6,13 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use pam_cgroup_tests::support::cgroup::populated;
 use pam_cgroup_tests::support::{
     inotify_watches, require_root, run_session, wait_for_value, wait_until, SessionOptions,
-    TestSetup, TestUser,
+    SessionReport, TestSetup, TestUser,
 };
 
 use crate::cgroupctl::{ctl_json, ctl_ok, session_with_background, Kill};
@@ -59,6 +60,49 @@ fn watching_daemon(setup: &TestSetup) -> Daemon {
     daemon
 }
 
+/// A user of a tree with spare_leaves and a watching daemon, one session of its own running
+/// (the daemon's cue), and the spare the daemon then made it.
+struct WithSpare {
+    setup: TestSetup,
+    user: TestUser,
+    first_leaf: PathBuf,
+    spare: PathBuf,
+    _daemon: Daemon,
+    _kill: Kill,
+}
+
+fn user_with_spare(tree_keys: &str, prefix: &str) -> WithSpare {
+    let setup = TestSetup::new(&format!("spare_leaves = true\n{tree_keys}"), "");
+    let user = TestUser::new(prefix);
+    let mut kill = Kill::default();
+    let daemon = watching_daemon(&setup);
+    let (_pid, first_leaf) = session_with_background(&setup, &user, &mut kill);
+    let spare = wait_for_spare(&setup, &user.name, Some(&first_leaf));
+    WithSpare {
+        setup,
+        user,
+        first_leaf,
+        spare,
+        _daemon: daemon,
+        _kill: kill,
+    }
+}
+
+/// A login of `user` in a thread, holding its session open until `release` exists.
+fn held_login(setup: &TestSetup, user: &str, release: &Path) -> JoinHandle<SessionReport> {
+    let (pam_dir, name, release) = (setup.pam_dir(), user.to_string(), release.to_path_buf());
+    std::thread::spawn(move || {
+        run_session(
+            &pam_dir,
+            &name,
+            &SessionOptions {
+                hold_until: Some(release),
+                ..SessionOptions::default()
+            },
+        )
+    })
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -69,13 +113,10 @@ fn read(path: &Path) -> String {
 #[test]
 fn a_login_takes_the_leaf_made_ahead_which_its_customer_could_not_touch() {
     require_root();
-    let setup = TestSetup::new("spare_leaves = true\nmax_descendants = 16\n", "");
-    let user = TestUser::new("psp");
-    let mut kill = Kill::default();
-    let _daemon = watching_daemon(&setup);
     // A first login makes its own leaf; the daemon sees it and makes the user a spare.
-    let (_pid, first_leaf) = session_with_background(&setup, &user, &mut kill);
-    let spare = wait_for_spare(&setup, &user.name, Some(&first_leaf));
+    // Bound whole: its daemon and first session live as long as the test.
+    let w = user_with_spare("max_descendants = 16\n", "psp");
+    let (setup, user, spare) = (&w.setup, &w.user, w.spare.clone());
 
     // As a login would make it, still root's and closed.
     let meta = std::fs::metadata(&spare).unwrap();
@@ -105,7 +146,7 @@ fn a_login_takes_the_leaf_made_ahead_which_its_customer_could_not_touch() {
     assert!(is_spare(&spare));
 
     // No view takes it for a session; gc keeps it.
-    let sessions = ctl_json(&setup, &["sessions", &user.name, "--all", "--json"]);
+    let sessions = ctl_json(setup, &["sessions", &user.name, "--all", "--json"]);
     let spare_id = spare
         .file_name()
         .unwrap()
@@ -117,32 +158,20 @@ fn a_login_takes_the_leaf_made_ahead_which_its_customer_could_not_touch() {
         !sessions.to_string().contains(&spare_id),
         "the spare is listed as a session: {sessions}"
     );
-    ctl_ok(&setup, &["gc", "--min-age", "0"]);
+    ctl_ok(setup, &["gc", "--min-age", "0"]);
     assert!(spare.is_dir(), "gc removed the spare");
 
     // The next login claims it: its process enters the spare's login/, the leaf is handed
     // over with the session's mark, and the daemon makes the next spare.
     let release = setup.dir.path().join("release");
-    let login = {
-        let (pam_dir, name, release) = (setup.pam_dir(), user.name.clone(), release.clone());
-        std::thread::spawn(move || {
-            run_session(
-                &pam_dir,
-                &name,
-                &SessionOptions {
-                    hold_until: Some(release),
-                    ..SessionOptions::default()
-                },
-            )
-        })
-    };
+    let login = held_login(setup, &user.name, &release);
     wait_for_value("the login in the spare", Duration::from_secs(20), || {
         populated(&spare).then_some(())
     });
     assert!(!is_spare(&spare));
     assert!(xattr_of(&spare, "trusted.pam_cgroup.session").is_some());
     assert_eq!(std::fs::metadata(&spare).unwrap().uid(), user.uid);
-    let next = wait_for_spare(&setup, &user.name, Some(&spare));
+    let next = wait_for_spare(setup, &user.name, Some(&spare));
     assert_ne!(next, spare);
     std::fs::write(&release, "").unwrap();
     let r = login.join().unwrap();
@@ -158,12 +187,9 @@ fn a_login_takes_the_leaf_made_ahead_which_its_customer_could_not_touch() {
 #[test]
 fn a_spare_made_before_the_caps_were_lowered_is_claimed_with_the_new_caps() {
     require_root();
-    let setup = TestSetup::new("spare_leaves = true\n", "");
-    let user = TestUser::new("psc");
-    let mut kill = Kill::default();
-    let _daemon = watching_daemon(&setup);
-    let (_pid, first_leaf) = session_with_background(&setup, &user, &mut kill);
-    let spare = wait_for_spare(&setup, &user.name, Some(&first_leaf));
+    // Bound whole: its daemon and first session live as long as the test.
+    let w = user_with_spare("", "psc");
+    let (setup, user, spare) = (&w.setup, &w.user, w.spare.clone());
     assert_eq!(read(&spare.join("cgroup.max.descendants")), "64");
 
     // The admin lowers the caps; the module reads the config at each login.
@@ -182,37 +208,22 @@ fn a_spare_made_before_the_caps_were_lowered_is_claimed_with_the_new_caps() {
     assert_eq!(read(&spare.join("cgroup.max.depth")), "2");
 
     // The admin turns spares off: gc gives back the one the daemon made meanwhile.
-    let next = wait_for_spare(&setup, &user.name, Some(&spare));
+    let next = wait_for_spare(setup, &user.name, Some(&spare));
     setup.write_config_with_tree("max_descendants = 3\nmax_depth = 2\n", "");
-    ctl_ok(&setup, &["gc", "--min-age", "0"]);
+    ctl_ok(setup, &["gc", "--min-age", "0"]);
     assert!(!next.exists(), "gc kept a spare with spare_leaves off");
 }
 
 #[test]
 fn two_logins_racing_for_one_spare_each_get_a_leaf_of_their_own() {
     require_root();
-    let setup = TestSetup::new("spare_leaves = true\n", "");
-    let user = TestUser::new("psr");
-    let mut kill = Kill::default();
-    let _daemon = watching_daemon(&setup);
-    let (_pid, first_leaf) = session_with_background(&setup, &user, &mut kill);
-    wait_for_spare(&setup, &user.name, Some(&first_leaf));
+    // Bound whole: its daemon and first session live as long as the test.
+    let w = user_with_spare("", "psr");
+    let (setup, user, first_leaf) = (&w.setup, &w.user, &w.first_leaf);
 
     let release = setup.dir.path().join("release");
     let logins: Vec<_> = (0..4)
-        .map(|_| {
-            let (pam_dir, name, release) = (setup.pam_dir(), user.name.clone(), release.clone());
-            std::thread::spawn(move || {
-                run_session(
-                    &pam_dir,
-                    &name,
-                    &SessionOptions {
-                        hold_until: Some(release),
-                        ..SessionOptions::default()
-                    },
-                )
-            })
-        })
+        .map(|_| held_login(setup, &user.name, &release))
         .collect();
     // Every login holds its session open until all of them are in.
     wait_for_value("four open sessions", Duration::from_secs(20), || {
@@ -220,7 +231,7 @@ fn two_logins_racing_for_one_spare_each_get_a_leaf_of_their_own() {
             .tree
             .session_leaves(&user.name)
             .into_iter()
-            .filter(|l| populated(l) && *l != first_leaf)
+            .filter(|l| populated(l) && *l != *first_leaf)
             .count();
         (open == 4).then_some(())
     });
