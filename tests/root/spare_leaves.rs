@@ -63,12 +63,14 @@ fn watching_daemon(setup: &TestSetup) -> Daemon {
 /// A user of a tree with spare_leaves and a watching daemon, one session of its own running
 /// (the daemon's cue), and the spare the daemon then made it.
 struct WithSpare {
+    // Fields drop in this order: the daemon (which makes spares) and the first session go
+    // before the test tree is removed, or the daemon's next spare would outlive it.
+    _daemon: Daemon,
+    _kill: Kill,
     setup: TestSetup,
     user: TestUser,
     first_leaf: PathBuf,
     spare: PathBuf,
-    _daemon: Daemon,
-    _kill: Kill,
 }
 
 fn user_with_spare(tree_keys: &str, prefix: &str) -> WithSpare {
