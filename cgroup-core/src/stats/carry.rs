@@ -257,6 +257,15 @@ mod tests {
         }
         let base = tempfile::tempdir().unwrap();
         let user = base.path().join("alice");
+        // The carry's lock file for "alice" in /run/pam_cgroup goes with the test.
+        struct RemoveLock;
+        impl Drop for RemoveLock {
+            fn drop(&mut self) {
+                let run = std::path::Path::new(crate::paths::RUN_DIR);
+                let _ = std::fs::remove_file(run.join(crate::paths::carry_lock_name("alice")));
+            }
+        }
+        let _remove_lock = RemoveLock;
         let leaf = |name: &str, max: u64| {
             let d = user.join(name);
             std::fs::create_dir_all(&d).unwrap();

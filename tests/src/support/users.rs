@@ -1,8 +1,11 @@
 //! Throwaway users and groups, created with useradd/groupadd and removed on drop.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use cgroup_core::paths::{carry_lock_name, sessions_lock_name, RUN_DIR};
 
 /// useradd/groupadd take /etc/passwd's lock and fail when it is busy: one at a time in this
 /// process, and retry when another process holds it.
@@ -198,6 +201,7 @@ impl Drop for TestUser {
             let _ = Command::new("pkill")
                 .args(["-KILL", "-U", &self.uid.to_string()])
                 .status();
+            remove_lock_files(&self.name);
             return;
         }
         // A process the test left behind (a child of something it killed) would make userdel
@@ -210,5 +214,14 @@ impl Drop for TestUser {
         if let Err(e) = try_run_locked("userdel", &[&self.name]) {
             eprintln!("cleanup: userdel {}: {e}", self.name);
         }
+        remove_lock_files(&self.name);
+    }
+}
+
+/// The module's per-user lock files in /run/pam_cgroup, removed once the account is gone and
+/// its processes killed, as `cgroupctl remove` removes them.
+fn remove_lock_files(user: &str) {
+    for lock in [sessions_lock_name(user), carry_lock_name(user)] {
+        let _ = std::fs::remove_file(Path::new(RUN_DIR).join(lock));
     }
 }
