@@ -91,10 +91,14 @@ impl Daemon {
         let mut next_scan = Instant::now() + interval;
         let mut spares = SpareQueue::default();
         loop {
-            let wake = [watcher.next_young_due(self.min_age), spares.due()]
-                .into_iter()
-                .flatten()
-                .fold(next_scan, Instant::min);
+            let wake = [
+                watcher.next_young_due(self.min_age),
+                watcher.reap_due(),
+                spares.due(),
+            ]
+            .into_iter()
+            .flatten()
+            .fold(next_scan, Instant::min);
             let wait = wake.saturating_duration_since(Instant::now());
             let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
             let mut fds = [
@@ -125,7 +129,6 @@ impl Daemon {
             }
             if inotify_ready {
                 let outcome = watcher.handle();
-                self.log_reaped(&outcome.reaped, "emptied");
                 if self.config.tree.spare_leaves {
                     spares.note(&outcome.sessions_seen, Instant::now());
                 }
@@ -134,6 +137,8 @@ impl Daemon {
                     self.scan(watcher);
                 }
             }
+            let emptied = watcher.reap_changed(Instant::now());
+            self.log_reaped(&emptied, "emptied");
             let due = spares.take_due(Instant::now());
             if !due.is_empty() && self.config.tree.spare_leaves {
                 keep_spares(&self.config, &self.current_tree(), &due);

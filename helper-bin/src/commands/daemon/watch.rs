@@ -4,8 +4,10 @@
 //! `cgroup.events` (IN_MODIFY: the kernel signals each change of `populated` that way, and a
 //! leaf's `populated` covers its whole subtree). Nothing inside a customer's leaf is watched:
 //! the watches grow with sessions, not with the cgroups customers make. When a leaf's
-//! `populated` drops to 0 it is trimmed at once (gc::reap_emptied), so leaves do not pile up
-//! under cron storms between periodic scans. A session shorter than the daemon's reaction
+//! `populated` drops to 0 it is trimmed (gc::reap_emptied) once the tree has been quiet for
+//! REAP_QUIET, at most REAP_MAX_WAIT after the first change, so leaves do not pile up under cron
+//! storms between periodic scans; the wait keeps the daemon's reads out of a burst of logins
+//! (each login's leaf sends events as it enters it), and each leaf is read once per batch. A session shorter than the daemon's reaction
 //! (a cron job under load) may empty its leaf before the watch exists, and then no IN_MODIFY
 //! ever comes: each leaf seen by IN_CREATE is looked at once more, the minimum age after it
 //! was seen (`recheck_young`), and removed if empty, as a full pass would.
@@ -20,7 +22,8 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use cgroup_core::cgroup_files;
 use cgroup_core::gc::{position, reap_emptied, Position, Reaped};
 use cgroup_core::inventory::child_cgroups;
-use cgroup_core::tree::{Tree, SESSION_PREFIX};
+use cgroup_core::tree::dirfd::CgroupDir;
+use cgroup_core::tree::{user_cgroup, Tree, SESSION_PREFIX};
 
 use super::log;
 
@@ -42,12 +45,22 @@ pub struct Watcher {
     handling: bool,
     /// Session leaves made or changed while events are handled (`Outcome::sessions_seen`).
     sessions_seen: Vec<PathBuf>,
+    /// Leaves whose cgroup.events changed, once each, waiting to be looked at (`reap_changed`).
+    changed: Vec<PathBuf>,
+    /// When the first of `changed` came, and the last event.
+    changed_first: Option<Instant>,
+    changed_last: Option<Instant>,
 }
+
+/// How long the tree must be quiet before changed leaves are looked at: a burst of logins
+/// (each sends events as it enters its leaf) is over by then.
+const REAP_QUIET: Duration = Duration::from_millis(20);
+/// The longest a changed leaf waits under a steady stream of events (a cron storm).
+const REAP_MAX_WAIT: Duration = Duration::from_millis(250);
 
 /// What handling a batch of events found.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    pub reaped: Vec<Reaped>,
     /// Session leaves that were made or changed (a login came or went): their users are the
     /// ones that may need a spare leaf again (cgroup_core::tree::spare).
     pub sessions_seen: Vec<PathBuf>,
@@ -65,6 +78,9 @@ impl Watcher {
             young: Vec::new(),
             handling: false,
             sessions_seen: Vec::new(),
+            changed: Vec::new(),
+            changed_first: None,
+            changed_last: None,
         };
         w.watch_all();
         Ok(w)
@@ -170,6 +186,36 @@ impl Watcher {
         reaped
     }
 
+    /// When the changed leaves are due to be looked at: REAP_QUIET after the last event, at
+    /// most REAP_MAX_WAIT after the first.
+    pub fn reap_due(&self) -> Option<Instant> {
+        let (first, last) = (self.changed_first?, self.changed_last?);
+        Some((last + REAP_QUIET).min(first + REAP_MAX_WAIT))
+    }
+
+    /// Once due, the changed leaves that emptied, removed (gc::reap_emptied).
+    pub fn reap_changed(&mut self, now: Instant) -> Vec<Reaped> {
+        if self.reap_due().is_none_or(|due| now < due) {
+            return Vec::new();
+        }
+        self.changed_first = None;
+        self.changed_last = None;
+        let mut reaped = Vec::new();
+        for path in std::mem::take(&mut self.changed) {
+            // A leaf a login entered (or a claimed spare) changed too and needs nothing: its
+            // `populated` first, one open and one read, before reap_emptied's look at where
+            // it sits in the tree. A leaf that empties after this read sends another event.
+            if still_populated(&path) {
+                continue;
+            }
+            match reap_emptied(&self.tree, &path) {
+                Ok(r) => reaped.extend(r),
+                Err(e) => log::warn(&format!("remove {}: {e}", path.display())),
+            }
+        }
+        reaped
+    }
+
     /// Notes `dir` when it is a session leaf of a user cgroup (`users/<user>/session-*`).
     fn note_session(&mut self, dir: &Path) {
         let is_session = dir.parent().and_then(Path::parent)
@@ -221,9 +267,11 @@ impl Watcher {
                     Kind::Dir => {}
                     Kind::Events => {
                         self.note_session(&path);
-                        match reap_emptied(&self.tree, &path) {
-                            Ok(r) => out.reaped.extend(r),
-                            Err(e) => log::warn(&format!("remove {}: {e}", path.display())),
+                        let now = Instant::now();
+                        self.changed_first.get_or_insert(now);
+                        self.changed_last = Some(now);
+                        if !self.changed.contains(&path) {
+                            self.changed.push(path);
                         }
                     }
                 }
@@ -232,4 +280,12 @@ impl Watcher {
         out.sessions_seen = std::mem::take(&mut self.sessions_seen);
         out
     }
+}
+
+/// Whether the leaf at `path` still holds a process (in it or below it). Any error (the leaf
+/// gone, unreadable) says no: reap_emptied then looks and tells.
+fn still_populated(path: &Path) -> bool {
+    CgroupDir::open(path)
+        .and_then(|dir| user_cgroup::populated(&dir))
+        .unwrap_or(false)
 }
