@@ -113,6 +113,25 @@ fn read(path: &Path) -> String {
 }
 
 #[test]
+fn a_daemon_started_after_the_logins_makes_their_users_spares() {
+    require_root();
+    // A restart (an upgrade) of the daemon while a user's session is open: that user gets its
+    // spare from the new daemon's first walk, not only at its next login or logout.
+    let setup = TestSetup::new("spare_leaves = true\n", "");
+    let user = TestUser::new("psr");
+    let mut kill = Kill::default();
+    let (_pid, first_leaf) = session_with_background(&setup, &user, &mut kill);
+    // Dropped first (locals drop last to first): the daemon, then the session, then the tree.
+    let _daemon = watching_daemon(&setup);
+    let spare = wait_for_spare(&setup, &user.name, Some(&first_leaf));
+    assert!(
+        !populated(&spare),
+        "the spare is empty until a login claims it"
+    );
+    assert!(populated(&first_leaf), "the open session is where it was");
+}
+
+#[test]
 fn a_login_takes_the_leaf_made_ahead_which_its_customer_could_not_touch() {
     require_root();
     // A first login makes its own leaf; the daemon sees it and makes the user a spare.

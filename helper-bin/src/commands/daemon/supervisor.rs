@@ -90,6 +90,10 @@ impl Daemon {
     ) -> Result<()> {
         let mut next_scan = Instant::now() + interval;
         let mut spares = SpareQueue::default();
+        let open_at_start = watcher.take_sessions_seen();
+        if self.config.tree.spare_leaves {
+            spares.note(&open_at_start, Instant::now());
+        }
         loop {
             let wake = [
                 watcher.next_young_due(self.min_age),

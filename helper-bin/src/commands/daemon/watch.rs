@@ -83,7 +83,25 @@ impl Watcher {
             changed_last: None,
         };
         w.watch_all();
+        // A daemon that starts (a boot, a restart, an upgrade) meets the sessions already
+        // open as if each had just come: their users get a spare leaf (`Outcome::sessions_seen`,
+        // `take_sessions_seen`) without waiting for their next login or logout.
+        let found: Vec<PathBuf> = w
+            .watches
+            .values()
+            .filter(|(_, kind)| *kind == Kind::Events)
+            .map(|(path, _)| path.clone())
+            .collect();
+        for leaf in found {
+            w.note_session(&leaf);
+        }
         Ok(w)
+    }
+
+    /// The session leaves noted and not yet handed over by `handle` (at the start: those the
+    /// first walk found).
+    pub fn take_sessions_seen(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.sessions_seen)
     }
 
     /// Adds watches for the whole tree (idempotent: inotify returns the same descriptor for a
