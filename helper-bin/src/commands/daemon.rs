@@ -26,6 +26,7 @@ mod me;
 mod metrics;
 mod peer;
 mod proc_events;
+mod quiet_queue;
 mod safety_net;
 mod socket;
 mod spares;

@@ -6,7 +6,7 @@
 //! or `MAX_WAIT` after the first login that asked, whichever comes first.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cgroup_core::config::Config;
 use cgroup_core::tree::spare;
@@ -14,6 +14,7 @@ use cgroup_core::tree::user_cgroup::UserCgroup;
 use cgroup_core::tree::Tree;
 
 use super::log;
+use super::quiet_queue::QuietQueue;
 
 /// Quiet before the spares are made: a burst of logins lasts tens of milliseconds.
 const QUIET: Duration = Duration::from_millis(200);
@@ -21,41 +22,8 @@ const QUIET: Duration = Duration::from_millis(200);
 const MAX_WAIT: Duration = Duration::from_secs(2);
 
 /// Session leaves seen made or changed, whose users may need a spare again.
-#[derive(Debug, Default)]
-pub struct SpareQueue {
-    seen: Vec<PathBuf>,
-    first: Option<Instant>,
-    last: Option<Instant>,
-}
-
-impl SpareQueue {
-    pub fn note(&mut self, sessions_seen: &[PathBuf], now: Instant) {
-        if sessions_seen.is_empty() {
-            return;
-        }
-        for leaf in sessions_seen {
-            if !self.seen.contains(leaf) {
-                self.seen.push(leaf.clone());
-            }
-        }
-        self.first.get_or_insert(now);
-        self.last = Some(now);
-    }
-
-    /// When the queued spares are due.
-    pub fn due(&self) -> Option<Instant> {
-        Some((self.last? + QUIET).min(self.first? + MAX_WAIT))
-    }
-
-    /// The queued session leaves once due (and the queue emptied).
-    pub fn take_due(&mut self, now: Instant) -> Vec<PathBuf> {
-        if self.due().is_none_or(|due| now < due) {
-            return Vec::new();
-        }
-        self.first = None;
-        self.last = None;
-        std::mem::take(&mut self.seen)
-    }
+pub fn spare_queue() -> QuietQueue {
+    QuietQueue::new(QUIET, MAX_WAIT)
 }
 
 /// One spare for each user of `sessions_seen` that has none.
@@ -84,10 +52,11 @@ pub fn keep_spares(config: &Config, tree: &Tree, sessions_seen: &[PathBuf]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn spares_wait_for_a_quiet_moment_but_not_forever() {
-        let mut q = SpareQueue::default();
+        let mut q = spare_queue();
         let t0 = Instant::now();
         assert_eq!(q.due(), None);
         assert!(q.take_due(t0 + MAX_WAIT * 2).is_empty());

@@ -20,7 +20,7 @@ use cgroup_core::stats::daemon::Counters;
 use cgroup_core::tree::Tree;
 
 use super::log;
-use super::spares::{keep_spares, SpareQueue};
+use super::spares::{keep_spares, spare_queue};
 use super::watch::Watcher;
 use crate::apply_all::{describe, reload_all};
 
@@ -89,7 +89,7 @@ impl Daemon {
         interval: Duration,
     ) -> Result<()> {
         let mut next_scan = Instant::now() + interval;
-        let mut spares = SpareQueue::default();
+        let mut spares = spare_queue();
         let open_at_start = watcher.take_sessions_seen();
         if self.config.tree.spare_leaves {
             spares.note(&open_at_start, Instant::now());

@@ -26,6 +26,7 @@ use cgroup_core::tree::dirfd::CgroupDir;
 use cgroup_core::tree::{user_cgroup, Tree, SESSION_PREFIX};
 
 use super::log;
+use super::quiet_queue::QuietQueue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -46,10 +47,7 @@ pub struct Watcher {
     /// Session leaves made or changed while events are handled (`Outcome::sessions_seen`).
     sessions_seen: Vec<PathBuf>,
     /// Leaves whose cgroup.events changed, once each, waiting to be looked at (`reap_changed`).
-    changed: Vec<PathBuf>,
-    /// When the first of `changed` came, and the last event.
-    changed_first: Option<Instant>,
-    changed_last: Option<Instant>,
+    changed: QuietQueue,
 }
 
 /// How long the tree must be quiet before changed leaves are looked at: a burst of logins
@@ -78,9 +76,7 @@ impl Watcher {
             young: Vec::new(),
             handling: false,
             sessions_seen: Vec::new(),
-            changed: Vec::new(),
-            changed_first: None,
-            changed_last: None,
+            changed: QuietQueue::new(REAP_QUIET, REAP_MAX_WAIT),
         };
         w.watch_all();
         // A daemon that starts (a boot, a restart, an upgrade) meets the sessions already
@@ -207,19 +203,13 @@ impl Watcher {
     /// When the changed leaves are due to be looked at: REAP_QUIET after the last event, at
     /// most REAP_MAX_WAIT after the first.
     pub fn reap_due(&self) -> Option<Instant> {
-        let (first, last) = (self.changed_first?, self.changed_last?);
-        Some((last + REAP_QUIET).min(first + REAP_MAX_WAIT))
+        self.changed.due()
     }
 
     /// Once due, the changed leaves that emptied, removed (gc::reap_emptied).
     pub fn reap_changed(&mut self, now: Instant) -> Vec<Reaped> {
-        if self.reap_due().is_none_or(|due| now < due) {
-            return Vec::new();
-        }
-        self.changed_first = None;
-        self.changed_last = None;
         let mut reaped = Vec::new();
-        for path in std::mem::take(&mut self.changed) {
+        for path in self.changed.take_due(now) {
             // A leaf a login entered (or a claimed spare) changed too and needs nothing: its
             // `populated` first, one open and one read, before reap_emptied's look at where
             // it sits in the tree. A leaf that empties after this read sends another event.
@@ -285,12 +275,8 @@ impl Watcher {
                     Kind::Dir => {}
                     Kind::Events => {
                         self.note_session(&path);
-                        let now = Instant::now();
-                        self.changed_first.get_or_insert(now);
-                        self.changed_last = Some(now);
-                        if !self.changed.contains(&path) {
-                            self.changed.push(path);
-                        }
+                        self.changed
+                            .note(std::slice::from_ref(&path), Instant::now());
                     }
                 }
             }
