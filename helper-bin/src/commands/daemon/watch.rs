@@ -5,9 +5,10 @@
 //! leaf's `populated` covers its whole subtree). Nothing inside a customer's leaf is watched:
 //! the watches grow with sessions, not with the cgroups customers make. When a leaf's
 //! `populated` drops to 0 it is trimmed (gc::reap_emptied) once the tree has been quiet for
-//! REAP_QUIET, at most REAP_MAX_WAIT after the first change, so leaves do not pile up under cron
-//! storms between periodic scans; the wait keeps the daemon's reads out of a burst of logins
-//! (each login's leaf sends events as it enters it), and each leaf is read once per batch. A session shorter than the daemon's reaction
+//! REAP_QUIET, at most REAP_MAX_WAIT after the first change, so leaves do not pile up under
+//! cron storms between periodic scans; the wait keeps the daemon's reads out of a burst of
+//! logins (each login's leaf sends events as it enters it), and each leaf is read once per
+//! batch. A session shorter than the daemon's reaction
 //! (a cron job under load) may empty its leaf before the watch exists, and then no IN_MODIFY
 //! ever comes: each leaf seen by IN_CREATE is looked at once more, the minimum age after it
 //! was seen (`recheck_young`), and removed if empty, as a full pass would.
