@@ -24,6 +24,15 @@ use super::spares::{keep_spares, spare_queue};
 use super::watch::Watcher;
 use crate::apply_all::{describe, reload_all};
 
+/// How long queued inotify events wait before the daemon reads them: the first event of a
+/// burst of logins (each sends a few as it enters its leaf) wakes the daemon once, and it
+/// reads them all one batch later rather than waking for each login while the logins still
+/// run (their CPU is the burst's length on a busy host). Everything the events drive already
+/// waits longer (the reaping's quiet moment, the spares' 200 ms, the young leaves' minimum
+/// age); the kernel keeps the events meanwhile (its queue holds 16384 by default, and an
+/// overflow makes the daemon rescan).
+const INOTIFY_BATCH: Duration = Duration::from_millis(20);
+
 pub struct Daemon {
     pub config_path: PathBuf,
     pub config: Config,
@@ -94,27 +103,39 @@ impl Daemon {
         if self.config.tree.spare_leaves {
             spares.note(&open_at_start, Instant::now());
         }
+        // When the events queued now are read (INOTIFY_BATCH after the first one was seen);
+        // until then the inotify descriptor is not polled.
+        let mut read_events_at: Option<Instant> = None;
         loop {
             let wake = [
                 watcher.next_young_due(self.min_age),
                 watcher.reap_due(),
                 spares.due(),
+                read_events_at,
             ]
             .into_iter()
             .flatten()
             .fold(next_scan, Instant::min);
             let wait = wake.saturating_duration_since(Instant::now());
             let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+            // The signals first: they are polled always, the events only when not batching.
             let mut fds = [
-                PollFd::new(watcher.inotify.as_fd(), PollFlags::POLLIN),
                 PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+                PollFd::new(watcher.inotify.as_fd(), PollFlags::POLLIN),
             ];
-            match poll(&mut fds, timeout) {
+            let polled = if read_events_at.is_some() { 1 } else { 2 };
+            match poll(&mut fds[..polled], timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(anyhow::Error::from(e).context("poll")),
             }
-            let (inotify_ready, signal_ready) =
-                (fds[0].any().unwrap_or(false), fds[1].any().unwrap_or(false));
+            let signal_ready = fds[0].any().unwrap_or(false);
+            if polled == 2 && fds[1].any().unwrap_or(false) {
+                read_events_at = Some(Instant::now() + INOTIFY_BATCH);
+            }
+            let inotify_ready = read_events_at.is_some_and(|at| Instant::now() >= at);
+            if inotify_ready {
+                read_events_at = None;
+            }
             if signal_ready {
                 let mut stop = false;
                 while let Ok(Some(info)) = signals.read_signal() {
