@@ -19,6 +19,8 @@ use crate::cgroupctl::{ctl_json, ctl_ok, session_with_background, Kill};
 use crate::cgroupctl_daemon::Daemon;
 
 const SPARE_XATTR: &str = "trusted.pam_cgroup.spare";
+/// On the user cgroup: the name of the spare the daemon made last, where a login looks first.
+const SPARE_NAME_XATTR: &str = "trusted.pam_cgroup.spare-name";
 
 fn is_spare(leaf: &Path) -> bool {
     xattr_of(leaf, SPARE_XATTR).is_some()
@@ -38,6 +40,25 @@ fn xattr_of(path: &Path, name: &str) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Sets a `trusted.` attribute of a cgroup, as root.
+fn set_xattr_of(path: &Path, name: &str, value: &str) {
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os,sys\nos.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())",
+        ])
+        .arg(path)
+        .arg(name)
+        .arg(value)
+        .status()
+        .unwrap();
+    assert!(status.success(), "setxattr {name} on {}", path.display());
+}
+
+fn name_of(leaf: &Path) -> String {
+    leaf.file_name().unwrap().to_str().unwrap().to_string()
 }
 
 /// The user's spare leaf once the daemon made one.
@@ -146,16 +167,24 @@ fn a_login_takes_the_leaf_made_ahead_which_its_customer_could_not_touch() {
     assert_eq!(read(&spare.join("cgroup.max.depth")), "4");
     assert!(spare.join("login").is_dir());
     assert!(!populated(&spare));
+    // Named on the user cgroup, where the next login looks first.
+    let user_dir = spare.parent().unwrap();
+    assert_eq!(xattr_of(user_dir, SPARE_NAME_XATTR), Some(name_of(&spare)));
 
-    // Its customer, who can list users/<user>/, tries to enter it and to build in it.
+    // Its customer, who can list users/<user>/, tries to enter it and to build in it, and to
+    // point the next login's claim elsewhere (its own leaf, a path out of its cgroup).
     let attack = format!(
         "ls {s} 2>/dev/null && echo listed; \
          echo $$ > {s}/login/cgroup.procs 2>/dev/null && echo entered-login; \
          echo $$ > {s}/cgroup.procs 2>/dev/null && echo entered; \
          mkdir {s}/mine 2>/dev/null && echo made; \
          mkdir {s}/login/mine 2>/dev/null && echo made-in-login; \
+         python3 -c 'import os,sys; os.setxattr(sys.argv[1], \"{n}\", b\"session-s../../..\")' {u} \
+           2>/dev/null && echo renamed; \
          echo done",
-        s = spare.display()
+        s = spare.display(),
+        u = user_dir.display(),
+        n = SPARE_NAME_XATTR,
     );
     let out = user.command("sh").args(["-c", &attack]).output().unwrap();
     assert_eq!(
@@ -165,6 +194,7 @@ fn a_login_takes_the_leaf_made_ahead_which_its_customer_could_not_touch() {
     );
     assert!(!populated(&spare));
     assert!(is_spare(&spare));
+    assert_eq!(xattr_of(user_dir, SPARE_NAME_XATTR), Some(name_of(&spare)));
 
     // No view takes it for a session; gc keeps it.
     let sessions = ctl_json(setup, &["sessions", &user.name, "--all", "--json"]);
@@ -268,4 +298,30 @@ fn two_logins_racing_for_one_spare_each_get_a_leaf_of_their_own() {
     leaves.sort();
     leaves.dedup();
     assert_eq!(leaves.len(), 4, "two logins shared a leaf: {leaves:?}");
+}
+
+#[test]
+fn a_stale_or_forged_spare_name_still_finds_the_spare() {
+    require_root();
+    // Bound whole: its daemon and first session live as long as the test.
+    let w = user_with_spare("", "psn");
+    let (setup, user, spare) = (&w.setup, &w.user, w.spare.clone());
+    let user_dir = spare.parent().unwrap().to_path_buf();
+    // A name that is no leaf (the spare it named claimed and reaped), one that is a session
+    // that is no spare, and one that is not a spare's name at all: each login lists the user
+    // cgroup and claims the spare there.
+    let first = name_of(&w.first_leaf);
+    let mut spare = spare;
+    for stale in ["session-s00000000", first.as_str(), "session-s../../.."] {
+        set_xattr_of(&user_dir, SPARE_NAME_XATTR, stale);
+        let r = run_session(&setup.pam_dir(), &user.name, &SessionOptions::no_close());
+        assert_eq!(r.open_rc, 0, "hint {stale:?}: {r:?}");
+        assert_eq!(
+            setup.tree.session_leaf_of(&r.cgroup_after_open),
+            spare,
+            "hint {stale:?}: {r:?}"
+        );
+        assert!(populated(&w.first_leaf), "the first session was left alone");
+        spare = wait_for_spare(setup, &user.name, Some(&spare));
+    }
 }
