@@ -20,6 +20,12 @@
 //! and 13); the linker then records a need for the `GLIBC_ABI_DT_RELR` version, so an older
 //! glibc refuses the module by name instead of misloading it, and a linker or glibc without
 //! support leaves the classic relocations (GNU ld >= 2.38 and lld know the option).
+//!
+//! And `-z nodelete`: once loaded, the module stays in the process after pam_end's dlclose.
+//! Whether a process has closed a session (`cgroup_core::session`, a static) must outlive the
+//! transaction that closed it: a PAM caller that opens and closes sessions without exiting is
+//! found at its next open by that, and only such a process pays the read of its cgroup. It
+//! also spares a long-lived caller a dlopen and its relocations at each transaction.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,6 +38,7 @@ fn main() {
         return;
     }
     println!("cargo:rustc-link-arg-cdylib=-Wl,-z,pack-relative-relocs");
+    println!("cargo:rustc-link-arg-cdylib=-Wl,-z,nodelete");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let found = Command::new(&cc)
         .arg("-print-file-name=libgcc_eh.a")

@@ -19,6 +19,7 @@
 //! made and entered in `enter`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::{Config, EffectiveLimits, OnError, Policy, USER_MANAGER_SERVICE};
 use crate::config_fallback;
@@ -36,6 +37,16 @@ use crate::user_apply;
 mod enter;
 
 pub use enter::survived_close;
+
+/// Has this process closed a confined session? Only such a process can sit in a closed
+/// session's leaf at its next open (a PAM caller that outlives its closes, `crate::survivors`):
+/// a process that never closed one (sshd's per-connection process, su, cron's child: every
+/// login but a long-lived caller's) skips that check, which reads /proc/PID/cgroup, a file a
+/// fresh process pays about 50 µs of kernel time for (its /proc entries made on first use),
+/// a login's largest single cost after its migration. A forked child inherits the answer (it
+/// may sit in that leaf too). The PAM module is linked `-z nodelete` (pam_cgroup/build.rs):
+/// libpam unloads modules at pam_end, and this must outlive the transaction that closed.
+static CLOSED_A_SESSION: AtomicBool = AtomicBool::new(false);
 
 /// What a session needs to be undone at close (kept with pam_set_data).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +221,9 @@ fn confine(
     }
     let plan = Plan::of(config, groups, user_file.as_ref(), req.service);
     validate_user_name(&user.name)?;
-    enter::report_survivor(&tree, req.service, pid, notices)?;
+    if CLOSED_A_SESSION.load(Ordering::Relaxed) {
+        enter::report_survivor(&tree, req.service, pid, notices)?;
+    }
 
     let user_cgroup = UserCgroup::open_or_create(&tree, &user.name)?;
     // From here on the failure arises inside the user's own cgroup: whatever on_error says,
@@ -226,8 +239,7 @@ fn confine(
     let leaf = if req.service == USER_MANAGER_SERVICE {
         enter::enter_manager_leaf(config, user, &user_cgroup, pid).map_err(inside)?
     } else {
-        let mark =
-            SessionMark::new(&user.name, req.service, req.tty, req.rhost, pid).map_err(inside)?;
+        let mark = SessionMark::new(&user.name, req.service, req.tty, req.rhost, pid);
         let login = enter::Login {
             tree: &tree,
             config,
@@ -293,6 +305,7 @@ pub fn close_session(record: &SessionRecord, pid: u32) -> Result<Closed> {
     let Some(session) = record.leaf.parent() else {
         return Ok(Closed::Untouched);
     };
+    CLOSED_A_SESSION.store(true, Ordering::Relaxed);
     // Who closed it, for the next open of a caller that outlives its close, and no longer
     // counted as open.
     let closer = crate::sessions::process_start(pid).map(|start| (pid, start));

@@ -41,10 +41,20 @@ pub struct SessionMark {
     pub service: String,
     pub tty: Option<String>,
     pub rhost: Option<String>,
-    /// The process that opened the session, and its start time (clock ticks since boot, field
-    /// 22 of /proc/PID/stat).
+    /// The process that opened the session.
     pub pid: u32,
-    pub pid_start: u64,
+    /// Its start time (clock ticks since boot, field 22 of /proc/PID/stat), in marks written
+    /// by earlier versions: a login no longer reads it. /proc/PID/stat was the one /proc file a
+    /// confined login read, and a fresh process pays about 40 µs of kernel time for its first
+    /// /proc file (its /proc entries are made on first use): in a burst of logins, a sixth of
+    /// what the module adds to the floor's CPU. The PID alone names the opener well enough
+    /// because `is_open` also wants it inside the session's leaf: a reused PID there is a
+    /// process of that same session (only it and root put processes there), so a session can
+    /// at most be counted open while its own processes run, against its own customer's
+    /// sessions.max. Who closed a leaf (`CLOSED_XATTR`, read to tell a PAM caller that
+    /// outlived its close from a process given its PID) keeps its start time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
     /// Seconds since the epoch.
     pub started: u64,
 }
@@ -70,22 +80,19 @@ impl SessionMark {
         tty: Option<&str>,
         rhost: Option<&str>,
         pid: u32,
-    ) -> Result<SessionMark> {
-        Ok(SessionMark {
+    ) -> SessionMark {
+        SessionMark {
             user: user.to_string(),
             service: clean_item(Some(service)).unwrap_or_default(),
             tty: clean_item(tty),
             rhost: clean_item(rhost),
             pid,
-            pid_start: process_start(pid).ok_or_else(|| Error::Proc {
-                path: format!("/proc/{pid}/stat").into(),
-                reason: "cannot read the start time",
-            })?,
+            pid_start: None,
             started: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
-        })
+        }
     }
 
     pub fn encode(&self) -> String {
@@ -107,9 +114,12 @@ pub fn process_start(pid: u32) -> Option<u64> {
 }
 
 /// Is the session of `mark`, whose leaf is `leaf` (a path under `mount_point`), still open:
-/// its opener alive (same start time) and inside the leaf?
+/// its opener alive (same start time, when the mark has one) and inside the leaf?
 pub fn is_open(mark: &SessionMark, leaf: &Path, mount_point: &Path) -> bool {
-    if process_start(mark.pid) != Some(mark.pid_start) {
+    if mark
+        .pid_start
+        .is_some_and(|start| process_start(mark.pid) != Some(start))
+    {
         return false;
     }
     let Ok(Some(rel)) = crate::tree::fs::cgroup_v2_of(mark.pid) else {
@@ -309,11 +319,18 @@ mod tests {
             tty: Some("ssh".into()),
             rhost: Some("192.0.2.7".into()),
             pid: 42,
-            pid_start: 123456,
+            pid_start: None,
             started: 1_700_000_000,
         };
-        assert_eq!(SessionMark::decode(&m.encode()), Some(m));
+        assert_eq!(SessionMark::decode(&m.encode()), Some(m.clone()));
+        assert!(!m.encode().contains("pid_start"), "{}", m.encode());
         assert_eq!(SessionMark::decode("garbage = ["), None);
+        // A mark written by an earlier version names its opener's start time too.
+        let old = SessionMark {
+            pid_start: Some(123456),
+            ..m
+        };
+        assert_eq!(SessionMark::decode(&old.encode()), Some(old));
     }
 
     #[test]
