@@ -6,8 +6,12 @@
  * One line per transaction:
  *
  *   start_us open_us close_us end_us open_rc close_rc libgcc_s_mapped_during_open open_done_us
+ *   open_cpu_us
  *
- * (open_done_us: CLOCK_MONOTONIC in µs when the open returned.)
+ * (open_done_us: CLOCK_MONOTONIC in µs when the open returned; open_cpu_us: the CPU time the
+ * open took, user and kernel, CLOCK_THREAD_CPUTIME_ID: the open's time without its waits, of
+ * which an isolated login's migration has one, an RCU grace period. What a burst of logins
+ * queues on, on a busy host, is this.)
  *
  *   pam-c-driver CONFDIR SERVICE USER N GAP_MS [HOLD_MS]
  *   pam-c-driver --floor PARENT USER N GAP_MS [HOLD_MS]
@@ -96,6 +100,13 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
     (void)data;
     *resp = NULL;
     return PAM_CONV_ERR;
+}
+
+/* CPU time of the calling thread, µs. */
+static double cpu_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
 static void wait_for_start(void) {
@@ -329,11 +340,13 @@ int main(int argc, char **argv) {
         }
         pam_handle_t *h = NULL;
         int open_rc, close_rc = 0, mapped;
-        double t0 = now_us(), t1 = t0, t2, t3, t4, t5, start_us = 0;
+        double t0 = now_us(), t1 = t0, t2, t3, t4, t5, start_us = 0, cpu0, open_cpu;
         if (floor) {
+            cpu0 = cpu_now_us();
             open_rc = floor_spare ? floor_spare_open(parent, user, i)
                       : floor_b   ? floor_b_open(parent, user, i)
                                   : floor_open(parent, user, i);
+            open_cpu = cpu_now_us() - cpu0;
             t2 = now_us();
             if (i > 0 && !per_process)
                 floor_remove(parent, user, i - 1);
@@ -354,7 +367,9 @@ int main(int argc, char **argv) {
                 wait_for_start();
                 t1 = now_us();
             }
+            cpu0 = cpu_now_us();
             open_rc = pam_open_session(h, 0);
+            open_cpu = cpu_now_us() - cpu0;
             t2 = now_us();
             /* After the hold: the module stays mapped until pam_end, and the read of
              * /proc/self/maps is the driver's own work, kept out of a burst's opens. */
@@ -366,8 +381,8 @@ int main(int argc, char **argv) {
             pam_end(h, open_rc);
             t5 = now_us();
         }
-        printf("%.1f %.1f %.1f %.1f %d %d %d %.0f\n", start_us, t2 - t1, t4 - t3, t5 - t4, open_rc,
-               close_rc, mapped, t2);
+        printf("%.1f %.1f %.1f %.1f %d %d %d %.0f %.1f\n", start_us, t2 - t1, t4 - t3, t5 - t4,
+               open_rc, close_rc, mapped, t2, open_cpu);
         fflush(stdout);
         if (per_process)
             _exit(0);

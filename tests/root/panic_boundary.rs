@@ -46,7 +46,7 @@ fn one_transaction(driver: &Path, setup: &TestSetup, user: &str) -> (i32, i32, i
     );
     let line = String::from_utf8_lossy(&out.stdout).into_owned();
     let f: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(f.len(), 8, "{line}");
+    assert_eq!(f.len(), 9, "{line}");
     (
         f[4].parse().unwrap(),
         f[5].parse().unwrap(),
