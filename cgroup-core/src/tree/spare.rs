@@ -91,7 +91,7 @@ fn spares(user: &UserCgroup) -> Result<Vec<(CgroupDir, String)>> {
 
 /// Makes a spare for `user` unless one is there already.
 pub fn ensure(user: &UserCgroup, caps: LeafCaps) -> Result<()> {
-    if named_spare(user).is_some() || !spares(user)?.is_empty() {
+    if !spares(user)?.is_empty() {
         return Ok(());
     }
     let base = format!("{SPARE_PREFIX}{}", super::random_suffix());
