@@ -209,7 +209,10 @@ fn sampled_usage_is_reported_by_usage_and_by_faults_and_each_customer_sees_only_
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("MEMORY") && text.contains("LIMIT HITS") && text.contains("300M"),
-        "{text}"
+        "{text}\nstatus {}, stderr: {}\ndaemon: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        daemon.log()
     );
 
     // The quiet customer talks to the socket itself: another user's name, a path, JSON,

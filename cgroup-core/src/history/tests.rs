@@ -527,3 +527,36 @@ fn a_new_files_first_hour_is_read_from_its_samples_once_rolled_up() {
     assert_eq!(totals[0].row.samples, 20, "{:?}", totals[0].row);
     assert_eq!(totals[0].row.cpu_usec, Some(20 * 1_000_000));
 }
+
+#[test]
+fn a_customers_answer_waits_for_a_lock_held_a_moment_instead_of_saying_cannot_be_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("state/h.db");
+    let mut store = Store::open_writer(&path).unwrap();
+    let start = 1_800_000_000 - 1_800_000_000 % 86_400;
+    let alice = store.user_id("alice", 1001).unwrap();
+    store
+        .insert(Table::Sample, start, &[(alice, row(5, 5, 0))])
+        .unwrap();
+    drop(store);
+    // Another connection holds the file's lock for a moment (exclusive locking mode: in WAL
+    // mode the way a reader meets SQLITE_BUSY when it starts, as it can while the writer
+    // checkpoints and resets the log). The reader waits (rusqlite's default busy timeout of
+    // 5 s on every connection it opens) rather than answering "cannot be read right now".
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+        .unwrap();
+    let (held, taken) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        held.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        other.execute_batch("COMMIT").unwrap();
+        drop(other);
+    });
+    taken.recv().unwrap();
+    let me = super::customer::answer(&path, "alice", 1001, 3600, start + 60);
+    holder.join().unwrap();
+    assert!(me.note.is_none(), "{me:?}");
+    assert_eq!(me.rows.len(), 1, "{me:?}");
+}
