@@ -84,6 +84,13 @@ fn names(report: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// The daemon's refusals a customer is told to try again after: "busy" (one answer a second,
+/// every slot held) and a connection ended at its deadline without an answer (a loaded host).
+fn refused_for_now(out: &Output) -> bool {
+    let said = String::from_utf8_lossy(&out.stderr);
+    said.contains("busy") || said.contains("without an answer")
+}
+
 fn me_history_as(user: &TestUser, socket: &Path) -> Output {
     wait_for_value("an answer other than busy", Duration::from_secs(10), || {
         let out = user
@@ -92,7 +99,7 @@ fn me_history_as(user: &TestUser, socket: &Path) -> Output {
             .arg(socket)
             .output()
             .unwrap();
-        (!String::from_utf8_lossy(&out.stderr).contains("busy")).then_some(out)
+        (!refused_for_now(&out)).then_some(out)
     })
 }
 
@@ -204,7 +211,7 @@ fn sampled_usage_is_reported_by_usage_and_by_faults_and_each_customer_sees_only_
             .args(["me", "--history", "--utc", "--socket", &socket_arg])
             .output()
             .unwrap();
-        (!String::from_utf8_lossy(&out.stderr).contains("busy")).then_some(out)
+        (!refused_for_now(&out)).then_some(out)
     });
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -111,6 +111,11 @@ fn usage_rows(u: &serde_json::Value) -> Vec<Vec<String>> {
 
 pub fn run(args: &MeArgs) -> Result<ExitCode> {
     let text = fetch(args)?;
+    if text.trim().is_empty() {
+        // The daemon ends a connection it could not answer within its deadline (a loaded host)
+        // without a word: say so, rather than "not JSON".
+        bail!("the daemon closed the connection without an answer: try again in a moment");
+    }
     let value: serde_json::Value =
         serde_json::from_str(text.trim()).context("the daemon's answer is not JSON")?;
     if let Some(e) = value.get("error").and_then(|e| e.as_str()) {
@@ -235,4 +240,44 @@ fn print_history(value: &serde_json::Value, args: &MeArgs) -> Result<ExitCode> {
         &rows,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_for(socket: PathBuf, history: bool) -> MeArgs {
+        MeArgs {
+            json: false,
+            history,
+            period: 3600,
+            utc: true,
+            socket,
+        }
+    }
+
+    #[test]
+    fn a_connection_closed_without_an_answer_is_said_in_those_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("me.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            for _ in 0..2 {
+                // The request read, then the connection closed without an answer, as the
+                // daemon ends one it could not answer before its deadline.
+                let (mut s, _) = listener.accept().unwrap();
+                let mut request = String::new();
+                s.read_to_string(&mut request).unwrap();
+                assert!(request.starts_with("me") || request.starts_with("history"));
+            }
+        });
+        for history in [false, true] {
+            let err = run(&args_for(path.clone(), history)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "the daemon closed the connection without an answer: try again in a moment"
+            );
+        }
+        server.join().unwrap();
+    }
 }
