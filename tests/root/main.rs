@@ -31,5 +31,6 @@ mod session;
 mod spare_leaves;
 mod storm;
 mod supervisor;
+mod survivors;
 mod top;
 mod usage_history;

@@ -1,7 +1,8 @@
 //! Delegation of a leaf: the leaf directory and exactly the files the kernel lists in
 //! /sys/kernel/cgroup/delegate are chowned to the user, never a resource file or a cap (else a
 //! user raises its own limits). A table says which chowns are fatal (systemd's habit). Taking
-//! a directory back (a 0.1.0 user cgroup, a dead leaf before it is trimmed) is the reverse.
+//! a directory back (a 0.1.0 user cgroup, a dead leaf before it is trimmed) is the reverse; a
+//! closed session's leaf has its files taken back and keeps its directory the user's.
 //!
 //! Everything goes through the directory's descriptor (`CgroupDir`): the chowns land on the
 //! cgroup that was opened, never on a name resolved again.
@@ -20,6 +21,10 @@ const REQUIRED: &[&str] = &[
     cgroup_files::THREADS,
     cgroup_files::SUBTREE_CONTROL,
 ];
+
+/// The memory controller's file a user may set on its leaf: an OOM in the leaf's subtree kills
+/// all of it.
+const OOM_GROUP: &str = "memory.oom.group";
 
 /// Mode of a delegated leaf: its owner only. Other customers sharing the user's primary group
 /// must not read the leaf's PIDs or enter it.
@@ -83,15 +88,35 @@ fn parse_kept(text: &str) -> Option<Vec<String>> {
 }
 
 fn chown_files(dir: &CgroupDir, uid: u32, gid: u32) -> Result<()> {
+    for_each_file(dir, "chown", |name| dir.chown_entry(name, uid, gid))
+}
+
+/// `act` on each delegated file of `dir`; an optional file whose controller is not enabled
+/// there is skipped.
+fn for_each_file(
+    dir: &CgroupDir,
+    what: &'static str,
+    mut act: impl FnMut(&str) -> std::result::Result<(), Errno>,
+) -> Result<()> {
     for name in delegate_files() {
-        match dir.chown_entry(name, uid, gid) {
+        match act(name) {
             Ok(()) => {}
-            // An optional file whose controller is not enabled here.
             Err(Errno::ENOENT) if !REQUIRED.contains(&name.as_str()) => {}
-            Err(e) => return Err(Error::io("chown", dir.path().join(name), e)),
+            Err(e) => return Err(Error::io(what, dir.path().join(name), e)),
         }
     }
     Ok(())
+}
+
+/// The delegated files of `dir` root's again: root:root, then no group or other write bit.
+/// While they were the user's it could chmod them (`chmod 666 cgroup.procs`), and the kernel
+/// checks a cgroup.procs write against the file's owner and mode as they are at the write,
+/// with the credentials of whoever opened it: chowned and restricted, the file refuses the
+/// user, a descriptor it opened before included. Owner first: once root's, the user can no
+/// longer chmod it back between the two.
+fn take_back_files(dir: &CgroupDir) -> Result<()> {
+    chown_files(dir, 0, 0)?;
+    for_each_file(dir, "chmod", |name| dir.drop_others_write(name))
 }
 
 /// Hands the leaf `dir` over to uid:gid: its delegated files first, the directory last, so
@@ -107,7 +132,27 @@ pub fn delegate(dir: &CgroupDir, uid: u32, gid: u32) -> Result<()> {
 pub fn take_back(dir: &CgroupDir, gid: u32, mode: u32) -> Result<()> {
     dir.chown_self(0, gid)?;
     dir.chmod_self(mode)?;
-    chown_files(dir, 0, 0)
+    take_back_files(dir)
+}
+
+/// A closed session's leaf (`user_cgroup::close_leaf`): its delegated files are taken back
+/// (`take_back_files`), the directory stays the user's. cgroup v2 lets a process move any
+/// process, root's too, between two cgroups when it may write the cgroup.procs of their
+/// common ancestor: with the leaf's cgroup.procs the user's, a caller that outlives its close
+/// (Dovecot's auth worker) could be pulled from the leaf's login/ into a sub-cgroup of the
+/// user's and frozen or killed there. Once closed, nothing in the leaf can be moved across its
+/// top, by its user or its processes left behind; in a sub-cgroup of its own the user still
+/// arranges what is there, and the directory being its own, it may still remove its empty
+/// sub-cgroups. The leaf's `memory.oom.group` goes back to 0 (the user may have set it while
+/// it was its: an OOM of its processes would then kill every process of the leaf, the caller
+/// left there among them); nothing to do where the memory controller is not enabled.
+pub fn end_of_session(dir: &CgroupDir) -> Result<()> {
+    take_back_files(dir)?;
+    match dir.write(OOM_GROUP, "0") {
+        Ok(()) => Ok(()),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

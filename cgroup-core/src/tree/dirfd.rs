@@ -189,6 +189,27 @@ impl CgroupDir {
         )
     }
 
+    /// Removes the group and other write bits of the entry `name`, if it has any. cgroupfs
+    /// (kernfs) makes no symlinks and lets nobody link or rename a file, so `name` is the
+    /// interface file itself and fchmodat may follow (Linux's cannot refuse to). The errno is
+    /// returned raw for the caller's table (a missing optional file is fine).
+    pub fn drop_others_write(&self, name: &str) -> std::result::Result<(), Errno> {
+        let st = fstatat(
+            Some(self.raw()),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+        if st.st_mode & 0o022 == 0 {
+            return Ok(());
+        }
+        nix::sys::stat::fchmodat(
+            Some(self.raw()),
+            name,
+            Mode::from_bits_truncate(st.st_mode & 0o7755),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+    }
+
     /// Removes the group and other permission bits of the regular file `name`
     /// (open O_NOFOLLOW, then fchmod: fchmodat cannot refuse symlinks on Linux).
     pub fn restrict_entry(&self, name: &(impl AsRef<OsStr> + ?Sized)) -> Result<()> {

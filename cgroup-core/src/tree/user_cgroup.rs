@@ -514,8 +514,9 @@ impl UserCgroup {
 
 /// Closes the session leaf at `session`: notes which process closed it (`CLOSED_XATTR`, when
 /// its start time is known; best effort: without it such a caller is only not recognised),
-/// then removes its mark (the session no longer counts as open). One open of the leaf for
-/// both. The leaf sits in the root-owned user cgroup: the customer can neither remove nor
+/// takes its delegated files back (`delegation::end_of_session`: a caller left in the leaf is
+/// out of its customer's reach), then removes its mark (the session no longer counts as
+/// open). One open of the leaf for all three. The leaf sits in the root-owned user cgroup: the customer can neither remove nor
 /// replace it (cgroup2 has no rename), so its path still names the leaf open made. A leaf
 /// emptied and reaped already has nothing to note or unmark.
 pub fn close_leaf(session: &Path, closer: Option<(u32, u64)>) -> Result<()> {
@@ -527,7 +528,19 @@ pub fn close_leaf(session: &Path, closer: Option<(u32, u64)>) -> Result<()> {
     if let Some((pid, start)) = closer {
         let _ = leaf.set_xattr(CLOSED_XATTR, &format!("{pid} {start}"));
     }
-    leaf.remove_xattr(SESSION_XATTR)
+    let taken_back = match delegation::end_of_session(&leaf) {
+        // Reaped meanwhile (a closer outside its leaf, as Samba's other handle is).
+        Err(e) if e.errno() == Some(libc::ENOENT) && !leaf_exists(&leaf) => return Ok(()),
+        other => other,
+    };
+    // Unmarked whatever the take-back did; its failure fails the close (logged) all the same.
+    let unmarked = leaf.remove_xattr(SESSION_XATTR);
+    taken_back.and(unmarked)
+}
+
+/// Is the cgroup `dir` was opened on still there (not removed since)?
+fn leaf_exists(dir: &CgroupDir) -> bool {
+    dir.has(cgroup_files::PROCS)
 }
 
 /// The process that closed the session leaf at `session` ("pid start"), if one did.
