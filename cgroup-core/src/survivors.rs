@@ -3,12 +3,15 @@
 //! next open back in the session leaf it closed itself, same PID and start time
 //! (`session::survived_close`).
 //!
-//! Close moves nobody (session.rs), so such a caller would stay in the last customer's leaf
-//! until its next open, and there the customer can reach it: cgroup v2 lets a delegatee move
-//! any process inside its leaf, root's too, into a sub-cgroup of its own, whose cgroup.freeze
-//! and cgroup.kill are the customer's. One customer could freeze or kill the worker that
-//! serves every other one. So once a service has been seen doing this, its closes move the
-//! caller out to an unconfined leaf (one migration, at close, for those services only).
+//! Close moves nobody (session.rs), so such a caller stays in the last customer's leaf until
+//! its next open. Close takes the leaf's delegated files back (`tree::delegation::
+//! end_of_session`), so there the customer cannot move it (cgroup v2 lets a delegatee move any
+//! process inside its leaf, root's too, into a sub-cgroup of its own, whose cgroup.freeze and
+//! cgroup.kill are the customer's: one customer could freeze or kill the worker that serves
+//! every other one); but it is counted against that customer's limits, and between its open
+//! and its close it sits in a delegated leaf. So once a service has been seen doing this, its
+//! sessions' leaves are not handed over (`session::enter`) and its closes move the caller out
+//! to an unconfined leaf (one migration, at close, for those services only).
 //!
 //! The record is a root-only file per service under /run: forgotten at boot, learnt again at
 //! the first survivor. A wrong record costs only a migration at that service's closes (of a

@@ -44,6 +44,7 @@ impl Drop for ForgetSurvivor {
 #[test]
 fn a_caller_that_outlives_its_closes_is_moved_out_of_the_customers_reach_once_seen() {
     use std::io::BufRead;
+    use std::os::unix::fs::MetadataExt;
     require_root();
     let alice = TestUser::new("pcv");
     let bob = TestUser::new("pcv");
@@ -102,13 +103,19 @@ fn a_caller_that_outlives_its_closes_is_moved_out_of_the_customers_reach_once_se
         "{said}"
     );
     // bob, a real customer, tries what he could before: pull the worker into a sub-cgroup of
-    // his last leaf (where it was left) and freeze it.
+    // his last leaf (where it was left) and freeze it. His session's leaf, of a service known
+    // to outlive its closes, was never handed to him (nor could he reach the worker between
+    // its open and its close).
     let bob_leaf = setup
         .tree
         .path_of(then[0]["cgroup_after_open"].as_str().unwrap())
         .parent()
         .unwrap()
         .to_path_buf();
+    for path in [bob_leaf.clone(), bob_leaf.join("cgroup.procs")] {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.uid(), 0, "{} was handed to bob", path.display());
+    }
     let o = bob
         .command("sh")
         .arg("-c")

@@ -65,7 +65,7 @@ pub(super) fn report_survivor(
     if survived_close(tree, &previous, pid) {
         crate::survivors::record(service);
         let text = format!(
-            "PAM service {} kept its process alive after pam_close_session (still in {}): until reboot its closes move the caller out to an unconfined leaf, where no customer can reach it; a program that opens and closes sessions without exiting runs nothing in them: list {:?} in policy.exempt_services",
+            "PAM service {} kept its process alive after pam_close_session (still in {}): until reboot its sessions' leaves are not handed to the customer and its closes move the caller out to an unconfined leaf, where no customer can reach it; a program that opens and closes sessions without exiting runs nothing in them: list {:?} in policy.exempt_services",
             service,
             previous.display(),
             service
@@ -193,8 +193,14 @@ fn enter_new_leaf(
             Err(e) => Some(e),
         };
         // Handed over only once the process is in: the user never holds an empty leaf that
-        // a login is about to use.
-        leaf.delegate(user_cgroup, user.uid, user.gid)?;
+        // a login is about to use. Not at all for a service whose caller outlives its closes
+        // (crate::survivors: a long-lived root process that runs nothing in its sessions):
+        // between that caller's open and its close (Dovecot: one request) the leaf's
+        // cgroup.procs stays root's, so the customer cannot move that process into a
+        // sub-cgroup of its own to freeze or kill it there.
+        if !crate::survivors::is_recorded(&mark.service) {
+            leaf.delegate(user_cgroup, user.uid, user.gid)?;
+        }
         return Ok((leaf.entry_path(), mark_error));
     }
 }
