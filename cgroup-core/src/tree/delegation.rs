@@ -88,21 +88,12 @@ fn parse_kept(text: &str) -> Option<Vec<String>> {
 }
 
 fn chown_files(dir: &CgroupDir, uid: u32, gid: u32) -> Result<()> {
-    for_each_file(dir, "chown", |name| dir.chown_entry(name, uid, gid))
-}
-
-/// `act` on each delegated file of `dir`; an optional file whose controller is not enabled
-/// there is skipped.
-fn for_each_file(
-    dir: &CgroupDir,
-    what: &'static str,
-    mut act: impl FnMut(&str) -> std::result::Result<(), Errno>,
-) -> Result<()> {
     for name in delegate_files() {
-        match act(name) {
+        match dir.chown_entry(name, uid, gid) {
             Ok(()) => {}
+            // An optional file whose controller is not enabled here.
             Err(Errno::ENOENT) if !REQUIRED.contains(&name.as_str()) => {}
-            Err(e) => return Err(Error::io(what, dir.path().join(name), e)),
+            Err(e) => return Err(Error::io("chown", dir.path().join(name), e)),
         }
     }
     Ok(())
@@ -113,10 +104,23 @@ fn for_each_file(
 /// checks a cgroup.procs write against the file's owner and mode as they are at the write,
 /// with the credentials of whoever opened it: chowned and restricted, the file refuses the
 /// user, a descriptor it opened before included. Owner first: once root's, the user can no
-/// longer chmod it back between the two.
-fn take_back_files(dir: &CgroupDir) -> Result<()> {
-    chown_files(dir, 0, 0)?;
-    for_each_file(dir, "chmod", |name| dir.drop_others_write(name))
+/// longer chmod it back between the two. With `oom_group_off`, `memory.oom.group` is also set
+/// to 0 where it is there (`end_of_session`). One pass, so that a file whose controller is not
+/// enabled costs one failed chown and nothing more (a logout pays this).
+fn take_back_files(dir: &CgroupDir, oom_group_off: bool) -> Result<()> {
+    for name in delegate_files() {
+        match dir.chown_entry(name, 0, 0) {
+            Ok(()) => {}
+            Err(Errno::ENOENT) if !REQUIRED.contains(&name.as_str()) => continue,
+            Err(e) => return Err(Error::io("chown", dir.path().join(name), e)),
+        }
+        dir.drop_others_write(name)
+            .map_err(|e| Error::io("chmod", dir.path().join(name), e))?;
+        if oom_group_off && name == OOM_GROUP {
+            dir.write(OOM_GROUP, "0")?;
+        }
+    }
+    Ok(())
 }
 
 /// Hands the leaf `dir` over to uid:gid: its delegated files first, the directory last, so
@@ -132,7 +136,7 @@ pub fn delegate(dir: &CgroupDir, uid: u32, gid: u32) -> Result<()> {
 pub fn take_back(dir: &CgroupDir, gid: u32, mode: u32) -> Result<()> {
     dir.chown_self(0, gid)?;
     dir.chmod_self(mode)?;
-    take_back_files(dir)
+    take_back_files(dir, false)
 }
 
 /// A closed session's leaf (`user_cgroup::close_leaf`): its delegated files are taken back
@@ -147,12 +151,7 @@ pub fn take_back(dir: &CgroupDir, gid: u32, mode: u32) -> Result<()> {
 /// it was its: an OOM of its processes would then kill every process of the leaf, the caller
 /// left there among them); nothing to do where the memory controller is not enabled.
 pub fn end_of_session(dir: &CgroupDir) -> Result<()> {
-    take_back_files(dir)?;
-    match dir.write(OOM_GROUP, "0") {
-        Ok(()) => Ok(()),
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
-        Err(e) => Err(e),
-    }
+    take_back_files(dir, true)
 }
 
 #[cfg(test)]
