@@ -221,14 +221,16 @@ fn a_process_given_a_closed_sessions_pid_is_not_taken_for_a_survivor() {
 
 /// What alice tries from a shell of hers: during the session she makes a sub-cgroup of her
 /// leaf, opens its cgroup.procs and the leaf's for writing, makes the leaf's writable by all
-/// and turns on the leaf's memory.oom.group where it exists (she owns them all then); after
+/// and turns on the leaf's memory.oom.group where it exists (she owns them all then; where
+/// it does not, she names a sub-cgroup so, which the close must not stumble on); after
 /// the close she tries to pull the worker (its PID on stdin) into her sub-cgroups, through the
 /// descriptors and afresh. Each success is a line of its own.
 const GRAB_AFTER_CLOSE: &str = r#"
 mkdir "$0/grab" || exit 1
 exec 3>"$0/grab/cgroup.procs" 4>"$0/cgroup.procs" || exit 1
 chmod 0666 "$0/cgroup.procs" "$0/cgroup.threads" || exit 1
-if [ -e "$0/memory.oom.group" ]; then echo 1 > "$0/memory.oom.group" || exit 1; fi
+if [ -f "$0/memory.oom.group" ]; then echo 1 > "$0/memory.oom.group" || exit 1
+else mkdir "$0/memory.oom.group" || exit 1; fi
 echo ready
 read pid
 echo "$pid" >&3 2>/dev/null && echo "moved into her sub-cgroup through a descriptor opened during the session"
@@ -264,7 +266,13 @@ fn a_closed_leaf_is_no_longer_the_customers_so_a_caller_left_there_is_out_of_her
     let mut worker = Command::new(pam_cgroup_tests::support::driver::driver())
         .arg("--confdir")
         .arg(setup.pam_dir())
-        .args(["--service", &service, "--user", &alice.name])
+        .args([
+            "--service",
+            &service,
+            "--user",
+            &alice.name,
+            "--capture-syslog",
+        ])
         .arg("--hold-until")
         .arg(&hold)
         .arg("--linger-until")
@@ -309,6 +317,8 @@ fn a_closed_leaf_is_no_longer_the_customers_so_a_caller_left_there_is_out_of_her
         .unwrap();
     let r: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(r["close_rc"], PAM_SUCCESS, "{r}");
+    let logged = r["syslog"].to_string();
+    assert!(!logged.contains("close:"), "the close failed: {logged}");
     assert_eq!(
         r["cgroup_after_close"].as_str(),
         Some(login.as_str()),

@@ -106,7 +106,10 @@ fn chown_files(dir: &CgroupDir, uid: u32, gid: u32) -> Result<()> {
 /// user, a descriptor it opened before included. Owner first: once root's, the user can no
 /// longer chmod it back between the two. With `oom_group_off`, `memory.oom.group` is also set
 /// to 0 where it is there (`end_of_session`). One pass, so that a file whose controller is not
-/// enabled costs one failed chown and nothing more (a logout pays this).
+/// enabled costs one failed chown and nothing more (a logout pays this). Where that controller
+/// is not enabled the user may have named a sub-cgroup like the file: the chown makes it
+/// root's and nothing else is done to it (its processes stay where they are, and the user,
+/// whose directory holds it, may still remove it once empty).
 fn take_back_files(dir: &CgroupDir, oom_group_off: bool) -> Result<()> {
     for name in delegate_files() {
         match dir.chown_entry(name, 0, 0) {
@@ -114,9 +117,10 @@ fn take_back_files(dir: &CgroupDir, oom_group_off: bool) -> Result<()> {
             Err(Errno::ENOENT) if !REQUIRED.contains(&name.as_str()) => continue,
             Err(e) => return Err(Error::io("chown", dir.path().join(name), e)),
         }
-        dir.drop_others_write(name)
+        let is_file = dir
+            .drop_others_write(name)
             .map_err(|e| Error::io("chmod", dir.path().join(name), e))?;
-        if oom_group_off && name == OOM_GROUP {
+        if is_file && oom_group_off && name == OOM_GROUP {
             dir.write(OOM_GROUP, "0")?;
         }
     }

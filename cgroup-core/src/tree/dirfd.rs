@@ -189,25 +189,31 @@ impl CgroupDir {
         )
     }
 
-    /// Removes the group and other write bits of the entry `name`, if it has any. cgroupfs
-    /// (kernfs) makes no symlinks and lets nobody link or rename a file, so `name` is the
-    /// interface file itself and fchmodat may follow (Linux's cannot refuse to). The errno is
-    /// returned raw for the caller's table (a missing optional file is fine).
-    pub fn drop_others_write(&self, name: &str) -> std::result::Result<(), Errno> {
+    /// Removes the group and other write bits of the regular file `name`, if it has any, and
+    /// says whether `name` is a regular file (anything else is left as it is: where a
+    /// controller is not enabled, a user may have made a sub-cgroup named like one of its
+    /// files). cgroupfs (kernfs) makes no symlinks and lets nobody link or rename a file, so
+    /// `name` is the interface file itself and fchmodat may follow (Linux's cannot refuse
+    /// to). The errno is returned raw for the caller's table (a missing optional file is
+    /// fine).
+    pub fn drop_others_write(&self, name: &str) -> std::result::Result<bool, Errno> {
         let st = fstatat(
             Some(self.raw()),
             name,
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )?;
-        if st.st_mode & 0o022 == 0 {
-            return Ok(());
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            return Ok(false);
         }
-        nix::sys::stat::fchmodat(
-            Some(self.raw()),
-            name,
-            Mode::from_bits_truncate(st.st_mode & 0o7755),
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
-        )
+        if st.st_mode & 0o022 != 0 {
+            nix::sys::stat::fchmodat(
+                Some(self.raw()),
+                name,
+                Mode::from_bits_truncate(st.st_mode & 0o7755),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )?;
+        }
+        Ok(true)
     }
 
     /// Removes the group and other permission bits of the regular file `name`
