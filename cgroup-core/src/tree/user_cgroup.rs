@@ -516,9 +516,10 @@ impl UserCgroup {
 /// its start time is known; best effort: without it such a caller is only not recognised),
 /// takes its delegated files back (`delegation::end_of_session`: a caller left in the leaf is
 /// out of its customer's reach), then removes its mark (the session no longer counts as
-/// open). One open of the leaf for all three. The leaf sits in the root-owned user cgroup: the customer can neither remove nor
-/// replace it (cgroup2 has no rename), so its path still names the leaf open made. A leaf
-/// emptied and reaped already has nothing to note or unmark.
+/// open). One open of the leaf for all three. The leaf sits in the root-owned user cgroup:
+/// the customer can neither remove nor replace it (cgroup2 has no rename), so its path still
+/// names the leaf open made. A leaf emptied and reaped already has nothing to note, take back
+/// or unmark.
 pub fn close_leaf(session: &Path, closer: Option<(u32, u64)>) -> Result<()> {
     let leaf = match CgroupDir::open(session) {
         Ok(leaf) => leaf,
