@@ -301,9 +301,14 @@ sleep 3
 vm_root "touch /tmp/s20-bob.more" >/dev/null
 refused=$(agent_says '^refused ')
 assert_eq "forks refused to bob in s20c" "${refused##* }" 3
-wait_until 15 bob_pids_sum_reaches "$bob1" 1 >/dev/null || true
+# Reported at once, or in two events a repeat_after apart when the forks straddled a pass (as
+# above: one CI run saw "1", its other 2 held back): what must hold is that the removal made
+# no event and the deltas since add up to the 3 refused forks.
+wait_until 80 bob_pids_sum_reaches "$bob1" 3 >/dev/null || true
 sleep 2
-assert_eq "bob's pids_max deltas since he removed s20a" "$(bob_pids_deltas "$bob1")" 3
+deltas=$(bob_pids_deltas "$bob1")
+sum=${deltas:-0}
+assert_eq "the sum of bob's pids_max deltas since he removed s20a ($deltas)" "$((${sum// /+}))" 3
 vm_root "touch /tmp/s20-bob.end" >/dev/null
 kill_user_processes bob
 vm_root "rm -f /tmp/s20-bob.py /tmp/s20-bob.out /tmp/s20-bob.rm /tmp/s20-bob.more /tmp/s20-bob.end" >/dev/null
