@@ -35,6 +35,23 @@ impl Drop for ForgetSurvivor {
     }
 }
 
+/// The driver's arguments for a session of `user` through the test stack named `service`,
+/// with what the module logs captured: every caller of these tests (`pam-session`).
+fn add_session_args<'c>(
+    cmd: &'c mut Command,
+    setup: &TestSetup,
+    service: &str,
+    user: &str,
+) -> &'c mut Command {
+    cmd.arg("--confdir").arg(setup.pam_dir()).args([
+        "--service",
+        service,
+        "--user",
+        user,
+        "--capture-syslog",
+    ])
+}
+
 /// A long-lived PAM caller (Dovecot's auth worker with `session=yes`) opens and closes
 /// sessions without exiting. Close moves nobody, so after alice's close it stays in her leaf;
 /// its next open (bob's) finds it there, warns and records the service; from then on its
@@ -51,22 +68,18 @@ fn a_caller_that_outlives_its_closes_is_moved_out_of_the_customers_reach_once_se
     let setup = TestSetup::new("", "");
     let (service, _forget) = service_of_this_test(&setup, "pcsurv");
     let release = setup.dir.path().join("release");
-    let mut worker = Command::new(pam_cgroup_tests::support::driver::driver())
-        .arg("--confdir")
-        .arg(setup.pam_dir())
-        .args([
-            "--service",
-            &service,
-            "--user",
-            &alice.name,
-            "--capture-syslog",
-        ])
-        .args(["--then-users", &format!("{},{}", bob.name, alice.name)])
-        .arg("--linger-until")
-        .arg(&release)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut worker = add_session_args(
+        &mut Command::new(pam_cgroup_tests::support::driver::driver()),
+        &setup,
+        &service,
+        &alice.name,
+    )
+    .args(["--then-users", &format!("{},{}", bob.name, alice.name)])
+    .arg("--linger-until")
+    .arg(&release)
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut line = String::new();
     std::io::BufReader::new(worker.stdout.take().unwrap())
         .read_line(&mut line)
@@ -163,13 +176,7 @@ fn a_process_given_a_closed_sessions_pid_is_not_taken_for_a_survivor() {
     let _kill = KillUserOnDrop(setup.tree.user(&alice.name));
     let driver = pam_cgroup_tests::support::driver::driver();
     let pam_args = |cmd: &mut Command| {
-        cmd.arg("--confdir").arg(setup.pam_dir()).args([
-            "--service",
-            &service,
-            "--user",
-            &alice.name,
-            "--capture-syslog",
-        ]);
+        add_session_args(cmd, &setup, &service, &alice.name);
     };
     // The first login: its child leaves a process behind, so the leaf outlives the session.
     let mut first = Command::new(&driver);
@@ -263,23 +270,19 @@ fn a_closed_leaf_is_no_longer_the_customers_so_a_caller_left_there_is_out_of_her
     let _kill = KillUserOnDrop(setup.tree.user(&alice.name));
     let hold = setup.dir.path().join("hold");
     let release = setup.dir.path().join("release");
-    let mut worker = Command::new(pam_cgroup_tests::support::driver::driver())
-        .arg("--confdir")
-        .arg(setup.pam_dir())
-        .args([
-            "--service",
-            &service,
-            "--user",
-            &alice.name,
-            "--capture-syslog",
-        ])
-        .arg("--hold-until")
-        .arg(&hold)
-        .arg("--linger-until")
-        .arg(&release)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut worker = add_session_args(
+        &mut Command::new(pam_cgroup_tests::support::driver::driver()),
+        &setup,
+        &service,
+        &alice.name,
+    )
+    .arg("--hold-until")
+    .arg(&hold)
+    .arg("--linger-until")
+    .arg(&release)
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
     let under_alice = kernel_path(&setup, &setup.tree.user(&alice.name));
     let login = pam_cgroup_tests::support::wait::wait_for_value(
         "the worker's session to open",
