@@ -89,14 +89,19 @@ fn parse_kept(text: &str) -> Option<Vec<String>> {
 
 fn chown_files(dir: &CgroupDir, uid: u32, gid: u32) -> Result<()> {
     for name in delegate_files() {
-        match dir.chown_entry(name, uid, gid) {
-            Ok(()) => {}
-            // An optional file whose controller is not enabled here.
-            Err(Errno::ENOENT) if !REQUIRED.contains(&name.as_str()) => {}
-            Err(e) => return Err(Error::io("chown", dir.path().join(name), e)),
-        }
+        chown_file(dir, name, uid, gid)?;
     }
     Ok(())
+}
+
+/// Chowns the delegated file `name` of `dir`: false when it is an optional file whose
+/// controller is not enabled here (nothing to chown).
+fn chown_file(dir: &CgroupDir, name: &str, uid: u32, gid: u32) -> Result<bool> {
+    match dir.chown_entry(name, uid, gid) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) if !REQUIRED.contains(&name) => Ok(false),
+        Err(e) => Err(Error::io("chown", dir.path().join(name), e)),
+    }
 }
 
 /// The delegated files of `dir` root's again: root:root, then no group or other write bit.
@@ -112,10 +117,8 @@ fn chown_files(dir: &CgroupDir, uid: u32, gid: u32) -> Result<()> {
 /// whose directory holds it, may still remove it once empty).
 fn take_back_files(dir: &CgroupDir, oom_group_off: bool) -> Result<()> {
     for name in delegate_files() {
-        match dir.chown_entry(name, 0, 0) {
-            Ok(()) => {}
-            Err(Errno::ENOENT) if !REQUIRED.contains(&name.as_str()) => continue,
-            Err(e) => return Err(Error::io("chown", dir.path().join(name), e)),
+        if !chown_file(dir, name, 0, 0)? {
+            continue;
         }
         let is_file = dir
             .drop_others_write(name)
